@@ -1,0 +1,159 @@
+//! The request as policy sees it. Built once per request in `request_filter`
+//! and handed to matchers and routers; borrowing only, no copies of the body.
+
+use serde_json::Value;
+
+/// Header access by name. Names are matched case-insensitively by the
+/// implementation (HTTP header names are case-insensitive).
+pub trait HeaderLookup {
+    /// The first value of header `name`, if present and valid UTF-8.
+    fn header(&self, name: &str) -> Option<&str>;
+}
+
+/// A plain list of `(name, value)` pairs; used by tests and by the admin
+/// API's "validate this request" endpoints.
+impl HeaderLookup for Vec<(String, String)> {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Everything a matcher or a proxy rule may look at.
+pub struct RequestFacts<'a> {
+    /// HTTP method, upper case as sent (`GET`, `POST`).
+    pub method: &'a str,
+    /// Path without the query string.
+    pub path: &'a str,
+    /// Raw query string without the `?`, if any.
+    pub query: Option<&'a str>,
+    /// Request headers.
+    pub headers: &'a dyn HeaderLookup,
+    /// The body parsed as JSON, when it was JSON.
+    pub body: Option<&'a Value>,
+    /// The raw body bytes (empty when there was none).
+    pub raw_body: &'a [u8],
+}
+
+impl RequestFacts<'_> {
+    /// The percent-decoded value of query parameter `name` (first occurrence).
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        let query = self.query?;
+        query.split('&').find_map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(k) == name).then(|| percent_decode(v))
+        })
+    }
+
+    /// The value at a dotted path in the JSON body (`model`,
+    /// `metadata.user`, `messages.0.role`), rendered as text: strings as
+    /// themselves, numbers and booleans in JSON form, objects and arrays as
+    /// compact JSON.
+    pub fn body_field(&self, path: &str) -> Option<String> {
+        let mut node = self.body?;
+        for part in path.split('.').filter(|p| !p.is_empty()) {
+            node = match node {
+                Value::Object(map) => map.get(part)?,
+                Value::Array(items) => items.get(part.parse::<usize>().ok()?)?,
+                _ => return None,
+            };
+        }
+        Some(match node {
+            Value::String(s) => s.clone(),
+            Value::Null => return None,
+            other => other.to_string(),
+        })
+    }
+}
+
+/// Decodes `%XX` escapes and `+` (as space) of a query component. Invalid
+/// escapes are kept literally; invalid UTF-8 is replaced.
+pub fn percent_decode(input: &str) -> String {
+    let bytes = input.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                    (Some(h), Some(l)) => {
+                        out.push(h * 16 + l);
+                        i += 2;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts<'a>(
+        query: Option<&'a str>,
+        headers: &'a Vec<(String, String)>,
+        body: Option<&'a Value>,
+    ) -> RequestFacts<'a> {
+        RequestFacts {
+            method: "POST",
+            path: "/v1/chat/completions",
+            query,
+            headers,
+            body,
+            raw_body: b"",
+        }
+    }
+
+    #[test]
+    fn query_params_are_decoded() {
+        let h: Vec<(String, String)> = vec![];
+        let f = facts(Some("a=1&model=gpt%2D4o+mini&flag"), &h, None);
+        assert_eq!(f.query_param("model").as_deref(), Some("gpt-4o mini"));
+        assert_eq!(f.query_param("flag").as_deref(), Some(""));
+        assert_eq!(f.query_param("missing"), None);
+    }
+
+    #[test]
+    fn percent_decode_keeps_bad_escapes() {
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz%41"), "%zzA");
+        assert_eq!(percent_decode("%4"), "%4");
+    }
+
+    #[test]
+    fn body_fields_follow_dotted_paths() {
+        let body = serde_json::json!({"model":"gpt-4o","max_tokens":64,"stream":true,
+            "messages":[{"role":"user"}],"metadata":{"tier":"gold"},"n":null});
+        let h: Vec<(String, String)> = vec![];
+        let f = facts(None, &h, Some(&body));
+        assert_eq!(f.body_field("model").as_deref(), Some("gpt-4o"));
+        assert_eq!(f.body_field("max_tokens").as_deref(), Some("64"));
+        assert_eq!(f.body_field("stream").as_deref(), Some("true"));
+        assert_eq!(f.body_field("messages.0.role").as_deref(), Some("user"));
+        assert_eq!(f.body_field("metadata.tier").as_deref(), Some("gold"));
+        assert_eq!(f.body_field("metadata.none"), None);
+        assert_eq!(f.body_field("n"), None);
+    }
+
+    #[test]
+    fn header_lookup_ignores_case() {
+        let h = vec![("X-Tenant".to_string(), "acme".to_string())];
+        assert_eq!(h.header("x-tenant"), Some("acme"));
+    }
+}

@@ -1,0 +1,14 @@
+//! `sluice-filters`: the gateway's policy logic as pure functions over plain
+//! inputs. Nothing here knows about Pingora, sockets or the clock of the
+//! process; the gateway (`src/proxy/`) builds a [`facts::RequestFacts`] per
+//! request and asks these modules for decisions.
+//!
+//! - [`facts`]: the request as policy sees it (method, path, query, headers, parsed body).
+//! - [`matcher`]: seed 000 matchers (header/query/path/body × eq…regex) and namespace resolution.
+//! - [`routing`]: proxy rules (regex patterns + priority) and seed 004 longest-prefix routes.
+//! - [`auth`]: API key extraction from the three accepted headers and constant-time lookup.
+
+pub mod auth;
+pub mod facts;
+pub mod matcher;
+pub mod routing;
