@@ -1,1 +1,14 @@
+//! Sluice: an AI (LLM) API gateway on Cloudflare Pingora.
+//!
+//! Dependencies point one way: `sluice_filters` ← [`config`] ← [`upstream`]
+//! ← [`state`] ← [`proxy`], [`admin`], [`metrics`] ← [`server`] ← `main`.
 
+pub mod admin;
+pub mod config;
+pub mod error;
+pub mod metrics;
+pub mod mock;
+pub mod proxy;
+pub mod server;
+pub mod state;
+pub mod upstream;

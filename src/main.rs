@@ -1,1 +1,107 @@
-fn main() {}
+//! The `sluice` command: `run` the gateway, `check` a config, or run the
+//! `mock` LLM upstream.
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "sluice", version, about = "Sluice: an AI (LLM) API gateway on Pingora")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the gateway.
+    Run {
+        /// Config file.
+        #[arg(short, long, default_value = "conf/sluice.yaml")]
+        config: String,
+    },
+    /// Validate a config file and list every problem.
+    Check {
+        /// Config file.
+        #[arg(short, long, default_value = "conf/sluice.yaml")]
+        config: String,
+    },
+    /// Run a mock LLM upstream (OpenAI wire format).
+    Mock {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:9000")]
+        listen: String,
+        /// Delay before each response header, in ms.
+        #[arg(long, default_value_t = 0)]
+        latency_ms: u64,
+        /// Completion tokens per answer.
+        #[arg(long, default_value_t = 16)]
+        tokens: usize,
+        /// Gap between SSE chunks, in ms.
+        #[arg(long, default_value_t = 0)]
+        chunk_ms: u64,
+        /// Name sent in the `x-mock-id` response header.
+        #[arg(long, default_value = "mock")]
+        id: String,
+        /// Worker threads.
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+    },
+}
+
+fn load(path: &str) -> Result<sluice::config::Config, ExitCode> {
+    sluice::config::load_file(path).map_err(|problems| {
+        eprintln!("{path}: {} problem(s):", problems.len());
+        for p in &problems {
+            eprintln!("  - {p}");
+        }
+        ExitCode::from(2)
+    })
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check { config } => match load(&config) {
+            Ok(_) => {
+                println!("{config}: OK");
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        Command::Run { config } => {
+            let cfg = match load(&config) {
+                Ok(cfg) => cfg,
+                Err(code) => return code,
+            };
+            match sluice::server::run(cfg) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("sluice: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Mock { listen, latency_ms, tokens, chunk_ms, id, threads } => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            if threads > 0 {
+                builder.worker_threads(threads);
+            }
+            let rt = match builder.enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("sluice mock: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let options = sluice::mock::MockOptions { latency_ms, tokens, chunk_ms, id };
+            match rt.block_on(sluice::mock::run(&listen, options)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("sluice mock: cannot listen on {listen}: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

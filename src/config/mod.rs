@@ -1,0 +1,202 @@
+//! YAML → typed config. Owns the file format: process settings
+//! ([`ServerSettings`], [`Listen`], [`Limits`], [`Timeouts`], [`UpstreamSettings`],
+//! [`AuthSettings`], [`MetricsSettings`], [`AdminSettings`]) and the entities in
+//! [`model`]. [`load`] parses with `${ENV}` interpolation and reports every
+//! problem at once, each with its path; [`validate`] checks references and
+//! rules that could never apply.
+
+mod load;
+pub mod model;
+pub mod secret;
+mod validate;
+
+pub use load::{load_file, load_str, Problem};
+pub use model::*;
+pub use secret::Secret;
+
+use serde::{Deserialize, Serialize};
+
+/// Pingora server settings.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    /// Worker threads of the proxy service; 0 = one per CPU core.
+    pub threads: usize,
+    /// Seconds SIGTERM waits before closing listeners (Pingora's default is 300).
+    pub grace_period_seconds: u64,
+    /// Seconds in-flight requests get to finish after the grace period.
+    pub graceful_shutdown_timeout_seconds: u64,
+    /// Idle keep-alive connections kept per upstream pool.
+    pub upstream_keepalive_pool_size: usize,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            threads: 0,
+            grace_period_seconds: 5,
+            graceful_shutdown_timeout_seconds: 10,
+            upstream_keepalive_pool_size: 256,
+        }
+    }
+}
+
+/// Listen addresses.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Listen {
+    /// The proxy listener (`host:port`).
+    pub proxy: String,
+    /// The admin listener (`host:port`); none = no admin listener.
+    pub admin: Option<String>,
+}
+
+impl Default for Listen {
+    fn default() -> Self {
+        Listen {
+            proxy: "127.0.0.1:8080".into(),
+            admin: None,
+        }
+    }
+}
+
+/// Request limits.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest request body accepted; larger bodies get 413.
+    pub max_body_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// Upstream timeouts, in milliseconds. A timeout answers 504 `upstream_timeout`
+/// when nothing was sent to the client yet; otherwise the response is cut.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Timeouts {
+    /// TCP (+TLS) connection establishment.
+    pub connect_ms: u64,
+    /// From request sent to the response header.
+    pub first_byte_ms: u64,
+    /// Longest gap between two body chunks of a response (streaming or not).
+    pub idle_ms: u64,
+    /// Whole non-streaming response (header and body). Streams have no total limit.
+    pub total_ms: u64,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect_ms: 5_000,
+            first_byte_ms: 120_000,
+            idle_ms: 60_000,
+            total_ms: 600_000,
+        }
+    }
+}
+
+/// Upstream connection behaviour: health checks, passive ejection, retries.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamSettings {
+    /// Interval between active health checks (servers with `health_check_url`) and DNS refreshes.
+    pub health_check_interval_ms: u64,
+    /// Timeout of one health check request.
+    pub health_check_timeout_ms: u64,
+    /// Consecutive failed checks that mark a server unhealthy.
+    pub unhealthy_threshold: usize,
+    /// Consecutive passed checks that mark it healthy again.
+    pub healthy_threshold: usize,
+    /// Consecutive connect failures that eject a server (passive check); 0 = never.
+    pub eject_after_failures: u32,
+    /// How long an ejected server gets no traffic.
+    pub eject_ms: u64,
+    /// Attempts per request on connect failure or a dead pooled connection (first try included).
+    pub max_attempts: usize,
+    /// Idle keep-alive connections to upstreams are closed after this long (keep it below the provider's idle close).
+    pub keepalive_idle_ms: u64,
+}
+
+impl Default for UpstreamSettings {
+    fn default() -> Self {
+        UpstreamSettings {
+            health_check_interval_ms: 5_000,
+            health_check_timeout_ms: 2_000,
+            unhealthy_threshold: 2,
+            healthy_threshold: 1,
+            eject_after_failures: 3,
+            eject_ms: 10_000,
+            max_attempts: 3,
+            keepalive_idle_ms: 10_000,
+        }
+    }
+}
+
+/// Client authentication.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSettings {
+    /// When false, no key is required and matchers alone decide the namespace.
+    pub enabled: bool,
+    /// Extra header accepted besides `Authorization: Bearer` and `x-api-key` (e.g. `x-gw-token`).
+    pub header: Option<String>,
+    /// The accepted keys.
+    pub keys: Vec<ApiKey>,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        AuthSettings {
+            enabled: true,
+            header: None,
+            keys: Vec::new(),
+        }
+    }
+}
+
+/// The Prometheus endpoint `/metrics` on the proxy listener.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSettings {
+    /// Bearer token required to read `/metrics`; none = `/metrics` is off (404).
+    pub token: Option<Secret<String>>,
+}
+
+/// The admin (config-center) listener.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminSettings {
+    /// Bearer tokens accepted by the admin API.
+    pub tokens: Vec<Secret<String>>,
+    /// Whether reads need a token too.
+    pub auth_reads: Option<bool>,
+}
+
+/// The whole config file.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Config {
+    pub server: ServerSettings,
+    pub listen: Listen,
+    pub limits: Limits,
+    pub timeouts: Timeouts,
+    pub upstream: UpstreamSettings,
+    pub auth: AuthSettings,
+    pub metrics: MetricsSettings,
+    pub admin: AdminSettings,
+    /// Add `X-Forwarded-For` with the client address to upstream requests.
+    pub forward_xff: bool,
+    /// Namespace (code) of requests no matcher claims; none = such requests get 403.
+    pub default_namespace: Option<String>,
+    pub namespaces: Vec<Namespace>,
+    pub upstream_servers: Vec<UpstreamServer>,
+    pub matchers: Vec<Matcher>,
+    pub proxy_rules: Vec<ProxyRule>,
+    pub routes: Vec<Route>,
+}

@@ -1,0 +1,227 @@
+//! The config entities, named as in seed 000 so the YAML file and the admin
+//! API edit the same model: upstream servers, namespaces, matchers, proxy
+//! rules, plus seed 004's prefix routes and the API keys.
+
+use super::secret::Secret;
+use serde::{Deserialize, Deserializer, Serialize};
+use sluice_filters::matcher::{MatchAction, MatchOperator, MatcherType};
+use std::collections::BTreeMap;
+
+/// `is_active` accepts `true`/`false` and seed 000's `1`/`0`.
+pub(crate) fn flag<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Flag {
+        Bool(bool),
+        Int(i64),
+    }
+    match Flag::deserialize(d)? {
+        Flag::Bool(b) => Ok(b),
+        Flag::Int(0) => Ok(false),
+        Flag::Int(1) => Ok(true),
+        Flag::Int(n) => Err(serde::de::Error::custom(format!(
+            "expected true/false or 1/0, got {n}"
+        ))),
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn one() -> usize {
+    1
+}
+
+/// Which provider's wire format and auth an upstream speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderKind {
+    /// OpenAI (`Authorization: Bearer`).
+    #[default]
+    Openai,
+    /// Any OpenAI-compatible server (vLLM, Ollama, DeepSeek…): same auth as OpenAI.
+    OpenaiCompatible,
+    /// Azure OpenAI (`api-key` header).
+    Azure,
+    /// Anthropic (`x-api-key` + `anthropic-version`).
+    Anthropic,
+}
+
+/// Plain HTTP or HTTPS to the upstream (seed 000 `server_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServerType {
+    #[default]
+    Http,
+    Https,
+}
+
+/// One upstream server (seed 000 §6). Servers that share a `pool` are load
+/// balanced together; routes and proxy rules name pools.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamServer {
+    /// Numeric id (seed 000 `server_id`); assigned in file order when omitted.
+    #[serde(default)]
+    pub id: u64,
+    /// Human name, unique.
+    pub server_name: String,
+    /// Pool this server belongs to; defaults to `server_name`.
+    #[serde(default)]
+    pub pool: Option<String>,
+    /// Host name or IP address. Names are resolved in the background, never on the request path.
+    pub server_address: String,
+    /// TCP port.
+    pub server_port: u16,
+    /// `http` or `https`. HTTPS always sends SNI (`sni` or `server_address`) and verifies the certificate.
+    #[serde(default)]
+    pub server_type: ServerType,
+    /// SNI and `Host` for this server when they differ from `server_address`.
+    #[serde(default)]
+    pub sni: Option<String>,
+    /// Relative share of traffic within the pool (≥ 1).
+    #[serde(default = "one")]
+    pub weight: usize,
+    /// Most requests in flight to this server at once; 0 = unlimited.
+    #[serde(default)]
+    pub max_connections: usize,
+    /// Path probed with `GET` by the active health check; none = no active check.
+    #[serde(default)]
+    pub health_check_url: Option<String>,
+    /// Provider wire format and auth style.
+    #[serde(default)]
+    pub provider: ProviderKind,
+    /// Provider API key injected upstream in the provider's auth header.
+    #[serde(default)]
+    pub api_key: Option<Secret<String>>,
+    /// Extra headers set (overwritten) on every upstream request (seed 004 `inject_headers`).
+    #[serde(default)]
+    pub inject_headers: BTreeMap<String, Secret<String>>,
+    /// Inactive servers get no traffic.
+    #[serde(default = "yes", deserialize_with = "flag")]
+    pub is_active: bool,
+}
+
+impl UpstreamServer {
+    /// The pool this server belongs to.
+    pub fn pool_name(&self) -> &str {
+        self.pool.as_deref().unwrap_or(&self.server_name)
+    }
+}
+
+/// A tenant (seed 000 §2).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Namespace {
+    /// Numeric id; assigned in file order when omitted.
+    #[serde(default)]
+    pub id: u64,
+    /// Unique code used in references (`namespace: <code>`).
+    pub namespace_code: String,
+    /// Display name.
+    #[serde(default)]
+    pub namespace_name: String,
+    /// Free text.
+    #[serde(default)]
+    pub description: String,
+    /// Inactive namespaces admit no requests.
+    #[serde(default = "yes", deserialize_with = "flag")]
+    pub is_active: bool,
+}
+
+/// A matcher (seed 000 §5): decides which namespace a request belongs to, or denies it.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Matcher {
+    /// Numeric id; assigned in file order when omitted.
+    #[serde(default)]
+    pub id: u64,
+    /// Display name.
+    #[serde(default)]
+    pub matcher_name: String,
+    /// Code of the namespace this matcher admits requests into.
+    pub namespace: String,
+    /// `header`, `query`, `path` or `body`.
+    pub matcher_type: MatcherType,
+    /// Header name, query parameter or dotted body path (ignored for `path`).
+    #[serde(default)]
+    pub match_field: String,
+    /// `eq`, `ne`, `gt`, `gte`, `lt`, `lte`, `contains` or `regex`.
+    pub match_operator: MatchOperator,
+    /// The value compared against (a number for gt/gte/lt/lte, a regex for `regex`).
+    pub match_value: String,
+    /// `allow` (admit into the namespace) or `deny` (403).
+    #[serde(default)]
+    pub action: MatchAction,
+    /// Lower runs first.
+    #[serde(default)]
+    pub priority: i64,
+    /// Inactive matchers are skipped.
+    #[serde(default = "yes", deserialize_with = "flag")]
+    pub is_active: bool,
+}
+
+/// A proxy rule (seed 000 §3): requests matching all its patterns go to `upstream`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyRule {
+    /// Numeric id; assigned in file order when omitted.
+    #[serde(default)]
+    pub id: u64,
+    /// Display name.
+    #[serde(default)]
+    pub rule_name: String,
+    /// Only requests of this namespace (code); none = all namespaces.
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Upstream pool to send matching requests to.
+    pub upstream: String,
+    /// Regex over the path, anchored (`/v1/.*`).
+    #[serde(default)]
+    pub path_pattern: Option<String>,
+    /// Regex over the method, anchored (`GET|POST`).
+    #[serde(default)]
+    pub method_pattern: Option<String>,
+    /// `header-name:value-regex`, value anchored.
+    #[serde(default)]
+    pub header_pattern: Option<String>,
+    /// Regex searched in the raw request body.
+    #[serde(default)]
+    pub body_pattern: Option<String>,
+    /// Lower runs first.
+    #[serde(default)]
+    pub priority: i64,
+    /// Inactive rules are skipped.
+    #[serde(default = "yes", deserialize_with = "flag")]
+    pub is_active: bool,
+}
+
+/// A prefix route (seed 004): the longest prefix on a path-segment boundary wins.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    /// Path prefix (`/v1`, `/openai`); `/` catches everything.
+    pub prefix: String,
+    /// Upstream pool.
+    pub upstream: String,
+    /// Remove the prefix before forwarding (`/openai/v1/models` → `/v1/models`).
+    #[serde(default)]
+    pub strip_prefix: bool,
+    /// Only requests of this namespace (code); none = all namespaces.
+    #[serde(default)]
+    pub namespace: Option<String>,
+}
+
+/// A client API key.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKey {
+    /// Label used in logs (never the key itself).
+    pub name: String,
+    /// The key clients present.
+    pub key: Secret<String>,
+    /// Namespace (code) the key belongs to; none = matchers decide.
+    #[serde(default)]
+    pub namespace: Option<String>,
+}

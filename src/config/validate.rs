@@ -1,0 +1,345 @@
+//! Semantic checks over a parsed [`Config`]: references resolve, patterns
+//! compile, values are in range, and nothing is configured that could never
+//! take effect. Every problem is reported, each with its path.
+
+use super::load::Problem;
+use super::*;
+use sluice_filters::matcher::{CompiledMatcher, MatcherSpec};
+use sluice_filters::routing::{normalize_prefix, CompiledProxyRule, ProxyRuleSpec};
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+
+pub(super) fn validate(c: &Config, problems: &mut Vec<Problem>) {
+    let mut v = Validator { c, problems };
+    v.process();
+    v.namespaces();
+    v.upstream_servers();
+    v.auth();
+    v.matchers();
+    v.proxy_rules();
+    v.routes();
+}
+
+struct Validator<'a> {
+    c: &'a Config,
+    problems: &'a mut Vec<Problem>,
+}
+
+impl Validator<'_> {
+    fn problem(&mut self, path: impl Into<String>, msg: impl Into<String>) {
+        self.problems.push(Problem::new(path, msg));
+    }
+
+    fn namespace(&self, code: &str) -> Option<&Namespace> {
+        self.c.namespaces.iter().find(|n| n.namespace_code == code)
+    }
+
+    /// Checks a namespace reference; returns whether it names an active namespace.
+    fn namespace_ref(&mut self, path: String, code: &str) -> bool {
+        match self.namespace(code) {
+            None => {
+                self.problem(path, format!("namespace {code:?} is not defined in namespaces"));
+                false
+            }
+            Some(ns) if !ns.is_active => {
+                self.problem(
+                    path,
+                    format!("namespace {code:?} is inactive, so this could never apply"),
+                );
+                false
+            }
+            Some(_) => true,
+        }
+    }
+
+    fn pool_ref(&mut self, path: String, pool: &str) {
+        let servers: Vec<&UpstreamServer> = self
+            .c
+            .upstream_servers
+            .iter()
+            .filter(|s| s.pool_name() == pool)
+            .collect();
+        if servers.is_empty() {
+            self.problem(
+                path,
+                format!("upstream {pool:?} is not the pool (or server_name) of any upstream server"),
+            );
+        } else if !servers.iter().any(|s| s.is_active) {
+            self.problem(path, format!("upstream {pool:?} has no active server"));
+        }
+    }
+
+    fn process(&mut self) {
+        let c = self.c;
+        if c.listen.proxy.parse::<SocketAddr>().is_err() {
+            self.problem("listen.proxy", format!("{:?} is not an ip:port address", c.listen.proxy));
+        }
+        if let Some(admin) = &c.listen.admin {
+            if admin.parse::<SocketAddr>().is_err() {
+                self.problem("listen.admin", format!("{admin:?} is not an ip:port address"));
+            } else if *admin == c.listen.proxy {
+                self.problem("listen.admin", "must differ from listen.proxy");
+            }
+            if c.admin.tokens.iter().all(|t| t.expose().is_empty()) {
+                self.problem(
+                    "admin.tokens",
+                    "listen.admin is set but there is no admin token: nobody could use the admin API",
+                );
+            }
+        }
+        if c.limits.max_body_bytes == 0 {
+            self.problem("limits.max_body_bytes", "must be greater than 0");
+        }
+        let t = &c.timeouts;
+        for (name, value) in [
+            ("connect_ms", t.connect_ms),
+            ("first_byte_ms", t.first_byte_ms),
+            ("idle_ms", t.idle_ms),
+            ("total_ms", t.total_ms),
+        ] {
+            if value == 0 {
+                self.problem(format!("timeouts.{name}"), "must be greater than 0");
+            }
+        }
+        let u = &c.upstream;
+        if u.max_attempts == 0 {
+            self.problem("upstream.max_attempts", "must be at least 1");
+        }
+        for (name, value) in [
+            ("health_check_interval_ms", u.health_check_interval_ms),
+            ("health_check_timeout_ms", u.health_check_timeout_ms),
+            ("eject_ms", u.eject_ms),
+            ("keepalive_idle_ms", u.keepalive_idle_ms),
+        ] {
+            if value == 0 {
+                self.problem(format!("upstream.{name}"), "must be greater than 0");
+            }
+        }
+        if u.unhealthy_threshold == 0 || u.healthy_threshold == 0 {
+            self.problem("upstream", "healthy_threshold and unhealthy_threshold must be at least 1");
+        }
+        if let Some(token) = &c.metrics.token {
+            if token.expose().is_empty() {
+                self.problem("metrics.token", "must not be empty (remove it to turn /metrics off)");
+            }
+        }
+        if let Some(code) = &c.default_namespace {
+            self.namespace_ref("default_namespace".into(), code);
+        }
+        if c.routes.is_empty() && c.proxy_rules.iter().all(|r| !r.is_active) {
+            self.problem(
+                "routes",
+                "no route and no active proxy rule: every request would get 404",
+            );
+        }
+    }
+
+    fn namespaces(&mut self) {
+        let mut codes = HashSet::new();
+        let mut ids = HashSet::new();
+        for (i, ns) in self.c.namespaces.iter().enumerate() {
+            let path = format!("namespaces[{i}]");
+            if ns.namespace_code.trim().is_empty() {
+                self.problem(format!("{path}.namespace_code"), "must not be empty");
+            }
+            if !codes.insert(ns.namespace_code.as_str()) {
+                self.problem(
+                    format!("{path}.namespace_code"),
+                    format!("duplicate namespace_code {:?}", ns.namespace_code),
+                );
+            }
+            if !ids.insert(ns.id) {
+                self.problem(format!("{path}.id"), format!("duplicate id {}", ns.id));
+            }
+        }
+    }
+
+    fn upstream_servers(&mut self) {
+        let mut names = HashSet::new();
+        let mut ids = HashSet::new();
+        for (i, s) in self.c.upstream_servers.iter().enumerate() {
+            let path = format!("upstream_servers[{i}]");
+            if !names.insert(s.server_name.as_str()) {
+                self.problem(
+                    format!("{path}.server_name"),
+                    format!("duplicate server_name {:?}", s.server_name),
+                );
+            }
+            if !ids.insert(s.id) {
+                self.problem(format!("{path}.id"), format!("duplicate id {}", s.id));
+            }
+            if s.server_address.trim().is_empty() || s.server_address.contains(['/', ' ']) {
+                self.problem(
+                    format!("{path}.server_address"),
+                    "must be a host name or IP address (no scheme, path or spaces)",
+                );
+            }
+            if s.server_port == 0 {
+                self.problem(format!("{path}.server_port"), "must be 1-65535");
+            }
+            if s.weight == 0 {
+                self.problem(format!("{path}.weight"), "must be at least 1");
+            }
+            if let Some(url) = &s.health_check_url {
+                if !url.starts_with('/') || url.contains(char::is_whitespace) {
+                    self.problem(
+                        format!("{path}.health_check_url"),
+                        "must be a path starting with `/`",
+                    );
+                }
+            }
+            for (name, value) in &s.inject_headers {
+                if http::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                    self.problem(
+                        format!("{path}.inject_headers.{name}"),
+                        "is not a valid header name",
+                    );
+                }
+                if http::header::HeaderValue::from_str(value.expose()).is_err() {
+                    self.problem(
+                        format!("{path}.inject_headers.{name}"),
+                        "value is not a valid header value",
+                    );
+                }
+            }
+            if let Some(key) = &s.api_key {
+                if http::header::HeaderValue::from_str(key.expose()).is_err()
+                    || key.expose().is_empty()
+                {
+                    self.problem(
+                        format!("{path}.api_key"),
+                        "must be non-empty and usable as a header value",
+                    );
+                }
+            }
+        }
+    }
+
+    fn auth(&mut self) {
+        let a = &self.c.auth;
+        if let Some(h) = &a.header {
+            if http::header::HeaderName::from_bytes(h.as_bytes()).is_err() {
+                self.problem("auth.header", format!("{h:?} is not a valid header name"));
+            }
+        }
+        if !a.enabled {
+            return;
+        }
+        if a.keys.is_empty() {
+            self.problem(
+                "auth.keys",
+                "auth is enabled but there are no keys: every request would get 401",
+            );
+        }
+        let mut names = HashSet::new();
+        let mut keys = HashSet::new();
+        for (i, k) in a.keys.iter().enumerate() {
+            let path = format!("auth.keys[{i}]");
+            if !names.insert(k.name.as_str()) {
+                self.problem(format!("{path}.name"), format!("duplicate key name {:?}", k.name));
+            }
+            if k.key.expose().trim().is_empty() || k.key.expose().trim() != k.key.expose() {
+                self.problem(
+                    format!("{path}.key"),
+                    "must be non-empty without surrounding spaces",
+                );
+            } else if !keys.insert(k.key.expose().as_str()) {
+                self.problem(format!("{path}.key"), "the same key is configured twice");
+            }
+            if let Some(ns) = &k.namespace {
+                self.namespace_ref(format!("{path}.namespace"), ns);
+            }
+        }
+    }
+
+    fn matchers(&mut self) {
+        // With auth on and every key bound to a namespace, matchers of other
+        // namespaces never run.
+        let a = &self.c.auth;
+        let bound: Option<HashSet<&str>> = (a.enabled
+            && !a.keys.is_empty()
+            && a.keys.iter().all(|k| k.namespace.is_some()))
+        .then(|| a.keys.iter().filter_map(|k| k.namespace.as_deref()).collect());
+        for (i, m) in self.c.matchers.iter().enumerate() {
+            let path = format!("matchers[{i}]");
+            if !m.is_active {
+                continue;
+            }
+            if !self.namespace_ref(format!("{path}.namespace"), &m.namespace) {
+                continue;
+            }
+            if let Some(bound) = &bound {
+                if !bound.contains(m.namespace.as_str()) {
+                    self.problem(
+                        format!("{path}.namespace"),
+                        format!(
+                            "every API key is bound to a namespace and none to {:?}, so this matcher could never apply",
+                            m.namespace
+                        ),
+                    );
+                }
+            }
+            let spec = MatcherSpec {
+                id: m.id,
+                namespace: 0,
+                matcher_type: m.matcher_type,
+                match_field: m.match_field.clone(),
+                match_operator: m.match_operator,
+                match_value: m.match_value.clone(),
+                action: m.action,
+                priority: m.priority,
+            };
+            if let Err(e) = CompiledMatcher::compile(&spec) {
+                self.problem(path, e);
+            }
+        }
+    }
+
+    fn proxy_rules(&mut self) {
+        let mut ids = HashSet::new();
+        for (i, r) in self.c.proxy_rules.iter().enumerate() {
+            let path = format!("proxy_rules[{i}]");
+            if !ids.insert(r.id) {
+                self.problem(format!("{path}.id"), format!("duplicate id {}", r.id));
+            }
+            if !r.is_active {
+                continue;
+            }
+            self.pool_ref(format!("{path}.upstream"), &r.upstream);
+            if let Some(ns) = &r.namespace {
+                self.namespace_ref(format!("{path}.namespace"), ns);
+            }
+            let spec = ProxyRuleSpec {
+                id: r.id,
+                priority: r.priority,
+                namespace: None,
+                target: 0,
+                path_pattern: r.path_pattern.clone(),
+                method_pattern: r.method_pattern.clone(),
+                header_pattern: r.header_pattern.clone(),
+                body_pattern: r.body_pattern.clone(),
+            };
+            if let Err(e) = CompiledProxyRule::compile(&spec) {
+                self.problem(path, e);
+            }
+        }
+    }
+
+    fn routes(&mut self) {
+        let mut seen: HashMap<(String, Option<&str>), usize> = HashMap::new();
+        for (i, r) in self.c.routes.iter().enumerate() {
+            let path = format!("routes[{i}]");
+            self.pool_ref(format!("{path}.upstream"), &r.upstream);
+            if let Some(ns) = &r.namespace {
+                self.namespace_ref(format!("{path}.namespace"), ns);
+            }
+            let key = (normalize_prefix(&r.prefix), r.namespace.as_deref());
+            if let Some(first) = seen.insert(key, i) {
+                self.problem(
+                    format!("{path}.prefix"),
+                    format!("same prefix and namespace as routes[{first}], so this route could never apply"),
+                );
+            }
+        }
+    }
+}

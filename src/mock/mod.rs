@@ -1,0 +1,225 @@
+//! `sluice mock`: a mock LLM upstream speaking OpenAI's wire format, for
+//! `make run`, the integration tests and the load tests.
+//!
+//! - `POST /v1/chat/completions`: JSON, or SSE with `stream: true`
+//!   (role chunk, one chunk per token, finish chunk, a usage chunk when
+//!   `stream_options.include_usage` is set, `data: [DONE]`); deterministic text.
+//! - `POST /v1/embeddings`, `GET /v1/models`, `GET /health`.
+//! - `ANY /echo/...`: answers with what it received (method, path, query,
+//!   headers, body length and FNV-1a hash), for header hygiene and body tests.
+//! - `POST /mock/health` `{"status":503}`: sets what `/health` answers.
+//!
+//! Per-request behaviour can be overridden with request headers:
+//! `x-mock-latency-ms` (delay before the response header),
+//! `x-mock-tokens`, `x-mock-chunk-ms` (gap between SSE chunks) and
+//! `x-mock-status` (answer with this status and an OpenAI error body).
+//! Every response carries `x-mock-id` naming the instance.
+
+mod openai;
+
+use bytes::Bytes;
+use http_body_util::{combinators::BoxBody, BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use serde_json::json;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// The response body type of the mock.
+pub type Body = BoxBody<Bytes, Infallible>;
+
+/// Default behaviour of a mock instance.
+#[derive(Debug, Clone)]
+pub struct MockOptions {
+    /// Delay before the response header.
+    pub latency_ms: u64,
+    /// Completion tokens per answer.
+    pub tokens: usize,
+    /// Gap between SSE chunks.
+    pub chunk_ms: u64,
+    /// Name sent in `x-mock-id`.
+    pub id: String,
+}
+
+impl Default for MockOptions {
+    fn default() -> Self {
+        MockOptions {
+            latency_ms: 0,
+            tokens: 16,
+            chunk_ms: 0,
+            id: "mock".into(),
+        }
+    }
+}
+
+/// Live state of a mock instance.
+pub struct MockState {
+    pub options: MockOptions,
+    /// What `GET /health` answers.
+    pub health_status: AtomicU16,
+    /// Requests served (all paths but `/health`).
+    pub requests: AtomicU64,
+}
+
+/// A running mock (in-process use by tests).
+pub struct MockServer {
+    pub addr: SocketAddr,
+    pub state: Arc<MockState>,
+}
+
+impl MockServer {
+    /// Binds `addr` (port 0 = any) and serves in the background.
+    pub async fn start(addr: &str, options: MockOptions) -> std::io::Result<MockServer> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(MockState {
+            options,
+            health_status: AtomicU16::new(200),
+            requests: AtomicU64::new(0),
+        });
+        tokio::spawn(serve(listener, state.clone()));
+        Ok(MockServer { addr, state })
+    }
+}
+
+/// Accepts connections forever.
+pub async fn serve(listener: TcpListener, state: Arc<MockState>) {
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(conn) => conn,
+            Err(e) => {
+                log::warn!("mock: accept failed: {e}");
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let state = state.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| handle(req, state.clone()));
+            let _ = hyper::server::conn::http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+fn header_num(req: &Request<Incoming>, name: &str) -> Option<u64> {
+    req.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Builds a complete response.
+pub fn full(status: u16, content_type: &str, body: impl Into<Bytes>, id: &str) -> Response<Body> {
+    let mut resp = Response::new(Full::new(body.into()).boxed());
+    *resp.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::OK);
+    let h = resp.headers_mut();
+    if let Ok(v) = content_type.parse() {
+        h.insert("content-type", v);
+    }
+    if let Ok(v) = id.parse() {
+        h.insert("x-mock-id", v);
+    }
+    resp
+}
+
+async fn handle(req: Request<Incoming>, state: Arc<MockState>) -> Result<Response<Body>, Infallible> {
+    let id = state.options.id.clone();
+    let path = req.uri().path().to_string();
+    if path == "/health" {
+        let status = state.health_status.load(Relaxed);
+        return Ok(full(status, "application/json", json!({"status": status}).to_string(), &id));
+    }
+    state.requests.fetch_add(1, Relaxed);
+    let latency = header_num(&req, "x-mock-latency-ms").unwrap_or(state.options.latency_ms);
+    let forced_status = header_num(&req, "x-mock-status");
+    let behaviour = openai::Behaviour {
+        tokens: header_num(&req, "x-mock-tokens")
+            .map(|n| n as usize)
+            .unwrap_or(state.options.tokens),
+        chunk_ms: header_num(&req, "x-mock-chunk-ms").unwrap_or(state.options.chunk_ms),
+        id: id.clone(),
+    };
+    let method = req.method().clone();
+    let query = req.uri().query().map(str::to_string);
+    let headers: serde_json::Map<String, serde_json::Value> = req
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.to_string(), json!(String::from_utf8_lossy(v.as_bytes()))))
+        .collect();
+    let body = match req.into_body().collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => Bytes::new(),
+    };
+    if latency > 0 {
+        tokio::time::sleep(Duration::from_millis(latency)).await;
+    }
+    if let Some(status) = forced_status {
+        let body = json!({"error": {"message": format!("mock failure {status}"),
+            "type": "server_error", "param": null, "code": null}});
+        return Ok(full(status as u16, "application/json", body.to_string(), &id));
+    }
+    let resp = match (method.as_str(), path.as_str()) {
+        ("POST", "/mock/health") => {
+            let status = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v["status"].as_u64())
+                .unwrap_or(200) as u16;
+            state.health_status.store(status, Relaxed);
+            full(200, "application/json", json!({"status": status}).to_string(), &id)
+        }
+        ("POST", "/v1/chat/completions") => openai::chat(&body, &behaviour),
+        ("POST", "/v1/embeddings") => openai::embeddings(&body, &id),
+        ("GET", "/v1/models") => openai::models(&id),
+        (_, p) if p == "/echo" || p.starts_with("/echo/") => {
+            let echo = json!({
+                "method": method.as_str(),
+                "path": path,
+                "query": query,
+                "headers": headers,
+                "body_len": body.len(),
+                "body_fnv": format!("{:016x}", fnv1a(&body)),
+            });
+            full(200, "application/json", echo.to_string(), &id)
+        }
+        _ => full(
+            404,
+            "application/json",
+            json!({"error": {"message": format!("unknown path {path}"), "type": "invalid_request_error",
+                "param": null, "code": "unknown_url"}})
+            .to_string(),
+            &id,
+        ),
+    };
+    Ok(resp)
+}
+
+/// FNV-1a 64-bit hash (body fingerprints in `/echo`).
+pub fn fnv1a(data: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in data {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    h
+}
+
+/// Runs the mock in the foreground (the `sluice mock` command).
+pub async fn run(listen: &str, options: MockOptions) -> std::io::Result<()> {
+    let listener = TcpListener::bind(listen).await?;
+    eprintln!("sluice mock listening on {}", listener.local_addr()?);
+    let state = Arc::new(MockState {
+        options,
+        health_status: AtomicU16::new(200),
+        requests: AtomicU64::new(0),
+    });
+    serve(listener, state).await;
+    Ok(())
+}

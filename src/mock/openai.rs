@@ -1,0 +1,150 @@
+//! OpenAI's wire format for the mock: chat completions (JSON and SSE),
+//! embeddings and models.
+
+use super::{full, Body};
+use bytes::Bytes;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use hyper::Response;
+use serde_json::{json, Value};
+use std::convert::Infallible;
+use std::time::Duration;
+
+const WORDS: &[&str] = &[
+    "Sluice", "keeps", "the", "stream", "flowing", "while", "it", "counts", "every", "token",
+];
+
+/// How one answer is produced.
+pub struct Behaviour {
+    pub tokens: usize,
+    pub chunk_ms: u64,
+    pub id: String,
+}
+
+fn error(status: u16, message: &str, id: &str) -> Response<Body> {
+    let body = json!({"error": {"message": message, "type": "invalid_request_error",
+        "param": null, "code": null}});
+    full(status, "application/json", body.to_string(), id)
+}
+
+/// Token `i` of the deterministic answer.
+pub fn token(i: usize) -> String {
+    format!("{} ", WORDS[i % WORDS.len()])
+}
+
+fn prompt_tokens(req: &Value) -> u64 {
+    req["messages"]
+        .as_array()
+        .map(|msgs| {
+            msgs.iter()
+                .map(|m| match &m["content"] {
+                    Value::String(s) => s.split_whitespace().count() as u64 + 4,
+                    _ => 4,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// `POST /v1/chat/completions`.
+pub fn chat(body: &[u8], b: &Behaviour) -> Response<Body> {
+    let Ok(req) = serde_json::from_slice::<Value>(body) else {
+        return error(400, "body is not valid JSON", &b.id);
+    };
+    let model = req["model"].as_str().unwrap_or("mock-model").to_string();
+    let tokens = req["max_tokens"]
+        .as_u64()
+        .map_or(b.tokens, |m| b.tokens.min(m as usize));
+    let finish = if tokens < b.tokens { "length" } else { "stop" };
+    let prompt = prompt_tokens(&req);
+    let usage = json!({"prompt_tokens": prompt, "completion_tokens": tokens,
+        "total_tokens": prompt + tokens as u64});
+    if req["stream"].as_bool() != Some(true) {
+        let content: String = (0..tokens).map(token).collect();
+        let resp = json!({
+            "id": "chatcmpl-mock", "object": "chat.completion", "created": now(), "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
+                "logprobs": null, "finish_reason": finish}],
+            "usage": usage,
+        });
+        return full(200, "application/json", resp.to_string(), &b.id);
+    }
+    let include_usage = req["stream_options"]["include_usage"].as_bool() == Some(true);
+    let chunk = |delta: Value, finish: Value| {
+        let c = json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": now(),
+            "model": model, "choices": [{"index": 0, "delta": delta, "logprobs": null,
+            "finish_reason": finish}]});
+        format!("data: {c}\n\n")
+    };
+    let mut events = vec![chunk(json!({"role": "assistant", "content": ""}), Value::Null)];
+    events.extend((0..tokens).map(|i| chunk(json!({"content": token(i)}), Value::Null)));
+    events.push(chunk(json!({}), json!(finish)));
+    if include_usage {
+        let c = json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": now(),
+            "model": model, "choices": [], "usage": usage});
+        events.push(format!("data: {c}\n\n"));
+    }
+    events.push("data: [DONE]\n\n".to_string());
+    sse(events, b.chunk_ms, &b.id)
+}
+
+/// Streams `events`, one per chunk, `gap_ms` apart.
+fn sse(events: Vec<String>, gap_ms: u64, id: &str) -> Response<Body> {
+    let stream = futures_util::stream::unfold((events.into_iter(), true), move |(mut it, first)| async move {
+        let event = it.next()?;
+        if !first && gap_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(gap_ms)).await;
+        }
+        Some((Ok::<_, Infallible>(Frame::data(Bytes::from(event))), (it, false)))
+    });
+    let mut resp = Response::new(StreamBody::new(stream).boxed());
+    let h = resp.headers_mut();
+    h.insert("content-type", hyper::header::HeaderValue::from_static("text/event-stream"));
+    h.insert("cache-control", hyper::header::HeaderValue::from_static("no-cache"));
+    if let Ok(v) = id.parse() {
+        h.insert("x-mock-id", v);
+    }
+    resp
+}
+
+/// `POST /v1/embeddings`.
+pub fn embeddings(body: &[u8], id: &str) -> Response<Body> {
+    let Ok(req) = serde_json::from_slice::<Value>(body) else {
+        return error(400, "body is not valid JSON", id);
+    };
+    let inputs: Vec<String> = match &req["input"] {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(items) => items.iter().map(|v| v.as_str().unwrap_or("").to_string()).collect(),
+        _ => return error(400, "`input` must be a string or an array", id),
+    };
+    let data: Vec<Value> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            let h = super::fnv1a(text.as_bytes());
+            let v: Vec<f64> = (0..8).map(|k| ((h >> (k * 8)) & 0xff) as f64 / 255.0).collect();
+            json!({"object": "embedding", "index": i, "embedding": v})
+        })
+        .collect();
+    let tokens: usize = inputs.iter().map(|s| s.split_whitespace().count()).sum();
+    let resp = json!({"object": "list", "data": data,
+        "model": req["model"].as_str().unwrap_or("mock-embedding"),
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens}});
+    full(200, "application/json", resp.to_string(), id)
+}
+
+/// `GET /v1/models`.
+pub fn models(id: &str) -> Response<Body> {
+    let data: Vec<Value> = ["gpt-4o-mini", "gpt-4o", "text-embedding-3-small"]
+        .iter()
+        .map(|m| json!({"id": m, "object": "model", "created": 1700000000, "owned_by": "sluice-mock"}))
+        .collect();
+    full(200, "application/json", json!({"object": "list", "data": data}).to_string(), id)
+}

@@ -1,0 +1,265 @@
+//! Admission, run once per client request in `request_filter`: API key →
+//! body (read whole, up to the limit) → JSON fields → namespace (matchers)
+//! → route. Produces a [`Plan`] or the [`GatewayError`] to answer with. The
+//! decisions themselves are `sluice_filters` functions; this file only
+//! gathers their inputs from the Pingora session.
+
+use super::ctx::{LlmFields, Plan};
+use crate::error::GatewayError;
+use crate::state::Runtime;
+use bytes::{Bytes, BytesMut};
+use http::HeaderMap;
+use pingora::proxy::Session;
+use serde_json::Value;
+use sluice_filters::auth::extract_key;
+use sluice_filters::facts::{HeaderLookup, RequestFacts};
+use sluice_filters::matcher::NamespaceDecision;
+use sluice_filters::routing::RouteMatch;
+
+/// `HeaderLookup` over Pingora's request headers.
+struct Headers<'a>(&'a HeaderMap);
+
+impl HeaderLookup for Headers<'_> {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.0.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Runs admission. `Err` carries the error to answer with.
+pub async fn admit(session: &mut Session, rt: &Runtime) -> Result<Plan, GatewayError> {
+    let key = authenticate(session, rt)?;
+    let (body, has_body) = read_body(session, rt.config.limits.max_body_bytes).await?;
+    let parsed = parse_json(session.req_header().headers.get("content-type"), &body)?;
+    let llm = parsed.as_ref().map(llm_fields).transpose()?.unwrap_or_default();
+
+    let req = session.req_header();
+    let headers = Headers(&req.headers);
+    let facts = RequestFacts {
+        method: req.method.as_str(),
+        path: req.uri.path(),
+        query: req.uri.query(),
+        headers: &headers,
+        body: parsed.as_ref(),
+        raw_body: &body,
+    };
+    let bound = key.and_then(|k| rt.keys[k].namespace);
+    let namespace = match rt.resolver.resolve(&facts, bound) {
+        NamespaceDecision::Namespace { index, .. } if rt.namespaces[index].active => index,
+        NamespaceDecision::Namespace { index, .. } => {
+            return Err(GatewayError::Forbidden(format!(
+                "namespace {} is inactive",
+                rt.namespaces[index].code
+            )))
+        }
+        NamespaceDecision::Deny { matcher } => {
+            return Err(GatewayError::Forbidden(format!(
+                "request denied by matcher {matcher}"
+            )))
+        }
+        NamespaceDecision::NoNamespace => {
+            return Err(GatewayError::Forbidden(
+                "no namespace accepts this request".into(),
+            ))
+        }
+    };
+    let route = rt
+        .router
+        .route(&facts, namespace)
+        .ok_or_else(|| GatewayError::RouteNotFound(format!("{} {}", facts.method, facts.path)))?;
+    let upstream_uri = match &route {
+        RouteMatch::Prefix {
+            path: Some(path), ..
+        } => Some(match facts.query {
+            Some(q) => format!("{path}?{q}"),
+            None => path.clone(),
+        }),
+        _ => None,
+    };
+    Ok(Plan {
+        namespace,
+        key,
+        pool: route.target(),
+        upstream_uri,
+        body,
+        has_body,
+        llm,
+    })
+}
+
+/// Checks the API key; returns the index of the key that matched.
+fn authenticate(session: &Session, rt: &Runtime) -> Result<Option<usize>, GatewayError> {
+    if !rt.config.auth.enabled {
+        return Ok(None);
+    }
+    let h = &session.req_header().headers;
+    let custom = rt.auth_header.as_ref().and_then(|name| {
+        h.get(name).and_then(|v| v.to_str().ok())
+    });
+    let presented = extract_key(header(h, "authorization"), header(h, "x-api-key"), custom)
+        .ok_or_else(|| GatewayError::Unauthorized("missing API key".into()))?;
+    rt.keyring
+        .lookup(presented.as_bytes())
+        .map(Some)
+        .ok_or_else(|| GatewayError::Unauthorized("invalid API key".into()))
+}
+
+/// Reads the whole request body, refusing more than `limit` bytes.
+///
+/// Retry buffering is enabled first: for bodies up to Pingora's 64 KiB
+/// retry buffer, Pingora replays the buffer upstream (on every attempt);
+/// larger bodies are handed to a subrequest with the body preset (see
+/// `handoff.rs`).
+async fn read_body(session: &mut Session, limit: usize) -> Result<(Bytes, bool), GatewayError> {
+    let req = session.req_header();
+    let declared = req
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    let chunked = req.headers.contains_key(http::header::TRANSFER_ENCODING);
+    if declared.is_some_and(|n| n > limit) {
+        return Err(GatewayError::PayloadTooLarge(limit));
+    }
+    if !chunked && declared.unwrap_or(0) == 0 {
+        return Ok((Bytes::new(), false));
+    }
+    let expects_continue = req
+        .headers
+        .get(http::header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let downstream = session.as_downstream_mut();
+    downstream.enable_retry_buffering();
+    if expects_continue {
+        downstream
+            .write_continue_response()
+            .await
+            .map_err(|_| GatewayError::InvalidRequest("client went away".into()))?;
+    }
+    let mut buf = BytesMut::with_capacity(declared.unwrap_or(8192).min(limit));
+    loop {
+        match downstream.read_request_body().await {
+            Ok(Some(chunk)) => {
+                if buf.len() + chunk.len() > limit {
+                    return Err(GatewayError::PayloadTooLarge(limit));
+                }
+                buf.extend_from_slice(&chunk);
+            }
+            Ok(None) => break,
+            Err(e) => {
+                return Err(GatewayError::InvalidRequest(format!(
+                    "could not read the request body: {}",
+                    e.etype().as_str()
+                )))
+            }
+        }
+    }
+    Ok((buf.freeze(), true))
+}
+
+/// Parses the body as JSON when it claims to be JSON (or claims nothing).
+fn parse_json(
+    content_type: Option<&http::HeaderValue>,
+    body: &[u8],
+) -> Result<Option<Value>, GatewayError> {
+    if body.is_empty() {
+        return Ok(None);
+    }
+    let is_json = match content_type {
+        None => true,
+        Some(ct) => ct
+            .to_str()
+            .map(|s| s.to_ascii_lowercase().contains("json"))
+            .unwrap_or(false),
+    };
+    if !is_json {
+        return Ok(None);
+    }
+    if let Err(e) = std::str::from_utf8(body) {
+        return Err(GatewayError::InvalidRequest(format!(
+            "request body is not valid UTF-8 (invalid byte at offset {})",
+            e.valid_up_to()
+        )));
+    }
+    serde_json::from_slice(body)
+        .map(Some)
+        .map_err(|e| GatewayError::InvalidRequest(format!("request body is not valid JSON: {e}")))
+}
+
+/// Extracts and type-checks the fields the gateway acts on.
+pub fn llm_fields(body: &Value) -> Result<LlmFields, GatewayError> {
+    let Value::Object(map) = body else {
+        return Ok(LlmFields::default());
+    };
+    let bad = |field: &str, want: &str| {
+        GatewayError::InvalidRequest(format!("`{field}` must be {want}"))
+    };
+    let model = match map.get("model") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => return Err(bad("model", "a string")),
+    };
+    let stream = match map.get("stream") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(bad("stream", "a boolean")),
+    };
+    let mut max_tokens = None;
+    for field in ["max_tokens", "max_completion_tokens"] {
+        match map.get(field) {
+            None | Some(Value::Null) => {}
+            Some(v) => {
+                max_tokens = Some(v.as_u64().ok_or_else(|| bad(field, "a non-negative integer"))?)
+            }
+        }
+    }
+    let messages = match map.get("messages") {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(items)) => Some(items.len()),
+        Some(_) => return Err(bad("messages", "an array")),
+    };
+    Ok(LlmFields {
+        model,
+        stream,
+        max_tokens,
+        messages,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn llm_fields_are_type_checked() {
+        let f = llm_fields(&json!({"model":"m","stream":true,"max_tokens":5,"messages":[{}]})).unwrap();
+        assert_eq!(
+            f,
+            LlmFields { model: Some("m".into()), stream: true, max_tokens: Some(5), messages: Some(1) }
+        );
+        for (body, field) in [
+            (json!({"model": 1}), "model"),
+            (json!({"stream": "yes"}), "stream"),
+            (json!({"max_tokens": -1}), "max_tokens"),
+            (json!({"max_tokens": 1.5}), "max_tokens"),
+            (json!({"messages": "hi"}), "messages"),
+        ] {
+            let err = llm_fields(&body).unwrap_err().to_string();
+            assert!(err.contains(field), "{err}");
+        }
+    }
+
+    #[test]
+    fn json_parsing_explains_failures() {
+        let ct = http::HeaderValue::from_static("application/json");
+        assert!(parse_json(Some(&ct), b"{\"a\":").unwrap_err().to_string().contains("JSON"));
+        assert!(parse_json(Some(&ct), b"{\"a\":\"\xff\"}").unwrap_err().to_string().contains("UTF-8"));
+        let text = http::HeaderValue::from_static("text/plain");
+        assert_eq!(parse_json(Some(&text), b"not json").unwrap(), None);
+        assert!(parse_json(None, b"{}").unwrap().is_some());
+    }
+}

@@ -1,0 +1,155 @@
+//! Per-request state ([`RequestCtx`]) and the admission outcome handed from
+//! `request_filter` to the later phases ([`Plan`]), possibly across the
+//! subrequest boundary ([`Handoff`]).
+
+use crate::error::GatewayError;
+use crate::state::Runtime;
+use crate::upstream::ServerRt;
+use bytes::Bytes;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The LLM fields of a JSON request body, parsed once.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LlmFields {
+    pub model: Option<String>,
+    pub stream: bool,
+    pub max_tokens: Option<u64>,
+    pub messages: Option<usize>,
+}
+
+/// What admission decided for a request.
+#[derive(Debug)]
+pub struct Plan {
+    /// Index into `Runtime::namespaces`.
+    pub namespace: usize,
+    /// Index into `Runtime::keys`, when a key authenticated the request.
+    pub key: Option<usize>,
+    /// Index into `Runtime::pools`.
+    pub pool: usize,
+    /// Path and query to send upstream when a route rewrote the path.
+    pub upstream_uri: Option<String>,
+    /// The whole request body (empty when there was none).
+    pub body: Bytes,
+    /// Whether the request carried a body (even an empty chunked one).
+    pub has_body: bool,
+    pub llm: LlmFields,
+}
+
+/// Passed to the subrequest through Pingora's `user_ctx`.
+pub struct Handoff {
+    pub runtime: Arc<Runtime>,
+    pub plan: Arc<Plan>,
+    pub request_id: String,
+}
+
+/// Which side of the subrequest boundary a context lives on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Role {
+    /// A client request proxied by this session itself.
+    #[default]
+    Direct,
+    /// A client request whose proxying was handed to a subrequest.
+    Parent,
+    /// The subrequest doing the proxying for a parent.
+    Child,
+}
+
+/// Per-request state shared by all phases.
+pub struct RequestCtx {
+    pub role: Role,
+    pub request_id: String,
+    pub started: Instant,
+    pub runtime: Option<Arc<Runtime>>,
+    pub plan: Option<Arc<Plan>>,
+    /// The server of the current attempt (its in-flight count is held).
+    pub server: Option<Arc<ServerRt>>,
+    /// Servers already tried by this request.
+    pub tried: Vec<u64>,
+    pub attempts: usize,
+    /// The response header went to the client: no retry from here on.
+    pub response_started: bool,
+    /// The error to answer with, when a phase already knows it.
+    pub error: Option<GatewayError>,
+    /// Whether this request was counted in the in-flight metric.
+    pub counted: bool,
+}
+
+impl Default for RequestCtx {
+    fn default() -> Self {
+        RequestCtx {
+            role: Role::Direct,
+            request_id: String::new(),
+            started: Instant::now(),
+            runtime: None,
+            plan: None,
+            server: None,
+            tried: Vec::new(),
+            attempts: 0,
+            response_started: false,
+            error: None,
+            counted: false,
+        }
+    }
+}
+
+impl RequestCtx {
+    /// Gives back the in-flight slot of the current server, if any.
+    pub fn release_server(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.inflight.fetch_sub(1, Relaxed);
+        }
+    }
+}
+
+impl Drop for RequestCtx {
+    fn drop(&mut self) {
+        // Every exit path (error, client gone, panic-free early return)
+        // ends here, so the slot is never leaked.
+        self.release_server();
+    }
+}
+
+/// A request id: the client's `x-request-id` when it is a sane token,
+/// otherwise a fresh 24-hex-digit id.
+pub fn request_id(client: Option<&str>) -> String {
+    if let Some(id) = client {
+        if !id.is_empty()
+            && id.len() <= 128
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        {
+            return id.to_string();
+        }
+    }
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let seed = *SEED.get_or_init(|| {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0),
+        );
+        h.finish()
+    });
+    let n = COUNTER.fetch_add(1, Relaxed);
+    format!("{seed:016x}{n:08x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_keep_sane_client_ids_only() {
+        assert_eq!(request_id(Some("abc-123.x_y")), "abc-123.x_y");
+        let fresh = request_id(Some("bad id\r\n"));
+        assert_eq!(fresh.len(), 24);
+        assert_ne!(request_id(None), request_id(None));
+    }
+}

@@ -1,0 +1,93 @@
+//! The proxy listener's own endpoints: `GET /healthz` (liveness),
+//! `GET /health` (seed 000 §9 shape with subsystem status) and
+//! `GET /metrics` (Prometheus text; needs the metrics token). They are
+//! answered before authentication and routing.
+
+use super::ctx::RequestCtx;
+use super::reply;
+use crate::error::GatewayError;
+use crate::metrics::metrics;
+use crate::state::Runtime;
+use pingora::proxy::Session;
+use pingora::Result;
+use serde_json::json;
+use subtle::ConstantTimeEq;
+
+/// Serves the request when it is one of the gateway's endpoints; returns
+/// whether it did.
+pub async fn serve(session: &mut Session, ctx: &RequestCtx, rt: &Runtime) -> Result<bool> {
+    let req = session.req_header();
+    if req.method != http::Method::GET && req.method != http::Method::HEAD {
+        return Ok(false);
+    }
+    match req.uri.path() {
+        "/healthz" => {
+            reply::json(session, 200, &json!({"status": "ok"}), &ctx.request_id).await?;
+        }
+        "/health" => {
+            let (status, body) = health(rt);
+            reply::json(session, status, &body, &ctx.request_id).await?;
+        }
+        "/metrics" => match &rt.config.metrics.token {
+            None => return Ok(false),
+            Some(token) => {
+                let presented = req
+                    .headers
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.strip_prefix("Bearer "))
+                    .unwrap_or("");
+                if bool::from(presented.as_bytes().ct_eq(token.expose().as_bytes())) {
+                    let text = metrics().render().into_bytes();
+                    reply::send(session, 200, "text/plain; version=0.0.4", text, &ctx.request_id, &[])
+                        .await?;
+                } else {
+                    let err = GatewayError::Unauthorized("invalid metrics token".into());
+                    reply::error(session, &err, &ctx.request_id).await?;
+                }
+            }
+        },
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// The `/health` body: healthy when every pool has a usable server.
+pub fn health(rt: &Runtime) -> (u16, serde_json::Value) {
+    let mut pools = serde_json::Map::new();
+    let mut all_ok = true;
+    for pool in &rt.pools {
+        let healthy = pool.healthy_count();
+        all_ok &= healthy > 0;
+        pools.insert(
+            pool.name.clone(),
+            json!({"status": if healthy > 0 {"healthy"} else {"unhealthy"},
+                   "healthy_servers": healthy, "servers": pool.servers.len()}),
+        );
+    }
+    let m = metrics();
+    let timestamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let status = if all_ok { "healthy" } else { "unhealthy" };
+    let body = json!({
+        "status": status,
+        "service": "sluice",
+        "version": env!("CARGO_PKG_VERSION"),
+        "timestamp": timestamp,
+        "services": {
+            "config_center": {"status": "healthy", "source": "file"},
+            "upstreams": {"status": status, "pools": pools},
+        },
+        "stats": {
+            "requests_total": m.total(),
+            "requests_2xx": m.count(2),
+            "requests_4xx": m.count(4),
+            "requests_5xx": m.count(5),
+            "latency_ms_p95": m.p95_ms(),
+            "upstream_failures": m.upstream_failures(),
+        }
+    });
+    (if all_ok { 200 } else { 503 }, body)
+}

@@ -1,0 +1,117 @@
+//! Proxying through a subrequest, for requests Pingora's direct path cannot
+//! carry or bound: bodies over its 64 KiB retry buffer and streaming
+//! responses.
+//!
+//! Why: `request_filter` must read the body (to route and meter on it), but
+//! Pingora 0.9.1 only replays a body read there from its retry buffer,
+//! capped at 64 KiB; above it the body is silently dropped (pingora issues
+//! #349, #688). A subrequest gets the whole body preset
+//! (`InputBodyType::Preset`) and runs the proxy phases again with the plan
+//! passed in `user_ctx`, so the child skips admission. The parent pipes the
+//! child's response to the client and owns the clock: time to first byte,
+//! the idle gap between chunks and the total deadline of non-streaming
+//! responses are enforced here, per task, which Pingora's per-read timeout
+//! alone cannot express.
+
+use super::ctx::{Handoff, Plan, RequestCtx};
+use super::reply;
+use crate::error::GatewayError;
+use pingora::protocols::http::HttpTask;
+use pingora::proxy::subrequest::pipe::{pipe_subrequest, InputBody, InputBodyType};
+use pingora::proxy::subrequest::{BodyMode, Ctx as SubrequestCtx};
+use pingora::proxy::Session;
+use pingora::{Error, ErrorType, Result};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Runs the request through a subrequest and pipes its response to the
+/// client. `Ok` = the response was written completely.
+pub async fn run(session: &mut Session, ctx: &mut RequestCtx, plan: Arc<Plan>) -> Result<()> {
+    let Some(rt) = ctx.runtime.clone() else {
+        return reply::error(session, &GatewayError::Internal, &ctx.request_id).await;
+    };
+    let Some(spawner) = session.subrequest_spawner.as_ref() else {
+        return reply::error(session, &GatewayError::Internal, &ctx.request_id).await;
+    };
+    let handoff = Handoff {
+        runtime: rt.clone(),
+        plan: plan.clone(),
+        request_id: ctx.request_id.clone(),
+    };
+    let sub_ctx = SubrequestCtx::builder()
+        .body_mode(if plan.has_body {
+            BodyMode::ExpectBody
+        } else {
+            BodyMode::NoBody
+        })
+        .user_ctx(Box::new(handoff))
+        .build();
+    let (subrequest, handle) = spawner.create_subrequest(session.as_downstream(), sub_ctx);
+    let body = if plan.body.is_empty() {
+        InputBody::NoBody
+    } else {
+        InputBody::Bytes(vec![plan.body.clone()])
+    };
+
+    let start = Instant::now();
+    let last_task_ms = Arc::new(AtomicU64::new(0));
+    let header_seen = Arc::new(AtomicBool::new(false));
+    let (last, seen) = (last_task_ms.clone(), header_seen.clone());
+    let filter = move |task: HttpTask| {
+        if matches!(task, HttpTask::Header(..)) {
+            seen.store(true, Relaxed);
+        }
+        last.store(start.elapsed().as_millis() as u64, Relaxed);
+        Ok(Some(task))
+    };
+
+    let t = &rt.config.timeouts;
+    let deadline = |header: bool, last_ms: u64| -> Duration {
+        let ms = if !header {
+            t.first_byte_ms
+        } else if plan.llm.stream {
+            last_ms + t.idle_ms
+        } else {
+            (last_ms + t.idle_ms).min(t.total_ms)
+        };
+        Duration::from_millis(ms)
+    };
+
+    let outcome = {
+        let pipe =
+            pipe_subrequest(session, subrequest, handle, filter, InputBodyType::Preset(body));
+        tokio::pin!(pipe);
+        loop {
+        let wait = deadline(header_seen.load(Relaxed), last_task_ms.load(Relaxed));
+        let sleep = tokio::time::sleep_until((start + wait).into());
+        tokio::select! {
+            r = &mut pipe => break Some(r),
+            _ = sleep => {
+                // Re-check: a task may have arrived while we were waking up.
+                let wait = deadline(header_seen.load(Relaxed), last_task_ms.load(Relaxed));
+                if start.elapsed() >= wait {
+                    break None;
+                }
+            }
+        }
+        }
+    };
+
+    let header_sent = session.response_written().is_some();
+    match outcome {
+        Some(Ok(_)) => Ok(()),
+        None if !header_sent => {
+            reply::error(session, &GatewayError::UpstreamTimeout, &ctx.request_id).await
+        }
+        None => {
+            ctx.error = Some(GatewayError::UpstreamTimeout);
+            Error::e_explain(ErrorType::ReadTimedout, "upstream idle or total timeout mid-response")
+        }
+        Some(Err(e)) if !header_sent => {
+            let err = super::peer::classify(&e.error);
+            reply::error(session, &err, &ctx.request_id).await
+        }
+        Some(Err(e)) => Err(e.error),
+    }
+}

@@ -1,0 +1,239 @@
+//! `impl ProxyHttp` for the gateway: each phase is a few lines delegating to
+//! the file that owns the concern.
+//!
+//! | phase | file |
+//! | --- | --- |
+//! | `early_request_filter` | here: a subrequest picks up its [`Handoff`] |
+//! | `request_filter` | [`endpoints`], [`admission`], [`handoff`] |
+//! | `upstream_peer`, `fail_to_connect`, `error_while_proxy` | [`peer`] |
+//! | `upstream_request_filter` | [`headers`] |
+//! | `response_filter`, `fail_to_proxy`, `logging` | here, [`reply`] |
+
+mod admission;
+pub mod ctx;
+mod endpoints;
+mod handoff;
+mod headers;
+mod peer;
+mod reply;
+
+pub use endpoints::health;
+
+use crate::metrics::metrics;
+use crate::state::SharedRuntime;
+use async_trait::async_trait;
+use bytes::Bytes;
+use ctx::{Handoff, RequestCtx, Role};
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::upstreams::peer::HttpPeer;
+use pingora::{Error, ErrorType, Result};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The gateway's proxy logic.
+pub struct Gateway {
+    runtime: SharedRuntime,
+}
+
+impl Gateway {
+    pub fn new(runtime: SharedRuntime) -> Self {
+        Gateway { runtime }
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx::default()
+    }
+
+    async fn early_request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
+        let handoff = session
+            .subrequest_ctx
+            .as_ref()
+            .and_then(|c| c.user_ctx())
+            .and_then(|u| u.downcast_ref::<Handoff>());
+        if let Some(h) = handoff {
+            ctx.role = Role::Child;
+            ctx.runtime = Some(h.runtime.clone());
+            ctx.plan = Some(h.plan.clone());
+            ctx.request_id = h.request_id.clone();
+        }
+        Ok(())
+    }
+
+    fn allow_spawning_subrequest(&self, _session: &Session, ctx: &RequestCtx) -> bool {
+        ctx.role != Role::Child
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        if ctx.role == Role::Child {
+            return Ok(false);
+        }
+        ctx.request_id = ctx::request_id(
+            session
+                .req_header()
+                .headers
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok()),
+        );
+        metrics().request_started();
+        ctx.counted = true;
+        let rt = self.runtime.load_full();
+        ctx.runtime = Some(rt.clone());
+        if endpoints::serve(session, ctx, &rt).await? {
+            return Ok(true);
+        }
+        let plan = match admission::admit(session, &rt).await {
+            Ok(plan) => Arc::new(plan),
+            Err(err) => {
+                reply::error(session, &err, &ctx.request_id).await?;
+                return Ok(true);
+            }
+        };
+        ctx.plan = Some(plan.clone());
+        if plan.llm.stream || session.as_downstream().retry_buffer_truncated() {
+            ctx.role = Role::Parent;
+            handoff::run(session, ctx, plan).await?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+        peer::select(ctx)
+    }
+
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut RequestCtx,
+        e: Box<Error>,
+    ) -> Box<Error> {
+        peer::connect_failed(ctx, e)
+    }
+
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut RequestCtx,
+        client_reused: bool,
+    ) -> Box<Error> {
+        let e = e.more_context(format!("Peer: {peer}"));
+        peer::proxy_failed(session, ctx, e, client_reused)
+    }
+
+    async fn connected_to_upstream(
+        &self,
+        _session: &mut Session,
+        _reused: bool,
+        _peer: &HttpPeer,
+        #[cfg(unix)] _fd: std::os::unix::io::RawFd,
+        #[cfg(windows)] _sock: std::os::windows::io::RawSocket,
+        _digest: Option<&pingora::protocols::Digest>,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let Some(server) = &ctx.server {
+            server.record_success();
+        }
+        Ok(())
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let (Some(rt), Some(plan), Some(server)) = (&ctx.runtime, &ctx.plan, &ctx.server) else {
+            return Error::e_explain(ErrorType::InternalError, "no plan for upstream request");
+        };
+        let client_ip = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip().to_string());
+        headers::prepare(upstream_request, rt, plan, server, ctx, client_ip)
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        ctx.response_started = true;
+        for name in ["connection", "keep-alive", "proxy-connection"] {
+            upstream_response.remove_header(name);
+        }
+        upstream_response.insert_header("x-request-id", ctx.request_id.as_str())?;
+        Ok(())
+    }
+
+    fn upstream_response_body_filter(
+        &self,
+        _session: &mut Session,
+        _body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<Duration>> {
+        // The total deadline of a direct (non-streaming) response; the
+        // subrequest path enforces it in the parent (handoff.rs).
+        if ctx.role == Role::Direct {
+            if let Some(rt) = &ctx.runtime {
+                if ctx.started.elapsed() > Duration::from_millis(rt.config.timeouts.total_ms) {
+                    return Error::e_explain(ErrorType::ReadTimedout, "total response deadline");
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
+        let err = ctx.error.take().unwrap_or_else(|| peer::classify(e));
+        let downstream_gone = matches!(e.etype(), ErrorType::WriteError | ErrorType::ConnectionClosed)
+            && e.esource() == &pingora::ErrorSource::Downstream;
+        let code = if session.response_written().is_some() || downstream_gone {
+            // Too late for an error response: the client already has a
+            // header (or is gone); the connection is closed instead.
+            0
+        } else {
+            if let Err(write_err) = reply::error(session, &err, &ctx.request_id).await {
+                log::debug!("could not send error response: {write_err}");
+            }
+            err.status()
+        };
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        ctx.release_server();
+        if ctx.role == Role::Child || !ctx.counted {
+            return;
+        }
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let elapsed = ctx.started.elapsed();
+        metrics().request_finished(status, elapsed.as_millis() as u64);
+        if log::log_enabled!(log::Level::Info) {
+            let req = session.req_header();
+            log::info!(
+                "request_id={} method={} path={} status={} ms={} attempts={} error={}",
+                ctx.request_id,
+                req.method,
+                req.uri.path(),
+                status,
+                elapsed.as_millis(),
+                ctx.attempts,
+                e.map(|e| e.etype().as_str()).unwrap_or("-"),
+            );
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! Choosing and connecting to an upstream server: `upstream_peer` (pick a
+//! healthy, non-ejected, non-full server of the plan's pool that this
+//! request has not tried yet), `fail_to_connect` (passive ejection, retry on
+//! another server) and `error_while_proxy` (retry a dead pooled connection,
+//! never after a byte reached the client).
+
+use super::ctx::{RequestCtx, Role};
+use crate::error::GatewayError;
+use crate::metrics::metrics;
+use pingora::lb::Backend;
+use pingora::protocols::l4::socket::SocketAddr;
+use pingora::proxy::Session;
+use pingora::upstreams::peer::HttpPeer;
+use pingora::{Error, ErrorType, Result};
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+fn fail(ctx: &mut RequestCtx, err: GatewayError) -> Box<Error> {
+    let status = err.status();
+    ctx.error = Some(err);
+    Error::explain(ErrorType::HTTPStatus(status), "gateway error")
+}
+
+/// Picks the server for this attempt and builds its peer.
+pub fn select(ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+    ctx.release_server();
+    let (Some(rt), Some(plan)) = (ctx.runtime.clone(), ctx.plan.clone()) else {
+        return Err(fail(ctx, GatewayError::Internal));
+    };
+    let pool = &rt.pools[plan.pool];
+    let Some((backend, server)) = pool.select(&ctx.tried) else {
+        // After failed attempts, report what went wrong with them.
+        let err = match ctx.error.take() {
+            Some(prev) if ctx.attempts > 0 => prev,
+            _ => GatewayError::NoHealthyUpstream,
+        };
+        return Err(fail(ctx, err));
+    };
+    server.inflight.fetch_add(1, Relaxed);
+    ctx.tried.push(server.id);
+    ctx.attempts += 1;
+    if ctx.attempts > 1 {
+        metrics().retry();
+    }
+    let t = &rt.config.timeouts;
+    let sni = if server.tls { server.sni.clone() } else { String::new() };
+    let mut peer = peer_for(&backend, server.tls, sni)?;
+    let o = &mut peer.options;
+    o.connection_timeout = Some(Duration::from_millis(t.connect_ms));
+    o.total_connection_timeout = Some(Duration::from_millis(t.connect_ms));
+    o.idle_timeout = Some(Duration::from_millis(rt.config.upstream.keepalive_idle_ms));
+    o.write_timeout = Some(Duration::from_millis(t.idle_ms));
+    // Pingora's read timeout is per read. A direct (non-streaming) request
+    // bounds header and body reads by the first-byte and total limits; a
+    // subrequest's parent enforces first-byte, idle and total precisely
+    // (handoff.rs), so the child only needs a backstop.
+    let read = match ctx.role {
+        Role::Child => t.first_byte_ms.max(t.idle_ms),
+        _ => t.first_byte_ms.min(t.total_ms),
+    };
+    o.read_timeout = Some(Duration::from_millis(read));
+    ctx.server = Some(server);
+    Ok(Box::new(peer))
+}
+
+fn peer_for(backend: &Backend, tls: bool, sni: String) -> Result<HttpPeer> {
+    match &backend.addr {
+        // A socket address: no DNS happens here.
+        SocketAddr::Inet(addr) => Ok(HttpPeer::new(*addr, tls, sni)),
+        SocketAddr::Unix(_) => Error::e_explain(ErrorType::InternalError, "unix upstreams are not supported"),
+    }
+}
+
+/// A connection attempt failed: count it against the server, retry elsewhere.
+pub fn connect_failed(ctx: &mut RequestCtx, mut e: Box<Error>) -> Box<Error> {
+    metrics().upstream_failure();
+    if let (Some(server), Some(rt)) = (&ctx.server, &ctx.runtime) {
+        let u = &rt.config.upstream;
+        if server.record_failure(u.eject_after_failures, u.eject_ms) {
+            log::warn!("upstream server {} ejected after {} connect failures", server.name, u.eject_after_failures);
+        }
+    }
+    ctx.error = Some(match e.etype() {
+        ErrorType::ConnectTimedout | ErrorType::TLSHandshakeTimedout => GatewayError::UpstreamTimeout,
+        _ => GatewayError::UpstreamConnect,
+    });
+    let max = ctx.runtime.as_ref().map_or(1, |rt| rt.config.upstream.max_attempts);
+    e.set_retry(ctx.attempts < max);
+    e
+}
+
+/// An error after connecting. Retry only when nothing reached the client,
+/// the body can be replayed, and the connection was a reused keep-alive one
+/// (the upstream closed it idle; the request never ran there).
+pub fn proxy_failed(
+    session: &Session,
+    ctx: &mut RequestCtx,
+    mut e: Box<Error>,
+    client_reused: bool,
+) -> Box<Error> {
+    let max = ctx.runtime.as_ref().map_or(1, |rt| rt.config.upstream.max_attempts);
+    if ctx.response_started
+        || session.as_downstream().retry_buffer_truncated()
+        || ctx.attempts >= max
+    {
+        e.set_retry(false);
+    } else {
+        e.retry.decide_reuse(client_reused);
+        if e.retry() {
+            // Same server is fine for a stale connection: a new one is opened.
+            if let Some(server) = &ctx.server {
+                let id = server.id;
+                ctx.tried.retain(|t| *t != id);
+            }
+        }
+    }
+    e
+}
+
+/// Maps a Pingora error to the gateway error to answer with.
+pub fn classify(e: &Error) -> GatewayError {
+    use ErrorType::*;
+    match e.etype() {
+        ConnectTimedout | ReadTimedout | WriteTimedout | TLSHandshakeTimedout => GatewayError::UpstreamTimeout,
+        ConnectRefused | ConnectNoRoute | ConnectError | ConnectProxyFailure | TLSHandshakeFailure
+        | InvalidCert => GatewayError::UpstreamConnect,
+        _ => match e.esource() {
+            pingora::ErrorSource::Upstream => GatewayError::UpstreamError,
+            pingora::ErrorSource::Downstream => GatewayError::InvalidRequest("malformed request".into()),
+            _ => GatewayError::Internal,
+        },
+    }
+}

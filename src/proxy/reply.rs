@@ -1,0 +1,72 @@
+//! Writing the gateway's own responses (errors, health, metrics) to the
+//! client. Always with `content-length` and `x-request-id`; Pingora closes
+//! the connection afterwards when the request body was left unread.
+
+use crate::error::GatewayError;
+use bytes::Bytes;
+use pingora::http::ResponseHeader;
+use pingora::proxy::Session;
+use pingora::Result;
+
+/// Writes a complete response.
+pub async fn send(
+    session: &mut Session,
+    status: u16,
+    content_type: &str,
+    body: Vec<u8>,
+    request_id: &str,
+    extra: &[(&'static str, String)],
+) -> Result<()> {
+    let mut header = ResponseHeader::build(status, Some(4 + extra.len()))?;
+    header.insert_header("content-type", content_type)?;
+    header.insert_header("content-length", body.len().to_string())?;
+    header.insert_header("x-request-id", request_id)?;
+    for (name, value) in extra {
+        header.insert_header(*name, value.as_str())?;
+    }
+    let head_only = session.req_header().method == http::Method::HEAD;
+    session
+        .write_response_header(Box::new(header), head_only)
+        .await?;
+    if !head_only {
+        session
+            .write_response_body(Some(Bytes::from(body)), true)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Writes a JSON response.
+pub async fn json(
+    session: &mut Session,
+    status: u16,
+    body: &serde_json::Value,
+    request_id: &str,
+) -> Result<()> {
+    send(
+        session,
+        status,
+        "application/json",
+        body.to_string().into_bytes(),
+        request_id,
+        &[],
+    )
+    .await
+}
+
+/// Writes a gateway error in the one error shape.
+pub async fn error(session: &mut Session, err: &GatewayError, request_id: &str) -> Result<()> {
+    let extra = match err {
+        GatewayError::Unauthorized(_) => vec![("www-authenticate", "Bearer".to_string())],
+        _ => Vec::new(),
+    };
+    send(
+        session,
+        err.status(),
+        "application/json",
+        err.body(request_id),
+        request_id,
+        &extra,
+    )
+    .await
+}

@@ -1,0 +1,106 @@
+//! Assembles the Pingora `Server` for `sluice run`: the proxy service on
+//! `listen.proxy`, the admin service on `listen.admin`, and the upkeep
+//! background service (DNS refresh + active health checks).
+
+use crate::admin::AdminApp;
+use crate::config::Config;
+use crate::proxy::Gateway;
+use crate::state::{Runtime, SharedRuntime};
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use pingora::server::configuration::ServerConf;
+use pingora::server::{Server, ShutdownWatch};
+use pingora::services::background::{background_service, BackgroundService};
+use pingora::services::listening::Service;
+use std::sync::Arc;
+
+/// Refreshes upstream names and runs health checks on the current runtime.
+pub struct Upkeep {
+    runtime: SharedRuntime,
+}
+
+#[async_trait]
+impl BackgroundService for Upkeep {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        loop {
+            let rt = self.runtime.load_full();
+            let interval = crate::upstream::interval(&rt.config.upstream);
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = tokio::time::sleep(interval) => {}
+            }
+            let rt = self.runtime.load_full();
+            rt.refresh_pools().await;
+            rt.health_check_pools().await;
+        }
+    }
+}
+
+/// Worker threads: the configured number, or one per core.
+fn threads(config: &Config) -> usize {
+    if config.server.threads > 0 {
+        config.server.threads
+    } else {
+        std::thread::available_parallelism().map_or(2, |n| n.get())
+    }
+}
+
+/// Builds and runs the gateway; returns only on error before start.
+pub fn run(config: Config) -> Result<(), String> {
+    let runtime = Runtime::build(config.clone()).map_err(|problems| {
+        problems
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")
+    })?;
+    // Resolve names and probe health once before taking traffic.
+    let startup = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the startup runtime: {e}"))?;
+    startup.block_on(async {
+        runtime.refresh_pools().await;
+        runtime.health_check_pools().await;
+    });
+    drop(startup);
+    let shared: SharedRuntime = Arc::new(ArcSwap::from_pointee(runtime));
+
+    let mut conf = ServerConf::default();
+    conf.threads = threads(&config);
+    conf.grace_period_seconds = Some(config.server.grace_period_seconds);
+    conf.graceful_shutdown_timeout_seconds = Some(config.server.graceful_shutdown_timeout_seconds);
+    conf.upstream_keepalive_pool_size = config.server.upstream_keepalive_pool_size;
+    // Pingora's retry loop bound; our own attempt counting decides per request.
+    conf.max_retries = config.upstream.max_attempts.max(1);
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+    let conf = server.configuration.clone();
+
+    let mut proxy = pingora::proxy::http_proxy_service_with_name(
+        &conf,
+        Gateway::new(shared.clone()),
+        "sluice proxy",
+    );
+    proxy.add_tcp(&config.listen.proxy);
+    server.add_service(proxy);
+
+    if let Some(admin_addr) = &config.listen.admin {
+        let mut admin = Service::new("sluice admin".to_string(), AdminApp::new(shared.clone()));
+        admin.add_tcp(admin_addr);
+        server.add_service(admin);
+    }
+
+    server.add_service(background_service(
+        "sluice upkeep",
+        Upkeep {
+            runtime: shared.clone(),
+        },
+    ));
+    log::warn!(
+        "sluice listening on {} (admin: {})",
+        config.listen.proxy,
+        config.listen.admin.as_deref().unwrap_or("off")
+    );
+    server.run_forever()
+}

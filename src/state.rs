@@ -1,0 +1,191 @@
+//! The compiled, immutable [`Runtime`]: namespaces, matchers, router, key
+//! ring and upstream pools built from one [`Config`]. It lives behind an
+//! `ArcSwap`; a request loads it once in `request_filter` and keeps that
+//! `Arc` to the end, so a swapped-in runtime never changes a request mid-way.
+
+use crate::config::{Config, Problem};
+use crate::upstream::{Pool, ServerRt};
+use arc_swap::ArcSwap;
+use http::HeaderName;
+use sluice_filters::auth::KeyRing;
+use sluice_filters::matcher::{CompiledMatcher, MatcherSpec, NamespaceResolver};
+use sluice_filters::routing::{CompiledProxyRule, PrefixRoute, ProxyRuleSpec, Router};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// A namespace as the request path needs it.
+#[derive(Debug, Clone)]
+pub struct NamespaceRt {
+    pub id: u64,
+    pub code: String,
+    pub name: String,
+    pub active: bool,
+}
+
+/// A client key's record (the key itself lives in the key ring).
+#[derive(Debug, Clone)]
+pub struct KeyRt {
+    pub name: String,
+    /// Index into [`Runtime::namespaces`].
+    pub namespace: Option<usize>,
+}
+
+/// Everything the request path reads, compiled.
+pub struct Runtime {
+    pub config: Config,
+    pub namespaces: Vec<NamespaceRt>,
+    pub resolver: NamespaceResolver,
+    pub router: Router,
+    pub pools: Vec<Pool>,
+    pub keyring: KeyRing,
+    pub keys: Vec<KeyRt>,
+    /// The operator's extra auth header, if any.
+    pub auth_header: Option<HeaderName>,
+}
+
+/// The runtime shared by every service.
+pub type SharedRuntime = Arc<ArcSwap<Runtime>>;
+
+impl Runtime {
+    /// Compiles a validated config. Problems here mean the config changed
+    /// under validation's feet; they are reported the same way.
+    pub fn build(config: Config) -> Result<Runtime, Vec<Problem>> {
+        let mut problems = Vec::new();
+        let namespaces: Vec<NamespaceRt> = config
+            .namespaces
+            .iter()
+            .map(|n| NamespaceRt {
+                id: n.id,
+                code: n.namespace_code.clone(),
+                name: n.namespace_name.clone(),
+                active: n.is_active,
+            })
+            .collect();
+        let ns_index = |code: &str| namespaces.iter().position(|n| n.code == code);
+
+        // Pools: active servers grouped by pool name, in file order.
+        let mut groups: BTreeMap<String, Vec<Arc<ServerRt>>> = BTreeMap::new();
+        for s in config.upstream_servers.iter().filter(|s| s.is_active) {
+            groups
+                .entry(s.pool_name().to_string())
+                .or_default()
+                .push(Arc::new(ServerRt::new(s)));
+        }
+        let pools: Vec<Pool> = groups
+            .into_iter()
+            .map(|(name, servers)| Pool::new(&name, servers, &config.upstream))
+            .collect();
+        let pool_index = |name: &str| pools.iter().position(|p| p.name == name);
+
+        let mut matchers = Vec::new();
+        for (i, m) in config.matchers.iter().enumerate() {
+            let Some(ns) = ns_index(&m.namespace) else {
+                continue;
+            };
+            if !m.is_active || !namespaces[ns].active {
+                continue;
+            }
+            let spec = MatcherSpec {
+                id: m.id,
+                namespace: ns,
+                matcher_type: m.matcher_type,
+                match_field: m.match_field.clone(),
+                match_operator: m.match_operator,
+                match_value: m.match_value.clone(),
+                action: m.action,
+                priority: m.priority,
+            };
+            match CompiledMatcher::compile(&spec) {
+                Ok(c) => matchers.push(c),
+                Err(e) => problems.push(Problem::new(format!("matchers[{i}]"), e)),
+            }
+        }
+        let default_ns = config.default_namespace.as_deref().and_then(ns_index);
+        let resolver = NamespaceResolver::new(matchers, default_ns);
+
+        let mut rules = Vec::new();
+        for (i, r) in config.proxy_rules.iter().enumerate().filter(|(_, r)| r.is_active) {
+            let Some(target) = pool_index(&r.upstream) else {
+                problems.push(Problem::new(format!("proxy_rules[{i}].upstream"), "no such pool"));
+                continue;
+            };
+            let spec = ProxyRuleSpec {
+                id: r.id,
+                priority: r.priority,
+                namespace: r.namespace.as_deref().and_then(ns_index),
+                target,
+                path_pattern: r.path_pattern.clone(),
+                method_pattern: r.method_pattern.clone(),
+                header_pattern: r.header_pattern.clone(),
+                body_pattern: r.body_pattern.clone(),
+            };
+            match CompiledProxyRule::compile(&spec) {
+                Ok(c) => rules.push(c),
+                Err(e) => problems.push(Problem::new(format!("proxy_rules[{i}]"), e)),
+            }
+        }
+        let mut prefixes = Vec::new();
+        for (i, r) in config.routes.iter().enumerate() {
+            match pool_index(&r.upstream) {
+                Some(target) => prefixes.push(PrefixRoute {
+                    prefix: r.prefix.clone(),
+                    target,
+                    strip_prefix: r.strip_prefix,
+                    namespace: r.namespace.as_deref().and_then(ns_index),
+                }),
+                None => problems.push(Problem::new(format!("routes[{i}].upstream"), "no such pool")),
+            }
+        }
+        let router = Router::new(rules, prefixes);
+
+        let keyring = KeyRing::new(
+            config
+                .auth
+                .keys
+                .iter()
+                .map(|k| k.key.expose().as_bytes().to_vec()),
+        );
+        let keys = config
+            .auth
+            .keys
+            .iter()
+            .map(|k| KeyRt {
+                name: k.name.clone(),
+                namespace: k.namespace.as_deref().and_then(ns_index),
+            })
+            .collect();
+        let auth_header = config
+            .auth
+            .header
+            .as_deref()
+            .and_then(|h| HeaderName::from_bytes(h.as_bytes()).ok());
+
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        Ok(Runtime {
+            config,
+            namespaces,
+            resolver,
+            router,
+            pools,
+            keyring,
+            keys,
+            auth_header,
+        })
+    }
+
+    /// Resolves every pool's server names (startup and background refresh).
+    pub async fn refresh_pools(&self) {
+        for pool in &self.pools {
+            pool.refresh().await;
+        }
+    }
+
+    /// One round of active health checks over every pool.
+    pub async fn health_check_pools(&self) {
+        for pool in &self.pools {
+            pool.health_check().await;
+        }
+    }
+}

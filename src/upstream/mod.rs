@@ -1,0 +1,188 @@
+//! Upstream pools: the servers of each pool, load balanced with
+//! `pingora-load-balancing` (weighted round robin), with names resolved in
+//! the background ([`discovery`]), active HTTP health checks ([`health`]) and
+//! passive ejection after consecutive connect failures (this file).
+//! `upstream_peer` asks [`Pool::select`] for a server; nothing here blocks.
+
+pub mod discovery;
+pub mod health;
+
+use crate::config::{ProviderKind, Secret, UpstreamServer, UpstreamSettings};
+use http::{HeaderName, HeaderValue};
+use pingora::lb::{selection::RoundRobin, Backend, Backends, LoadBalancer};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+/// Milliseconds since the process started (monotonic).
+pub fn now_ms() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_millis() as u64
+}
+
+/// One upstream server, compiled for the request path, with its live counters.
+#[derive(Debug)]
+pub struct ServerRt {
+    pub id: u64,
+    pub name: String,
+    pub address: String,
+    pub port: u16,
+    pub tls: bool,
+    /// SNI for TLS and the `Host` header value.
+    pub sni: String,
+    pub host_header: String,
+    pub weight: usize,
+    pub max_connections: usize,
+    pub health_check_url: Option<String>,
+    pub provider: ProviderKind,
+    pub api_key: Option<Secret<String>>,
+    pub inject_headers: Vec<(HeaderName, HeaderValue)>,
+    /// Requests in flight to this server.
+    pub inflight: AtomicUsize,
+    consecutive_failures: AtomicU32,
+    ejected_until_ms: AtomicU64,
+}
+
+impl ServerRt {
+    /// Compiles a config entry (already validated).
+    pub fn new(s: &UpstreamServer) -> Self {
+        let sni = s.sni.clone().unwrap_or_else(|| s.server_address.clone());
+        let default_port = if s.server_type == crate::config::ServerType::Https {
+            443
+        } else {
+            80
+        };
+        let host_header = if s.server_port == default_port {
+            sni.clone()
+        } else {
+            format!("{sni}:{}", s.server_port)
+        };
+        ServerRt {
+            id: s.id,
+            name: s.server_name.clone(),
+            address: s.server_address.clone(),
+            port: s.server_port,
+            tls: s.server_type == crate::config::ServerType::Https,
+            sni,
+            host_header,
+            weight: s.weight.max(1),
+            max_connections: s.max_connections,
+            health_check_url: s.health_check_url.clone(),
+            provider: s.provider,
+            api_key: s.api_key.clone(),
+            inject_headers: s
+                .inject_headers
+                .iter()
+                .filter_map(|(k, v)| {
+                    Some((
+                        HeaderName::from_bytes(k.as_bytes()).ok()?,
+                        HeaderValue::from_str(v.expose()).ok()?,
+                    ))
+                })
+                .collect(),
+            inflight: AtomicUsize::new(0),
+            consecutive_failures: AtomicU32::new(0),
+            ejected_until_ms: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether passive ejection currently keeps traffic away.
+    pub fn is_ejected(&self, now_ms: u64) -> bool {
+        self.ejected_until_ms.load(Relaxed) > now_ms
+    }
+
+    /// Whether `max_connections` requests are already in flight.
+    pub fn is_full(&self) -> bool {
+        self.max_connections > 0 && self.inflight.load(Relaxed) >= self.max_connections
+    }
+
+    /// Records a connect failure; ejects the server after `threshold`
+    /// consecutive ones. Returns true when this failure ejected it.
+    pub fn record_failure(&self, threshold: u32, eject_ms: u64) -> bool {
+        let n = self.consecutive_failures.fetch_add(1, Relaxed) + 1;
+        if threshold > 0 && n >= threshold {
+            self.consecutive_failures.store(0, Relaxed);
+            self.ejected_until_ms.store(now_ms() + eject_ms, Relaxed);
+            return true;
+        }
+        false
+    }
+
+    /// Records a successful connection.
+    pub fn record_success(&self) {
+        if self.consecutive_failures.load(Relaxed) != 0 {
+            self.consecutive_failures.store(0, Relaxed);
+        }
+    }
+}
+
+/// A pool: servers load balanced together.
+pub struct Pool {
+    pub name: String,
+    pub lb: LoadBalancer<RoundRobin>,
+    pub servers: Vec<Arc<ServerRt>>,
+}
+
+impl Pool {
+    /// Builds a pool over the active `servers` (not yet discovered: call
+    /// [`Pool::refresh`] before serving).
+    pub fn new(name: &str, servers: Vec<Arc<ServerRt>>, settings: &UpstreamSettings) -> Self {
+        let discovery = discovery::PoolDiscovery::new(servers.clone());
+        let mut backends = Backends::new(Box::new(discovery));
+        backends.set_health_check(Box::new(health::ServerHealthCheck::new(settings)));
+        let lb = LoadBalancer::from_backends(backends);
+        Pool {
+            name: name.to_string(),
+            lb,
+            servers,
+        }
+    }
+
+    /// Re-resolves names (the selector is rebuilt only when the set changes).
+    pub async fn refresh(&self) {
+        if let Err(e) = self.lb.update().await {
+            log::warn!("upstream pool {}: discovery failed: {e}", self.name);
+        }
+    }
+
+    /// Runs one round of active health checks.
+    pub async fn health_check(&self) {
+        self.lb.backends().run_health_check(true).await;
+    }
+
+    /// Picks a server: healthy, not ejected, not full, not in `tried`.
+    pub fn select(&self, tried: &[u64]) -> Option<(Backend, Arc<ServerRt>)> {
+        let now = now_ms();
+        let backend = self.lb.select_with(b"", 256, |b, healthy| {
+            healthy
+                && server_of(b).is_some_and(|s| {
+                    !s.is_ejected(now) && !s.is_full() && !tried.contains(&s.id)
+                })
+        })?;
+        let server = server_of(&backend)?.clone();
+        Some((backend, server))
+    }
+
+    /// Whether each server is currently usable (for `/health`).
+    pub fn healthy_count(&self) -> usize {
+        let now = now_ms();
+        self.lb
+            .backends()
+            .get_backend()
+            .iter()
+            .filter(|b| {
+                self.lb.backends().ready(b) && server_of(b).is_some_and(|s| !s.is_ejected(now))
+            })
+            .count()
+    }
+}
+
+/// The server a backend was discovered from.
+pub fn server_of(b: &Backend) -> Option<&Arc<ServerRt>> {
+    b.ext.get::<Arc<ServerRt>>()
+}
+
+/// Interval helper for the background service.
+pub fn interval(settings: &UpstreamSettings) -> Duration {
+    Duration::from_millis(settings.health_check_interval_ms)
+}
