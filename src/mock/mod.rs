@@ -17,6 +17,8 @@
 
 mod openai;
 
+pub use openai::token as openai_token;
+
 use bytes::Bytes;
 use http_body_util::{combinators::BoxBody, BodyExt, Full};
 use hyper::body::Incoming;
@@ -64,6 +66,19 @@ pub struct MockState {
     pub health_status: AtomicU16,
     /// Requests served (all paths but `/health`).
     pub requests: AtomicU64,
+    /// SSE responses whose last event has been produced.
+    pub streams_completed: AtomicU64,
+}
+
+impl MockState {
+    fn new(options: MockOptions) -> Arc<Self> {
+        Arc::new(MockState {
+            options,
+            health_status: AtomicU16::new(200),
+            requests: AtomicU64::new(0),
+            streams_completed: AtomicU64::new(0),
+        })
+    }
 }
 
 /// A running mock (in-process use by tests).
@@ -77,11 +92,7 @@ impl MockServer {
     pub async fn start(addr: &str, options: MockOptions) -> std::io::Result<MockServer> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
-        let state = Arc::new(MockState {
-            options,
-            health_status: AtomicU16::new(200),
-            requests: AtomicU64::new(0),
-        });
+        let state = MockState::new(options);
         tokio::spawn(serve(listener, state.clone()));
         Ok(MockServer { addr, state })
     }
@@ -146,6 +157,7 @@ async fn handle(req: Request<Incoming>, state: Arc<MockState>) -> Result<Respons
             .unwrap_or(state.options.tokens),
         chunk_ms: header_num(&req, "x-mock-chunk-ms").unwrap_or(state.options.chunk_ms),
         id: id.clone(),
+        state: state.clone(),
     };
     let method = req.method().clone();
     let query = req.uri().query().map(str::to_string);
@@ -215,11 +227,6 @@ pub fn fnv1a(data: &[u8]) -> u64 {
 pub async fn run(listen: &str, options: MockOptions) -> std::io::Result<()> {
     let listener = TcpListener::bind(listen).await?;
     eprintln!("sluice mock listening on {}", listener.local_addr()?);
-    let state = Arc::new(MockState {
-        options,
-        health_status: AtomicU16::new(200),
-        requests: AtomicU64::new(0),
-    });
-    serve(listener, state).await;
+    serve(listener, MockState::new(options)).await;
     Ok(())
 }

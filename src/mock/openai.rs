@@ -19,6 +19,7 @@ pub struct Behaviour {
     pub tokens: usize,
     pub chunk_ms: u64,
     pub id: String,
+    pub state: std::sync::Arc<super::MockState>,
 }
 
 fn error(status: u16, message: &str, id: &str) -> Response<Body> {
@@ -92,17 +93,27 @@ pub fn chat(body: &[u8], b: &Behaviour) -> Response<Body> {
         events.push(format!("data: {c}\n\n"));
     }
     events.push("data: [DONE]\n\n".to_string());
-    sse(events, b.chunk_ms, &b.id)
+    sse(events, b)
 }
 
-/// Streams `events`, one per chunk, `gap_ms` apart.
-fn sse(events: Vec<String>, gap_ms: u64, id: &str) -> Response<Body> {
-    let stream = futures_util::stream::unfold((events.into_iter(), true), move |(mut it, first)| async move {
+/// Streams `events`, one per chunk, `chunk_ms` apart; counts the stream as
+/// completed when its last event has been produced.
+fn sse(events: Vec<String>, b: &Behaviour) -> Response<Body> {
+    let gap_ms = b.chunk_ms;
+    let state = b.state.clone();
+    let id = b.id.as_str();
+    let stream = futures_util::stream::unfold((events.into_iter(), true), move |(mut it, first)| {
+        let state = state.clone();
+        async move {
         let event = it.next()?;
+        if it.len() == 0 {
+            state.streams_completed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         if !first && gap_ms > 0 {
             tokio::time::sleep(Duration::from_millis(gap_ms)).await;
         }
         Some((Ok::<_, Infallible>(Frame::data(Bytes::from(event))), (it, false)))
+        }
     });
     let mut resp = Response::new(StreamBody::new(stream).boxed());
     let h = resp.headers_mut();

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Installs and starts what `make test` needs on a Debian machine, when absent:
+# cmake (Pingora's zlib-ng build), Redis and MariaDB (store tests).
+# Idempotent: does nothing on a machine that already has them running.
+set -euo pipefail
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_port() {
+  for _ in $(seq 1 60); do
+    if port_open "$1"; then return 0; fi
+    sleep 0.5
+  done
+  echo "test-deps: nothing listens on 127.0.0.1:$1 after 30 s" >&2
+  return 1
+}
+
+need=()
+command -v cmake >/dev/null || need+=(cmake)
+command -v redis-server >/dev/null || need+=(redis-server)
+fresh_mariadb=0
+if ! command -v mariadbd >/dev/null && [ ! -x /usr/sbin/mariadbd ]; then
+  need+=(mariadb-server)
+  fresh_mariadb=1
+fi
+if [ ${#need[@]} -gt 0 ]; then
+  echo "test-deps: installing ${need[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+if ! port_open 6379; then
+  echo "test-deps: starting Redis"
+  $SUDO redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
+  wait_port 6379
+fi
+
+if ! port_open 3306; then
+  echo "test-deps: starting MariaDB"
+  $SUDO mkdir -p /run/mysqld && $SUDO chown mysql:mysql /run/mysqld 2>/dev/null || true
+  $SUDO start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd -- --user=mysql
+  wait_port 3306
+fi
+
+if [ "$fresh_mariadb" = 1 ]; then
+  # Debian's root uses unix_socket auth; tests connect over TCP as root with
+  # an empty password, as on the CI machine.
+  $SUDO mariadb -e "ALTER USER 'root'@'localhost' IDENTIFIED VIA mysql_native_password USING PASSWORD('') OR unix_socket; FLUSH PRIVILEGES;"
+fi

@@ -1,0 +1,197 @@
+//! Test harness: starts the real `sluice` binary on free ports with a config
+//! written for the test, against in-process mock upstreams
+//! (`sluice::mock::MockServer`), and waits until it answers `/healthz`.
+#![allow(dead_code)]
+
+use sluice::mock::{MockOptions, MockServer};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+/// A free TCP port on 127.0.0.1 (bound then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Starts a mock upstream named `id`.
+pub async fn mock(id: &str) -> MockServer {
+    mock_with(MockOptions { id: id.into(), ..MockOptions::default() }).await
+}
+
+pub async fn mock_with(options: MockOptions) -> MockServer {
+    MockServer::start("127.0.0.1:0", options).await.expect("mock starts")
+}
+
+/// A running gateway process; killed on drop.
+pub struct Gateway {
+    child: Child,
+    pub port: u16,
+    pub admin_port: u16,
+    pub config_path: std::path::PathBuf,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.config_path);
+    }
+}
+
+/// The `sluice` binary.
+pub fn sluice_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_sluice")
+}
+
+/// Writes `yaml` (with `{proxy}` and `{admin}` replaced by free addresses) to
+/// a temp file.
+pub fn write_config(yaml: &str) -> (std::path::PathBuf, u16, u16) {
+    let port = free_port();
+    let admin_port = free_port();
+    let text = yaml
+        .replace("{proxy}", &format!("127.0.0.1:{port}"))
+        .replace("{admin}", &format!("127.0.0.1:{admin_port}"));
+    let path = std::env::temp_dir().join(format!("sluice-test-{}-{port}.yaml", std::process::id()));
+    std::fs::write(&path, text).expect("write config");
+    (path, port, admin_port)
+}
+
+impl Gateway {
+    /// Starts the gateway with `yaml` and waits for `/healthz`.
+    pub async fn start(yaml: &str) -> Gateway {
+        let (config_path, port, admin_port) = write_config(yaml);
+        let child = Command::new(sluice_bin())
+            .args(["run", "-c"])
+            .arg(&config_path)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn sluice");
+        let mut gw = Gateway { child, port, admin_port, config_path };
+        gw.wait_ready().await;
+        gw
+    }
+
+    async fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let client = reqwest::Client::new();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("sluice exited before it was ready: {status}");
+            }
+            if let Ok(r) = client.get(self.url("/healthz")).send().await {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "sluice did not become ready");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.admin_port)
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Sends raw bytes and returns the raw response (read until close or
+    /// the first complete response head + content-length body).
+    pub fn raw(&self, request: &[u8]) -> String {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        s.write_all(request).expect("write");
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    out.extend_from_slice(&buf[..n]);
+                    if complete(&out) {
+                        break;
+                    }
+                }
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+}
+
+fn complete(resp: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(resp);
+    let Some(head_end) = text.find("\r\n\r\n") else {
+        return false;
+    };
+    let len = text[..head_end]
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length").then(|| v.trim().parse::<usize>().ok())?
+        })
+        .unwrap_or(0);
+    resp.len() >= head_end + 4 + len
+}
+
+/// A pool entry for the config: one upstream server pointing at `mock`.
+pub fn server(name: &str, pool: &str, port: u16, extra: &str) -> String {
+    format!(
+        "  - server_name: {name}\n    pool: {pool}\n    server_address: 127.0.0.1\n    server_port: {port}\n{extra}"
+    )
+}
+
+/// A config with one namespace, auth on with `sk-test`, the given servers
+/// and routes/extra sections appended.
+pub fn config(servers: &[String], rest: &str) -> String {
+    format!(
+        r#"server:
+  threads: 1
+  grace_period_seconds: 0
+  graceful_shutdown_timeout_seconds: 1
+listen:
+  proxy: "{{proxy}}"
+auth:
+  enabled: true
+  header: x-gw-token
+  keys:
+    - name: test
+      key: sk-test
+default_namespace: default
+namespaces:
+  - namespace_code: default
+upstream_servers:
+{}
+{rest}
+"#,
+        servers.join("\n")
+    )
+}
+
+/// Counts requests a mock has served.
+pub fn served(m: &MockServer) -> u64 {
+    m.state.requests.load(Relaxed)
+}
+
+/// An authorized client request builder.
+pub fn post(client: &reqwest::Client, url: String) -> reqwest::RequestBuilder {
+    client.post(url).bearer_auth("sk-test")
+}
+
+/// A small chat completion body.
+pub fn chat_body(stream: bool) -> serde_json::Value {
+    serde_json::json!({"model": "gpt-4o-mini", "stream": stream,
+        "messages": [{"role": "user", "content": "hello there"}]})
+}

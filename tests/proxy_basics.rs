@@ -1,0 +1,202 @@
+//! Proxy path basics: auth in all three forms, header hygiene, request ids,
+//! large and chunked bodies, SSE order and flushing.
+
+mod common;
+
+use common::*;
+use futures_util::StreamExt;
+use serde_json::Value;
+use std::sync::atomic::Ordering::Relaxed;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_accepts_three_header_forms_and_rejects_others() {
+    let m = mock("a").await;
+    let gw = Gateway::start(&config(
+        &[server("a", "p", m.addr.port(), "")],
+        "routes:\n  - prefix: /\n    upstream: p\n",
+    ))
+    .await;
+    let c = reqwest::Client::new();
+    let url = gw.url("/v1/models");
+    let ok = [
+        c.get(&url).header("authorization", "Bearer sk-test"),
+        c.get(&url).header("x-api-key", "sk-test"),
+        c.get(&url).header("x-gw-token", "sk-test"),
+    ];
+    for req in ok {
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert!(r.headers().contains_key("x-request-id"));
+    }
+    for req in [
+        c.get(&url),
+        c.get(&url).header("authorization", "Bearer sk-wrong"),
+        c.get(&url).header("x-api-key", "sk-tes"),
+        c.get(&url).header("authorization", "Basic sk-test"),
+    ] {
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), 401);
+        assert!(r.headers().contains_key("x-request-id"));
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "unauthorized");
+        assert!(body["error"]["trace_id"].as_str().is_some_and(|t| !t.is_empty()));
+    }
+    assert_eq!(served(&m), 3, "rejected requests never reach the upstream");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn header_hygiene_strips_client_keys_and_injects_provider_key() {
+    let m = mock("a").await;
+    let extra = "    api_key: sk-provider-secret\n    inject_headers:\n      OpenAI-Organization: org-42\n";
+    let gw = Gateway::start(&config(
+        &[server("a", "p", m.addr.port(), extra)],
+        "routes:\n  - prefix: /\n    upstream: p\n",
+    ))
+    .await;
+    let c = reqwest::Client::new();
+    let r = c
+        .post(gw.url("/echo/x?q=1"))
+        .header("authorization", "Bearer sk-test")
+        .header("x-gw-token", "sk-test")
+        .header("x-api-key", "sk-test")
+        .header("proxy-authorization", "Basic abc")
+        .header("connection", "keep-alive, x-drop-me")
+        .header("x-drop-me", "1")
+        .header("te", "trailers")
+        .header("x-request-id", "client-id-1")
+        .header("x-keep", "yes")
+        .json(&serde_json::json!({"a": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-request-id"], "client-id-1");
+    let echo: Value = r.json().await.unwrap();
+    let h = &echo["headers"];
+    assert_eq!(h["authorization"], "Bearer sk-provider-secret");
+    assert_eq!(h["openai-organization"], "org-42");
+    assert_eq!(h["x-keep"], "yes");
+    assert_eq!(h["x-request-id"], "client-id-1");
+    for gone in ["x-gw-token", "x-api-key", "proxy-authorization", "x-drop-me", "te", "connection"] {
+        assert!(h.get(gone).is_none(), "{gone} reached the upstream: {h}");
+    }
+    let text = echo.to_string();
+    assert!(!text.contains("sk-test"), "client key reached the upstream: {text}");
+    assert_eq!(echo["path"], "/echo/x");
+    assert_eq!(echo["query"], "q=1");
+}
+
+fn fnv(data: &[u8]) -> String {
+    format!("{:016x}", sluice::mock::fnv1a(data))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_and_chunked_bodies_arrive_byte_exact() {
+    let m = mock("a").await;
+    let gw = Gateway::start(&config(
+        &[server("a", "p", m.addr.port(), "")],
+        "routes:\n  - prefix: /\n    upstream: p\n",
+    ))
+    .await;
+    let c = reqwest::Client::new();
+    // 2 MiB JSON body with a content-length, then the same body chunked,
+    // twice each on the same keep-alive client.
+    let filler: String = (0..2 * 1024 * 1024).map(|i| (b'a' + (i % 26) as u8) as char).collect();
+    let body = format!("{{\"model\":\"gpt-4o\",\"prompt\":\"{filler}\"}}").into_bytes();
+    for round in 0..2 {
+        let r = post(&c, gw.url("/echo/big"))
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "round {round}");
+        let echo: Value = r.json().await.unwrap();
+        assert_eq!(echo["body_len"], body.len());
+        assert_eq!(echo["body_fnv"], fnv(&body));
+
+        let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+            body.chunks(100_000).map(|c| Ok(c.to_vec())).collect();
+        let stream = futures_util::stream::iter(chunks);
+        let r = post(&c, gw.url("/echo/chunked"))
+            .header("content-type", "application/json")
+            .body(reqwest::Body::wrap_stream(stream))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let echo: Value = r.json().await.unwrap();
+        assert_eq!(echo["body_len"], body.len());
+        assert_eq!(echo["body_fnv"], fnv(&body));
+        assert_eq!(echo["headers"]["content-length"], body.len().to_string());
+        assert!(echo["headers"].get("transfer-encoding").is_none());
+    }
+    // A small chunked body takes the direct path.
+    let small = br#"{"model":"m","messages":[]}"#.to_vec();
+    let stream = futures_util::stream::iter(vec![Ok::<_, std::io::Error>(small.clone())]);
+    let r = post(&c, gw.url("/echo/small"))
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(stream))
+        .send()
+        .await
+        .unwrap();
+    let echo: Value = r.json().await.unwrap();
+    assert_eq!(echo["body_fnv"], fnv(&small));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sse_events_arrive_in_order_and_before_the_upstream_finishes() {
+    let m = mock_with(sluice::mock::MockOptions {
+        id: "a".into(),
+        tokens: 6,
+        chunk_ms: 150,
+        ..Default::default()
+    })
+    .await;
+    let gw = Gateway::start(&config(
+        &[server("a", "p", m.addr.port(), "")],
+        "routes:\n  - prefix: /\n    upstream: p\n",
+    ))
+    .await;
+    let c = reqwest::Client::new();
+    let r = post(&c, gw.url("/v1/chat/completions"))
+        .json(&serde_json::json!({"model": "gpt-4o-mini", "stream": true,
+            "stream_options": {"include_usage": true},
+            "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "text/event-stream");
+    let mut stream = r.bytes_stream();
+    let first = stream.next().await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&first).starts_with("data: "));
+    assert_eq!(
+        m.state.streams_completed.load(Relaxed),
+        0,
+        "the first event reached the client only after the upstream finished"
+    );
+    let mut all = first.to_vec();
+    while let Some(chunk) = stream.next().await {
+        all.extend_from_slice(&chunk.unwrap());
+    }
+    let text = String::from_utf8(all).unwrap();
+    let events: Vec<&str> = text
+        .split("\n\n")
+        .filter(|e| !e.is_empty())
+        .map(|e| e.strip_prefix("data: ").unwrap())
+        .collect();
+    assert_eq!(events.len(), 1 + 6 + 1 + 1 + 1, "{text}");
+    let content: String = events[1..7]
+        .iter()
+        .map(|e| {
+            let v: Value = serde_json::from_str(e).unwrap();
+            v["choices"][0]["delta"]["content"].as_str().unwrap().to_string()
+        })
+        .collect();
+    let expected: String = (0..6).map(sluice::mock::openai_token).collect();
+    assert_eq!(content, expected);
+    let usage: Value = serde_json::from_str(events[8]).unwrap();
+    assert_eq!(usage["usage"]["completion_tokens"], 6);
+    assert_eq!(events[9], "[DONE]");
+}
