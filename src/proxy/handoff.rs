@@ -68,12 +68,11 @@ pub async fn run(session: &mut Session, ctx: &mut RequestCtx, plan: Arc<Plan>) -
 
     let t = &rt.config.timeouts;
     let deadline = |header: bool, last_ms: u64| -> Duration {
-        let ms = if !header {
-            t.first_byte_ms
-        } else if plan.llm.stream {
-            last_ms + t.idle_ms
-        } else {
-            (last_ms + t.idle_ms).min(t.total_ms)
+        let ms = match (header, plan.llm.stream) {
+            (false, true) => t.first_byte_ms,
+            (false, false) => t.first_byte_ms.min(t.total_ms),
+            (true, true) => last_ms + t.idle_ms,
+            (true, false) => (last_ms + t.idle_ms).min(t.total_ms),
         };
         Duration::from_millis(ms)
     };

@@ -203,6 +203,9 @@ impl ProxyHttp for Gateway {
             // header (or is gone); the connection is closed instead.
             0
         } else {
+            // The connection is not reused after a failed proxy attempt;
+            // announce it so the client does not race the close.
+            session.set_keepalive(None);
             if let Err(write_err) = reply::error(session, &err, &ctx.request_id).await {
                 log::debug!("could not send error response: {write_err}");
             }

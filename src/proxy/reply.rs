@@ -55,7 +55,14 @@ pub async fn json(
 }
 
 /// Writes a gateway error in the one error shape.
+///
+/// When the request body was left unread, Pingora cannot reuse the
+/// connection; say so (`Connection: close`) so clients do not send the next
+/// request on a connection about to close.
 pub async fn error(session: &mut Session, err: &GatewayError, request_id: &str) -> Result<()> {
+    if !session.as_downstream_mut().is_body_done() {
+        session.set_keepalive(None);
+    }
     let extra = match err {
         GatewayError::Unauthorized(_) => vec![("www-authenticate", "Bearer".to_string())],
         _ => Vec::new(),

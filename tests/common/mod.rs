@@ -156,6 +156,11 @@ pub fn server(name: &str, pool: &str, port: u16, extra: &str) -> String {
 /// A config with one namespace, auth on with `sk-test`, the given servers
 /// and routes/extra sections appended.
 pub fn config(servers: &[String], rest: &str) -> String {
+    config_ns(servers, "", rest)
+}
+
+/// Like [`config`], with extra namespace entries (YAML list items).
+pub fn config_ns(servers: &[String], namespaces: &str, rest: &str) -> String {
     format!(
         r#"server:
   threads: 1
@@ -172,6 +177,7 @@ auth:
 default_namespace: default
 namespaces:
   - namespace_code: default
+{namespaces}
 upstream_servers:
 {}
 {rest}

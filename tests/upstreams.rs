@@ -1,0 +1,200 @@
+//! Upstream pools through the real gateway: weighted distribution, active
+//! health-check ejection and recovery, failover on connect errors, no
+//! healthy upstream, and each timeout.
+
+mod common;
+
+use common::*;
+use futures_util::StreamExt;
+use reqwest::StatusCode;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+const FAST_CHECKS: &str = "upstream:\n  health_check_interval_ms: 50\n  health_check_timeout_ms: 500\n  unhealthy_threshold: 1\n  healthy_threshold: 1\n";
+
+async fn tally(gw: &Gateway, n: usize) -> HashMap<String, usize> {
+    let client = reqwest::Client::new();
+    let mut counts = HashMap::new();
+    for _ in 0..n {
+        let r = client.get(gw.url("/v1/models")).bearer_auth("sk-test").send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let id = r.headers()["x-mock-id"].to_str().unwrap().to_string();
+        *counts.entry(id).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// Polls `/health` until `pred` holds on the pool's healthy count.
+async fn wait_healthy(gw: &Gateway, pool: &str, want: u64) {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let v: Value = client.get(gw.url("/health")).send().await.unwrap().json().await.unwrap();
+        if v["services"]["upstreams"]["pools"][pool]["healthy_servers"] == want {
+            return;
+        }
+        assert!(Instant::now() < deadline, "pool {pool} never reached {want} healthy: {v}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weighted_round_robin_honours_weights() {
+    let (a, b) = (mock("a").await, mock("b").await);
+    let servers = [
+        server("a", "p", a.addr.port(), "    weight: 3\n"),
+        server("b", "p", b.addr.port(), "    weight: 1\n"),
+    ];
+    let gw = Gateway::start(&config(&servers, "routes:\n  - {prefix: /, upstream: p}\n")).await;
+    let counts = tally(&gw, 400).await;
+    let (na, nb) = (counts["a"], counts["b"]);
+    assert_eq!(na + nb, 400);
+    // Weighted round robin is deterministic: 3:1 within a few requests.
+    assert!((290..=310).contains(&na), "a got {na}, b got {nb}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_checks_eject_and_recover() {
+    let (a, b) = (mock("a").await, mock("b").await);
+    let check = "    health_check_url: /health\n";
+    let servers = [server("a", "p", a.addr.port(), check), server("b", "p", b.addr.port(), check)];
+    let gw = Gateway::start(&config(&servers, &format!("{FAST_CHECKS}routes:\n  - {{prefix: /, upstream: p}}\n"))).await;
+    wait_healthy(&gw, "p", 2).await;
+
+    b.state.health_status.store(503, std::sync::atomic::Ordering::Relaxed);
+    wait_healthy(&gw, "p", 1).await;
+    let counts = tally(&gw, 20).await;
+    assert_eq!(counts.get("b"), None, "unhealthy server got traffic: {counts:?}");
+
+    b.state.health_status.store(200, std::sync::atomic::Ordering::Relaxed);
+    wait_healthy(&gw, "p", 2).await;
+    let counts = tally(&gw, 20).await;
+    assert_eq!((counts["a"], counts["b"]), (10, 10));
+
+    // Every server unhealthy: 503 no_healthy_upstream, and /health says so.
+    a.state.health_status.store(500, std::sync::atomic::Ordering::Relaxed);
+    b.state.health_status.store(500, std::sync::atomic::Ordering::Relaxed);
+    wait_healthy(&gw, "p", 0).await;
+    let client = reqwest::Client::new();
+    let r = client.get(gw.url("/v1/models")).bearer_auth("sk-test").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "no_healthy_upstream");
+    let r = client.get(gw.url("/health")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["status"], "unhealthy");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_failures_fail_over_and_eject() {
+    let live = mock("live").await;
+    let dead_port = free_port(); // nothing listens here
+    let servers = [
+        server("dead", "p", dead_port, ""),
+        server("live", "p", live.addr.port(), ""),
+    ];
+    let rest = "upstream:\n  eject_after_failures: 2\n  eject_ms: 60000\nroutes:\n  - {prefix: /, upstream: p}\n";
+    let gw = Gateway::start(&config(&servers, rest)).await;
+    let client = reqwest::Client::new();
+    for _ in 0..10 {
+        let r = post(&client, gw.url("/v1/chat/completions")).json(&chat_body(false)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.headers()["x-mock-id"], "live");
+    }
+    let metrics = client
+        .get(gw.url("/health"))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    // Two failures ejected the dead server; later requests never tried it.
+    assert_eq!(metrics["stats"]["upstream_failures"], 2, "{metrics}");
+
+    // A pool of only dead servers: 502 upstream_connect_error.
+    let servers = [server("dead", "p", dead_port, "")];
+    let gw = Gateway::start(&config(&servers, "routes:\n  - {prefix: /, upstream: p}\n")).await;
+    let r = post(&client, gw.url("/v1/chat/completions")).json(&chat_body(false)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_GATEWAY);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "upstream_connect_error");
+}
+
+const TIMEOUTS: &str = "timeouts:\n  connect_ms: 1000\n  first_byte_ms: 400\n  idle_ms: 300\n  total_ms: 2000\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeouts_answer_504_or_cut_the_stream() {
+    let m = mock("a").await;
+    let servers = [server("a", "p", m.addr.port(), "")];
+    let gw = Gateway::start(&config(&servers, &format!("{TIMEOUTS}routes:\n  - {{prefix: /, upstream: p}}\n"))).await;
+    let client = reqwest::Client::new();
+
+    // First byte, non-streaming (direct path) and streaming (subrequest path).
+    for stream in [false, true] {
+        let started = Instant::now();
+        let r = post(&client, gw.url("/v1/chat/completions"))
+            .header("x-mock-latency-ms", "3000")
+            .json(&chat_body(stream))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::GATEWAY_TIMEOUT, "stream={stream}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "upstream_timeout");
+        assert!(started.elapsed() < Duration::from_millis(2500), "stream={stream}");
+    }
+
+    // Idle gap between stream chunks: the stream starts, then is cut.
+    let r = post(&client, gw.url("/v1/chat/completions"))
+        .header("x-mock-chunk-ms", "1000")
+        .header("x-mock-tokens", "5")
+        .json(&chat_body(true))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let mut stream = r.bytes_stream();
+    let mut got = Vec::new();
+    let mut broken = false;
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(c) => got.extend_from_slice(&c),
+            Err(_) => {
+                broken = true;
+                break;
+            }
+        }
+    }
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("data: "), "{text}");
+    assert!(!text.contains("[DONE]"), "the idle stream was not cut: {text}");
+    assert!(broken, "a cut stream must not look complete to the client");
+
+    // Chunks within the idle limit pass, however long the stream lasts.
+    let r = post(&client, gw.url("/v1/chat/completions"))
+        .header("x-mock-chunk-ms", "100")
+        .header("x-mock-tokens", "8")
+        .json(&chat_body(true))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.text().await.unwrap().contains("[DONE]"));
+
+    // Total deadline of a non-streaming response with a large body
+    // (subrequest path): latency below first_byte but over total.
+    let yaml = config(&servers, "timeouts:\n  first_byte_ms: 5000\n  total_ms: 500\nroutes:\n  - {prefix: /, upstream: p}\n");
+    let gw2 = Gateway::start(&yaml).await;
+    let big = serde_json::json!({"model": "m", "messages": [{"role": "user", "content": "x".repeat(100_000)}]});
+    for body in [chat_body(false), big] {
+        let r = post(&client, gw2.url("/v1/chat/completions"))
+            .header("x-mock-latency-ms", "1500")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::GATEWAY_TIMEOUT);
+    }
+}
