@@ -1,11 +1,17 @@
 //! The `sluice` command: `run` the gateway, `check` a config, or run the
 //! `mock` LLM upstream.
 
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "sluice", version, about = "Sluice: an AI (LLM) API gateway on Pingora")]
+#[command(
+    name = "sluice",
+    version,
+    about = "Sluice: an AI (LLM) API gateway on Pingora"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -82,7 +88,14 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Mock { listen, latency_ms, tokens, chunk_ms, id, threads } => {
+        Command::Mock {
+            listen,
+            latency_ms,
+            tokens,
+            chunk_ms,
+            id,
+            threads,
+        } => {
             let mut builder = tokio::runtime::Builder::new_multi_thread();
             if threads > 0 {
                 builder.worker_threads(threads);
@@ -94,7 +107,12 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            let options = sluice::mock::MockOptions { latency_ms, tokens, chunk_ms, id };
+            let options = sluice::mock::MockOptions {
+                latency_ms,
+                tokens,
+                chunk_ms,
+                id,
+            };
             match rt.block_on(sluice::mock::run(&listen, options)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

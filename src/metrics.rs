@@ -95,7 +95,10 @@ impl Metrics {
         let mut out = String::with_capacity(2048);
         out.push_str("# HELP sluice_requests_total Client requests by response status class.\n");
         out.push_str("# TYPE sluice_requests_total counter\n");
-        for (i, class) in ["none", "1xx", "2xx", "3xx", "4xx", "5xx"].iter().enumerate() {
+        for (i, class) in ["none", "1xx", "2xx", "3xx", "4xx", "5xx"]
+            .iter()
+            .enumerate()
+        {
             let _ = writeln!(
                 out,
                 "sluice_requests_total{{class=\"{class}\"}} {}",
@@ -104,14 +107,32 @@ impl Metrics {
         }
         out.push_str("# HELP sluice_inflight_requests Client requests in progress.\n");
         out.push_str("# TYPE sluice_inflight_requests gauge\n");
-        let _ = writeln!(out, "sluice_inflight_requests {}", self.inflight.load(Relaxed));
-        out.push_str("# HELP sluice_upstream_failures_total Failed connections to upstream servers.\n");
+        let _ = writeln!(
+            out,
+            "sluice_inflight_requests {}",
+            self.inflight.load(Relaxed)
+        );
+        out.push_str(
+            "# HELP sluice_upstream_failures_total Failed connections to upstream servers.\n",
+        );
         out.push_str("# TYPE sluice_upstream_failures_total counter\n");
-        let _ = writeln!(out, "sluice_upstream_failures_total {}", self.upstream_failures());
-        out.push_str("# HELP sluice_upstream_retries_total Requests retried on another upstream server.\n");
+        let _ = writeln!(
+            out,
+            "sluice_upstream_failures_total {}",
+            self.upstream_failures()
+        );
+        out.push_str(
+            "# HELP sluice_upstream_retries_total Requests retried on another upstream server.\n",
+        );
         out.push_str("# TYPE sluice_upstream_retries_total counter\n");
-        let _ = writeln!(out, "sluice_upstream_retries_total {}", self.retries.load(Relaxed));
-        out.push_str("# HELP sluice_request_duration_seconds Time from request to end of response.\n");
+        let _ = writeln!(
+            out,
+            "sluice_upstream_retries_total {}",
+            self.retries.load(Relaxed)
+        );
+        out.push_str(
+            "# HELP sluice_request_duration_seconds Time from request to end of response.\n",
+        );
         out.push_str("# TYPE sluice_request_duration_seconds histogram\n");
         let mut cumulative = 0;
         for (i, bound) in BUCKETS_MS.iter().enumerate() {
@@ -123,7 +144,10 @@ impl Metrics {
             );
         }
         let total = self.total();
-        let _ = writeln!(out, "sluice_request_duration_seconds_bucket{{le=\"+Inf\"}} {total}");
+        let _ = writeln!(
+            out,
+            "sluice_request_duration_seconds_bucket{{le=\"+Inf\"}} {total}"
+        );
         let _ = writeln!(
             out,
             "sluice_request_duration_seconds_sum {}",

@@ -66,13 +66,15 @@ pub fn run(config: Config) -> Result<(), String> {
     drop(startup);
     let shared: SharedRuntime = Arc::new(ArcSwap::from_pointee(runtime));
 
-    let mut conf = ServerConf::default();
-    conf.threads = threads(&config);
-    conf.grace_period_seconds = Some(config.server.grace_period_seconds);
-    conf.graceful_shutdown_timeout_seconds = Some(config.server.graceful_shutdown_timeout_seconds);
-    conf.upstream_keepalive_pool_size = config.server.upstream_keepalive_pool_size;
-    // Pingora's retry loop bound; our own attempt counting decides per request.
-    conf.max_retries = config.upstream.max_attempts.max(1);
+    let conf = ServerConf {
+        threads: threads(&config),
+        grace_period_seconds: Some(config.server.grace_period_seconds),
+        graceful_shutdown_timeout_seconds: Some(config.server.graceful_shutdown_timeout_seconds),
+        upstream_keepalive_pool_size: config.server.upstream_keepalive_pool_size,
+        // Pingora's retry loop bound; our own attempt counting decides per request.
+        max_retries: config.upstream.max_attempts.max(1),
+        ..ServerConf::default()
+    };
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
     let conf = server.configuration.clone();

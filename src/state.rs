@@ -104,9 +104,17 @@ impl Runtime {
         let resolver = NamespaceResolver::new(matchers, default_ns);
 
         let mut rules = Vec::new();
-        for (i, r) in config.proxy_rules.iter().enumerate().filter(|(_, r)| r.is_active) {
+        for (i, r) in config
+            .proxy_rules
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.is_active)
+        {
             let Some(target) = pool_index(&r.upstream) else {
-                problems.push(Problem::new(format!("proxy_rules[{i}].upstream"), "no such pool"));
+                problems.push(Problem::new(
+                    format!("proxy_rules[{i}].upstream"),
+                    "no such pool",
+                ));
                 continue;
             };
             let spec = ProxyRuleSpec {
@@ -133,7 +141,10 @@ impl Runtime {
                     strip_prefix: r.strip_prefix,
                     namespace: r.namespace.as_deref().and_then(ns_index),
                 }),
-                None => problems.push(Problem::new(format!("routes[{i}].upstream"), "no such pool")),
+                None => problems.push(Problem::new(
+                    format!("routes[{i}].upstream"),
+                    "no such pool",
+                )),
             }
         }
         let router = Router::new(rules, prefixes);

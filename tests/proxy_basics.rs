@@ -39,7 +39,9 @@ async fn auth_accepts_three_header_forms_and_rejects_others() {
         assert!(r.headers().contains_key("x-request-id"));
         let body: Value = r.json().await.unwrap();
         assert_eq!(body["error"]["code"], "unauthorized");
-        assert!(body["error"]["trace_id"].as_str().is_some_and(|t| !t.is_empty()));
+        assert!(body["error"]["trace_id"]
+            .as_str()
+            .is_some_and(|t| !t.is_empty()));
     }
     assert_eq!(served(&m), 3, "rejected requests never reach the upstream");
 }
@@ -47,7 +49,8 @@ async fn auth_accepts_three_header_forms_and_rejects_others() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn header_hygiene_strips_client_keys_and_injects_provider_key() {
     let m = mock("a").await;
-    let extra = "    api_key: sk-provider-secret\n    inject_headers:\n      OpenAI-Organization: org-42\n";
+    let extra =
+        "    api_key: sk-provider-secret\n    inject_headers:\n      OpenAI-Organization: org-42\n";
     let gw = Gateway::start(&config(
         &[server("a", "p", m.addr.port(), extra)],
         "routes:\n  - prefix: /\n    upstream: p\n",
@@ -77,11 +80,21 @@ async fn header_hygiene_strips_client_keys_and_injects_provider_key() {
     assert_eq!(h["openai-organization"], "org-42");
     assert_eq!(h["x-keep"], "yes");
     assert_eq!(h["x-request-id"], "client-id-1");
-    for gone in ["x-gw-token", "x-api-key", "proxy-authorization", "x-drop-me", "te", "connection"] {
+    for gone in [
+        "x-gw-token",
+        "x-api-key",
+        "proxy-authorization",
+        "x-drop-me",
+        "te",
+        "connection",
+    ] {
         assert!(h.get(gone).is_none(), "{gone} reached the upstream: {h}");
     }
     let text = echo.to_string();
-    assert!(!text.contains("sk-test"), "client key reached the upstream: {text}");
+    assert!(
+        !text.contains("sk-test"),
+        "client key reached the upstream: {text}"
+    );
     assert_eq!(echo["path"], "/echo/x");
     assert_eq!(echo["query"], "q=1");
 }
@@ -101,7 +114,9 @@ async fn large_and_chunked_bodies_arrive_byte_exact() {
     let c = reqwest::Client::new();
     // 2 MiB JSON body with a content-length, then the same body chunked,
     // twice each on the same keep-alive client.
-    let filler: String = (0..2 * 1024 * 1024).map(|i| (b'a' + (i % 26) as u8) as char).collect();
+    let filler: String = (0..2 * 1024 * 1024)
+        .map(|i| (b'a' + (i % 26) as u8) as char)
+        .collect();
     let body = format!("{{\"model\":\"gpt-4o\",\"prompt\":\"{filler}\"}}").into_bytes();
     for round in 0..2 {
         let r = post(&c, gw.url("/echo/big"))
@@ -191,7 +206,10 @@ async fn sse_events_arrive_in_order_and_before_the_upstream_finishes() {
         .iter()
         .map(|e| {
             let v: Value = serde_json::from_str(e).unwrap();
-            v["choices"][0]["delta"]["content"].as_str().unwrap().to_string()
+            v["choices"][0]["delta"]["content"]
+                .as_str()
+                .unwrap()
+                .to_string()
         })
         .collect();
     let expected: String = (0..6).map(sluice::mock::openai_token).collect();

@@ -35,7 +35,12 @@ routes:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rules_prefixes_namespaces_and_matchers() {
-    let (a, b, c, d) = (mock("a").await, mock("b").await, mock("c").await, mock("d").await);
+    let (a, b, c, d) = (
+        mock("a").await,
+        mock("b").await,
+        mock("c").await,
+        mock("d").await,
+    );
     let servers = [
         server("a", "a", a.addr.port(), ""),
         server("b", "b", b.addr.port(), ""),
@@ -52,10 +57,19 @@ async fn rules_prefixes_namespaces_and_matchers() {
     };
 
     // Prefix /v1 (no proxy rule for GET /v1/models in the default namespace).
-    let r = client.get(gw.url("/v1/models")).bearer_auth("sk-test").send().await.unwrap();
+    let r = client
+        .get(gw.url("/v1/models"))
+        .bearer_auth("sk-test")
+        .send()
+        .await
+        .unwrap();
     assert_eq!((r.status(), who(&r)), (StatusCode::OK, "a".into()));
     // Proxy rule by path + method.
-    let r = post(&client, gw.url("/v1/chat/completions")).json(&chat_body(false)).send().await.unwrap();
+    let r = post(&client, gw.url("/v1/chat/completions"))
+        .json(&chat_body(false))
+        .send()
+        .await
+        .unwrap();
     assert_eq!((r.status(), who(&r)), (StatusCode::OK, "c".into()));
     // Priority 10 (header) beats priority 20 (path).
     let r = post(&client, gw.url("/v1/chat/completions"))
@@ -82,12 +96,25 @@ async fn rules_prefixes_namespaces_and_matchers() {
         .unwrap();
     assert_eq!(who(&r), "d");
     // Longest prefix with strip: /openai/echo/x → /echo/x at c.
-    let r = client.get(gw.url("/openai/echo/x?k=v")).bearer_auth("sk-test").send().await.unwrap();
+    let r = client
+        .get(gw.url("/openai/echo/x?k=v"))
+        .bearer_auth("sk-test")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(who(&r), "c");
     let echo: Value = r.json().await.unwrap();
-    assert_eq!((echo["path"].as_str(), echo["query"].as_str()), (Some("/echo/x"), Some("k=v")));
+    assert_eq!(
+        (echo["path"].as_str(), echo["query"].as_str()),
+        (Some("/echo/x"), Some("k=v"))
+    );
     // Segment boundary: /openaix is not under /openai/.
-    let r = client.get(gw.url("/openaix/echo")).bearer_auth("sk-test").send().await.unwrap();
+    let r = client
+        .get(gw.url("/openaix/echo"))
+        .bearer_auth("sk-test")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(who(&r), "a");
 
     // Each operator: the denied value gets 403, the other passes.
@@ -102,16 +129,38 @@ async fn rules_prefixes_namespaces_and_matchers() {
         ("x-regex", "drop-42", "drop-x"),
     ];
     for (name, denied, allowed) in cases {
-        let r = client.get(gw.url("/v1/models")).bearer_auth("sk-test").header(name, denied).send().await.unwrap();
+        let r = client
+            .get(gw.url("/v1/models"))
+            .bearer_auth("sk-test")
+            .header(name, denied)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), StatusCode::FORBIDDEN, "{name}: {denied}");
         let body: Value = r.json().await.unwrap();
         assert_eq!(body["error"]["code"], "forbidden");
-        let r = client.get(gw.url("/v1/models")).bearer_auth("sk-test").header(name, allowed).send().await.unwrap();
+        let r = client
+            .get(gw.url("/v1/models"))
+            .bearer_auth("sk-test")
+            .header(name, allowed)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), StatusCode::OK, "{name}: {allowed}");
     }
-    let r = client.get(gw.url("/v1/models?debug=1")).bearer_auth("sk-test").send().await.unwrap();
+    let r = client
+        .get(gw.url("/v1/models?debug=1"))
+        .bearer_auth("sk-test")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    let r = client.get(gw.url("/v1/models?debug=0")).bearer_auth("sk-test").send().await.unwrap();
+    let r = client
+        .get(gw.url("/v1/models?debug=0"))
+        .bearer_auth("sk-test")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let r = post(&client, gw.url("/v1/chat/completions"))
         .json(&json!({"model": "m", "messages": [], "metadata": {"tier": "banned"}}))
@@ -119,7 +168,12 @@ async fn rules_prefixes_namespaces_and_matchers() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    let r = client.get(gw.url("/blocked/x")).bearer_auth("sk-test").send().await.unwrap();
+    let r = client
+        .get(gw.url("/blocked/x"))
+        .bearer_auth("sk-test")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 }
 
@@ -147,15 +201,30 @@ routes:
     );
     let gw = Gateway::start(&yaml).await;
     let client = reqwest::Client::new();
-    let r = client.get(gw.url("/v2/models")).bearer_auth("sk-bound").send().await.unwrap();
+    let r = client
+        .get(gw.url("/v2/models"))
+        .bearer_auth("sk-bound")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], "route_not_found");
     // A bound key needs no matcher.
-    let r = client.get(gw.url("/v1/models")).bearer_auth("sk-bound").send().await.unwrap();
+    let r = client
+        .get(gw.url("/v1/models"))
+        .bearer_auth("sk-bound")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     // An unbound key with no matching matcher and no default namespace: 403.
-    let r = client.get(gw.url("/v1/models")).bearer_auth("sk-free").send().await.unwrap();
+    let r = client
+        .get(gw.url("/v1/models"))
+        .bearer_auth("sk-free")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     let r = client
         .get(gw.url("/v1/models"))

@@ -17,7 +17,12 @@ async fn tally(gw: &Gateway, n: usize) -> HashMap<String, usize> {
     let client = reqwest::Client::new();
     let mut counts = HashMap::new();
     for _ in 0..n {
-        let r = client.get(gw.url("/v1/models")).bearer_auth("sk-test").send().await.unwrap();
+        let r = client
+            .get(gw.url("/v1/models"))
+            .bearer_auth("sk-test")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), StatusCode::OK);
         let id = r.headers()["x-mock-id"].to_str().unwrap().to_string();
         *counts.entry(id).or_insert(0) += 1;
@@ -30,11 +35,21 @@ async fn wait_healthy(gw: &Gateway, pool: &str, want: u64) {
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let v: Value = client.get(gw.url("/health")).send().await.unwrap().json().await.unwrap();
+        let v: Value = client
+            .get(gw.url("/health"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         if v["services"]["upstreams"]["pools"][pool]["healthy_servers"] == want {
             return;
         }
-        assert!(Instant::now() < deadline, "pool {pool} never reached {want} healthy: {v}");
+        assert!(
+            Instant::now() < deadline,
+            "pool {pool} never reached {want} healthy: {v}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -58,26 +73,50 @@ async fn weighted_round_robin_honours_weights() {
 async fn health_checks_eject_and_recover() {
     let (a, b) = (mock("a").await, mock("b").await);
     let check = "    health_check_url: /health\n";
-    let servers = [server("a", "p", a.addr.port(), check), server("b", "p", b.addr.port(), check)];
-    let gw = Gateway::start(&config(&servers, &format!("{FAST_CHECKS}routes:\n  - {{prefix: /, upstream: p}}\n"))).await;
+    let servers = [
+        server("a", "p", a.addr.port(), check),
+        server("b", "p", b.addr.port(), check),
+    ];
+    let gw = Gateway::start(&config(
+        &servers,
+        &format!("{FAST_CHECKS}routes:\n  - {{prefix: /, upstream: p}}\n"),
+    ))
+    .await;
     wait_healthy(&gw, "p", 2).await;
 
-    b.state.health_status.store(503, std::sync::atomic::Ordering::Relaxed);
+    b.state
+        .health_status
+        .store(503, std::sync::atomic::Ordering::Relaxed);
     wait_healthy(&gw, "p", 1).await;
     let counts = tally(&gw, 20).await;
-    assert_eq!(counts.get("b"), None, "unhealthy server got traffic: {counts:?}");
+    assert_eq!(
+        counts.get("b"),
+        None,
+        "unhealthy server got traffic: {counts:?}"
+    );
 
-    b.state.health_status.store(200, std::sync::atomic::Ordering::Relaxed);
+    b.state
+        .health_status
+        .store(200, std::sync::atomic::Ordering::Relaxed);
     wait_healthy(&gw, "p", 2).await;
     let counts = tally(&gw, 20).await;
     assert_eq!((counts["a"], counts["b"]), (10, 10));
 
     // Every server unhealthy: 503 no_healthy_upstream, and /health says so.
-    a.state.health_status.store(500, std::sync::atomic::Ordering::Relaxed);
-    b.state.health_status.store(500, std::sync::atomic::Ordering::Relaxed);
+    a.state
+        .health_status
+        .store(500, std::sync::atomic::Ordering::Relaxed);
+    b.state
+        .health_status
+        .store(500, std::sync::atomic::Ordering::Relaxed);
     wait_healthy(&gw, "p", 0).await;
     let client = reqwest::Client::new();
-    let r = client.get(gw.url("/v1/models")).bearer_auth("sk-test").send().await.unwrap();
+    let r = client
+        .get(gw.url("/v1/models"))
+        .bearer_auth("sk-test")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], "no_healthy_upstream");
@@ -99,7 +138,11 @@ async fn connect_failures_fail_over_and_eject() {
     let gw = Gateway::start(&config(&servers, rest)).await;
     let client = reqwest::Client::new();
     for _ in 0..10 {
-        let r = post(&client, gw.url("/v1/chat/completions")).json(&chat_body(false)).send().await.unwrap();
+        let r = post(&client, gw.url("/v1/chat/completions"))
+            .json(&chat_body(false))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), StatusCode::OK);
         assert_eq!(r.headers()["x-mock-id"], "live");
     }
@@ -117,19 +160,28 @@ async fn connect_failures_fail_over_and_eject() {
     // A pool of only dead servers: 502 upstream_connect_error.
     let servers = [server("dead", "p", dead_port, "")];
     let gw = Gateway::start(&config(&servers, "routes:\n  - {prefix: /, upstream: p}\n")).await;
-    let r = post(&client, gw.url("/v1/chat/completions")).json(&chat_body(false)).send().await.unwrap();
+    let r = post(&client, gw.url("/v1/chat/completions"))
+        .json(&chat_body(false))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_GATEWAY);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], "upstream_connect_error");
 }
 
-const TIMEOUTS: &str = "timeouts:\n  connect_ms: 1000\n  first_byte_ms: 400\n  idle_ms: 300\n  total_ms: 2000\n";
+const TIMEOUTS: &str =
+    "timeouts:\n  connect_ms: 1000\n  first_byte_ms: 400\n  idle_ms: 300\n  total_ms: 2000\n";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timeouts_answer_504_or_cut_the_stream() {
     let m = mock("a").await;
     let servers = [server("a", "p", m.addr.port(), "")];
-    let gw = Gateway::start(&config(&servers, &format!("{TIMEOUTS}routes:\n  - {{prefix: /, upstream: p}}\n"))).await;
+    let gw = Gateway::start(&config(
+        &servers,
+        &format!("{TIMEOUTS}routes:\n  - {{prefix: /, upstream: p}}\n"),
+    ))
+    .await;
     let client = reqwest::Client::new();
 
     // First byte, non-streaming (direct path) and streaming (subrequest path).
@@ -144,7 +196,10 @@ async fn timeouts_answer_504_or_cut_the_stream() {
         assert_eq!(r.status(), StatusCode::GATEWAY_TIMEOUT, "stream={stream}");
         let body: Value = r.json().await.unwrap();
         assert_eq!(body["error"]["code"], "upstream_timeout");
-        assert!(started.elapsed() < Duration::from_millis(2500), "stream={stream}");
+        assert!(
+            started.elapsed() < Duration::from_millis(2500),
+            "stream={stream}"
+        );
     }
 
     // Idle gap between stream chunks: the stream starts, then is cut.
@@ -170,7 +225,10 @@ async fn timeouts_answer_504_or_cut_the_stream() {
     }
     let text = String::from_utf8_lossy(&got);
     assert!(text.starts_with("data: "), "{text}");
-    assert!(!text.contains("[DONE]"), "the idle stream was not cut: {text}");
+    assert!(
+        !text.contains("[DONE]"),
+        "the idle stream was not cut: {text}"
+    );
     assert!(broken, "a cut stream must not look complete to the client");
 
     // Chunks within the idle limit pass, however long the stream lasts.

@@ -74,10 +74,16 @@ mod tests {
     #[test]
     fn extracts_from_each_header_in_order() {
         assert_eq!(extract_key(Some("Bearer sk-1"), None, None), Some("sk-1"));
-        assert_eq!(extract_key(Some("bearer   sk-1 "), None, None), Some("sk-1"));
+        assert_eq!(
+            extract_key(Some("bearer   sk-1 "), None, None),
+            Some("sk-1")
+        );
         assert_eq!(extract_key(None, Some("sk-2"), None), Some("sk-2"));
         assert_eq!(extract_key(None, None, Some("sk-3")), Some("sk-3"));
-        assert_eq!(extract_key(Some("Bearer a"), Some("b"), Some("c")), Some("a"));
+        assert_eq!(
+            extract_key(Some("Bearer a"), Some("b"), Some("c")),
+            Some("a")
+        );
         assert_eq!(extract_key(Some("Basic abc"), None, Some("c")), Some("c"));
         assert_eq!(extract_key(Some("Bearer "), Some(""), None), None);
         assert_eq!(extract_key(None, None, None), None);

@@ -8,6 +8,8 @@
 //! - [`routing`]: proxy rules (regex patterns + priority) and seed 004 longest-prefix routes.
 //! - [`auth`]: API key extraction from the three accepted headers and constant-time lookup.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
 pub mod auth;
 pub mod facts;
 pub mod matcher;

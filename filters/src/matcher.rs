@@ -247,7 +247,12 @@ mod tests {
         }
     }
 
-    fn run(s: MatcherSpec, headers: &Vec<(String, String)>, query: Option<&str>, body: &Value) -> bool {
+    fn run(
+        s: MatcherSpec,
+        headers: &Vec<(String, String)>,
+        query: Option<&str>,
+        body: &Value,
+    ) -> bool {
         let facts = RequestFacts {
             method: "POST",
             path: "/v1/chat/completions",
@@ -288,7 +293,11 @@ mod tests {
         ];
         for (op, want, got, expect) in cases {
             let s = spec(MatcherType::Header, "X-Tier", op, want);
-            assert_eq!(run(s, &hdr(got), None, &b), expect, "{op:?} {want} vs {got}");
+            assert_eq!(
+                run(s, &hdr(got), None, &b),
+                expect,
+                "{op:?} {want} vs {got}"
+            );
         }
     }
 
@@ -342,12 +351,20 @@ mod tests {
         let s = spec(MatcherType::Header, "x", MatchOperator::Regex, "(unclosed");
         assert!(CompiledMatcher::compile(&s).unwrap_err().contains("regex"));
         let s = spec(MatcherType::Header, "x", MatchOperator::Gt, "ten");
-        assert!(CompiledMatcher::compile(&s).unwrap_err().contains("numeric"));
+        assert!(CompiledMatcher::compile(&s)
+            .unwrap_err()
+            .contains("numeric"));
         let s = spec(MatcherType::Header, " ", MatchOperator::Eq, "v");
         assert!(CompiledMatcher::compile(&s).is_err());
     }
 
-    fn compiled(id: u64, ns: usize, prio: i64, value: &str, action: MatchAction) -> CompiledMatcher {
+    fn compiled(
+        id: u64,
+        ns: usize,
+        prio: i64,
+        value: &str,
+        action: MatchAction,
+    ) -> CompiledMatcher {
         let mut s = spec(MatcherType::Header, "x-tier", MatchOperator::Eq, value);
         s.id = id;
         s.namespace = ns;
@@ -381,15 +398,27 @@ mod tests {
         );
         assert_eq!(
             resolve(&r, "gold", None),
-            NamespaceDecision::Namespace { index: 1, matcher: Some(1) }
+            NamespaceDecision::Namespace {
+                index: 1,
+                matcher: Some(1)
+            }
         );
-        assert_eq!(resolve(&r, "banned", None), NamespaceDecision::Deny { matcher: 2 });
+        assert_eq!(
+            resolve(&r, "banned", None),
+            NamespaceDecision::Deny { matcher: 2 }
+        );
         assert_eq!(
             resolve(&r, "other", None),
-            NamespaceDecision::Namespace { index: 0, matcher: None }
+            NamespaceDecision::Namespace {
+                index: 0,
+                matcher: None
+            }
         );
         let no_default = NamespaceResolver::new(vec![], None);
-        assert_eq!(resolve(&no_default, "x", None), NamespaceDecision::NoNamespace);
+        assert_eq!(
+            resolve(&no_default, "x", None),
+            NamespaceDecision::NoNamespace
+        );
     }
 
     #[test]
@@ -405,8 +434,14 @@ mod tests {
         // request stays in namespace 1 whatever matches.
         assert_eq!(
             resolve(&r, "banned", Some(1)),
-            NamespaceDecision::Namespace { index: 1, matcher: None }
+            NamespaceDecision::Namespace {
+                index: 1,
+                matcher: None
+            }
         );
-        assert_eq!(resolve(&r, "banned", Some(2)), NamespaceDecision::Deny { matcher: 2 });
+        assert_eq!(
+            resolve(&r, "banned", Some(2)),
+            NamespaceDecision::Deny { matcher: 2 }
+        );
     }
 }

@@ -79,7 +79,8 @@ impl CompiledProxyRule {
             header,
             body: nonempty(&spec.body_pattern)
                 .map(|p| {
-                    BytesRegex::new(&p).map_err(|e| format!("body_pattern is not a valid regex: {e}"))
+                    BytesRegex::new(&p)
+                        .map_err(|e| format!("body_pattern is not a valid regex: {e}"))
                 })
                 .transpose()?,
         })
@@ -89,11 +90,18 @@ impl CompiledProxyRule {
     pub fn matches(&self, facts: &RequestFacts<'_>, namespace: usize) -> bool {
         self.namespace.is_none_or(|ns| ns == namespace)
             && self.path.as_ref().is_none_or(|re| re.is_match(facts.path))
-            && self.method.as_ref().is_none_or(|re| re.is_match(facts.method))
-            && self.header.as_ref().is_none_or(|(name, re)| {
-                facts.headers.header(name).is_some_and(|v| re.is_match(v))
-            })
-            && self.body.as_ref().is_none_or(|re| re.is_match(facts.raw_body))
+            && self
+                .method
+                .as_ref()
+                .is_none_or(|re| re.is_match(facts.method))
+            && self
+                .header
+                .as_ref()
+                .is_none_or(|(name, re)| facts.headers.header(name).is_some_and(|v| re.is_match(v)))
+            && self
+                .body
+                .as_ref()
+                .is_none_or(|re| re.is_match(facts.raw_body))
     }
 }
 
@@ -147,7 +155,11 @@ pub enum RouteMatch {
     /// A proxy rule applied.
     ProxyRule { rule: u64, target: usize },
     /// A prefix route applied; `path` is what to send upstream.
-    Prefix { index: usize, target: usize, path: Option<String> },
+    Prefix {
+        index: usize,
+        target: usize,
+        path: Option<String>,
+    },
 }
 
 impl RouteMatch {
@@ -215,7 +227,12 @@ impl Router {
 mod tests {
     use super::*;
 
-    fn facts<'a>(method: &'a str, path: &'a str, h: &'a Vec<(String, String)>, body: &'a [u8]) -> RequestFacts<'a> {
+    fn facts<'a>(
+        method: &'a str,
+        path: &'a str,
+        h: &'a Vec<(String, String)>,
+        body: &'a [u8],
+    ) -> RequestFacts<'a> {
         RequestFacts {
             method,
             path,
@@ -239,7 +256,11 @@ mod tests {
     fn longest_prefix_on_segment_boundary() {
         let r = Router::new(
             vec![],
-            vec![prefix("/", 0, false), prefix("/v1", 1, false), prefix("/v1/chat/", 2, false)],
+            vec![
+                prefix("/", 0, false),
+                prefix("/v1", 1, false),
+                prefix("/v1/chat/", 2, false),
+            ],
         );
         let h = vec![];
         let target = |p: &str| r.route(&facts("GET", p, &h, b""), 0).map(|m| m.target());
@@ -261,23 +282,36 @@ mod tests {
         let h = vec![];
         assert_eq!(
             r.route(&facts("GET", "/openai/v1/models", &h, b""), 0),
-            Some(RouteMatch::Prefix { index: 0, target: 0, path: Some("/v1/models".into()) })
+            Some(RouteMatch::Prefix {
+                index: 0,
+                target: 0,
+                path: Some("/v1/models".into())
+            })
         );
     }
 
     #[test]
     fn proxy_rules_before_prefixes_in_priority_order() {
         let rule = |id, priority, target, f: fn(&mut ProxyRuleSpec)| {
-            let mut s = ProxyRuleSpec { id, priority, target, ..Default::default() };
+            let mut s = ProxyRuleSpec {
+                id,
+                priority,
+                target,
+                ..Default::default()
+            };
             f(&mut s);
             CompiledProxyRule::compile(&s).unwrap()
         };
         let r = Router::new(
             vec![
                 rule(1, 50, 1, |s| s.path_pattern = Some("/v1/.*".into())),
-                rule(2, 10, 2, |s| s.header_pattern = Some("x-tenant: ent.*".into())),
+                rule(2, 10, 2, |s| {
+                    s.header_pattern = Some("x-tenant: ent.*".into())
+                }),
                 rule(3, 5, 3, |s| s.method_pattern = Some("DELETE|PATCH".into())),
-                rule(4, 1, 4, |s| s.body_pattern = Some("\"model\":\\s*\"claude".into())),
+                rule(4, 1, 4, |s| {
+                    s.body_pattern = Some("\"model\":\\s*\"claude".into())
+                }),
                 rule(5, 0, 5, |s| s.namespace = Some(7)),
             ],
             vec![prefix("/", 0, false)],
@@ -290,19 +324,35 @@ mod tests {
         assert_eq!(t("POST", "/v1/chat", &plain, b"", 0), Some(1));
         assert_eq!(t("POST", "/v1/chat", &ent, b"", 0), Some(2));
         assert_eq!(t("DELETE", "/v1/chat", &ent, b"", 0), Some(3));
-        assert_eq!(t("POST", "/v1/chat", &ent, br#"{"model": "claude-3"}"#, 0), Some(4));
+        assert_eq!(
+            t("POST", "/v1/chat", &ent, br#"{"model": "claude-3"}"#, 0),
+            Some(4)
+        );
         assert_eq!(t("POST", "/v1/chat", &plain, b"", 7), Some(5));
         assert_eq!(t("GET", "/other", &plain, b"", 0), Some(0));
         // method patterns are anchored: "POST" must not match "POSTX"
-        let anchored = Router::new(vec![rule(1, 1, 9, |s| s.method_pattern = Some("POST".into()))], vec![]);
+        let anchored = Router::new(
+            vec![rule(1, 1, 9, |s| s.method_pattern = Some("POST".into()))],
+            vec![],
+        );
         assert_eq!(anchored.route(&facts("POSTX", "/", &plain, b""), 0), None);
     }
 
     #[test]
     fn compile_names_bad_fields() {
-        let bad = ProxyRuleSpec { path_pattern: Some("(".into()), ..Default::default() };
-        assert!(CompiledProxyRule::compile(&bad).unwrap_err().contains("path_pattern"));
-        let bad = ProxyRuleSpec { header_pattern: Some("no-colon".into()), ..Default::default() };
-        assert!(CompiledProxyRule::compile(&bad).unwrap_err().contains("header_pattern"));
+        let bad = ProxyRuleSpec {
+            path_pattern: Some("(".into()),
+            ..Default::default()
+        };
+        assert!(CompiledProxyRule::compile(&bad)
+            .unwrap_err()
+            .contains("path_pattern"));
+        let bad = ProxyRuleSpec {
+            header_pattern: Some("no-colon".into()),
+            ..Default::default()
+        };
+        assert!(CompiledProxyRule::compile(&bad)
+            .unwrap_err()
+            .contains("header_pattern"));
     }
 }

@@ -46,7 +46,10 @@ fn respond(status: u16, body: serde_json::Value) -> Response<Vec<u8>> {
     let mut resp = Response::new(body);
     *resp.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::OK);
     let h = resp.headers_mut();
-    h.insert("content-type", http::HeaderValue::from_static("application/json"));
+    h.insert(
+        "content-type",
+        http::HeaderValue::from_static("application/json"),
+    );
     h.insert("content-length", http::HeaderValue::from(len));
     resp
 }

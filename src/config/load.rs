@@ -175,7 +175,9 @@ impl Parser<'_> {
         };
         let mut auth = auth.clone();
         let keys = auth.remove("keys");
-        let mut settings: AuthSettings = self.parse("auth", &Value::Mapping(auth)).unwrap_or_default();
+        let mut settings: AuthSettings = self
+            .parse("auth", &Value::Mapping(auth))
+            .unwrap_or_default();
         if let Some(keys) = keys {
             let wrapper: Mapping = [(Value::from("auth.keys"), keys)].into_iter().collect();
             settings.keys = Parser {
@@ -234,10 +236,7 @@ fn expand(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, Strin
             Some((n, d)) => (n, Some(d)),
             None => (expr, None),
         };
-        let valid = !name.is_empty()
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_');
+        let valid = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !valid {
             return Err(format!("`${{{expr}}}` is not a valid variable reference"));
         }

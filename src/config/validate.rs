@@ -38,7 +38,10 @@ impl Validator<'_> {
     fn namespace_ref(&mut self, path: String, code: &str) -> bool {
         match self.namespace(code) {
             None => {
-                self.problem(path, format!("namespace {code:?} is not defined in namespaces"));
+                self.problem(
+                    path,
+                    format!("namespace {code:?} is not defined in namespaces"),
+                );
                 false
             }
             Some(ns) if !ns.is_active => {
@@ -62,7 +65,9 @@ impl Validator<'_> {
         if servers.is_empty() {
             self.problem(
                 path,
-                format!("upstream {pool:?} is not the pool (or server_name) of any upstream server"),
+                format!(
+                    "upstream {pool:?} is not the pool (or server_name) of any upstream server"
+                ),
             );
         } else if !servers.iter().any(|s| s.is_active) {
             self.problem(path, format!("upstream {pool:?} has no active server"));
@@ -72,11 +77,17 @@ impl Validator<'_> {
     fn process(&mut self) {
         let c = self.c;
         if c.listen.proxy.parse::<SocketAddr>().is_err() {
-            self.problem("listen.proxy", format!("{:?} is not an ip:port address", c.listen.proxy));
+            self.problem(
+                "listen.proxy",
+                format!("{:?} is not an ip:port address", c.listen.proxy),
+            );
         }
         if let Some(admin) = &c.listen.admin {
             if admin.parse::<SocketAddr>().is_err() {
-                self.problem("listen.admin", format!("{admin:?} is not an ip:port address"));
+                self.problem(
+                    "listen.admin",
+                    format!("{admin:?} is not an ip:port address"),
+                );
             } else if *admin == c.listen.proxy {
                 self.problem("listen.admin", "must differ from listen.proxy");
             }
@@ -116,11 +127,17 @@ impl Validator<'_> {
             }
         }
         if u.unhealthy_threshold == 0 || u.healthy_threshold == 0 {
-            self.problem("upstream", "healthy_threshold and unhealthy_threshold must be at least 1");
+            self.problem(
+                "upstream",
+                "healthy_threshold and unhealthy_threshold must be at least 1",
+            );
         }
         if let Some(token) = &c.metrics.token {
             if token.expose().is_empty() {
-                self.problem("metrics.token", "must not be empty (remove it to turn /metrics off)");
+                self.problem(
+                    "metrics.token",
+                    "must not be empty (remove it to turn /metrics off)",
+                );
             }
         }
         if let Some(code) = &c.default_namespace {
@@ -236,7 +253,10 @@ impl Validator<'_> {
         for (i, k) in a.keys.iter().enumerate() {
             let path = format!("auth.keys[{i}]");
             if !names.insert(k.name.as_str()) {
-                self.problem(format!("{path}.name"), format!("duplicate key name {:?}", k.name));
+                self.problem(
+                    format!("{path}.name"),
+                    format!("duplicate key name {:?}", k.name),
+                );
             }
             if k.key.expose().trim().is_empty() || k.key.expose().trim() != k.key.expose() {
                 self.problem(
@@ -259,7 +279,12 @@ impl Validator<'_> {
         let bound: Option<HashSet<&str>> = (a.enabled
             && !a.keys.is_empty()
             && a.keys.iter().all(|k| k.namespace.is_some()))
-        .then(|| a.keys.iter().filter_map(|k| k.namespace.as_deref()).collect());
+        .then(|| {
+            a.keys
+                .iter()
+                .filter_map(|k| k.namespace.as_deref())
+                .collect()
+        });
         for (i, m) in self.c.matchers.iter().enumerate() {
             let path = format!("matchers[{i}]");
             if !m.is_active {

@@ -141,12 +141,20 @@ pub fn full(status: u16, content_type: &str, body: impl Into<Bytes>, id: &str) -
     resp
 }
 
-async fn handle(req: Request<Incoming>, state: Arc<MockState>) -> Result<Response<Body>, Infallible> {
+async fn handle(
+    req: Request<Incoming>,
+    state: Arc<MockState>,
+) -> Result<Response<Body>, Infallible> {
     let id = state.options.id.clone();
     let path = req.uri().path().to_string();
     if path == "/health" {
         let status = state.health_status.load(Relaxed);
-        return Ok(full(status, "application/json", json!({"status": status}).to_string(), &id));
+        return Ok(full(
+            status,
+            "application/json",
+            json!({"status": status}).to_string(),
+            &id,
+        ));
     }
     state.requests.fetch_add(1, Relaxed);
     let latency = header_num(&req, "x-mock-latency-ms").unwrap_or(state.options.latency_ms);
@@ -176,7 +184,12 @@ async fn handle(req: Request<Incoming>, state: Arc<MockState>) -> Result<Respons
     if let Some(status) = forced_status {
         let body = json!({"error": {"message": format!("mock failure {status}"),
             "type": "server_error", "param": null, "code": null}});
-        return Ok(full(status as u16, "application/json", body.to_string(), &id));
+        return Ok(full(
+            status as u16,
+            "application/json",
+            body.to_string(),
+            &id,
+        ));
     }
     let resp = match (method.as_str(), path.as_str()) {
         ("POST", "/mock/health") => {

@@ -84,7 +84,10 @@ pub fn chat(body: &[u8], b: &Behaviour) -> Response<Body> {
             "finish_reason": finish}]});
         format!("data: {c}\n\n")
     };
-    let mut events = vec![chunk(json!({"role": "assistant", "content": ""}), Value::Null)];
+    let mut events = vec![chunk(
+        json!({"role": "assistant", "content": ""}),
+        Value::Null,
+    )];
     events.extend((0..tokens).map(|i| chunk(json!({"content": token(i)}), Value::Null)));
     events.push(chunk(json!({}), json!(finish)));
     if include_usage {
@@ -102,23 +105,35 @@ fn sse(events: Vec<String>, b: &Behaviour) -> Response<Body> {
     let gap_ms = b.chunk_ms;
     let state = b.state.clone();
     let id = b.id.as_str();
-    let stream = futures_util::stream::unfold((events.into_iter(), true), move |(mut it, first)| {
-        let state = state.clone();
-        async move {
-        let event = it.next()?;
-        if it.len() == 0 {
-            state.streams_completed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
-        if !first && gap_ms > 0 {
-            tokio::time::sleep(Duration::from_millis(gap_ms)).await;
-        }
-        Some((Ok::<_, Infallible>(Frame::data(Bytes::from(event))), (it, false)))
-        }
-    });
+    let stream =
+        futures_util::stream::unfold((events.into_iter(), true), move |(mut it, first)| {
+            let state = state.clone();
+            async move {
+                let event = it.next()?;
+                if it.len() == 0 {
+                    state
+                        .streams_completed
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                if !first && gap_ms > 0 {
+                    tokio::time::sleep(Duration::from_millis(gap_ms)).await;
+                }
+                Some((
+                    Ok::<_, Infallible>(Frame::data(Bytes::from(event))),
+                    (it, false),
+                ))
+            }
+        });
     let mut resp = Response::new(StreamBody::new(stream).boxed());
     let h = resp.headers_mut();
-    h.insert("content-type", hyper::header::HeaderValue::from_static("text/event-stream"));
-    h.insert("cache-control", hyper::header::HeaderValue::from_static("no-cache"));
+    h.insert(
+        "content-type",
+        hyper::header::HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(
+        "cache-control",
+        hyper::header::HeaderValue::from_static("no-cache"),
+    );
     if let Ok(v) = id.parse() {
         h.insert("x-mock-id", v);
     }
@@ -132,7 +147,10 @@ pub fn embeddings(body: &[u8], id: &str) -> Response<Body> {
     };
     let inputs: Vec<String> = match &req["input"] {
         Value::String(s) => vec![s.clone()],
-        Value::Array(items) => items.iter().map(|v| v.as_str().unwrap_or("").to_string()).collect(),
+        Value::Array(items) => items
+            .iter()
+            .map(|v| v.as_str().unwrap_or("").to_string())
+            .collect(),
         _ => return error(400, "`input` must be a string or an array", id),
     };
     let data: Vec<Value> = inputs
@@ -140,7 +158,9 @@ pub fn embeddings(body: &[u8], id: &str) -> Response<Body> {
         .enumerate()
         .map(|(i, text)| {
             let h = super::fnv1a(text.as_bytes());
-            let v: Vec<f64> = (0..8).map(|k| ((h >> (k * 8)) & 0xff) as f64 / 255.0).collect();
+            let v: Vec<f64> = (0..8)
+                .map(|k| ((h >> (k * 8)) & 0xff) as f64 / 255.0)
+                .collect();
             json!({"object": "embedding", "index": i, "embedding": v})
         })
         .collect();
@@ -157,5 +177,10 @@ pub fn models(id: &str) -> Response<Body> {
         .iter()
         .map(|m| json!({"id": m, "object": "model", "created": 1700000000, "owned_by": "sluice-mock"}))
         .collect();
-    full(200, "application/json", json!({"object": "list", "data": data}).to_string(), id)
+    full(
+        200,
+        "application/json",
+        json!({"object": "list", "data": data}).to_string(),
+        id,
+    )
 }

@@ -34,7 +34,11 @@ pub async fn admit(session: &mut Session, rt: &Runtime) -> Result<Plan, GatewayE
     let key = authenticate(session, rt)?;
     let (body, has_body) = read_body(session, rt.config.limits.max_body_bytes).await?;
     let parsed = parse_json(session.req_header().headers.get("content-type"), &body)?;
-    let llm = parsed.as_ref().map(llm_fields).transpose()?.unwrap_or_default();
+    let llm = parsed
+        .as_ref()
+        .map(llm_fields)
+        .transpose()?
+        .unwrap_or_default();
 
     let req = session.req_header();
     let headers = Headers(&req.headers);
@@ -96,9 +100,10 @@ fn authenticate(session: &Session, rt: &Runtime) -> Result<Option<usize>, Gatewa
         return Ok(None);
     }
     let h = &session.req_header().headers;
-    let custom = rt.auth_header.as_ref().and_then(|name| {
-        h.get(name).and_then(|v| v.to_str().ok())
-    });
+    let custom = rt
+        .auth_header
+        .as_ref()
+        .and_then(|name| h.get(name).and_then(|v| v.to_str().ok()));
     let presented = extract_key(header(h, "authorization"), header(h, "x-api-key"), custom)
         .ok_or_else(|| GatewayError::Unauthorized("missing API key".into()))?;
     rt.keyring
@@ -194,9 +199,8 @@ pub fn llm_fields(body: &Value) -> Result<LlmFields, GatewayError> {
     let Value::Object(map) = body else {
         return Ok(LlmFields::default());
     };
-    let bad = |field: &str, want: &str| {
-        GatewayError::InvalidRequest(format!("`{field}` must be {want}"))
-    };
+    let bad =
+        |field: &str, want: &str| GatewayError::InvalidRequest(format!("`{field}` must be {want}"));
     let model = match map.get("model") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s.clone()),
@@ -212,7 +216,10 @@ pub fn llm_fields(body: &Value) -> Result<LlmFields, GatewayError> {
         match map.get(field) {
             None | Some(Value::Null) => {}
             Some(v) => {
-                max_tokens = Some(v.as_u64().ok_or_else(|| bad(field, "a non-negative integer"))?)
+                max_tokens = Some(
+                    v.as_u64()
+                        .ok_or_else(|| bad(field, "a non-negative integer"))?,
+                )
             }
         }
     }
@@ -236,10 +243,16 @@ mod tests {
 
     #[test]
     fn llm_fields_are_type_checked() {
-        let f = llm_fields(&json!({"model":"m","stream":true,"max_tokens":5,"messages":[{}]})).unwrap();
+        let f =
+            llm_fields(&json!({"model":"m","stream":true,"max_tokens":5,"messages":[{}]})).unwrap();
         assert_eq!(
             f,
-            LlmFields { model: Some("m".into()), stream: true, max_tokens: Some(5), messages: Some(1) }
+            LlmFields {
+                model: Some("m".into()),
+                stream: true,
+                max_tokens: Some(5),
+                messages: Some(1)
+            }
         );
         for (body, field) in [
             (json!({"model": 1}), "model"),
@@ -256,8 +269,14 @@ mod tests {
     #[test]
     fn json_parsing_explains_failures() {
         let ct = http::HeaderValue::from_static("application/json");
-        assert!(parse_json(Some(&ct), b"{\"a\":").unwrap_err().to_string().contains("JSON"));
-        assert!(parse_json(Some(&ct), b"{\"a\":\"\xff\"}").unwrap_err().to_string().contains("UTF-8"));
+        assert!(parse_json(Some(&ct), b"{\"a\":")
+            .unwrap_err()
+            .to_string()
+            .contains("JSON"));
+        assert!(parse_json(Some(&ct), b"{\"a\":\"\xff\"}")
+            .unwrap_err()
+            .to_string()
+            .contains("UTF-8"));
         let text = http::HeaderValue::from_static("text/plain");
         assert_eq!(parse_json(Some(&text), b"not json").unwrap(), None);
         assert!(parse_json(None, b"{}").unwrap().is_some());

@@ -39,8 +39,15 @@ pub async fn serve(session: &mut Session, ctx: &RequestCtx, rt: &Runtime) -> Res
                     .unwrap_or("");
                 if bool::from(presented.as_bytes().ct_eq(token.expose().as_bytes())) {
                     let text = metrics().render().into_bytes();
-                    reply::send(session, 200, "text/plain; version=0.0.4", text, &ctx.request_id, &[])
-                        .await?;
+                    reply::send(
+                        session,
+                        200,
+                        "text/plain; version=0.0.4",
+                        text,
+                        &ctx.request_id,
+                        &[],
+                    )
+                    .await?;
                 } else {
                     let err = GatewayError::Unauthorized("invalid metrics token".into());
                     reply::error(session, &err, &ctx.request_id).await?;

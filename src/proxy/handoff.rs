@@ -78,22 +78,27 @@ pub async fn run(session: &mut Session, ctx: &mut RequestCtx, plan: Arc<Plan>) -
     };
 
     let outcome = {
-        let pipe =
-            pipe_subrequest(session, subrequest, handle, filter, InputBodyType::Preset(body));
+        let pipe = pipe_subrequest(
+            session,
+            subrequest,
+            handle,
+            filter,
+            InputBodyType::Preset(body),
+        );
         tokio::pin!(pipe);
         loop {
-        let wait = deadline(header_seen.load(Relaxed), last_task_ms.load(Relaxed));
-        let sleep = tokio::time::sleep_until((start + wait).into());
-        tokio::select! {
-            r = &mut pipe => break Some(r),
-            _ = sleep => {
-                // Re-check: a task may have arrived while we were waking up.
-                let wait = deadline(header_seen.load(Relaxed), last_task_ms.load(Relaxed));
-                if start.elapsed() >= wait {
-                    break None;
+            let wait = deadline(header_seen.load(Relaxed), last_task_ms.load(Relaxed));
+            let sleep = tokio::time::sleep_until((start + wait).into());
+            tokio::select! {
+                r = &mut pipe => break Some(r),
+                _ = sleep => {
+                    // Re-check: a task may have arrived while we were waking up.
+                    let wait = deadline(header_seen.load(Relaxed), last_task_ms.load(Relaxed));
+                    if start.elapsed() >= wait {
+                        break None;
+                    }
                 }
             }
-        }
         }
     };
 
@@ -105,7 +110,10 @@ pub async fn run(session: &mut Session, ctx: &mut RequestCtx, plan: Arc<Plan>) -
         }
         None => {
             ctx.error = Some(GatewayError::UpstreamTimeout);
-            Error::e_explain(ErrorType::ReadTimedout, "upstream idle or total timeout mid-response")
+            Error::e_explain(
+                ErrorType::ReadTimedout,
+                "upstream idle or total timeout mid-response",
+            )
         }
         Some(Err(e)) if !header_sent => {
             let err = super::peer::classify(&e.error);

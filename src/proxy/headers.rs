@@ -36,9 +36,9 @@ pub fn prepare(
     client_ip: Option<String>,
 ) -> Result<()> {
     if let Some(uri) = &plan.upstream_uri {
-        let uri: http::Uri = uri
-            .parse()
-            .map_err(|_| pingora::Error::explain(pingora::ErrorType::InternalError, "bad rewritten uri"))?;
+        let uri: http::Uri = uri.parse().map_err(|_| {
+            pingora::Error::explain(pingora::ErrorType::InternalError, "bad rewritten uri")
+        })?;
         req.set_uri(uri);
     }
 
@@ -93,7 +93,11 @@ pub fn prepare(
     req.insert_header("x-request-id", ctx.request_id.as_str())?;
     if rt.config.forward_xff {
         if let Some(ip) = client_ip {
-            let value = match req.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+            let value = match req
+                .headers
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+            {
                 Some(prev) => format!("{prev}, {ip}"),
                 None => ip,
             };

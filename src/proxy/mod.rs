@@ -50,7 +50,11 @@ impl ProxyHttp for Gateway {
         RequestCtx::default()
     }
 
-    async fn early_request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
+    async fn early_request_filter(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
         let handoff = session
             .subrequest_ctx
             .as_ref()
@@ -103,7 +107,11 @@ impl ProxyHttp for Gateway {
         Ok(false)
     }
 
-    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
         peer::select(ctx)
     }
 
@@ -194,10 +202,17 @@ impl ProxyHttp for Gateway {
         Ok(None)
     }
 
-    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
         let err = ctx.error.take().unwrap_or_else(|| peer::classify(e));
-        let downstream_gone = matches!(e.etype(), ErrorType::WriteError | ErrorType::ConnectionClosed)
-            && e.esource() == &pingora::ErrorSource::Downstream;
+        let downstream_gone = matches!(
+            e.etype(),
+            ErrorType::WriteError | ErrorType::ConnectionClosed
+        ) && e.esource() == &pingora::ErrorSource::Downstream;
         let code = if session.response_written().is_some() || downstream_gone {
             // Too late for an error response: the client already has a
             // header (or is gone); the connection is closed instead.

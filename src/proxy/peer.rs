@@ -43,7 +43,11 @@ pub fn select(ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
         metrics().retry();
     }
     let t = &rt.config.timeouts;
-    let sni = if server.tls { server.sni.clone() } else { String::new() };
+    let sni = if server.tls {
+        server.sni.clone()
+    } else {
+        String::new()
+    };
     let mut peer = peer_for(&backend, server.tls, sni)?;
     let o = &mut peer.options;
     o.connection_timeout = Some(Duration::from_millis(t.connect_ms));
@@ -67,7 +71,9 @@ fn peer_for(backend: &Backend, tls: bool, sni: String) -> Result<HttpPeer> {
     match &backend.addr {
         // A socket address: no DNS happens here.
         SocketAddr::Inet(addr) => Ok(HttpPeer::new(*addr, tls, sni)),
-        SocketAddr::Unix(_) => Error::e_explain(ErrorType::InternalError, "unix upstreams are not supported"),
+        SocketAddr::Unix(_) => {
+            Error::e_explain(ErrorType::InternalError, "unix upstreams are not supported")
+        }
     }
 }
 
@@ -77,14 +83,23 @@ pub fn connect_failed(ctx: &mut RequestCtx, mut e: Box<Error>) -> Box<Error> {
     if let (Some(server), Some(rt)) = (&ctx.server, &ctx.runtime) {
         let u = &rt.config.upstream;
         if server.record_failure(u.eject_after_failures, u.eject_ms) {
-            log::warn!("upstream server {} ejected after {} connect failures", server.name, u.eject_after_failures);
+            log::warn!(
+                "upstream server {} ejected after {} connect failures",
+                server.name,
+                u.eject_after_failures
+            );
         }
     }
     ctx.error = Some(match e.etype() {
-        ErrorType::ConnectTimedout | ErrorType::TLSHandshakeTimedout => GatewayError::UpstreamTimeout,
+        ErrorType::ConnectTimedout | ErrorType::TLSHandshakeTimedout => {
+            GatewayError::UpstreamTimeout
+        }
         _ => GatewayError::UpstreamConnect,
     });
-    let max = ctx.runtime.as_ref().map_or(1, |rt| rt.config.upstream.max_attempts);
+    let max = ctx
+        .runtime
+        .as_ref()
+        .map_or(1, |rt| rt.config.upstream.max_attempts);
     e.set_retry(ctx.attempts < max);
     e
 }
@@ -98,7 +113,10 @@ pub fn proxy_failed(
     mut e: Box<Error>,
     client_reused: bool,
 ) -> Box<Error> {
-    let max = ctx.runtime.as_ref().map_or(1, |rt| rt.config.upstream.max_attempts);
+    let max = ctx
+        .runtime
+        .as_ref()
+        .map_or(1, |rt| rt.config.upstream.max_attempts);
     if ctx.response_started
         || session.as_downstream().retry_buffer_truncated()
         || ctx.attempts >= max
@@ -121,12 +139,16 @@ pub fn proxy_failed(
 pub fn classify(e: &Error) -> GatewayError {
     use ErrorType::*;
     match e.etype() {
-        ConnectTimedout | ReadTimedout | WriteTimedout | TLSHandshakeTimedout => GatewayError::UpstreamTimeout,
-        ConnectRefused | ConnectNoRoute | ConnectError | ConnectProxyFailure | TLSHandshakeFailure
-        | InvalidCert => GatewayError::UpstreamConnect,
+        ConnectTimedout | ReadTimedout | WriteTimedout | TLSHandshakeTimedout => {
+            GatewayError::UpstreamTimeout
+        }
+        ConnectRefused | ConnectNoRoute | ConnectError | ConnectProxyFailure
+        | TLSHandshakeFailure | InvalidCert => GatewayError::UpstreamConnect,
         _ => match e.esource() {
             pingora::ErrorSource::Upstream => GatewayError::UpstreamError,
-            pingora::ErrorSource::Downstream => GatewayError::InvalidRequest("malformed request".into()),
+            pingora::ErrorSource::Downstream => {
+                GatewayError::InvalidRequest("malformed request".into())
+            }
             _ => GatewayError::Internal,
         },
     }

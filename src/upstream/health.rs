@@ -42,7 +42,11 @@ impl HealthCheck for ServerHealthCheck {
         let Some(path) = &server.health_check_url else {
             return Ok(());
         };
-        let sni = if server.tls { server.sni.clone() } else { String::new() };
+        let sni = if server.tls {
+            server.sni.clone()
+        } else {
+            String::new()
+        };
         let mut peer = HttpPeer::new(target.addr.clone(), server.tls, sni);
         peer.options.connection_timeout = Some(self.timeout);
         peer.options.total_connection_timeout = Some(self.timeout);

@@ -155,9 +155,8 @@ impl Pool {
         let now = now_ms();
         let backend = self.lb.select_with(b"", 256, |b, healthy| {
             healthy
-                && server_of(b).is_some_and(|s| {
-                    !s.is_ejected(now) && !s.is_full() && !tried.contains(&s.id)
-                })
+                && server_of(b)
+                    .is_some_and(|s| !s.is_ejected(now) && !s.is_full() && !tried.contains(&s.id))
         })?;
         let server = server_of(&backend)?.clone();
         Some((backend, server))

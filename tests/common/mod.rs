@@ -20,11 +20,17 @@ pub fn free_port() -> u16 {
 
 /// Starts a mock upstream named `id`.
 pub async fn mock(id: &str) -> MockServer {
-    mock_with(MockOptions { id: id.into(), ..MockOptions::default() }).await
+    mock_with(MockOptions {
+        id: id.into(),
+        ..MockOptions::default()
+    })
+    .await
 }
 
 pub async fn mock_with(options: MockOptions) -> MockServer {
-    MockServer::start("127.0.0.1:0", options).await.expect("mock starts")
+    MockServer::start("127.0.0.1:0", options)
+        .await
+        .expect("mock starts")
 }
 
 /// A running gateway process; killed on drop.
@@ -73,7 +79,12 @@ impl Gateway {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn sluice");
-        let mut gw = Gateway { child, port, admin_port, config_path };
+        let mut gw = Gateway {
+            child,
+            port,
+            admin_port,
+            config_path,
+        };
         gw.wait_ready().await;
         gw
     }
@@ -112,7 +123,8 @@ impl Gateway {
     /// the first complete response head + content-length body).
     pub fn raw(&self, request: &[u8]) -> String {
         let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
         s.write_all(request).expect("write");
         let mut out = Vec::new();
         let mut buf = [0u8; 4096];
@@ -140,7 +152,8 @@ fn complete(resp: &[u8]) -> bool {
         .lines()
         .find_map(|l| {
             let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length").then(|| v.trim().parse::<usize>().ok())?
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse::<usize>().ok())?
         })
         .unwrap_or(0);
     resp.len() >= head_end + 4 + len
