@@ -3,7 +3,10 @@
 //! Dependencies point one way: `sluice_filters` ← [`config`] ← [`upstream`]
 //! ← [`state`] ← [`proxy`], [`admin`], [`metrics`] ← [`server`] ← `main`.
 
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 pub mod admin;
 pub mod config;

@@ -256,3 +256,75 @@ async fn timeouts_answer_504_or_cut_the_stream() {
         assert_eq!(r.status(), StatusCode::GATEWAY_TIMEOUT);
     }
 }
+
+/// An upstream that answers the first request on each connection and closes
+/// the connection, without answering, when a second one arrives on it: what
+/// a provider closing idle keep-alive connections looks like to a proxy.
+async fn one_shot_upstream() -> (u16, std::sync::Arc<std::sync::atomic::AtomicU64>) {
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let answered = std::sync::Arc::new(AtomicU64::new(0));
+    let count = answered.clone();
+    tokio::spawn(async move {
+        loop {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let count = count.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65536];
+                let mut got = Vec::new();
+                // Read one request: head + content-length body.
+                loop {
+                    let n = sock.read(&mut buf).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    got.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&got).to_string();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let len = text[..end]
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse::<usize>().unwrap())
+                            })
+                            .unwrap_or(0);
+                        if got.len() >= end + 4 + len {
+                            break;
+                        }
+                    }
+                }
+                let body = br#"{"ok":true}"#;
+                let head = format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len());
+                sock.write_all(head.as_bytes()).await.unwrap();
+                sock.write_all(body).await.unwrap();
+                count.fetch_add(1, Relaxed);
+                // The next request on this connection is dropped unanswered.
+                let _ = sock.read(&mut buf).await;
+            });
+        }
+    });
+    (port, answered)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_pooled_connections_are_retried_on_a_fresh_one() {
+    let (port, answered) = one_shot_upstream().await;
+    let gw = Gateway::start(&config(
+        &[server("u", "p", port, "")],
+        "routes:\n  - {prefix: /, upstream: p}\n",
+    ))
+    .await;
+    let client = reqwest::Client::new();
+    for i in 0..5 {
+        let r = post(&client, gw.url("/v1/chat/completions"))
+            .json(&chat_body(false))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "request {i}");
+    }
+    assert_eq!(answered.load(std::sync::atomic::Ordering::Relaxed), 5);
+}

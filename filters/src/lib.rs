@@ -8,7 +8,10 @@
 //! - [`routing`]: proxy rules (regex patterns + priority) and seed 004 longest-prefix routes.
 //! - [`auth`]: API key extraction from the three accepted headers and constant-time lookup.
 
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 pub mod auth;
 pub mod facts;
