@@ -1,6 +1,7 @@
 //! The admin (config-center) service on `listen.admin`, a separate Pingora
 //! service. It authenticates every request with an admin token (constant
-//! time) except `GET /health`, and answers in seed 000's shapes
+//! time) except `GET /health` (and every `GET` when `admin.auth_reads` is
+//! `false`), and answers in seed 000's shapes
 //! (`{"detail": "..."}` for errors). This first cut serves `GET /health`
 //! and `GET /api/v1/status`; the CRUD resources follow in the config-center
 //! issue and answer 404 `{"detail":"资源不存在"}` until then.
@@ -70,7 +71,9 @@ impl ServeHttp for AdminApp {
         if method == http::Method::GET && path == "/health" {
             return respond(200, status_body());
         }
-        if !self.authorized(session) {
+        let open_read = method == http::Method::GET
+            && self.runtime.load().config.admin.auth_reads == Some(false);
+        if !open_read && !self.authorized(session) {
             return respond(401, json!({"detail": "未授权: 需要有效的管理令牌"}));
         }
         match (method.as_str(), path.as_str()) {

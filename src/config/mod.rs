@@ -175,7 +175,7 @@ pub struct MetricsSettings {
 pub struct AdminSettings {
     /// Bearer tokens accepted by the admin API.
     pub tokens: Vec<Secret<String>>,
-    /// Whether reads need a token too.
+    /// Whether reads (`GET`) need a token too; default true.
     pub auth_reads: Option<bool>,
 }
 

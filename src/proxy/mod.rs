@@ -84,13 +84,15 @@ impl ProxyHttp for Gateway {
                 .get("x-request-id")
                 .and_then(|v| v.to_str().ok()),
         );
-        metrics().request_started();
-        ctx.counted = true;
         let rt = self.runtime.load_full();
         ctx.runtime = Some(rt.clone());
+        // The gateway's own endpoints (probes, scrapes) stay out of the
+        // request metrics.
         if endpoints::serve(session, ctx, &rt).await? {
             return Ok(true);
         }
+        metrics().request_started();
+        ctx.counted = true;
         let plan = match admission::admit(session, &rt).await {
             Ok(plan) => Arc::new(plan),
             Err(err) => {
