@@ -8,8 +8,8 @@ use crate::upstream::{Pool, ServerRt};
 use arc_swap::ArcSwap;
 use http::HeaderName;
 use sluice_filters::auth::KeyRing;
-use sluice_filters::matcher::{CompiledMatcher, MatcherSpec, NamespaceResolver};
-use sluice_filters::routing::{CompiledProxyRule, PrefixRoute, ProxyRuleSpec, Router};
+use sluice_filters::matcher::{CompiledMatcher, NamespaceResolver};
+use sluice_filters::routing::{CompiledProxyRule, PrefixRoute, Router};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -85,17 +85,7 @@ impl Runtime {
             if !m.is_active || !namespaces[ns].active {
                 continue;
             }
-            let spec = MatcherSpec {
-                id: m.id,
-                namespace: ns,
-                matcher_type: m.matcher_type,
-                match_field: m.match_field.clone(),
-                match_operator: m.match_operator,
-                match_value: m.match_value.clone(),
-                action: m.action,
-                priority: m.priority,
-            };
-            match CompiledMatcher::compile(&spec) {
+            match CompiledMatcher::compile(&m.spec(ns)) {
                 Ok(c) => matchers.push(c),
                 Err(e) => problems.push(Problem::new(format!("matchers[{i}]"), e)),
             }
@@ -117,17 +107,8 @@ impl Runtime {
                 ));
                 continue;
             };
-            let spec = ProxyRuleSpec {
-                id: r.id,
-                priority: r.priority,
-                namespace: r.namespace.as_deref().and_then(ns_index),
-                target,
-                path_pattern: r.path_pattern.clone(),
-                method_pattern: r.method_pattern.clone(),
-                header_pattern: r.header_pattern.clone(),
-                body_pattern: r.body_pattern.clone(),
-            };
-            match CompiledProxyRule::compile(&spec) {
+            let namespace = r.namespace.as_deref().and_then(ns_index);
+            match CompiledProxyRule::compile(&r.spec(namespace, target)) {
                 Ok(c) => rules.push(c),
                 Err(e) => problems.push(Problem::new(format!("proxy_rules[{i}]"), e)),
             }

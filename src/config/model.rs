@@ -4,7 +4,8 @@
 
 use super::secret::Secret;
 use serde::{Deserialize, Deserializer, Serialize};
-use sluice_filters::matcher::{MatchAction, MatchOperator, MatcherType};
+use sluice_filters::matcher::{MatchAction, MatchOperator, MatcherSpec, MatcherType};
+use sluice_filters::routing::ProxyRuleSpec;
 use std::collections::BTreeMap;
 
 /// `is_active` accepts `true`/`false` and seed 000's `1`/`0`.
@@ -162,6 +163,22 @@ pub struct Matcher {
     pub is_active: bool,
 }
 
+impl Matcher {
+    /// The plain spec `sluice_filters` compiles, for namespace index `namespace`.
+    pub fn spec(&self, namespace: usize) -> MatcherSpec {
+        MatcherSpec {
+            id: self.id,
+            namespace,
+            matcher_type: self.matcher_type,
+            match_field: self.match_field.clone(),
+            match_operator: self.match_operator,
+            match_value: self.match_value.clone(),
+            action: self.action,
+            priority: self.priority,
+        }
+    }
+}
+
 /// A proxy rule (seed 000 §3): requests matching all its patterns go to `upstream`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -195,6 +212,23 @@ pub struct ProxyRule {
     /// Inactive rules are skipped.
     #[serde(default = "yes", deserialize_with = "flag")]
     pub is_active: bool,
+}
+
+impl ProxyRule {
+    /// The plain spec `sluice_filters` compiles, with the namespace and
+    /// target pool already resolved to indexes.
+    pub fn spec(&self, namespace: Option<usize>, target: usize) -> ProxyRuleSpec {
+        ProxyRuleSpec {
+            id: self.id,
+            priority: self.priority,
+            namespace,
+            target,
+            path_pattern: self.path_pattern.clone(),
+            method_pattern: self.method_pattern.clone(),
+            header_pattern: self.header_pattern.clone(),
+            body_pattern: self.body_pattern.clone(),
+        }
+    }
 }
 
 /// A prefix route (seed 004): the longest prefix on a path-segment boundary wins.

@@ -4,8 +4,8 @@
 
 use super::load::Problem;
 use super::*;
-use sluice_filters::matcher::{CompiledMatcher, MatcherSpec};
-use sluice_filters::routing::{normalize_prefix, CompiledProxyRule, ProxyRuleSpec};
+use sluice_filters::matcher::CompiledMatcher;
+use sluice_filters::routing::{normalize_prefix, CompiledProxyRule};
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 
@@ -304,17 +304,7 @@ impl Validator<'_> {
                     );
                 }
             }
-            let spec = MatcherSpec {
-                id: m.id,
-                namespace: 0,
-                matcher_type: m.matcher_type,
-                match_field: m.match_field.clone(),
-                match_operator: m.match_operator,
-                match_value: m.match_value.clone(),
-                action: m.action,
-                priority: m.priority,
-            };
-            if let Err(e) = CompiledMatcher::compile(&spec) {
+            if let Err(e) = CompiledMatcher::compile(&m.spec(0)) {
                 self.problem(path, e);
             }
         }
@@ -334,17 +324,7 @@ impl Validator<'_> {
             if let Some(ns) = &r.namespace {
                 self.namespace_ref(format!("{path}.namespace"), ns);
             }
-            let spec = ProxyRuleSpec {
-                id: r.id,
-                priority: r.priority,
-                namespace: None,
-                target: 0,
-                path_pattern: r.path_pattern.clone(),
-                method_pattern: r.method_pattern.clone(),
-                header_pattern: r.header_pattern.clone(),
-                body_pattern: r.body_pattern.clone(),
-            };
-            if let Err(e) = CompiledProxyRule::compile(&spec) {
+            if let Err(e) = CompiledProxyRule::compile(&r.spec(None, 0)) {
                 self.problem(path, e);
             }
         }

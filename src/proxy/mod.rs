@@ -103,7 +103,9 @@ impl ProxyHttp for Gateway {
         ctx.plan = Some(plan.clone());
         if plan.llm.stream || session.as_downstream().retry_buffer_truncated() {
             ctx.role = Role::Parent;
-            handoff::run(session, ctx, plan).await?;
+            // Boxed: the subrequest pipe is a large future; keeping it out of
+            // this phase's state machine keeps every request's future small.
+            Box::pin(handoff::run(session, ctx, plan)).await?;
             return Ok(true);
         }
         Ok(false)
