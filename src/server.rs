@@ -73,6 +73,8 @@ pub fn run(config: Config) -> Result<(), String> {
         upstream_keepalive_pool_size: config.server.upstream_keepalive_pool_size,
         // Pingora's retry loop bound; our own attempt counting decides per request.
         max_retries: config.upstream.max_attempts.max(1),
+        // Pingora's rustls connector trusts this bundle instead of the system store.
+        ca_file: config.upstream.ca_file.clone(),
         ..ServerConf::default()
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);

@@ -122,6 +122,9 @@ pub struct UpstreamSettings {
     pub max_attempts: usize,
     /// Idle keep-alive connections to upstreams are closed after this long (keep it below the provider's idle close).
     pub keepalive_idle_ms: u64,
+    /// PEM bundle of CA certificates trusted for HTTPS upstreams (requests and
+    /// health checks); none = the system's trust store.
+    pub ca_file: Option<String>,
 }
 
 impl Default for UpstreamSettings {
@@ -135,6 +138,7 @@ impl Default for UpstreamSettings {
             eject_ms: 10_000,
             max_attempts: 3,
             keepalive_idle_ms: 10_000,
+            ca_file: None,
         }
     }
 }

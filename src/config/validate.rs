@@ -126,6 +126,13 @@ impl Validator<'_> {
                 self.problem(format!("upstream.{name}"), "must be greater than 0");
             }
         }
+        if let Some(ca) = &u.ca_file {
+            match std::fs::read_to_string(ca) {
+                Ok(pem) if pem.contains("-----BEGIN CERTIFICATE-----") => {}
+                Ok(_) => self.problem("upstream.ca_file", format!("{ca} holds no PEM certificate")),
+                Err(e) => self.problem("upstream.ca_file", format!("cannot read {ca}: {e}")),
+            }
+        }
         if u.unhealthy_threshold == 0 || u.healthy_threshold == 0 {
             self.problem(
                 "upstream",

@@ -8,6 +8,7 @@ use super::server_of;
 use crate::config::UpstreamSettings;
 use async_trait::async_trait;
 use pingora::connectors::http::Connector;
+use pingora::connectors::ConnectorOptions;
 use pingora::http::RequestHeader;
 use pingora::lb::health_check::HealthCheck;
 use pingora::lb::Backend;
@@ -25,7 +26,11 @@ pub struct ServerHealthCheck {
 impl ServerHealthCheck {
     pub fn new(settings: &UpstreamSettings) -> Self {
         ServerHealthCheck {
-            connector: Connector::new(None),
+            connector: Connector::new(settings.ca_file.as_ref().map(|ca| {
+                let mut options = ConnectorOptions::new(1);
+                options.ca_file = Some(ca.clone());
+                options
+            })),
             timeout: Duration::from_millis(settings.health_check_timeout_ms),
             healthy_threshold: settings.healthy_threshold.max(1),
             unhealthy_threshold: settings.unhealthy_threshold.max(1),
