@@ -216,11 +216,6 @@ impl Router {
                 path: p.strip_prefix.then(|| strip_prefix(facts.path, &p.prefix)),
             })
     }
-
-    /// The prefix routes in evaluation order.
-    pub fn prefixes(&self) -> &[PrefixRoute] {
-        &self.prefixes
-    }
 }
 
 #[cfg(test)]

@@ -246,13 +246,22 @@ impl ProxyHttp for Gateway {
         metrics().request_finished(status, elapsed.as_millis() as u64);
         if log::log_enabled!(log::Level::Info) {
             let req = session.req_header();
+            let (namespace, key) = match (&ctx.runtime, &ctx.plan) {
+                (Some(rt), Some(plan)) => (
+                    rt.namespaces[plan.namespace].code.as_str(),
+                    plan.key.map_or("-", |k| rt.keys[k].name.as_str()),
+                ),
+                _ => ("-", "-"),
+            };
             log::info!(
-                "request_id={} method={} path={} status={} ms={} attempts={} error={}",
+                "request_id={} method={} path={} status={} ms={} namespace={} key={} attempts={} error={}",
                 ctx.request_id,
                 req.method,
                 req.uri.path(),
                 status,
                 elapsed.as_millis(),
+                namespace,
+                key,
                 ctx.attempts,
                 e.map(|e| e.etype().as_str()).unwrap_or("-"),
             );
