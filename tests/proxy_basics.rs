@@ -321,3 +321,29 @@ async fn max_connections_caps_requests_in_flight_per_server() {
     }
     assert_eq!(served(&a), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forward_xff_appends_the_client_address_only_when_on() {
+    let m = mock("a").await;
+    let routes = "routes:\n  - {prefix: /, upstream: p}\n";
+    let c = reqwest::Client::new();
+    for (on, expected) in [(false, None), (true, Some("10.0.0.9, 127.0.0.1"))] {
+        let rest = format!("forward_xff: {on}\n{routes}");
+        let gw = Gateway::start(&config(&[server("a", "p", m.addr.port(), "")], &rest)).await;
+        let echo: Value = c
+            .get(gw.url("/echo/xff"))
+            .bearer_auth("sk-test")
+            .header("x-forwarded-for", "10.0.0.9")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            echo["headers"]["x-forwarded-for"].as_str(),
+            expected,
+            "forward_xff: {on}"
+        );
+    }
+}
