@@ -24,7 +24,8 @@ impl BackgroundService for Upkeep {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         loop {
             let rt = self.runtime.load_full();
-            let interval = crate::upstream::interval(&rt.config.upstream);
+            let interval =
+                std::time::Duration::from_millis(rt.config.upstream.health_check_interval_ms);
             tokio::select! {
                 _ = shutdown.changed() => return,
                 _ = tokio::time::sleep(interval) => {}

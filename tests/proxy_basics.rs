@@ -11,11 +11,7 @@ use std::sync::atomic::Ordering::Relaxed;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auth_accepts_three_header_forms_and_rejects_others() {
     let m = mock("a").await;
-    let gw = Gateway::start(&config(
-        &[server("a", "p", m.addr.port(), "")],
-        "routes:\n  - prefix: /\n    upstream: p\n",
-    ))
-    .await;
+    let gw = Gateway::start(&config(&[server("a", "p", m.addr.port(), "")], CATCH_ALL)).await;
     let c = reqwest::Client::new();
     let url = gw.url("/v1/models");
     let ok = [
@@ -53,7 +49,7 @@ async fn header_hygiene_strips_client_keys_and_injects_provider_key() {
         "    api_key: sk-provider-secret\n    inject_headers:\n      OpenAI-Organization: org-42\n";
     let gw = Gateway::start(&config(
         &[server("a", "p", m.addr.port(), extra)],
-        "routes:\n  - prefix: /\n    upstream: p\n",
+        CATCH_ALL,
     ))
     .await;
     let c = reqwest::Client::new();
@@ -106,11 +102,7 @@ fn fnv(data: &[u8]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_and_chunked_bodies_arrive_byte_exact() {
     let m = mock("a").await;
-    let gw = Gateway::start(&config(
-        &[server("a", "p", m.addr.port(), "")],
-        "routes:\n  - prefix: /\n    upstream: p\n",
-    ))
-    .await;
+    let gw = Gateway::start(&config(&[server("a", "p", m.addr.port(), "")], CATCH_ALL)).await;
     let c = reqwest::Client::new();
     // 2 MiB JSON body with a content-length, then the same body chunked,
     // twice each on the same keep-alive client.
@@ -168,11 +160,7 @@ async fn sse_events_arrive_in_order_and_before_the_upstream_finishes() {
         ..Default::default()
     })
     .await;
-    let gw = Gateway::start(&config(
-        &[server("a", "p", m.addr.port(), "")],
-        "routes:\n  - prefix: /\n    upstream: p\n",
-    ))
-    .await;
+    let gw = Gateway::start(&config(&[server("a", "p", m.addr.port(), "")], CATCH_ALL)).await;
     let c = reqwest::Client::new();
     let r = post(&c, gw.url("/v1/chat/completions"))
         .json(&serde_json::json!({"model": "gpt-4o-mini", "stream": true,
@@ -222,8 +210,8 @@ async fn sse_events_arrive_in_order_and_before_the_upstream_finishes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_listener_and_metrics_need_their_tokens() {
     let m = mock("a").await;
-    let rest = "routes:\n  - {prefix: /, upstream: p}\nmetrics: {token: m-tok}\nadmin: {tokens: [a-tok]}\n";
-    let yaml = config(&[server("a", "p", m.addr.port(), "")], rest).replace(
+    let rest = format!("{CATCH_ALL}metrics: {{token: m-tok}}\nadmin: {{tokens: [a-tok]}}\n");
+    let yaml = config(&[server("a", "p", m.addr.port(), "")], &rest).replace(
         "listen:\n  proxy: \"{proxy}\"",
         "listen:\n  proxy: \"{proxy}\"\n  admin: \"{admin}\"",
     );
@@ -250,11 +238,7 @@ async fn admin_listener_and_metrics_need_their_tokens() {
     assert_eq!(r.status(), 200);
     assert_eq!(r.json::<Value>().await.unwrap()["status"], "healthy");
 
-    let _ = post(&c, gw.url("/v1/chat/completions"))
-        .json(&chat_body(false))
-        .send()
-        .await
-        .unwrap();
+    let _ = gw.chat(&c, false).await;
     let r = c.get(gw.url("/metrics")).send().await.unwrap();
     assert_eq!(r.status(), 401);
     let r = c
@@ -276,7 +260,7 @@ async fn admin_listener_and_metrics_need_their_tokens() {
 async fn max_connections_caps_requests_in_flight_per_server() {
     let a = mock("a").await;
     let servers = [server("a", "p", a.addr.port(), "    max_connections: 1\n")];
-    let gw = Gateway::start(&config(&servers, "routes:\n  - {prefix: /, upstream: p}\n")).await;
+    let gw = Gateway::start(&config(&servers, CATCH_ALL)).await;
     let c = reqwest::Client::new();
     // Hold the one slot with a slow stream: its first event proves it is
     // in flight at the upstream.
@@ -289,12 +273,7 @@ async fn max_connections_caps_requests_in_flight_per_server() {
         .unwrap();
     let mut stream = slow.bytes_stream();
     assert!(stream.next().await.unwrap().is_ok());
-    let r = c
-        .get(gw.url("/v1/models"))
-        .bearer_auth("sk-test")
-        .send()
-        .await
-        .unwrap();
+    let r = gw.get(&c, "/v1/models").await;
     assert_eq!(r.status(), 503);
     assert_eq!(
         r.json::<Value>().await.unwrap()["error"]["code"],
@@ -308,12 +287,7 @@ async fn max_connections_caps_requests_in_flight_per_server() {
     // may race that by a moment, so allow a short, bounded wait.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
-        let r = c
-            .get(gw.url("/v1/models"))
-            .bearer_auth("sk-test")
-            .send()
-            .await
-            .unwrap();
+        let r = gw.get(&c, "/v1/models").await;
         if r.status() == 200 {
             break;
         }
@@ -325,7 +299,7 @@ async fn max_connections_caps_requests_in_flight_per_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forward_xff_appends_the_client_address_only_when_on() {
     let m = mock("a").await;
-    let routes = "routes:\n  - {prefix: /, upstream: p}\n";
+    let routes = CATCH_ALL;
     let c = reqwest::Client::new();
     for (on, expected) in [(false, None), (true, Some("10.0.0.9, 127.0.0.1"))] {
         let rest = format!("forward_xff: {on}\n{routes}");

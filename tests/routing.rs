@@ -57,19 +57,10 @@ async fn rules_prefixes_namespaces_and_matchers() {
     };
 
     // Prefix /v1 (no proxy rule for GET /v1/models in the default namespace).
-    let r = client
-        .get(gw.url("/v1/models"))
-        .bearer_auth("sk-test")
-        .send()
-        .await
-        .unwrap();
+    let r = gw.get(&client, "/v1/models").await;
     assert_eq!((r.status(), who(&r)), (StatusCode::OK, "a".into()));
     // Proxy rule by path + method.
-    let r = post(&client, gw.url("/v1/chat/completions"))
-        .json(&chat_body(false))
-        .send()
-        .await
-        .unwrap();
+    let r = gw.chat(&client, false).await;
     assert_eq!((r.status(), who(&r)), (StatusCode::OK, "c".into()));
     // Priority 10 (header) beats priority 20 (path).
     let r = post(&client, gw.url("/v1/chat/completions"))
@@ -96,12 +87,7 @@ async fn rules_prefixes_namespaces_and_matchers() {
         .unwrap();
     assert_eq!(who(&r), "d");
     // Longest prefix with strip: /openai/echo/x → /echo/x at c.
-    let r = client
-        .get(gw.url("/openai/echo/x?k=v"))
-        .bearer_auth("sk-test")
-        .send()
-        .await
-        .unwrap();
+    let r = gw.get(&client, "/openai/echo/x?k=v").await;
     assert_eq!(who(&r), "c");
     let echo: Value = r.json().await.unwrap();
     assert_eq!(
@@ -109,12 +95,7 @@ async fn rules_prefixes_namespaces_and_matchers() {
         (Some("/echo/x"), Some("k=v"))
     );
     // Segment boundary: /openaix is not under /openai/.
-    let r = client
-        .get(gw.url("/openaix/echo"))
-        .bearer_auth("sk-test")
-        .send()
-        .await
-        .unwrap();
+    let r = gw.get(&client, "/openaix/echo").await;
     assert_eq!(who(&r), "a");
 
     // Each operator: the denied value gets 403, the other passes.
@@ -148,19 +129,9 @@ async fn rules_prefixes_namespaces_and_matchers() {
             .unwrap();
         assert_eq!(r.status(), StatusCode::OK, "{name}: {allowed}");
     }
-    let r = client
-        .get(gw.url("/v1/models?debug=1"))
-        .bearer_auth("sk-test")
-        .send()
-        .await
-        .unwrap();
+    let r = gw.get(&client, "/v1/models?debug=1").await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    let r = client
-        .get(gw.url("/v1/models?debug=0"))
-        .bearer_auth("sk-test")
-        .send()
-        .await
-        .unwrap();
+    let r = gw.get(&client, "/v1/models?debug=0").await;
     assert_eq!(r.status(), StatusCode::OK);
     let r = post(&client, gw.url("/v1/chat/completions"))
         .json(&json!({"model": "m", "messages": [], "metadata": {"tier": "banned"}}))
@@ -168,12 +139,7 @@ async fn rules_prefixes_namespaces_and_matchers() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    let r = client
-        .get(gw.url("/blocked/x"))
-        .bearer_auth("sk-test")
-        .send()
-        .await
-        .unwrap();
+    let r = gw.get(&client, "/blocked/x").await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 }
 

@@ -54,10 +54,7 @@ async fn tls_upstream() -> (u16, String) {
                     got.extend_from_slice(&buf[..n]);
                 }
                 let head = String::from_utf8_lossy(&got).to_string();
-                let host = head.lines().find_map(|l| {
-                    let (k, v) = l.split_once(':')?;
-                    k.eq_ignore_ascii_case("host").then(|| v.trim().to_string())
-                });
+                let host = head_value(&head, "host");
                 let body = json!({"sni": sni, "host": host}).to_string();
                 let resp = format!(
                     "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -78,17 +75,12 @@ async fn https_upstreams_get_sni_host_and_verification() {
         std::env::temp_dir().join(format!("sluice-test-ca-{}-{port}.pem", std::process::id()));
     std::fs::write(&ca_path, ca_pem).unwrap();
     let tls = "    server_type: https\n    sni: localhost\n";
-    let routes = "routes:\n  - {prefix: /, upstream: p}\n";
+    let routes = CATCH_ALL;
 
     let trusted = format!("upstream:\n  ca_file: {}\n{routes}", ca_path.display());
     let gw = Gateway::start(&config(&[server("s", "p", port, tls)], &trusted)).await;
     let client = reqwest::Client::new();
-    let r = client
-        .get(gw.url("/v1/models"))
-        .bearer_auth("sk-test")
-        .send()
-        .await
-        .unwrap();
+    let r = gw.get(&client, "/v1/models").await;
     assert_eq!(r.status(), StatusCode::OK);
     let seen: Value = r.json().await.unwrap();
     assert_eq!(seen["sni"], "localhost");
@@ -96,12 +88,7 @@ async fn https_upstreams_get_sni_host_and_verification() {
 
     // Without the CA the certificate is not trusted: verification is on.
     let gw = Gateway::start(&config(&[server("s", "p", port, tls)], routes)).await;
-    let r = client
-        .get(gw.url("/v1/models"))
-        .bearer_auth("sk-test")
-        .send()
-        .await
-        .unwrap();
+    let r = gw.get(&client, "/v1/models").await;
     assert_eq!(r.status(), StatusCode::BAD_GATEWAY);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], "upstream_connect_error");

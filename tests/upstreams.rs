@@ -17,12 +17,7 @@ async fn tally(gw: &Gateway, n: usize) -> HashMap<String, usize> {
     let client = reqwest::Client::new();
     let mut counts = HashMap::new();
     for _ in 0..n {
-        let r = client
-            .get(gw.url("/v1/models"))
-            .bearer_auth("sk-test")
-            .send()
-            .await
-            .unwrap();
+        let r = gw.get(&client, "/v1/models").await;
         assert_eq!(r.status(), StatusCode::OK);
         let id = r.headers()["x-mock-id"].to_str().unwrap().to_string();
         *counts.entry(id).or_insert(0) += 1;
@@ -61,7 +56,7 @@ async fn weighted_round_robin_honours_weights() {
         server("a", "p", a.addr.port(), "    weight: 3\n"),
         server("b", "p", b.addr.port(), "    weight: 1\n"),
     ];
-    let gw = Gateway::start(&config(&servers, "routes:\n  - {prefix: /, upstream: p}\n")).await;
+    let gw = Gateway::start(&config(&servers, CATCH_ALL)).await;
     let counts = tally(&gw, 400).await;
     let (na, nb) = (counts["a"], counts["b"]);
     assert_eq!(na + nb, 400);
@@ -77,11 +72,7 @@ async fn health_checks_eject_and_recover() {
         server("a", "p", a.addr.port(), check),
         server("b", "p", b.addr.port(), check),
     ];
-    let gw = Gateway::start(&config(
-        &servers,
-        &format!("{FAST_CHECKS}routes:\n  - {{prefix: /, upstream: p}}\n"),
-    ))
-    .await;
+    let gw = Gateway::start(&config(&servers, &format!("{FAST_CHECKS}{CATCH_ALL}"))).await;
     wait_healthy(&gw, "p", 2).await;
 
     b.state
@@ -111,12 +102,7 @@ async fn health_checks_eject_and_recover() {
         .store(500, std::sync::atomic::Ordering::Relaxed);
     wait_healthy(&gw, "p", 0).await;
     let client = reqwest::Client::new();
-    let r = client
-        .get(gw.url("/v1/models"))
-        .bearer_auth("sk-test")
-        .send()
-        .await
-        .unwrap();
+    let r = gw.get(&client, "/v1/models").await;
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], "no_healthy_upstream");
@@ -134,15 +120,11 @@ async fn connect_failures_fail_over_and_eject() {
         server("dead", "p", dead_port, ""),
         server("live", "p", live.addr.port(), ""),
     ];
-    let rest = "upstream:\n  eject_after_failures: 2\n  eject_ms: 60000\nroutes:\n  - {prefix: /, upstream: p}\n";
-    let gw = Gateway::start(&config(&servers, rest)).await;
+    let rest = format!("upstream:\n  eject_after_failures: 2\n  eject_ms: 60000\n{CATCH_ALL}");
+    let gw = Gateway::start(&config(&servers, &rest)).await;
     let client = reqwest::Client::new();
     for _ in 0..10 {
-        let r = post(&client, gw.url("/v1/chat/completions"))
-            .json(&chat_body(false))
-            .send()
-            .await
-            .unwrap();
+        let r = gw.chat(&client, false).await;
         assert_eq!(r.status(), StatusCode::OK);
         assert_eq!(r.headers()["x-mock-id"], "live");
     }
@@ -159,12 +141,8 @@ async fn connect_failures_fail_over_and_eject() {
 
     // A pool of only dead servers: 502 upstream_connect_error.
     let servers = [server("dead", "p", dead_port, "")];
-    let gw = Gateway::start(&config(&servers, "routes:\n  - {prefix: /, upstream: p}\n")).await;
-    let r = post(&client, gw.url("/v1/chat/completions"))
-        .json(&chat_body(false))
-        .send()
-        .await
-        .unwrap();
+    let gw = Gateway::start(&config(&servers, CATCH_ALL)).await;
+    let r = gw.chat(&client, false).await;
     assert_eq!(r.status(), StatusCode::BAD_GATEWAY);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], "upstream_connect_error");
@@ -177,11 +155,7 @@ const TIMEOUTS: &str =
 async fn timeouts_answer_504_or_cut_the_stream() {
     let m = mock("a").await;
     let servers = [server("a", "p", m.addr.port(), "")];
-    let gw = Gateway::start(&config(
-        &servers,
-        &format!("{TIMEOUTS}routes:\n  - {{prefix: /, upstream: p}}\n"),
-    ))
-    .await;
+    let gw = Gateway::start(&config(&servers, &format!("{TIMEOUTS}{CATCH_ALL}"))).await;
     let client = reqwest::Client::new();
 
     // First byte, non-streaming (direct path) and streaming (subrequest path).
@@ -243,7 +217,10 @@ async fn timeouts_answer_504_or_cut_the_stream() {
 
     // Total deadline of a non-streaming response with a large body
     // (subrequest path): latency below first_byte but over total.
-    let yaml = config(&servers, "timeouts:\n  first_byte_ms: 5000\n  total_ms: 500\nroutes:\n  - {prefix: /, upstream: p}\n");
+    let yaml = config(
+        &servers,
+        &format!("timeouts:\n  first_byte_ms: 5000\n  total_ms: 500\n{CATCH_ALL}"),
+    );
     let gw2 = Gateway::start(&yaml).await;
     let big = serde_json::json!({"model": "m", "messages": [{"role": "user", "content": "x".repeat(100_000)}]});
     for body in [chat_body(false), big] {
@@ -283,14 +260,8 @@ async fn one_shot_upstream() -> (u16, std::sync::Arc<std::sync::atomic::AtomicU6
                     got.extend_from_slice(&buf[..n]);
                     let text = String::from_utf8_lossy(&got).to_string();
                     if let Some(end) = text.find("\r\n\r\n") {
-                        let len = text[..end]
-                            .lines()
-                            .find_map(|l| {
-                                l.to_ascii_lowercase()
-                                    .strip_prefix("content-length:")
-                                    .map(|v| v.trim().parse::<usize>().unwrap())
-                            })
-                            .unwrap_or(0);
+                        let len = head_value(&text[..end], "content-length")
+                            .map_or(0, |v| v.parse::<usize>().unwrap());
                         if got.len() >= end + 4 + len {
                             break;
                         }
@@ -312,18 +283,10 @@ async fn one_shot_upstream() -> (u16, std::sync::Arc<std::sync::atomic::AtomicU6
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_pooled_connections_are_retried_on_a_fresh_one() {
     let (port, answered) = one_shot_upstream().await;
-    let gw = Gateway::start(&config(
-        &[server("u", "p", port, "")],
-        "routes:\n  - {prefix: /, upstream: p}\n",
-    ))
-    .await;
+    let gw = Gateway::start(&config(&[server("u", "p", port, "")], CATCH_ALL)).await;
     let client = reqwest::Client::new();
     for i in 0..5 {
-        let r = post(&client, gw.url("/v1/chat/completions"))
-            .json(&chat_body(false))
-            .send()
-            .await
-            .unwrap();
+        let r = gw.chat(&client, false).await;
         assert_eq!(r.status(), StatusCode::OK, "request {i}");
     }
     assert_eq!(answered.load(std::sync::atomic::Ordering::Relaxed), 5);

@@ -12,7 +12,7 @@ use http::{HeaderName, HeaderValue};
 use pingora::lb::{selection::RoundRobin, Backend, Backends, LoadBalancer};
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Milliseconds since the process started (monotonic).
 pub fn now_ms() -> u64 {
@@ -162,7 +162,7 @@ impl Pool {
         Some((backend, server))
     }
 
-    /// Whether each server is currently usable (for `/health`).
+    /// How many servers are currently usable: healthy and not ejected (for `/health`).
     pub fn healthy_count(&self) -> usize {
         let now = now_ms();
         self.lb
@@ -179,9 +179,4 @@ impl Pool {
 /// The server a backend was discovered from.
 pub fn server_of(b: &Backend) -> Option<&Arc<ServerRt>> {
     b.ext.get::<Arc<ServerRt>>()
-}
-
-/// Interval helper for the background service.
-pub fn interval(settings: &UpstreamSettings) -> Duration {
-    Duration::from_millis(settings.health_check_interval_ms)
 }

@@ -114,6 +114,25 @@ impl Gateway {
         format!("http://127.0.0.1:{}{path}", self.admin_port)
     }
 
+    /// `GET path` with the test key.
+    pub async fn get(&self, client: &reqwest::Client, path: &str) -> reqwest::Response {
+        client
+            .get(self.url(path))
+            .bearer_auth("sk-test")
+            .send()
+            .await
+            .expect("get")
+    }
+
+    /// A small chat completion with the test key.
+    pub async fn chat(&self, client: &reqwest::Client, stream: bool) -> reqwest::Response {
+        post(client, self.url("/v1/chat/completions"))
+            .json(&chat_body(stream))
+            .send()
+            .await
+            .expect("chat")
+    }
+
     /// Whether the process is still running.
     pub fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
@@ -148,16 +167,24 @@ fn complete(resp: &[u8]) -> bool {
     let Some(head_end) = text.find("\r\n\r\n") else {
         return false;
     };
-    let len = text[..head_end]
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse::<usize>().ok())?
-        })
+    let len = head_value(&text[..head_end], "content-length")
+        .and_then(|v| v.parse::<usize>().ok())
         .unwrap_or(0);
     resp.len() >= head_end + 4 + len
 }
+
+/// The value of header `name` in a raw HTTP message head.
+pub fn head_value(head: &str, name: &str) -> Option<String> {
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| v.trim().to_string())
+    })
+}
+
+/// A catch-all route to pool `p`.
+pub const CATCH_ALL: &str = "routes:\n  - {prefix: /, upstream: p}\n";
 
 /// A pool entry for the config: one upstream server pointing at `mock`.
 pub fn server(name: &str, pool: &str, port: u16, extra: &str) -> String {
