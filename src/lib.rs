@@ -16,4 +16,5 @@ pub mod mock;
 pub mod proxy;
 pub mod server;
 pub mod state;
+pub mod store;
 pub mod upstream;

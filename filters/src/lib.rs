@@ -7,6 +7,9 @@
 //! - [`matcher`]: seed 000 matchers (header/query/path/body × eq…regex) and namespace resolution.
 //! - [`routing`]: proxy rules (regex patterns + priority) and seed 004 longest-prefix routes.
 //! - [`auth`]: API key extraction from the three accepted headers and constant-time lookup.
+//! - [`tokens`]: token counting (encodings per model, chat prompts as billed).
+//! - [`limits`]: rate, concurrency and token-budget rules over a [`limits::store::CounterStore`].
+//! - [`stream`]: SSE metering and truncation of model output.
 
 #![cfg_attr(
     not(test),
@@ -15,5 +18,8 @@
 
 pub mod auth;
 pub mod facts;
+pub mod limits;
 pub mod matcher;
 pub mod routing;
+pub mod stream;
+pub mod tokens;

@@ -1,0 +1,156 @@
+//! The counter store contract: one atomic call per request admits it against
+//! all of its rules ([`CounterStore::admit`]), one call settles what it held
+//! ([`CounterStore::settle`]). The in-process implementation is
+//! [`super::local::LocalCounterStore`]; the Redis one lives in the gateway
+//! (`src/store/redis_counter.rs`) and must give identical answers for the
+//! same sequence of calls (a conformance test runs both).
+//!
+//! Semantics every implementation follows:
+//! - `admit` evaluates every check against the state *before* the call; if
+//!   all pass, all are committed, otherwise none is (a denied request
+//!   consumes nothing).
+//! - Windows are aligned to multiples of `window_ms` since the Unix epoch
+//!   (fixed windows and token budgets); sliding windows count the requests
+//!   whose admission time lies in `(now - window_ms, now]`.
+//! - Token buckets hold `burst` tokens at most and refill `rate_per_sec`
+//!   tokens per second continuously (kept in milli-tokens so integer
+//!   arithmetic is exact).
+//! - A concurrency lease expires after `lease_ms` even if never released (a
+//!   crashed instance cannot leak slots forever).
+//! - A token budget grants `min(want, limit - used)` when that is at least
+//!   `need`; all token checks of one call grant the same amount, the minimum
+//!   over them, so the request's output cap is exact against every budget.
+
+use async_trait::async_trait;
+
+/// One check of one rule for one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Check {
+    /// Request counter over a fixed (aligned) or sliding window.
+    Window {
+        key: String,
+        limit: u64,
+        window_ms: u64,
+        sliding: bool,
+        /// Requests this call adds (1).
+        cost: u64,
+    },
+    /// Token bucket of requests.
+    Bucket {
+        key: String,
+        /// Requests per second refilled.
+        rate_per_sec: u64,
+        /// Bucket size.
+        burst: u64,
+        cost: u64,
+    },
+    /// An in-flight slot, held until [`Settle::Release`] or `lease_ms`.
+    Concurrency {
+        key: String,
+        limit: u64,
+        /// Unique per request (the request id).
+        lease_id: String,
+        lease_ms: u64,
+    },
+    /// A token budget per aligned window.
+    Tokens {
+        key: String,
+        limit: u64,
+        window_ms: u64,
+        /// Smallest grant that admits the request (prompt tokens + 1).
+        need: u64,
+        /// What the request would like to reserve (prompt + expected output).
+        want: u64,
+    },
+}
+
+impl Check {
+    pub fn key(&self) -> &str {
+        match self {
+            Check::Window { key, .. }
+            | Check::Bucket { key, .. }
+            | Check::Concurrency { key, .. }
+            | Check::Tokens { key, .. } => key,
+        }
+    }
+}
+
+/// The state of one check after the call (committed or not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CheckStatus {
+    /// Whether this check alone would admit the request.
+    pub passed: bool,
+    /// The limit of the check (burst for buckets).
+    pub limit: u64,
+    /// What is left after this request (if admitted) or now (if denied).
+    pub remaining: u64,
+    /// Milliseconds until the state resets / a slot or token frees up enough
+    /// for this check to pass (0 when it passed).
+    pub retry_after_ms: u64,
+    /// Milliseconds until the current window resets (buckets: until full).
+    pub reset_ms: u64,
+    /// Tokens granted (token budgets), 0 otherwise.
+    pub granted: u64,
+    /// Start of the window the check counted in (fixed windows and token
+    /// budgets); settlements of a token budget name this window.
+    pub window_start_ms: u64,
+}
+
+/// The answer to [`CounterStore::admit`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Admission {
+    /// True when every check passed and all were committed.
+    pub admitted: bool,
+    /// One status per check, in the order given.
+    pub statuses: Vec<CheckStatus>,
+}
+
+/// Giving back what an admitted request held.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settle {
+    /// Frees a concurrency slot.
+    Release { key: String, lease_id: String },
+    /// Adjusts a token budget's window by `delta` tokens (negative refunds).
+    /// Never goes below 0. A window that already expired is left alone.
+    Tokens {
+        key: String,
+        window_ms: u64,
+        window_start_ms: u64,
+        delta: i64,
+    },
+}
+
+/// A store failure (e.g. Redis unreachable). The caller applies each rule's
+/// `fail_mode`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("counter store unavailable: {0}")]
+pub struct StoreError(pub String);
+
+/// Time, injectable so every limiter is tested with a fake clock.
+pub trait Clock: Send + Sync {
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> u64;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
+    }
+}
+
+/// Shared counters. Implementations must be atomic per call across every
+/// gateway instance that shares them.
+#[async_trait]
+pub trait CounterStore: Send + Sync {
+    /// Evaluates all checks atomically; commits all or none.
+    async fn admit(&self, checks: &[Check]) -> Result<Admission, StoreError>;
+    /// Applies settlements (best effort per item, one round trip).
+    async fn settle(&self, ops: &[Settle]) -> Result<(), StoreError>;
+}

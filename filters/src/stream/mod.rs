@@ -1,0 +1,2 @@
+//! Streaming output metering and truncation (SSE) and the non-streaming
+//! equivalent.

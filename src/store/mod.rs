@@ -1,0 +1,1 @@
+//! Stores behind the gateway: counter stores (Redis) for shared limits.
