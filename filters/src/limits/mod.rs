@@ -1,5 +1,22 @@
-//! Rate, concurrency and token limits: rule configs, the counter store
-//! contract and its in-process implementation, and the per-request plan
-//! (which checks a request runs, what the answer means).
+//! Rate, concurrency and token limits: rule configs ([`rules`]), the counter
+//! store contract ([`store`]) and its in-process implementation ([`local`]),
+//! and the per-request plan ([`plan`]: which checks a request runs, what the
+//! store's answer means, what to settle afterwards).
 
+pub mod local;
+pub mod plan;
+pub mod rules;
 pub mod store;
+
+#[cfg(test)]
+mod test_support;
+
+pub use local::LocalCounterStore;
+pub use plan::{plan, Decision, Denial, LimitPlan, PlanSettings, RequestView, Reservation, Rule};
+pub use rules::{
+    ConcurrencyConfig, FailMode, KeyBy, RateAlgorithm, RateLimitConfig, RuleConfig,
+    TokenLimitConfig,
+};
+pub use store::{
+    Admission, Check, CheckStatus, Clock, CounterStore, Settle, StoreError, SystemClock,
+};

@@ -20,6 +20,9 @@
 //! - A token budget grants `min(want, limit - used)` when that is at least
 //!   `need`; all token checks of one call grant the same amount, the minimum
 //!   over them, so the request's output cap is exact against every budget.
+//!   A budget whose `need` that common grant misses fails too.
+//! - Checks are judged independently: checks of one call that share a key
+//!   may pass together beyond a limit, so a call should not repeat a key.
 
 use async_trait::async_trait;
 

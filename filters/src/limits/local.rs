@@ -1,0 +1,555 @@
+//! [`LocalCounterStore`]: the in-process [`CounterStore`], for a single
+//! gateway instance (and the reference the Redis store is tested against).
+//! The gateway calls it from `request_filter` (admit) and `logging` (settle).
+//!
+//! It follows the contract of [`super::store`] to the field, with the
+//! formulas of the Redis store (`src/store/counter.lua`), so that both give
+//! the same answers for the same calls at the same clock readings (the
+//! conformance test in `tests/redis_counter.rs` compares them). One
+//! `std::sync::Mutex` guards all state for the length of a call; nothing
+//! awaits while holding it.
+//!
+//! Per check kind: fixed windows and token budgets keep `(window start,
+//! count)` per key; sliding windows a sorted log of admission times per key
+//! (one entry per admitted unit, pruned on admission); buckets
+//! `(milli-tokens, last update)`; concurrency a map lease id → expiry.
+//!
+//! Like the Redis store, every check is judged on its own against the
+//! state before the call, also when checks of one call share a key: they
+//! may then pass together beyond a limit; their counts add up on commit (a
+//! bucket keeps the level of the last such check, a lease id is held once).
+//! The plan never sends such calls: every key carries its rule id.
+//!
+//! Expired state (past windows, full buckets, expired leases) reads as the
+//! initial state and is swept every [`SWEEP_EVERY`] calls, so memory stays
+//! proportional to the keys active within their windows.
+
+use super::store::{Admission, Check, CheckStatus, Clock, CounterStore, Settle, StoreError};
+use async_trait::async_trait;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// Calls (admits and settles) between two sweeps of expired state.
+pub const SWEEP_EVERY: u64 = 1024;
+
+/// How long a bucket that never refills (`rate_per_sec = 0`) is kept after
+/// its last use (as the Redis store does).
+const STILL_BUCKET_MS: u64 = 86_400_000;
+
+/// The in-process counter store.
+pub struct LocalCounterStore {
+    clock: Arc<dyn Clock>,
+    state: Mutex<State>,
+}
+
+impl std::fmt::Debug for LocalCounterStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalCounterStore")
+            .field("tracked_keys", &self.tracked_keys())
+            .finish()
+    }
+}
+
+/// Counts of one aligned window (fixed windows and token budgets).
+struct Counted {
+    start_ms: u64,
+    window_ms: u64,
+    count: u64,
+}
+
+/// Admission times of a sliding window, ascending, one per admitted unit.
+struct Log {
+    /// The window of the last admission (the log is dropped `window_ms`
+    /// after its newest entry).
+    window_ms: u64,
+    times: VecDeque<u64>,
+}
+
+struct Bucket {
+    milli: u64,
+    last_ms: u64,
+    rate_per_sec: u64,
+    burst: u64,
+}
+
+#[derive(Default)]
+struct State {
+    fixed: HashMap<String, Counted>,
+    sliding: HashMap<String, Log>,
+    buckets: HashMap<String, Bucket>,
+    /// key → lease id → expiry (ms).
+    leases: HashMap<String, HashMap<String, u64>>,
+    tokens: HashMap<String, Counted>,
+    calls: u64,
+}
+
+/// One check evaluated on its own against the state before the call.
+struct Eval {
+    passed: bool,
+    limit: u64,
+    left_now: u64,
+    left_after: u64,
+    reset_now: u64,
+    reset_after: u64,
+    retry: u64,
+    window_start: u64,
+    /// Buckets: the milli-tokens left after this check (what it commits).
+    bucket_left: u64,
+    /// Token budgets: `min(want, limit - used)`.
+    offer: Option<u64>,
+}
+
+impl Eval {
+    fn new(passed: bool, limit: u64, left: (u64, u64), reset: (u64, u64), retry: u64) -> Eval {
+        Eval {
+            passed,
+            limit,
+            left_now: left.0,
+            left_after: left.1,
+            reset_now: reset.0,
+            reset_after: reset.1,
+            retry,
+            window_start: 0,
+            bucket_left: 0,
+            offer: None,
+        }
+    }
+}
+
+impl LocalCounterStore {
+    /// An empty store reading time from `clock`.
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        LocalCounterStore {
+            clock,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    /// [`CounterStore::admit`] without the future (it never waits).
+    pub fn admit_now(&self, checks: &[Check]) -> Admission {
+        let now = self.clock.now_ms();
+        let mut state = self.lock();
+        let admission = state.admit(now, checks);
+        state.tick(now);
+        admission
+    }
+
+    /// [`CounterStore::settle`] without the future (it never waits).
+    pub fn settle_now(&self, ops: &[Settle]) {
+        let now = self.clock.now_ms();
+        let mut state = self.lock();
+        for op in ops {
+            state.settle(now, op);
+        }
+        state.tick(now);
+    }
+
+    /// Drops every expired window, full bucket and expired lease now
+    /// (otherwise done every [`SWEEP_EVERY`] calls).
+    pub fn sweep(&self) {
+        let now = self.clock.now_ms();
+        self.lock().sweep(now);
+    }
+
+    /// Keys holding state (windows, logs, buckets, lease sets, budgets).
+    pub fn tracked_keys(&self) -> usize {
+        let s = self.lock();
+        s.fixed.len() + s.sliding.len() + s.buckets.len() + s.leases.len() + s.tokens.len()
+    }
+
+    /// Tokens counted in the budget `key` for the window starting at
+    /// `window_start_ms` (0 when none): for tests and diagnostics.
+    pub fn tokens_used(&self, key: &str, window_start_ms: u64) -> u64 {
+        self.lock()
+            .tokens
+            .get(key)
+            .filter(|c| c.start_ms == window_start_ms)
+            .map_or(0, |c| c.count)
+    }
+
+    /// Unexpired leases held on `key`: for tests and diagnostics.
+    pub fn active_leases(&self, key: &str) -> usize {
+        let now = self.clock.now_ms();
+        self.lock()
+            .leases
+            .get(key)
+            .map_or(0, |l| l.values().filter(|&&e| e > now).count())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[async_trait]
+impl CounterStore for LocalCounterStore {
+    async fn admit(&self, checks: &[Check]) -> Result<Admission, StoreError> {
+        Ok(self.admit_now(checks))
+    }
+
+    async fn settle(&self, ops: &[Settle]) -> Result<(), StoreError> {
+        self.settle_now(ops);
+        Ok(())
+    }
+}
+
+fn window_start(now: u64, window_ms: u64) -> u64 {
+    now - now % window_ms.max(1)
+}
+
+fn ceil_div(a: u64, b: u64) -> u64 {
+    a.div_ceil(b.max(1))
+}
+
+impl State {
+    fn tick(&mut self, now: u64) {
+        self.calls = self.calls.wrapping_add(1);
+        if self.calls.is_multiple_of(SWEEP_EVERY) {
+            self.sweep(now);
+        }
+    }
+
+    fn admit(&mut self, now: u64, checks: &[Check]) -> Admission {
+        let mut evals: Vec<Eval> = checks.iter().map(|c| self.evaluate(now, c)).collect();
+        // Every token budget grants the same amount, the minimum offer,
+        // which must still cover each budget's `need`.
+        let grant = evals.iter().filter_map(|e| e.offer).min();
+        if let Some(grant) = grant {
+            for (e, check) in evals.iter_mut().zip(checks) {
+                if let Check::Tokens { need, .. } = check {
+                    e.passed &= grant >= *need;
+                    e.left_after = e.left_now.saturating_sub(grant);
+                }
+            }
+        }
+        let grant = grant.unwrap_or(0);
+        let admitted = evals.iter().all(|e| e.passed);
+        if admitted {
+            for (check, e) in checks.iter().zip(&evals) {
+                self.commit(now, check, e, grant);
+            }
+        }
+        let statuses = evals
+            .iter()
+            .zip(checks)
+            .map(|(e, check)| CheckStatus {
+                passed: e.passed,
+                limit: e.limit,
+                remaining: if admitted { e.left_after } else { e.left_now },
+                retry_after_ms: if e.passed { 0 } else { e.retry },
+                reset_ms: if admitted { e.reset_after } else { e.reset_now },
+                granted: match check {
+                    Check::Tokens { .. } if admitted => grant,
+                    _ => 0,
+                },
+                window_start_ms: e.window_start,
+            })
+            .collect();
+        Admission { admitted, statuses }
+    }
+
+    /// Counts a fixed window or token budget entry holds for window `ws`.
+    fn counted(map: &HashMap<String, Counted>, key: &str, ws: u64) -> u64 {
+        map.get(key)
+            .filter(|c| c.start_ms == ws)
+            .map_or(0, |c| c.count)
+    }
+
+    fn evaluate(&self, now: u64, check: &Check) -> Eval {
+        match check {
+            Check::Window {
+                key,
+                limit,
+                window_ms,
+                sliding: false,
+                cost,
+            } => {
+                let w = (*window_ms).max(1);
+                let ws = window_start(now, w);
+                let used = Self::counted(&self.fixed, key, ws);
+                let total = used.saturating_add(*cost);
+                let reset = ws.saturating_add(w).saturating_sub(now);
+                let left = (limit.saturating_sub(used), limit.saturating_sub(total));
+                Eval {
+                    window_start: ws,
+                    ..Eval::new(total <= *limit, *limit, left, (reset, reset), reset)
+                }
+            }
+            Check::Window {
+                key,
+                limit,
+                window_ms,
+                sliding: true,
+                cost,
+            } => self.evaluate_sliding(now, key, *limit, (*window_ms).max(1), *cost),
+            Check::Bucket {
+                key,
+                rate_per_sec,
+                burst,
+                cost,
+            } => self.evaluate_bucket(now, key, *rate_per_sec, *burst, *cost),
+            Check::Concurrency {
+                key,
+                limit,
+                lease_ms,
+                ..
+            } => self.evaluate_concurrency(now, key, *limit, (*lease_ms).max(1)),
+            Check::Tokens {
+                key,
+                limit,
+                window_ms,
+                need,
+                want,
+            } => {
+                let w = (*window_ms).max(1);
+                let ws = window_start(now, w);
+                let avail = limit.saturating_sub(Self::counted(&self.tokens, key, ws));
+                let reset = ws.saturating_add(w).saturating_sub(now);
+                let offer = (*want).min(avail);
+                Eval {
+                    window_start: ws,
+                    offer: Some(offer),
+                    ..Eval::new(
+                        offer >= *need,
+                        *limit,
+                        (avail, avail),
+                        (reset, reset),
+                        reset,
+                    )
+                }
+            }
+        }
+    }
+
+    fn evaluate_sliding(&self, now: u64, key: &str, limit: u64, w: u64, cost: u64) -> Eval {
+        let in_window: Vec<u64> = self.sliding.get(key).map_or_else(Vec::new, |log| {
+            let from = log.times.partition_point(|&t| left_window(t, now, w));
+            log.times.range(from..).copied().collect()
+        });
+        let count = in_window.len() as u64;
+        let total = count.saturating_add(cost);
+        // The oldest `total - limit` admissions must leave the window.
+        let retry = match total.saturating_sub(limit) {
+            k if k >= 1 && k <= count => in_window[(k - 1) as usize]
+                .saturating_add(w)
+                .saturating_sub(now),
+            _ => w,
+        };
+        let reset_now = in_window
+            .last()
+            .map_or(0, |&t| t.saturating_add(w).saturating_sub(now));
+        let left = (limit.saturating_sub(count), limit.saturating_sub(total));
+        Eval::new(total <= limit, limit, left, (reset_now, w), retry)
+    }
+
+    /// Milli-tokens in bucket `key` now (full when unknown).
+    fn bucket_level(&self, now: u64, key: &str, rate: u64, burst: u64) -> u64 {
+        let cap = burst.saturating_mul(1000);
+        self.buckets.get(key).map_or(cap, |b| {
+            let refill = now.saturating_sub(b.last_ms).saturating_mul(rate);
+            b.milli.saturating_add(refill).min(cap)
+        })
+    }
+
+    fn evaluate_bucket(&self, now: u64, key: &str, rate: u64, burst: u64, cost: u64) -> Eval {
+        let cap = burst.saturating_mul(1000);
+        let tokens = self.bucket_level(now, key, rate, burst);
+        let need = cost.saturating_mul(1000);
+        let (reset_now, reset_after, retry) = if rate > 0 {
+            (
+                ceil_div(cap - tokens, rate),
+                ceil_div((cap - tokens).saturating_add(need), rate),
+                if need <= cap {
+                    ceil_div(need.saturating_sub(tokens), rate)
+                } else {
+                    0
+                },
+            )
+        } else {
+            (0, 0, 0)
+        };
+        let left = (tokens / 1000, tokens.saturating_sub(need) / 1000);
+        Eval {
+            bucket_left: tokens.saturating_sub(need),
+            ..Eval::new(tokens >= need, burst, left, (reset_now, reset_after), retry)
+        }
+    }
+
+    fn evaluate_concurrency(&self, now: u64, key: &str, limit: u64, lease: u64) -> Eval {
+        let mut expiries: Vec<u64> = self.leases.get(key).map_or_else(Vec::new, |leases| {
+            leases.values().copied().filter(|&e| e > now).collect()
+        });
+        expiries.sort_unstable();
+        let count = expiries.len() as u64;
+        let total = count.saturating_add(1);
+        let last = expiries.last().copied();
+        // The earliest `total - limit` live leases must expire.
+        let retry = match total.saturating_sub(limit) {
+            k if k >= 1 && k <= count => expiries[(k - 1) as usize].saturating_sub(now),
+            _ => lease,
+        };
+        let reset_now = last.map_or(0, |l| l.saturating_sub(now));
+        let reset_after = match last {
+            Some(l) if l > now.saturating_add(lease) => l - now,
+            _ => lease,
+        };
+        let left = (limit.saturating_sub(count), limit.saturating_sub(total));
+        Eval::new(total <= limit, limit, left, (reset_now, reset_after), retry)
+    }
+
+    /// Commits one check. Counts of checks sharing a key add up; a bucket
+    /// keeps the level of the last such check.
+    fn commit(&mut self, now: u64, check: &Check, e: &Eval, grant: u64) {
+        match check {
+            Check::Window {
+                key,
+                window_ms,
+                sliding: false,
+                cost,
+                ..
+            } => add_counted(&mut self.fixed, key, now, *window_ms, *cost),
+            Check::Window {
+                key,
+                window_ms,
+                sliding: true,
+                cost,
+                ..
+            } => {
+                let w = (*window_ms).max(1);
+                let log = self.sliding.entry(key.clone()).or_insert_with(|| Log {
+                    window_ms: w,
+                    times: VecDeque::new(),
+                });
+                log.window_ms = w;
+                while log.times.front().is_some_and(|&t| left_window(t, now, w)) {
+                    log.times.pop_front();
+                }
+                let at = log.times.partition_point(|&t| t <= now);
+                for _ in 0..*cost {
+                    log.times.insert(at, now);
+                }
+            }
+            Check::Bucket {
+                key,
+                rate_per_sec,
+                burst,
+                ..
+            } => {
+                let bucket = Bucket {
+                    milli: e.bucket_left,
+                    last_ms: now,
+                    rate_per_sec: *rate_per_sec,
+                    burst: *burst,
+                };
+                self.buckets.insert(key.clone(), bucket);
+            }
+            Check::Concurrency {
+                key,
+                lease_id,
+                lease_ms,
+                ..
+            } => {
+                let leases = self.leases.entry(key.clone()).or_default();
+                leases.retain(|_, &mut e| e > now);
+                leases.insert(lease_id.clone(), now.saturating_add((*lease_ms).max(1)));
+            }
+            Check::Tokens { key, window_ms, .. } => {
+                add_counted(&mut self.tokens, key, now, *window_ms, grant)
+            }
+        }
+    }
+
+    fn settle(&mut self, now: u64, op: &Settle) {
+        match op {
+            Settle::Release { key, lease_id } => {
+                if let Some(leases) = self.leases.get_mut(key) {
+                    leases.remove(lease_id);
+                    leases.retain(|_, &mut e| e > now);
+                    if leases.is_empty() {
+                        self.leases.remove(key);
+                    }
+                }
+            }
+            Settle::Tokens {
+                key,
+                window_ms,
+                window_start_ms,
+                delta,
+            } => {
+                let w = (*window_ms).max(1);
+                // Only the current window is adjusted; an expired one is
+                // left alone.
+                if *window_start_ms != window_start(now, w) {
+                    return;
+                }
+                let used = Self::counted(&self.tokens, key, *window_start_ms);
+                let adjusted =
+                    (i128::from(used) + i128::from(*delta)).clamp(0, i128::from(u64::MAX));
+                self.tokens.insert(
+                    key.clone(),
+                    Counted {
+                        start_ms: *window_start_ms,
+                        window_ms: w,
+                        count: u64::try_from(adjusted).unwrap_or(u64::MAX),
+                    },
+                );
+            }
+        }
+    }
+
+    fn sweep(&mut self, now: u64) {
+        let live = |c: &Counted| c.start_ms.saturating_add(c.window_ms) > now;
+        self.fixed.retain(|_, c| live(c));
+        self.tokens.retain(|_, c| live(c));
+        self.sliding.retain(|_, log| {
+            log.times
+                .back()
+                .is_some_and(|&t| t.saturating_add(log.window_ms) > now)
+        });
+        self.buckets.retain(|_, b| {
+            let cap = b.burst.saturating_mul(1000);
+            let idle = now.saturating_sub(b.last_ms);
+            if b.rate_per_sec == 0 {
+                idle < STILL_BUCKET_MS && b.milli < cap
+            } else {
+                b.milli.saturating_add(idle.saturating_mul(b.rate_per_sec)) < cap
+            }
+        });
+        self.leases.retain(|_, leases| {
+            leases.retain(|_, &mut e| e > now);
+            !leases.is_empty()
+        });
+    }
+}
+
+/// Whether an admission at `t` is outside the sliding window
+/// `(now - w, now]` (none is before the clock has run `w`).
+fn left_window(t: u64, now: u64, w: u64) -> bool {
+    now.checked_sub(w).is_some_and(|floor| t <= floor)
+}
+
+fn add_counted(map: &mut HashMap<String, Counted>, key: &str, now: u64, window_ms: u64, n: u64) {
+    let w = window_ms.max(1);
+    let ws = window_start(now, w);
+    match map.get_mut(key) {
+        Some(c) if c.start_ms == ws => c.count = c.count.saturating_add(n),
+        _ => {
+            map.insert(
+                key.to_string(),
+                Counted {
+                    start_ms: ws,
+                    window_ms: w,
+                    count: n,
+                },
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "local_tests.rs"]
+mod tests;
+
+#[cfg(test)]
+#[path = "local_props.rs"]
+mod props;

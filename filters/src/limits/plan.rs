@@ -1,0 +1,663 @@
+//! The per-request limits plan, called from `request_filter` once the
+//! namespace, API key, route, upstream, model and prompt tokens are known:
+//! [`plan`] applies the stateless token caps and lists the checks to send
+//! to the counter store in one `admit` call; [`LimitPlan::decide`] turns the
+//! store's answer into a [`Decision`]; the [`Reservation`] of an admitted
+//! request says what to settle in `logging`. Pure: no I/O, no clock.
+//!
+//! Which rules apply to a request:
+//! - a rule counts by its `key_by` dimension; the counter key is
+//!   `"{rule_id}:{dimension}:{value}"` (`"{rule_id}:global:*"` for global).
+//!   When the request has no value for the dimension (no API key, the header
+//!   absent or empty, no model; empty values count as absent) the rule's
+//!   counters do not apply to it;
+//! - a `token_limit` rule applies only to the models its `model_name`
+//!   selects (absent = every request). Its per-request caps
+//!   (`max_input_tokens`, `max_tokens`, `max_output_tokens`) need no
+//!   counter and apply whatever `key_by` says; its budget applies only when
+//!   the request has a value for `key_by`.
+//!
+//! Token reservation: a budget check asks for `need = prompt + 1` at least
+//! and `want = prompt + min(requested max_tokens or default_output_tokens,
+//! static output cap)`; the grant `g` caps the output at `g - prompt`. A
+//! request without `max_tokens` under a budget is therefore cut at
+//! `default_output_tokens`. Settling charges or refunds `actual - g`.
+//!
+//! Denials: rate 429 `rate_limited`, budget and per-request caps 429
+//! `token_limit_exceeded`, concurrency 503 `concurrency_limited`, store down
+//! with a `fail_mode: closed` rule 503 `limits_unavailable`. When several
+//! checks fail, `Retry-After` is the longest wait among them (all must
+//! clear) and the message names that check's rule. A concurrency slot
+//! usually frees when any request in flight finishes, long before its lease
+//! expires, so concurrency denials ask for at most 1 s.
+//!
+//! Headers follow OpenAI: `x-ratelimit-{limit,remaining,reset}-requests`
+//! from the request-rate check (window or bucket) with the least remaining,
+//! `x-ratelimit-{limit,remaining,reset}-tokens` from the token budget with
+//! the least remaining; resets in Go duration form (`"1s"`, `"6m0s"`,
+//! `"20ms"`). Concurrency is not a rate and sets none of them. The gateway
+//! adds `Retry-After` from [`Denial::retry_after_secs`].
+
+use super::rules::{FailMode, KeyBy, RateAlgorithm, RuleConfig};
+use super::store::{Admission, Check, CheckStatus, Settle};
+use crate::facts::HeaderLookup;
+
+/// A limit rule as the plan sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    /// Seed 000 `rule_id`; part of every counter key.
+    pub id: u64,
+    /// Seed 000 `rule_name`, named in denial messages.
+    pub name: String,
+    pub config: RuleConfig,
+}
+
+/// What the limits look at in a request.
+#[derive(Clone, Copy)]
+pub struct RequestView<'a> {
+    /// Namespace code.
+    pub namespace: &'a str,
+    /// The API key's name (never the secret), when the request had one.
+    pub api_key: Option<&'a str>,
+    /// The route (prefix route or proxy rule) the request took.
+    pub route: &'a str,
+    /// The requested model, when the body names one.
+    pub model: Option<&'a str>,
+    /// The upstream pool.
+    pub upstream: &'a str,
+    pub headers: &'a dyn HeaderLookup,
+    /// Unique per request; the concurrency lease id.
+    pub request_id: &'a str,
+    /// Prompt tokens (0 when no token rule applies to the namespace).
+    pub prompt_tokens: u64,
+    /// The request's `max_tokens` (output), when given.
+    pub requested_output: Option<u64>,
+}
+
+/// Gateway-wide settings of the plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlanSettings {
+    /// Output tokens reserved for a request that gives no `max_tokens`.
+    pub default_output_tokens: u64,
+    /// How long a concurrency slot is held when never released.
+    pub lease_ms: u64,
+}
+
+/// Which rule a check belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Owner {
+    /// Index in the `rules` slice given to [`plan`].
+    index: usize,
+    rule_id: u64,
+    fail_closed: bool,
+}
+
+/// The checks of one request and how to read the answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitPlan {
+    /// The checks to send to [`super::store::CounterStore::admit`], in
+    /// rule order.
+    pub checks: Vec<Check>,
+    owners: Vec<Owner>,
+    prompt_tokens: u64,
+    static_cap: Option<u64>,
+}
+
+/// What to do with the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Allow(Reservation),
+    Deny(Denial),
+}
+
+/// What an admitted request holds, to settle when it ends.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Reservation {
+    /// Max output tokens the request may produce: the minimum over the
+    /// per-request caps and `granted - prompt` of the budgets; None =
+    /// unlimited.
+    pub output_cap: Option<u64>,
+    /// Tokens reserved in every budget (prompt + expected output); 0
+    /// without budgets.
+    pub reserved_tokens: u64,
+    /// `x-ratelimit-*` headers for the response.
+    pub headers: Vec<(&'static str, String)>,
+    /// Concurrency slots: (key, lease id).
+    leases: Vec<(String, String)>,
+    /// Budget windows reserved in: (key, window_ms, window_start_ms).
+    budgets: Vec<(String, u64, u64)>,
+}
+
+/// A rejected request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denial {
+    /// 429 or 503.
+    pub status: u16,
+    /// `rate_limited`, `token_limit_exceeded`, `concurrency_limited` or
+    /// `limits_unavailable`.
+    pub code: &'static str,
+    /// Names the rule: `rule "limit-qps" (id 3): ...`.
+    pub message: String,
+    /// Seconds for `Retry-After` (at least 1, rounded up).
+    pub retry_after_secs: u64,
+    /// `x-ratelimit-*` headers (without `Retry-After`).
+    pub headers: Vec<(&'static str, String)>,
+    /// The rule that denied.
+    pub rule_id: u64,
+}
+
+/// Plans the limits of one request: stateless checks first (per-request
+/// token caps deny 429 `token_limit_exceeded` naming the rule), then the
+/// checks to send to the store in one `admit` call. `rules` are the
+/// namespace's rules in priority order; [`LimitPlan::decide`] and
+/// [`LimitPlan::on_store_error`] must be given the same slice.
+pub fn plan(rules: &[&Rule], req: &RequestView<'_>, s: &PlanSettings) -> Result<LimitPlan, Denial> {
+    let prompt = req.prompt_tokens;
+    let static_cap = static_output_cap(rules, req)?;
+    let expected = req
+        .requested_output
+        .unwrap_or(s.default_output_tokens)
+        .min(static_cap.unwrap_or(u64::MAX));
+    let need = prompt.saturating_add(1);
+    let want = prompt.saturating_add(expected).max(need);
+    let tokens = Reserve { need, want };
+    let mut checks = Vec::new();
+    let mut owners = Vec::new();
+    for (index, rule) in rules.iter().enumerate() {
+        let Some(check) = rule_check(rule, req, s, tokens)? else {
+            continue;
+        };
+        checks.push(check);
+        owners.push(Owner {
+            index,
+            rule_id: rule.id,
+            fail_closed: rule.config.fail_mode() == FailMode::Closed,
+        });
+    }
+    Ok(LimitPlan {
+        checks,
+        owners,
+        prompt_tokens: prompt,
+        static_cap,
+    })
+}
+
+/// What a token budget check asks for.
+#[derive(Clone, Copy)]
+struct Reserve {
+    need: u64,
+    want: u64,
+}
+
+/// The store check of one rule, None when the rule does not count this
+/// request; a budget that cannot hold the prompt denies at once.
+fn rule_check(
+    rule: &Rule,
+    req: &RequestView<'_>,
+    s: &PlanSettings,
+    tokens: Reserve,
+) -> Result<Option<Check>, Denial> {
+    if let RuleConfig::TokenLimit(c) = &rule.config {
+        if c.budget().is_none() || !c.matches_model(req.model) {
+            return Ok(None);
+        }
+    }
+    let Some(key) = counter_key(rule, req) else {
+        return Ok(None);
+    };
+    let check = match &rule.config {
+        RuleConfig::RateLimit(c) if c.algorithm == RateAlgorithm::TokenBucket => Check::Bucket {
+            key,
+            rate_per_sec: c.rate_per_sec(),
+            burst: c.bucket_size(),
+            cost: 1,
+        },
+        RuleConfig::RateLimit(c) => Check::Window {
+            key,
+            limit: c.limit(),
+            window_ms: c.window_ms(),
+            sliding: c.algorithm == RateAlgorithm::SlidingWindow,
+            cost: 1,
+        },
+        RuleConfig::Concurrency(c) => Check::Concurrency {
+            key,
+            limit: c.max_concurrent,
+            lease_id: req.request_id.to_string(),
+            lease_ms: s.lease_ms,
+        },
+        RuleConfig::TokenLimit(c) => {
+            let Some((window_ms, limit)) = c.budget() else {
+                return Ok(None);
+            };
+            if tokens.need > limit {
+                let message = format!(
+                    "the prompt has {} tokens but the budget of {limit} tokens per {} for {} cannot hold it and one output token; this request can never fit",
+                    req.prompt_tokens,
+                    duration(window_ms),
+                    subject(rule, &key)
+                );
+                return Err(stateless_denial(rule, message));
+            }
+            Check::Tokens {
+                key,
+                limit,
+                window_ms,
+                need: tokens.need,
+                want: tokens.want,
+            }
+        }
+    };
+    Ok(Some(check))
+}
+
+/// The per-request caps of the token rules that apply: denies a prompt
+/// over `max_input_tokens` or leaving no room under `max_tokens`, returns
+/// the output cap they set.
+fn static_output_cap(rules: &[&Rule], req: &RequestView<'_>) -> Result<Option<u64>, Denial> {
+    let prompt = req.prompt_tokens;
+    let mut cap: Option<u64> = None;
+    let mut lower = |c: u64| cap = Some(cap.map_or(c, |old| old.min(c)));
+    for rule in rules {
+        let RuleConfig::TokenLimit(c) = &rule.config else {
+            continue;
+        };
+        if !c.matches_model(req.model) {
+            continue;
+        }
+        if let Some(max) = c.max_input_tokens.filter(|&max| prompt > max) {
+            let message = format!(
+                "the prompt has {prompt} tokens, more than the {max} allowed per request (max_input_tokens)"
+            );
+            return Err(stateless_denial(rule, message));
+        }
+        if let Some(max) = c.max_tokens {
+            if prompt >= max {
+                let message = format!(
+                    "the prompt has {prompt} tokens, leaving no room for output within the {max} allowed per request (max_tokens counts prompt + output)"
+                );
+                return Err(stateless_denial(rule, message));
+            }
+            lower(max - prompt);
+        }
+        if let Some(max) = c.max_output_tokens {
+            lower(max);
+        }
+    }
+    Ok(cap)
+}
+
+fn stateless_denial(rule: &Rule, message: String) -> Denial {
+    Denial {
+        status: 429,
+        code: "token_limit_exceeded",
+        message: format!("{}: {message}", rule_label(Some(rule), rule.id)),
+        retry_after_secs: 1,
+        headers: Vec::new(),
+        rule_id: rule.id,
+    }
+}
+
+/// `"{rule_id}:{dimension}:{value}"`, or None when the request has no value
+/// for the rule's dimension.
+fn counter_key(rule: &Rule, req: &RequestView<'_>) -> Option<String> {
+    let key_by = rule.config.key_by();
+    let value = match key_by {
+        KeyBy::Namespace => Some(req.namespace),
+        KeyBy::ApiKey => req.api_key,
+        KeyBy::Route => Some(req.route),
+        KeyBy::Model => req.model,
+        KeyBy::Header => rule
+            .config
+            .header_name()
+            .and_then(|name| req.headers.header(name)),
+        KeyBy::Upstream => Some(req.upstream),
+        KeyBy::Global => Some("*"),
+    }
+    .filter(|v| !v.is_empty())?;
+    Some(format!("{}:{}:{value}", rule.id, key_by.as_str()))
+}
+
+/// Who a counter key counts, for messages: `namespace "ns"`, `all requests`.
+fn subject(rule: &Rule, key: &str) -> String {
+    let mut parts = key.splitn(3, ':').skip(1);
+    let (dimension, value) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    match dimension {
+        "global" => "all requests".to_string(),
+        "api_key" => format!("API key {value:?}"),
+        "header" => format!(
+            "header {} {value:?}",
+            rule.config.header_name().unwrap_or("?")
+        ),
+        other => format!("{other} {value:?}"),
+    }
+}
+
+fn rule_label(rule: Option<&Rule>, id: u64) -> String {
+    match rule {
+        Some(r) => format!("rule {:?} (id {id})", r.name),
+        None => format!("rule id {id}"),
+    }
+}
+
+impl LimitPlan {
+    /// True when no check applies (nothing to ask the store).
+    pub fn is_empty(&self) -> bool {
+        self.checks.is_empty()
+    }
+
+    /// The output cap known without the store (per-request
+    /// `max_output_tokens` and `max_tokens` caps); the same as
+    /// [`Reservation::output_cap`] when there are no budgets.
+    pub fn static_output_cap(&self) -> Option<u64> {
+        self.static_cap
+    }
+
+    /// Turns the store's answer into a decision. An empty plan allows
+    /// whatever the admission says; an answer that does not match the
+    /// checks is treated as a store failure ([`Self::on_store_error`]).
+    pub fn decide(&self, rules: &[&Rule], admission: &Admission) -> Decision {
+        if self.checks.is_empty() {
+            return self.allow_unreserved();
+        }
+        if admission.statuses.len() != self.checks.len() {
+            return self.on_store_error(rules);
+        }
+        let statuses = &admission.statuses;
+        if admission.admitted {
+            Decision::Allow(self.reservation(statuses))
+        } else {
+            Decision::Deny(self.denial(rules, statuses))
+        }
+    }
+
+    /// The store is unreachable: denies 503 `limits_unavailable` when a
+    /// rule of the plan fails closed, else allows without reservation (the
+    /// per-request caps still apply).
+    pub fn on_store_error(&self, rules: &[&Rule]) -> Decision {
+        let Some(owner) = self.owners.iter().find(|o| o.fail_closed) else {
+            return self.allow_unreserved();
+        };
+        let rule = self.rule(rules, owner);
+        Decision::Deny(Denial {
+            status: 503,
+            code: "limits_unavailable",
+            message: format!(
+                "{}: the limits store is unavailable and the rule has fail_mode closed",
+                rule_label(rule, owner.rule_id)
+            ),
+            retry_after_secs: 1,
+            headers: Vec::new(),
+            rule_id: owner.rule_id,
+        })
+    }
+
+    fn allow_unreserved(&self) -> Decision {
+        Decision::Allow(Reservation {
+            output_cap: self.static_cap,
+            ..Reservation::default()
+        })
+    }
+
+    fn rule<'r>(&self, rules: &[&'r Rule], owner: &Owner) -> Option<&'r Rule> {
+        match rules.get(owner.index) {
+            Some(r) if r.id == owner.rule_id => Some(*r),
+            _ => rules.iter().copied().find(|r| r.id == owner.rule_id),
+        }
+    }
+
+    fn reservation(&self, statuses: &[CheckStatus]) -> Reservation {
+        let mut leases = Vec::new();
+        let mut budgets = Vec::new();
+        let mut granted: Option<u64> = None;
+        for (check, status) in self.checks.iter().zip(statuses) {
+            match check {
+                Check::Concurrency { key, lease_id, .. } => {
+                    leases.push((key.clone(), lease_id.clone()));
+                }
+                Check::Tokens { key, window_ms, .. } => {
+                    budgets.push((key.clone(), *window_ms, status.window_start_ms));
+                    granted = Some(granted.map_or(status.granted, |g| g.min(status.granted)));
+                }
+                _ => {}
+            }
+        }
+        let budget_cap = granted.map(|g| g.saturating_sub(self.prompt_tokens));
+        let output_cap = match (self.static_cap, budget_cap) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        Reservation {
+            output_cap,
+            reserved_tokens: granted.unwrap_or(0),
+            headers: rate_headers(&self.checks, statuses),
+            leases,
+            budgets,
+        }
+    }
+
+    fn denial(&self, rules: &[&Rule], statuses: &[CheckStatus]) -> Denial {
+        // Blame the failed check that waits longest; a budget that could
+        // have granted this request (it failed with another budget) only
+        // when nothing else failed.
+        let failed = |i: &usize| !statuses[*i].passed;
+        let primary = |i: &usize| !by_another_budget(&self.checks[*i], &statuses[*i]);
+        let mut candidates: Vec<usize> = (0..self.checks.len()).filter(failed).collect();
+        if candidates.iter().any(primary) {
+            candidates.retain(primary);
+        }
+        let mut worst: Option<(usize, u64)> = None;
+        for i in candidates {
+            let wait = wait_ms(&self.checks[i], &statuses[i]);
+            if worst.is_none_or(|(_, w)| wait > w) {
+                worst = Some((i, wait));
+            }
+        }
+        // A store that denies without a failing check: blame the first.
+        let (i, wait) = worst.unwrap_or((0, 1000));
+        let owner = self.owners[i];
+        let (check, status) = (&self.checks[i], &statuses[i]);
+        let rule = self.rule(rules, &owner);
+        let retry_after_secs = wait.div_ceil(1000).max(1);
+        let (http, code, what) = describe(check, status, rule, self.prompt_tokens);
+        Denial {
+            status: http,
+            code,
+            message: format!(
+                "{}: {what}; retry after {retry_after_secs}s",
+                rule_label(rule, owner.rule_id)
+            ),
+            retry_after_secs,
+            headers: rate_headers(&self.checks, statuses),
+            rule_id: owner.rule_id,
+        }
+    }
+}
+
+/// A failed token budget that could have granted this request's need.
+fn by_another_budget(check: &Check, status: &CheckStatus) -> bool {
+    match check {
+        Check::Tokens { need, want, .. } => (*want).min(status.remaining) >= *need,
+        _ => false,
+    }
+}
+
+/// How long a failed check asks the client to wait (ms).
+fn wait_ms(check: &Check, status: &CheckStatus) -> u64 {
+    match (check, status.retry_after_ms) {
+        (_, 0) => 1000,
+        (Check::Concurrency { .. }, ms) => ms.min(1000),
+        (_, ms) => ms,
+    }
+}
+
+/// Status, code and the sentence of a failed check.
+fn describe(
+    check: &Check,
+    status: &CheckStatus,
+    rule: Option<&Rule>,
+    prompt: u64,
+) -> (u16, &'static str, String) {
+    let who = |key: &str| rule.map_or_else(|| key.to_string(), |r| subject(r, key));
+    match check {
+        Check::Window {
+            key,
+            limit,
+            window_ms,
+            sliding,
+            ..
+        } => (
+            429,
+            "rate_limited",
+            format!(
+                "rate limit of {limit} requests per {} ({} window) reached for {}",
+                duration(*window_ms),
+                if *sliding { "sliding" } else { "fixed" },
+                who(key)
+            ),
+        ),
+        Check::Bucket {
+            key,
+            rate_per_sec,
+            burst,
+            ..
+        } => (
+            429,
+            "rate_limited",
+            format!(
+                "rate limit of {rate_per_sec} requests per second (burst {burst}) reached for {}",
+                who(key)
+            ),
+        ),
+        Check::Concurrency { key, limit, .. } => (
+            503,
+            "concurrency_limited",
+            format!(
+                "concurrency limit of {limit} requests in flight reached for {}",
+                who(key)
+            ),
+        ),
+        Check::Tokens {
+            key,
+            limit,
+            window_ms,
+            need,
+            ..
+        } => (
+            429,
+            "token_limit_exceeded",
+            format!(
+                "token budget of {limit} per {} for {} has {} left; this request needs at least {need} ({prompt} prompt + 1 output)",
+                duration(*window_ms),
+                who(key),
+                status.remaining
+            ),
+        ),
+    }
+}
+
+/// OpenAI's `x-ratelimit-*` headers from the most restrictive request-rate
+/// check and the most restrictive token budget.
+fn rate_headers(checks: &[Check], statuses: &[CheckStatus]) -> Vec<(&'static str, String)> {
+    let tightest = |want_tokens: bool| {
+        checks
+            .iter()
+            .zip(statuses)
+            .filter(|(c, _)| match c {
+                Check::Window { .. } | Check::Bucket { .. } => !want_tokens,
+                Check::Tokens { .. } => want_tokens,
+                Check::Concurrency { .. } => false,
+            })
+            .map(|(_, s)| s)
+            .fold(None::<&CheckStatus>, |best, s| match best {
+                Some(b) if b.remaining <= s.remaining => Some(b),
+                _ => Some(s),
+            })
+    };
+    let mut headers = Vec::new();
+    if let Some(s) = tightest(false) {
+        headers.push(("x-ratelimit-limit-requests", s.limit.to_string()));
+        headers.push(("x-ratelimit-remaining-requests", s.remaining.to_string()));
+        headers.push(("x-ratelimit-reset-requests", duration(s.reset_ms)));
+    }
+    if let Some(s) = tightest(true) {
+        headers.push(("x-ratelimit-limit-tokens", s.limit.to_string()));
+        headers.push(("x-ratelimit-remaining-tokens", s.remaining.to_string()));
+        headers.push(("x-ratelimit-reset-tokens", duration(s.reset_ms)));
+    }
+    headers
+}
+
+/// Milliseconds in OpenAI's (Go's) duration form: `"0s"`, `"20ms"`,
+/// `"1s"`, `"1.5s"`, `"6m0s"`, `"1h0m0s"`.
+pub fn duration(ms: u64) -> String {
+    if ms == 0 {
+        return "0s".to_string();
+    }
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    let hours = ms / 3_600_000;
+    let minutes = ms / 60_000 % 60;
+    let (secs, frac) = (ms / 1000 % 60, ms % 1000);
+    let seconds = if frac == 0 {
+        format!("{secs}s")
+    } else {
+        let frac = format!("{frac:03}");
+        format!("{secs}.{}s", frac.trim_end_matches('0'))
+    };
+    match (hours, minutes) {
+        (0, 0) => seconds,
+        (0, m) => format!("{m}m{seconds}"),
+        (h, m) => format!("{h}h{m}m{seconds}"),
+    }
+}
+
+impl Reservation {
+    /// Settlements for the store when the request ends: every lease
+    /// released, and per budget window `actual_total_tokens - reserved`
+    /// (negative refunds). For a request that failed before any output,
+    /// pass the prompt tokens as actual.
+    pub fn settlement(&self, actual_total_tokens: u64) -> Vec<Settle> {
+        let delta =
+            i64::try_from(i128::from(actual_total_tokens) - i128::from(self.reserved_tokens))
+                .unwrap_or(if actual_total_tokens > self.reserved_tokens {
+                    i64::MAX
+                } else {
+                    i64::MIN
+                });
+        let mut ops = self.releases();
+        if delta != 0 {
+            ops.extend(
+                self.budgets
+                    .iter()
+                    .map(|(key, window_ms, window_start_ms)| Settle::Tokens {
+                        key: key.clone(),
+                        window_ms: *window_ms,
+                        window_start_ms: *window_start_ms,
+                        delta,
+                    }),
+            );
+        }
+        ops
+    }
+
+    /// The lease releases only (the token budgets keep the reservation).
+    pub fn releases(&self) -> Vec<Settle> {
+        self.leases
+            .iter()
+            .map(|(key, lease_id)| Settle::Release {
+                key: key.clone(),
+                lease_id: lease_id.clone(),
+            })
+            .collect()
+    }
+
+    /// True when the reservation holds nothing in the store.
+    pub fn is_empty(&self) -> bool {
+        self.leases.is_empty() && self.budgets.is_empty()
+    }
+}
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;
