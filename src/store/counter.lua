@@ -1,0 +1,324 @@
+-- Sluice counter store: every check of one request (admit) or every
+-- settlement of one request (settle) in one atomic script call.
+-- See src/store/redis_counter.rs for the key layout and the contract.
+--
+-- KEYS[i]  the Redis key of item i (already prefixed and type-tagged).
+-- ARGV[1]  'admit' or 'settle'.
+-- ARGV[2 + (i-1)*5 .. 6 + (i-1)*5]  item i: kind, p1, p2, p3, p4.
+--   admit  'W' fixed window    limit, window_ms, cost
+--          'S' sliding window  limit, window_ms, cost
+--          'B' token bucket    rate_per_sec, burst, cost
+--          'C' concurrency     limit, lease_ms, lease_id
+--          'T' token budget    limit, window_ms, need, want
+--   settle 'R' release lease   lease_id
+--          'K' token delta     window_ms, window_start_ms, delta
+--
+-- admit evaluates every check on its own against the state before the call
+-- and commits all of them or none (see store.rs in sluice-filters for the
+-- contract; LocalCounterStore implements the same formulas).
+-- Time is the Redis server's (TIME), shared by every gateway instance.
+-- Numbers are Lua doubles: the gateway clamps its inputs so that every value
+-- stays an exact integer (< 2^53). Numbers handed to Redis go through
+-- string.format('%d') because tostring() would print 14 significant digits.
+--
+-- admit returns {admitted, then per check: passed, limit, remaining,
+-- retry_after_ms, reset_ms, granted, window_start_ms} (integers >= 0).
+-- settle returns {number of settlements applied}.
+
+if redis.replicate_commands then
+  redis.replicate_commands()
+end
+
+local floor = math.floor
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + floor(tonumber(t[2]) / 1000)
+
+local function s(x)
+  return string.format('%d', x)
+end
+
+local function ceil_div(a, b)
+  return floor((a + b - 1) / b)
+end
+
+local function clamp0(x)
+  if x < 0 then
+    return 0
+  end
+  return floor(x)
+end
+
+-- k-th (1-based) smallest score of the zset members scored above `above`.
+local function kth_score(key, above, k)
+  local r = redis.call('ZRANGEBYSCORE', key, '(' .. s(above), '+inf', 'WITHSCORES', 'LIMIT', s(k - 1), '1')
+  if r[2] then
+    return tonumber(r[2])
+  end
+  return nil
+end
+
+-- The largest score of a zset (nil when empty).
+local function max_score(key)
+  local r = redis.call('ZRANGE', key, '-1', '-1', 'WITHSCORES')
+  if r[2] then
+    return tonumber(r[2])
+  end
+  return nil
+end
+
+-- Used count of an aligned window stored as a hash {s = window start, n = count}.
+local function window_used(key, ws)
+  local h = redis.call('HMGET', key, 's', 'n')
+  if h[1] and tonumber(h[1]) == ws and h[2] then
+    return tonumber(h[2])
+  end
+  return 0
+end
+
+local mode = ARGV[1]
+local n = #KEYS
+
+if mode == 'settle' then
+  local applied = 0
+  for i = 1, n do
+    local b = 2 + (i - 1) * 5
+    local kind = ARGV[b]
+    local key = KEYS[i]
+    if kind == 'R' then
+      redis.call('ZREMRANGEBYSCORE', key, '-inf', s(now))
+      applied = applied + redis.call('ZREM', key, ARGV[b + 1])
+    elseif kind == 'K' then
+      local window = tonumber(ARGV[b + 1])
+      local ws = tonumber(ARGV[b + 2])
+      local delta = tonumber(ARGV[b + 3])
+      -- Only the current window is adjusted; an expired one is left alone.
+      if ws == now - now % window then
+        local used = window_used(key, ws) + delta
+        if used < 0 then
+          used = 0
+        end
+        redis.call('HSET', key, 's', s(ws), 'n', s(used))
+        redis.call('PEXPIRE', key, s(ws + window - now))
+        applied = applied + 1
+      end
+    end
+  end
+  return { applied }
+end
+
+-- admit, phase 0: parse every check.
+local cs = {}
+for i = 1, n do
+  local b = 2 + (i - 1) * 5
+  local c = { kind = ARGV[b], key = KEYS[i], ws = 0 }
+  local kind = c.kind
+  if kind == 'W' or kind == 'S' then
+    c.limit, c.window, c.cost = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
+    if kind == 'W' then
+      c.ws = now - now % c.window
+    end
+  elseif kind == 'B' then
+    c.rate, c.limit, c.cost = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
+    c.cap = c.limit * 1000
+  elseif kind == 'C' then
+    c.limit, c.lease, c.lease_id = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]), ARGV[b + 3]
+  elseif kind == 'T' then
+    c.limit, c.window = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2])
+    c.need, c.want = tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4])
+    c.ws = now - now % c.window
+  else
+    return redis.error_reply('sluice counter script: unknown check kind ' .. tostring(kind))
+  end
+  cs[i] = c
+end
+
+-- Milli-tokens in a bucket now (full when unknown or expired).
+local function bucket_level(key, rate, cap)
+  local h = redis.call('HMGET', key, 't', 'ts')
+  if h[1] and h[2] then
+    local elapsed = now - tonumber(h[2])
+    if elapsed < 0 then
+      elapsed = 0
+    end
+    local tokens = tonumber(h[1]) + elapsed * rate
+    if tokens > cap then
+      tokens = cap
+    end
+    return tokens
+  end
+  return cap
+end
+
+-- admit, phase 1: evaluate every check on its own against the state before
+-- the call (checks of one call sharing a key do not see each other; the
+-- plan never sends such calls).
+local all_passed = true
+local grant = nil
+for i = 1, n do
+  local c = cs[i]
+  local kind, key = c.kind, c.key
+  if kind == 'W' then
+    local used = window_used(key, c.ws)
+    local total = used + c.cost
+    c.passed = total <= c.limit
+    c.left_now = c.limit - used
+    c.left_after = c.limit - total
+    c.reset = c.ws + c.window - now
+    c.reset_after = c.reset
+    c.retry = c.reset
+  elseif kind == 'S' then
+    local count = redis.call('ZCOUNT', key, '(' .. s(now - c.window), '+inf')
+    local total = count + c.cost
+    c.passed = total <= c.limit
+    c.left_now = c.limit - count
+    c.left_after = c.limit - total
+    local newest = nil
+    if count > 0 then
+      newest = max_score(key)
+    end
+    c.reset = newest and (newest + c.window - now) or 0
+    c.reset_after = c.window
+    -- The oldest `count + cost - limit` admissions must leave the window.
+    local k = total - c.limit
+    local kth = nil
+    if k >= 1 and k <= count then
+      kth = kth_score(key, now - c.window, k)
+    end
+    c.retry = kth and (kth + c.window - now) or c.window
+  elseif kind == 'B' then
+    local tokens = bucket_level(key, c.rate, c.cap)
+    local need = c.cost * 1000
+    c.passed = tokens >= need
+    c.left_now = floor(tokens / 1000)
+    c.left_after = floor(math.max(0, tokens - need) / 1000)
+    c.level_after = math.max(0, tokens - need)
+    if c.rate > 0 then
+      c.reset = ceil_div(c.cap - tokens, c.rate)
+      c.reset_after = ceil_div(c.cap - tokens + need, c.rate)
+      if need <= c.cap then
+        c.retry = ceil_div(math.max(0, need - tokens), c.rate)
+      else
+        c.retry = 0
+      end
+    else
+      c.reset, c.reset_after, c.retry = 0, 0, 0
+    end
+  elseif kind == 'C' then
+    local count = redis.call('ZCOUNT', key, '(' .. s(now), '+inf')
+    local total = count + 1
+    c.passed = total <= c.limit
+    c.left_now = c.limit - count
+    c.left_after = c.limit - total
+    local last = nil
+    if count > 0 then
+      last = max_score(key)
+    end
+    c.reset = last and (last - now) or 0
+    if last and last > now + c.lease then
+      c.reset_after = last - now
+    else
+      c.reset_after = c.lease
+    end
+    -- The earliest `count + 1 - limit` live leases must expire.
+    local k = total - c.limit
+    local kth = nil
+    if k >= 1 and k <= count then
+      kth = kth_score(key, now, k)
+    end
+    c.retry = kth and (kth - now) or c.lease
+  else -- 'T'
+    local avail = c.limit - window_used(key, c.ws)
+    if avail < 0 then
+      avail = 0
+    end
+    local offer = math.min(c.want, avail)
+    c.passed = offer >= c.need
+    c.left_now = avail
+    c.reset = c.ws + c.window - now
+    c.reset_after = c.reset
+    c.retry = c.reset
+    if grant == nil or offer < grant then
+      grant = offer
+    end
+  end
+  if not c.passed then
+    all_passed = false
+  end
+end
+
+-- Every token budget grants the same amount, the minimum offer, which must
+-- still cover each budget's `need`.
+if grant ~= nil then
+  for i = 1, n do
+    local c = cs[i]
+    if c.kind == 'T' then
+      if grant < c.need then
+        c.passed = false
+        all_passed = false
+      end
+      c.left_after = c.left_now - grant
+    end
+  end
+end
+grant = grant or 0
+
+-- admit, phase 2: commit all checks, or none. Counts of checks sharing a
+-- key add up; a bucket keeps the level of the last such check.
+if all_passed then
+  for i = 1, n do
+    local c = cs[i]
+    local key = c.key
+    if c.kind == 'W' then
+      redis.call('HSET', key, 's', s(c.ws), 'n', s(window_used(key, c.ws) + c.cost))
+      redis.call('PEXPIRE', key, s(c.ws + c.window - now))
+    elseif c.kind == 'S' then
+      redis.call('ZREMRANGEBYSCORE', key, '-inf', s(now - c.window))
+      local seq = redis.call('ZCOUNT', key, s(now), s(now))
+      for j = 0, c.cost - 1 do
+        redis.call('ZADD', key, s(now), s(now) .. '-' .. s(seq + j))
+      end
+      redis.call('PEXPIRE', key, s(c.window))
+    elseif c.kind == 'B' then
+      local left = c.level_after
+      redis.call('HSET', key, 't', s(left), 'ts', s(now))
+      -- Expire when full again (a bucket that never refills: after a day).
+      local ttl = 86400000
+      if c.rate > 0 then
+        ttl = ceil_div(c.cap - left, c.rate)
+      end
+      redis.call('PEXPIRE', key, s(math.max(1, ttl)))
+    elseif c.kind == 'C' then
+      redis.call('ZREMRANGEBYSCORE', key, '-inf', s(now))
+      redis.call('ZADD', key, s(now + c.lease), c.lease_id)
+      local last = max_score(key) or (now + c.lease)
+      redis.call('PEXPIRE', key, s(math.max(1, last - now)))
+    else -- 'T'
+      redis.call('HSET', key, 's', s(c.ws), 'n', s(window_used(key, c.ws) + grant))
+      redis.call('PEXPIRE', key, s(c.ws + c.window - now))
+    end
+  end
+end
+
+local out = { all_passed and 1 or 0 }
+for i = 1, n do
+  local c = cs[i]
+  local remaining, reset, retry, granted = c.left_now, c.reset, 0, 0
+  if all_passed then
+    remaining, reset = c.left_after, c.reset_after
+    if c.kind == 'T' then
+      granted = grant
+    end
+  end
+  if not c.passed then
+    retry = c.retry
+  end
+  local o = #out
+  out[o + 1] = c.passed and 1 or 0
+  out[o + 2] = clamp0(c.limit)
+  out[o + 3] = clamp0(remaining)
+  out[o + 4] = clamp0(retry)
+  out[o + 5] = clamp0(reset)
+  out[o + 6] = clamp0(granted)
+  out[o + 7] = clamp0(c.ws)
+end
+return out
