@@ -5,7 +5,7 @@ use serde_json::Value;
 
 /// Header access by name. Names are matched case-insensitively by the
 /// implementation (HTTP header names are case-insensitive).
-pub trait HeaderLookup {
+pub trait HeaderLookup: Sync {
     /// The first value of header `name`, if present and valid UTF-8.
     fn header(&self, name: &str) -> Option<&str>;
 }
