@@ -28,6 +28,23 @@ pub enum GatewayError {
     UpstreamTimeout,
     #[error("internal gateway error")]
     Internal,
+    /// A limit rule denied the request (429/503 with rate-limit headers).
+    #[error("{}", .0.message)]
+    Limited(Box<LimitDenial>),
+}
+
+/// A limit rule's denial as the client sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitDenial {
+    /// 429 or 503.
+    pub status: u16,
+    /// `rate_limited`, `token_limit_exceeded`, `concurrency_limited`, `limits_unavailable`.
+    pub code: &'static str,
+    pub message: String,
+    /// Seconds for `Retry-After`.
+    pub retry_after_secs: u64,
+    /// `x-ratelimit-*` headers.
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl GatewayError {
@@ -43,6 +60,7 @@ impl GatewayError {
             GatewayError::NoHealthyUpstream => 503,
             GatewayError::UpstreamTimeout => 504,
             GatewayError::Internal => 500,
+            GatewayError::Limited(d) => d.status,
         }
     }
 
@@ -59,6 +77,7 @@ impl GatewayError {
             GatewayError::NoHealthyUpstream => "no_healthy_upstream",
             GatewayError::UpstreamTimeout => "upstream_timeout",
             GatewayError::Internal => "internal_error",
+            GatewayError::Limited(d) => d.code,
         }
     }
 
@@ -67,6 +86,7 @@ impl GatewayError {
         match self.status() {
             401 | 403 => "authentication_error",
             400 | 404 | 413 => "invalid_request_error",
+            429 => "rate_limit_error",
             _ => "gateway_error",
         }
     }

@@ -22,7 +22,21 @@ pub struct Metrics {
     inflight: AtomicI64,
     buckets: [AtomicU64; BUCKETS_MS.len()],
     latency_sum_ms: AtomicU64,
+    /// Limit denials by code, in [`DENIAL_CODES`] order.
+    denials: [AtomicU64; DENIAL_CODES.len()],
+    counter_store_errors: AtomicU64,
+    tokens_in: AtomicU64,
+    tokens_out: AtomicU64,
+    truncated: AtomicU64,
 }
+
+/// Codes of limit denials (the label values of `sluice_limit_denials_total`).
+const DENIAL_CODES: [&str; 4] = [
+    "rate_limited",
+    "token_limit_exceeded",
+    "concurrency_limited",
+    "limits_unavailable",
+];
 
 /// The process-wide metrics.
 pub fn metrics() -> &'static Metrics {
@@ -55,6 +69,27 @@ impl Metrics {
     /// A request was retried on another server.
     pub fn retry(&self) {
         self.retries.fetch_add(1, Relaxed);
+    }
+
+    /// A limit rule denied a request with `code`.
+    pub fn limit_denied(&self, code: &str) {
+        if let Some(i) = DENIAL_CODES.iter().position(|c| *c == code) {
+            self.denials[i].fetch_add(1, Relaxed);
+        }
+    }
+
+    /// A call to the counter store failed.
+    pub fn counter_store_error(&self) {
+        self.counter_store_errors.fetch_add(1, Relaxed);
+    }
+
+    /// Tokens a metered request used.
+    pub fn tokens(&self, prompt: u64, completion: u64, truncated: bool) {
+        self.tokens_in.fetch_add(prompt, Relaxed);
+        self.tokens_out.fetch_add(completion, Relaxed);
+        if truncated {
+            self.truncated.fetch_add(1, Relaxed);
+        }
     }
 
     /// Requests so far by class (index 1..5).
@@ -154,7 +189,50 @@ impl Metrics {
             self.latency_sum_ms.load(Relaxed) as f64 / 1000.0
         );
         let _ = writeln!(out, "sluice_request_duration_seconds_count {total}");
+        self.render_limits(&mut out);
         out
+    }
+
+    fn render_limits(&self, out: &mut String) {
+        out.push_str(
+            "# HELP sluice_limit_denials_total Requests denied by a limit rule, by code.\n",
+        );
+        out.push_str("# TYPE sluice_limit_denials_total counter\n");
+        for (i, code) in DENIAL_CODES.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "sluice_limit_denials_total{{code=\"{code}\"}} {}",
+                self.denials[i].load(Relaxed)
+            );
+        }
+        out.push_str("# HELP sluice_counter_store_errors_total Failed calls to the counter store (each rule's fail_mode applied).\n");
+        out.push_str("# TYPE sluice_counter_store_errors_total counter\n");
+        let _ = writeln!(
+            out,
+            "sluice_counter_store_errors_total {}",
+            self.counter_store_errors.load(Relaxed)
+        );
+        out.push_str("# HELP sluice_tokens_total Tokens of metered requests (requests under a token rule).\n");
+        out.push_str("# TYPE sluice_tokens_total counter\n");
+        let _ = writeln!(
+            out,
+            "sluice_tokens_total{{direction=\"in\"}} {}",
+            self.tokens_in.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "sluice_tokens_total{{direction=\"out\"}} {}",
+            self.tokens_out.load(Relaxed)
+        );
+        out.push_str(
+            "# HELP sluice_responses_truncated_total Responses cut at their output token cap.\n",
+        );
+        out.push_str("# TYPE sluice_responses_truncated_total counter\n");
+        let _ = writeln!(
+            out,
+            "sluice_responses_truncated_total {}",
+            self.truncated.load(Relaxed)
+        );
     }
 }
 

@@ -3,15 +3,18 @@
 //! background service (DNS refresh + active health checks).
 
 use crate::admin::AdminApp;
-use crate::config::Config;
+use crate::config::{Config, CounterStoreKind};
 use crate::proxy::Gateway;
 use crate::state::{Runtime, SharedRuntime};
+use crate::store::lazy::LazyRedisStore;
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use pingora::server::configuration::ServerConf;
 use pingora::server::{Server, ShutdownWatch};
 use pingora::services::background::{background_service, BackgroundService};
 use pingora::services::listening::Service;
+use sluice_filters::limits::local::LocalCounterStore;
+use sluice_filters::limits::store::{CounterStore, SystemClock};
 use std::sync::Arc;
 
 /// Refreshes upstream names and runs health checks on the current runtime.
@@ -48,13 +51,31 @@ fn threads(config: &Config) -> usize {
 
 /// Builds and runs the gateway; returns only on error before start.
 pub fn run(config: Config) -> Result<(), String> {
-    let runtime = Runtime::build(config.clone()).map_err(|problems| {
+    let store: Arc<dyn CounterStore> = match (&config.counters.store, &config.counters.redis_url) {
+        (CounterStoreKind::Redis, Some(url)) => Arc::new(LazyRedisStore::new(
+            url.expose(),
+            &config.counters.key_prefix,
+            std::time::Duration::from_millis(config.counters.timeout_ms),
+        )),
+        _ => Arc::new(LocalCounterStore::new(Arc::new(SystemClock))),
+    };
+    let runtime = Runtime::build_with_store(config.clone(), store).map_err(|problems| {
         problems
             .iter()
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join("\n")
     })?;
+    // Token rules count with BPE tables that take a moment to build: build
+    // them now, not on the first request.
+    let limits = &runtime.limits;
+    if limits.counts_tokens.iter().any(|c| *c) {
+        let mut models: Vec<&str> = vec![""];
+        models.extend(runtime.config.tokens.models.keys().map(String::as_str));
+        for m in ["gpt-4o", "gpt-4"].into_iter().chain(models) {
+            limits.tokenizers.resolve(m).encoding.counter();
+        }
+    }
     // Resolve names and probe health once before taking traffic.
     let startup = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -8,8 +8,13 @@ use crate::upstream::{Pool, ServerRt};
 use arc_swap::ArcSwap;
 use http::HeaderName;
 use sluice_filters::auth::KeyRing;
+use sluice_filters::limits::local::LocalCounterStore;
+use sluice_filters::limits::plan::{PlanSettings, Rule as LimitRule};
+use sluice_filters::limits::rules::RuleConfig;
+use sluice_filters::limits::store::{CounterStore, SystemClock};
 use sluice_filters::matcher::{CompiledMatcher, NamespaceResolver};
 use sluice_filters::routing::{CompiledProxyRule, PrefixRoute, Router};
+use sluice_filters::tokens::{Encoding, TokenizerMap};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -41,6 +46,98 @@ pub struct Runtime {
     pub keys: Vec<KeyRt>,
     /// The operator's extra auth header, if any.
     pub auth_header: Option<HeaderName>,
+    pub limits: LimitsRt,
+}
+
+/// The limit rules, compiled, and where their counters live.
+pub struct LimitsRt {
+    /// Active rules, by priority.
+    pub rules: Vec<LimitRule>,
+    /// Per namespace index: the rules that apply to it (its own and the
+    /// namespace-less ones), indexes into `rules`, by priority.
+    pub by_namespace: Vec<Vec<usize>>,
+    /// Per namespace index: whether a token rule applies (prompts are
+    /// counted and output metered only then).
+    pub counts_tokens: Vec<bool>,
+    pub tokenizers: TokenizerMap,
+    pub settings: PlanSettings,
+    /// Shared across runtimes: a config swap keeps the counters.
+    pub store: Arc<dyn CounterStore>,
+}
+
+impl LimitsRt {
+    fn build(
+        config: &Config,
+        namespaces: &[NamespaceRt],
+        store: Arc<dyn CounterStore>,
+        problems: &mut Vec<Problem>,
+    ) -> LimitsRt {
+        let mut active: Vec<(&crate::config::Rule, usize)> = config
+            .rules
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.status)
+            .map(|(i, r)| (r, i))
+            .collect();
+        active.sort_by_key(|(r, i)| (r.priority, *i));
+        let mut rules = Vec::new();
+        let mut scopes = Vec::new();
+        for (r, i) in active {
+            match RuleConfig::parse(&r.rule_type, &r.rule_config) {
+                Ok(config) => {
+                    scopes.push(
+                        r.namespace
+                            .as_deref()
+                            .map(|code| namespaces.iter().position(|n| n.code == code)),
+                    );
+                    rules.push(LimitRule {
+                        id: r.id,
+                        name: r.rule_name.clone(),
+                        config,
+                    });
+                }
+                Err(e) => problems.push(Problem::new(format!("rules[{i}]"), e)),
+            }
+        }
+        let by_namespace: Vec<Vec<usize>> = (0..namespaces.len())
+            .map(|ns| {
+                scopes
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, scope)| match scope {
+                        None => true,
+                        Some(Some(n)) => *n == ns,
+                        Some(None) => false,
+                    })
+                    .map(|(i, _)| i)
+                    .collect()
+            })
+            .collect();
+        let counts_tokens = by_namespace
+            .iter()
+            .map(|idx| {
+                idx.iter()
+                    .any(|&i| matches!(rules[i].config, RuleConfig::TokenLimit(_)))
+            })
+            .collect();
+        let overrides: Vec<(String, Encoding)> = config
+            .tokens
+            .models
+            .iter()
+            .map(|(m, e)| (m.clone(), *e))
+            .collect();
+        LimitsRt {
+            rules,
+            by_namespace,
+            counts_tokens,
+            tokenizers: TokenizerMap::new(&overrides, config.tokens.fallback_encoding),
+            settings: PlanSettings {
+                default_output_tokens: config.tokens.default_output_tokens,
+                lease_ms: config.counters.lease_ms,
+            },
+            store,
+        }
+    }
 }
 
 /// The runtime shared by every service.
@@ -50,6 +147,15 @@ impl Runtime {
     /// Compiles a validated config. Problems here mean the config changed
     /// under validation's feet; they are reported the same way.
     pub fn build(config: Config) -> Result<Runtime, Vec<Problem>> {
+        let store = Arc::new(LocalCounterStore::new(Arc::new(SystemClock)));
+        Runtime::build_with_store(config, store)
+    }
+
+    /// Compiles a validated config whose limits count in `store`.
+    pub fn build_with_store(
+        config: Config,
+        store: Arc<dyn CounterStore>,
+    ) -> Result<Runtime, Vec<Problem>> {
         let mut problems = Vec::new();
         let namespaces: Vec<NamespaceRt> = config
             .namespaces
@@ -152,10 +258,12 @@ impl Runtime {
             .as_deref()
             .and_then(|h| HeaderName::from_bytes(h.as_bytes()).ok());
 
+        let limits = LimitsRt::build(&config, &namespaces, store, &mut problems);
         if !problems.is_empty() {
             return Err(problems);
         }
         Ok(Runtime {
+            limits,
             config,
             namespaces,
             resolver,

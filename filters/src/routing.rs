@@ -163,6 +163,17 @@ pub enum RouteMatch {
 }
 
 impl RouteMatch {
+    /// A stable label for limits and logs: `rule:<id>` or the route's prefix.
+    pub fn label(&self, router: &Router) -> String {
+        match self {
+            RouteMatch::ProxyRule { rule, .. } => format!("rule:{rule}"),
+            RouteMatch::Prefix { index, .. } => router
+                .prefixes
+                .get(*index)
+                .map_or_else(|| format!("prefix:{index}"), |p| p.prefix.clone()),
+        }
+    }
+
     /// The upstream pool the request goes to.
     pub fn target(&self) -> usize {
         match self {

@@ -45,6 +45,8 @@ const SECTIONS: &[&str] = &[
     "auth",
     "metrics",
     "admin",
+    "tokens",
+    "counters",
     "forward_xff",
     "default_namespace",
     "namespaces",
@@ -52,6 +54,7 @@ const SECTIONS: &[&str] = &[
     "matchers",
     "proxy_rules",
     "routes",
+    "rules",
 ];
 
 /// Reads and checks a config file.
@@ -95,6 +98,8 @@ pub fn load_str(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Conf
         auth: p.auth(),
         metrics: p.section("metrics"),
         admin: p.section("admin"),
+        tokens: p.section("tokens"),
+        counters: p.section("counters"),
         forward_xff: p.section("forward_xff"),
         default_namespace: p.section("default_namespace"),
         namespaces: p.list("namespaces"),
@@ -102,6 +107,7 @@ pub fn load_str(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Conf
         matchers: p.list("matchers"),
         proxy_rules: p.list("proxy_rules"),
         routes: p.list("routes"),
+        rules: p.list("rules"),
     };
     let mut config = config;
     assign_ids(&mut config);
@@ -271,6 +277,7 @@ fn assign_ids(config: &mut Config) {
     fill(&mut config.upstream_servers, |s| &mut s.id);
     fill(&mut config.matchers, |m| &mut m.id);
     fill(&mut config.proxy_rules, |r| &mut r.id);
+    fill(&mut config.rules, |r| &mut r.id);
 }
 
 #[cfg(test)]

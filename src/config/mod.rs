@@ -183,6 +183,70 @@ pub struct AdminSettings {
     pub auth_reads: Option<bool>,
 }
 
+/// Token counting.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokenSettings {
+    /// Model name (exact, or a prefix ending in `*`) → encoding
+    /// (`o200k_base`, `cl100k_base`), checked before the built-in map.
+    pub models: std::collections::BTreeMap<String, sluice_filters::tokens::Encoding>,
+    /// Encoding for models nobody knows; such counts are marked estimated.
+    pub fallback_encoding: sluice_filters::tokens::Encoding,
+    /// Output tokens a request is expected to use when it sets no
+    /// `max_tokens` (reserved against token budgets, then settled).
+    pub default_output_tokens: u64,
+}
+
+impl Default for TokenSettings {
+    fn default() -> Self {
+        TokenSettings {
+            models: Default::default(),
+            fallback_encoding: sluice_filters::tokens::Encoding::Cl100kBase,
+            default_output_tokens: 1024,
+        }
+    }
+}
+
+/// Where rate, concurrency and token counters live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CounterStoreKind {
+    /// In this process (one instance, or limits per instance).
+    #[default]
+    Local,
+    /// In Redis: limits hold exactly across every instance sharing it.
+    Redis,
+}
+
+/// The counter store of the limit rules.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CounterSettings {
+    /// `local` (default) or `redis`.
+    pub store: CounterStoreKind,
+    /// Redis URL (`redis://host:6379/0`) for `store: redis`.
+    pub redis_url: Option<Secret<String>>,
+    /// Prefix of every counter key in Redis.
+    pub key_prefix: String,
+    /// Longest wait for Redis per call; past it the rule's `fail_mode` applies.
+    pub timeout_ms: u64,
+    /// A concurrency slot not released within this long (an instance died
+    /// holding it) frees itself. Keep it above your longest stream.
+    pub lease_ms: u64,
+}
+
+impl Default for CounterSettings {
+    fn default() -> Self {
+        CounterSettings {
+            store: CounterStoreKind::Local,
+            redis_url: None,
+            key_prefix: "sluice:".into(),
+            timeout_ms: 200,
+            lease_ms: 900_000,
+        }
+    }
+}
+
 /// The whole config file.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Config {
@@ -194,6 +258,8 @@ pub struct Config {
     pub auth: AuthSettings,
     pub metrics: MetricsSettings,
     pub admin: AdminSettings,
+    pub tokens: TokenSettings,
+    pub counters: CounterSettings,
     /// Add `X-Forwarded-For` with the client address to upstream requests.
     pub forward_xff: bool,
     /// Namespace (code) of requests no matcher claims; none = such requests get 403.
@@ -203,4 +269,5 @@ pub struct Config {
     pub matchers: Vec<Matcher>,
     pub proxy_rules: Vec<ProxyRule>,
     pub routes: Vec<Route>,
+    pub rules: Vec<Rule>,
 }

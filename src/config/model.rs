@@ -259,3 +259,30 @@ pub struct ApiKey {
     #[serde(default)]
     pub namespace: Option<String>,
 }
+
+/// A limit rule (seed 000 §4): `rate_limit`, `concurrency` or `token_limit`
+/// with its `rule_config` (schemas at `GET /api/v1/rules/types`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    /// Numeric id (seed 000 `rule_id`); assigned in file order when omitted.
+    #[serde(default, alias = "rule_id")]
+    pub id: u64,
+    /// Display name, used in denial messages.
+    #[serde(default)]
+    pub rule_name: String,
+    /// Namespace (code) the rule applies to; none = every namespace.
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// `rate_limit`, `concurrency` or `token_limit`.
+    pub rule_type: String,
+    /// Lower runs first (also decides which denial a client sees first).
+    #[serde(default)]
+    pub priority: i64,
+    /// Inactive rules are skipped (seed 000 `status`, 1/0).
+    #[serde(default = "yes", alias = "is_active", deserialize_with = "flag")]
+    pub status: bool,
+    /// The type's settings; see `GET /api/v1/rules/types`.
+    #[serde(default)]
+    pub rule_config: serde_json::Value,
+}

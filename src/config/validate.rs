@@ -4,6 +4,7 @@
 
 use super::load::Problem;
 use super::*;
+use sluice_filters::limits::rules::{KeyBy, RuleConfig};
 use sluice_filters::matcher::CompiledMatcher;
 use sluice_filters::routing::{normalize_prefix, CompiledProxyRule};
 use std::collections::{HashMap, HashSet};
@@ -18,6 +19,8 @@ pub(super) fn validate(c: &Config, problems: &mut Vec<Problem>) {
     v.matchers();
     v.proxy_rules();
     v.routes();
+    v.rules();
+    v.counters();
 }
 
 struct Validator<'a> {
@@ -313,6 +316,66 @@ impl Validator<'_> {
             }
             if let Err(e) = CompiledMatcher::compile(&m.spec(0)) {
                 self.problem(path, e);
+            }
+        }
+    }
+
+    fn rules(&mut self) {
+        let mut ids = HashSet::new();
+        for (i, r) in self.c.rules.iter().enumerate() {
+            let path = format!("rules[{i}]");
+            if !ids.insert(r.id) {
+                self.problem(format!("{path}.id"), format!("duplicate id {}", r.id));
+            }
+            if !r.status {
+                continue;
+            }
+            if let Some(ns) = &r.namespace {
+                self.namespace_ref(format!("{path}.namespace"), ns);
+            }
+            match RuleConfig::parse(&r.rule_type, &r.rule_config) {
+                Err(e) => self.problem(path, e),
+                Ok(config) => {
+                    let key_by = match &config {
+                        RuleConfig::RateLimit(c) => c.key_by,
+                        RuleConfig::Concurrency(c) => c.key_by,
+                        RuleConfig::TokenLimit(c) => c.key_by,
+                    };
+                    if key_by == KeyBy::ApiKey && !self.c.auth.enabled {
+                        self.problem(
+                            format!("{path}.rule_config.key_by"),
+                            "api_key needs auth.enabled: with auth off no request has a key, so this rule could never apply",
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    fn counters(&mut self) {
+        let c = &self.c.counters;
+        if c.timeout_ms == 0 {
+            self.problem("counters.timeout_ms", "must be at least 1");
+        }
+        match (c.store, &c.redis_url) {
+            (CounterStoreKind::Redis, None) => {
+                self.problem("counters.redis_url", "store: redis needs a redis_url")
+            }
+            (CounterStoreKind::Local, Some(_)) => self.problem(
+                "counters.redis_url",
+                "set, but store is local so it would never be used (set store: redis)",
+            ),
+            _ => {}
+        }
+        if self.c.tokens.default_output_tokens == 0 {
+            self.problem("tokens.default_output_tokens", "must be at least 1");
+        }
+        for pattern in self.c.tokens.models.keys() {
+            if pattern.is_empty() || pattern[..pattern.len() - 1].contains('*') {
+                self.problem(
+                    format!("tokens.models.{pattern}"),
+                    "a model name, or a prefix ending in `*` (no other wildcards)",
+                );
             }
         }
     }

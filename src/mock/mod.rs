@@ -12,7 +12,11 @@
 //! Per-request behaviour can be overridden with request headers:
 //! `x-mock-latency-ms` (delay before the response header),
 //! `x-mock-tokens`, `x-mock-chunk-ms` (gap between SSE chunks) and
-//! `x-mock-status` (answer with this status and an OpenAI error body).
+//! `x-mock-status` (answer with this status and an OpenAI error body),
+//! `x-mock-ignore-max-tokens: 1` (overrun the request's `max_tokens`) and
+//! `x-mock-no-usage: 1` (no usage chunk even when asked). Chat answers
+//! carry `x-mock-seen-max-tokens` / `x-mock-seen-include-usage` (what the
+//! mock received).
 //! Every response carries `x-mock-id` naming the instance.
 
 mod openai;
@@ -68,6 +72,8 @@ pub struct MockState {
     pub requests: AtomicU64,
     /// SSE responses whose last event has been produced.
     pub streams_completed: AtomicU64,
+    /// SSE responses dropped before their last event (reader went away).
+    pub streams_aborted: AtomicU64,
 }
 
 impl MockState {
@@ -77,6 +83,7 @@ impl MockState {
             health_status: AtomicU16::new(200),
             requests: AtomicU64::new(0),
             streams_completed: AtomicU64::new(0),
+            streams_aborted: AtomicU64::new(0),
         })
     }
 }
@@ -164,6 +171,8 @@ async fn handle(
             .map(|n| n as usize)
             .unwrap_or(state.options.tokens),
         chunk_ms: header_num(&req, "x-mock-chunk-ms").unwrap_or(state.options.chunk_ms),
+        ignore_max_tokens: header_num(&req, "x-mock-ignore-max-tokens") == Some(1),
+        no_usage: header_num(&req, "x-mock-no-usage") == Some(1),
         id: id.clone(),
         state: state.clone(),
     };

@@ -10,13 +10,20 @@ use serde_json::{json, Value};
 use std::convert::Infallible;
 use std::time::Duration;
 
+/// Each ` word` is one token in cl100k_base and o200k_base, so the mock's
+/// `n` content deltas are exactly `n` tokens (truncation tests rely on it).
 const WORDS: &[&str] = &[
-    "Sluice", "keeps", "the", "stream", "flowing", "while", "it", "counts", "every", "token",
+    "water", "keeps", "the", "stream", "flowing", "while", "it", "counts", "every", "token",
 ];
 
 /// How one answer is produced.
 pub struct Behaviour {
     pub tokens: usize,
+    /// Generate `tokens` whatever the request's `max_tokens` says (a
+    /// provider overrunning its limit, for truncation tests).
+    pub ignore_max_tokens: bool,
+    /// Never send usage in streams, even when asked.
+    pub no_usage: bool,
     pub chunk_ms: u64,
     pub id: String,
     pub state: std::sync::Arc<super::MockState>,
@@ -30,21 +37,16 @@ fn error(status: u16, message: &str, id: &str) -> Response<Body> {
 
 /// Token `i` of the deterministic answer.
 pub fn token(i: usize) -> String {
-    format!("{} ", WORDS[i % WORDS.len()])
+    format!(" {}", WORDS[i % WORDS.len()])
 }
 
+/// Prompt tokens as OpenAI bills them, with the model's real encoding.
 fn prompt_tokens(req: &Value) -> u64 {
-    req["messages"]
-        .as_array()
-        .map(|msgs| {
-            msgs.iter()
-                .map(|m| match &m["content"] {
-                    Value::String(s) => s.split_whitespace().count() as u64 + 4,
-                    _ => 4,
-                })
-                .sum()
-        })
-        .unwrap_or(0)
+    static MAP: std::sync::OnceLock<sluice_filters::tokens::TokenizerMap> =
+        std::sync::OnceLock::new();
+    let model = req["model"].as_str().unwrap_or("");
+    let encoding = MAP.get_or_init(Default::default).resolve(model).encoding;
+    sluice_filters::tokens::count_prompt(encoding.counter(), req).tokens
 }
 
 fn now() -> u64 {
@@ -60,9 +62,15 @@ pub fn chat(body: &[u8], b: &Behaviour) -> Response<Body> {
         return error(400, "body is not valid JSON", &b.id);
     };
     let model = req["model"].as_str().unwrap_or("mock-model").to_string();
-    let tokens = req["max_tokens"]
+    let limit = req["max_tokens"]
         .as_u64()
-        .map_or(b.tokens, |m| b.tokens.min(m as usize));
+        .or_else(|| req["max_completion_tokens"].as_u64())
+        .filter(|_| !b.ignore_max_tokens);
+    let tokens = limit.map_or(b.tokens, |m| b.tokens.min(m as usize));
+    let seen = (
+        limit.map_or_else(|| "none".to_string(), |m| m.to_string()),
+        req["stream_options"]["include_usage"].as_bool() == Some(true),
+    );
     let finish = if tokens < b.tokens { "length" } else { "stop" };
     let prompt = prompt_tokens(&req);
     let usage = json!({"prompt_tokens": prompt, "completion_tokens": tokens,
@@ -75,9 +83,12 @@ pub fn chat(body: &[u8], b: &Behaviour) -> Response<Body> {
                 "logprobs": null, "finish_reason": finish}],
             "usage": usage,
         });
-        return full(200, "application/json", resp.to_string(), &b.id);
+        return seen_headers(
+            full(200, "application/json", resp.to_string(), &b.id),
+            &seen,
+        );
     }
-    let include_usage = req["stream_options"]["include_usage"].as_bool() == Some(true);
+    let include_usage = seen.1 && !b.no_usage;
     let chunk = |delta: Value, finish: Value| {
         let c = json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": now(),
             "model": model, "choices": [{"index": 0, "delta": delta, "logprobs": null,
@@ -96,7 +107,38 @@ pub fn chat(body: &[u8], b: &Behaviour) -> Response<Body> {
         events.push(format!("data: {c}\n\n"));
     }
     events.push("data: [DONE]\n\n".to_string());
-    sse(events, b)
+    seen_headers(sse(events, b), &seen)
+}
+
+/// Tells the test what the mock received: `x-mock-seen-max-tokens` and
+/// `x-mock-seen-include-usage`.
+fn seen_headers(mut resp: Response<Body>, seen: &(String, bool)) -> Response<Body> {
+    let h = resp.headers_mut();
+    if let Ok(v) = seen.0.parse() {
+        h.insert("x-mock-seen-max-tokens", v);
+    }
+    h.insert(
+        "x-mock-seen-include-usage",
+        hyper::header::HeaderValue::from_static(if seen.1 { "true" } else { "false" }),
+    );
+    resp
+}
+
+/// Counts a stream as aborted when its body is dropped before the last
+/// event was produced (the reader went away).
+struct StreamGuard {
+    state: std::sync::Arc<super::MockState>,
+    completed: bool,
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        if !self.completed {
+            self.state
+                .streams_aborted
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
 }
 
 /// Streams `events`, one per chunk, `chunk_ms` apart; counts the stream as
@@ -105,12 +147,18 @@ fn sse(events: Vec<String>, b: &Behaviour) -> Response<Body> {
     let gap_ms = b.chunk_ms;
     let state = b.state.clone();
     let id = b.id.as_str();
-    let stream =
-        futures_util::stream::unfold((events.into_iter(), true), move |(mut it, first)| {
+    let guard = StreamGuard {
+        state: state.clone(),
+        completed: false,
+    };
+    let stream = futures_util::stream::unfold(
+        (events.into_iter(), true, guard),
+        move |(mut it, first, mut guard)| {
             let state = state.clone();
             async move {
                 let event = it.next()?;
                 if it.len() == 0 {
+                    guard.completed = true;
                     state
                         .streams_completed
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -120,10 +168,11 @@ fn sse(events: Vec<String>, b: &Behaviour) -> Response<Body> {
                 }
                 Some((
                     Ok::<_, Infallible>(Frame::data(Bytes::from(event))),
-                    (it, false),
+                    (it, false, guard),
                 ))
             }
-        });
+        },
+    );
     let mut resp = Response::new(StreamBody::new(stream).boxed());
     let h = resp.headers_mut();
     h.insert(

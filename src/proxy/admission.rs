@@ -1,10 +1,11 @@
 //! Admission, run once per client request in `request_filter`: API key →
 //! body (read whole, up to the limit) → JSON fields → namespace (matchers)
-//! → route. Produces a [`Plan`] or the [`GatewayError`] to answer with. The
+//! → route → limit rules (`limits.rs`). Produces a [`Plan`] or the [`GatewayError`] to answer with. The
 //! decisions themselves are `sluice_filters` functions; this file only
 //! gathers their inputs from the Pingora session.
 
 use super::ctx::{LlmFields, Plan};
+use super::limits::{self, LimitInput};
 use crate::error::GatewayError;
 use crate::state::Runtime;
 use bytes::{Bytes, BytesMut};
@@ -30,7 +31,11 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// Runs admission. `Err` carries the error to answer with.
-pub async fn admit(session: &mut Session, rt: &Runtime) -> Result<Plan, GatewayError> {
+pub async fn admit(
+    session: &mut Session,
+    rt: &Runtime,
+    request_id: &str,
+) -> Result<Plan, GatewayError> {
     let key = authenticate(session, rt)?;
     let (body, has_body) = read_body(session, rt.config.limits.max_body_bytes).await?;
     let parsed = parse_json(session.req_header().headers.get("content-type"), &body)?;
@@ -83,15 +88,90 @@ pub async fn admit(session: &mut Session, rt: &Runtime) -> Result<Plan, GatewayE
         }),
         _ => None,
     };
+    let label = route.label(&rt.router);
+    let pool = route.target();
+    let granted = limits::admit(
+        rt,
+        &LimitInput {
+            namespace,
+            key,
+            route: &label,
+            pool,
+            model: llm.model.as_deref(),
+            requested_output: llm.max_tokens,
+            body: parsed.as_ref(),
+            headers: &headers,
+            request_id,
+        },
+    )
+    .await?;
+    let metered = rt.limits.counts_tokens[namespace] && granted.is_some();
+    let client_wants_usage = parsed.as_ref().is_some_and(|b| {
+        b.pointer("/stream_options/include_usage")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    });
+    let mut body = body;
+    let mut body_rewritten = false;
+    if let (Some(mut json), Some(g)) = (parsed, &granted) {
+        let ask_usage = metered && llm.stream && !client_wants_usage;
+        if rewrite_body(&mut json, &llm, g.output_cap, ask_usage) {
+            body = Bytes::from(serde_json::to_vec(&json).map_err(|_| GatewayError::Internal)?);
+            body_rewritten = true;
+        }
+    }
     Ok(Plan {
         namespace,
         key,
-        pool: route.target(),
+        pool,
         upstream_uri,
         body,
         has_body,
+        body_rewritten,
         llm,
+        granted,
+        metered,
+        client_wants_usage,
     })
+}
+
+/// Clamps the output limit the upstream sees to `cap` (so the provider
+/// stops by itself within the budget) and, for metered streams, asks for
+/// the usage chunk. Only chat/completions bodies are touched. Returns
+/// whether the body changed.
+fn rewrite_body(body: &mut Value, llm: &LlmFields, cap: Option<u64>, ask_usage: bool) -> bool {
+    let Value::Object(map) = body else {
+        return false;
+    };
+    if llm.messages.is_none() && !map.contains_key("prompt") {
+        return false;
+    }
+    let mut changed = false;
+    if let Some(cap) = cap {
+        if llm.max_tokens.is_none_or(|r| r > cap) {
+            // o-series and gpt-5 models refuse `max_tokens`.
+            let model = llm.model.as_deref().unwrap_or("");
+            let newer = model.starts_with("gpt-5")
+                || (model.starts_with('o') && model[1..].starts_with(|c: char| c.is_ascii_digit()));
+            let field = if map.contains_key("max_completion_tokens") || newer {
+                "max_completion_tokens"
+            } else {
+                "max_tokens"
+            };
+            map.insert(field.to_string(), Value::from(cap));
+            changed = true;
+        }
+    }
+    if ask_usage {
+        let options = map
+            .entry("stream_options")
+            .or_insert_with(|| Value::Object(Default::default()));
+        if let Value::Object(o) = options {
+            o.insert("include_usage".to_string(), Value::Bool(true));
+            changed = true;
+        }
+    }
+    changed
 }
 
 /// Checks the API key; returns the index of the key that matched.

@@ -2,6 +2,8 @@
 //! `request_filter` to the later phases ([`Plan`]), possibly across the
 //! subrequest boundary ([`Handoff`]).
 
+use super::limits::Granted;
+use super::metering::ResponseMeter;
 use crate::error::GatewayError;
 use crate::state::Runtime;
 use crate::upstream::ServerRt;
@@ -34,7 +36,16 @@ pub struct Plan {
     pub body: Bytes,
     /// Whether the request carried a body (even an empty chunked one).
     pub has_body: bool,
+    /// `body` is not what the client sent (`max_tokens` clamped, usage
+    /// asked for): the direct path replaces the replayed body with it.
+    pub body_rewritten: bool,
     pub llm: LlmFields,
+    /// What the limit rules granted; none = no rule applied.
+    pub granted: Option<Granted>,
+    /// The response is metered (a token rule applies).
+    pub metered: bool,
+    /// The client asked for a usage chunk in its stream.
+    pub client_wants_usage: bool,
 }
 
 /// Passed to the subrequest through Pingora's `user_ctx`.
@@ -74,6 +85,8 @@ pub struct RequestCtx {
     pub error: Option<GatewayError>,
     /// Whether this request was counted in the in-flight metric.
     pub counted: bool,
+    /// Output metering (requests under a token rule; parent or direct).
+    pub meter: Option<ResponseMeter>,
 }
 
 impl Default for RequestCtx {
@@ -90,6 +103,7 @@ impl Default for RequestCtx {
             response_started: false,
             error: None,
             counted: false,
+            meter: None,
         }
     }
 }

@@ -11,9 +11,12 @@
 //! child's response to the client and owns the clock: time to first byte,
 //! the idle gap between chunks and the total deadline of non-streaming
 //! responses are enforced here, per task, which Pingora's per-read timeout
-//! alone cannot express.
+//! alone cannot express. Metered responses pass through the request's
+//! [`ResponseMeter`] here; when it cuts a stream, the client's response is
+//! ended cleanly and the subrequest aborted (closing the upstream).
 
 use super::ctx::{Handoff, Plan, RequestCtx};
+use super::metering::ResponseMeter;
 use super::reply;
 use crate::error::GatewayError;
 use pingora::protocols::http::HttpTask;
@@ -24,6 +27,37 @@ use pingora::{Error, ErrorType, Result};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// Passes one task of the child's response through the meter. Once the
+/// meter cut the stream, the task carrying its last bytes ends the client's
+/// response (`end = true`: Pingora writes the terminating chunk, so the
+/// client sees a cleanly ended body, unlike returning an error, pingora
+/// issue #951) and every later task is dropped.
+fn meter_task(meter: &mut ResponseMeter, task: HttpTask) -> Result<Option<HttpTask>> {
+    if meter.done() {
+        return Ok(None);
+    }
+    Ok(Some(match task {
+        HttpTask::Header(mut header, end) => {
+            meter.on_header(&mut header)?;
+            HttpTask::Header(header, end)
+        }
+        HttpTask::Body(mut body, end) => {
+            meter.on_body(&mut body, end);
+            HttpTask::Body(body, end || meter.done())
+        }
+        HttpTask::Done => {
+            // A bare end: flush whatever the meter still holds.
+            let mut body = None;
+            meter.on_body(&mut body, true);
+            match body {
+                Some(b) => HttpTask::Body(Some(b), true),
+                None => HttpTask::Done,
+            }
+        }
+        other => other,
+    }))
+}
 
 /// Runs the request through a subrequest and pipes its response to the
 /// client. `Ok` = the response was written completely.
@@ -58,12 +92,17 @@ pub async fn run(session: &mut Session, ctx: &mut RequestCtx, plan: Arc<Plan>) -
     let last_task_ms = Arc::new(AtomicU64::new(0));
     let header_seen = Arc::new(AtomicBool::new(false));
     let (last, seen) = (last_task_ms.clone(), header_seen.clone());
+    let mut meter = ctx.meter.take();
+    let meter_ref = &mut meter;
     let filter = move |task: HttpTask| {
         if matches!(task, HttpTask::Header(..)) {
             seen.store(true, Relaxed);
         }
         last.store(start.elapsed().as_millis() as u64, Relaxed);
-        Ok(Some(task))
+        match meter_ref.as_mut() {
+            Some(m) => meter_task(m, task),
+            None => Ok(Some(task)),
+        }
     };
 
     let t = &rt.config.timeouts;
@@ -102,9 +141,21 @@ pub async fn run(session: &mut Session, ctx: &mut RequestCtx, plan: Arc<Plan>) -
         }
     };
 
+    let cut = meter.as_ref().is_some_and(|m| m.done());
+    ctx.meter = meter;
     let header_sent = session.response_written().is_some();
     match outcome {
-        Some(Ok(_)) => Ok(()),
+        Some(Ok(mut state)) => {
+            if cut {
+                // The client's response is complete; stop the subrequest so
+                // its upstream connection closes and the provider stops
+                // generating (and billing) the rest.
+                if let Some(child) = state.join_handle.take() {
+                    child.abort();
+                }
+            }
+            Ok(())
+        }
         None if !header_sent => {
             reply::error(session, &GatewayError::UpstreamTimeout, &ctx.request_id).await
         }

@@ -4,16 +4,20 @@
 //! | phase | file |
 //! | --- | --- |
 //! | `early_request_filter` | here: a subrequest picks up its [`Handoff`] |
-//! | `request_filter` | [`endpoints`], [`admission`], [`handoff`] |
+//! | `request_filter` | [`endpoints`], [`admission`] (+ [`limits`]), [`handoff`] |
 //! | `upstream_peer`, `fail_to_connect`, `error_while_proxy` | [`peer`] |
-//! | `upstream_request_filter` | [`headers`] |
-//! | `response_filter`, `fail_to_proxy`, `logging` | here, [`reply`] |
+//! | `upstream_request_filter`, `request_body_filter` | [`headers`], here |
+//! | `response_filter`, `response_body_filter` | here, [`metering`] |
+//! | `fail_to_proxy` | here, [`reply`] |
+//! | `logging` | here: settle the reservation ([`limits`]), metrics, access log |
 
 mod admission;
 pub mod ctx;
 mod endpoints;
 mod handoff;
 mod headers;
+mod limits;
+mod metering;
 mod peer;
 mod reply;
 
@@ -30,6 +34,33 @@ use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorType, Result};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Settles the request's reservation with what it actually used and
+/// counts its tokens.
+async fn settle(ctx: &RequestCtx) {
+    let (Some(rt), Some(plan)) = (&ctx.runtime, &ctx.plan) else {
+        return;
+    };
+    let Some(granted) = &plan.granted else {
+        return;
+    };
+    let used = match ctx.meter.as_ref().map(|m| m.usage()) {
+        Some(Some((prompt, completion, truncated))) => {
+            metrics().tokens(prompt, completion, truncated);
+            prompt + completion
+        }
+        // Metered but unreadable: keep what was reserved.
+        Some(None) => granted
+            .reservation
+            .as_ref()
+            .map_or(0, |r| r.reserved_tokens),
+        // Not metered (no token rule): only slots to give back.
+        None => 0,
+    };
+    if let Some(reservation) = &granted.reservation {
+        limits::settle(rt, reservation, used).await;
+    }
+}
 
 /// The gateway's proxy logic.
 pub struct Gateway {
@@ -65,6 +96,15 @@ impl ProxyHttp for Gateway {
             ctx.runtime = Some(h.runtime.clone());
             ctx.plan = Some(h.plan.clone());
             ctx.request_id = h.request_id.clone();
+            // The preset body may differ from the client's (rewritten, or
+            // chunked): frame the subrequest's body by its real length, or
+            // its body reader drops the difference.
+            if h.plan.has_body {
+                let len = h.plan.body.len().to_string();
+                let req = session.req_header_mut();
+                req.remove_header(&http::header::TRANSFER_ENCODING);
+                req.insert_header(http::header::CONTENT_LENGTH, len)?;
+            }
         }
         Ok(())
     }
@@ -93,7 +133,7 @@ impl ProxyHttp for Gateway {
         }
         metrics().request_started();
         ctx.counted = true;
-        let plan = match admission::admit(session, &rt).await {
+        let plan = match admission::admit(session, &rt, &ctx.request_id).await {
             Ok(plan) => Arc::new(plan),
             Err(err) => {
                 reply::error(session, &err, &ctx.request_id).await?;
@@ -101,6 +141,12 @@ impl ProxyHttp for Gateway {
             }
         };
         ctx.plan = Some(plan.clone());
+        if plan.metered {
+            ctx.meter = plan
+                .granted
+                .as_ref()
+                .map(|g| metering::ResponseMeter::new(g, plan.llm.stream, plan.client_wants_usage));
+        }
         if plan.llm.stream || session.as_downstream().retry_buffer_truncated() {
             ctx.role = Role::Parent;
             // Boxed: the subrequest pipe is a large future; keeping it out of
@@ -184,7 +230,57 @@ impl ProxyHttp for Gateway {
             upstream_response.remove_header(name);
         }
         upstream_response.insert_header("x-request-id", ctx.request_id.as_str())?;
+        // The limits' `x-ratelimit-*` headers (set by the child for piped
+        // responses: the parent writes the child's header as is).
+        if let Some(r) = ctx
+            .plan
+            .as_ref()
+            .and_then(|p| p.granted.as_ref())
+            .and_then(|g| g.reservation.as_ref())
+        {
+            for (name, value) in &r.headers {
+                upstream_response.insert_header(*name, value.as_str())?;
+            }
+        }
+        if ctx.role == Role::Direct {
+            if let Some(meter) = &mut ctx.meter {
+                meter.on_header(upstream_response)?;
+            }
+        }
         Ok(())
+    }
+
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        // The direct path replays the client's body from Pingora's retry
+        // buffer (once per attempt, whole, with end_of_stream); send the
+        // rewritten one instead. Subrequests get the rewritten body preset.
+        if ctx.role == Role::Direct {
+            if let Some(plan) = ctx.plan.as_ref().filter(|p| p.body_rewritten) {
+                *body = end_of_stream.then(|| plan.body.clone());
+            }
+        }
+        Ok(())
+    }
+
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<Duration>> {
+        if ctx.role == Role::Direct {
+            if let Some(meter) = &mut ctx.meter {
+                meter.on_body(body, end_of_stream);
+            }
+        }
+        Ok(None)
     }
 
     fn upstream_response_body_filter(
@@ -242,6 +338,7 @@ impl ProxyHttp for Gateway {
             return;
         }
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        settle(ctx).await;
         let elapsed = ctx.started.elapsed();
         metrics().request_finished(status, elapsed.as_millis() as u64);
         if log::log_enabled!(log::Level::Info) {

@@ -65,6 +65,11 @@ pub async fn error(session: &mut Session, err: &GatewayError, request_id: &str) 
     }
     let extra = match err {
         GatewayError::Unauthorized(_) => vec![("www-authenticate", "Bearer".to_string())],
+        GatewayError::Limited(d) => {
+            let mut h = d.headers.clone();
+            h.push(("retry-after", d.retry_after_secs.to_string()));
+            h
+        }
         _ => Vec::new(),
     };
     send(

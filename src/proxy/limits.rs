@@ -1,0 +1,153 @@
+//! Limits at admission (`request_filter`): count the prompt, plan the
+//! namespace's rules, ask the counter store once, and turn the answer into
+//! a reservation or a denial. Settling the reservation with the actual
+//! usage happens in `logging` ([`settle`]). The arithmetic is
+//! `sluice_filters::limits`; this file only gathers its inputs.
+
+use crate::error::{GatewayError, LimitDenial};
+use crate::metrics::metrics;
+use crate::state::Runtime;
+use serde_json::Value;
+use sluice_filters::facts::HeaderLookup;
+use sluice_filters::limits::plan::{self, Decision, Denial, RequestView, Reservation};
+use sluice_filters::tokens::{count_prompt, TokenCounter};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+
+/// What admission granted, carried to the response phases and `logging`.
+pub struct Granted {
+    /// Held counters to settle; none when no stateful rule applied (or the
+    /// store was down and every rule fails open).
+    pub reservation: Option<Reservation>,
+    /// Most output tokens the client may receive; none = unlimited.
+    pub output_cap: Option<u64>,
+    pub prompt_tokens: u64,
+    /// Counter of the request's model (cutting output, counting it).
+    pub counter: &'static dyn TokenCounter,
+}
+
+impl std::fmt::Debug for Granted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Granted")
+            .field("output_cap", &self.output_cap)
+            .field("prompt_tokens", &self.prompt_tokens)
+            .field(
+                "reserved",
+                &self.reservation.as_ref().map(|r| r.reserved_tokens),
+            )
+            .finish()
+    }
+}
+
+/// The request as the limits see it.
+pub struct LimitInput<'a> {
+    pub namespace: usize,
+    pub key: Option<usize>,
+    pub route: &'a str,
+    pub pool: usize,
+    pub model: Option<&'a str>,
+    pub requested_output: Option<u64>,
+    pub body: Option<&'a Value>,
+    pub headers: &'a dyn HeaderLookup,
+    pub request_id: &'a str,
+}
+
+/// Runs the rules of the request's namespace. `Ok(None)` = no rule applies
+/// (nothing counted, nothing to settle).
+pub async fn admit(rt: &Runtime, input: &LimitInput<'_>) -> Result<Option<Granted>, GatewayError> {
+    let limits = &rt.limits;
+    let Some(indexes) = limits.by_namespace.get(input.namespace) else {
+        return Ok(None);
+    };
+    if indexes.is_empty() {
+        return Ok(None);
+    }
+    let rules: Vec<&plan::Rule> = indexes.iter().map(|&i| &limits.rules[i]).collect();
+    let model = input.model.unwrap_or("");
+    let resolved = limits.tokenizers.resolve(model);
+    let counter = resolved.encoding.counter();
+    // Prompt counting is the costly part; only token rules need it.
+    let prompt_tokens = if limits.counts_tokens[input.namespace] {
+        input.body.map_or(0, |b| count_prompt(counter, b).tokens)
+    } else {
+        0
+    };
+    let planned = {
+        let view = RequestView {
+            namespace: rt.namespaces[input.namespace].code.as_str(),
+            api_key: input.key.map(|k| rt.keys[k].name.as_str()),
+            route: input.route,
+            model: input.model,
+            upstream: rt.pools[input.pool].name.as_str(),
+            headers: input.headers,
+            request_id: input.request_id,
+            prompt_tokens,
+            requested_output: input.requested_output,
+        };
+        plan::plan(&rules, &view, &limits.settings).map_err(deny)?
+    };
+    let decision = if planned.is_empty() {
+        planned.decide(&rules, &Default::default())
+    } else {
+        match limits.store.admit(&planned.checks).await {
+            Ok(admission) => {
+                store_recovered();
+                planned.decide(&rules, &admission)
+            }
+            Err(e) => {
+                store_failed(&e.to_string());
+                planned.on_store_error(&rules)
+            }
+        }
+    };
+    match decision {
+        Decision::Allow(reservation) => Ok(Some(Granted {
+            output_cap: reservation.output_cap,
+            reservation: Some(reservation),
+            prompt_tokens,
+            counter,
+        })),
+        Decision::Deny(d) => Err(deny(d)),
+    }
+}
+
+fn deny(d: Denial) -> GatewayError {
+    metrics().limit_denied(d.code);
+    GatewayError::Limited(Box::new(LimitDenial {
+        status: d.status,
+        code: d.code,
+        message: d.message,
+        retry_after_secs: d.retry_after_secs,
+        headers: d.headers,
+    }))
+}
+
+/// Whether the store is in a failure episode (logged once per episode).
+static STORE_DOWN: AtomicBool = AtomicBool::new(false);
+
+fn store_failed(error: &str) {
+    metrics().counter_store_error();
+    if !STORE_DOWN.swap(true, Relaxed) {
+        log::error!("counter store unavailable, applying each rule's fail_mode: {error}");
+    }
+}
+
+fn store_recovered() {
+    if STORE_DOWN.load(Relaxed) && STORE_DOWN.swap(false, Relaxed) {
+        log::warn!("counter store available again");
+    }
+}
+
+/// Gives back what the request held: its concurrency slots, and the
+/// difference between the reserved and the `used` tokens.
+pub async fn settle(rt: &Runtime, reservation: &Reservation, used_tokens: u64) {
+    let ops = reservation.settlement(used_tokens);
+    if ops.is_empty() {
+        return;
+    }
+    match rt.limits.store.settle(&ops).await {
+        Ok(()) => store_recovered(),
+        // Leases expire by themselves (`counters.lease_ms`); the token
+        // difference is lost, which the metric makes visible.
+        Err(e) => store_failed(&e.to_string()),
+    }
+}

@@ -1,0 +1,319 @@
+//! Limit rules through the real gateway: each rule type, the denial codes
+//! and headers, token truncation (stream and JSON) at exact counts, the
+//! upstream `max_tokens` clamp, usage asked for and hidden, and slots freed
+//! on every exit path.
+
+mod common;
+
+use common::*;
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+fn with_rules(port: u16, rules: &str) -> String {
+    config(
+        &[server("a", "p", port, "")],
+        &format!("{CATCH_ALL}rules:\n{rules}"),
+    )
+}
+
+/// The `data:` payloads of an SSE body.
+fn events(text: &str) -> Vec<String> {
+    text.split("\n\n")
+        .filter(|e| !e.trim().is_empty())
+        .map(|e| e.strip_prefix("data: ").unwrap_or(e).to_string())
+        .collect()
+}
+
+/// Concatenated delta contents and the finish reason of an SSE body.
+fn stream_content(evs: &[String]) -> (String, Option<String>) {
+    let mut content = String::new();
+    let mut finish = None;
+    for e in evs {
+        let Ok(v) = serde_json::from_str::<Value>(e) else {
+            continue;
+        };
+        if let Some(c) = v["choices"][0]["delta"]["content"].as_str() {
+            content.push_str(c);
+        }
+        if let Some(f) = v["choices"][0]["finish_reason"].as_str() {
+            finish = Some(f.to_string());
+        }
+    }
+    (content, finish)
+}
+
+/// Waits (bounded) until `cond` holds; for effects that land after the
+/// client saw the end of its response (settlement in `logging`).
+async fn eventually(what: &str, mut cond: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cond().await {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fixed_window_rate_limit_denies_with_openai_headers() {
+    let m = mock("a").await;
+    let rules = "  - rule_name: three-per-minute\n    rule_type: rate_limit\n    rule_config: {max_requests: 3, time_window_seconds: 60, key_by: api_key}\n";
+    let gw = Gateway::start(&with_rules(m.addr.port(), rules)).await;
+    let c = reqwest::Client::new();
+    for i in 0..3 {
+        let r = gw.chat(&c, false).await;
+        assert_eq!(r.status(), 200, "request {i}");
+        assert_eq!(r.headers()["x-ratelimit-limit-requests"], "3");
+        assert_eq!(
+            r.headers()["x-ratelimit-remaining-requests"],
+            (2 - i).to_string().as_str()
+        );
+    }
+    let r = gw.chat(&c, false).await;
+    assert_eq!(r.status(), 429);
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry), "retry-after {retry}");
+    assert_eq!(r.headers()["x-ratelimit-remaining-requests"], "0");
+    assert!(r.headers().contains_key("x-ratelimit-reset-requests"));
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("three-per-minute"));
+    assert_eq!(
+        served(&m),
+        3,
+        "the denied request never reached the upstream"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn header_keyed_rate_limit_counts_each_value_apart() {
+    let m = mock("a").await;
+    let rules = "  - rule_name: per-user\n    rule_type: rate_limit\n    rule_config: {max_requests: 1, time_window_seconds: 60, key_by: header, header_name: x-user}\n";
+    let gw = Gateway::start(&with_rules(m.addr.port(), rules)).await;
+    let c = reqwest::Client::new();
+    let send = |user: &'static str| {
+        post(&c, gw.url("/v1/chat/completions"))
+            .header("x-user", user)
+            .json(&chat_body(false))
+            .send()
+    };
+    assert_eq!(send("alice").await.unwrap().status(), 200);
+    assert_eq!(send("bob").await.unwrap().status(), 200);
+    assert_eq!(send("alice").await.unwrap().status(), 429);
+    // No x-user header: the rule does not apply.
+    assert_eq!(gw.chat(&c, false).await.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrency_limit_is_freed_on_completion_and_on_disconnect() {
+    let m = mock("a").await;
+    let rules = "  - rule_name: one-at-a-time\n    rule_type: concurrency\n    rule_config: {max_concurrent: 1}\n";
+    let gw = Gateway::start(&with_rules(m.addr.port(), rules)).await;
+    let c = reqwest::Client::new();
+    let slow = || {
+        post(&c, gw.url("/v1/chat/completions"))
+            .header("x-mock-chunk-ms", "50")
+            .header("x-mock-tokens", "40")
+            .json(&chat_body(true))
+            .send()
+    };
+    // Hold the slot: a stream whose first event arrived.
+    let held = slow().await.unwrap();
+    assert_eq!(held.status(), 200);
+    let mut body = held.bytes_stream();
+    body.next().await.unwrap().unwrap();
+    let r = gw.chat(&c, false).await;
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().contains_key("retry-after"));
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "concurrency_limited");
+
+    // The client goes away mid-stream: the slot comes back.
+    drop(body);
+    eventually("slot freed after disconnect", async || {
+        gw.chat(&c, false).await.status() == 200
+    })
+    .await;
+    // And after a complete response, too.
+    let r = gw.chat(&c, true).await;
+    assert_eq!(r.status(), 200);
+    r.bytes().await.unwrap();
+    eventually("slot freed after completion", async || {
+        gw.chat(&c, false).await.status() == 200
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn input_token_cap_denies_large_prompts() {
+    let m = mock("a").await;
+    let rules = "  - rule_name: small-prompts\n    rule_type: token_limit\n    rule_config: {max_input_tokens: 50}\n";
+    let gw = Gateway::start(&with_rules(m.addr.port(), rules)).await;
+    let c = reqwest::Client::new();
+    assert_eq!(gw.chat(&c, false).await.status(), 200);
+    let big = json!({"model": "gpt-4o-mini",
+        "messages": [{"role": "user", "content": "word ".repeat(200)}]});
+    let r = post(&c, gw.url("/v1/chat/completions"))
+        .json(&big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "token_limit_exceeded");
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("small-prompts"));
+    assert_eq!(served(&m), 1);
+}
+
+const CAP5: &str = "  - rule_name: five-out\n    rule_type: token_limit\n    rule_config: {max_output_tokens: 5}\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_cap_clamps_max_tokens_upstream() {
+    let m = mock("a").await;
+    let gw = Gateway::start(&with_rules(m.addr.port(), CAP5)).await;
+    let c = reqwest::Client::new();
+    let mut body = chat_body(false);
+    body["max_tokens"] = json!(100);
+    let r = post(&c, gw.url("/v1/chat/completions"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-mock-seen-max-tokens"], "5");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["usage"]["completion_tokens"], 5);
+    assert_eq!(v["choices"][0]["finish_reason"], "length");
+    // A smaller client limit is kept.
+    body["max_tokens"] = json!(3);
+    let r = post(&c, gw.url("/v1/chat/completions"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-mock-seen-max-tokens"], "3");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overrunning_json_answer_is_cut_at_the_cap() {
+    let m = mock("a").await;
+    let gw = Gateway::start(&with_rules(m.addr.port(), CAP5)).await;
+    let c = reqwest::Client::new();
+    let r = post(&c, gw.url("/v1/chat/completions"))
+        .header("x-mock-ignore-max-tokens", "1")
+        .json(&chat_body(false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    let expected: String = (0..5).map(sluice::mock::openai_token).collect();
+    assert_eq!(v["choices"][0]["message"]["content"], expected.as_str());
+    assert_eq!(v["choices"][0]["finish_reason"], "length");
+    assert_eq!(v["usage"]["completion_tokens"], 5);
+    let prompt = v["usage"]["prompt_tokens"].as_u64().unwrap();
+    assert_eq!(v["usage"]["total_tokens"], prompt + 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overrunning_stream_is_cut_cleanly_and_upstream_closed() {
+    let m = mock("a").await;
+    let gw = Gateway::start(&with_rules(m.addr.port(), CAP5)).await;
+    let c = reqwest::Client::new();
+    let mut body = chat_body(true);
+    body["stream_options"] = json!({"include_usage": true});
+    let r = post(&c, gw.url("/v1/chat/completions"))
+        .header("x-mock-ignore-max-tokens", "1")
+        .header("x-mock-tokens", "200")
+        .header("x-mock-chunk-ms", "5")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // `bytes()` fails on a broken chunked body: this proves a clean end.
+    let text = String::from_utf8(r.bytes().await.unwrap().to_vec()).unwrap();
+    let evs = events(&text);
+    let (content, finish) = stream_content(&evs);
+    let expected: String = (0..5).map(sluice::mock::openai_token).collect();
+    assert_eq!(content, expected, "{text}");
+    assert_eq!(finish.as_deref(), Some("length"));
+    assert_eq!(evs.last().map(String::as_str), Some("[DONE]"));
+    let usage: Value = serde_json::from_str(&evs[evs.len() - 2]).unwrap();
+    assert_eq!(usage["usage"]["completion_tokens"], 5, "{text}");
+    // The upstream stream was abandoned, not read to its end.
+    eventually("upstream stream aborted", async || {
+        m.state.streams_aborted.load(Relaxed) == 1
+    })
+    .await;
+    assert_eq!(m.state.streams_completed.load(Relaxed), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metered_stream_asks_for_usage_and_hides_it() {
+    let m = mock("a").await;
+    let gw = Gateway::start(&with_rules(m.addr.port(), CAP5)).await;
+    let c = reqwest::Client::new();
+    let r = gw.chat(&c, true).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-mock-seen-include-usage"], "true");
+    let text = r.text().await.unwrap();
+    assert!(!text.contains("\"usage\""), "usage chunk hidden: {text}");
+    let (content, finish) = stream_content(&events(&text));
+    assert_eq!(
+        content,
+        (0..5).map(sluice::mock::openai_token).collect::<String>()
+    );
+    assert_eq!(finish.as_deref(), Some("length"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_budget_reserves_settles_and_denies() {
+    let m = mock("a").await;
+    // 16 output tokens per answer (mock default) + a small prompt.
+    let rules = "  - rule_name: budget\n    rule_type: token_limit\n    rule_config: {time_window_enabled: true, time_window_minutes: 60, max_tokens_per_window: 100}\n";
+    let gw = Gateway::start(&with_rules(m.addr.port(), rules)).await;
+    let c = reqwest::Client::new();
+    let mut body = chat_body(false);
+    body["max_tokens"] = json!(16);
+    let mut used = 0u64;
+    let mut admitted = 0;
+    loop {
+        let r = post(&c, gw.url("/v1/chat/completions"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 429 {
+            let remaining: u64 = r.headers()["x-ratelimit-remaining-tokens"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert_eq!(remaining, 100 - used, "remaining after {admitted} answers");
+            let v: Value = r.json().await.unwrap();
+            assert_eq!(v["error"]["code"], "token_limit_exceeded");
+            break;
+        }
+        assert_eq!(r.status(), 200);
+        let v: Value = r.json().await.unwrap();
+        used += v["usage"]["total_tokens"].as_u64().unwrap();
+        admitted += 1;
+        assert!(used <= 100, "budget exceeded: {used}");
+        assert!(admitted < 20);
+    }
+    assert!(
+        admitted >= 2,
+        "settlement refunded nothing? admitted {admitted}"
+    );
+}
