@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs and starts what `make test` needs on a Debian machine, when absent:
-# cmake (Pingora's zlib-ng build), Redis and MariaDB (store tests).
+# cmake (Pingora's zlib-ng build), Redis and MariaDB (store tests), and a
+# virtualenv with the official openai SDK (tests/sdk/).
 # Idempotent: does nothing on a machine that already has them running.
 set -euo pipefail
 
@@ -49,4 +50,12 @@ if [ "$fresh_mariadb" = 1 ]; then
   # Debian's root uses unix_socket auth; tests connect over TCP as root with
   # an empty password, as on the CI machine.
   $SUDO mariadb -e "ALTER USER 'root'@'localhost' IDENTIFIED VIA mysql_native_password USING PASSWORD('') OR unix_socket; FLUSH PRIVILEGES;"
+fi
+
+# The official SDKs, for the end-to-end client tests (tests/sdk/).
+if ! .venv-test/bin/python -c "import openai" 2>/dev/null; then
+  echo "test-deps: installing the openai Python SDK into .venv-test"
+  command -v python3 >/dev/null || $SUDO apt-get install -y -qq python3 python3-venv >/dev/null
+  python3 -m venv .venv-test || { $SUDO apt-get install -y -qq python3-venv >/dev/null && python3 -m venv .venv-test; }
+  .venv-test/bin/pip install -q --disable-pip-version-check "openai>=1.40"
 fi

@@ -1,0 +1,44 @@
+//! The official OpenAI Python SDK against the real gateway: a stream cut at
+//! its token cap ends cleanly for the SDK (no exception, `finish_reason:
+//! "length"`, usage), the non-streaming cut, and a rate-limit denial
+//! surfacing as `openai.RateLimitError`. The SDK lives in `.venv-test`
+//! (created by `scripts/test-deps.sh`, which `make test` runs first).
+
+mod common;
+
+use common::*;
+use std::process::Command;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openai_python_sdk_sees_clean_truncation_and_rate_limits() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let python = format!("{root}/.venv-test/bin/python");
+    assert!(
+        std::path::Path::new(&python).exists(),
+        "{python} is missing: run ./scripts/test-deps.sh (make test does)"
+    );
+    let m = mock("a").await;
+    let rules = "rules:\n  - rule_name: five-out\n    rule_type: token_limit\n    rule_config: {max_output_tokens: 5}\n  - rule_name: per-key\n    rule_type: rate_limit\n    rule_config: {max_requests: 3, time_window_seconds: 60, key_by: api_key}\n";
+    let yaml = config(&[server("a", "p", m.addr.port(), "")], &format!("{CATCH_ALL}{rules}"))
+        .replace(
+            "      key: sk-test\n",
+            "      key: sk-test\n    - name: limited\n      key: sk-limited\n",
+        );
+    let gw = Gateway::start(&yaml).await;
+    let url = gw.url("");
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(python)
+            .arg(format!("{root}/tests/sdk/openai_limits.py"))
+            .arg(url)
+            .output()
+            .expect("run python")
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "SDK script failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
