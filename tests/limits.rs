@@ -317,3 +317,50 @@ async fn token_budget_reserves_settles_and_denies() {
         "settlement refunded nothing? admitted {admitted}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_disconnect_mid_stream_settles_what_was_used() {
+    let m = mock("a").await;
+    let budget = 2000u64;
+    let rules = format!("  - rule_name: budget\n    rule_type: token_limit\n    rule_config: {{time_window_enabled: true, time_window_minutes: 60, max_tokens_per_window: {budget}}}\n");
+    let gw = Gateway::start(&with_rules(m.addr.port(), &rules)).await;
+    let c = reqwest::Client::new();
+    let mut small = chat_body(false);
+    small["max_tokens"] = json!(1);
+    let send_small = || post(&c, gw.url("/v1/chat/completions")).json(&small).send();
+    let v: Value = send_small().await.unwrap().json().await.unwrap();
+    let prompt = v["usage"]["prompt_tokens"].as_u64().unwrap();
+    let mut charged = prompt + 1;
+
+    // Reserve prompt + 100 for a slow stream, read a little, go away.
+    let mut body = chat_body(true);
+    body["max_tokens"] = json!(100);
+    let r = post(&c, gw.url("/v1/chat/completions"))
+        .header("x-mock-tokens", "100")
+        .header("x-mock-chunk-ms", "20")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let mut stream = r.bytes_stream();
+    for _ in 0..3 {
+        stream.next().await.unwrap().unwrap();
+    }
+    drop(stream);
+
+    // Once settled, the stream's unused reservation is back in the budget,
+    // and what it used (its prompt at least) stays charged.
+    eventually("the dropped stream settled", async || {
+        let r = send_small().await.unwrap();
+        assert_eq!(r.status(), 200);
+        charged += prompt + 1;
+        let remaining: u64 = r.headers()["x-ratelimit-remaining-tokens"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(remaining <= budget - charged - prompt, "stream charged nothing");
+        remaining > budget - charged - (prompt + 100)
+    })
+    .await;
+}
