@@ -4,13 +4,26 @@
 #   (p) a bare Pingora proxy (examples/bare_pingora.rs: one fixed upstream, no policy),
 #   (b) the gateway with a passthrough config (no auth, one route),
 #   (c) the gateway with auth + matchers + proxy rule + a weighted pool,
+#   (l) (c) plus a rate_limit, a concurrency and a token_limit rule (limits
+#       never reached), counters in the process (limits-local.yaml),
+#   (r) the same rules with counters in Redis at 127.0.0.1:6379
+#       (limits-redis.yaml; skipped, and said so, when Redis is not running),
 # and prints RPS, p50, p99 (medians over ROUNDS interleaved rounds, so a noisy
-# neighbour hits every setup alike) and the ratios p/a, b/p and c/b.
-# Target: c >= 0.9 x b.
+# neighbour hits every setup alike), the peak RSS of each process, and the
+# ratios p/a, b/p, c/b, l/b and r/b. Targets: c >= 0.9 x b, l >= 0.9 x b.
+# Any non-2xx answer fails the run (no request may be denied by a limit).
+#
+# Then, with the same processes:
+#   - time to first token of `stream: true` requests, mock direct vs through
+#     (c), (l) and (r) (load-tests/ttft.py);
+# and the CPU benches of sluice-filters:
+#   - prompt counting MB/s against tiktoken-rs (load-tests/tokens.sh; target >= 50 MB/s),
+#   - stream metering tokens/s per core (examples/meter_bench.rs; target >= 2 M/s).
 #
 # Env: DURATION per run (default 5s), ROUNDS (default 3), CONNECTIONS (32),
-# WRK_THREADS (1). On a 2-core machine each proxy runs 1 worker thread, the
-# mock 1, wrk 1; idle proxies wait in the background.
+# WRK_THREADS (1), STREAM_N (streaming requests per setup, 300). On a 2-core
+# machine each proxy runs 1 worker thread, the mock 1, wrk 1; idle proxies
+# wait in the background.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,46 +31,80 @@ DURATION=${DURATION:-5s}
 ROUNDS=${ROUNDS:-3}
 CONNECTIONS=${CONNECTIONS:-32}
 WRK_THREADS=${WRK_THREADS:-1}
+STREAM_N=${STREAM_N:-300}
 command -v wrk >/dev/null || { echo "bench: installing wrk"; apt-get install -y -qq wrk >/dev/null; }
 cargo build --release --quiet --bin sluice --example bare_pingora
+cargo build --release --quiet -p sluice-filters --example token_bench --example meter_bench
 bin=target/release/sluice
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
+redis_up() { # PING 127.0.0.1:6379 without needing redis-cli
+  local line
+  exec 4<>/dev/tcp/127.0.0.1/6379 || return 1
+  printf 'PING\r\n' >&4
+  read -r -t 2 line <&4 || line=
+  exec 4<&- 4>&-
+  [[ $line == +PONG* ]]
+}
 
 pids=()
 tmpdir=$(mktemp -d)
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmpdir"; }
+KEY_PREFIX="sluice-bench-$$-$RANDOM:"
+redis_keys() { redis-cli --scan --pattern "${KEY_PREFIX}*" 2>/dev/null | wc -l; }
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  if [[ ${REDIS:-0} == 1 ]] && command -v redis-cli >/dev/null; then
+    redis-cli --scan --pattern "${KEY_PREFIX}*" 2>/dev/null | xargs -r redis-cli del >/dev/null 2>&1 || true
+  fi
+  rm -rf "$tmpdir"
+}
 trap cleanup EXIT
 
+declare -A url key label pid
 MOCK_PORT=$(free_port)
-"$bin" mock --listen "127.0.0.1:$MOCK_PORT" --threads 1 2>/dev/null & pids+=($!)
+"$bin" mock --listen "127.0.0.1:$MOCK_PORT" --threads 1 2>/dev/null & pids+=($!); pid[a]=$!
+url[a]="http://127.0.0.1:$MOCK_PORT"
 wait_port "$MOCK_PORT"
 
 BARE_PORT=$(free_port)
-target/release/examples/bare_pingora "127.0.0.1:$BARE_PORT" "127.0.0.1:$MOCK_PORT" 2>/dev/null & pids+=($!)
+target/release/examples/bare_pingora "127.0.0.1:$BARE_PORT" "127.0.0.1:$MOCK_PORT" 2>/dev/null & pids+=($!); pid[p]=$!
+url[p]="http://127.0.0.1:$BARE_PORT"
 wait_port "$BARE_PORT"
 
-start_gateway() { # CONFIG -> prints the port
+start_gateway() { # NAME CONFIG: checks the config, starts the gateway, sets url[NAME], pid[NAME]
   local port conf
   port=$(free_port)
-  conf="$tmpdir/$(basename "$1")"
-  sed "s/@GW_PORT@/$port/; s/@MOCK_PORT@/$MOCK_PORT/g" "$1" > "$conf"
-  "$bin" check -c "$conf" >/dev/null
-  "$bin" run -c "$conf" 2>/dev/null &
-  echo "$! $port"
+  conf="$tmpdir/$(basename "$2")"
+  sed "s/@GW_PORT@/$port/; s/@MOCK_PORT@/$MOCK_PORT/g; s/@KEY_PREFIX@/$KEY_PREFIX/" "$2" > "$conf"
+  "$bin" check -c "$conf" >/dev/null || { echo "bench: $2 does not pass sluice check" >&2; exit 1; }
+  "$bin" run -c "$conf" 2>"$tmpdir/$1.log" &
+  pids+=($!); pid[$1]=$!
+  url[$1]="http://127.0.0.1:$port"
 }
-read -r pid B_PORT < <(start_gateway load-tests/passthrough.yaml); pids+=("$pid")
-read -r pid C_PORT < <(start_gateway load-tests/full.yaml); pids+=("$pid")
-wait_port "$B_PORT"; wait_port "$C_PORT"
 
-names=(a p b c)
-declare -A url=([a]="http://127.0.0.1:$MOCK_PORT" [p]="http://127.0.0.1:$BARE_PORT"
-                [b]="http://127.0.0.1:$B_PORT" [c]="http://127.0.0.1:$C_PORT")
-declare -A key=([a]="" [p]="" [b]="" [c]="sk-bench")
-declare -A label=([a]="(a) mock direct" [p]="(p) bare Pingora proxy"
-                  [b]="(b) gateway passthrough" [c]="(c) gateway auth+matchers+weighted")
-declare -A rps p50 p99
+REDIS=0
+if redis_up 2>/dev/null; then REDIS=1; fi
+names=(a p b c l)
+start_gateway b load-tests/passthrough.yaml
+start_gateway c load-tests/full.yaml
+start_gateway l load-tests/limits-local.yaml
+if [[ $REDIS == 1 ]]; then
+  start_gateway r load-tests/limits-redis.yaml
+  names+=(r)
+else
+  echo "bench: redis-server is not running on 127.0.0.1:6379: skipping (r)"
+fi
+for n in b c l r; do
+  [[ -n ${url[$n]:-} ]] || continue
+  (wait_port "${url[$n]##*:}") || { echo "bench: gateway ($n) did not start:" >&2; tail -20 "$tmpdir/$n.log" >&2; exit 1; }
+done
+
+key=([a]="" [p]="" [b]="" [c]="sk-bench" [l]="sk-bench" [r]="sk-bench")
+label=([a]="(a) mock direct" [p]="(p) bare Pingora proxy"
+       [b]="(b) gateway passthrough" [c]="(c) gateway auth+matchers+weighted"
+       [l]="(l) (c) + limits, local store" [r]="(r) (c) + limits, Redis store")
+declare -A rps p50 p99 rss
 
 for n in "${names[@]}"; do # warm-up: connections, pools, caches
   wrk -t1 -c8 -d1s -s load-tests/chat.lua "${url[$n]}" -- "${key[$n]}" >/dev/null
@@ -75,18 +122,91 @@ for round in $(seq 1 "$ROUNDS"); do
     p99[$n]+="$(to_ms "$(awk '$1=="99%" {print $2}' <<<"$out")") "
   done
 done
+redis_keys_seen=""
+if [[ $REDIS == 1 ]] && command -v redis-cli >/dev/null; then redis_keys_seen=$(redis_keys); fi
 
-python3 - "${rps[a]}" "${rps[p]}" "${rps[b]}" "${rps[c]}" "${p50[a]}" "${p50[p]}" "${p50[b]}" "${p50[c]}" "${p99[a]}" "${p99[p]}" "${p99[b]}" "${p99[c]}" "${label[a]}" "${label[p]}" "${label[b]}" "${label[c]}" <<'PY'
+# The limit rules really ran and denied nothing: tokens metered, no denial, no store error.
+limits_check() { # NAME
+  local m
+  m=$(curl -sf "${url[$1]}/metrics" -H 'Authorization: Bearer sk-bench-metrics') ||
+    { echo "bench: ${label[$1]}: GET /metrics failed" >&2; exit 1; }
+  awk -v name="${label[$1]}" '
+    /^sluice_limit_denials_total/ {den += $2}
+    /^sluice_counter_store_errors_total/ {err += $2}
+    /^sluice_tokens_total\{direction="in"\}/ {tin = $2}
+    /^sluice_tokens_total\{direction="out"\}/ {tout = $2}
+    END {
+      printf "%s: metered %d prompt + %d completion tokens, %d denials, %d counter store errors\n", name, tin, tout, den, err
+      if (den > 0 || err > 0 || tin == 0 || tout == 0) exit 1
+    }' <<<"$m" || { echo "bench: ${label[$1]}: limits did not run cleanly" >&2; exit 1; }
+}
+
+echo
+echo "streaming: time to first token (load-tests/ttft.py)"
+ttft_args=("${label[a]}=${url[a]}" "${label[c]}=${url[c]}@sk-bench" "${label[l]}=${url[l]}@sk-bench")
+if [[ $REDIS == 1 ]]; then ttft_args+=("${label[r]}=${url[r]}@sk-bench"); fi
+python3 load-tests/ttft.py "$STREAM_N" "${ttft_args[@]}"
+
+echo
+limits_check l
+if [[ $REDIS == 1 ]]; then
+  limits_check r
+  [[ -n $redis_keys_seen ]] && echo "${label[r]}: $redis_keys_seen counter keys under ${KEY_PREFIX} after the wrk rounds"
+fi
+
+for n in "${names[@]}"; do # peak RSS (VmHWM) of each process, after everything above
+  rss[$n]=$(awk '/^VmHWM/ {print $2}' "/proc/${pid[$n]}/status" 2>/dev/null || echo 0)
+done
+
+echo
+args=()
+for n in a p b c l r; do
+  if [[ -n ${rps[$n]:-} ]]; then
+    args+=("$n" "${label[$n]}" "${rps[$n]}" "${p50[$n]}" "${p99[$n]}" "${rss[$n]}")
+  else
+    args+=("$n" "${label[$n]}" "" "" "" "0")
+  fi
+done
+python3 - "${args[@]}" <<'PY'
 import statistics, sys
-vals = [list(map(float, s.split())) for s in sys.argv[1:13]]
-labels = sys.argv[13:17]
-med = [statistics.median(v) for v in vals]
-rps, p50, p99 = med[0:4], med[4:8], med[8:12]
-for i, name in enumerate(labels):
-    runs = " ".join(f"{x:.0f}" for x in vals[i])
-    print(f"{name:<36} {rps[i]:>9.0f} rps   p50 {p50[i]:6.2f} ms   p99 {p99[i]:6.2f} ms   (runs: {runs})")
-a, p, b, c = rps
-print(f"ratio p/a = {p/a:.3f}   (bare Pingora vs mock direct: the cost of any proxy hop)")
-print(f"ratio b/p = {b/p:.3f}   (Sluice passthrough vs bare Pingora)")
-print(f"ratio c/b = {c/b:.3f}   (full policy vs passthrough; target >= 0.90)")
+a = sys.argv[1:]
+rows = {}
+for i in range(0, len(a), 6):
+    n, label, rps, p50, p99, rss = a[i:i + 6]
+    rows[n] = (label, [list(map(float, s.split())) for s in (rps, p50, p99)], int(rss))
+print("table: wrk medians over the rounds; peak RSS = VmHWM of the process after the run")
+med = {}
+for n, (label, (rps, p50, p99), rss) in rows.items():
+    if not rps:
+        print(f"{label:<36} skipped: redis-server not running on 127.0.0.1:6379")
+        continue
+    med[n] = statistics.median(rps)
+    runs = " ".join(f"{x:.0f}" for x in rps)
+    print(f"{label:<36} {med[n]:>9.0f} rps   p50 {statistics.median(p50):6.2f} ms   "
+          f"p99 {statistics.median(p99):6.2f} ms   RSS {rss / 1024:6.1f} MiB   (runs: {runs})")
+def ratio(x, y, what):
+    if x in med and y in med:
+        print(f"ratio {x}/{y} = {med[x] / med[y]:.3f}   ({what})")
+    else:
+        print(f"ratio {x}/{y} =   n/a   ({what}; skipped)")
+ratio("p", "a", "bare Pingora vs mock direct: the cost of any proxy hop")
+ratio("b", "p", "Sluice passthrough vs bare Pingora")
+ratio("c", "b", "full policy vs passthrough; target >= 0.90")
+ratio("l", "b", "policy + limits (local store) vs passthrough; target >= 0.90")
+ratio("r", "b", "policy + limits (Redis store) vs passthrough")
+ratio("l", "c", "limits alone, local store")
+ratio("r", "c", "limits alone, Redis store")
 PY
+
+echo
+echo "prompt counting (load-tests/tokens.sh; target >= 50 MB/s per core for count on the 1 MB text)"
+./load-tests/tokens.sh
+
+echo
+echo "stream metering (filters/examples/meter_bench.rs; target >= 2 M tokens/s per core)"
+meter=$(cargo run --release --quiet -p sluice-filters --example meter_bench)
+echo "$meter"
+awk '/meter only, 1 event\/chunk/ {
+  for (i = 1; i <= NF; i++) if ($i == "tokens/s") v = $(i - 2)
+  printf "stream metering: %.2f M tokens/s per core (real BPE, 1 event per chunk): target >= 2 M/s %s\n", v, (v >= 2 ? "met" : "NOT met")
+}' <<<"$meter"

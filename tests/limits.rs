@@ -359,8 +359,41 @@ async fn client_disconnect_mid_stream_settles_what_was_used() {
             .unwrap()
             .parse()
             .unwrap();
-        assert!(remaining <= budget - charged - prompt, "stream charged nothing");
+        assert!(
+            remaining <= budget - charged - prompt,
+            "stream charged nothing"
+        );
         remaining > budget - charged - (prompt + 100)
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_model_calls_spend_tokens() {
+    let m = mock("a").await;
+    let rules = "  - rule_name: budget\n    rule_type: token_limit\n    rule_config: {time_window_enabled: true, time_window_minutes: 60, max_tokens_per_window: 1000}\n";
+    let gw = Gateway::start(&with_rules(m.addr.port(), rules)).await;
+    let c = reqwest::Client::new();
+    for _ in 0..3 {
+        let r = gw.get(&c, "/v1/models").await;
+        assert_eq!(r.status(), 200);
+        assert!(!r.headers().contains_key("x-ratelimit-remaining-tokens"));
+        let v: Value = r.json().await.unwrap();
+        assert!(v["data"].is_array(), "models list passes unmetered: {v}");
+    }
+    let mut body = chat_body(false);
+    body["max_tokens"] = json!(4);
+    let r = post(&c, gw.url("/v1/chat/completions"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let remaining: u64 = r.headers()["x-ratelimit-remaining-tokens"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    let prompt = v["usage"]["prompt_tokens"].as_u64().unwrap();
+    assert_eq!(remaining, 1000 - prompt - 4, "only this call's reservation");
 }

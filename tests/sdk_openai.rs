@@ -19,11 +19,14 @@ async fn openai_python_sdk_sees_clean_truncation_and_rate_limits() {
     );
     let m = mock("a").await;
     let rules = "rules:\n  - rule_name: five-out\n    rule_type: token_limit\n    rule_config: {max_output_tokens: 5}\n  - rule_name: per-key\n    rule_type: rate_limit\n    rule_config: {max_requests: 3, time_window_seconds: 60, key_by: api_key}\n";
-    let yaml = config(&[server("a", "p", m.addr.port(), "")], &format!("{CATCH_ALL}{rules}"))
-        .replace(
-            "      key: sk-test\n",
-            "      key: sk-test\n    - name: limited\n      key: sk-limited\n",
-        );
+    let yaml = config(
+        &[server("a", "p", m.addr.port(), "")],
+        &format!("{CATCH_ALL}{rules}"),
+    )
+    .replace(
+        "      key: sk-test\n",
+        "      key: sk-test\n    - name: limited\n      key: sk-limited\n",
+    );
     let gw = Gateway::start(&yaml).await;
     let url = gw.url("");
     let out = tokio::task::spawn_blocking(move || {

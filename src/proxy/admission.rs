@@ -105,7 +105,7 @@ pub async fn admit(
         },
     )
     .await?;
-    let metered = rt.limits.counts_tokens[namespace] && granted.is_some();
+    let metered = granted.as_ref().is_some_and(|g| g.metered);
     let client_wants_usage = parsed.as_ref().is_some_and(|b| {
         b.pointer("/stream_options/include_usage")
             .and_then(Value::as_bool)

@@ -10,6 +10,7 @@ use crate::state::Runtime;
 use serde_json::Value;
 use sluice_filters::facts::HeaderLookup;
 use sluice_filters::limits::plan::{self, Decision, Denial, RequestView, Reservation};
+use sluice_filters::limits::rules::RuleConfig;
 use sluice_filters::tokens::{count_prompt, TokenCounter};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
@@ -23,6 +24,8 @@ pub struct Granted {
     pub prompt_tokens: u64,
     /// Counter of the request's model (cutting output, counting it).
     pub counter: &'static dyn TokenCounter,
+    /// A token rule applies to this model call: its response is metered.
+    pub metered: bool,
 }
 
 impl std::fmt::Debug for Granted {
@@ -61,15 +64,35 @@ pub async fn admit(rt: &Runtime, input: &LimitInput<'_>) -> Result<Option<Grante
     if indexes.is_empty() {
         return Ok(None);
     }
-    let rules: Vec<&plan::Rule> = indexes.iter().map(|&i| &limits.rules[i]).collect();
+    // Token rules apply to model calls only: generation (`messages`,
+    // `prompt`) and embeddings (`input`); a `GET /v1/models` spends no
+    // tokens and is not metered.
+    let body = input.body.filter(|b| b.is_object());
+    let has = |field: &str| body.is_some_and(|b| b.get(field).is_some());
+    let generation = has("messages") || has("prompt");
+    let model_call = generation || has("input");
+    let metered = model_call && limits.counts_tokens[input.namespace];
+    let rules: Vec<&plan::Rule> = indexes
+        .iter()
+        .map(|&i| &limits.rules[i])
+        .filter(|r| model_call || !matches!(r.config, RuleConfig::TokenLimit(_)))
+        .collect();
+    if rules.is_empty() {
+        return Ok(None);
+    }
     let model = input.model.unwrap_or("");
-    let resolved = limits.tokenizers.resolve(model);
-    let counter = resolved.encoding.counter();
+    let counter = limits.tokenizers.resolve(model).encoding.counter();
     // Prompt counting is the costly part; only token rules need it.
-    let prompt_tokens = if limits.counts_tokens[input.namespace] {
-        input.body.map_or(0, |b| count_prompt(counter, b).tokens)
+    let prompt_tokens = match body {
+        Some(b) if metered => count_prompt(counter, b).tokens,
+        _ => 0,
+    };
+    // Embeddings produce no output: reserve one token so the budget's
+    // "prompt + 1" floor holds; settlement charges the actual usage.
+    let requested_output = if generation {
+        input.requested_output
     } else {
-        0
+        Some(1)
     };
     let planned = {
         let view = RequestView {
@@ -81,7 +104,7 @@ pub async fn admit(rt: &Runtime, input: &LimitInput<'_>) -> Result<Option<Grante
             headers: input.headers,
             request_id: input.request_id,
             prompt_tokens,
-            requested_output: input.requested_output,
+            requested_output,
         };
         plan::plan(&rules, &view, &limits.settings).map_err(deny)?
     };
@@ -101,6 +124,7 @@ pub async fn admit(rt: &Runtime, input: &LimitInput<'_>) -> Result<Option<Grante
     };
     match decision {
         Decision::Allow(reservation) => Ok(Some(Granted {
+            metered,
             output_cap: reservation.output_cap,
             reservation: Some(reservation),
             prompt_tokens,
