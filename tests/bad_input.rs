@@ -157,6 +157,7 @@ auth:
 namespaces:
   - {namespace_code: a}
   - {namespace_code: a}
+  - {namespace_code: b}
 upstream_servers:
   - {server_name: s, server_address: 127.0.0.1, server_port: 9, weight: 0, colour: blue}
   - {server_name: t, server_address: 127.0.0.1, server_port: 9}
@@ -169,6 +170,13 @@ routes:
   - {prefix: /v1, upstream: t}
   - {prefix: /v1/, upstream: t}
 timeouts: {connect_ms: "soon"}
+rules:
+  - {rule_name: r1, rule_type: rate_limit, rule_config: {max_requests: 5, algorithm: leaky}}
+  - {rule_name: r2, rule_type: token_limit, rule_config: {time_window_minutes: 5}}
+  - {rule_name: r3, rule_type: magic, rule_config: {}}
+  - {rule_name: r4, namespace: nowhere, rule_type: concurrency, rule_config: {max_concurrent: 1}}
+  - {rule_name: r5, namespace: b, rule_type: concurrency, rule_config: {max_concurrent: 1}}
+counters: {store: redis}
 "#;
     let (path, _, _) = write_config(yaml);
     let out = std::process::Command::new(sluice_bin())
@@ -192,6 +200,12 @@ timeouts: {connect_ms: "soon"}
         "proxy_rules[0]: path_pattern is not a valid regex",
         "routes[1].prefix: same prefix",
         "every API key is bound",
+        "rules[0]: rule_config.algorithm: expected one of",
+        "rules[1]: rule_config.time_window_minutes: has no effect",
+        "rules[2]: rule_type: unknown type \"magic\"",
+        "rules[3].namespace: namespace \"nowhere\" is not defined",
+        "rules[4].namespace: no request can reach namespace \"b\"",
+        "counters.redis_url: store: redis needs a redis_url",
     ] {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
     }

@@ -5,7 +5,7 @@
 use super::load::Problem;
 use super::*;
 use sluice_filters::limits::rules::{KeyBy, RuleConfig};
-use sluice_filters::matcher::CompiledMatcher;
+use sluice_filters::matcher::{CompiledMatcher, MatchAction};
 use sluice_filters::routing::{normalize_prefix, CompiledProxyRule};
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -331,7 +331,12 @@ impl Validator<'_> {
                 continue;
             }
             if let Some(ns) = &r.namespace {
-                self.namespace_ref(format!("{path}.namespace"), ns);
+                if self.namespace_ref(format!("{path}.namespace"), ns) && !self.reachable(ns) {
+                    self.problem(
+                        format!("{path}.namespace"),
+                        format!("no request can reach namespace {ns:?} (it is not the default_namespace, no active allow matcher targets it, no API key is bound to it), so this rule could never apply"),
+                    );
+                }
             }
             match RuleConfig::parse(&r.rule_type, &r.rule_config) {
                 Err(e) => self.problem(path, e),
@@ -350,6 +355,20 @@ impl Validator<'_> {
                 }
             }
         }
+    }
+
+    /// Whether some request can land in namespace `code`.
+    fn reachable(&self, code: &str) -> bool {
+        let c = self.c;
+        c.default_namespace.as_deref() == Some(code)
+            || c.matchers
+                .iter()
+                .any(|m| m.is_active && m.action == MatchAction::Allow && m.namespace == code)
+            || (c.auth.enabled
+                && c.auth
+                    .keys
+                    .iter()
+                    .any(|k| k.namespace.as_deref() == Some(code)))
     }
 
     fn counters(&mut self) {
@@ -392,7 +411,12 @@ impl Validator<'_> {
             }
             self.pool_ref(format!("{path}.upstream"), &r.upstream);
             if let Some(ns) = &r.namespace {
-                self.namespace_ref(format!("{path}.namespace"), ns);
+                if self.namespace_ref(format!("{path}.namespace"), ns) && !self.reachable(ns) {
+                    self.problem(
+                        format!("{path}.namespace"),
+                        format!("no request can reach namespace {ns:?} (it is not the default_namespace, no active allow matcher targets it, no API key is bound to it), so this rule could never apply"),
+                    );
+                }
             }
             if let Err(e) = CompiledProxyRule::compile(&r.spec(None, 0)) {
                 self.problem(path, e);
@@ -406,7 +430,12 @@ impl Validator<'_> {
             let path = format!("routes[{i}]");
             self.pool_ref(format!("{path}.upstream"), &r.upstream);
             if let Some(ns) = &r.namespace {
-                self.namespace_ref(format!("{path}.namespace"), ns);
+                if self.namespace_ref(format!("{path}.namespace"), ns) && !self.reachable(ns) {
+                    self.problem(
+                        format!("{path}.namespace"),
+                        format!("no request can reach namespace {ns:?} (it is not the default_namespace, no active allow matcher targets it, no API key is bound to it), so this rule could never apply"),
+                    );
+                }
             }
             let key = (normalize_prefix(&r.prefix), r.namespace.as_deref());
             if let Some(first) = seen.insert(key, i) {
