@@ -88,14 +88,13 @@ pub async fn admit(
         }),
         _ => None,
     };
-    let label = route.label(&rt.router);
     let pool = route.target();
     let granted = limits::admit(
         rt,
         &LimitInput {
             namespace,
             key,
-            route: &label,
+            route: &route,
             pool,
             model: llm.model.as_deref(),
             requested_output: llm.max_tokens,

@@ -11,6 +11,7 @@ use serde_json::Value;
 use sluice_filters::facts::HeaderLookup;
 use sluice_filters::limits::plan::{self, Decision, Denial, RequestView, Reservation};
 use sluice_filters::limits::rules::RuleConfig;
+use sluice_filters::routing::RouteMatch;
 use sluice_filters::tokens::{count_prompt, TokenCounter};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
@@ -45,7 +46,7 @@ impl std::fmt::Debug for Granted {
 pub struct LimitInput<'a> {
     pub namespace: usize,
     pub key: Option<usize>,
-    pub route: &'a str,
+    pub route: &'a RouteMatch,
     pub pool: usize,
     pub model: Option<&'a str>,
     pub requested_output: Option<u64>,
@@ -80,6 +81,7 @@ pub async fn admit(rt: &Runtime, input: &LimitInput<'_>) -> Result<Option<Grante
     if rules.is_empty() {
         return Ok(None);
     }
+    let route = input.route.label(&rt.router);
     let model = input.model.unwrap_or("");
     let counter = limits.tokenizers.resolve(model).encoding.counter();
     // Prompt counting is the costly part; only token rules need it.
@@ -98,7 +100,7 @@ pub async fn admit(rt: &Runtime, input: &LimitInput<'_>) -> Result<Option<Grante
         let view = RequestView {
             namespace: rt.namespaces[input.namespace].code.as_str(),
             api_key: input.key.map(|k| rt.keys[k].name.as_str()),
-            route: input.route,
+            route: &route,
             model: input.model,
             upstream: rt.pools[input.pool].name.as_str(),
             headers: input.headers,
