@@ -10,6 +10,7 @@
 //! - [`tokens`]: token counting (encodings per model, chat prompts as billed).
 //! - [`limits`]: rate, concurrency and token-budget rules over a [`limits::store::CounterStore`].
 //! - [`stream`]: SSE metering and truncation of model output.
+//! - [`translate`]: OpenAI Chat Completions ⇄ Anthropic Messages bodies and SSE.
 
 #![cfg_attr(
     not(test),
@@ -23,3 +24,4 @@ pub mod matcher;
 pub mod routing;
 pub mod stream;
 pub mod tokens;
+pub mod translate;
