@@ -80,7 +80,8 @@ fn main() -> ExitCode {
                 Ok(cfg) => cfg,
                 Err(code) => return code,
             };
-            match sluice::server::run(cfg) {
+            let state = sluice::store::config_file::state_path_for(&config);
+            match sluice::server::run_with_state(cfg, Some(state)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("sluice: {e}");

@@ -6,6 +6,7 @@ use crate::admin::AdminApp;
 use crate::config::{Config, CounterStoreKind};
 use crate::proxy::Gateway;
 use crate::state::{Runtime, SharedRuntime};
+use crate::store::config_file::{Entities, FileStore};
 use crate::store::lazy::LazyRedisStore;
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
@@ -15,6 +16,7 @@ use pingora::services::background::{background_service, BackgroundService};
 use pingora::services::listening::Service;
 use sluice_filters::limits::local::LocalCounterStore;
 use sluice_filters::limits::store::{CounterStore, SystemClock};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Refreshes upstream names and runs health checks on the current runtime.
@@ -50,7 +52,41 @@ fn threads(config: &Config) -> usize {
 }
 
 /// Builds and runs the gateway; returns only on error before start.
+/// Admin API changes apply but are not persisted (see [`run_with_state`]).
 pub fn run(config: Config) -> Result<(), String> {
+    run_with_state(config, None)
+}
+
+/// Builds and runs the gateway with the admin API's entity store at
+/// `state_path`: when that file exists its entities replace the YAML's (and
+/// are validated together with the YAML's process settings); otherwise the
+/// YAML's entities are used and the first admin change writes the file.
+pub fn run_with_state(mut config: Config, state_path: Option<PathBuf>) -> Result<(), String> {
+    let file_store = state_path.map(FileStore::new);
+    let entities = match &file_store {
+        Some(fs) => match fs.load()? {
+            Some(stored) => {
+                stored.apply_to(&mut config);
+                let problems = config.check();
+                if !problems.is_empty() {
+                    return Err(format!(
+                        "{} (with the config file's settings): {} problem(s):\n{}",
+                        fs.path().display(),
+                        problems.len(),
+                        problems
+                            .iter()
+                            .map(|p| format!("  - {p}"))
+                            .collect::<Vec<_>>()
+                            .join("\n")
+                    ));
+                }
+                log::warn!("entities loaded from {}", fs.path().display());
+                stored
+            }
+            None => Entities::from_config(&config),
+        },
+        None => Entities::from_config(&config),
+    };
     let store: Arc<dyn CounterStore> = match (&config.counters.store, &config.counters.redis_url) {
         (CounterStoreKind::Redis, Some(url)) => Arc::new(LazyRedisStore::new(
             url.expose(),
@@ -112,7 +148,8 @@ pub fn run(config: Config) -> Result<(), String> {
     server.add_service(proxy);
 
     if let Some(admin_addr) = &config.listen.admin {
-        let mut admin = Service::new("sluice admin".to_string(), AdminApp::new(shared.clone()));
+        let app = AdminApp::with_store(shared.clone(), file_store, entities);
+        let mut admin = Service::new("sluice admin".to_string(), app);
         admin.add_tcp(admin_addr);
         server.add_service(admin);
     }

@@ -1,27 +1,86 @@
 //! The admin (config-center) service on `listen.admin`, a separate Pingora
 //! service. It authenticates every request with an admin token (constant
 //! time) except `GET /health` (and every `GET` when `admin.auth_reads` is
-//! `false`), and answers in seed 000's shapes
-//! (`{"detail": "..."}` for errors). This first cut serves `GET /health`
-//! and `GET /api/v1/status`; the CRUD resources follow in the config-center
-//! issue and answer 404 `{"detail":"资源不存在"}` until then.
+//! `false`; changes always need a token), and answers in seed 000's shapes
+//! (`{"detail": "..."}` for errors).
+//!
+//! Resources (seed 000 paths, numeric ids): namespaces, upstream servers,
+//! matchers, proxy rules and limit rules ([`api`]). Every change is
+//! validated, compiled, persisted and swapped in as a whole ([`center`]).
+
+mod api;
+pub mod center;
 
 use crate::state::SharedRuntime;
+use crate::store::config_file::{Entities, FileStore};
 use async_trait::async_trait;
+use center::ConfigCenter;
 use http::Response;
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
-use serde_json::json;
+use serde_json::{json, Map, Value};
 use subtle::ConstantTimeEq;
+
+/// Largest admin request body.
+const MAX_BODY: usize = 1024 * 1024;
+
+/// An error answer: status and the `detail` text.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: u16,
+    pub detail: String,
+}
+
+impl ApiError {
+    pub fn new(status: u16, detail: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        ApiError::new(400, detail)
+    }
+
+    pub fn not_found() -> Self {
+        ApiError::new(404, "资源不存在")
+    }
+
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        ApiError::new(409, detail)
+    }
+
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        ApiError::new(500, format!("服务器内部错误: {detail}"))
+    }
+}
 
 /// The admin HTTP app.
 pub struct AdminApp {
     runtime: SharedRuntime,
+    center: ConfigCenter,
 }
 
 impl AdminApp {
+    /// An admin app whose changes apply to `runtime` but are not persisted
+    /// (the entities start as the runtime's config has them).
     pub fn new(runtime: SharedRuntime) -> Self {
-        AdminApp { runtime }
+        let entities = Entities::from_config(&runtime.load().config);
+        AdminApp::with_store(runtime, None, entities)
+    }
+
+    /// An admin app persisting changes in `store`; `entities` is the
+    /// snapshot `runtime` was built from.
+    pub fn with_store(
+        runtime: SharedRuntime,
+        store: Option<FileStore>,
+        entities: Entities,
+    ) -> Self {
+        AdminApp {
+            center: ConfigCenter::new(runtime.clone(), store, entities),
+            runtime,
+        }
     }
 
     fn authorized(&self, session: &ServerSession) -> bool {
@@ -38,6 +97,160 @@ impl AdminApp {
             ok |= bool::from(presented.as_bytes().ct_eq(token.expose().as_bytes()));
         }
         ok && !presented.is_empty()
+    }
+
+    /// Routes one authorized request.
+    async fn route(
+        &self,
+        session: &mut ServerSession,
+        method: &str,
+        path: &str,
+    ) -> Result<Value, ApiError> {
+        let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
+        let ["api", "v1", rest @ ..] = segments.as_slice() else {
+            return Err(ApiError::not_found());
+        };
+        let id = |s: &str| s.parse::<u64>().map_err(|_| ApiError::not_found());
+        let query = session.req_header().uri.query().unwrap_or("").to_string();
+        let rule_type = query_param(&query, "rule_type");
+        let c = &self.center;
+        match (method, rest) {
+            ("GET", ["status"]) => Ok(status_body()),
+
+            ("GET", ["namespaces"]) => Ok(api::list_namespaces(&c.snapshot())),
+            ("POST", ["namespaces"]) => api::create_namespace(c, body(session).await?).await,
+            ("GET", ["namespaces", n]) => api::get_namespace(&c.snapshot(), id(n)?),
+            ("PUT", ["namespaces", n]) => {
+                let n = id(n)?;
+                api::update_namespace(c, n, body(session).await?).await
+            }
+            ("DELETE", ["namespaces", n]) => api::delete_namespace(c, id(n)?).await,
+            ("GET", ["namespaces", n, "rules"]) => {
+                api::list_rules(&c.snapshot(), Some(id(n)?), rule_type.as_deref())
+            }
+            ("POST", ["namespaces", n, "rules"]) => {
+                let n = id(n)?;
+                api::create_rule(c, n, body(session).await?).await
+            }
+            ("GET", ["namespaces", n, "matchers"]) => {
+                api::list_matchers(&c.snapshot(), Some(id(n)?))
+            }
+            ("POST", ["namespaces", n, "matchers"]) => {
+                let n = id(n)?;
+                api::create_matcher(c, n, body(session).await?).await
+            }
+
+            ("GET", ["upstream-servers"]) => Ok(api::list_servers(&c.snapshot())),
+            ("POST", ["upstream-servers"]) => api::create_server(c, body(session).await?).await,
+            ("GET", ["upstream-servers", n]) => api::get_server(&c.snapshot(), id(n)?),
+            ("PUT", ["upstream-servers", n]) => {
+                let n = id(n)?;
+                api::update_server(c, n, body(session).await?).await
+            }
+            ("DELETE", ["upstream-servers", n]) => api::delete_server(c, id(n)?).await,
+
+            ("GET", ["matchers"]) => api::list_matchers(&c.snapshot(), None),
+            ("GET", ["matchers", n]) => api::get_matcher(&c.snapshot(), id(n)?),
+            ("PUT", ["matchers", n]) => {
+                let n = id(n)?;
+                api::update_matcher(c, n, body(session).await?).await
+            }
+            ("DELETE", ["matchers", n]) => api::delete_matcher(c, id(n)?).await,
+
+            ("GET", ["proxy-rules"]) => Ok(api::list_proxy_rules(&c.snapshot())),
+            ("POST", ["proxy-rules"]) => api::create_proxy_rule(c, body(session).await?).await,
+            ("GET", ["proxy-rules", n]) => api::get_proxy_rule(&c.snapshot(), id(n)?),
+            ("PUT", ["proxy-rules", n]) => {
+                let n = id(n)?;
+                api::update_proxy_rule(c, n, body(session).await?).await
+            }
+            ("DELETE", ["proxy-rules", n]) => api::delete_proxy_rule(c, id(n)?).await,
+
+            ("GET", ["rules"]) => api::list_rules(&c.snapshot(), None, rule_type.as_deref()),
+            ("GET", ["rules", "types"]) => Ok(api::rule_types()),
+            ("GET", ["rules", n]) => api::get_rule(&c.snapshot(), id(n)?),
+            ("PUT", ["rules", n]) => {
+                let n = id(n)?;
+                api::update_rule(c, n, body(session).await?).await
+            }
+            ("DELETE", ["rules", n]) => api::delete_rule(c, id(n)?).await,
+
+            (_, rest) if known_path(rest) => Err(ApiError::new(405, "Method Not Allowed")),
+            _ => Err(ApiError::not_found()),
+        }
+    }
+}
+
+/// Whether `rest` (after `/api/v1/`) is a resource path some method serves.
+fn known_path(rest: &[&str]) -> bool {
+    const COLLECTIONS: &[&str] = &[
+        "namespaces",
+        "upstream-servers",
+        "matchers",
+        "proxy-rules",
+        "rules",
+    ];
+    let numeric = |s: &str| s.parse::<u64>().is_ok();
+    match rest {
+        ["status"] | ["rules", "types"] => true,
+        [c] => COLLECTIONS.contains(c),
+        [c, n] => COLLECTIONS.contains(c) && numeric(n),
+        ["namespaces", n, "rules" | "matchers"] => numeric(n),
+        _ => false,
+    }
+}
+
+/// The value of query parameter `name` (no percent-decoding: the values
+/// asked for are plain words).
+fn query_param(query: &str, name: &str) -> Option<String> {
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (k == name && !v.is_empty()).then(|| v.to_string())
+    })
+}
+
+/// The JSON object body of a POST/PUT: 415 unless the content type is
+/// JSON, 413 past [`MAX_BODY`], 400 unless it is a JSON object.
+async fn body(session: &mut ServerSession) -> Result<Map<String, Value>, ApiError> {
+    let json_type = session
+        .req_header()
+        .headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            let mime = v
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            mime == "application/json"
+                || (mime.starts_with("application/") && mime.ends_with("+json"))
+        })
+        .unwrap_or(false);
+    if !json_type {
+        return Err(ApiError::new(
+            415,
+            "不支持的媒体类型: 请求体必须是 JSON (Content-Type: application/json)",
+        ));
+    }
+    let mut bytes = Vec::new();
+    loop {
+        match session.read_request_body().await {
+            Ok(Some(chunk)) => {
+                bytes.extend_from_slice(&chunk);
+                if bytes.len() > MAX_BODY {
+                    return Err(ApiError::new(413, "请求体过大"));
+                }
+            }
+            Ok(None) => break,
+            Err(e) => return Err(ApiError::bad_request(format!("无法读取请求体: {e}"))),
+        }
+    }
+    match serde_json::from_slice::<Value>(&bytes) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(ApiError::bad_request("请求体必须是 JSON 对象")),
+        Err(e) => Err(ApiError::bad_request(format!("请求体不是有效的 JSON: {e}"))),
     }
 }
 
@@ -76,9 +289,14 @@ impl ServeHttp for AdminApp {
         if !open_read && !self.authorized(session) {
             return respond(401, json!({"detail": "未授权: 需要有效的管理令牌"}));
         }
-        match (method.as_str(), path.as_str()) {
-            ("GET", "/api/v1/status") => respond(200, status_body()),
-            _ => respond(404, json!({"detail": "资源不存在"})),
+        match self.route(session, method.as_str(), &path).await {
+            Ok(body) => respond(200, body),
+            Err(e) => {
+                if e.status >= 500 {
+                    log::error!("admin {method} {path}: {}", e.detail);
+                }
+                respond(e.status, json!({"detail": e.detail}))
+            }
         }
     }
 }

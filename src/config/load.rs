@@ -280,6 +280,17 @@ fn assign_ids(config: &mut Config) {
     fill(&mut config.rules, |r| &mut r.id);
 }
 
+impl Config {
+    /// Every problem `sluice check` would report for this already parsed
+    /// config (references, patterns, ranges); empty when it is valid. Used
+    /// by the admin API before it applies a change.
+    pub fn check(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        validate(self, &mut problems);
+        problems
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,7 @@
-//! Stores behind the gateway: counter stores (Redis) for shared limits.
+//! Stores behind the gateway: counter stores (Redis) for shared limits, and
+//! the config-center entity store ([`config_file`]).
 
+pub mod config_file;
 pub mod lazy;
 pub mod redis_counter;
 

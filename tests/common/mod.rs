@@ -241,3 +241,28 @@ pub fn chat_body(stream: bool) -> serde_json::Value {
     serde_json::json!({"model": "gpt-4o-mini", "stream": stream,
         "messages": [{"role": "user", "content": "hello there"}]})
 }
+
+/// The admin API's entity store next to a gateway's config file.
+pub fn state_path(gw: &Gateway) -> std::path::PathBuf {
+    let mut p = gw.config_path.clone().into_os_string();
+    p.push(".state.json");
+    p.into()
+}
+
+impl Gateway {
+    /// Stops the process and starts it again on the same config file and
+    /// ports (the admin API's state file stays), then waits for `/healthz`.
+    pub async fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = Command::new(sluice_bin())
+            .args(["run", "-c"])
+            .arg(&self.config_path)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn sluice");
+        self.wait_ready().await;
+    }
+}

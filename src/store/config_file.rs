@@ -1,0 +1,309 @@
+//! The config-center entity store, file backed: the entities the admin API
+//! edits (namespaces, upstream servers, matchers, proxy rules, prefix
+//! routes, limit rules) as one JSON snapshot next to the config file
+//! (`<config>.state.json`). Every save writes the whole snapshot
+//! atomically: a temp file in the same directory, write, fsync, rename over
+//! the old one, fsync the directory. A crash leaves the old or the new
+//! snapshot, never a torn one.
+//!
+//! Precedence: when the state file exists it is the truth for the entities
+//! (the YAML still supplies every process setting, API keys and
+//! `default_namespace`); when it does not, the YAML's entities are the
+//! starting point and the first change through the admin API writes them,
+//! changed, to the state file.
+
+use crate::config::{Config, Matcher, Namespace, ProxyRule, Route, Rule, UpstreamServer};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// When an entity was created and last changed (`YYYY-MM-DD HH:MM:SS`, UTC).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stamp {
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// One snapshot of the editable entities.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Entities {
+    #[serde(default)]
+    pub namespaces: Vec<Namespace>,
+    #[serde(default)]
+    pub upstream_servers: Vec<UpstreamServer>,
+    #[serde(default)]
+    pub matchers: Vec<Matcher>,
+    #[serde(default)]
+    pub proxy_rules: Vec<ProxyRule>,
+    #[serde(default)]
+    pub routes: Vec<Route>,
+    #[serde(default)]
+    pub rules: Vec<Rule>,
+    /// Last id handed out per kind (`namespaces`, …): ids are never reused.
+    #[serde(default)]
+    pub last_ids: BTreeMap<String, u64>,
+    /// Timestamps per `kind/id` (entities from the YAML have none).
+    #[serde(default)]
+    pub stamps: BTreeMap<String, Stamp>,
+}
+
+/// Snapshot format version written to the file.
+const VERSION: u64 = 1;
+
+impl Entities {
+    /// The entities of a loaded config.
+    pub fn from_config(c: &Config) -> Entities {
+        Entities {
+            namespaces: c.namespaces.clone(),
+            upstream_servers: c.upstream_servers.clone(),
+            matchers: c.matchers.clone(),
+            proxy_rules: c.proxy_rules.clone(),
+            routes: c.routes.clone(),
+            rules: c.rules.clone(),
+            last_ids: BTreeMap::new(),
+            stamps: BTreeMap::new(),
+        }
+    }
+
+    /// Replaces the config's entities with these.
+    pub fn apply_to(&self, c: &mut Config) {
+        c.namespaces = self.namespaces.clone();
+        c.upstream_servers = self.upstream_servers.clone();
+        c.matchers = self.matchers.clone();
+        c.proxy_rules = self.proxy_rules.clone();
+        c.routes = self.routes.clone();
+        c.rules = self.rules.clone();
+    }
+
+    /// The next id of `kind`: above every id in use or ever handed out.
+    pub fn next_id(&mut self, kind: &str) -> u64 {
+        let in_use = match kind {
+            "namespaces" => self.namespaces.iter().map(|n| n.id).max(),
+            "upstream_servers" => self.upstream_servers.iter().map(|s| s.id).max(),
+            "matchers" => self.matchers.iter().map(|m| m.id).max(),
+            "proxy_rules" => self.proxy_rules.iter().map(|r| r.id).max(),
+            _ => self.rules.iter().map(|r| r.id).max(),
+        }
+        .unwrap_or(0);
+        let last = self.last_ids.entry(kind.to_string()).or_insert(0);
+        *last = (*last).max(in_use) + 1;
+        *last
+    }
+
+    /// Records a creation (`created`) or an update of `kind/id` now.
+    pub fn touch(&mut self, kind: &str, id: u64, created: bool) {
+        let now = now_text();
+        let stamp = self.stamps.entry(format!("{kind}/{id}")).or_default();
+        if created || stamp.created_at.is_empty() {
+            stamp.created_at = now.clone();
+        }
+        stamp.updated_at = now;
+    }
+
+    /// Forgets the timestamps of a deleted entity.
+    pub fn forget(&mut self, kind: &str, id: u64) {
+        self.stamps.remove(&format!("{kind}/{id}"));
+    }
+
+    /// The timestamps of `kind/id`, if any.
+    pub fn stamp(&self, kind: &str, id: u64) -> Option<&Stamp> {
+        self.stamps.get(&format!("{kind}/{id}"))
+    }
+
+    /// The snapshot as stored: unlike the entities' `Serialize` (which
+    /// redacts), secrets are written in clear, so the file is created 0600.
+    pub fn to_json(&self) -> Value {
+        let servers: Vec<Value> = self.upstream_servers.iter().map(server_json).collect();
+        json!({
+            "version": VERSION,
+            "namespaces": self.namespaces,
+            "upstream_servers": servers,
+            "matchers": self.matchers,
+            "proxy_rules": self.proxy_rules,
+            "routes": self.routes,
+            "rules": self.rules,
+            "last_ids": self.last_ids,
+            "stamps": self.stamps,
+        })
+    }
+}
+
+/// An upstream server as JSON with its secrets in clear (for the store and
+/// for merging an update into it; never for a response).
+pub fn server_json(s: &UpstreamServer) -> Value {
+    let mut v = serde_json::to_value(s).unwrap_or(Value::Null);
+    if let Value::Object(map) = &mut v {
+        map.insert(
+            "api_key".into(),
+            s.api_key
+                .as_ref()
+                .map_or(Value::Null, |k| Value::from(k.expose().as_str())),
+        );
+        let headers: serde_json::Map<String, Value> = s
+            .inject_headers
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::from(v.expose().as_str())))
+            .collect();
+        map.insert("inject_headers".into(), Value::Object(headers));
+    }
+    v
+}
+
+/// The state file of the config file at `config_path`.
+pub fn state_path_for(config_path: &str) -> PathBuf {
+    PathBuf::from(format!("{config_path}.state.json"))
+}
+
+/// The file store.
+#[derive(Debug, Clone)]
+pub struct FileStore {
+    path: PathBuf,
+}
+
+impl FileStore {
+    pub fn new(path: impl Into<PathBuf>) -> FileStore {
+        FileStore { path: path.into() }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The stored snapshot; `None` when the file does not exist yet.
+    pub fn load(&self) -> Result<Option<Entities>, String> {
+        let text = match std::fs::read_to_string(&self.path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(format!("cannot read {}: {e}", self.path.display())),
+        };
+        let value: Value = serde_json::from_str(&text)
+            .map_err(|e| format!("{}: not valid JSON: {e}", self.path.display()))?;
+        if let Some(v) = value.get("version").and_then(Value::as_u64) {
+            if v != VERSION {
+                return Err(format!(
+                    "{}: snapshot version {v} is not supported (expected {VERSION})",
+                    self.path.display()
+                ));
+            }
+        }
+        serde_path_to_error::deserialize(value)
+            .map(Some)
+            .map_err(|e| format!("{}: {}: {}", self.path.display(), e.path(), e.inner()))
+    }
+
+    /// Writes the snapshot atomically (temp file, fsync, rename, fsync dir).
+    pub fn save(&self, entities: &Entities) -> Result<(), String> {
+        let bytes = serde_json::to_vec_pretty(&entities.to_json())
+            .map_err(|e| format!("cannot encode the snapshot: {e}"))?;
+        let dir = match self.path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let name = self
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "state.json".into());
+        let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+        let write = || -> std::io::Result<()> {
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                options.mode(0o600);
+            }
+            let mut f = options.open(&tmp)?;
+            f.write_all(&bytes)?;
+            f.sync_all()?;
+            drop(f);
+            std::fs::rename(&tmp, &self.path)?;
+            #[cfg(unix)]
+            std::fs::File::open(&dir)?.sync_all()?;
+            Ok(())
+        };
+        write().map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            format!("cannot write {}: {e}", self.path.display())
+        })
+    }
+}
+
+/// Now as `YYYY-MM-DD HH:MM:SS` (UTC).
+pub fn now_text() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    format_utc(secs)
+}
+
+/// Seconds since the epoch as `YYYY-MM-DD HH:MM:SS`.
+fn format_utc(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
+        rem / 3_600,
+        rem % 3_600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+
+    #[test]
+    fn formats_utc_dates() {
+        assert_eq!(format_utc(0), "1970-01-01 00:00:00");
+        assert_eq!(format_utc(1_754_961_555), "2025-08-12 01:19:15");
+        assert_eq!(format_utc(951_782_400), "2000-02-29 00:00:00");
+    }
+
+    #[test]
+    fn saves_atomically_and_keeps_secrets() {
+        let dir = std::env::temp_dir().join(format!("sluice-store-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = FileStore::new(dir.join("c.yaml.state.json"));
+        assert!(store.load().unwrap().is_none());
+        let server: UpstreamServer = serde_json::from_value(json!({
+            "server_name": "a", "server_address": "127.0.0.1", "server_port": 9,
+            "api_key": "sk-upstream", "inject_headers": {"x-h": "v"}
+        }))
+        .unwrap();
+        let mut e = Entities {
+            upstream_servers: vec![server],
+            ..Entities::default()
+        };
+        assert_eq!(e.next_id("upstream_servers"), 1);
+        e.upstream_servers[0].id = 1;
+        e.touch("upstream_servers", 1, true);
+        store.save(&e).unwrap();
+        let back = store.load().unwrap().unwrap();
+        let s = &back.upstream_servers[0];
+        assert_eq!(s.api_key, Some(Secret::new("sk-upstream".to_string())));
+        assert_eq!(s.inject_headers["x-h"].expose(), "v");
+        assert_eq!(back.last_ids["upstream_servers"], 1);
+        assert!(back.stamp("upstream_servers", 1).is_some());
+        let leftovers: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|d| d.ok())
+            .filter(|d| d.file_name().to_string_lossy().contains(".tmp-"))
+            .collect();
+        assert!(leftovers.is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
