@@ -11,6 +11,7 @@
 //! - [`limits`]: rate, concurrency and token-budget rules over a [`limits::store::CounterStore`].
 //! - [`stream`]: SSE metering and truncation of model output.
 //! - [`translate`]: OpenAI Chat Completions ⇄ Anthropic Messages bodies and SSE.
+//! - [`balance`]: deployment selection strategies, circuit breakers, the bandit report.
 
 #![cfg_attr(
     not(test),
@@ -18,6 +19,7 @@
 )]
 
 pub mod auth;
+pub mod balance;
 pub mod facts;
 pub mod limits;
 pub mod matcher;
