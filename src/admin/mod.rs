@@ -1,21 +1,28 @@
 //! The admin (config-center) service on `listen.admin`, a separate Pingora
 //! service. It authenticates every request with an admin token (constant
-//! time) except `GET /health` (and every `GET` when `admin.auth_reads` is
-//! `false`; changes always need a token), and answers in seed 000's shapes
-//! (`{"detail": "..."}` for errors).
+//! time) except `GET /health` and `GET /openapi.json` (and every `GET` when
+//! `admin.auth_reads` is `false`; changes always need a token), and answers
+//! in seed 000's shapes (`{"detail": "..."}` for errors).
 //!
 //! Resources (seed 000 paths, numeric ids): namespaces, upstream servers,
-//! matchers, proxy rules and limit rules ([`api`]). Every change is
-//! validated, compiled, persisted and swapped in as a whole ([`center`]).
+//! matchers, proxy rules and limit rules; the validate/route endpoints,
+//! evaluated by the running runtime's own compiled resolver and router;
+//! the token service ([`api`]). Every change is validated, compiled,
+//! persisted and swapped in as a whole ([`center`]). Only the routes of
+//! [`ROUTES`] are served, and `GET /openapi.json` is built from that table
+//! ([`openapi`]).
 
 mod api;
 pub mod center;
+pub mod openapi;
 
 use crate::state::SharedRuntime;
 use crate::store::config_file::{Entities, FileStore};
 use async_trait::async_trait;
 use center::ConfigCenter;
 use http::Response;
+use openapi::Lookup;
+pub use openapi::ROUTES;
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 use serde_json::{json, Map, Value};
@@ -99,21 +106,43 @@ impl AdminApp {
         ok && !presented.is_empty()
     }
 
-    /// Routes one authorized request.
+    /// Routes one authorized request to a route listed in [`ROUTES`].
     async fn route(
         &self,
         session: &mut ServerSession,
         method: &str,
         path: &str,
     ) -> Result<Value, ApiError> {
-        let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
-        let ["api", "v1", rest @ ..] = segments.as_slice() else {
-            return Err(ApiError::not_found());
+        let trimmed = if path.len() > 1 {
+            path.trim_end_matches('/')
+        } else {
+            path
         };
+        let segments: Vec<&str> = trimmed.split('/').skip(1).collect();
         let id = |s: &str| s.parse::<u64>().map_err(|_| ApiError::not_found());
         let query = session.req_header().uri.query().unwrap_or("").to_string();
         let rule_type = query_param(&query, "rule_type");
         let c = &self.center;
+        let rest: &[&str] = match segments.as_slice() {
+            ["api", "v1", rest @ ..] => rest,
+            _ => &[],
+        };
+        match (method, segments.as_slice()) {
+            ("GET", ["health"]) => return Ok(status_body()),
+            ("GET", ["openapi.json"]) => return Ok(openapi::document()),
+            ("GET", [""]) => return Ok(api::token_service_info()),
+            ("POST", ["calculate"]) => {
+                return api::calculate(&c.runtime(), body(session).await?).await
+            }
+            ("POST", ["batch-calculate"]) => {
+                return api::batch_calculate(&c.runtime(), body(session).await?).await
+            }
+            ("GET", ["models"]) => return Ok(api::token_models(&c.runtime())),
+            ("POST", ["download-model"]) => {
+                return api::download_model(&c.runtime(), body(session).await?).await
+            }
+            _ => {}
+        }
         match (method, rest) {
             ("GET", ["status"]) => Ok(status_body()),
 
@@ -138,6 +167,11 @@ impl AdminApp {
             ("POST", ["namespaces", n, "matchers"]) => {
                 let n = id(n)?;
                 api::create_matcher(c, n, body(session).await?).await
+            }
+            ("POST", ["namespaces", n, "validate"]) => {
+                let n = id(n)?;
+                let b = body(session).await?;
+                api::validate_namespace(&c.runtime(), n, &b)
             }
 
             ("GET", ["upstream-servers"]) => Ok(api::list_servers(&c.snapshot())),
@@ -175,28 +209,32 @@ impl AdminApp {
             }
             ("DELETE", ["rules", n]) => api::delete_rule(c, id(n)?).await,
 
-            (_, rest) if known_path(rest) => Err(ApiError::new(405, "Method Not Allowed")),
-            _ => Err(ApiError::not_found()),
-        }
-    }
-}
+            ("POST", ["route", "namespace"]) => {
+                let b = body(session).await?;
+                api::route_namespace(&c.runtime(), &b)
+            }
+            ("POST", ["route", "validate"]) => {
+                let b = body(session).await?;
+                api::route_validate(&c.runtime(), &b)
+            }
 
-/// Whether `rest` (after `/api/v1/`) is a resource path some method serves.
-fn known_path(rest: &[&str]) -> bool {
-    const COLLECTIONS: &[&str] = &[
-        "namespaces",
-        "upstream-servers",
-        "matchers",
-        "proxy-rules",
-        "rules",
-    ];
-    let numeric = |s: &str| s.parse::<u64>().is_ok();
-    match rest {
-        ["status"] | ["rules", "types"] => true,
-        [c] => COLLECTIONS.contains(c),
-        [c, n] => COLLECTIONS.contains(c) && numeric(n),
-        ["namespaces", n, "rules" | "matchers"] => numeric(n),
-        _ => false,
+            ("GET", ["tokens"]) => Ok(api::token_service_info()),
+            ("POST", ["tokens", "calculate"]) => {
+                api::calculate(&c.runtime(), body(session).await?).await
+            }
+            ("POST", ["tokens", "batch-calculate"]) => {
+                api::batch_calculate(&c.runtime(), body(session).await?).await
+            }
+            ("GET", ["tokens", "models"]) => Ok(api::token_models(&c.runtime())),
+            ("POST", ["tokens", "download-model"]) => {
+                api::download_model(&c.runtime(), body(session).await?).await
+            }
+            ("GET", ["tokens", "health"]) => Ok(api::token_health()),
+
+            _ => Err(ApiError::internal(format!(
+                "route {method} {path} is listed but not served"
+            ))),
+        }
     }
 }
 
@@ -254,6 +292,26 @@ async fn body(session: &mut ServerSession) -> Result<Map<String, Value>, ApiErro
     }
 }
 
+/// A request body left unread (an error answered before reading it) would
+/// be taken for the next request on a reused connection: drain one of
+/// acceptable size, otherwise close the connection after this answer.
+async fn settle_body(session: &mut ServerSession) {
+    if session.is_body_done() {
+        return;
+    }
+    let declared = session
+        .req_header()
+        .headers
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    let drained =
+        declared.is_some_and(|n| n <= MAX_BODY) && session.drain_request_body().await.is_ok();
+    if !drained {
+        session.set_keepalive(None);
+    }
+}
+
 fn respond(status: u16, body: serde_json::Value) -> Response<Vec<u8>> {
     let body = body.to_string().into_bytes();
     let len = body.len();
@@ -281,15 +339,25 @@ impl ServeHttp for AdminApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let method = session.req_header().method.clone();
         let path = session.req_header().uri.path().to_string();
-        if method == http::Method::GET && path == "/health" {
-            return respond(200, status_body());
+        let found = openapi::lookup(method.as_str(), &path);
+        let needs_auth = match &found {
+            Lookup::Found(r) => r.auth,
+            _ => true,
+        };
+        if needs_auth {
+            let open_read = method == http::Method::GET
+                && self.runtime.load().config.admin.auth_reads == Some(false);
+            if !open_read && !self.authorized(session) {
+                return respond(401, json!({"detail": "未授权: 需要有效的管理令牌"}));
+            }
         }
-        let open_read = method == http::Method::GET
-            && self.runtime.load().config.admin.auth_reads == Some(false);
-        if !open_read && !self.authorized(session) {
-            return respond(401, json!({"detail": "未授权: 需要有效的管理令牌"}));
-        }
-        match self.route(session, method.as_str(), &path).await {
+        let result = match found {
+            Lookup::NotFound => Err(ApiError::not_found()),
+            Lookup::WrongMethod => Err(ApiError::new(405, "Method Not Allowed")),
+            Lookup::Found(_) => self.route(session, method.as_str(), &path).await,
+        };
+        settle_body(session).await;
+        match result {
             Ok(body) => respond(200, body),
             Err(e) => {
                 if e.status >= 500 {

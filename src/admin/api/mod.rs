@@ -166,3 +166,7 @@ mod proxy_rules;
 pub use proxy_rules::*;
 mod rules;
 pub use rules::*;
+mod validate;
+pub use validate::*;
+mod tokens;
+pub use tokens::*;
