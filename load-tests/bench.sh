@@ -125,36 +125,7 @@ done
 redis_keys_seen=""
 if [[ $REDIS == 1 ]] && command -v redis-cli >/dev/null; then redis_keys_seen=$(redis_keys); fi
 
-# The limit rules really ran and denied nothing: tokens metered, no denial, no store error.
-limits_check() { # NAME
-  local m
-  m=$(curl -sf "${url[$1]}/metrics" -H 'Authorization: Bearer sk-bench-metrics') ||
-    { echo "bench: ${label[$1]}: GET /metrics failed" >&2; exit 1; }
-  awk -v name="${label[$1]}" '
-    /^sluice_limit_denials_total/ {den += $2}
-    /^sluice_counter_store_errors_total/ {err += $2}
-    /^sluice_tokens_total\{direction="in"\}/ {tin = $2}
-    /^sluice_tokens_total\{direction="out"\}/ {tout = $2}
-    END {
-      printf "%s: metered %d prompt + %d completion tokens, %d denials, %d counter store errors\n", name, tin, tout, den, err
-      if (den > 0 || err > 0 || tin == 0 || tout == 0) exit 1
-    }' <<<"$m" || { echo "bench: ${label[$1]}: limits did not run cleanly" >&2; exit 1; }
-}
-
-echo
-echo "streaming: time to first token (load-tests/ttft.py)"
-ttft_args=("${label[a]}=${url[a]}" "${label[c]}=${url[c]}@sk-bench" "${label[l]}=${url[l]}@sk-bench")
-if [[ $REDIS == 1 ]]; then ttft_args+=("${label[r]}=${url[r]}@sk-bench"); fi
-python3 load-tests/ttft.py "$STREAM_N" "${ttft_args[@]}"
-
-echo
-limits_check l
-if [[ $REDIS == 1 ]]; then
-  limits_check r
-  [[ -n $redis_keys_seen ]] && echo "${label[r]}: $redis_keys_seen counter keys under ${KEY_PREFIX} after the wrk rounds"
-fi
-
-for n in "${names[@]}"; do # peak RSS (VmHWM) of each process, after everything above
+for n in "${names[@]}"; do # peak RSS (VmHWM) of each process, after the wrk rounds
   rss[$n]=$(awk '/^VmHWM/ {print $2}' "/proc/${pid[$n]}/status" 2>/dev/null || echo 0)
 done
 
@@ -174,7 +145,7 @@ rows = {}
 for i in range(0, len(a), 6):
     n, label, rps, p50, p99, rss = a[i:i + 6]
     rows[n] = (label, [list(map(float, s.split())) for s in (rps, p50, p99)], int(rss))
-print("table: wrk medians over the rounds; peak RSS = VmHWM of the process after the run")
+print("table: wrk medians over the rounds; peak RSS = VmHWM of the process after the wrk rounds")
 med = {}
 for n, (label, (rps, p50, p99), rss) in rows.items():
     if not rps:
@@ -197,6 +168,35 @@ ratio("r", "b", "policy + limits (Redis store) vs passthrough")
 ratio("l", "c", "limits alone, local store")
 ratio("r", "c", "limits alone, Redis store")
 PY
+
+# The limit rules really ran and denied nothing: tokens metered, no denial, no store error.
+limits_check() { # NAME
+  local m
+  m=$(curl -sf "${url[$1]}/metrics" -H 'Authorization: Bearer sk-bench-metrics') ||
+    { echo "bench: ${label[$1]}: GET /metrics failed" >&2; exit 1; }
+  awk -v name="${label[$1]}" '
+    /^sluice_limit_denials_total/ {den += $2}
+    /^sluice_counter_store_errors_total/ {err += $2}
+    /^sluice_tokens_total\{direction="in"\}/ {tin = $2}
+    /^sluice_tokens_total\{direction="out"\}/ {tout = $2}
+    END {
+      printf "%s: metered %d prompt + %d completion tokens, %d denials, %d counter store errors\n", name, tin, tout, den, err
+      if (den > 0 || err > 0 || tin == 0 || tout == 0) exit 1
+    }' <<<"$m" || { echo "bench: ${label[$1]}: limits did not run cleanly" >&2; exit 1; }
+}
+
+echo
+limits_check l
+if [[ $REDIS == 1 ]]; then
+  limits_check r
+  [[ -n $redis_keys_seen ]] && echo "${label[r]}: $redis_keys_seen counter keys under \"${KEY_PREFIX}\" after the wrk rounds"
+fi
+
+echo
+echo "streaming: time to first token (load-tests/ttft.py)"
+ttft_args=("${label[a]}=${url[a]}" "${label[c]}=${url[c]}@sk-bench" "${label[l]}=${url[l]}@sk-bench")
+if [[ $REDIS == 1 ]]; then ttft_args+=("${label[r]}=${url[r]}@sk-bench"); fi
+python3 load-tests/ttft.py "$STREAM_N" "${ttft_args[@]}"
 
 echo
 echo "prompt counting (load-tests/tokens.sh; target >= 50 MB/s per core for count on the 1 MB text)"
