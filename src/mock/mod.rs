@@ -107,6 +107,10 @@ impl MockServer {
 
 /// Accepts connections forever.
 pub async fn serve(listener: TcpListener, state: Arc<MockState>) {
+    // Build the BPE tables before the first answer: done lazily, the first
+    // chat answer would be late by their build time (~0.5 s) and trip
+    // first-byte timeouts in tests.
+    let _ = tokio::task::spawn_blocking(openai::warm_tokenizers).await;
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(conn) => conn,

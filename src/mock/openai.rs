@@ -41,6 +41,16 @@ pub fn token(i: usize) -> String {
 }
 
 /// Prompt tokens as OpenAI bills them, with the model's real encoding.
+/// Builds the encodings the mock counts with (see [`prompt_tokens`]).
+pub fn warm_tokenizers() {
+    for e in [
+        sluice_filters::tokens::Encoding::O200kBase,
+        sluice_filters::tokens::Encoding::Cl100kBase,
+    ] {
+        e.counter();
+    }
+}
+
 fn prompt_tokens(req: &Value) -> u64 {
     static MAP: std::sync::OnceLock<sluice_filters::tokens::TokenizerMap> =
         std::sync::OnceLock::new();
