@@ -98,10 +98,27 @@ impl Gateway {
             }
             if let Ok(r) = client.get(self.url("/healthz")).send().await {
                 if r.status() == 200 {
-                    return;
+                    break;
                 }
             }
             assert!(Instant::now() < deadline, "sluice did not become ready");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Pingora starts each service (and binds its listener) on its own
+        // thread: the admin listener may come up after the proxy's.
+        let admin = format!("127.0.0.1:{}", self.admin_port);
+        let has_admin =
+            std::fs::read_to_string(&self.config_path).is_ok_and(|text| text.contains(&admin));
+        while has_admin {
+            if let Ok(r) = client.get(self.admin_url("/health")).send().await {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the admin listener did not come up"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
