@@ -109,7 +109,10 @@ impl Gateway {
         let admin = format!("127.0.0.1:{}", self.admin_port);
         let has_admin =
             std::fs::read_to_string(&self.config_path).is_ok_and(|text| text.contains(&admin));
-        while has_admin {
+        if !has_admin {
+            return;
+        }
+        loop {
             if let Ok(r) = client.get(self.admin_url("/health")).send().await {
                 if r.status() == 200 {
                     return;
