@@ -112,6 +112,8 @@ done
 
 to_ms() { awk '{v=$1; if (v ~ /us$/) {sub(/us$/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v*=1000}; printf "%.3f", v}' <<<"$1"; }
 
+cpu_ticks() { awk '/^cpu / {print $9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat; } # steal, total
+read -r steal0 total0 < <(cpu_ticks)
 echo "wrk -t$WRK_THREADS -c$CONNECTIONS -d$DURATION x $ROUNDS interleaved rounds, POST /v1/chat/completions (16-token answer), $(nproc) cores"
 for round in $(seq 1 "$ROUNDS"); do
   for n in "${names[@]}"; do
@@ -122,6 +124,8 @@ for round in $(seq 1 "$ROUNDS"); do
     p99[$n]+="$(to_ms "$(awk '$1=="99%" {print $2}' <<<"$out")") "
   done
 done
+read -r steal1 total1 < <(cpu_ticks)
+steal_pct=$(awk -v s=$((steal1 - steal0)) -v t=$((total1 - total0)) 'BEGIN {printf "%.0f", t ? 100 * s / t : 0}')
 redis_keys_seen=""
 if [[ $REDIS == 1 ]] && command -v redis-cli >/dev/null; then redis_keys_seen=$(redis_keys); fi
 
@@ -138,6 +142,7 @@ for n in a p b c l r; do
     args+=("$n" "${label[$n]}" "" "" "" "0")
   fi
 done
+echo "CPU steal during the wrk rounds: ${steal_pct}% (time the hypervisor gave this VM's vCPUs to others; above ~5% the figures are noisy)"
 python3 - "${args[@]}" <<'PY'
 import statistics, sys
 a = sys.argv[1:]
