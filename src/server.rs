@@ -102,16 +102,7 @@ pub fn run_with_state(mut config: Config, state_path: Option<PathBuf>) -> Result
             .collect::<Vec<_>>()
             .join("\n")
     })?;
-    // Token rules count with BPE tables that take a moment to build: build
-    // them now, not on the first request.
-    let limits = &runtime.limits;
-    if limits.counts_tokens.iter().any(|c| *c) {
-        let mut models: Vec<&str> = vec![""];
-        models.extend(runtime.config.tokens.models.keys().map(String::as_str));
-        for m in ["gpt-4o", "gpt-4"].into_iter().chain(models) {
-            limits.tokenizers.resolve(m).encoding.counter();
-        }
-    }
+    runtime.warm_tokenizers();
     // Resolve names and probe health once before taking traffic.
     let startup = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -275,6 +275,19 @@ impl Runtime {
         })
     }
 
+    /// Builds the BPE tables token rules need now, not on the first request
+    /// (they are shared process-wide, so this is quick after the first time).
+    pub fn warm_tokenizers(&self) {
+        let limits = &self.limits;
+        if limits.counts_tokens.iter().any(|c| *c) {
+            let mut models: Vec<&str> = vec!["", "gpt-4o", "gpt-4"];
+            models.extend(self.config.tokens.models.keys().map(String::as_str));
+            for m in models {
+                limits.tokenizers.resolve(m).encoding.counter();
+            }
+        }
+    }
+
     /// Resolves every pool's server names (startup and background refresh).
     pub async fn refresh_pools(&self) {
         for pool in &self.pools {

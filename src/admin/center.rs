@@ -64,7 +64,7 @@ impl ConfigCenter {
         }
         let fresh = Runtime::build_with_store(config, rt.limits.store.clone())
             .map_err(|p| ApiError::bad_request(join(&p, &next)))?;
-        warm_tokenizers(&fresh);
+        fresh.warm_tokenizers();
         // New pools start unresolved: resolve and probe before any request sees them.
         fresh.refresh_pools().await;
         fresh.health_check_pools().await;
@@ -116,17 +116,4 @@ fn describe(p: &Problem, e: &Entities) -> String {
         }
     }
     p.to_string()
-}
-
-/// Builds the BPE tables token rules need now, not on the first request
-/// (they are shared process-wide, so this is quick after the first time).
-fn warm_tokenizers(rt: &Runtime) {
-    let limits = &rt.limits;
-    if limits.counts_tokens.iter().any(|c| *c) {
-        let mut models: Vec<&str> = vec!["", "gpt-4o", "gpt-4"];
-        models.extend(rt.config.tokens.models.keys().map(String::as_str));
-        for m in models {
-            limits.tokenizers.resolve(m).encoding.counter();
-        }
-    }
 }
