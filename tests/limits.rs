@@ -216,7 +216,17 @@ async fn overrunning_json_answer_is_cut_at_the_cap() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let v: Value = r.json().await.unwrap();
+    // The upstream's content-length is kept (one write): the cut body is
+    // padded with JSON whitespace to it.
+    let announced: usize = r.headers()["content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let raw = r.bytes().await.unwrap();
+    assert_eq!(raw.len(), announced);
+    assert!(raw.ends_with(b" "));
+    let v: Value = serde_json::from_slice(&raw).unwrap();
     let expected: String = (0..5).map(sluice::mock::openai_token).collect();
     assert_eq!(v["choices"][0]["message"]["content"], expected.as_str());
     assert_eq!(v["choices"][0]["finish_reason"], "length");

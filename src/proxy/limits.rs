@@ -81,7 +81,15 @@ pub async fn admit(rt: &Runtime, input: &LimitInput<'_>) -> Result<Option<Grante
     if rules.is_empty() {
         return Ok(None);
     }
-    let route = input.route.label(&rt.router);
+    // The route's label is a counter key part only for `key_by: route`.
+    let by_route = rules
+        .iter()
+        .any(|r| r.config.key_by() == sluice_filters::limits::rules::KeyBy::Route);
+    let route = if by_route {
+        input.route.label(&rt.router)
+    } else {
+        String::new()
+    };
     let model = input.model.unwrap_or("");
     let counter = limits.tokenizers.resolve(model).encoding.counter();
     // Prompt counting is the costly part; only token rules need it.

@@ -9,7 +9,7 @@ use super::limits::Granted;
 use bytes::Bytes;
 use pingora::http::ResponseHeader;
 use pingora::Result;
-use sluice_filters::stream::{enforce_json, MeterOptions, StreamMeter};
+use sluice_filters::stream::{enforce_json, enforce_json_sized, MeterOptions, StreamMeter};
 use sluice_filters::tokens::TokenCounter;
 
 /// Largest non-streaming body buffered for checking; a larger one passes
@@ -40,6 +40,9 @@ pub struct ResponseMeter {
     unchecked: bool,
     /// The body's end was seen; later calls are no-ops.
     ended: bool,
+    /// The upstream's `content-length` went to the client: a rewritten
+    /// JSON body must keep that length.
+    sized: bool,
 }
 
 impl ResponseMeter {
@@ -68,17 +71,29 @@ impl ResponseMeter {
             truncated: false,
             unchecked: false,
             ended: false,
+            sized: false,
         }
     }
 
-    /// The response header: only 2xx answers are metered; a body that may
-    /// change loses its `content-length` and goes chunked.
+    /// The response header: only 2xx answers are metered. A stream (or a
+    /// JSON body of unknown length) may change length: it loses its
+    /// `content-length` and goes chunked. A JSON body with a
+    /// `content-length` keeps it, and a rewritten body is padded to it
+    /// ([`enforce_json_sized`]): Pingora 0.9.1 flushes a header without
+    /// `content-length` on its own ("could be real time",
+    /// `prepare_response_header` in `pingora-core`'s v1 server) and frames
+    /// every chunked write and the last chunk separately, which made a
+    /// metered answer three `sendto`s instead of one.
     pub fn on_header(&mut self, header: &mut ResponseHeader) -> Result<()> {
         if !header.status.is_success() {
             self.mode = Mode::Off;
             return Ok(());
         }
         self.answered = true;
+        if matches!(self.mode, Mode::Json(_)) && header.headers.contains_key("content-length") {
+            self.sized = true;
+            return Ok(());
+        }
         header.remove_header("content-length");
         header.insert_header("transfer-encoding", "chunked")?;
         Ok(())
@@ -108,6 +123,12 @@ impl ResponseMeter {
                 self.truncated = u.truncated;
                 *body = (!out.is_empty()).then(|| Bytes::from(out));
             }
+            Mode::Json(buf) if end && buf.is_empty() => {
+                // The whole body in one piece (the usual case for a small
+                // answer): checked in place, passed on without a copy.
+                let whole = body.take().unwrap_or_default();
+                *body = Some(self.check_json(whole));
+            }
             Mode::Json(buf) => {
                 if let Some(chunk) = body.take() {
                     if buf.len() + chunk.len() > MAX_JSON_BYTES {
@@ -122,15 +143,25 @@ impl ResponseMeter {
                     buf.extend_from_slice(&chunk);
                 }
                 if end {
-                    let whole = std::mem::take(buf);
-                    let outcome = enforce_json(&whole, self.counter, self.cap, self.prompt_tokens);
-                    self.usage = outcome.usage;
-                    self.unchecked = outcome.usage.is_none();
-                    self.truncated = outcome.truncated;
-                    *body = Some(Bytes::from(outcome.rewritten.unwrap_or(whole)));
+                    let whole = Bytes::from(std::mem::take(buf));
+                    *body = Some(self.check_json(whole));
                 }
             }
         }
+    }
+
+    /// Checks a complete JSON body; returns what the client gets.
+    fn check_json(&mut self, whole: Bytes) -> Bytes {
+        let enforce = if self.sized {
+            enforce_json_sized
+        } else {
+            enforce_json
+        };
+        let outcome = enforce(&whole, self.counter, self.cap, self.prompt_tokens);
+        self.usage = outcome.usage;
+        self.unchecked = outcome.usage.is_none();
+        self.truncated = outcome.truncated;
+        outcome.rewritten.map_or(whole, Bytes::from)
     }
 
     /// The stream was cut: the client has its complete response; stop

@@ -32,6 +32,7 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorType, Result};
+use sluice_filters::limits::plan::{duration, RateValue};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -59,6 +60,15 @@ async fn settle(ctx: &RequestCtx) {
     };
     if let Some(reservation) = &granted.reservation {
         limits::settle(rt, reservation, used).await;
+    }
+}
+
+/// An `x-ratelimit-*` value, formatted without `fmt` (per response).
+fn rate_value(value: RateValue) -> http::HeaderValue {
+    match value {
+        RateValue::Count(n) => http::HeaderValue::from(n),
+        RateValue::Reset(ms) => http::HeaderValue::try_from(duration(ms))
+            .unwrap_or_else(|_| http::HeaderValue::from_static("0s")),
     }
 }
 
@@ -238,9 +248,13 @@ impl ProxyHttp for Gateway {
             .and_then(|p| p.granted.as_ref())
             .and_then(|g| g.reservation.as_ref())
         {
-            for (name, value) in &r.headers {
-                upstream_response.insert_header(*name, value.as_str())?;
-            }
+            let mut result = Ok(());
+            r.rate.for_each(|name, value| {
+                if result.is_ok() {
+                    result = upstream_response.insert_header(name, rate_value(value));
+                }
+            });
+            result?;
         }
         if ctx.role == Role::Direct {
             if let Some(meter) = &mut ctx.meter {

@@ -120,12 +120,78 @@ pub struct Reservation {
     /// Tokens reserved in every budget (prompt + expected output); 0
     /// without budgets.
     pub reserved_tokens: u64,
-    /// `x-ratelimit-*` headers for the response.
-    pub headers: Vec<(&'static str, String)>,
+    /// `x-ratelimit-*` headers for the response (formatted only when
+    /// written: [`RateHeaders::for_each`]).
+    pub rate: RateHeaders,
     /// Concurrency slots: (key, lease id).
     leases: Vec<(String, String)>,
     /// Budget windows reserved in: (key, window_ms, window_start_ms).
     budgets: Vec<(String, u64, u64)>,
+}
+
+/// The figures of OpenAI's `x-ratelimit-*` headers, kept as numbers until
+/// the response is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RateHeaders {
+    /// From the request-rate check with the least remaining.
+    pub requests: Option<RateLine>,
+    /// From the token budget with the least remaining.
+    pub tokens: Option<RateLine>,
+}
+
+/// One `limit` / `remaining` / `reset` triple.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLine {
+    pub limit: u64,
+    pub remaining: u64,
+    pub reset_ms: u64,
+}
+
+/// A header value of [`RateHeaders`]: a count, or a reset in ms (written
+/// with [`duration`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateValue {
+    Count(u64),
+    Reset(u64),
+}
+
+impl RateHeaders {
+    /// Calls `f` with each header in OpenAI's order (requests, then tokens).
+    pub fn for_each(&self, mut f: impl FnMut(&'static str, RateValue)) {
+        if let Some(l) = self.requests {
+            f("x-ratelimit-limit-requests", RateValue::Count(l.limit));
+            f(
+                "x-ratelimit-remaining-requests",
+                RateValue::Count(l.remaining),
+            );
+            f("x-ratelimit-reset-requests", RateValue::Reset(l.reset_ms));
+        }
+        if let Some(l) = self.tokens {
+            f("x-ratelimit-limit-tokens", RateValue::Count(l.limit));
+            f(
+                "x-ratelimit-remaining-tokens",
+                RateValue::Count(l.remaining),
+            );
+            f("x-ratelimit-reset-tokens", RateValue::Reset(l.reset_ms));
+        }
+    }
+
+    /// The headers as text.
+    pub fn pairs(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::with_capacity(6);
+        self.for_each(|name, value| {
+            let text = match value {
+                RateValue::Count(n) => {
+                    let mut s = String::new();
+                    push_u64(&mut s, n);
+                    s
+                }
+                RateValue::Reset(ms) => duration(ms),
+            };
+            out.push((name, text));
+        });
+        out
+    }
 }
 
 /// A rejected request.
@@ -314,7 +380,14 @@ fn counter_key(rule: &Rule, req: &RequestView<'_>) -> Option<String> {
         KeyBy::Global => Some("*"),
     }
     .filter(|v| !v.is_empty())?;
-    Some(format!("{}:{}:{value}", rule.id, key_by.as_str()))
+    let dimension = key_by.as_str();
+    let mut key = String::with_capacity(22 + dimension.len() + value.len());
+    push_u64(&mut key, rule.id);
+    key.push(':');
+    key.push_str(dimension);
+    key.push(':');
+    key.push_str(value);
+    Some(key)
 }
 
 /// Who a counter key counts, for messages: `namespace "ns"`, `all requests`.
@@ -429,7 +502,7 @@ impl LimitPlan {
         Reservation {
             output_cap,
             reserved_tokens: granted.unwrap_or(0),
-            headers: rate_headers(&self.checks, statuses),
+            rate: rate_headers(&self.checks, statuses),
             leases,
             budgets,
         }
@@ -467,7 +540,7 @@ impl LimitPlan {
                 rule_label(rule, owner.rule_id)
             ),
             retry_after_secs,
-            headers: rate_headers(&self.checks, statuses),
+            headers: rate_headers(&self.checks, statuses).pairs(),
             rule_id: owner.rule_id,
         }
     }
@@ -557,7 +630,7 @@ fn describe(
 
 /// OpenAI's `x-ratelimit-*` headers from the most restrictive request-rate
 /// check and the most restrictive token budget.
-fn rate_headers(checks: &[Check], statuses: &[CheckStatus]) -> Vec<(&'static str, String)> {
+fn rate_headers(checks: &[Check], statuses: &[CheckStatus]) -> RateHeaders {
     let tightest = |want_tokens: bool| {
         checks
             .iter()
@@ -573,43 +646,71 @@ fn rate_headers(checks: &[Check], statuses: &[CheckStatus]) -> Vec<(&'static str
                 _ => Some(s),
             })
     };
-    let mut headers = Vec::new();
-    if let Some(s) = tightest(false) {
-        headers.push(("x-ratelimit-limit-requests", s.limit.to_string()));
-        headers.push(("x-ratelimit-remaining-requests", s.remaining.to_string()));
-        headers.push(("x-ratelimit-reset-requests", duration(s.reset_ms)));
+    let line = |s: &CheckStatus| RateLine {
+        limit: s.limit,
+        remaining: s.remaining,
+        reset_ms: s.reset_ms,
+    };
+    RateHeaders {
+        requests: tightest(false).map(line),
+        tokens: tightest(true).map(line),
     }
-    if let Some(s) = tightest(true) {
-        headers.push(("x-ratelimit-limit-tokens", s.limit.to_string()));
-        headers.push(("x-ratelimit-remaining-tokens", s.remaining.to_string()));
-        headers.push(("x-ratelimit-reset-tokens", duration(s.reset_ms)));
+}
+
+/// Appends `n` in decimal (no `fmt` machinery: this runs per request).
+pub fn push_u64(out: &mut String, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
     }
-    headers
+    for &digit in &buf[i..] {
+        out.push(char::from(digit));
+    }
 }
 
 /// Milliseconds in OpenAI's (Go's) duration form: `"0s"`, `"20ms"`,
 /// `"1s"`, `"1.5s"`, `"6m0s"`, `"1h0m0s"`.
 pub fn duration(ms: u64) -> String {
-    if ms == 0 {
-        return "0s".to_string();
-    }
+    let mut out = String::with_capacity(12);
     if ms < 1000 {
-        return format!("{ms}ms");
+        push_u64(&mut out, ms);
+        out.push_str(if ms == 0 { "s" } else { "ms" });
+        return out;
     }
     let hours = ms / 3_600_000;
     let minutes = ms / 60_000 % 60;
     let (secs, frac) = (ms / 1000 % 60, ms % 1000);
-    let seconds = if frac == 0 {
-        format!("{secs}s")
-    } else {
-        let frac = format!("{frac:03}");
-        format!("{secs}.{}s", frac.trim_end_matches('0'))
-    };
-    match (hours, minutes) {
-        (0, 0) => seconds,
-        (0, m) => format!("{m}m{seconds}"),
-        (h, m) => format!("{h}h{m}m{seconds}"),
+    if hours > 0 {
+        push_u64(&mut out, hours);
+        out.push('h');
     }
+    if hours > 0 || minutes > 0 {
+        push_u64(&mut out, minutes);
+        out.push('m');
+    }
+    push_u64(&mut out, secs);
+    if frac > 0 {
+        out.push('.');
+        let digits = [frac / 100, frac / 10 % 10, frac % 10];
+        let used = if digits[2] != 0 {
+            3
+        } else if digits[1] != 0 {
+            2
+        } else {
+            1
+        };
+        for &d in &digits[..used] {
+            out.push(char::from(b'0' + d as u8));
+        }
+    }
+    out.push('s');
+    out
 }
 
 impl Reservation {

@@ -427,7 +427,7 @@ fn end_to_end_with_the_local_store() {
     let r = allow(p.decide(&refs, &store.admit_now(&p.checks)));
     assert_eq!((r.reserved_tokens, r.output_cap), (300, Some(200)));
     assert_eq!(
-        r.headers,
+        r.rate.pairs(),
         vec![
             ("x-ratelimit-limit-requests", "2".to_string()),
             ("x-ratelimit-remaining-requests", "1".to_string()),
@@ -656,7 +656,7 @@ fn an_empty_plan_allows_with_the_static_cap() {
     assert!(p.is_empty());
     let r = allow(p.decide(&refs, &Admission::default()));
     assert_eq!(
-        (r.output_cap, r.reserved_tokens, r.headers.len()),
+        (r.output_cap, r.reserved_tokens, r.rate.pairs().len()),
         (Some(200), 0, 0)
     );
     let none = planned(&[], &view(&h)).unwrap();
@@ -724,5 +724,14 @@ fn durations_in_openai_form() {
         (90_000_000, "25h0m0s"),
     ] {
         assert_eq!(duration(ms), text, "{ms}");
+    }
+}
+
+#[test]
+fn decimal_without_fmt() {
+    for n in [0, 7, 10, 99, 1000, 123_456_789, u64::MAX] {
+        let mut s = String::from("x");
+        push_u64(&mut s, n);
+        assert_eq!(s, format!("x{n}"));
     }
 }

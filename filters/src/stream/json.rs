@@ -20,10 +20,19 @@
 //! `total_tokens`, when the body has a `usage` object, become the own count
 //! of what is kept. The rewritten body is re-serialized compactly (object
 //! keys in sorted order).
+//!
+//! Fast path: a body whose `usage.completion_tokens` is within the cap is
+//! only scanned for its usage (no `Value` tree, no own count), since the
+//! provider's count alone then says there is nothing to cut; the body
+//! passes unchanged.
+//!
+//! [`enforce_json_sized`] keeps the body's length, so the gateway can keep
+//! the upstream `content-length` and send header and body in one write.
 
 use serde_json::Value;
 
-use super::wire::{count_choice, Budget, Emptied};
+use super::scan::scan_usage;
+use super::wire::{count_choice, Budget, Emptied, Usage};
 use crate::tokens::TokenCounter;
 
 /// What [`enforce_json`] decided for one response body.
@@ -49,6 +58,14 @@ pub fn enforce_json(
     cap: Option<u64>,
     prompt_tokens: u64,
 ) -> JsonOutcome {
+    if let Some(usage) = within_cap(body, cap) {
+        let prompt = usage.prompt_tokens.unwrap_or(prompt_tokens);
+        return JsonOutcome {
+            rewritten: None,
+            usage: usage.completion_tokens.map(|c| (prompt, c)),
+            truncated: false,
+        };
+    }
     let Ok(mut v) = serde_json::from_slice::<Value>(body) else {
         return JsonOutcome::default();
     };
@@ -100,6 +117,63 @@ pub fn enforce_json(
         usage: Some((prompt, completion)),
         truncated: true,
     }
+}
+
+/// The reported usage when the body is a response (an object with a
+/// `choices` array, read by the stream meter's scanner without building
+/// anything) whose reported completion is within `cap`. Any other shape
+/// (no `choices` array, a count that is not a non-negative integer, text
+/// that is not UTF-8) takes the full path.
+fn within_cap(body: &[u8], cap: Option<u64>) -> Option<Usage> {
+    let usage = scan_usage(std::str::from_utf8(body).ok()?)??;
+    let completion = usage.completion_tokens?;
+    (completion <= cap.unwrap_or(u64::MAX)).then_some(usage)
+}
+
+/// How many more tokens [`enforce_json_sized`] cuts, one at a time, to fit
+/// a rewritten body into the announced length.
+const FIT_ATTEMPTS: u64 = 8;
+
+/// [`enforce_json`] for a body whose length the client was already
+/// promised (`content-length` sent ahead of the body): a rewritten body is
+/// padded with trailing spaces (JSON whitespace) to exactly `body.len()`.
+/// Cutting nearly always shortens the body, but a cut of one short token
+/// while `finish_reason` grows from `"stop"` to `"length"` can lengthen it;
+/// then one more token is cut (up to [`FIT_ATTEMPTS`] times: the client
+/// gets fewer tokens than the cap allows, never more). If it still does
+/// not fit, the upstream body passes unchanged with its usage as measured.
+pub fn enforce_json_sized(
+    body: &[u8],
+    counter: &dyn TokenCounter,
+    cap: Option<u64>,
+    prompt_tokens: u64,
+) -> JsonOutcome {
+    let mut outcome = enforce_json(body, counter, cap, prompt_tokens);
+    let Some(cap) = cap else {
+        return outcome;
+    };
+    for fewer in 1..=FIT_ATTEMPTS {
+        match &mut outcome.rewritten {
+            None => return outcome,
+            Some(out) if out.len() <= body.len() => {
+                out.resize(body.len(), b' ');
+                return outcome;
+            }
+            Some(_) => {}
+        }
+        outcome = enforce_json(
+            body,
+            counter,
+            Some(cap.saturating_sub(fewer)),
+            prompt_tokens,
+        );
+    }
+    if let Some(out) = outcome.rewritten.as_mut().filter(|o| o.len() <= body.len()) {
+        out.resize(body.len(), b' ');
+        return outcome;
+    }
+    // Unreachable in practice: send what the upstream sent and charge it.
+    enforce_json(body, counter, None, prompt_tokens)
 }
 
 #[cfg(test)]

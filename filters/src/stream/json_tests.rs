@@ -186,3 +186,68 @@ fn garbage_input() {
     assert_eq!(o.usage, Some((5, 0)));
     assert_eq!(o.rewritten, None);
 }
+
+#[test]
+fn sized_cut_is_padded_to_the_original_length() {
+    let b = bytes(&body(&["one two three four five six"], Some((11, 6))));
+    let plain = enforce_json(&b, &WORDS, Some(2), 99);
+    let sized = enforce_json_sized(&b, &WORDS, Some(2), 99);
+    let out = sized.rewritten.clone().unwrap_or_default();
+    assert_eq!(out.len(), b.len());
+    assert!(out.ends_with(b" "));
+    assert_eq!(rewritten(&sized), rewritten(&plain));
+    assert_eq!(sized.usage, Some((11, 2)));
+    assert!(sized.truncated);
+}
+
+#[test]
+fn sized_cut_that_would_grow_cuts_one_more_token() {
+    // "ab" cut to "a" saves 1 byte, "stop" -> "length" costs 2: the body
+    // would grow, so one more token goes.
+    let b = bytes(&body(&["ab"], Some((3, 2))));
+    let plain = enforce_json(&b, &CHARS, Some(1), 3);
+    assert_eq!(plain.rewritten.as_ref().map(Vec::len), Some(b.len() + 1));
+    let sized = enforce_json_sized(&b, &CHARS, Some(1), 3);
+    assert_eq!(sized.rewritten.as_ref().map(Vec::len), Some(b.len()));
+    let v = rewritten(&sized);
+    assert_eq!(v["choices"][0]["message"]["content"], "");
+    assert_eq!(v["choices"][0]["finish_reason"], "length");
+    assert_eq!(v["usage"]["completion_tokens"], 0);
+    assert_eq!(sized.usage, Some((3, 0)));
+}
+
+#[test]
+fn sized_untouched_and_uncapped_pass_as_is() {
+    let b = bytes(&body(&["one two three"], Some((11, 3))));
+    for cap in [None, Some(3)] {
+        let o = enforce_json_sized(&b, &WORDS, cap, 99);
+        assert_eq!(o.rewritten, None);
+        assert_eq!(o.usage, Some((11, 3)));
+    }
+}
+
+#[test]
+fn fast_path_agrees_with_the_full_path() {
+    // Reported usage within the cap: the fast path answers. Shapes it does
+    // not accept fall through to the full path with the same result as
+    // before: usage without completion_tokens, a float count.
+    let ok = bytes(&body(&["one two"], Some((5, 2))));
+    assert_eq!(enforce_json(&ok, &WORDS, Some(2), 0).usage, Some((5, 2)));
+    let mut v = body(&["one two"], Some((5, 2)));
+    v["usage"] = json!({"prompt_tokens": 5});
+    assert_eq!(
+        enforce_json(&bytes(&v), &WORDS, Some(9), 0).usage,
+        Some((5, 2))
+    );
+    v["usage"] = json!({"prompt_tokens": 5, "completion_tokens": 2.5});
+    assert_eq!(
+        enforce_json(&bytes(&v), &WORDS, Some(9), 0).usage,
+        Some((5, 2))
+    );
+    // Not a response: no usage, nothing rewritten.
+    let err = br#"{"usage":{"completion_tokens":1},"choices":{}}"#;
+    assert_eq!(
+        enforce_json(err, &WORDS, Some(9), 0),
+        JsonOutcome::default()
+    );
+}

@@ -23,6 +23,6 @@ mod wire;
 #[cfg(test)]
 mod testutil;
 
-pub use json::{enforce_json, JsonOutcome};
+pub use json::{enforce_json, enforce_json_sized, JsonOutcome};
 pub use meter::{MeterOptions, StreamMeter, StreamUsage};
 pub use sse::{SseEvent, SseParser, DEFAULT_MAX_EVENT_BYTES};

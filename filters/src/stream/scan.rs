@@ -102,6 +102,52 @@ pub(crate) fn scan_chunk(
     c.chunk(out, cache).is_some() && c.peek().is_none()
 }
 
+/// The `usage` of a complete response body (`{..., "choices": [...],
+/// "usage": {...}}`) without reading anything else: `None` when `json` is
+/// not an object with a `choices` array; `Some(None)` without a non-null
+/// `usage`. Lenient like [`scan_chunk`] about values it skips.
+pub(crate) fn scan_usage(json: &str) -> Option<Option<Usage>> {
+    let mut c = Cursor {
+        src: json,
+        b: json.as_bytes(),
+        i: 0,
+        counter: &NoCount,
+        texts: 0,
+        text_at: (0, 0),
+    };
+    c.eat(b'{')?;
+    let (mut first, mut choices, mut usage) = (true, false, None);
+    while let Some(key) = c.next_key(&mut first)? {
+        match key {
+            b"choices" => {
+                if c.peek()? != b'[' {
+                    return None;
+                }
+                c.skip()?;
+                choices = true;
+            }
+            b"usage" => {
+                usage = if c.null()? { None } else { Some(c.usage()?) };
+            }
+            _ => c.skip()?,
+        }
+    }
+    (choices && c.peek().is_none()).then_some(usage)
+}
+
+/// The counter of a cursor that reads no text ([`scan_usage`]).
+struct NoCount;
+
+impl TokenCounter for NoCount {
+    fn count(&self, _text: &str) -> usize {
+        0
+    }
+
+    fn prefix_within(&self, _text: &str, _max_tokens: usize) -> (usize, usize) {
+        (0, 0)
+    }
+}
+
 /// Every key the scanner looks at (for decoding keys written with escapes).
 const KEYS: [&[u8]; 16] = [
     b"choices",

@@ -496,3 +496,36 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn usage_of_a_whole_response() {
+    let u = |p: Option<u64>, c: Option<u64>| {
+        Some(Some(Usage {
+            prompt_tokens: p,
+            completion_tokens: c,
+        }))
+    };
+    let body = r#"{"id":"x","choices":[{"message":{"content":"a \"usage\": {}"}}],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}"#;
+    assert_eq!(scan_usage(body), u(Some(3), Some(2)));
+    assert_eq!(
+        scan_usage(r#" {"usage": {"completion_tokens": 7}, "choices": []} "#),
+        u(None, Some(7))
+    );
+    assert_eq!(scan_usage(r#"{"choices":[],"usage":null}"#), Some(None));
+    assert_eq!(scan_usage(r#"{"choices":[]}"#), Some(None));
+    // Not a response: no choices array, trailing bytes, bad counts.
+    assert_eq!(scan_usage(r#"{"usage":{"completion_tokens":1}}"#), None);
+    assert_eq!(scan_usage(r#"{"choices":{},"usage":{}}"#), None);
+    assert_eq!(scan_usage(r#"{"choices":[]} x"#), None);
+    assert_eq!(
+        scan_usage(r#"{"choices":[],"usage":{"completion_tokens":-1}}"#),
+        None
+    );
+    assert_eq!(
+        scan_usage(r#"{"choices":[],"usage":{"completion_tokens":1.5}}"#),
+        None
+    );
+    assert_eq!(scan_usage(r#"{"error":{"message":"no"}}"#), None);
+    assert_eq!(scan_usage(""), None);
+    assert_eq!(scan_usage("{"), None);
+}
