@@ -3,6 +3,7 @@
 //! `ArcSwap`; a request loads it once in `request_filter` and keeps that
 //! `Arc` to the end, so a swapped-in runtime never changes a request mid-way.
 
+use crate::catalog::Catalog;
 use crate::config::{Config, Problem};
 use crate::upstream::{Pool, ServerRt};
 use arc_swap::ArcSwap;
@@ -47,6 +48,8 @@ pub struct Runtime {
     /// The operator's extra auth header, if any.
     pub auth_header: Option<HeaderName>,
     pub limits: LimitsRt,
+    /// The model catalog (`models:`); empty = every request is routed.
+    pub catalog: Catalog,
 }
 
 /// The limit rules, compiled, and where their counters live.
@@ -120,12 +123,20 @@ impl LimitsRt {
                     .any(|&i| matches!(rules[i].config, RuleConfig::TokenLimit(_)))
             })
             .collect();
-        let overrides: Vec<(String, Encoding)> = config
+        let mut overrides: Vec<(String, Encoding)> = config
             .tokens
             .models
             .iter()
             .map(|(m, e)| (m.clone(), *e))
             .collect();
+        // A catalog model's own encoding, unless `tokens.models` names it.
+        for m in &config.models {
+            if let Some(e) = m.encoding {
+                if !config.tokens.models.contains_key(&m.name) {
+                    overrides.push((m.name.clone(), e));
+                }
+            }
+        }
         LimitsRt {
             rules,
             by_namespace,
@@ -235,6 +246,7 @@ impl Runtime {
             }
         }
         let router = Router::new(rules, prefixes);
+        let catalog = Catalog::build(&config, &pool_index, &mut problems);
 
         let keyring = KeyRing::new(
             config
@@ -264,6 +276,7 @@ impl Runtime {
         }
         Ok(Runtime {
             limits,
+            catalog,
             config,
             namespaces,
             resolver,

@@ -5,11 +5,13 @@
 //! problem at once, each with its path; [`validate`] checks references and
 //! rules that could never apply.
 
+pub mod catalog;
 mod load;
 pub mod model;
 pub mod secret;
 mod validate;
 
+pub use catalog::{CatalogModel, Deployment};
 pub use load::{load_file, load_str, Problem};
 pub use model::*;
 pub use secret::Secret;
@@ -125,6 +127,10 @@ pub struct UpstreamSettings {
     /// PEM bundle of CA certificates trusted for HTTPS upstreams (requests and
     /// health checks); none = the system's trust store.
     pub ca_file: Option<String>,
+    /// Catalog models: a 429/503 whose `Retry-After` is at most this long
+    /// (ms) is retried on the same deployment after waiting it, when no
+    /// other deployment is left; a longer one is answered to the client.
+    pub retry_after_max_ms: u64,
 }
 
 impl Default for UpstreamSettings {
@@ -139,6 +145,7 @@ impl Default for UpstreamSettings {
             max_attempts: 3,
             keepalive_idle_ms: 10_000,
             ca_file: None,
+            retry_after_max_ms: 2_000,
         }
     }
 }
@@ -270,4 +277,6 @@ pub struct Config {
     pub proxy_rules: Vec<ProxyRule>,
     pub routes: Vec<Route>,
     pub rules: Vec<Rule>,
+    /// The model catalog: public model names → deployments (YAML only).
+    pub models: Vec<CatalogModel>,
 }

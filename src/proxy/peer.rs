@@ -21,20 +21,29 @@ fn fail(ctx: &mut RequestCtx, err: GatewayError) -> Box<Error> {
     Error::explain(ErrorType::HTTPStatus(status), "gateway error")
 }
 
-/// Picks the server for this attempt and builds its peer.
-pub fn select(ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+/// Picks the server for this attempt and builds its peer: a catalog
+/// request's next deployment (`catalog.rs`), else a server of the plan's pool.
+pub async fn select(ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
     ctx.release_server();
     let (Some(rt), Some(plan)) = (ctx.runtime.clone(), ctx.plan.clone()) else {
         return Err(fail(ctx, GatewayError::Internal));
     };
-    let pool = &rt.pools[plan.pool];
-    let Some((backend, server)) = pool.select(&ctx.tried) else {
-        // After failed attempts, report what went wrong with them.
-        let err = match ctx.error.take() {
-            Some(prev) if ctx.attempts > 0 => prev,
-            _ => GatewayError::NoHealthyUpstream,
+    let (backend, server) = if let Some(cp) = &plan.catalog {
+        match super::catalog::pick(ctx, &rt, cp).await {
+            Ok(picked) => picked,
+            Err(err) => return Err(fail(ctx, err)),
+        }
+    } else {
+        let pool = &rt.pools[plan.pool];
+        let Some(picked) = pool.select(&ctx.tried) else {
+            // After failed attempts, report what went wrong with them.
+            let err = match ctx.error.take() {
+                Some(prev) if ctx.attempts > 0 => prev,
+                _ => GatewayError::NoHealthyUpstream,
+            };
+            return Err(fail(ctx, err));
         };
-        return Err(fail(ctx, err));
+        picked
     };
     server.inflight.fetch_add(1, Relaxed);
     ctx.tried.push(server.id);
@@ -90,6 +99,11 @@ pub fn connect_failed(ctx: &mut RequestCtx, mut e: Box<Error>) -> Box<Error> {
             );
         }
     }
+    if let (Some(rt), Some(cp)) = (ctx.runtime.clone(), ctx.plan.clone()) {
+        if let Some(cp) = &cp.catalog {
+            super::catalog::connect_failed(ctx, &rt, cp);
+        }
+    }
     ctx.error = Some(match e.etype() {
         ErrorType::ConnectTimedout | ErrorType::TLSHandshakeTimedout => {
             GatewayError::UpstreamTimeout
@@ -117,6 +131,16 @@ pub fn proxy_failed(
         .runtime
         .as_ref()
         .map_or(1, |rt| rt.config.upstream.max_attempts);
+    if let (Some(rt), Some(plan)) = (ctx.runtime.clone(), ctx.plan.clone()) {
+        if let Some(cp) = &plan.catalog {
+            if super::catalog::proxy_failed(ctx, &rt, cp) {
+                // An error status turned into a retry before the header
+                // went downstream (catalog.rs checked attempts and replay).
+                e.set_retry(true);
+                return e;
+            }
+        }
+    }
     if ctx.response_started
         || session.as_downstream().retry_buffer_truncated()
         || ctx.attempts >= max
