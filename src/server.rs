@@ -114,6 +114,10 @@ pub fn run_with_state(mut config: Config, state_path: Option<PathBuf>) -> Result
     });
     drop(startup);
     let shared: SharedRuntime = Arc::new(ArcSwap::from_pointee(runtime));
+    crate::metrics::metrics().config_applied(true);
+    if let Some(log) = &config.access_log {
+        crate::metrics::access_log::start(&log.path)?;
+    }
 
     let conf = ServerConf {
         threads: threads(&config),

@@ -47,6 +47,8 @@ pub struct Runtime {
     /// The operator's extra auth header, if any.
     pub auth_header: Option<HeaderName>,
     pub limits: LimitsRt,
+    /// Metric label values and handles of this runtime's entities.
+    pub obs: crate::metrics::Handles,
 }
 
 /// The limit rules, compiled, and where their counters live.
@@ -262,7 +264,9 @@ impl Runtime {
         if !problems.is_empty() {
             return Err(problems);
         }
+        let obs = crate::metrics::Handles::new(&config, &router, &pools, &limits.rules);
         Ok(Runtime {
+            obs,
             limits,
             config,
             namespaces,

@@ -79,6 +79,7 @@ impl ConfigCenter {
         }
         self.runtime.store(Arc::new(fresh));
         self.current.store(Arc::new(next));
+        crate::metrics::metrics().config_applied(false);
         Ok(out)
     }
 }

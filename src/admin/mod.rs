@@ -7,7 +7,8 @@
 //! Resources (seed 000 paths, numeric ids): namespaces, upstream servers,
 //! matchers, proxy rules and limit rules; the validate/route endpoints,
 //! evaluated by the running runtime's own compiled resolver and router;
-//! the token service ([`api`]). Every change is validated, compiled,
+//! the token service ([`api`]); statistics, usage and monitoring figures
+//! from the data plane (`crate::metrics::summary`). Every change is validated, compiled,
 //! persisted and swapped in as a whole ([`center`]). Only the routes of
 //! [`ROUTES`] are served, and `GET /openapi.json` is built from that table
 //! ([`openapi`]).
@@ -143,8 +144,22 @@ impl AdminApp {
             }
             _ => {}
         }
+        if let ("GET", ["stats"]) = (method, segments.as_slice()) {
+            return Ok(crate::metrics::summary::admin_stats());
+        }
         match (method, rest) {
             ("GET", ["status"]) => Ok(status_body()),
+
+            ("GET", ["namespaces", "usage", "overview"]) => {
+                Ok(crate::metrics::summary::overview(&c.runtime()))
+            }
+            ("GET", ["namespaces", n, "usage"]) => {
+                crate::metrics::summary::usage(&c.runtime(), id(n)?).ok_or_else(ApiError::not_found)
+            }
+            ("GET", ["namespaces", n, "monitoring"]) => {
+                crate::metrics::summary::monitoring(&c.runtime(), id(n)?)
+                    .ok_or_else(ApiError::not_found)
+            }
 
             ("GET", ["namespaces"]) => Ok(api::list_namespaces(&c.snapshot())),
             ("POST", ["namespaces"]) => api::create_namespace(c, body(session).await?).await,

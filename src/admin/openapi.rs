@@ -52,6 +52,11 @@ const TOKEN_MODELS: &str = r#"[{"name":"gpt-4o","encoding":"o200k_base","source"
 const TOKEN_DOWNLOAD_BODY: &str = r#"{"model_name":"cl100k_base"}"#;
 const TOKEN_DOWNLOAD: &str = r#"{"success":true,"message":"模型 cl100k_base 已内置 (cl100k_base)，无需下载","model_name":"cl100k_base","encoding":"cl100k_base"}"#;
 const TOKEN_HEALTH: &str = r#"{"status":"healthy","service":"token-calculator","version":"0.1.0","encodings":["o200k_base"]}"#;
+const STATS: &str = r#"{"cache_hits":0,"cache_misses":0,"cache_size":0,"cache_free":0,"cache_enabled":false,"requests_total":12345,"requests_2xx":11890,"requests_4xx":290,"requests_5xx":165,"latency_ms_p95":420,"upstream_failures":12,"inflight_requests":3,"inflight_streams":1,"updated_at":1754904203}"#;
+const USAGE: &str = r#"{"namespace_id":1,"namespace_code":"enterprise","qps":18.2,"concurrency":12,"token_input_per_min":12500,"token_output_per_min":8400,"rate_limit":{"enabled":true,"max_qps":50.0},"updated_at":"2025-08-12T01:10:00Z"}"#;
+const OVERVIEW: &str =
+    r#"[{"namespace_id":1,"namespace_code":"enterprise","qps":18.2,"concurrency":12}]"#;
+const MONITORING: &str = r#"{"namespace_id":1,"metrics":{"req_per_min":[12,18,22,19,25],"latency_ms_p95":[480,455,430,460,440],"token_in":[1200,1350,1500,1400,1550],"token_out":[800,900,950,880,1000]},"window":"5m","updated_at":"2025-08-12T01:10:00Z"}"#;
 const RULE_TYPES: &str = r#"{"rule_types":[{"type":"matcher","config_schema":{}}]}"#;
 const OPENAPI: &str = r#"{"openapi":"3.0.3","info":{},"paths":{}}"#;
 
@@ -110,6 +115,47 @@ pub const ROUTES: &[Route] = &[
         None,
         STATUS,
         &[]
+    ),
+    route!(
+        "GET",
+        "/stats",
+        "system",
+        "统计（seed 000 缓存统计形状；无响应缓存时为 0）与网关请求统计",
+        true,
+        None,
+        STATS,
+        &[]
+    ),
+    // Usage and monitoring (figures from the data plane).
+    route!(
+        "GET",
+        "/api/v1/namespaces/usage/overview",
+        "usage",
+        "所有命名空间的 QPS 与并发",
+        true,
+        None,
+        OVERVIEW,
+        &[]
+    ),
+    route!(
+        "GET",
+        "/api/v1/namespaces/{namespace_id}/usage",
+        "usage",
+        "命名空间当前用量：QPS、并发、每分钟 token",
+        true,
+        None,
+        USAGE,
+        READ_ID
+    ),
+    route!(
+        "GET",
+        "/api/v1/namespaces/{namespace_id}/monitoring",
+        "usage",
+        "命名空间最近 5 分钟的每分钟请求、p95 延迟、token",
+        true,
+        None,
+        MONITORING,
+        READ_ID
     ),
     // Namespaces.
     route!(

@@ -1,6 +1,6 @@
 //! YAML → typed config. Owns the file format: process settings
 //! ([`ServerSettings`], [`Listen`], [`Limits`], [`Timeouts`], [`UpstreamSettings`],
-//! [`AuthSettings`], [`MetricsSettings`], [`AdminSettings`]) and the entities in
+//! [`AuthSettings`], [`MetricsSettings`], [`AccessLogSettings`], [`AdminSettings`]) and the entities in
 //! [`model`]. [`load`] parses with `${ENV}` interpolation and reports every
 //! problem at once, each with its path; [`validate`] checks references and
 //! rules that could never apply.
@@ -173,6 +173,16 @@ pub struct MetricsSettings {
     pub token: Option<Secret<String>>,
 }
 
+/// The structured access log: one JSON line per client request (trace id,
+/// namespace, route, model, provider, status, tokens, cost, latency split).
+/// Keys and prompt text are never written.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessLogSettings {
+    /// File the lines are appended to; `-` = standard output.
+    pub path: String,
+}
+
 /// The admin (config-center) listener.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -257,6 +267,8 @@ pub struct Config {
     pub upstream: UpstreamSettings,
     pub auth: AuthSettings,
     pub metrics: MetricsSettings,
+    /// Absent = no access log.
+    pub access_log: Option<AccessLogSettings>,
     pub admin: AdminSettings,
     pub tokens: TokenSettings,
     pub counters: CounterSettings,

@@ -150,6 +150,14 @@ impl Validator<'_> {
                 );
             }
         }
+        if let Some(log) = &c.access_log {
+            if log.path.trim().is_empty() {
+                self.problem(
+                    "access_log.path",
+                    "must name a file or \"-\" (standard output); remove the section to turn the access log off",
+                );
+            }
+        }
         if let Some(code) = &c.default_namespace {
             self.namespace_ref("default_namespace".into(), code);
         }

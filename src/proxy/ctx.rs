@@ -87,6 +87,8 @@ pub struct RequestCtx {
     pub counted: bool,
     /// Output metering (requests under a token rule; parent or direct).
     pub meter: Option<ResponseMeter>,
+    /// Labels and timings for metrics and the access log.
+    pub obs: super::observe::Obs,
 }
 
 impl Default for RequestCtx {
@@ -104,6 +106,7 @@ impl Default for RequestCtx {
             error: None,
             counted: false,
             meter: None,
+            obs: Default::default(),
         }
     }
 }

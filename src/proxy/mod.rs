@@ -9,7 +9,7 @@
 //! | `upstream_request_filter`, `request_body_filter` | [`headers`], here |
 //! | `response_filter`, `response_body_filter` | here, [`metering`] |
 //! | `fail_to_proxy` | here, [`reply`] |
-//! | `logging` | here: settle the reservation ([`limits`]), metrics, access log |
+//! | `logging` | here: settle the reservation ([`limits`]); metrics and access log ([`observe`]) |
 
 mod admission;
 pub mod ctx;
@@ -18,6 +18,7 @@ mod handoff;
 mod headers;
 mod limits;
 mod metering;
+mod observe;
 mod peer;
 mod reply;
 
@@ -47,7 +48,7 @@ async fn settle(ctx: &RequestCtx) {
     };
     let used = match ctx.meter.as_ref().map(|m| m.usage()) {
         Some(Some((prompt, completion, truncated))) => {
-            metrics().tokens(prompt, completion, truncated);
+            metrics().truncated(truncated);
             prompt + completion
         }
         // Metered but unreadable: keep what was reserved.
@@ -143,14 +144,16 @@ impl ProxyHttp for Gateway {
         }
         metrics().request_started();
         ctx.counted = true;
-        let plan = match admission::admit(session, &rt, &ctx.request_id).await {
+        let plan = match admission::admit(session, &rt, &ctx.request_id, &mut ctx.obs).await {
             Ok(plan) => Arc::new(plan),
             Err(err) => {
+                ctx.obs.error = Some(err.code());
                 reply::error(session, &err, &ctx.request_id).await?;
                 return Ok(true);
             }
         };
         ctx.plan = Some(plan.clone());
+        observe::admitted(ctx);
         if plan.metered {
             ctx.meter = plan
                 .granted
@@ -159,6 +162,8 @@ impl ProxyHttp for Gateway {
         }
         if plan.llm.stream || session.as_downstream().retry_buffer_truncated() {
             ctx.role = Role::Parent;
+            let _stream = observe::StreamGauge::new(plan.llm.stream);
+            observe::upstream_attempt(ctx);
             // Boxed: the subrequest pipe is a large future; keeping it out of
             // this phase's state machine keeps every request's future small.
             Box::pin(handoff::run(session, ctx, plan)).await?;
@@ -172,6 +177,7 @@ impl ProxyHttp for Gateway {
         _session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
+        observe::upstream_attempt(ctx);
         peer::select(ctx)
     }
 
@@ -219,13 +225,14 @@ impl ProxyHttp for Gateway {
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        let (Some(rt), Some(plan), Some(server)) = (&ctx.runtime, &ctx.plan, &ctx.server) else {
-            return Error::e_explain(ErrorType::InternalError, "no plan for upstream request");
-        };
+        observe::upstream_request(ctx);
         let client_ip = session
             .client_addr()
             .and_then(|a| a.as_inet())
             .map(|a| a.ip().to_string());
+        let (Some(rt), Some(plan), Some(server)) = (&ctx.runtime, &ctx.plan, &ctx.server) else {
+            return Error::e_explain(ErrorType::InternalError, "no plan for upstream request");
+        };
         headers::prepare(upstream_request, rt, plan, server, ctx, client_ip)
     }
 
@@ -236,6 +243,7 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         ctx.response_started = true;
+        observe::upstream_header(ctx);
         for name in ["connection", "keep-alive", "proxy-connection"] {
             upstream_response.remove_header(name);
         }
@@ -323,6 +331,7 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
         let err = ctx.error.take().unwrap_or_else(|| peer::classify(e));
+        ctx.obs.error = Some(err.code());
         let downstream_gone = matches!(
             e.etype(),
             ErrorType::WriteError | ErrorType::ConnectionClosed
@@ -352,9 +361,12 @@ impl ProxyHttp for Gateway {
             return;
         }
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let settle_start = std::time::Instant::now();
         settle(ctx).await;
+        let settled = settle_start.elapsed();
         let elapsed = ctx.started.elapsed();
         metrics().request_finished(status, elapsed.as_millis() as u64);
+        observe::finish(session, ctx, status, settled);
         if log::log_enabled!(log::Level::Info) {
             let req = session.req_header();
             let (namespace, key) = match (&ctx.runtime, &ctx.plan) {

@@ -40,7 +40,7 @@ pub fn select(ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
     ctx.tried.push(server.id);
     ctx.attempts += 1;
     if ctx.attempts > 1 {
-        metrics().retry();
+        metrics().retry(&pool.name);
     }
     let t = &rt.config.timeouts;
     let sni = if server.tls {
@@ -79,7 +79,17 @@ fn peer_for(backend: &Backend, tls: bool, sni: String) -> Result<HttpPeer> {
 
 /// A connection attempt failed: count it against the server, retry elsewhere.
 pub fn connect_failed(ctx: &mut RequestCtx, mut e: Box<Error>) -> Box<Error> {
-    metrics().upstream_failure();
+    if let (Some(rt), Some(plan)) = (&ctx.runtime, &ctx.plan) {
+        let reason = match e.etype() {
+            ErrorType::ConnectTimedout => "connect_timeout",
+            ErrorType::ConnectRefused => "connect_refused",
+            ErrorType::TLSHandshakeFailure
+            | ErrorType::TLSHandshakeTimedout
+            | ErrorType::InvalidCert => "tls",
+            _ => "connect_error",
+        };
+        metrics().upstream_failure(&rt.pools[plan.pool].name, reason);
+    }
     if let (Some(server), Some(rt)) = (&ctx.server, &ctx.runtime) {
         let u = &rt.config.upstream;
         if server.record_failure(u.eject_after_failures, u.eject_ms) {
