@@ -21,6 +21,7 @@ pub(super) fn validate(c: &Config, problems: &mut Vec<Problem>) {
     v.routes();
     v.rules();
     v.counters();
+    v.config_store();
 }
 
 struct Validator<'a> {
@@ -404,6 +405,46 @@ impl Validator<'_> {
                     "a model name, or a prefix ending in `*` (no other wildcards)",
                 );
             }
+        }
+    }
+
+    fn config_store(&mut self) {
+        let s = &self.c.config_store;
+        for (name, value) in [("poll_ms", s.poll_ms), ("timeout_ms", s.timeout_ms)] {
+            if value == 0 {
+                self.problem(format!("config_store.{name}"), "must be at least 1");
+            }
+        }
+        match (s.kind, &s.mysql_url) {
+            (ConfigStoreKind::Mysql, None) => {
+                self.problem("config_store.mysql_url", "kind: mysql needs a mysql_url")
+            }
+            (ConfigStoreKind::Mysql, Some(url)) if !url.expose().starts_with("mysql://") => self
+                .problem(
+                    "config_store.mysql_url",
+                    "must look like mysql://user:pass@host:3306/database",
+                ),
+            (ConfigStoreKind::File, Some(_)) => self.problem(
+                "config_store.mysql_url",
+                "set, but kind is file so it would never be used (set kind: mysql)",
+            ),
+            _ => {}
+        }
+        if let Some(url) = &s.redis_url {
+            if s.kind == ConfigStoreKind::File {
+                self.problem(
+                    "config_store.redis_url",
+                    "set, but kind is file: the file store is one instance's own, there is nothing to cache or announce (set kind: mysql)",
+                );
+            } else if !url.expose().starts_with("redis://") {
+                self.problem(
+                    "config_store.redis_url",
+                    "must look like redis://host:6379/0",
+                );
+            }
+        }
+        if s.key_prefix.is_empty() && s.redis_url.is_some() {
+            self.problem("config_store.key_prefix", "must not be empty");
         }
     }
 

@@ -110,13 +110,21 @@ pub fn health(rt: &Runtime) -> (u16, serde_json::Value) {
         .map(|d| d.as_secs())
         .unwrap_or(0);
     let status = if all_ok { "healthy" } else { "unhealthy" };
+    let store = crate::store::status::status();
+    // A config store outage degrades, never stops, serving: the last good
+    // config keeps routing.
+    let overall = if all_ok && !store.healthy() {
+        "degraded"
+    } else {
+        status
+    };
     let body = json!({
-        "status": status,
+        "status": overall,
         "service": "sluice",
         "version": env!("CARGO_PKG_VERSION"),
         "timestamp": timestamp,
         "services": {
-            "config_center": {"status": "healthy", "source": "file"},
+            "config_center": store.config_center_json(),
             "upstreams": {"status": status, "pools": pools},
         },
         "stats": {

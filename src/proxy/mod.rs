@@ -137,6 +137,10 @@ impl ProxyHttp for Gateway {
         );
         let rt = self.runtime.load_full();
         ctx.runtime = Some(rt.clone());
+        // nginx-configs `keepalive_timeout`: 0 closes after this response.
+        if let Some(secs) = rt.config.timeouts.client_keepalive_s {
+            session.set_keepalive((secs > 0).then_some(secs));
+        }
         // The gateway's own endpoints (probes, scrapes) stay out of the
         // request metrics.
         if endpoints::serve(session, ctx, &rt).await? {
