@@ -7,7 +7,6 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 use std::cell::{Cell, RefCell};
-use std::time::Duration;
 
 const TOKEN: &str = "a-tok";
 
