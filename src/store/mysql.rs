@@ -81,8 +81,14 @@ impl MysqlStore {
             .with_constraints(PoolConstraints::new(0, 4).unwrap_or_default())
             .with_inactive_connection_ttl(Duration::from_secs(30))
             .with_ttl_check_interval(Duration::from_secs(10));
-        let server = OptsBuilder::from_opts(opts.clone()).db_name(None::<String>);
-        let opts = OptsBuilder::from_opts(opts).pool_opts(pool_opts);
+        // Connect where the URL says (mysql_async would switch to the
+        // server's Unix socket on loopback otherwise).
+        let server = OptsBuilder::from_opts(opts.clone())
+            .db_name(None::<String>)
+            .prefer_socket(false);
+        let opts = OptsBuilder::from_opts(opts)
+            .pool_opts(pool_opts)
+            .prefer_socket(false);
         io::run(timeout, async move {
             if let Some(db) = db {
                 if db.contains('`') {

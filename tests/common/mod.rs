@@ -373,3 +373,11 @@ impl Drop for StoreGuard {
         let _ = cleanup.join();
     }
 }
+
+impl Gateway {
+    /// `kill -9` (SIGKILL): no shutdown of any kind.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
