@@ -264,7 +264,11 @@ async fn metric_families_move_with_traffic_and_labels_stay_bounded() {
     assert_eq!(
         got(
             "sluice_requests_total",
-            &[("namespace", "limited"), ("class", "4xx")]
+            &[
+                ("namespace", "limited"),
+                ("provider", "openai"),
+                ("class", "4xx")
+            ]
         ),
         Some(1.0)
     );

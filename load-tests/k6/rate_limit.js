@@ -41,16 +41,18 @@ export default function () {
 export function handleSummary(data) {
   const get = (n) => (data.metrics[n] ? data.metrics[n].values.count : 0);
   const a = get("admitted"), d = get("denied"), o = get("other_status");
-  // Fixed windows are aligned: a run of S seconds touches S/W or S/W + 1 windows.
+  // Fixed windows are aligned: a run of S seconds touches up to S/W + 1 of
+  // them (partial first and last), so the limit admits at most that many
+  // times LIMIT; a steady state admits LIMIT per window.
   const windows = Math.ceil(seconds / windowS) + 1;
   const allowed = limit * windows;
-  const perWindow = a / Math.max(1, seconds / windowS);
+  const steady = (limit * seconds) / windowS;
   return {
     stdout:
       "k6 rate-limit accuracy\n" +
       `offered ${a + d + o} requests (${rate}/s for ${seconds}s) against ${limit} per ${windowS}s\n` +
       `admitted ${a}, denied 429 ${d}, other ${o}\n` +
-      `admitted per window ${perWindow.toFixed(1)} vs limit ${limit} (${((100 * perWindow) / limit).toFixed(1)}%); ` +
-      `upper bound over the run ${allowed} (${a <= allowed ? "held" : "EXCEEDED"})\n`,
+      `the limit allows at most ${allowed} in the ${windows} windows the run touched: ${a <= allowed ? "held" : "EXCEEDED"} ` +
+      `(admitted ${((100 * a) / allowed).toFixed(1)}% of that bound; ${((100 * a) / steady).toFixed(1)}% of limit x duration = ${steady})\n`,
   };
 }
