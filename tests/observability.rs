@@ -16,9 +16,9 @@ const METRICS_TOKEN: &str = "metrics-secret-token";
 /// Namespaces `default` and `team` (claimed by `x-tenant: team`, under a
 /// token rule so its responses are metered) and `limited` (one request a
 /// minute); keys `test`, `alice` and `bob`; routes `/v1` and `/alt` (stripped) to
-/// pool `p`, `/dead` to a pool whose only server refuses connections.
+/// pool `p`, `/dead` to a pool whose two servers refuse connections.
 fn obs_config(port: u16, extra: &str) -> String {
-    let dead = free_port();
+    let (dead, dead2) = (free_port(), free_port());
     format!(
         r#"server:
   threads: 1
@@ -47,6 +47,7 @@ matchers:
 upstream_servers:
   - {{server_name: m1, pool: p, server_address: 127.0.0.1, server_port: {port}}}
   - {{server_name: gone, pool: dead, server_address: 127.0.0.1, server_port: {dead}}}
+  - {{server_name: gone2, pool: dead, server_address: 127.0.0.1, server_port: {dead2}}}
 routes:
   - {{prefix: /dead, upstream: dead}}
   - {{prefix: /v1, upstream: p}}
@@ -263,7 +264,11 @@ async fn metric_families_move_with_traffic_and_labels_stay_bounded() {
     assert_eq!(
         got(
             "sluice_requests_total",
-            &[("namespace", "limited"), ("class", "4xx")]
+            &[
+                ("namespace", "limited"),
+                ("provider", "openai"),
+                ("class", "4xx")
+            ]
         ),
         Some(1.0)
     );
@@ -386,6 +391,23 @@ async fn metric_families_move_with_traffic_and_labels_stay_bounded() {
     assert_eq!(got("sluice_inflight_streams", &[]), Some(0.0));
     assert_eq!(got("sluice_config_version", &[]), Some(1.0));
     assert_eq!(got("sluice_config_reloads_total", &[]), Some(0.0));
+    // Every metric the shipped Grafana dashboard queries exists.
+    let dashboard = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/conf/grafana-dashboard.json"
+    ))
+    .expect("dashboard");
+    for piece in dashboard.split("sluice_").skip(1) {
+        let name: String = piece
+            .chars()
+            .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+            .collect();
+        let family = format!("# TYPE sluice_{} ", name.trim_end_matches("_bucket"));
+        assert!(
+            text.contains(&family),
+            "the dashboard queries sluice_{name}, which /metrics lacks"
+        );
+    }
     // Bounded labels: no key, no raw path, no query.
     for leak in ["sk-test", "sk-wrong", "sk-leak", "chat/completions", "key="] {
         assert!(!text.contains(leak), "/metrics holds {leak:?}");

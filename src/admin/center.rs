@@ -28,7 +28,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Attempts of one change when other instances keep committing first.
-const ATTEMPTS: usize = 5;
+const ATTEMPTS: u64 = 20;
+
+/// Pause before retrying a change that lost a commit race: random-ish
+/// (clock nanos) and growing with the attempt, so two instances writing
+/// at once fall out of step instead of colliding again (a fixed retry
+/// let one side lose five times in a row under load).
+fn backoff(attempt: u64) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::from(d.subsec_nanos()));
+    Duration::from_millis((5 + nanos % 20) * attempt.min(10))
+}
 
 /// The config center's state: the applied snapshot and where it is stored.
 pub struct ConfigCenter {
@@ -113,7 +124,7 @@ impl ConfigCenter {
         change: impl Fn(&mut Entities, &Runtime) -> Result<T, ApiError>,
     ) -> Result<T, ApiError> {
         let _guard = self.lock.lock().await;
-        for _ in 0..ATTEMPTS {
+        for attempt in 1..=ATTEMPTS {
             let rt = self.runtime.load_full();
             let prev = self.current.load_full();
             let mut next = (*prev).clone();
@@ -127,6 +138,7 @@ impl ConfigCenter {
                 match store.save(&prev, &next).await {
                     Ok(()) => status().set_store_ok(true),
                     Err(SaveError::Conflict) => {
+                        tokio::time::sleep(backoff(attempt)).await;
                         self.catch_up_locked().await.map_err(unavailable)?;
                         continue;
                     }

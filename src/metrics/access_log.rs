@@ -25,7 +25,7 @@ pub struct Line<'a> {
     pub route: &'a str,
     /// The key's configured name (never the key).
     pub key_name: &'a str,
-    /// The model the client asked for (truncated to 64 bytes) and its label.
+    /// The model the client asked for (truncated to 64 bytes).
     pub model: &'a str,
     pub upstream: &'a str,
     pub provider: &'a str,

@@ -85,7 +85,9 @@ impl Default for Series {
     fn default() -> Self {
         Series {
             current: AtomicI64::new(0),
-            ring: Mutex::new(vec![Slot::default(); MINUTES]),
+            // Allocated on the first request (about 160 KiB): entities
+            // without traffic cost nothing.
+            ring: Mutex::new(Vec::new()),
         }
     }
 }
@@ -97,7 +99,10 @@ impl Series {
         self.ring.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn slot(ring: &mut [Slot], minute: u64) -> &mut Slot {
+    fn slot(ring: &mut Vec<Slot>, minute: u64) -> &mut Slot {
+        if ring.is_empty() {
+            ring.resize(MINUTES, Slot::default());
+        }
         let s = &mut ring[(minute % MINUTES as u64) as usize];
         if s.minute != minute {
             *s = Slot {
@@ -151,14 +156,12 @@ impl Series {
             .rev()
             .map(|back| {
                 let m = minute.saturating_sub(back);
-                let s = ring[(m % MINUTES as u64) as usize];
-                if s.minute == m {
-                    s
-                } else {
-                    Slot {
+                match ring.get((m % MINUTES as u64) as usize) {
+                    Some(s) if s.minute == m => *s,
+                    _ => Slot {
                         minute: m,
                         ..Slot::default()
-                    }
+                    },
                 }
             })
             .collect()

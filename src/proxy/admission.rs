@@ -87,6 +87,7 @@ pub async fn admit(
         .route(&facts, namespace)
         .ok_or_else(|| GatewayError::RouteNotFound(format!("{} {}", facts.method, facts.path)))?;
     obs.route = Some(rt.obs.route_index(&route));
+    obs.pool = Some(route.target());
     let upstream_uri = match &route {
         RouteMatch::Prefix {
             path: Some(path), ..

@@ -230,13 +230,13 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         observe::upstream_request(ctx);
+        let (Some(rt), Some(plan), Some(server)) = (&ctx.runtime, &ctx.plan, &ctx.server) else {
+            return Error::e_explain(ErrorType::InternalError, "no plan for upstream request");
+        };
         let client_ip = session
             .client_addr()
             .and_then(|a| a.as_inet())
             .map(|a| a.ip().to_string());
-        let (Some(rt), Some(plan), Some(server)) = (&ctx.runtime, &ctx.plan, &ctx.server) else {
-            return Error::e_explain(ErrorType::InternalError, "no plan for upstream request");
-        };
         headers::prepare(upstream_request, rt, plan, server, ctx, client_ip)
     }
 

@@ -23,6 +23,8 @@ pub struct Obs {
     /// Route index ([`crate::metrics::Handles::route_index`]).
     pub route: Option<usize>,
     pub key: Option<usize>,
+    /// The route's pool (also for a request denied after routing).
+    pub pool: Option<usize>,
     /// Model label index; none = not parsed yet.
     pub model: Option<usize>,
     /// The model as asked (only kept when the access log is on).
@@ -223,7 +225,7 @@ pub fn finish(session: &Session, ctx: &mut RequestCtx, status: u16, settle: Dura
     let h = &rt.obs;
     let elapsed = ctx.started.elapsed();
     let model = obs.model.unwrap_or_else(|| h.models.index(None));
-    let pool = ctx.plan.as_ref().map(|p| p.pool);
+    let pool = ctx.plan.as_ref().map(|p| p.pool).or(obs.pool);
     let tokens = ctx
         .meter
         .as_ref()
