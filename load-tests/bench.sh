@@ -236,8 +236,10 @@ if [[ -z $K6 || ! -x $K6 ]]; then
 else
   K6_DURATION=${K6_DURATION:-5s}
   run_k6() { # URL KEY [k6 args...] SCRIPT
-    "$K6" run --quiet --no-color -e BASE_URL="$1" -e API_KEY="$2" -e DURATION="$K6_DURATION" "${@:3}" 2>&1 |
-      sed -n '/^k6 /,$p'
+    local out
+    out=$("$K6" run --quiet --no-color -e BASE_URL="$1" -e API_KEY="$2" -e DURATION="$K6_DURATION" "${@:3}" 2>&1) || true
+    grep -m3 'level=warning\|level=error' <<<"$out" || true
+    sed -n '/^k6 /,$p' <<<"$out"
   }
   run_k6 "${url[l]}" sk-bench load-tests/k6/nonstream.js
   run_k6 "${url[l]}" sk-bench load-tests/k6/stream.js
