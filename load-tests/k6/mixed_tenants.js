@@ -35,7 +35,13 @@ export default function () {
   const stream = __ITER % Number(__ENV.STREAM_EVERY) === 0;
   const r = http.post(`${BASE}/v1/chat/completions`, chatBody(stream), { headers: headers(__ENV.KEY, __ENV.TENANT) });
   check(r, { "status 200": (x) => x.status === 200 });
+  if (r.status !== 200 && !reported) {
+    reported = true; // once per VU: say why, not how often
+    console.warn(`tenant ${__ENV.TENANT}: status ${r.status} ${r.error || ""}`);
+  }
 }
+
+let reported = false;
 
 export function handleSummary(data) {
   let out = "k6 mixed tenants\n" + line(data, "http_reqs", "") + line(data, "http_req_failed", "");

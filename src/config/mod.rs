@@ -175,8 +175,12 @@ impl Default for AuthSettings {
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsSettings {
-    /// Bearer token required to read `/metrics`; none = `/metrics` is off (404).
+    /// Bearer token required to read `/metrics` and `/metrics/summary`;
+    /// none = the metrics endpoints are off.
     pub token: Option<Secret<String>>,
+    /// A dedicated listener (`host:port`) for the metrics endpoints; none =
+    /// they are served on the proxy listener.
+    pub listen: Option<String>,
 }
 
 /// The structured access log: one JSON line per client request (trace id,

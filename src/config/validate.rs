@@ -151,6 +151,20 @@ impl Validator<'_> {
                 );
             }
         }
+        if c.metrics.listen.is_some() && c.metrics.token.is_none() {
+            self.problem(
+                "metrics.listen",
+                "set metrics.token too: without it the metrics endpoints are off and this listener would serve nothing",
+            );
+        }
+        if let Some(addr) = &c.metrics.listen {
+            if addr.parse::<SocketAddr>().is_err() {
+                self.problem(
+                    "metrics.listen",
+                    format!("{addr:?} is not an address (host:port)"),
+                );
+            }
+        }
         if let Some(log) = &c.access_log {
             if log.path.trim().is_empty() {
                 self.problem(

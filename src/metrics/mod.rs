@@ -10,6 +10,7 @@
 //! Recorded from the proxy phases through `src/proxy/observe.rs`.
 
 pub mod access_log;
+pub mod endpoints;
 pub mod families;
 pub mod labels;
 pub mod summary;

@@ -1,9 +1,9 @@
 //! The proxy listener's own endpoints: `GET /healthz` (liveness),
 //! `GET /health` (seed 000 §9 shape with subsystem status), `GET /stats`
-//! (seed 000 §9 request figures), and, when `metrics.token` is set,
-//! `GET /metrics` (Prometheus text) and `GET /metrics/summary` (JSON),
-//! both needing that token, and the `GET /metrics/ui` page. They are
-//! answered before authentication and routing.
+//! (seed 000 §9 request figures), and, when `metrics.token` is set and no
+//! dedicated `metrics.listen` is, the metrics endpoints
+//! (`crate::metrics::endpoints`). They are answered before authentication
+//! and routing.
 
 use super::ctx::RequestCtx;
 use super::reply;
@@ -13,7 +13,6 @@ use crate::state::Runtime;
 use pingora::proxy::Session;
 use pingora::Result;
 use serde_json::json;
-use subtle::ConstantTimeEq;
 
 /// Serves the request when it is one of the gateway's endpoints; returns
 /// whether it did.
@@ -34,56 +33,28 @@ pub async fn serve(session: &mut Session, ctx: &RequestCtx, rt: &Runtime) -> Res
             let body = crate::metrics::summary::gateway_stats();
             reply::json(session, 200, &body, &ctx.request_id).await?;
         }
-        "/metrics" | "/metrics/summary" | "/metrics/ui" => {
-            let Some(token) = &rt.config.metrics.token else {
-                // No metrics token: these endpoints are off (routed as any path).
-                return Ok(false);
-            };
-            let path = req.uri.path();
-            if path == "/metrics/ui" {
-                // The page itself holds no data; it asks for the token.
-                let page = crate::metrics::ui::PAGE.as_bytes().to_vec();
-                let extra = [
-                    (
-                        "content-security-policy",
-                        crate::metrics::ui::CSP.to_string(),
-                    ),
-                    ("cache-control", "no-store".to_string()),
-                ];
-                reply::send(
-                    session,
-                    200,
-                    "text/html; charset=utf-8",
-                    page,
-                    &ctx.request_id,
-                    &extra,
-                )
-                .await?;
-                return Ok(true);
-            }
-            let presented = req
+        "/metrics" | "/metrics/summary" | "/metrics/ui" if rt.config.metrics.listen.is_none() => {
+            let auth = req
                 .headers
                 .get("authorization")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "))
-                .unwrap_or("");
-            if !bool::from(presented.as_bytes().ct_eq(token.expose().as_bytes())) {
+                .and_then(|v| v.to_str().ok());
+            // No metrics token: these endpoints are off (routed as any path).
+            let Some(a) = crate::metrics::endpoints::answer(rt, req.uri.path(), auth) else {
+                return Ok(false);
+            };
+            if a.status == 401 {
                 let err = GatewayError::Unauthorized("invalid metrics token".into());
                 reply::error(session, &err, &ctx.request_id).await?;
-            } else if path == "/metrics" {
-                let text = metrics().render(rt).into_bytes();
+            } else {
                 reply::send(
                     session,
-                    200,
-                    "text/plain; version=0.0.4",
-                    text,
+                    a.status,
+                    a.content_type,
+                    a.body,
                     &ctx.request_id,
-                    &[],
+                    &a.headers,
                 )
                 .await?;
-            } else {
-                let body = crate::metrics::summary::summary(rt);
-                reply::json(session, 200, &body, &ctx.request_id).await?;
             }
         }
         _ => return Ok(false),
