@@ -137,14 +137,6 @@ pub fn run_with_state(
     server.bootstrap();
     let conf = server.configuration.clone();
 
-    let mut proxy = pingora::proxy::http_proxy_service_with_name(
-        &conf,
-        Gateway::new(shared.clone()),
-        "sluice proxy",
-    );
-    proxy.add_tcp(&config.listen.proxy);
-    server.add_service(proxy);
-
     let center = Arc::new(ConfigCenter::new(
         shared.clone(),
         yaml,
@@ -152,6 +144,14 @@ pub fn run_with_state(
         opened.as_ref().and_then(|o| o.bus.clone()),
         entities,
     ));
+    let mut proxy = pingora::proxy::http_proxy_service_with_name(
+        &conf,
+        Gateway::new(shared.clone(), Some(center.clone())),
+        "sluice proxy",
+    );
+    proxy.add_tcp(&config.listen.proxy);
+    server.add_service(proxy);
+
     // Other instances' changes (shared store only): bus messages and the
     // periodic revision check, on the config I/O runtime.
     if config.config_store.kind == ConfigStoreKind::Mysql && opened.is_some() {

@@ -351,3 +351,50 @@ async fn kill_9_during_writes_loses_no_acknowledged_write() {
     }
     let _ = std::fs::remove_file(&state);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_config_on_the_proxy_listener_loads_the_stored_state() {
+    let a = mock("a").await;
+    let store = StoreGuard::new();
+    let one = Gateway::start(&yaml(a.addr.port(), &store.yaml(None))).await;
+    let two = Gateway::start(&yaml(a.addr.port(), &store.yaml(None))).await;
+    let c = reqwest::Client::new();
+    // Seed 000 §9's gateway endpoint: an admin token is required.
+    let r = c.get(two.url("/refresh-config")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let r = c
+        .get(two.url("/refresh-config"))
+        .bearer_auth("wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    // A change on `one`; once `two`'s refresh answers, it serves it (the
+    // refresh loads the store's newer revision before answering).
+    let (s, v) = call(
+        &one,
+        "POST",
+        "/api/v1/namespaces",
+        Some(json!({"namespace_name": "R", "namespace_code": "refreshed"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let r = c
+        .get(two.url("/refresh-config"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(
+        v,
+        json!({"success": true, "message": "All configurations refreshed successfully"})
+    );
+    assert!(namespace_codes(&two)
+        .await
+        .contains(&"refreshed".to_string()));
+    let (_, h1) = call(&one, "GET", "/health", None).await;
+    let (_, h2) = call(&two, "GET", "/health", None).await;
+    assert_eq!(h1["revision"], h2["revision"]);
+}

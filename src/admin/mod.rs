@@ -25,6 +25,19 @@ use center::ConfigCenter;
 use http::Response;
 use openapi::Lookup;
 pub use openapi::ROUTES;
+
+/// Whether an `Authorization` header carries one of the admin tokens
+/// (`Bearer <token>`, constant-time compare; no tokens = nobody).
+pub fn admin_token_ok(rt: &crate::state::Runtime, authorization: Option<&str>) -> bool {
+    let presented = authorization
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let mut ok = false;
+    for token in &rt.config.admin.tokens {
+        ok |= bool::from(presented.as_bytes().ct_eq(token.expose().as_bytes()));
+    }
+    ok && !presented.is_empty()
+}
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 use serde_json::{json, Map, Value};
@@ -88,19 +101,12 @@ impl AdminApp {
     }
 
     fn authorized(&self, session: &ServerSession) -> bool {
-        let presented = session
+        let header = session
             .req_header()
             .headers
             .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
-        let rt = self.runtime.load();
-        let mut ok = false;
-        for token in &rt.config.admin.tokens {
-            ok |= bool::from(presented.as_bytes().ct_eq(token.expose().as_bytes()));
-        }
-        ok && !presented.is_empty()
+            .and_then(|v| v.to_str().ok());
+        admin_token_ok(&self.runtime.load(), header)
     }
 
     /// Routes one authorized request to a route listed in [`ROUTES`].

@@ -7,6 +7,7 @@
 
 use super::ctx::RequestCtx;
 use super::reply;
+use crate::admin::center::ConfigCenter;
 use crate::error::GatewayError;
 use crate::metrics::metrics;
 use crate::state::Runtime;
@@ -16,7 +17,12 @@ use serde_json::json;
 
 /// Serves the request when it is one of the gateway's endpoints; returns
 /// whether it did.
-pub async fn serve(session: &mut Session, ctx: &RequestCtx, rt: &Runtime) -> Result<bool> {
+pub async fn serve(
+    session: &mut Session,
+    ctx: &RequestCtx,
+    rt: &Runtime,
+    center: Option<&ConfigCenter>,
+) -> Result<bool> {
     let req = session.req_header();
     if req.method != http::Method::GET && req.method != http::Method::HEAD {
         return Ok(false);
@@ -27,6 +33,38 @@ pub async fn serve(session: &mut Session, ctx: &RequestCtx, rt: &Runtime) -> Res
         }
         "/health" => {
             let (status, body) = health(rt);
+            reply::json(session, status, &body, &ctx.request_id).await?;
+        }
+        "/refresh-config" => {
+            let auth = req
+                .headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok());
+            if !crate::admin::admin_token_ok(rt, auth) {
+                let err = GatewayError::Unauthorized("an admin token is required".into());
+                reply::error(session, &err, &ctx.request_id).await?;
+                return Ok(true);
+            }
+            // Seed 000 §9: load the stored config if it is newer than the
+            // running one (the same catch-up the bus and the periodic
+            // revision check do).
+            let outcome = match center {
+                Some(c) => c.catch_up().await,
+                None => Ok(false),
+            };
+            let (status, body) = match outcome {
+                Ok(_) => (
+                    200,
+                    json!({"success": true, "message": "All configurations refreshed successfully"}),
+                ),
+                Err(e) => {
+                    log::warn!("/refresh-config: {e}");
+                    (
+                        503,
+                        json!({"success": false, "error": "Failed to refresh configurations"}),
+                    )
+                }
+            };
             reply::json(session, status, &body, &ctx.request_id).await?;
         }
         "/stats" => {

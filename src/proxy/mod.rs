@@ -76,11 +76,16 @@ fn rate_value(value: RateValue) -> http::HeaderValue {
 /// The gateway's proxy logic.
 pub struct Gateway {
     runtime: SharedRuntime,
+    /// For `GET /refresh-config` (none in tests that build a bare gateway).
+    center: Option<Arc<crate::admin::center::ConfigCenter>>,
 }
 
 impl Gateway {
-    pub fn new(runtime: SharedRuntime) -> Self {
-        Gateway { runtime }
+    pub fn new(
+        runtime: SharedRuntime,
+        center: Option<Arc<crate::admin::center::ConfigCenter>>,
+    ) -> Self {
+        Gateway { runtime, center }
     }
 }
 
@@ -143,7 +148,7 @@ impl ProxyHttp for Gateway {
         }
         // The gateway's own endpoints (probes, scrapes) stay out of the
         // request metrics.
-        if endpoints::serve(session, ctx, &rt).await? {
+        if endpoints::serve(session, ctx, &rt, self.center.as_deref()).await? {
             return Ok(true);
         }
         metrics().request_started();
