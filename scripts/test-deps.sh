@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs and starts what `make test` needs on a Debian machine, when absent:
-# cmake (Pingora's zlib-ng build), Redis and MariaDB (store tests), and a
+# cmake (Pingora's zlib-ng build), Redis and MariaDB (store tests), Chromium
+# (the /metrics/ui browser test), and a
 # virtualenv with the official openai SDK (tests/sdk/).
 # Idempotent: does nothing on a machine that already has them running.
 set -euo pipefail
@@ -27,6 +28,8 @@ if ! command -v mariadbd >/dev/null && [ ! -x /usr/sbin/mariadbd ]; then
   need+=(mariadb-server)
   fresh_mariadb=1
 fi
+# Headless Chromium for the /metrics/ui end-to-end test (tests/metrics_ui.rs).
+command -v chromium >/dev/null || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test-deps: installing ${need[*]}"
   $SUDO apt-get update -qq

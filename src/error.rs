@@ -52,6 +52,8 @@ pub struct LimitDenial {
     pub retry_after_secs: u64,
     /// `x-ratelimit-*` headers.
     pub headers: Vec<(&'static str, String)>,
+    /// The rule that denied (for metrics).
+    pub rule_id: u64,
 }
 
 impl GatewayError {

@@ -31,6 +31,10 @@ enum Command {
         /// Config file.
         #[arg(short, long, default_value = "conf/sluice.yaml")]
         config: String,
+        /// Replace the stored entities (namespaces, servers, matchers,
+        /// rules, routes, fragments) with the YAML's, then start.
+        #[arg(long)]
+        reimport_yaml: bool,
     },
     /// Validate a config file and list every problem.
     Check {
@@ -82,13 +86,16 @@ fn main() -> ExitCode {
             }
             Err(code) => code,
         },
-        Command::Run { config } => {
+        Command::Run {
+            config,
+            reimport_yaml,
+        } => {
             let cfg = match load(&config) {
                 Ok(cfg) => cfg,
                 Err(code) => return code,
             };
             let state = sluice::store::config_file::state_path_for(&config);
-            match sluice::server::run_with_state(cfg, Some(state)) {
+            match sluice::server::run_with_state(cfg, Some(state), reimport_yaml) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("sluice: {e}");

@@ -2,12 +2,14 @@
 //! `listen.proxy`, the admin service on `listen.admin`, and the upkeep
 //! background service (DNS refresh + active health checks).
 
+use crate::admin::center::{follow, ConfigCenter};
 use crate::admin::AdminApp;
-use crate::config::{Config, CounterStoreKind};
+use crate::config::{Config, ConfigStoreKind, CounterStoreKind};
 use crate::proxy::Gateway;
 use crate::state::{Runtime, SharedRuntime};
-use crate::store::config_file::{Entities, FileStore};
+use crate::store::config_file::Entities;
 use crate::store::lazy::LazyRedisStore;
+use crate::store::open;
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use pingora::server::configuration::ServerConf;
@@ -54,39 +56,40 @@ fn threads(config: &Config) -> usize {
 /// Builds and runs the gateway; returns only on error before start.
 /// Admin API changes apply but are not persisted (see [`run_with_state`]).
 pub fn run(config: Config) -> Result<(), String> {
-    run_with_state(config, None)
+    run_with_state(config, None, false)
 }
 
-/// Builds and runs the gateway with the admin API's entity store at
-/// `state_path`: when that file exists its entities replace the YAML's (and
-/// are validated together with the YAML's process settings); otherwise the
-/// YAML's entities are used and the first admin change writes the file.
-pub fn run_with_state(mut config: Config, state_path: Option<PathBuf>) -> Result<(), String> {
-    let file_store = state_path.map(FileStore::new);
-    let entities = match &file_store {
-        Some(fs) => match fs.load()? {
-            Some(stored) => {
-                stored.apply_to(&mut config);
-                let problems = config.check();
-                if !problems.is_empty() {
-                    return Err(format!(
-                        "{} (with the config file's settings): {} problem(s):\n{}",
-                        fs.path().display(),
-                        problems.len(),
-                        problems
-                            .iter()
-                            .map(|p| format!("  - {p}"))
-                            .collect::<Vec<_>>()
-                            .join("\n")
-                    ));
-                }
-                log::warn!("entities loaded from {}", fs.path().display());
-                stored
-            }
-            None => Entities::from_config(&config),
-        },
-        None => Entities::from_config(&config),
+/// Builds and runs the gateway with the admin API's entity store
+/// (`config_store`; the file store's file is `state_path`): the stored
+/// entities replace the YAML's (validated together with the YAML's
+/// process settings); an empty store starts from the YAML's entities, and
+/// `reimport` replaces the stored entities with the YAML's.
+pub fn run_with_state(
+    yaml: Config,
+    state_path: Option<PathBuf>,
+    reimport: bool,
+) -> Result<(), String> {
+    let opened = match state_path {
+        Some(path) => Some(open::open(&yaml, path, reimport)?),
+        None => None,
     };
+    let entities = opened
+        .as_ref()
+        .map_or_else(|| Entities::from_config(&yaml), |o| o.entities.clone());
+    let config = entities.config_over(&yaml).map_err(|problems| {
+        let origin = opened
+            .as_ref()
+            .map_or("the config file", |o| o.origin.as_str());
+        format!(
+            "{origin} (with the config file's settings): {} problem(s):\n{}",
+            problems.len(),
+            problems
+                .iter()
+                .map(|p| format!("  - {p}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    })?;
     let store: Arc<dyn CounterStore> = match (&config.counters.store, &config.counters.redis_url) {
         (CounterStoreKind::Redis, Some(url)) => Arc::new(LazyRedisStore::new(
             url.expose(),
@@ -114,6 +117,10 @@ pub fn run_with_state(mut config: Config, state_path: Option<PathBuf>) -> Result
     });
     drop(startup);
     let shared: SharedRuntime = Arc::new(ArcSwap::from_pointee(runtime));
+    crate::metrics::metrics().config_applied(true);
+    if let Some(log) = &config.access_log {
+        crate::metrics::access_log::start(&log.path)?;
+    }
 
     let conf = ServerConf {
         threads: threads(&config),
@@ -130,19 +137,41 @@ pub fn run_with_state(mut config: Config, state_path: Option<PathBuf>) -> Result
     server.bootstrap();
     let conf = server.configuration.clone();
 
+    let center = Arc::new(ConfigCenter::new(
+        shared.clone(),
+        yaml,
+        opened.as_ref().map(|o| o.store.clone()),
+        opened.as_ref().and_then(|o| o.bus.clone()),
+        entities,
+    ));
     let mut proxy = pingora::proxy::http_proxy_service_with_name(
         &conf,
-        Gateway::new(shared.clone()),
+        Gateway::new(shared.clone(), Some(center.clone())),
         "sluice proxy",
     );
     proxy.add_tcp(&config.listen.proxy);
     server.add_service(proxy);
 
+    // Other instances' changes (shared store only): bus messages and the
+    // periodic revision check, on the config I/O runtime.
+    if config.config_store.kind == ConfigStoreKind::Mysql && opened.is_some() {
+        let poll = std::time::Duration::from_millis(config.config_store.poll_ms);
+        crate::store::io::handle()?.spawn(follow(center.clone(), poll));
+    }
     if let Some(admin_addr) = &config.listen.admin {
-        let app = AdminApp::with_store(shared.clone(), file_store, entities);
+        let app = AdminApp::with_center(shared.clone(), center);
         let mut admin = Service::new("sluice admin".to_string(), app);
         admin.add_tcp(admin_addr);
         server.add_service(admin);
+    }
+
+    if let Some(metrics_addr) = &config.metrics.listen {
+        let app = crate::metrics::endpoints::MetricsApp {
+            runtime: shared.clone(),
+        };
+        let mut service = Service::new("sluice metrics".to_string(), app);
+        service.add_tcp(metrics_addr);
+        server.add_service(service);
     }
 
     server.add_service(background_service(

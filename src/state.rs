@@ -50,6 +50,8 @@ pub struct Runtime {
     pub limits: LimitsRt,
     /// The model catalog (`models:`); empty = every request is routed.
     pub catalog: Catalog,
+    /// Metric label values and handles of this runtime's entities.
+    pub obs: crate::metrics::Handles,
 }
 
 /// The limit rules, compiled, and where their counters live.
@@ -274,7 +276,9 @@ impl Runtime {
         if !problems.is_empty() {
             return Err(problems);
         }
+        let obs = crate::metrics::Handles::new(&config, &router, &pools, &limits.rules);
         Ok(Runtime {
+            obs,
             limits,
             catalog,
             config,

@@ -6,14 +6,70 @@ mod common;
 
 use common::*;
 use serde_json::{json, Value};
-use std::time::Duration;
+use std::cell::{Cell, RefCell};
 
 const TOKEN: &str = "a-tok";
+
+/// Which config store the suite runs against (every test runs on both).
+#[derive(Clone, Copy)]
+enum Store {
+    File,
+    Mysql,
+}
+
+thread_local! {
+    static STORE: Cell<Store> = const { Cell::new(Store::File) };
+    /// The databases of the running test, dropped when it ends.
+    static GUARDS: RefCell<Vec<StoreGuard>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Whether the running test uses the file store.
+fn file_store() -> bool {
+    matches!(STORE.with(Cell::get), Store::File)
+}
+
+/// Runs one test of the suite with `store` (the test's body runs on this
+/// thread, where [`admin_config`] reads the choice).
+async fn with_store(store: Store, test: impl std::future::Future<Output = ()>) {
+    STORE.with(|s| s.set(store));
+    test.await;
+    GUARDS.with(|g| g.borrow_mut().clear());
+}
+
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod file_store {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::with_store(super::Store::File, super::$name()).await
+                }
+            )*
+        }
+        mod mysql_store {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::with_store(super::Store::Mysql, super::$name()).await
+                }
+            )*
+        }
+    };
+}
 
 /// A gateway with the admin listener on, a catch-all route to pool `p`
 /// (mock `a`) and `extra` YAML appended.
 fn admin_config(a_port: u16, extra: &str) -> String {
-    let rest = format!("{CATCH_ALL}admin: {{tokens: [{TOKEN}]}}\n{extra}");
+    let store = match STORE.with(Cell::get) {
+        Store::File => String::new(),
+        Store::Mysql => {
+            let guard = StoreGuard::new();
+            let yaml = guard.yaml(None);
+            GUARDS.with(|g| g.borrow_mut().push(guard));
+            yaml
+        }
+    };
+    let rest = format!("{CATCH_ALL}admin: {{tokens: [{TOKEN}]}}\n{extra}{store}");
     config(&[server("a", "p", a_port, "")], &rest).replace(
         "listen:\n  proxy: \"{proxy}\"",
         "listen:\n  proxy: \"{proxy}\"\n  admin: \"{admin}\"",
@@ -99,7 +155,6 @@ async fn chat_served_by(gw: &Gateway, c: &reqwest::Client, headers: &[(&str, &st
         .to_string()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_api_needs_its_token_for_changes_and_reads() {
     let a = mock("a").await;
     let gw = Gateway::start(&admin_config(a.addr.port(), "")).await;
@@ -157,7 +212,6 @@ async fn admin_api_needs_its_token_for_changes_and_reads() {
     let _ = std::fs::remove_file(state_path(&gw));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn namespaces_crud_and_errors() {
     let a = mock("a").await;
     let gw = Gateway::start(&admin_config(a.addr.port(), "")).await;
@@ -278,7 +332,6 @@ async fn namespaces_crud_and_errors() {
     let _ = std::fs::remove_file(state_path(&gw));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hot_apply_routes_traffic_without_restart() {
     let a = mock("a").await;
     let b = mock("b").await;
@@ -369,7 +422,6 @@ async fn hot_apply_routes_traffic_without_restart() {
     let _ = std::fs::remove_file(state_path(&gw));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_servers_crud() {
     let a = mock("a").await;
     let b = mock("b").await;
@@ -462,7 +514,6 @@ async fn upstream_servers_crud() {
     let _ = std::fs::remove_file(state_path(&gw));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn matchers_crud() {
     let a = mock("a").await;
     let gw = Gateway::start(&admin_config(a.addr.port(), "")).await;
@@ -553,7 +604,6 @@ async fn matchers_crud() {
     let _ = std::fs::remove_file(state_path(&gw));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxy_rules_crud() {
     let a = mock("a").await;
     let b = mock("b").await;
@@ -637,7 +687,6 @@ async fn proxy_rules_crud() {
     let _ = std::fs::remove_file(state_path(&gw));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rules_crud_types_and_counters_survive_changes() {
     let a = mock("a").await;
     let gw = Gateway::start(&admin_config(a.addr.port(), "")).await;
@@ -757,7 +806,6 @@ async fn rules_crud_types_and_counters_survive_changes() {
     let _ = std::fs::remove_file(state_path(&gw));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn changes_persist_across_a_restart() {
     let a = mock("a").await;
     let b = mock("b").await;
@@ -784,9 +832,9 @@ async fn changes_persist_across_a_restart() {
     assert_eq!(s, 200);
     let (s, _) = api.delete("/api/v1/upstream-servers/1").await;
     assert_eq!(s, 200);
-    assert!(state.exists());
+    assert_eq!(state.exists(), file_store());
     #[cfg(unix)]
-    {
+    if file_store() {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&state).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
@@ -821,10 +869,9 @@ async fn changes_persist_across_a_restart() {
     let _ = std::fs::remove_file(&state);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_creates_are_all_kept() {
     let a = mock("a").await;
-    let gw = Gateway::start(&admin_config(a.addr.port(), "")).await;
+    let mut gw = Gateway::start(&admin_config(a.addr.port(), "")).await;
     let base = gw.admin_url("/api/v1/namespaces");
     let c = reqwest::Client::new();
     let mut tasks = Vec::new();
@@ -852,13 +899,19 @@ async fn concurrent_creates_are_all_kept() {
     let api = Admin::new(&gw);
     let (_, list) = api.get("/api/v1/namespaces").await;
     assert_eq!(list.as_array().unwrap().len(), 21);
-    let stored = std::fs::read_to_string(state_path(&gw)).unwrap();
-    let stored: Value = serde_json::from_str(&stored).unwrap();
-    assert_eq!(stored["namespaces"].as_array().unwrap().len(), 21);
+    if file_store() {
+        let stored = std::fs::read_to_string(state_path(&gw)).unwrap();
+        let stored: Value = serde_json::from_str(&stored).unwrap();
+        assert_eq!(stored["namespaces"].as_array().unwrap().len(), 21);
+    } else {
+        // Another instance reading the store sees all of them too.
+        gw.restart().await;
+        let (_, list) = Admin::new(&gw).get("/api/v1/namespaces").await;
+        assert_eq!(list.as_array().unwrap().len(), 21);
+    }
     let _ = std::fs::remove_file(state_path(&gw));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn traffic_sees_no_failures_while_changes_apply() {
     let a = mock("a").await;
     let b = mock("b").await;
@@ -883,18 +936,22 @@ async fn traffic_sees_no_failures_while_changes_apply() {
     assert_eq!(s, 200, "{v}");
     let rule = v["rule_id"].as_u64().unwrap();
 
+    // Steady load until 100 changes have applied.
     let url = gw.url("/v1/chat/completions");
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut clients = Vec::new();
     for _ in 0..4 {
-        let url = url.clone();
+        let (url, done) = (url.clone(), done.clone());
         clients.push(tokio::spawn(async move {
             let c = reqwest::Client::new();
             let mut failures = Vec::new();
-            for i in 0..50 {
+            let mut sent = 0u64;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
                 let r = post(&c, url.clone())
-                    .json(&chat_body(i % 2 == 0))
+                    .json(&chat_body(sent % 2 == 0))
                     .send()
                     .await;
+                sent += 1;
                 match r {
                     Ok(r) if r.status() == 200 => {
                         if r.bytes().await.is_err() {
@@ -905,10 +962,10 @@ async fn traffic_sees_no_failures_while_changes_apply() {
                     Err(e) => failures.push(e.to_string()),
                 }
             }
-            failures
+            (sent, failures)
         }));
     }
-    for i in 0..20 {
+    for i in 0..100 {
         let (s, v) = api
             .put(
                 &format!("/api/v1/proxy-rules/{rule}"),
@@ -916,14 +973,18 @@ async fn traffic_sees_no_failures_while_changes_apply() {
             )
             .await;
         assert_eq!(s, 200, "{v}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut failures = Vec::new();
+    let mut sent = 0;
     for t in clients {
-        failures.extend(t.await.unwrap());
+        let (n, f) = t.await.unwrap();
+        sent += n;
+        failures.extend(f);
     }
     assert!(failures.is_empty(), "{failures:?}");
-    assert!(served(&a) + served(&b) >= 200);
+    assert!(sent >= 100, "only {sent} requests during the changes");
+    assert_eq!(served(&a) + served(&b), sent);
     let _ = std::fs::remove_file(state_path(&gw));
 }
 
@@ -956,7 +1017,6 @@ fn a_broken_state_file_stops_startup_naming_it() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn renaming_a_namespace_keeps_its_references() {
     let a = mock("a").await;
     let gw = Gateway::start(&admin_config(a.addr.port(), "")).await;
@@ -1017,3 +1077,239 @@ async fn renaming_a_namespace_keeps_its_references() {
     assert_eq!(s, 409);
     let _ = std::fs::remove_file(state_path(&gw));
 }
+
+/// Seed 000 §8: setting fragments apply to live traffic; what Sluice
+/// cannot apply is refused by name.
+async fn nginx_configs_apply_and_refuse_what_they_cannot() {
+    let a = mock("a").await;
+    let gw = Gateway::start(&admin_config(a.addr.port(), "")).await;
+    let api = Admin::new(&gw);
+    let c = reqwest::Client::new();
+    let big = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x".repeat(3000)}]});
+    let send_big = || post(&c, gw.url("/v1/chat/completions")).json(&big).send();
+    assert_eq!(send_big().await.unwrap().status(), 200);
+
+    let (s, v) = api
+        .post(
+            "/api/v1/nginx-configs",
+            json!({"config_type": "http", "config_name": "small-bodies",
+                   "config_content": "client_max_body_size 1k; proxy_read_timeout 30s;"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["message"], "nginx配置创建成功");
+    let id = v["config_id"].as_u64().unwrap();
+    assert_eq!(v["config"]["config_value"]["client_max_body_size"], 1024);
+    assert_eq!(send_big().await.unwrap().status(), 413);
+
+    for (content, name) in [
+        ("gzip on; gzip_comp_level 6;", "gzip"),
+        ("worker_connections 1024;", "worker_connections"),
+        ("client_max_body_size 0;", "client_max_body_size"),
+    ] {
+        let (s, v) = api
+            .post(
+                "/api/v1/nginx-configs",
+                json!({"config_type": "http", "config_name": "x", "config_content": content}),
+            )
+            .await;
+        assert_eq!(s, 400, "{content}: {v}");
+        assert!(detail(&v).contains(name), "{v}");
+    }
+    let (s, v) = api
+        .post(
+            "/api/v1/nginx-configs",
+            json!({"config_type": "http", "config_name": "small-bodies", "config_content": "proxy_connect_timeout 1s;"}),
+        )
+        .await;
+    assert_eq!(s, 409, "{v}");
+
+    let (s, v) = api.get("/api/v1/nginx-configs/http").await;
+    assert_eq!(s, 200);
+    assert_eq!(v.as_array().unwrap().len(), 1);
+    let (_, v) = api.get("/api/v1/nginx-configs?config_type=server").await;
+    assert_eq!(v, json!([]));
+    let (s, v) = api.get(&format!("/api/v1/nginx-configs/{id}")).await;
+    assert_eq!((s, v["config_name"].as_str()), (200, Some("small-bodies")));
+
+    let (s, v) = api
+        .put(
+            &format!("/api/v1/nginx-configs/{id}"),
+            json!({"is_active": 0}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(send_big().await.unwrap().status(), 200);
+    let (s, _) = api
+        .put(
+            &format!("/api/v1/nginx-configs/{id}"),
+            json!({"is_active": 1}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(send_big().await.unwrap().status(), 413);
+    let (s, v) = api.delete(&format!("/api/v1/nginx-configs/{id}")).await;
+    assert_eq!((s, v["message"].as_str()), (200, Some("nginx配置删除成功")));
+    assert_eq!(send_big().await.unwrap().status(), 200);
+    let (s, _) = api.get(&format!("/api/v1/nginx-configs/{id}")).await;
+    assert_eq!(s, 404);
+    let _ = std::fs::remove_file(state_path(&gw));
+}
+
+/// `POST /batch-dual-write` is all or nothing; `POST /namespaces/batch`.
+async fn batches_are_all_or_nothing() {
+    let a = mock("a").await;
+    let gw = Gateway::start(&admin_config(a.addr.port(), "")).await;
+    let api = Admin::new(&gw);
+    let (_, before) = api.get("/api/v1/namespaces").await;
+    // The second operation fails: the first is not applied either.
+    let (s, v) = api
+        .post(
+            "/batch-dual-write",
+            json!([
+                {"op": "create_namespace", "data": {"namespace_name": "A", "namespace_code": "batch-a"}},
+                {"op": "update_rule", "id": 999, "data": {"rule_name": "x"}}
+            ]),
+        )
+        .await;
+    assert_eq!(s, 404, "{v}");
+    assert!(detail(&v).contains("[1] (update_rule)"), "{v}");
+    let (_, after) = api.get("/api/v1/namespaces").await;
+    assert_eq!(before, after);
+    // A batch whose result would not validate changes nothing either.
+    let (s, v) = api
+        .post(
+            "/batch-dual-write",
+            json!([
+                {"op": "create_namespace", "data": {"namespace_name": "A", "namespace_code": "batch-a"}},
+                {"op": "create_rule", "namespace_id": 1, "data": {"rule_name": "r", "rule_type": "rate_limit", "rule_config": {"max_qps": -1}}}
+            ]),
+        )
+        .await;
+    assert_eq!(s, 400, "{v}");
+    let (_, after) = api.get("/api/v1/namespaces").await;
+    assert_eq!(before, after);
+
+    let (s, v) = api
+        .post(
+            "/batch-dual-write",
+            json!([
+                {"op": "create_namespace", "data": {"namespace_name": "A", "namespace_code": "batch-a"}},
+                {"op": "create_namespace", "data": {"namespace_name": "B", "namespace_code": "batch-b"}},
+                {"op": "create_rule", "namespace_id": 1, "data": {"rule_name": "limit-qps", "rule_type": "rate_limit", "rule_config": {"max_qps": 50}}},
+            ]),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let results = v["results"].as_array().unwrap();
+    assert_eq!(results.len(), 3);
+    assert_eq!(results[0]["op"], "create_namespace");
+    assert_eq!(results[0]["success"], true);
+    let (na, nb) = (
+        results[0]["id"].as_u64().unwrap(),
+        results[1]["id"].as_u64().unwrap(),
+    );
+    let rule = results[2]["id"].as_u64().unwrap();
+    let (s, v) = api
+        .post(
+            "/batch-dual-write",
+            json!([{"op": "update_rule", "id": rule, "data": {"rule_name": "limit-qps-2", "rule_config": {"max_qps": 60}}}]),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let (_, v) = api.get(&format!("/api/v1/rules/{rule}")).await;
+    assert_eq!(v["rule_name"], "limit-qps-2");
+
+    let (s, v) = api.post("/namespaces/batch", json!([na, nb, 9999])).await;
+    assert_eq!(s, 200, "{v}");
+    let codes: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["namespace_code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes, ["batch-a", "batch-b"]);
+    let (s, _) = api.post("/namespaces/batch", json!(["x"])).await;
+    assert_eq!(s, 400);
+    let (s, _) = api.post("/batch-dual-write", json!({"op": "x"})).await;
+    assert_eq!(s, 400);
+    let (s, v) = api
+        .post("/batch-dual-write", json!([{"op": "drop_everything"}]))
+        .await;
+    assert_eq!(s, 400);
+    assert!(detail(&v).contains("drop_everything"), "{v}");
+    let _ = std::fs::remove_file(state_path(&gw));
+}
+
+/// Seed 000 §2 namespace route: the namespace's prefix route, applied.
+async fn namespace_route_crud() {
+    let a = mock("a").await;
+    let b = mock("b").await;
+    let gw = Gateway::start(&admin_config(a.addr.port(), "")).await;
+    let api = Admin::new(&gw);
+    let c = reqwest::Client::new();
+    let (s, v) = api
+        .post(
+            "/api/v1/upstream-servers",
+            json!({"server_name": "b", "server_address": "127.0.0.1", "server_port": b.addr.port()}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let b_id = v["server_id"].as_u64().unwrap();
+    let (s, _) = api.get("/api/v1/namespaces/1/route").await;
+    assert_eq!(s, 404);
+    let (s, v) = api
+        .post(
+            "/api/v1/namespaces/1/route",
+            json!({"match_strategy": "header:x-tenant=enterprise", "upstream_server_id": b_id}),
+        )
+        .await;
+    assert_eq!(s, 400, "{v}");
+    assert!(detail(&v).contains("match_strategy"), "{v}");
+    let (s, v) = api
+        .post(
+            "/api/v1/namespaces/1/route",
+            json!({"match_strategy": "prefix:/v1", "upstream_server_id": b_id}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["message"], "命名空间路由规则保存成功");
+    let route_id = v["route_id"].as_u64().unwrap();
+    assert_eq!(chat_served_by(&gw, &c, &[]).await, "b");
+    let (s, v) = api.get("/api/v1/namespaces/1/route").await;
+    assert_eq!(s, 200);
+    assert_eq!(v["route_id"].as_u64(), Some(route_id));
+    assert_eq!(v["namespace_id"], 1);
+    assert_eq!(v["match_strategy"], "prefix:/v1");
+    // Deleting the namespace would orphan the route.
+    let (s, v) = api.delete("/api/v1/namespaces/1").await;
+    assert_eq!(s, 409, "{v}");
+    let (s, v) = api.delete("/api/v1/namespaces/1/route").await;
+    assert_eq!(
+        (s, v["message"].as_str()),
+        (200, Some("命名空间路由规则删除成功"))
+    );
+    assert_eq!(chat_served_by(&gw, &c, &[]).await, "a");
+    let (s, _) = api.delete("/api/v1/namespaces/1/route").await;
+    assert_eq!(s, 404);
+    let (s, _) = api.get("/api/v1/namespaces/99/route").await;
+    assert_eq!(s, 404);
+    let _ = std::fs::remove_file(state_path(&gw));
+}
+
+on_both_stores!(
+    nginx_configs_apply_and_refuse_what_they_cannot,
+    batches_are_all_or_nothing,
+    namespace_route_crud,
+    admin_api_needs_its_token_for_changes_and_reads,
+    namespaces_crud_and_errors,
+    hot_apply_routes_traffic_without_restart,
+    upstream_servers_crud,
+    matchers_crud,
+    proxy_rules_crud,
+    rules_crud_types_and_counters_survive_changes,
+    changes_persist_across_a_restart,
+    concurrent_creates_are_all_kept,
+    traffic_sees_no_failures_while_changes_apply,
+    renaming_a_namespace_keeps_its_references,
+);

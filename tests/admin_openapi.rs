@@ -12,8 +12,13 @@ use std::collections::BTreeSet;
 
 const TOKEN: &str = "o-tok";
 
-fn admin_config(a_port: u16) -> String {
-    let rest = format!("{CATCH_ALL}admin: {{tokens: [{TOKEN}]}}\n");
+/// The walk runs on the MySQL store with the Redis cache, so that the
+/// cache endpoints answer too.
+fn admin_config(a_port: u16, store: &StoreGuard) -> String {
+    let rest = format!(
+        "{CATCH_ALL}admin: {{tokens: [{TOKEN}]}}\n{}",
+        store.yaml(None)
+    );
     config(&[server("a", "p", a_port, "")], &rest).replace(
         "listen:\n  proxy: \"{proxy}\"",
         "listen:\n  proxy: \"{proxy}\"\n  admin: \"{admin}\"",
@@ -43,6 +48,7 @@ struct Ids {
     matcher: u64,
     proxy_rule: u64,
     rule: u64,
+    nginx: u64,
 }
 
 async fn create(gw: &Gateway, path: &str, body: Value, id_field: &str) -> u64 {
@@ -64,6 +70,7 @@ fn concrete(template: &str, ids: &Ids) -> String {
             "{matcher_id}" => ids.matcher.to_string(),
             "{rule_id}" if under_proxy => ids.proxy_rule.to_string(),
             "{rule_id}" => ids.rule.to_string(),
+            "{config_id}" => ids.nginx.to_string(),
             other => {
                 assert!(!other.starts_with('{'), "unknown parameter {other}");
                 other.to_string()
@@ -76,8 +83,16 @@ fn concrete(template: &str, ids: &Ids) -> String {
 /// The document's example body, adjusted so it applies here (real ports
 /// and ids, codes that do not collide).
 fn fixup(method: &str, template: &str, mut body: Value, ids: &Ids, port: u16) -> Value {
-    let o = body.as_object_mut().unwrap();
+    let Some(o) = body.as_object_mut() else {
+        return body;
+    };
     match (method, template) {
+        ("PUT", "/api/v1/nginx-configs/{config_id}") => {
+            o.insert("config_name".into(), "walk-ng".into());
+        }
+        (_, "/api/v1/namespaces/{namespace_id}/route") => {
+            o.insert("upstream_server_id".into(), ids.server.into());
+        }
         ("PUT", "/api/v1/namespaces/{namespace_id}") => {
             o.insert("namespace_code".into(), "walk".into());
         }
@@ -99,7 +114,8 @@ fn fixup(method: &str, template: &str, mut body: Value, ids: &Ids, port: u16) ->
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openapi_document_matches_the_live_server() {
     let a = mock("a").await;
-    let gw = Gateway::start(&admin_config(a.addr.port())).await;
+    let store = StoreGuard::new();
+    let gw = Gateway::start(&admin_config(a.addr.port(), &store)).await;
     let port = a.addr.port();
 
     // The document is open (no token).
@@ -173,12 +189,28 @@ async fn openapi_document_matches_the_live_server() {
         "rule_id",
     )
     .await;
+    let nginx = create(
+        &gw,
+        "/api/v1/nginx-configs",
+        json!({"config_type": "http", "config_name": "walk-ng",
+               "config_content": "proxy_connect_timeout 3s;"}),
+        "config_id",
+    )
+    .await;
+    create(
+        &gw,
+        &format!("/api/v1/namespaces/{namespace}/route"),
+        json!({"prefix": "/walk", "upstream_server_id": server}),
+        "route_id",
+    )
+    .await;
     let ids = Ids {
         namespace,
         server,
         matcher,
         proxy_rule,
         rule,
+        nginx,
     };
 
     // A documented required field left out: 400 naming it.
@@ -202,6 +234,8 @@ async fn openapi_document_matches_the_live_server() {
 
     // Every operation; deletes last, dependents first.
     let delete_order = [
+        "namespaces/{namespace_id}/route",
+        "nginx-configs",
         "rules",
         "proxy-rules",
         "matchers",
@@ -220,7 +254,7 @@ async fn openapi_document_matches_the_live_server() {
         }
         1 + delete_order
             .iter()
-            .position(|r| p.starts_with(&format!("/api/v1/{r}")))
+            .position(|r| p.starts_with(&format!("/api/v1/{r}")) || p.ends_with(r))
             .unwrap_or(0)
     };
     ops.sort_by_key(rank);

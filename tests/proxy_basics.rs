@@ -250,7 +250,10 @@ async fn admin_listener_and_metrics_need_their_tokens() {
     assert_eq!(r.status(), 200);
     let text = r.text().await.unwrap();
     assert!(
-        text.contains("sluice_requests_total{class=\"2xx\"} 1\n")
+        text.lines().any(|l| l.starts_with("sluice_requests_total{")
+            && l.contains("class=\"2xx\"")
+            && l.contains("namespace=\"default\"")
+            && l.ends_with(" 1"))
             && text.contains("sluice_inflight_requests 0\n"),
         "{text}"
     );

@@ -1,36 +1,79 @@
 //! Hot apply: every accepted change takes the current entity snapshot,
-//! applies the change, validates the whole config (the checks of
-//! `sluice check`), compiles a new [`Runtime`] on the same counter store,
-//! resolves its upstream names and probes their health, persists the
-//! snapshot atomically, then swaps the runtime in. Any problem on the way
-//! leaves both the store and the running gateway untouched. One async mutex
-//! serializes changes, so concurrent updates never lose one another.
+//! applies the change, validates the whole config over the YAML's settings
+//! (the checks of `sluice check`), compiles a new [`Runtime`] on the same
+//! counter store, resolves its upstream names and probes their health,
+//! commits the snapshot to the store (one transaction, refused when another
+//! instance committed first: then the center catches up and redoes the
+//! change), then swaps the runtime in and announces the new revision on the
+//! Redis bus. Any problem on the way leaves both the store and the running
+//! gateway untouched; a store outage answers 503 and changes nothing. One
+//! async mutex serializes changes (and catch-ups), so concurrent updates
+//! never lose one another.
+//!
+//! Changes made by other instances arrive through [`follow`]: a message on
+//! the bus, or the periodic revision check, makes the center load the
+//! newer snapshot (from the Redis cache when it holds exactly that
+//! revision, else from the store), compile and swap it the same way.
 
 use super::ApiError;
-use crate::config::Problem;
+use crate::config::{Config, Problem};
 use crate::state::{Runtime, SharedRuntime};
-use crate::store::config_file::{Entities, FileStore};
+use crate::store::config_bus::ConfigBus;
+use crate::store::config_file::Entities;
+use crate::store::entity_store::{EntityStore, SaveError};
+use crate::store::status::status;
 use arc_swap::ArcSwap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
+use std::time::Duration;
+
+/// Attempts of one change when other instances keep committing first.
+const ATTEMPTS: u64 = 20;
+
+/// Pause before retrying a change that lost a commit race: random-ish
+/// (clock nanos) and growing with the attempt, so two instances writing
+/// at once fall out of step instead of colliding again (a fixed retry
+/// let one side lose five times in a row under load).
+fn backoff(attempt: u64) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::from(d.subsec_nanos()));
+    Duration::from_millis((5 + nanos % 20) * attempt.min(10))
+}
 
 /// The config center's state: the applied snapshot and where it is stored.
 pub struct ConfigCenter {
     runtime: SharedRuntime,
-    store: Option<FileStore>,
+    /// The YAML's settings, before any setting fragment.
+    base: Config,
+    store: Option<Arc<dyn EntityStore>>,
+    bus: Option<Arc<ConfigBus>>,
     /// The snapshot the running runtime was built from (read without the lock).
     current: ArcSwap<Entities>,
     lock: tokio::sync::Mutex<()>,
+    /// A stored revision that failed to compile here (logged once).
+    refused: AtomicU64,
 }
 
 impl ConfigCenter {
-    /// `entities` must be what `runtime` was built from; with no `store`,
-    /// changes apply but are not persisted.
-    pub fn new(runtime: SharedRuntime, store: Option<FileStore>, entities: Entities) -> Self {
+    /// `entities` must be what `runtime` was built from (over the YAML
+    /// settings `base`); with no `store`, changes apply but are not persisted.
+    pub fn new(
+        runtime: SharedRuntime,
+        base: Config,
+        store: Option<Arc<dyn EntityStore>>,
+        bus: Option<Arc<ConfigBus>>,
+        entities: Entities,
+    ) -> Self {
+        status().set_revision(entities.revision);
         ConfigCenter {
             runtime,
+            base,
             store,
+            bus,
             current: ArcSwap::from_pointee(entities),
             lock: tokio::sync::Mutex::new(()),
+            refused: AtomicU64::new(0),
         }
     }
 
@@ -44,42 +87,185 @@ impl ConfigCenter {
         self.runtime.load_full()
     }
 
-    /// Applies `change` to a copy of the snapshot, then validates, compiles,
-    /// persists and swaps (see the module docs). `change` returns what the
-    /// caller needs back (an id) or the error to answer with.
-    pub async fn mutate<T>(
-        &self,
-        change: impl FnOnce(&mut Entities, &Runtime) -> Result<T, ApiError>,
-    ) -> Result<T, ApiError> {
-        let _guard = self.lock.lock().await;
-        let rt = self.runtime.load_full();
-        let mut next = (**self.current.load()).clone();
-        let out = change(&mut next, &rt)?;
+    /// The Redis bus, when configured.
+    pub fn bus(&self) -> Option<&Arc<ConfigBus>> {
+        self.bus.as_ref()
+    }
 
-        let mut config = rt.config.clone();
-        next.apply_to(&mut config);
-        let problems = config.check();
-        if !problems.is_empty() {
-            return Err(ApiError::bad_request(join(&problems, &next)));
-        }
-        let fresh = Runtime::build_with_store(config, rt.limits.store.clone())
-            .map_err(|p| ApiError::bad_request(join(&p, &next)))?;
+    /// The entity store, when changes are persisted.
+    pub fn store(&self) -> Option<&Arc<dyn EntityStore>> {
+        self.store.as_ref()
+    }
+
+    /// Validates `next` over the YAML settings and compiles it, ready to swap.
+    async fn compile(&self, next: &Entities, rt: &Runtime) -> Result<Runtime, Vec<Problem>> {
+        let config = next.config_over(&self.base)?;
+        let fresh = Runtime::build_with_store(config, rt.limits.store.clone())?;
         fresh.warm_tokenizers();
         // New pools start unresolved: resolve and probe before any request sees them.
         fresh.refresh_pools().await;
         fresh.health_check_pools().await;
+        Ok(fresh)
+    }
 
-        if let Some(store) = &self.store {
-            let store = store.clone();
-            let snapshot = next.clone();
-            tokio::task::spawn_blocking(move || store.save(&snapshot))
-                .await
-                .map_err(|e| ApiError::internal(e.to_string()))?
-                .map_err(ApiError::internal)?;
-        }
+    fn swap(&self, fresh: Runtime, next: Entities) {
+        status().set_revision(next.revision);
         self.runtime.store(Arc::new(fresh));
         self.current.store(Arc::new(next));
-        Ok(out)
+        crate::metrics::metrics().config_applied(false);
+    }
+
+    /// Applies `change` to a copy of the snapshot, then validates, compiles,
+    /// commits and swaps (see the module docs). `change` returns what the
+    /// caller needs back (an id) or the error to answer with; it may run
+    /// again on a newer snapshot when another instance committed first.
+    pub async fn mutate<T>(
+        &self,
+        change: impl Fn(&mut Entities, &Runtime) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        let _guard = self.lock.lock().await;
+        for attempt in 1..=ATTEMPTS {
+            let rt = self.runtime.load_full();
+            let prev = self.current.load_full();
+            let mut next = (*prev).clone();
+            let out = change(&mut next, &rt)?;
+            next.revision = prev.revision + 1;
+            let fresh = self
+                .compile(&next, &rt)
+                .await
+                .map_err(|p| ApiError::bad_request(join(&p, &next)))?;
+            if let Some(store) = &self.store {
+                match store.save(&prev, &next).await {
+                    Ok(()) => status().set_store_ok(true),
+                    Err(SaveError::Conflict) => {
+                        tokio::time::sleep(backoff(attempt)).await;
+                        self.catch_up_locked().await.map_err(unavailable)?;
+                        continue;
+                    }
+                    Err(SaveError::Unavailable(e)) => {
+                        status().set_store_ok(false);
+                        return Err(unavailable(e));
+                    }
+                }
+            }
+            self.swap(fresh, next.clone());
+            self.announce(&next).await;
+            return Ok(out);
+        }
+        Err(ApiError::conflict(
+            "配置正被其他实例频繁修改，本次变更未保存，请重试",
+        ))
+    }
+
+    /// Tells the other instances about a committed snapshot.
+    async fn announce(&self, next: &Entities) {
+        if let Some(bus) = &self.bus {
+            match bus.announce(next).await {
+                Ok(()) => status().set_bus(Some(true)),
+                Err(e) => {
+                    status().set_bus(Some(false));
+                    log::warn!(
+                        "config bus: revision {} not announced ({e}); other instances catch up at their next version check",
+                        next.revision
+                    );
+                }
+            }
+        }
+    }
+
+    /// Loads and applies a newer stored snapshot, if there is one.
+    pub async fn catch_up(&self) -> Result<bool, String> {
+        let _guard = self.lock.lock().await;
+        self.catch_up_locked().await
+    }
+
+    async fn catch_up_locked(&self) -> Result<bool, String> {
+        let Some(store) = &self.store else {
+            return Ok(false);
+        };
+        let have = self.current.load().revision;
+        let stored = match store.revision().await {
+            Ok(r) => r,
+            Err(e) => {
+                status().set_store_ok(false);
+                return Err(e);
+            }
+        };
+        status().set_store_ok(true);
+        if stored <= have || stored == self.refused.load(Relaxed) {
+            return Ok(false);
+        }
+        let cached = match &self.bus {
+            Some(bus) => bus.cached(stored).await,
+            None => None,
+        };
+        let next = match cached {
+            Some(e) => e,
+            None => match store.load().await? {
+                Some(e) => e,
+                None => return Ok(false),
+            },
+        };
+        let rt = self.runtime.load_full();
+        match self.compile(&next, &rt).await {
+            Ok(fresh) => {
+                log::info!("config revision {} applied (from the store)", next.revision);
+                self.swap(fresh, next);
+                Ok(true)
+            }
+            Err(p) => {
+                self.refused.store(next.revision, Relaxed);
+                log::error!(
+                    "stored config revision {} does not apply here, keeping revision {have}: {}",
+                    next.revision,
+                    join(&p, &next)
+                );
+                Ok(false)
+            }
+        }
+    }
+}
+
+fn unavailable(e: String) -> ApiError {
+    ApiError::new(
+        503,
+        format!("配置存储不可用，变更未保存 (当前配置继续生效): {e}"),
+    )
+}
+
+/// Follows the other instances' changes: a message on the bus applies at
+/// once; every `poll` the stored revision is compared (catch-up after missed
+/// messages) and the store and bus health recorded. Runs for the process's
+/// lifetime on the config I/O runtime.
+pub async fn follow(center: Arc<ConfigCenter>, poll: Duration) {
+    let mut changes = center.bus.as_ref().map(|b| b.changes());
+    let mut tick = tokio::time::interval(poll);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let announced = async {
+            match changes.as_mut() {
+                Some(rx) => rx.recv().await.ok(),
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            msg = announced => {
+                let newer = msg
+                    .and_then(|m| m.value.convert::<u64>().ok())
+                    .is_some_and(|v| v > center.current.load().revision);
+                if !newer {
+                    continue;
+                }
+            }
+            _ = tick.tick() => {
+                if let Some(bus) = &center.bus {
+                    status().set_bus(Some(bus.ping().await));
+                }
+            }
+        }
+        if let Err(e) = center.catch_up().await {
+            log::debug!("config follower: {e}");
+        }
     }
 }
 
@@ -94,7 +280,7 @@ fn join(problems: &[Problem], e: &Entities) -> String {
 }
 
 fn describe(p: &Problem, e: &Entities) -> String {
-    let lists: [(&str, Vec<u64>); 5] = [
+    let lists: [(&str, Vec<u64>); 6] = [
         ("namespaces", e.namespaces.iter().map(|n| n.id).collect()),
         (
             "upstream_servers",
@@ -102,6 +288,7 @@ fn describe(p: &Problem, e: &Entities) -> String {
         ),
         ("matchers", e.matchers.iter().map(|m| m.id).collect()),
         ("proxy_rules", e.proxy_rules.iter().map(|r| r.id).collect()),
+        ("routes", e.routes.iter().map(|r| r.id).collect()),
         ("rules", e.rules.iter().map(|r| r.id).collect()),
     ];
     for (kind, ids) in &lists {

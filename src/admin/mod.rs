@@ -7,7 +7,8 @@
 //! Resources (seed 000 paths, numeric ids): namespaces, upstream servers,
 //! matchers, proxy rules and limit rules; the validate/route endpoints,
 //! evaluated by the running runtime's own compiled resolver and router;
-//! the token service ([`api`]). Every change is validated, compiled,
+//! the token service ([`api`]); statistics, usage and monitoring figures
+//! from the data plane (`crate::metrics::summary`). Every change is validated, compiled,
 //! persisted and swapped in as a whole ([`center`]). Only the routes of
 //! [`ROUTES`] are served, and `GET /openapi.json` is built from that table
 //! ([`openapi`]).
@@ -17,15 +18,30 @@ pub mod center;
 pub mod openapi;
 
 use crate::state::SharedRuntime;
-use crate::store::config_file::{Entities, FileStore};
+use crate::store::config_file::Entities;
+use crate::store::status::status;
 use async_trait::async_trait;
 use center::ConfigCenter;
 use http::Response;
 use openapi::Lookup;
 pub use openapi::ROUTES;
+
+/// Whether an `Authorization` header carries one of the admin tokens
+/// (`Bearer <token>`, constant-time compare; no tokens = nobody).
+pub fn admin_token_ok(rt: &crate::state::Runtime, authorization: Option<&str>) -> bool {
+    let presented = authorization
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let mut ok = false;
+    for token in &rt.config.admin.tokens {
+        ok |= bool::from(presented.as_bytes().ct_eq(token.expose().as_bytes()));
+    }
+    ok && !presented.is_empty()
+}
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 use serde_json::{json, Map, Value};
+use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
 /// Largest admin request body.
@@ -66,44 +82,31 @@ impl ApiError {
 /// The admin HTTP app.
 pub struct AdminApp {
     runtime: SharedRuntime,
-    center: ConfigCenter,
+    center: Arc<ConfigCenter>,
 }
 
 impl AdminApp {
     /// An admin app whose changes apply to `runtime` but are not persisted
     /// (the entities start as the runtime's config has them).
     pub fn new(runtime: SharedRuntime) -> Self {
-        let entities = Entities::from_config(&runtime.load().config);
-        AdminApp::with_store(runtime, None, entities)
+        let config = runtime.load().config.clone();
+        let entities = Entities::from_config(&config);
+        let center = ConfigCenter::new(runtime.clone(), config, None, None, entities);
+        AdminApp::with_center(runtime, Arc::new(center))
     }
 
-    /// An admin app persisting changes in `store`; `entities` is the
-    /// snapshot `runtime` was built from.
-    pub fn with_store(
-        runtime: SharedRuntime,
-        store: Option<FileStore>,
-        entities: Entities,
-    ) -> Self {
-        AdminApp {
-            center: ConfigCenter::new(runtime.clone(), store, entities),
-            runtime,
-        }
+    /// An admin app over `center` (which applies to `runtime`).
+    pub fn with_center(runtime: SharedRuntime, center: Arc<ConfigCenter>) -> Self {
+        AdminApp { center, runtime }
     }
 
     fn authorized(&self, session: &ServerSession) -> bool {
-        let presented = session
+        let header = session
             .req_header()
             .headers
             .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
-        let rt = self.runtime.load();
-        let mut ok = false;
-        for token in &rt.config.admin.tokens {
-            ok |= bool::from(presented.as_bytes().ct_eq(token.expose().as_bytes()));
-        }
-        ok && !presented.is_empty()
+            .and_then(|v| v.to_str().ok());
+        admin_token_ok(&self.runtime.load(), header)
     }
 
     /// Routes one authorized request to a route listed in [`ROUTES`].
@@ -122,6 +125,7 @@ impl AdminApp {
         let id = |s: &str| s.parse::<u64>().map_err(|_| ApiError::not_found());
         let query = session.req_header().uri.query().unwrap_or("").to_string();
         let rule_type = query_param(&query, "rule_type");
+        let config_type = query_param(&query, "config_type");
         let c = &self.center;
         let rest: &[&str] = match segments.as_slice() {
             ["api", "v1", rest @ ..] => rest,
@@ -129,6 +133,17 @@ impl AdminApp {
         };
         match (method, segments.as_slice()) {
             ("GET", ["health"]) => return Ok(status_body()),
+            ("POST", ["sync"]) => return api::sync(c).await,
+            ("POST", ["preload", n]) => return api::preload(c, id(n)?).await,
+            ("GET", ["cache", "stats"]) => return api::cache_stats(c).await,
+            ("POST", ["namespaces", "batch"]) => {
+                let b = body_value(session).await?;
+                return api::namespaces_batch(&c.snapshot(), &b);
+            }
+            ("POST", ["batch-dual-write"]) => {
+                let b = body_value(session).await?;
+                return api::batch_dual_write(c, &b).await;
+            }
             ("GET", ["openapi.json"]) => return Ok(openapi::document()),
             ("GET", [""]) => return Ok(api::token_service_info()),
             ("POST", ["calculate"]) => {
@@ -143,8 +158,22 @@ impl AdminApp {
             }
             _ => {}
         }
+        if let ("GET", ["stats"]) = (method, segments.as_slice()) {
+            return Ok(crate::metrics::summary::admin_stats());
+        }
         match (method, rest) {
             ("GET", ["status"]) => Ok(status_body()),
+
+            ("GET", ["namespaces", "usage", "overview"]) => {
+                Ok(crate::metrics::summary::overview(&c.runtime()))
+            }
+            ("GET", ["namespaces", n, "usage"]) => {
+                crate::metrics::summary::usage(&c.runtime(), id(n)?).ok_or_else(ApiError::not_found)
+            }
+            ("GET", ["namespaces", n, "monitoring"]) => {
+                crate::metrics::summary::monitoring(&c.runtime(), id(n)?)
+                    .ok_or_else(ApiError::not_found)
+            }
 
             ("GET", ["namespaces"]) => Ok(api::list_namespaces(&c.snapshot())),
             ("POST", ["namespaces"]) => api::create_namespace(c, body(session).await?).await,
@@ -168,6 +197,28 @@ impl AdminApp {
                 let n = id(n)?;
                 api::create_matcher(c, n, body(session).await?).await
             }
+            ("GET", ["namespaces", n, "route"]) => api::get_namespace_route(&c.snapshot(), id(n)?),
+            ("POST", ["namespaces", n, "route"]) => {
+                let n = id(n)?;
+                api::save_namespace_route(c, n, body(session).await?).await
+            }
+            ("DELETE", ["namespaces", n, "route"]) => api::delete_namespace_route(c, id(n)?).await,
+
+            ("GET", ["nginx-configs"]) => Ok(api::list_nginx_configs(
+                &c.snapshot(),
+                config_type.as_deref(),
+            )),
+            ("POST", ["nginx-configs"]) => api::create_nginx_config(c, body(session).await?).await,
+            ("GET", ["nginx-configs", n]) => match n.parse::<u64>() {
+                Ok(n) => api::get_nginx_config(&c.snapshot(), n),
+                Err(_) => Ok(api::list_nginx_configs(&c.snapshot(), Some(n))),
+            },
+            ("PUT", ["nginx-configs", n]) => {
+                let n = id(n)?;
+                api::update_nginx_config(c, n, body(session).await?).await
+            }
+            ("DELETE", ["nginx-configs", n]) => api::delete_nginx_config(c, id(n)?).await,
+
             ("POST", ["namespaces", n, "validate"]) => {
                 let n = id(n)?;
                 let b = body(session).await?;
@@ -250,6 +301,15 @@ fn query_param(query: &str, name: &str) -> Option<String> {
 /// The JSON object body of a POST/PUT: 415 unless the content type is
 /// JSON, 413 past [`MAX_BODY`], 400 unless it is a JSON object.
 async fn body(session: &mut ServerSession) -> Result<Map<String, Value>, ApiError> {
+    match body_value(session).await? {
+        Value::Object(m) => Ok(m),
+        _ => Err(ApiError::bad_request("请求体必须是 JSON 对象")),
+    }
+}
+
+/// Any JSON body of a POST/PUT (arrays for the batch endpoints): 415
+/// unless the content type is JSON, 413 past [`MAX_BODY`], 400 unless JSON.
+async fn body_value(session: &mut ServerSession) -> Result<Value, ApiError> {
     let json_type = session
         .req_header()
         .headers
@@ -285,11 +345,8 @@ async fn body(session: &mut ServerSession) -> Result<Map<String, Value>, ApiErro
             Err(e) => return Err(ApiError::bad_request(format!("无法读取请求体: {e}"))),
         }
     }
-    match serde_json::from_slice::<Value>(&bytes) {
-        Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err(ApiError::bad_request("请求体必须是 JSON 对象")),
-        Err(e) => Err(ApiError::bad_request(format!("请求体不是有效的 JSON: {e}"))),
-    }
+    serde_json::from_slice::<Value>(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("请求体不是有效的 JSON: {e}")))
 }
 
 /// A request body left unread (an error answered before reading it) would
@@ -331,7 +388,9 @@ fn status_body() -> serde_json::Value {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    json!({"status": "healthy", "storage": {"file": "healthy"}, "timestamp": now})
+    let st = status();
+    let word = if st.healthy() { "healthy" } else { "degraded" };
+    json!({"status": word, "storage": st.storage_json(), "revision": st.revision(), "timestamp": now})
 }
 
 #[async_trait]

@@ -52,7 +52,27 @@ const TOKEN_MODELS: &str = r#"[{"name":"gpt-4o","encoding":"o200k_base","source"
 const TOKEN_DOWNLOAD_BODY: &str = r#"{"model_name":"cl100k_base"}"#;
 const TOKEN_DOWNLOAD: &str = r#"{"success":true,"message":"模型 cl100k_base 已内置 (cl100k_base)，无需下载","model_name":"cl100k_base","encoding":"cl100k_base"}"#;
 const TOKEN_HEALTH: &str = r#"{"status":"healthy","service":"token-calculator","version":"0.1.0","encodings":["o200k_base"]}"#;
+const STATS: &str = r#"{"cache_hits":0,"cache_misses":0,"cache_size":0,"cache_free":0,"cache_enabled":false,"requests_total":12345,"requests_2xx":11890,"requests_4xx":290,"requests_5xx":165,"latency_ms_p95":420,"upstream_failures":12,"inflight_requests":3,"inflight_streams":1,"updated_at":1754904203}"#;
+const USAGE: &str = r#"{"namespace_id":1,"namespace_code":"enterprise","qps":18.2,"concurrency":12,"token_input_per_min":12500,"token_output_per_min":8400,"rate_limit":{"enabled":true,"max_qps":50.0},"updated_at":"2025-08-12T01:10:00Z"}"#;
+const OVERVIEW: &str =
+    r#"[{"namespace_id":1,"namespace_code":"enterprise","qps":18.2,"concurrency":12}]"#;
+const MONITORING: &str = r#"{"namespace_id":1,"metrics":{"req_per_min":[12,18,22,19,25],"latency_ms_p95":[480,455,430,460,440],"token_in":[1200,1350,1500,1400,1550],"token_out":[800,900,950,880,1000]},"window":"5m","updated_at":"2025-08-12T01:10:00Z"}"#;
 const RULE_TYPES: &str = r#"{"rule_types":[{"type":"matcher","config_schema":{}}]}"#;
+const CACHE_STATS: &str = r#"{"cache_hits":123,"cache_misses":45,"cache_size":10485760,"cache_free":7340032,"enabled":true}"#;
+const NS_BATCH_BODY: &str = "[1, 2, 3]";
+const NS_BATCH: &str =
+    r#"[{"id":1,"namespace_name":"企业业务","namespace_code":"enterprise","is_active":1}]"#;
+const DUAL_WRITE_BODY: &str = r#"[{"op":"create_namespace","data":{"namespace_name":"A","namespace_code":"batch-a"}},{"op":"update_namespace","id":1,"data":{"description":"批量更新"}}]"#;
+const DUAL_WRITE: &str = r#"{"results":[{"op":"create_namespace","success":true,"id":5}]}"#;
+const NS_ROUTE: &str = r#"{"route_id":10,"namespace_id":1,"match_strategy":"prefix:/v1","prefix":"/v1","upstream":"llm-upstream","upstream_server_id":2,"strip_prefix":false,"status":1}"#;
+const NS_ROUTE_BODY: &str =
+    r#"{"match_strategy":"prefix:/v1","upstream_server_id":1,"strip_prefix":false}"#;
+const NS_ROUTE_SAVED: &str =
+    r#"{"message":"命名空间路由规则保存成功","route_id":10,"route":{"route_id":10}}"#;
+const NGINX_BODY: &str = r#"{"config_type":"http","config_name":"body-and-timeouts","config_content":"client_max_body_size 8m; proxy_read_timeout 120s;","is_active":1}"#;
+const NGINX_ITEM: &str = r#"{"config_id":11,"config_type":"http","config_name":"body-and-timeouts","config_content":"client_max_body_size 8m; proxy_read_timeout 120s;","config_value":{"client_max_body_size":8388608},"is_active":1,"status":1}"#;
+const NGINX_CHANGED: &str =
+    r#"{"message":"nginx配置更新成功","config_id":11,"config":{"config_id":11}}"#;
 const OPENAPI: &str = r#"{"openapi":"3.0.3","info":{},"paths":{}}"#;
 
 /// Errors of a change with a body: validation, duplicates/references,
@@ -110,6 +130,47 @@ pub const ROUTES: &[Route] = &[
         None,
         STATUS,
         &[]
+    ),
+    route!(
+        "GET",
+        "/stats",
+        "system",
+        "统计（seed 000 缓存统计形状；无响应缓存时为 0）与网关请求统计",
+        true,
+        None,
+        STATS,
+        &[]
+    ),
+    // Usage and monitoring (figures from the data plane).
+    route!(
+        "GET",
+        "/api/v1/namespaces/usage/overview",
+        "usage",
+        "所有命名空间的 QPS 与并发",
+        true,
+        None,
+        OVERVIEW,
+        &[]
+    ),
+    route!(
+        "GET",
+        "/api/v1/namespaces/{namespace_id}/usage",
+        "usage",
+        "命名空间当前用量：QPS、并发、每分钟 token",
+        true,
+        None,
+        USAGE,
+        READ_ID
+    ),
+    route!(
+        "GET",
+        "/api/v1/namespaces/{namespace_id}/monitoring",
+        "usage",
+        "命名空间最近 5 分钟的每分钟请求、p95 延迟、token",
+        true,
+        None,
+        MONITORING,
+        READ_ID
     ),
     // Namespaces.
     route!(
@@ -538,6 +599,137 @@ pub const ROUTES: &[Route] = &[
         TOKEN_DOWNLOAD,
         POST_ONLY
     ),
+    // Config center: cache, batches, namespace route, nginx configs.
+    route!(
+        "POST",
+        "/sync",
+        "system",
+        "把存储 (MySQL) 中的配置同步到 Redis 缓存",
+        true,
+        None,
+        r#"{"message":"数据同步成功","revision":7}"#,
+        &[400, 503]
+    ),
+    route!(
+        "POST",
+        "/preload/{namespace_id}",
+        "system",
+        "预加载一个命名空间的数据到 Redis 缓存",
+        true,
+        None,
+        r#"{"message":"命名空间 1 数据预加载完成"}"#,
+        &[400, 404, 503]
+    ),
+    route!(
+        "GET",
+        "/cache/stats",
+        "system",
+        "缓存统计（Redis 配置缓存）",
+        true,
+        None,
+        CACHE_STATS,
+        &[503]
+    ),
+    route!(
+        "POST",
+        "/namespaces/batch",
+        "namespaces",
+        "批量获取命名空间",
+        true,
+        Some(NS_BATCH_BODY),
+        NS_BATCH,
+        POST_ONLY
+    ),
+    route!(
+        "POST",
+        "/batch-dual-write",
+        "system",
+        "批量变更：一个事务，全部成功或全部不执行",
+        true,
+        Some(DUAL_WRITE_BODY),
+        DUAL_WRITE,
+        &[400, 404, 409, 413, 415, 503]
+    ),
+    route!(
+        "GET",
+        "/api/v1/namespaces/{namespace_id}/route",
+        "namespaces",
+        "命名空间路由规则（前缀路由）",
+        true,
+        None,
+        NS_ROUTE,
+        READ_ID
+    ),
+    route!(
+        "POST",
+        "/api/v1/namespaces/{namespace_id}/route",
+        "namespaces",
+        "保存命名空间路由规则",
+        true,
+        Some(NS_ROUTE_BODY),
+        NS_ROUTE_SAVED,
+        CHANGE_ID
+    ),
+    route!(
+        "DELETE",
+        "/api/v1/namespaces/{namespace_id}/route",
+        "namespaces",
+        "删除命名空间路由规则",
+        true,
+        None,
+        r#"{"message":"命名空间路由规则删除成功","namespace_id":1}"#,
+        DELETE_ID
+    ),
+    route!(
+        "GET",
+        "/api/v1/nginx-configs",
+        "nginx-configs",
+        "网关设置片段列表（可选 config_type 过滤）",
+        true,
+        None,
+        "[{\"config_id\":11}]",
+        &[]
+    ),
+    route!(
+        "POST",
+        "/api/v1/nginx-configs",
+        "nginx-configs",
+        "创建设置片段（client_max_body_size, proxy_connect_timeout, proxy_read_timeout, keepalive_timeout）",
+        true,
+        Some(NGINX_BODY),
+        r#"{"message":"nginx配置创建成功","config_id":11,"config":{"config_id":11}}"#,
+        CHANGE
+    ),
+    route!(
+        "GET",
+        "/api/v1/nginx-configs/{config_id}",
+        "nginx-configs",
+        "设置片段详情（数字 ID）；给一个类型名（如 http）则列出该 config_type 的片段",
+        true,
+        None,
+        NGINX_ITEM,
+        READ_ID
+    ),
+    route!(
+        "PUT",
+        "/api/v1/nginx-configs/{config_id}",
+        "nginx-configs",
+        "更新设置片段",
+        true,
+        Some(NGINX_BODY),
+        NGINX_CHANGED,
+        CHANGE_ID
+    ),
+    route!(
+        "DELETE",
+        "/api/v1/nginx-configs/{config_id}",
+        "nginx-configs",
+        "删除设置片段",
+        true,
+        None,
+        r#"{"message":"nginx配置删除成功","config_id":11}"#,
+        READ_ID
+    ),
 ];
 
 /// What a request path matches in [`ROUTES`].
@@ -548,6 +740,24 @@ pub enum Lookup {
     NotFound,
 }
 
+/// Whether a path segment fits template segment `t`: `{config_id}` takes a
+/// numeric id or a `config_type` word (seed 000 serves both at one path;
+/// PUT/DELETE answer 404 for a word), other `{...}` segments a numeric id.
+fn segment_fits(t: &str, p: &str) -> bool {
+    match t {
+        ID_OR_TYPE => {
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        }
+        _ if t.starts_with('{') => p.parse::<u64>().is_ok(),
+        _ => t == p,
+    }
+}
+
+/// The path parameter that is an id or a type word.
+const ID_OR_TYPE: &str = "{config_id}";
+
 /// Whether `path` fits `template` (`{...}` segments take a numeric id).
 fn fits(template: &str, path: &str) -> bool {
     let path = if path.len() > 1 {
@@ -557,14 +767,7 @@ fn fits(template: &str, path: &str) -> bool {
     };
     let t: Vec<&str> = template.split('/').collect();
     let p: Vec<&str> = path.split('/').collect();
-    t.len() == p.len()
-        && t.iter().zip(&p).all(|(t, p)| {
-            if t.starts_with('{') {
-                p.parse::<u64>().is_ok()
-            } else {
-                t == p
-            }
-        })
+    t.len() == p.len() && t.iter().zip(&p).all(|(t, p)| segment_fits(t, p))
 }
 
 /// Finds the route of `method path`.
@@ -618,6 +821,7 @@ fn status_text(s: u16) -> &'static str {
         409 => "冲突: 重复的编码/名称，或仍被引用",
         413 => "请求体过大",
         415 => "请求体必须是 JSON",
+        503 => "配置存储或 Redis 缓存不可用（当前配置继续生效，变更未保存）",
         _ => "",
     }
 }
@@ -630,6 +834,7 @@ fn required(r: &Route) -> &'static [&'static str] {
         ("POST", "/api/v1/namespaces/{namespace_id}/matchers") => &["matcher_type"],
         ("POST", "/api/v1/namespaces/{namespace_id}/rules") => &["rule_name", "rule_type"],
         ("POST", "/api/v1/proxy-rules") => &["upstream_server_id"],
+        ("POST", "/api/v1/nginx-configs") => &["config_type", "config_name", "config_content"],
         ("POST", "/api/v1/tokens/batch-calculate" | "/batch-calculate") => &["texts"],
         ("POST", "/api/v1/tokens/download-model" | "/download-model") => &["model_name"],
         _ => &[],
@@ -668,6 +873,11 @@ pub fn document() -> Value {
             .split('/')
             .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
             .map(|name| {
+                if name == "config_id" {
+                    return json!({"name": name, "in": "path", "required": true,
+                       "description": "numeric config_id, or (GET) a config_type word",
+                       "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]+$"}});
+                }
                 json!({"name": name, "in": "path", "required": true,
                        "schema": {"type": "integer", "format": "int64", "minimum": 0}})
             })
@@ -681,6 +891,14 @@ pub fn document() -> Value {
         });
         if !r.auth {
             op["security"] = json!([]);
+        }
+        if r.path == "/api/v1/nginx-configs" && r.method == "GET" {
+            if let Some(p) = op["parameters"].as_array_mut() {
+                p.push(
+                    json!({"name": "config_type", "in": "query", "required": false,
+                              "schema": {"type": "string"}}),
+                );
+            }
         }
         if r.path.ends_with("/rules") && r.method == "GET" || r.path == "/api/v1/rules" {
             if let Some(p) = op["parameters"].as_array_mut() {

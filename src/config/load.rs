@@ -44,9 +44,11 @@ const SECTIONS: &[&str] = &[
     "upstream",
     "auth",
     "metrics",
+    "access_log",
     "admin",
     "tokens",
     "counters",
+    "config_store",
     "forward_xff",
     "default_namespace",
     "namespaces",
@@ -98,9 +100,11 @@ pub fn load_str(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Conf
         upstream: p.section("upstream"),
         auth: p.auth(),
         metrics: p.section("metrics"),
+        access_log: p.section("access_log"),
         admin: p.section("admin"),
         tokens: p.section("tokens"),
         counters: p.section("counters"),
+        config_store: p.section("config_store"),
         forward_xff: p.section("forward_xff"),
         default_namespace: p.section("default_namespace"),
         namespaces: p.list("namespaces"),
@@ -280,6 +284,7 @@ fn assign_ids(config: &mut Config) {
     fill(&mut config.matchers, |m| &mut m.id);
     fill(&mut config.proxy_rules, |r| &mut r.id);
     fill(&mut config.rules, |r| &mut r.id);
+    fill(&mut config.routes, |r| &mut r.id);
 }
 
 impl Config {

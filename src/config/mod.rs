@@ -1,17 +1,19 @@
 //! YAML → typed config. Owns the file format: process settings
 //! ([`ServerSettings`], [`Listen`], [`Limits`], [`Timeouts`], [`UpstreamSettings`],
-//! [`AuthSettings`], [`MetricsSettings`], [`AdminSettings`]) and the entities in
+//! [`AuthSettings`], [`MetricsSettings`], [`AccessLogSettings`], [`AdminSettings`]) and the entities in
 //! [`model`]. [`load`] parses with `${ENV}` interpolation and reports every
 //! problem at once, each with its path; [`validate`] checks references and
 //! rules that could never apply.
 
 pub mod catalog;
+pub mod fragments;
 mod load;
 pub mod model;
 pub mod secret;
 mod validate;
 
 pub use catalog::{CatalogModel, Deployment};
+pub use fragments::NginxConfig;
 pub use load::{load_file, load_str, Problem};
 pub use model::*;
 pub use secret::Secret;
@@ -91,6 +93,9 @@ pub struct Timeouts {
     pub idle_ms: u64,
     /// Whole non-streaming response (header and body). Streams have no total limit.
     pub total_ms: u64,
+    /// Seconds an idle client keep-alive connection is kept open; 0 = close
+    /// after each response; none = Pingora's default (no idle limit).
+    pub client_keepalive_s: Option<u64>,
 }
 
 impl Default for Timeouts {
@@ -100,6 +105,7 @@ impl Default for Timeouts {
             first_byte_ms: 120_000,
             idle_ms: 60_000,
             total_ms: 600_000,
+            client_keepalive_s: None,
         }
     }
 }
@@ -176,8 +182,22 @@ impl Default for AuthSettings {
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsSettings {
-    /// Bearer token required to read `/metrics`; none = `/metrics` is off (404).
+    /// Bearer token required to read `/metrics` and `/metrics/summary`;
+    /// none = the metrics endpoints are off.
     pub token: Option<Secret<String>>,
+    /// A dedicated listener (`host:port`) for the metrics endpoints; none =
+    /// they are served on the proxy listener.
+    pub listen: Option<String>,
+}
+
+/// The structured access log: one JSON line per client request (trace id,
+/// namespace, route, model, provider, status, tokens, cost, latency split).
+/// Keys and prompt text are never written.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessLogSettings {
+    /// File the lines are appended to; `-` = standard output.
+    pub path: String,
 }
 
 /// The admin (config-center) listener.
@@ -254,6 +274,52 @@ impl Default for CounterSettings {
     }
 }
 
+/// Where the config-center entities live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConfigStoreKind {
+    /// `<config file>.state.json`, written atomically (one instance).
+    #[default]
+    File,
+    /// A MySQL/MariaDB database shared by every instance.
+    Mysql,
+}
+
+/// The config-center store and, with MySQL, the Redis cache and change bus
+/// that keep several instances in step.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConfigStoreSettings {
+    /// `file` (default) or `mysql`.
+    pub kind: ConfigStoreKind,
+    /// `mysql://user:pass@host:3306/database` for `kind: mysql` (the
+    /// database must exist; the tables are created and migrated on start).
+    pub mysql_url: Option<Secret<String>>,
+    /// `redis://host:6379/0`: config cache (`/sync`, `/preload`) and the
+    /// change bus (version counter + pub/sub); `kind: mysql` only.
+    pub redis_url: Option<Secret<String>>,
+    /// Prefix of the config keys and channel in Redis.
+    pub key_prefix: String,
+    /// How often an instance compares its config version with the store's
+    /// (catches up on changes whose message it missed).
+    pub poll_ms: u64,
+    /// Longest wait for one MySQL or Redis call of the config center.
+    pub timeout_ms: u64,
+}
+
+impl Default for ConfigStoreSettings {
+    fn default() -> Self {
+        ConfigStoreSettings {
+            kind: ConfigStoreKind::File,
+            mysql_url: None,
+            redis_url: None,
+            key_prefix: "sluice:config:".into(),
+            poll_ms: 1_000,
+            timeout_ms: 2_000,
+        }
+    }
+}
+
 /// The whole config file.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Config {
@@ -264,9 +330,12 @@ pub struct Config {
     pub upstream: UpstreamSettings,
     pub auth: AuthSettings,
     pub metrics: MetricsSettings,
+    /// Absent = no access log.
+    pub access_log: Option<AccessLogSettings>,
     pub admin: AdminSettings,
     pub tokens: TokenSettings,
     pub counters: CounterSettings,
+    pub config_store: ConfigStoreSettings,
     /// Add `X-Forwarded-For` with the client address to upstream requests.
     pub forward_xff: bool,
     /// Namespace (code) of requests no matcher claims; none = such requests get 403.

@@ -26,7 +26,7 @@ pub(crate) fn flag<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     }
 }
 
-fn yes() -> bool {
+pub(crate) fn yes() -> bool {
     true
 }
 
@@ -247,6 +247,9 @@ impl ProxyRule {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Route {
+    /// Numeric id (seed 000 `route_id`); assigned in file order when omitted.
+    #[serde(default)]
+    pub id: u64,
     /// Path prefix (`/v1`, `/openai`); `/` catches everything.
     pub prefix: String,
     /// Upstream pool.

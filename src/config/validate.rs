@@ -22,6 +22,7 @@ pub(super) fn validate(c: &Config, problems: &mut Vec<Problem>) {
     v.rules();
     v.counters();
     v.models();
+    v.config_store();
 }
 
 struct Validator<'a> {
@@ -148,6 +149,28 @@ impl Validator<'_> {
                 self.problem(
                     "metrics.token",
                     "must not be empty (remove it to turn /metrics off)",
+                );
+            }
+        }
+        if c.metrics.listen.is_some() && c.metrics.token.is_none() {
+            self.problem(
+                "metrics.listen",
+                "set metrics.token too: without it the metrics endpoints are off and this listener would serve nothing",
+            );
+        }
+        if let Some(addr) = &c.metrics.listen {
+            if addr.parse::<SocketAddr>().is_err() {
+                self.problem(
+                    "metrics.listen",
+                    format!("{addr:?} is not an address (host:port)"),
+                );
+            }
+        }
+        if let Some(log) = &c.access_log {
+            if log.path.trim().is_empty() {
+                self.problem(
+                    "access_log.path",
+                    "must name a file or \"-\" (standard output); remove the section to turn the access log off",
                 );
             }
         }
@@ -397,6 +420,46 @@ impl Validator<'_> {
                     "a model name, or a prefix ending in `*` (no other wildcards)",
                 );
             }
+        }
+    }
+
+    fn config_store(&mut self) {
+        let s = &self.c.config_store;
+        for (name, value) in [("poll_ms", s.poll_ms), ("timeout_ms", s.timeout_ms)] {
+            if value == 0 {
+                self.problem(format!("config_store.{name}"), "must be at least 1");
+            }
+        }
+        match (s.kind, &s.mysql_url) {
+            (ConfigStoreKind::Mysql, None) => {
+                self.problem("config_store.mysql_url", "kind: mysql needs a mysql_url")
+            }
+            (ConfigStoreKind::Mysql, Some(url)) if !url.expose().starts_with("mysql://") => self
+                .problem(
+                    "config_store.mysql_url",
+                    "must look like mysql://user:pass@host:3306/database",
+                ),
+            (ConfigStoreKind::File, Some(_)) => self.problem(
+                "config_store.mysql_url",
+                "set, but kind is file so it would never be used (set kind: mysql)",
+            ),
+            _ => {}
+        }
+        if let Some(url) = &s.redis_url {
+            if s.kind == ConfigStoreKind::File {
+                self.problem(
+                    "config_store.redis_url",
+                    "set, but kind is file: the file store is one instance's own, there is nothing to cache or announce (set kind: mysql)",
+                );
+            } else if !url.expose().starts_with("redis://") {
+                self.problem(
+                    "config_store.redis_url",
+                    "must look like redis://host:6379/0",
+                );
+            }
+        }
+        if s.key_prefix.is_empty() && s.redis_url.is_some() {
+            self.problem("config_store.key_prefix", "must not be empty");
         }
     }
 

@@ -7,6 +7,7 @@
 use super::ctx::{CatalogPlan, LlmFields, Plan};
 use crate::catalog::Operation;
 use super::limits::{self, LimitInput};
+use super::observe::{self, Obs};
 use crate::error::GatewayError;
 use crate::state::Runtime;
 use bytes::{Bytes, BytesMut};
@@ -31,13 +32,17 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// Runs admission. `Err` carries the error to answer with.
+/// Runs admission. `Err` carries the error to answer with. `obs` gets the
+/// request's labels as they are resolved (a denied request keeps those
+/// known so far).
 pub async fn admit(
     session: &mut Session,
     rt: &Runtime,
     request_id: &str,
+    obs: &mut Obs,
 ) -> Result<Plan, GatewayError> {
     let key = authenticate(session, rt)?;
+    obs.key = key;
     let (body, has_body) = read_body(session, rt.config.limits.max_body_bytes).await?;
     let parsed = parse_json(session.req_header().headers.get("content-type"), &body)?;
     let llm = parsed
@@ -45,6 +50,7 @@ pub async fn admit(
         .map(llm_fields)
         .transpose()?
         .unwrap_or_default();
+    observe::model(obs, rt, llm.model.as_deref(), llm.stream);
 
     let req = session.req_header();
     let headers = Headers(&req.headers);
@@ -80,6 +86,7 @@ pub async fn admit(
             ))
         }
     };
+    obs.namespace = Some(namespace);
     // A catalog model is served by its deployments; everything else by
     // the routes (the lookup is skipped when there is no catalog).
     let catalog_model = if rt.catalog.is_empty() || req.method != http::Method::POST {
@@ -98,6 +105,10 @@ pub async fn admit(
             "{} {}",
             facts.method, facts.path
         )));
+    }
+    if let Some(route) = &route {
+        obs.route = Some(rt.obs.route_index(route));
+        obs.pool = Some(route.target());
     }
     let upstream_uri = match &route {
         Some(RouteMatch::Prefix {
@@ -133,7 +144,12 @@ pub async fn admit(
             request_id,
         },
     )
-    .await?;
+    .await
+    .inspect_err(|e| {
+        if let GatewayError::Limited(d) = e {
+            observe::denied(obs, rt, d.rule_id, d.code);
+        }
+    })?;
     let metered = granted.as_ref().is_some_and(|g| g.metered);
     let client_wants_usage = parsed.as_ref().is_some_and(|b| {
         b.pointer("/stream_options/include_usage")

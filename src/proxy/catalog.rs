@@ -43,7 +43,7 @@ pub async fn pick(
     ctx: &mut RequestCtx,
     rt: &Runtime,
     cp: &CatalogPlan,
-) -> Result<(Backend, Arc<ServerRt>), GatewayError> {
+) -> Result<(usize, Backend, Arc<ServerRt>), GatewayError> {
     let model = &rt.catalog.models[cp.model];
     let st = ctx.catalog.get_or_insert_with(|| {
         Box::new(CatalogAttempts {
@@ -101,8 +101,9 @@ pub async fn pick(
         if let Ok(mut o) = cp.outcome.lock() {
             o.deployment = Some(d.name.clone());
             o.provider = Some(d.provider.as_str());
+            o.pool = Some(d.pool);
         }
-        return Ok((backend, server));
+        return Ok((d.pool, backend, server));
     }
     let skipped = st.skipped.take();
     Err(match ctx.error.take() {

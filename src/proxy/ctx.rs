@@ -77,6 +77,8 @@ pub struct CatalogPlan {
 pub struct Outcome {
     pub deployment: Option<String>,
     pub provider: Option<&'static str>,
+    /// Index into `Runtime::pools` of the deployment's pool.
+    pub pool: Option<usize>,
     /// (prompt, completion) tokens as the provider reported them.
     pub usage: Option<(u64, u64)>,
     /// In the catalog's price unit (per 1M tokens prices × tokens / 1M).
@@ -146,6 +148,8 @@ pub struct RequestCtx {
     pub meter: Option<ResponseMeter>,
     /// Catalog attempts (catalog requests; direct or child).
     pub catalog: Option<Box<CatalogAttempts>>,
+    /// Labels and timings for metrics and the access log.
+    pub obs: super::observe::Obs,
 }
 
 impl Default for RequestCtx {
@@ -164,6 +168,7 @@ impl Default for RequestCtx {
             counted: false,
             meter: None,
             catalog: None,
+            obs: Default::default(),
         }
     }
 }

@@ -1,21 +1,28 @@
 //! The proxy listener's own endpoints: `GET /healthz` (liveness),
-//! `GET /health` (seed 000 §9 shape with subsystem status) and
-//! `GET /metrics` (Prometheus text; needs the metrics token). They are
-//! answered before authentication and routing.
+//! `GET /health` (seed 000 §9 shape with subsystem status), `GET /stats`
+//! (seed 000 §9 request figures), and, when `metrics.token` is set and no
+//! dedicated `metrics.listen` is, the metrics endpoints
+//! (`crate::metrics::endpoints`). They are answered before authentication
+//! and routing.
 
 use super::ctx::RequestCtx;
 use super::reply;
+use crate::admin::center::ConfigCenter;
 use crate::error::GatewayError;
 use crate::metrics::metrics;
 use crate::state::Runtime;
 use pingora::proxy::Session;
 use pingora::Result;
 use serde_json::json;
-use subtle::ConstantTimeEq;
 
 /// Serves the request when it is one of the gateway's endpoints; returns
 /// whether it did.
-pub async fn serve(session: &mut Session, ctx: &RequestCtx, rt: &Runtime) -> Result<bool> {
+pub async fn serve(
+    session: &mut Session,
+    ctx: &RequestCtx,
+    rt: &Runtime,
+    center: Option<&ConfigCenter>,
+) -> Result<bool> {
     let req = session.req_header();
     if req.method != http::Method::GET && req.method != http::Method::HEAD {
         return Ok(false);
@@ -28,32 +35,66 @@ pub async fn serve(session: &mut Session, ctx: &RequestCtx, rt: &Runtime) -> Res
             let (status, body) = health(rt);
             reply::json(session, status, &body, &ctx.request_id).await?;
         }
-        "/metrics" => match &rt.config.metrics.token {
-            None => return Ok(false),
-            Some(token) => {
-                let presented = req
-                    .headers
-                    .get("authorization")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.strip_prefix("Bearer "))
-                    .unwrap_or("");
-                if bool::from(presented.as_bytes().ct_eq(token.expose().as_bytes())) {
-                    let text = metrics().render().into_bytes();
-                    reply::send(
-                        session,
-                        200,
-                        "text/plain; version=0.0.4",
-                        text,
-                        &ctx.request_id,
-                        &[],
-                    )
-                    .await?;
-                } else {
-                    let err = GatewayError::Unauthorized("invalid metrics token".into());
-                    reply::error(session, &err, &ctx.request_id).await?;
-                }
+        "/refresh-config" => {
+            let auth = req
+                .headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok());
+            if !crate::admin::admin_token_ok(rt, auth) {
+                let err = GatewayError::Unauthorized("an admin token is required".into());
+                reply::error(session, &err, &ctx.request_id).await?;
+                return Ok(true);
             }
-        },
+            // Seed 000 §9: load the stored config if it is newer than the
+            // running one (the same catch-up the bus and the periodic
+            // revision check do).
+            let outcome = match center {
+                Some(c) => c.catch_up().await,
+                None => Ok(false),
+            };
+            let (status, body) = match outcome {
+                Ok(_) => (
+                    200,
+                    json!({"success": true, "message": "All configurations refreshed successfully"}),
+                ),
+                Err(e) => {
+                    log::warn!("/refresh-config: {e}");
+                    (
+                        503,
+                        json!({"success": false, "error": "Failed to refresh configurations"}),
+                    )
+                }
+            };
+            reply::json(session, status, &body, &ctx.request_id).await?;
+        }
+        "/stats" => {
+            let body = crate::metrics::summary::gateway_stats();
+            reply::json(session, 200, &body, &ctx.request_id).await?;
+        }
+        "/metrics" | "/metrics/summary" | "/metrics/ui" if rt.config.metrics.listen.is_none() => {
+            let auth = req
+                .headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok());
+            // No metrics token: these endpoints are off (routed as any path).
+            let Some(a) = crate::metrics::endpoints::answer(rt, req.uri.path(), auth) else {
+                return Ok(false);
+            };
+            if a.status == 401 {
+                let err = GatewayError::Unauthorized("invalid metrics token".into());
+                reply::error(session, &err, &ctx.request_id).await?;
+            } else {
+                reply::send(
+                    session,
+                    a.status,
+                    a.content_type,
+                    a.body,
+                    &ctx.request_id,
+                    &a.headers,
+                )
+                .await?;
+            }
+        }
         _ => return Ok(false),
     }
     Ok(true)
@@ -78,13 +119,21 @@ pub fn health(rt: &Runtime) -> (u16, serde_json::Value) {
         .map(|d| d.as_secs())
         .unwrap_or(0);
     let status = if all_ok { "healthy" } else { "unhealthy" };
+    let store = crate::store::status::status();
+    // A config store outage degrades, never stops, serving: the last good
+    // config keeps routing.
+    let overall = if all_ok && !store.healthy() {
+        "degraded"
+    } else {
+        status
+    };
     let body = json!({
-        "status": status,
+        "status": overall,
         "service": "sluice",
         "version": env!("CARGO_PKG_VERSION"),
         "timestamp": timestamp,
         "services": {
-            "config_center": {"status": "healthy", "source": "file"},
+            "config_center": store.config_center_json(),
             "upstreams": {"status": status, "pools": pools},
         },
         "stats": {

@@ -17,6 +17,7 @@
 
 use super::ctx::{Handoff, Plan, RequestCtx};
 use super::metering::ResponseMeter;
+use super::observe::StreamTimer;
 use super::reply;
 use crate::error::GatewayError;
 use pingora::protocols::http::HttpTask;
@@ -94,10 +95,13 @@ pub async fn run(session: &mut Session, ctx: &mut RequestCtx, plan: Arc<Plan>) -
     let (last, seen) = (last_task_ms.clone(), header_seen.clone());
     let mut meter = ctx.meter.take();
     let meter_ref = &mut meter;
+    let mut timer = StreamTimer::new(ctx, plan.llm.stream);
+    let timer_ref = &mut timer;
     let filter = move |task: HttpTask| {
         if matches!(task, HttpTask::Header(..)) {
             seen.store(true, Relaxed);
         }
+        timer_ref.on_task(&task);
         last.store(start.elapsed().as_millis() as u64, Relaxed);
         match meter_ref.as_mut() {
             Some(m) => meter_task(m, task),
@@ -143,6 +147,7 @@ pub async fn run(session: &mut Session, ctx: &mut RequestCtx, plan: Arc<Plan>) -
 
     let cut = meter.as_ref().is_some_and(|m| m.done());
     ctx.meter = meter;
+    timer.finish(&mut ctx.obs);
     let header_sent = session.response_written().is_some();
     match outcome {
         Some(Ok(mut state)) => {

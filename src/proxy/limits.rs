@@ -149,8 +149,8 @@ pub async fn admit(rt: &Runtime, input: &LimitInput<'_>) -> Result<Option<Grante
 }
 
 fn deny(d: Denial) -> GatewayError {
-    metrics().limit_denied(d.code);
     GatewayError::Limited(Box::new(LimitDenial {
+        rule_id: d.rule_id,
         status: d.status,
         code: d.code,
         message: d.message,

@@ -9,7 +9,7 @@
 //! | `upstream_request_filter`, `request_body_filter` | [`headers`], here |
 //! | `response_filter`, `response_body_filter` | here, [`metering`] |
 //! | `fail_to_proxy` | here, [`reply`] |
-//! | `logging` | here: settle the reservation ([`limits`]), metrics, access log |
+//! | `logging` | here: settle the reservation ([`limits`]); metrics and access log ([`observe`]) |
 
 mod admission;
 mod catalog;
@@ -19,6 +19,7 @@ mod handoff;
 mod headers;
 mod limits;
 mod metering;
+mod observe;
 mod peer;
 mod reply;
 
@@ -48,7 +49,7 @@ async fn settle(ctx: &RequestCtx) {
     };
     let used = match ctx.meter.as_ref().map(|m| m.usage()) {
         Some(Some((prompt, completion, truncated))) => {
-            metrics().tokens(prompt, completion, truncated);
+            metrics().truncated(truncated);
             prompt + completion
         }
         // Metered but unreadable: keep what was reserved.
@@ -76,11 +77,16 @@ fn rate_value(value: RateValue) -> http::HeaderValue {
 /// The gateway's proxy logic.
 pub struct Gateway {
     runtime: SharedRuntime,
+    /// For `GET /refresh-config` (none in tests that build a bare gateway).
+    center: Option<Arc<crate::admin::center::ConfigCenter>>,
 }
 
 impl Gateway {
-    pub fn new(runtime: SharedRuntime) -> Self {
-        Gateway { runtime }
+    pub fn new(
+        runtime: SharedRuntime,
+        center: Option<Arc<crate::admin::center::ConfigCenter>>,
+    ) -> Self {
+        Gateway { runtime, center }
     }
 }
 
@@ -142,21 +148,27 @@ impl ProxyHttp for Gateway {
         );
         let rt = self.runtime.load_full();
         ctx.runtime = Some(rt.clone());
+        // nginx-configs `keepalive_timeout`: 0 closes after this response.
+        if let Some(secs) = rt.config.timeouts.client_keepalive_s {
+            session.set_keepalive((secs > 0).then_some(secs));
+        }
         // The gateway's own endpoints (probes, scrapes) stay out of the
         // request metrics.
-        if endpoints::serve(session, ctx, &rt).await? {
+        if endpoints::serve(session, ctx, &rt, self.center.as_deref()).await? {
             return Ok(true);
         }
         metrics().request_started();
         ctx.counted = true;
-        let plan = match admission::admit(session, &rt, &ctx.request_id).await {
+        let plan = match admission::admit(session, &rt, &ctx.request_id, &mut ctx.obs).await {
             Ok(plan) => Arc::new(plan),
             Err(err) => {
+                ctx.obs.error = Some(err.code());
                 reply::error(session, &err, &ctx.request_id).await?;
                 return Ok(true);
             }
         };
         ctx.plan = Some(plan.clone());
+        observe::admitted(ctx);
         if plan.metered {
             ctx.meter = plan
                 .granted
@@ -165,6 +177,8 @@ impl ProxyHttp for Gateway {
         }
         if plan.llm.stream || session.as_downstream().retry_buffer_truncated() {
             ctx.role = Role::Parent;
+            let _stream = observe::StreamGauge::new(plan.llm.stream);
+            observe::upstream_attempt(ctx);
             // Boxed: the subrequest pipe is a large future; keeping it out of
             // this phase's state machine keeps every request's future small.
             Box::pin(handoff::run(session, ctx, plan)).await?;
@@ -178,6 +192,7 @@ impl ProxyHttp for Gateway {
         _session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
+        observe::upstream_attempt(ctx);
         peer::select(ctx).await
     }
 
@@ -225,6 +240,7 @@ impl ProxyHttp for Gateway {
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        observe::upstream_request(ctx);
         let (Some(rt), Some(plan), Some(server)) = (&ctx.runtime, &ctx.plan, &ctx.server) else {
             return Error::e_explain(ErrorType::InternalError, "no plan for upstream request");
         };
@@ -256,6 +272,7 @@ impl ProxyHttp for Gateway {
             }
         }
         ctx.response_started = true;
+        observe::upstream_header(ctx);
         for name in ["connection", "keep-alive", "proxy-connection"] {
             upstream_response.remove_header(name);
         }
@@ -356,6 +373,7 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
         let err = ctx.error.take().unwrap_or_else(|| peer::classify(e));
+        ctx.obs.error = Some(err.code());
         let downstream_gone = matches!(
             e.etype(),
             ErrorType::WriteError | ErrorType::ConnectionClosed
@@ -385,9 +403,12 @@ impl ProxyHttp for Gateway {
             return;
         }
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let settle_start = std::time::Instant::now();
         settle(ctx).await;
+        let settled = settle_start.elapsed();
         let elapsed = ctx.started.elapsed();
         metrics().request_finished(status, elapsed.as_millis() as u64);
+        observe::finish(session, ctx, status, settled);
         if log::log_enabled!(log::Level::Info) {
             let req = session.req_header();
             let (namespace, key) = match (&ctx.runtime, &ctx.plan) {

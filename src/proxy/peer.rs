@@ -28,14 +28,13 @@ pub async fn select(ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
     let (Some(rt), Some(plan)) = (ctx.runtime.clone(), ctx.plan.clone()) else {
         return Err(fail(ctx, GatewayError::Internal));
     };
-    let (backend, server) = if let Some(cp) = &plan.catalog {
+    let (pool, backend, server) = if let Some(cp) = &plan.catalog {
         match super::catalog::pick(ctx, &rt, cp).await {
             Ok(picked) => picked,
             Err(err) => return Err(fail(ctx, err)),
         }
     } else {
-        let pool = &rt.pools[plan.pool];
-        let Some(picked) = pool.select(&ctx.tried) else {
+        let Some((backend, server)) = rt.pools[plan.pool].select(&ctx.tried) else {
             // After failed attempts, report what went wrong with them.
             let err = match ctx.error.take() {
                 Some(prev) if ctx.attempts > 0 => prev,
@@ -43,13 +42,14 @@ pub async fn select(ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
             };
             return Err(fail(ctx, err));
         };
-        picked
+        (plan.pool, backend, server)
     };
+    ctx.obs.pool = Some(pool);
     server.inflight.fetch_add(1, Relaxed);
     ctx.tried.push(server.id);
     ctx.attempts += 1;
     if ctx.attempts > 1 {
-        metrics().retry();
+        metrics().retry(&rt.pools[pool].name);
     }
     let t = &rt.config.timeouts;
     let sni = if server.tls {
@@ -88,7 +88,17 @@ fn peer_for(backend: &Backend, tls: bool, sni: String) -> Result<HttpPeer> {
 
 /// A connection attempt failed: count it against the server, retry elsewhere.
 pub fn connect_failed(ctx: &mut RequestCtx, mut e: Box<Error>) -> Box<Error> {
-    metrics().upstream_failure();
+    if let (Some(rt), Some(pool)) = (&ctx.runtime, ctx.obs.pool) {
+        let reason = match e.etype() {
+            ErrorType::ConnectTimedout => "connect_timeout",
+            ErrorType::ConnectRefused => "connect_refused",
+            ErrorType::TLSHandshakeFailure
+            | ErrorType::TLSHandshakeTimedout
+            | ErrorType::InvalidCert => "tls",
+            _ => "connect_error",
+        };
+        metrics().upstream_failure(&rt.pools[pool].name, reason);
+    }
     if let (Some(server), Some(rt)) = (&ctx.server, &ctx.runtime) {
         let u = &rt.config.upstream;
         if server.record_failure(u.eject_after_failures, u.eject_ms) {

@@ -12,7 +12,10 @@
 //! starting point and the first change through the admin API writes them,
 //! changed, to the state file.
 
-use crate::config::{Config, Matcher, Namespace, ProxyRule, Route, Rule, UpstreamServer};
+use crate::config::{
+    fragments, Config, Matcher, Namespace, NginxConfig, Problem, ProxyRule, Route, Rule,
+    UpstreamServer,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -41,6 +44,13 @@ pub struct Entities {
     pub routes: Vec<Route>,
     #[serde(default)]
     pub rules: Vec<Rule>,
+    /// Seed 000 "nginx configs": setting fragments applied over the YAML's settings.
+    #[serde(default)]
+    pub nginx_configs: Vec<NginxConfig>,
+    /// Config version: raised by one with every committed change (the
+    /// stores refuse a change made on an older version).
+    #[serde(default)]
+    pub revision: u64,
     /// Last id handed out per kind (`namespaces`, …): ids are never reused.
     #[serde(default)]
     pub last_ids: BTreeMap<String, u64>,
@@ -62,19 +72,37 @@ impl Entities {
             proxy_rules: c.proxy_rules.clone(),
             routes: c.routes.clone(),
             rules: c.rules.clone(),
+            nginx_configs: Vec::new(),
+            revision: 0,
             last_ids: BTreeMap::new(),
             stamps: BTreeMap::new(),
         }
     }
 
-    /// Replaces the config's entities with these.
-    pub fn apply_to(&self, c: &mut Config) {
+    /// Replaces the config's entities with these and applies the active
+    /// setting fragments over its settings (`c` must hold the YAML's
+    /// settings); returns the fragments that no longer parse.
+    pub fn apply_to(&self, c: &mut Config) -> Vec<Problem> {
         c.namespaces = self.namespaces.clone();
         c.upstream_servers = self.upstream_servers.clone();
         c.matchers = self.matchers.clone();
         c.proxy_rules = self.proxy_rules.clone();
         c.routes = self.routes.clone();
         c.rules = self.rules.clone();
+        fragments::apply(&self.nginx_configs, c)
+    }
+
+    /// The config of YAML `base` with these entities: every problem
+    /// `sluice check` would report, or the config.
+    pub fn config_over(&self, base: &Config) -> Result<Config, Vec<Problem>> {
+        let mut config = base.clone();
+        let mut problems = self.apply_to(&mut config);
+        problems.extend(config.check());
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(problems)
+        }
     }
 
     /// The next id of `kind`: above every id in use or ever handed out.
@@ -84,6 +112,8 @@ impl Entities {
             "upstream_servers" => self.upstream_servers.iter().map(|s| s.id).max(),
             "matchers" => self.matchers.iter().map(|m| m.id).max(),
             "proxy_rules" => self.proxy_rules.iter().map(|r| r.id).max(),
+            "routes" => self.routes.iter().map(|r| r.id).max(),
+            "nginx_configs" => self.nginx_configs.iter().map(|r| r.id).max(),
             _ => self.rules.iter().map(|r| r.id).max(),
         }
         .unwrap_or(0);
@@ -124,6 +154,8 @@ impl Entities {
             "proxy_rules": self.proxy_rules,
             "routes": self.routes,
             "rules": self.rules,
+            "nginx_configs": self.nginx_configs,
+            "revision": self.revision,
             "last_ids": self.last_ids,
             "stamps": self.stamps,
         })

@@ -1,8 +1,17 @@
 //! Stores behind the gateway: counter stores (Redis) for shared limits, and
-//! the config-center entity store ([`config_file`]).
+//! the config-center entity stores ([`entity_store`]: the file store
+//! [`config_file`] and [`mysql`]), with Redis as the config cache and change
+//! bus between instances ([`config_bus`]) and the store health `/health`
+//! reports ([`status`]).
 
+pub mod config_bus;
 pub mod config_file;
+pub mod entity_store;
+pub mod io;
 pub mod lazy;
+pub mod mysql;
+pub mod open;
 pub mod redis_counter;
+pub mod status;
 
 pub use redis_counter::RedisCounterStore;

@@ -286,3 +286,98 @@ impl Gateway {
         self.wait_ready().await;
     }
 }
+
+/// A MySQL database and Redis key prefix of one test, dropped (database
+/// and keys) when the guard goes, also after a failed assertion.
+pub struct StoreGuard {
+    pub db: String,
+    pub prefix: String,
+}
+
+static STORE_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The MySQL server the store tests use (`SLUICE_TEST_MYSQL`, default root
+/// without password on 127.0.0.1:3306).
+pub fn mysql_base() -> String {
+    std::env::var("SLUICE_TEST_MYSQL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into())
+}
+
+/// The Redis the store tests use (`SLUICE_TEST_REDIS`).
+pub fn redis_base() -> String {
+    std::env::var("SLUICE_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into())
+}
+
+impl StoreGuard {
+    /// A fresh database name and key prefix.
+    pub fn new() -> StoreGuard {
+        let n = STORE_SEQ.fetch_add(1, Relaxed);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let tag = format!("{}_{n}_{nanos}", std::process::id());
+        StoreGuard {
+            db: format!("sluice_test_{tag}"),
+            prefix: format!("sluice-test:{tag}:"),
+        }
+    }
+
+    /// The `config_store` YAML section for this database (and Redis).
+    pub fn yaml(&self, mysql_url: Option<&str>) -> String {
+        let url = mysql_url.map_or_else(|| format!("{}/{}", mysql_base(), self.db), str::to_string);
+        format!(
+            "config_store:\n  kind: mysql\n  mysql_url: \"{url}\"\n  redis_url: \"{}\"\n  key_prefix: \"{}\"\n  poll_ms: 200\n  timeout_ms: 1000\n",
+            redis_base(),
+            self.prefix
+        )
+    }
+}
+
+impl Drop for StoreGuard {
+    fn drop(&mut self) {
+        let (db, prefix) = (self.db.clone(), self.prefix.clone());
+        let cleanup = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                use mysql_async::prelude::Queryable;
+                if let Ok(mut conn) = mysql_async::Conn::from_url(mysql_base()).await {
+                    let _ = conn
+                        .query_drop(format!("DROP DATABASE IF EXISTS `{db}`"))
+                        .await;
+                    let _ = conn.disconnect().await;
+                }
+                use fred::prelude::*;
+                if let Ok(config) = Config::from_url(&redis_base()) {
+                    if let Ok(client) = Builder::from_config(config).build() {
+                        if client.init().await.is_ok() {
+                            let keys: Vec<String> = client
+                                .custom(
+                                    fred::types::CustomCommand::new_static("KEYS", None, false),
+                                    vec![format!("{prefix}*")],
+                                )
+                                .await
+                                .unwrap_or_default();
+                            for k in keys {
+                                let _: Result<i64, _> = client.del(k).await;
+                            }
+                            let _ = client.quit().await;
+                        }
+                    }
+                }
+            });
+        });
+        let _ = cleanup.join();
+    }
+}
+
+impl Gateway {
+    /// `kill -9` (SIGKILL): no shutdown of any kind.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

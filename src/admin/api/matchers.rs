@@ -79,32 +79,39 @@ pub(super) fn matcher_fields(body: &Body) -> Result<Body, ApiError> {
     Ok(flat)
 }
 
+/// Creates a matcher in namespace `ns_id`; returns its id.
+pub(super) fn create_matcher_in(
+    e: &mut Entities,
+    ns_id: u64,
+    body: &Body,
+) -> Result<u64, ApiError> {
+    let flat = matcher_fields(body)?;
+    let code = ns_by_id(e, ns_id)
+        .ok_or_else(ApiError::not_found)?
+        .namespace_code
+        .clone();
+    require(body, &["matcher_type"])?;
+    require(&flat, &["match_operator", "match_value"])?;
+    let mut m = flat;
+    m.insert("namespace".into(), code.into());
+    let mut matcher: Matcher = decode(m)?;
+    matcher.id = e.next_id(MT);
+    let id = matcher.id;
+    e.touch(MT, id, true);
+    e.matchers.push(matcher);
+    Ok(id)
+}
+
 pub async fn create_matcher(c: &ConfigCenter, ns_id: u64, body: Body) -> Reply {
-    let flat = matcher_fields(&body)?;
-    let id = c
-        .mutate(|e, _| {
-            let code = ns_by_id(e, ns_id)
-                .ok_or_else(ApiError::not_found)?
-                .namespace_code
-                .clone();
-            require(&body, &["matcher_type"])?;
-            require(&flat, &["match_operator", "match_value"])?;
-            let mut m = flat;
-            m.insert("namespace".into(), code.into());
-            let mut matcher: Matcher = decode(m)?;
-            matcher.id = e.next_id(MT);
-            let id = matcher.id;
-            e.touch(MT, id, true);
-            e.matchers.push(matcher);
-            Ok(id)
-        })
-        .await?;
+    matcher_fields(&body)?;
+    let id = c.mutate(|e, _| create_matcher_in(e, ns_id, &body)).await?;
     Ok(json!({"message": "报文匹配器创建成功", "matcher_id": id}))
 }
 
-pub async fn update_matcher(c: &ConfigCenter, id: u64, body: Body) -> Reply {
-    let flat = matcher_fields(&body)?;
-    c.mutate(|e, _| {
+/// Updates matcher `id` with the fields `body` sends.
+pub(super) fn update_matcher_in(e: &mut Entities, id: u64, body: &Body) -> Result<(), ApiError> {
+    let flat = matcher_fields(body)?;
+    {
         let i = e
             .matchers
             .iter()
@@ -114,7 +121,7 @@ pub async fn update_matcher(c: &ConfigCenter, id: u64, body: Body) -> Reply {
         for (k, v) in flat {
             m.insert(k, v);
         }
-        if let Some(code) = ns_code_field(e, &body)? {
+        if let Some(code) = ns_code_field(e, body)? {
             m.insert("namespace".into(), code.into());
         }
         let mut matcher: Matcher = decode(m)?;
@@ -122,22 +129,28 @@ pub async fn update_matcher(c: &ConfigCenter, id: u64, body: Body) -> Reply {
         e.matchers[i] = matcher;
         e.touch(MT, id, false);
         Ok(())
-    })
-    .await?;
+    }
+}
+
+pub async fn update_matcher(c: &ConfigCenter, id: u64, body: Body) -> Reply {
+    matcher_fields(&body)?;
+    c.mutate(|e, _| update_matcher_in(e, id, &body)).await?;
     Ok(json!({"message": "报文匹配器更新成功", "matcher_id": id}))
 }
 
+/// Deletes matcher `id`.
+pub(super) fn delete_matcher_in(e: &mut Entities, id: u64) -> Result<(), ApiError> {
+    let i = e
+        .matchers
+        .iter()
+        .position(|m| m.id == id)
+        .ok_or_else(ApiError::not_found)?;
+    e.matchers.remove(i);
+    e.forget(MT, id);
+    Ok(())
+}
+
 pub async fn delete_matcher(c: &ConfigCenter, id: u64) -> Reply {
-    c.mutate(|e, _| {
-        let i = e
-            .matchers
-            .iter()
-            .position(|m| m.id == id)
-            .ok_or_else(ApiError::not_found)?;
-        e.matchers.remove(i);
-        e.forget(MT, id);
-        Ok(())
-    })
-    .await?;
+    c.mutate(|e, _| delete_matcher_in(e, id)).await?;
     Ok(json!({"message": "报文匹配器删除成功", "matcher_id": id}))
 }

@@ -47,28 +47,31 @@ pub(super) fn check_code_free(e: &Entities, code: &str, except: u64) -> Result<(
     Ok(())
 }
 
+/// Creates a namespace; returns its id.
+pub(super) fn create_namespace_in(e: &mut Entities, body: &Body) -> Result<u64, ApiError> {
+    require(body, &["namespace_name", "namespace_code"])?;
+    let mut m = Map::new();
+    copy(&mut m, body, NS_FIELDS, &[]);
+    let mut ns: Namespace = decode(m)?;
+    check_code_free(e, &ns.namespace_code, 0)?;
+    ns.id = e.next_id(NS);
+    let id = ns.id;
+    e.touch(NS, id, true);
+    e.namespaces.push(ns);
+    Ok(id)
+}
+
 pub async fn create_namespace(c: &ConfigCenter, body: Body) -> Reply {
     require(&body, &["namespace_name", "namespace_code"])?;
-    let id = c
-        .mutate(|e, _| {
-            let mut m = Map::new();
-            copy(&mut m, &body, NS_FIELDS, &[]);
-            let mut ns: Namespace = decode(m)?;
-            check_code_free(e, &ns.namespace_code, 0)?;
-            ns.id = e.next_id(NS);
-            let id = ns.id;
-            e.touch(NS, id, true);
-            e.namespaces.push(ns);
-            Ok(id)
-        })
-        .await?;
+    let id = c.mutate(|e, _| create_namespace_in(e, &body)).await?;
     let e = c.snapshot();
     Ok(json!({"message": "命名空间创建成功", "namespace_id": id,
         "namespace": get_namespace(&e, id)?}))
 }
 
-pub async fn update_namespace(c: &ConfigCenter, id: u64, body: Body) -> Reply {
-    c.mutate(|e, _| {
+/// Updates namespace `id` with the fields `body` sends.
+pub(super) fn update_namespace_in(e: &mut Entities, id: u64, body: &Body) -> Result<(), ApiError> {
+    {
         let i = e
             .namespaces
             .iter()
@@ -76,7 +79,7 @@ pub async fn update_namespace(c: &ConfigCenter, id: u64, body: Body) -> Reply {
             .ok_or_else(ApiError::not_found)?;
         let old = e.namespaces[i].clone();
         let mut m = to_map(&old);
-        copy(&mut m, &body, NS_FIELDS, &[]);
+        copy(&mut m, body, NS_FIELDS, &[]);
         let mut ns: Namespace = decode(m)?;
         ns.id = id;
         check_code_free(e, &ns.namespace_code, id)?;
@@ -86,8 +89,11 @@ pub async fn update_namespace(c: &ConfigCenter, id: u64, body: Body) -> Reply {
         e.namespaces[i] = ns;
         e.touch(NS, id, false);
         Ok(())
-    })
-    .await?;
+    }
+}
+
+pub async fn update_namespace(c: &ConfigCenter, id: u64, body: Body) -> Reply {
+    c.mutate(|e, _| update_namespace_in(e, id, &body)).await?;
     let e = c.snapshot();
     Ok(json!({"message": "命名空间更新成功", "namespace_id": id,
         "namespace": get_namespace(&e, id)?}))
@@ -117,8 +123,9 @@ pub(super) fn ids(list: Vec<u64>) -> String {
         .join(", ")
 }
 
-pub async fn delete_namespace(c: &ConfigCenter, id: u64) -> Reply {
-    c.mutate(|e, rt: &Runtime| {
+/// Deletes namespace `id` (409 while anything references it).
+pub(super) fn delete_namespace_in(e: &mut Entities, rt: &Runtime, id: u64) -> Result<(), ApiError> {
+    {
         let i = e
             .namespaces
             .iter()
@@ -186,7 +193,10 @@ pub async fn delete_namespace(c: &ConfigCenter, id: u64) -> Reply {
         e.namespaces.remove(i);
         e.forget(NS, id);
         Ok(())
-    })
-    .await?;
+    }
+}
+
+pub async fn delete_namespace(c: &ConfigCenter, id: u64) -> Reply {
+    c.mutate(|e, rt| delete_namespace_in(e, rt, id)).await?;
     Ok(json!({"message": "命名空间删除成功", "namespace_id": id}))
 }

@@ -81,43 +81,45 @@ pub(super) fn pool_field(e: &Entities, body: &Body) -> Result<Option<String>, Ap
     }
 }
 
+/// Creates a proxy rule; returns its id.
+pub(super) fn create_proxy_rule_in(e: &mut Entities, body: &Body) -> Result<u64, ApiError> {
+    let pool = pool_field(e, body)?
+        .ok_or_else(|| ApiError::bad_request("缺少必要字段: upstream_server_id"))?;
+    let mut m = Map::new();
+    copy(&mut m, body, PR_FIELDS, &[]);
+    m.insert("upstream".into(), pool.into());
+    if let Some(code) = ns_code_field(e, body)? {
+        m.insert("namespace".into(), code.into());
+    }
+    let mut r: ProxyRule = decode(m)?;
+    r.id = e.next_id(PR);
+    let id = r.id;
+    e.touch(PR, id, true);
+    e.proxy_rules.push(r);
+    Ok(id)
+}
+
 pub async fn create_proxy_rule(c: &ConfigCenter, body: Body) -> Reply {
-    let id = c
-        .mutate(|e, _| {
-            let pool = pool_field(e, &body)?
-                .ok_or_else(|| ApiError::bad_request("缺少必要字段: upstream_server_id"))?;
-            let mut m = Map::new();
-            copy(&mut m, &body, PR_FIELDS, &[]);
-            m.insert("upstream".into(), pool.into());
-            if let Some(code) = ns_code_field(e, &body)? {
-                m.insert("namespace".into(), code.into());
-            }
-            let mut r: ProxyRule = decode(m)?;
-            r.id = e.next_id(PR);
-            let id = r.id;
-            e.touch(PR, id, true);
-            e.proxy_rules.push(r);
-            Ok(id)
-        })
-        .await?;
+    let id = c.mutate(|e, _| create_proxy_rule_in(e, &body)).await?;
     let e = c.snapshot();
     Ok(json!({"message": "代理规则创建成功", "rule_id": id, "rule": get_proxy_rule(&e, id)?}))
 }
 
-pub async fn update_proxy_rule(c: &ConfigCenter, id: u64, body: Body) -> Reply {
-    c.mutate(|e, _| {
+/// Updates proxy rule `id` with the fields `body` sends.
+pub(super) fn update_proxy_rule_in(e: &mut Entities, id: u64, body: &Body) -> Result<(), ApiError> {
+    {
         let i = e
             .proxy_rules
             .iter()
             .position(|r| r.id == id)
             .ok_or_else(ApiError::not_found)?;
         let mut m = to_map(&e.proxy_rules[i]);
-        copy(&mut m, &body, PR_FIELDS, PR_NULLABLE);
-        if let Some(pool) = pool_field(e, &body)? {
+        copy(&mut m, body, PR_FIELDS, PR_NULLABLE);
+        if let Some(pool) = pool_field(e, body)? {
             m.insert("upstream".into(), pool.into());
         }
         if body.contains_key("namespace_id") {
-            let code = ns_code_field(e, &body)?;
+            let code = ns_code_field(e, body)?;
             m.insert("namespace".into(), code.map_or(Value::Null, Value::from));
         }
         let mut r: ProxyRule = decode(m)?;
@@ -125,23 +127,28 @@ pub async fn update_proxy_rule(c: &ConfigCenter, id: u64, body: Body) -> Reply {
         e.proxy_rules[i] = r;
         e.touch(PR, id, false);
         Ok(())
-    })
-    .await?;
+    }
+}
+
+pub async fn update_proxy_rule(c: &ConfigCenter, id: u64, body: Body) -> Reply {
+    c.mutate(|e, _| update_proxy_rule_in(e, id, &body)).await?;
     let e = c.snapshot();
     Ok(json!({"message": "代理规则更新成功", "rule_id": id, "rule": get_proxy_rule(&e, id)?}))
 }
 
+/// Deletes proxy rule `id`.
+pub(super) fn delete_proxy_rule_in(e: &mut Entities, id: u64) -> Result<(), ApiError> {
+    let i = e
+        .proxy_rules
+        .iter()
+        .position(|r| r.id == id)
+        .ok_or_else(ApiError::not_found)?;
+    e.proxy_rules.remove(i);
+    e.forget(PR, id);
+    Ok(())
+}
+
 pub async fn delete_proxy_rule(c: &ConfigCenter, id: u64) -> Reply {
-    c.mutate(|e, _| {
-        let i = e
-            .proxy_rules
-            .iter()
-            .position(|r| r.id == id)
-            .ok_or_else(ApiError::not_found)?;
-        e.proxy_rules.remove(i);
-        e.forget(PR, id);
-        Ok(())
-    })
-    .await?;
+    c.mutate(|e, _| delete_proxy_rule_in(e, id)).await?;
     Ok(json!({"message": "代理规则删除成功", "rule_id": id}))
 }

@@ -99,32 +99,35 @@ pub(super) fn rule_fields(body: &Body) -> Result<Body, ApiError> {
     Ok(m)
 }
 
+/// Creates a limit rule in namespace `ns_id`; returns its id.
+pub(super) fn create_rule_in(e: &mut Entities, ns_id: u64, body: &Body) -> Result<u64, ApiError> {
+    let fields = rule_fields(body)?;
+    let code = ns_by_id(e, ns_id)
+        .ok_or_else(ApiError::not_found)?
+        .namespace_code
+        .clone();
+    require(body, &["rule_name", "rule_type"])?;
+    let mut m = fields;
+    m.insert("namespace".into(), code.into());
+    m.entry("rule_config").or_insert_with(|| json!({}));
+    let mut r: Rule = decode(m)?;
+    r.id = e.next_id(RL);
+    let id = r.id;
+    e.touch(RL, id, true);
+    e.rules.push(r);
+    Ok(id)
+}
+
 pub async fn create_rule(c: &ConfigCenter, ns_id: u64, body: Body) -> Reply {
-    let fields = rule_fields(&body)?;
-    let id = c
-        .mutate(|e, _| {
-            let code = ns_by_id(e, ns_id)
-                .ok_or_else(ApiError::not_found)?
-                .namespace_code
-                .clone();
-            require(&body, &["rule_name", "rule_type"])?;
-            let mut m = fields;
-            m.insert("namespace".into(), code.into());
-            m.entry("rule_config").or_insert_with(|| json!({}));
-            let mut r: Rule = decode(m)?;
-            r.id = e.next_id(RL);
-            let id = r.id;
-            e.touch(RL, id, true);
-            e.rules.push(r);
-            Ok(id)
-        })
-        .await?;
+    rule_fields(&body)?;
+    let id = c.mutate(|e, _| create_rule_in(e, ns_id, &body)).await?;
     Ok(json!({"message": "规则创建成功", "rule_id": id}))
 }
 
-pub async fn update_rule(c: &ConfigCenter, id: u64, body: Body) -> Reply {
-    let fields = rule_fields(&body)?;
-    c.mutate(|e, _| {
+/// Updates limit rule `id` with the fields `body` sends.
+pub(super) fn update_rule_in(e: &mut Entities, id: u64, body: &Body) -> Result<(), ApiError> {
+    let fields = rule_fields(body)?;
+    {
         let i = e
             .rules
             .iter()
@@ -135,7 +138,7 @@ pub async fn update_rule(c: &ConfigCenter, id: u64, body: Body) -> Reply {
             m.insert(k, v);
         }
         if body.contains_key("namespace_id") {
-            let code = ns_code_field(e, &body)?;
+            let code = ns_code_field(e, body)?;
             m.insert("namespace".into(), code.map_or(Value::Null, Value::from));
         }
         let mut r: Rule = decode(m)?;
@@ -143,22 +146,28 @@ pub async fn update_rule(c: &ConfigCenter, id: u64, body: Body) -> Reply {
         e.rules[i] = r;
         e.touch(RL, id, false);
         Ok(())
-    })
-    .await?;
+    }
+}
+
+pub async fn update_rule(c: &ConfigCenter, id: u64, body: Body) -> Reply {
+    rule_fields(&body)?;
+    c.mutate(|e, _| update_rule_in(e, id, &body)).await?;
     Ok(json!({"message": "规则更新成功", "rule_id": id}))
 }
 
+/// Deletes limit rule `id`.
+pub(super) fn delete_rule_in(e: &mut Entities, id: u64) -> Result<(), ApiError> {
+    let i = e
+        .rules
+        .iter()
+        .position(|r| r.id == id)
+        .ok_or_else(ApiError::not_found)?;
+    e.rules.remove(i);
+    e.forget(RL, id);
+    Ok(())
+}
+
 pub async fn delete_rule(c: &ConfigCenter, id: u64) -> Reply {
-    c.mutate(|e, _| {
-        let i = e
-            .rules
-            .iter()
-            .position(|r| r.id == id)
-            .ok_or_else(ApiError::not_found)?;
-        e.rules.remove(i);
-        e.forget(RL, id);
-        Ok(())
-    })
-    .await?;
+    c.mutate(|e, _| delete_rule_in(e, id)).await?;
     Ok(json!({"message": "规则删除成功", "rule_id": id}))
 }

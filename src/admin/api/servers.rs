@@ -78,21 +78,23 @@ pub(super) fn check_server_name_free(
     Ok(())
 }
 
+/// Creates an upstream server; returns its id.
+pub(super) fn create_server_in(e: &mut Entities, body: &Body) -> Result<u64, ApiError> {
+    require(body, &["server_name", "server_address", "server_port"])?;
+    let mut m = Map::new();
+    copy(&mut m, body, US_FIELDS, &[]);
+    let mut s: UpstreamServer = decode(m)?;
+    check_server_name_free(e, &s.server_name, 0)?;
+    s.id = e.next_id(US);
+    let id = s.id;
+    e.touch(US, id, true);
+    e.upstream_servers.push(s);
+    Ok(id)
+}
+
 pub async fn create_server(c: &ConfigCenter, body: Body) -> Reply {
     require(&body, &["server_name", "server_address", "server_port"])?;
-    let id = c
-        .mutate(|e, _| {
-            let mut m = Map::new();
-            copy(&mut m, &body, US_FIELDS, &[]);
-            let mut s: UpstreamServer = decode(m)?;
-            check_server_name_free(e, &s.server_name, 0)?;
-            s.id = e.next_id(US);
-            let id = s.id;
-            e.touch(US, id, true);
-            e.upstream_servers.push(s);
-            Ok(id)
-        })
-        .await?;
+    let id = c.mutate(|e, _| create_server_in(e, &body)).await?;
     let e = c.snapshot();
     Ok(json!({"message": "上游服务器创建成功", "server_id": id, "server": get_server(&e, id)?}))
 }
@@ -104,8 +106,10 @@ pub(super) fn pool_has_others(e: &Entities, pool: &str, except: u64) -> bool {
         .any(|s| s.id != except && s.pool_name() == pool)
 }
 
-pub async fn update_server(c: &ConfigCenter, id: u64, mut body: Body) -> Reply {
-    c.mutate(|e, _| {
+/// Updates upstream server `id` with the fields `body` sends.
+pub(super) fn update_server_in(e: &mut Entities, id: u64, body: &Body) -> Result<(), ApiError> {
+    let mut body = body.clone();
+    {
         let i = e
             .upstream_servers
             .iter()
@@ -150,14 +154,18 @@ pub async fn update_server(c: &ConfigCenter, id: u64, mut body: Body) -> Reply {
         e.upstream_servers[i] = s;
         e.touch(US, id, false);
         Ok(())
-    })
-    .await?;
+    }
+}
+
+pub async fn update_server(c: &ConfigCenter, id: u64, body: Body) -> Reply {
+    c.mutate(|e, _| update_server_in(e, id, &body)).await?;
     let e = c.snapshot();
     Ok(json!({"message": "上游服务器更新成功", "server_id": id, "server": get_server(&e, id)?}))
 }
 
-pub async fn delete_server(c: &ConfigCenter, id: u64) -> Reply {
-    c.mutate(|e, _| {
+/// Deletes upstream server `id` (409 while it is the last of a referenced pool).
+pub(super) fn delete_server_in(e: &mut Entities, id: u64) -> Result<(), ApiError> {
+    {
         let i = e
             .upstream_servers
             .iter()
@@ -194,7 +202,10 @@ pub async fn delete_server(c: &ConfigCenter, id: u64) -> Reply {
         e.upstream_servers.remove(i);
         e.forget(US, id);
         Ok(())
-    })
-    .await?;
+    }
+}
+
+pub async fn delete_server(c: &ConfigCenter, id: u64) -> Reply {
+    c.mutate(|e, _| delete_server_in(e, id)).await?;
     Ok(json!({"message": "上游服务器删除成功", "server_id": id}))
 }

@@ -1,0 +1,256 @@
+//! JSON views of the metrics: the gateway's `/stats` (seed 000 §9), the
+//! admin `/stats` (seed 000's cache-stats shape), `/metrics/summary`
+//! (seed 004: per route and key over 1 h / 24 h, concurrency now and peak;
+//! also per namespace and upstream, for `/metrics/ui`), and the admin
+//! usage, overview and monitoring endpoints (seed 000).
+
+use super::metrics;
+use super::window::{now_minute, Series, Slot};
+use crate::state::Runtime;
+use serde_json::{json, Value};
+use sluice_filters::limits::rules::RuleConfig;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+pub fn rfc3339(secs: u64) -> String {
+    // Civil date from days since the epoch (Howard Hinnant's algorithm).
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// The gateway's `GET /stats` (seed 000 §9), process-wide.
+pub fn gateway_stats() -> Value {
+    let m = metrics();
+    json!({
+        "requests_total": m.total(),
+        "requests_2xx": m.count(2),
+        "requests_4xx": m.count(4),
+        "requests_5xx": m.count(5),
+        "latency_ms_p95": m.p95_ms(),
+        "upstream_failures": m.upstream_failures(),
+        "inflight_requests": m.f.inflight.get(),
+        "inflight_streams": m.f.streams.get(),
+        "updated_at": now_secs(),
+    })
+}
+
+/// The admin `GET /stats`: seed 000's cache-stats shape (Sluice has no
+/// response cache yet: all zero, `cache_enabled: false`) with the
+/// gateway's request figures added.
+pub fn admin_stats() -> Value {
+    let mut v = json!({
+        "cache_hits": 0,
+        "cache_misses": 0,
+        "cache_size": 0,
+        "cache_free": 0,
+        "cache_enabled": false,
+    });
+    if let (Value::Object(a), Value::Object(b)) = (&mut v, gateway_stats()) {
+        a.extend(b);
+    }
+    v
+}
+
+/// Requests per second and tokens per minute over the last minute or so
+/// (the previous whole minute plus the current one).
+struct Rate {
+    qps: f64,
+    tokens_in_per_min: u64,
+    tokens_out_per_min: u64,
+}
+
+fn rate(s: &Series, minute: u64) -> Rate {
+    let recent = s.total(minute, 2);
+    let span = 60 + now_secs() % 60;
+    Rate {
+        qps: (recent.requests as f64 / span as f64 * 100.0).round() / 100.0,
+        tokens_in_per_min: recent.tokens_in * 60 / span,
+        tokens_out_per_min: recent.tokens_out * 60 / span,
+    }
+}
+
+fn window_json(s: &Series, minute: u64) -> (Slot, Slot, Value) {
+    let h1 = s.total(minute, 60);
+    let h24 = s.total(minute, 24 * 60);
+    let v = json!({
+        "requests_1h": h1.requests,
+        "requests_24h": h24.requests,
+        "errors_1h": h1.errors,
+        "denials_1h": h1.denials,
+        "p95_ms_1h": h1.p95_ms(),
+        "concurrency": s.current(),
+        "peak_1h": h1.peak,
+        "peak_24h": h24.peak,
+    });
+    (h1, h24, v)
+}
+
+/// `GET /metrics/summary`.
+pub fn summary(rt: &Runtime) -> Value {
+    let h = &rt.obs;
+    let minute = now_minute();
+    let namespaces: Vec<Value> = h
+        .namespaces
+        .iter()
+        .zip(&h.ns_series)
+        .map(|(code, s)| {
+            let (h1, _, mut v) = window_json(s, minute);
+            v["namespace"] = json!(code);
+            v["tokens_in_1h"] = json!(h1.tokens_in);
+            v["tokens_out_1h"] = json!(h1.tokens_out);
+            v["req_per_min"] = json!(s
+                .minutes(minute, 15)
+                .iter()
+                .map(|m| m.requests)
+                .collect::<Vec<_>>());
+            v
+        })
+        .collect();
+    let routes: Vec<Value> = h
+        .routes
+        .iter()
+        .zip(&h.route_series)
+        .map(|(label, s)| {
+            let (_, _, mut v) = window_json(s, minute);
+            v["route"] = json!(label);
+            v
+        })
+        .collect();
+    let keys: Vec<Value> = h
+        .keys
+        .iter()
+        .zip(&h.key_series)
+        .map(|(k, s)| {
+            json!({
+                "key": k.name,
+                "masked": k.masked,
+                "requests_1h": s.total(minute, 60).requests,
+                "requests_24h": s.total(minute, 24 * 60).requests,
+            })
+        })
+        .collect();
+    let now = crate::upstream::now_ms();
+    let mut upstreams = Vec::new();
+    for pool in &rt.pools {
+        let backends = pool.lb.backends();
+        for b in backends.get_backend().iter() {
+            if let Some(s) = crate::upstream::server_of(b) {
+                upstreams.push(json!({
+                    "pool": pool.name,
+                    "server": s.name,
+                    "healthy": backends.ready(b),
+                    "circuit_open": s.is_ejected(now),
+                    "inflight": s.inflight.load(std::sync::atomic::Ordering::Relaxed),
+                }));
+            }
+        }
+    }
+    json!({
+        "generated_at": now_secs(),
+        "totals": gateway_stats(),
+        "namespaces": namespaces,
+        "routes": routes,
+        "keys": keys,
+        "upstreams": upstreams,
+    })
+}
+
+fn ns_index(rt: &Runtime, id: u64) -> Option<usize> {
+    rt.namespaces.iter().position(|n| n.id == id)
+}
+
+/// Admin `GET /api/v1/namespaces/{id}/usage`; none = no such namespace.
+pub fn usage(rt: &Runtime, id: u64) -> Option<Value> {
+    let i = ns_index(rt, id)?;
+    let s = rt.obs.ns_series.get(i)?;
+    let r = rate(s, now_minute());
+    // The namespace's first rate rule, as requests per second.
+    let rate_rule = rt.limits.by_namespace.get(i).and_then(|rules| {
+        rules
+            .iter()
+            .find_map(|&k| match &rt.limits.rules[k].config {
+                RuleConfig::RateLimit(c) => {
+                    let max = c.max_requests.or(c.max_qps)?;
+                    Some(max as f64 / c.time_window_seconds.max(1) as f64)
+                }
+                _ => None,
+            })
+    });
+    Some(json!({
+        "namespace_id": id,
+        "namespace_code": rt.namespaces[i].code,
+        "qps": r.qps,
+        "concurrency": s.current(),
+        "token_input_per_min": r.tokens_in_per_min,
+        "token_output_per_min": r.tokens_out_per_min,
+        "rate_limit": {"enabled": rate_rule.is_some(), "max_qps": rate_rule},
+        "updated_at": rfc3339(now_secs()),
+    }))
+}
+
+/// Admin `GET /api/v1/namespaces/usage/overview`.
+pub fn overview(rt: &Runtime) -> Value {
+    let minute = now_minute();
+    Value::Array(
+        rt.namespaces
+            .iter()
+            .zip(&rt.obs.ns_series)
+            .map(|(n, s)| {
+                json!({
+                    "namespace_id": n.id,
+                    "namespace_code": n.code,
+                    "qps": rate(s, minute).qps,
+                    "concurrency": s.current(),
+                })
+            })
+            .collect(),
+    )
+}
+
+/// Admin `GET /api/v1/namespaces/{id}/monitoring`: the last 5 minutes
+/// (oldest first, the current minute last).
+pub fn monitoring(rt: &Runtime, id: u64) -> Option<Value> {
+    let i = ns_index(rt, id)?;
+    let minutes = rt.obs.ns_series.get(i)?.minutes(now_minute(), 5);
+    let col = |f: fn(&Slot) -> u64| minutes.iter().map(f).collect::<Vec<u64>>();
+    Some(json!({
+        "namespace_id": id,
+        "metrics": {
+            "req_per_min": col(|s| s.requests),
+            "latency_ms_p95": col(Slot::p95_ms),
+            "token_in": col(|s| s.tokens_in),
+            "token_out": col(|s| s.tokens_out),
+        },
+        "window": "5m",
+        "updated_at": rfc3339(now_secs()),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rfc3339_dates() {
+        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(super::rfc3339(1_754_961_000), "2025-08-12T01:10:00Z");
+    }
+}

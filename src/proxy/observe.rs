@@ -1,0 +1,302 @@
+//! What the proxy phases tell the metrics about a client request
+//! ([`Obs`], kept in the request's context): its labels as admission
+//! resolves them, when it went upstream, time to first byte, stream timing
+//! (first token, gaps between chunks), and, in `logging`, the whole record
+//! ([`finish`]): Prometheus families, per-minute history and the access log
+//! line. Label handles come from the request's runtime, so nothing here
+//! hashes a label string on the request path.
+
+use super::ctx::{RequestCtx, Role};
+use crate::metrics::access_log::{self, Line};
+use crate::metrics::families::Record;
+use crate::metrics::metrics;
+use crate::state::Runtime;
+use pingora::protocols::http::HttpTask;
+use pingora::proxy::Session;
+use prometheus::Histogram;
+use std::time::{Duration, Instant, SystemTime};
+
+/// A request's labels and timings.
+#[derive(Debug, Default)]
+pub struct Obs {
+    pub namespace: Option<usize>,
+    /// Route index ([`crate::metrics::Handles::route_index`]).
+    pub route: Option<usize>,
+    pub key: Option<usize>,
+    /// The route's pool (also for a request denied after routing).
+    pub pool: Option<usize>,
+    /// Model label index; none = not parsed yet.
+    pub model: Option<usize>,
+    /// The model as asked (only kept when the access log is on).
+    pub model_name: Option<String>,
+    pub stream: bool,
+    /// A limit rule denied the request.
+    pub denied: bool,
+    /// The gateway error code it was answered with, when known.
+    pub error: Option<&'static str>,
+    /// The first upstream attempt began (admission is over).
+    pub upstream_at: Option<Instant>,
+    /// The request header is about to go upstream (direct path or child).
+    upstream_sent: Option<Instant>,
+    pub ttfb: Option<Duration>,
+    pub ttft: Option<Duration>,
+    /// Counted in its entities' concurrency ([`admitted`]).
+    in_series: bool,
+}
+
+/// Admission resolved the model: keep its label (and the name for the
+/// access log).
+pub fn model(obs: &mut Obs, rt: &Runtime, model: Option<&str>, stream: bool) {
+    obs.model = Some(rt.obs.models.index(model));
+    obs.stream = stream;
+    if access_log::enabled() {
+        obs.model_name = model.map(|m| {
+            let mut end = m.len().min(64);
+            while !m.is_char_boundary(end) {
+                end -= 1;
+            }
+            m[..end].to_string()
+        });
+    }
+}
+
+/// A limit rule denied the request: count it with its namespace and rule.
+pub fn denied(obs: &mut Obs, rt: &Runtime, rule_id: u64, code: &str) {
+    obs.denied = true;
+    let rule = rt
+        .limits
+        .rules
+        .iter()
+        .find(|r| r.id == rule_id)
+        .map_or("unknown", |r| r.name.as_str());
+    metrics().limit_denied(rt.obs.ns_label(obs.namespace), rule, code);
+}
+
+/// The request was admitted: it now counts in the concurrency of its
+/// namespace, route and key.
+pub fn admitted(ctx: &mut RequestCtx) {
+    let Some(rt) = &ctx.runtime else { return };
+    let minute = crate::metrics::window::now_minute();
+    for s in series(rt, &ctx.obs) {
+        s.started(minute);
+    }
+    ctx.obs.in_series = true;
+}
+
+fn series<'a>(
+    rt: &'a Runtime,
+    obs: &Obs,
+) -> impl Iterator<Item = &'a std::sync::Arc<crate::metrics::window::Series>> {
+    let h = &rt.obs;
+    [
+        obs.namespace.and_then(|i| h.ns_series.get(i)),
+        obs.route.and_then(|i| h.route_series.get(i)),
+        obs.key.and_then(|i| h.key_series.get(i)),
+    ]
+    .into_iter()
+    .flatten()
+}
+
+/// An upstream attempt begins (the first one ends the gateway's request stage).
+pub fn upstream_attempt(ctx: &mut RequestCtx) {
+    if ctx.obs.upstream_at.is_none() {
+        ctx.obs.upstream_at = Some(Instant::now());
+    }
+}
+
+/// The request header goes upstream now.
+pub fn upstream_request(ctx: &mut RequestCtx) {
+    ctx.obs.upstream_sent = Some(Instant::now());
+}
+
+/// The upstream response header arrived: time to first byte, per pool
+/// (the child of a subrequest records it; the parent only pipes).
+pub fn upstream_header(ctx: &mut RequestCtx) {
+    if ctx.role == Role::Parent {
+        return;
+    }
+    let (Some(sent), Some(rt), Some(plan)) = (ctx.obs.upstream_sent, &ctx.runtime, &ctx.plan)
+    else {
+        return;
+    };
+    let ttfb = sent.elapsed();
+    ctx.obs.ttfb = Some(ttfb);
+    metrics()
+        .f
+        .ttfb_of(&rt.obs, plan.pool)
+        .observe(ttfb.as_secs_f64());
+}
+
+/// Counts a streaming response in `sluice_inflight_streams` while alive.
+pub struct StreamGauge(bool);
+
+impl StreamGauge {
+    pub fn new(stream: bool) -> StreamGauge {
+        if stream {
+            metrics().f.streams.inc();
+        }
+        StreamGauge(stream)
+    }
+}
+
+impl Drop for StreamGauge {
+    fn drop(&mut self) {
+        if self.0 {
+            metrics().f.streams.dec();
+        }
+    }
+}
+
+/// Times a piped response (subrequest path): header, first body chunk (the
+/// first token of a stream) and the gaps between chunks.
+pub struct StreamTimer {
+    /// Only streams feed the TTFT and gap histograms.
+    hist: Option<(Histogram, Histogram)>,
+    request_start: Instant,
+    pipe_start: Instant,
+    pub ttfb: Option<Duration>,
+    pub ttft: Option<Duration>,
+    last: Option<Instant>,
+}
+
+impl StreamTimer {
+    pub fn new(ctx: &RequestCtx, stream: bool) -> StreamTimer {
+        let hist = match (&ctx.runtime, stream) {
+            (Some(rt), true) => {
+                let model = ctx.obs.model.unwrap_or_else(|| rt.obs.models.index(None));
+                Some(metrics().f.stream_of(&rt.obs, ctx.obs.namespace, model))
+            }
+            _ => None,
+        };
+        StreamTimer {
+            hist,
+            request_start: ctx.started,
+            pipe_start: Instant::now(),
+            ttfb: None,
+            ttft: None,
+            last: None,
+        }
+    }
+
+    /// One task of the child's response, as it passes to the client.
+    pub fn on_task(&mut self, task: &HttpTask) {
+        let now = Instant::now();
+        match task {
+            HttpTask::Header(..) if self.ttfb.is_none() => {
+                self.ttfb = Some(now - self.pipe_start);
+            }
+            HttpTask::Body(Some(b), _) if !b.is_empty() => {
+                match self.last {
+                    None => {
+                        let ttft = now - self.request_start;
+                        self.ttft = Some(ttft);
+                        if let Some((t, _)) = &self.hist {
+                            t.observe(ttft.as_secs_f64());
+                        }
+                    }
+                    Some(last) => {
+                        if let Some((_, g)) = &self.hist {
+                            g.observe((now - last).as_secs_f64());
+                        }
+                    }
+                }
+                self.last = Some(now);
+            }
+            _ => {}
+        }
+    }
+
+    /// Hands the figures to the request's observation.
+    pub fn finish(self, obs: &mut Obs) {
+        if obs.stream {
+            obs.ttft = self.ttft;
+        }
+        obs.ttfb = obs.ttfb.or(self.ttfb);
+    }
+}
+
+/// Records the finished request: families, history, access log; gives back
+/// its concurrency. `settle` is the time `logging` spent settling limits.
+pub fn finish(session: &Session, ctx: &mut RequestCtx, status: u16, settle: Duration) {
+    let Some(rt) = ctx.runtime.clone() else {
+        return;
+    };
+    let obs = &ctx.obs;
+    let h = &rt.obs;
+    let elapsed = ctx.started.elapsed();
+    let model = obs.model.unwrap_or_else(|| h.models.index(None));
+    let pool = ctx.plan.as_ref().map(|p| p.pool).or(obs.pool);
+    let tokens = ctx
+        .meter
+        .as_ref()
+        .and_then(|m| m.usage())
+        .map(|(i, o, _)| (i, o));
+    let before_upstream = obs.upstream_at.map(|t| t - ctx.started);
+    let record = Record {
+        namespace: obs.namespace,
+        route: obs.route,
+        key: obs.key,
+        model,
+        pool,
+        status,
+        elapsed,
+        tokens,
+        denied: obs.denied,
+        before_upstream,
+        settle,
+    };
+    let m = metrics();
+    m.f.finish(h, &record);
+    if let (Some(code), Some(p)) = (obs.error, pool) {
+        if matches!(
+            code,
+            "upstream_error" | "upstream_timeout" | "no_healthy_upstream"
+        ) {
+            m.upstream_failure(&h.pools[p], code);
+        }
+    }
+    if obs.in_series {
+        for s in series(&rt, obs) {
+            s.ended();
+        }
+    }
+    ctx.obs.in_series = false;
+    if access_log::enabled() {
+        let obs = &ctx.obs;
+        let gateway = before_upstream.map_or(elapsed, |b| b + settle);
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        let req = session.req_header();
+        let (tin, tout) = tokens.unwrap_or((0, 0));
+        access_log::write(&Line {
+            ts: access_log::timestamp(SystemTime::now()),
+            trace_id: &ctx.request_id,
+            method: req.method.as_str(),
+            path: req.uri.path(),
+            namespace: h.ns_label(obs.namespace),
+            route: h.route_label(obs.route),
+            key_name: obs
+                .key
+                .and_then(|k| h.keys.get(k))
+                .map_or("-", |k| k.name.as_str()),
+            model: obs.model_name.as_deref().unwrap_or("-"),
+            upstream: pool
+                .and_then(|p| h.pools.get(p))
+                .map_or("-", String::as_str),
+            provider: pool
+                .and_then(|p| h.providers.get(p).copied())
+                .unwrap_or("-"),
+            status,
+            error: obs.error,
+            stream: obs.stream,
+            attempts: ctx.attempts,
+            tokens_in: tin,
+            tokens_out: tout,
+            cost: 0.0,
+            latency_ms: ms(elapsed),
+            gateway_ms: ms(gateway.min(elapsed)),
+            upstream_ms: ms(elapsed.saturating_sub(gateway)),
+            ttfb_ms: obs.ttfb.map(ms),
+            ttft_ms: obs.ttft.map(ms),
+        });
+    }
+}

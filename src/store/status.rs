@@ -1,0 +1,122 @@
+//! The config store's health as `/health` (admin and gateway) reports it:
+//! which store, whether it answered its last call, and the Redis bus. The
+//! config center updates it on every store call and every version check;
+//! readers never wait on the store.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::OnceLock;
+
+/// Redis bus states.
+const BUS_OFF: u8 = 0;
+const BUS_UP: u8 = 1;
+const BUS_DOWN: u8 = 2;
+
+/// Process-wide store health.
+pub struct StoreStatus {
+    kind: OnceLock<&'static str>,
+    store_ok: AtomicBool,
+    bus: AtomicU8,
+    revision: AtomicU64,
+}
+
+static STATUS: StoreStatus = StoreStatus {
+    kind: OnceLock::new(),
+    store_ok: AtomicBool::new(true),
+    bus: AtomicU8::new(BUS_OFF),
+    revision: AtomicU64::new(0),
+};
+
+/// The process's store health.
+pub fn status() -> &'static StoreStatus {
+    &STATUS
+}
+
+fn word(ok: bool) -> &'static str {
+    if ok {
+        "healthy"
+    } else {
+        "unhealthy"
+    }
+}
+
+impl StoreStatus {
+    /// Records which store this process uses (once, at start).
+    pub fn set_kind(&self, kind: &'static str) {
+        let _ = self.kind.set(kind);
+    }
+
+    /// `file` (default) or `mysql`.
+    pub fn kind(&self) -> &'static str {
+        self.kind.get().copied().unwrap_or("file")
+    }
+
+    pub fn set_store_ok(&self, ok: bool) {
+        if self.store_ok.swap(ok, Relaxed) != ok {
+            if ok {
+                log::warn!("config store ({}): reachable again", self.kind());
+            } else {
+                log::error!(
+                    "config store ({}): unreachable; the last good config keeps serving",
+                    self.kind()
+                );
+            }
+        }
+    }
+
+    pub fn store_ok(&self) -> bool {
+        self.store_ok.load(Relaxed)
+    }
+
+    /// Records the Redis bus state (`None`: no bus configured).
+    pub fn set_bus(&self, ok: Option<bool>) {
+        let v = match ok {
+            None => BUS_OFF,
+            Some(true) => BUS_UP,
+            Some(false) => BUS_DOWN,
+        };
+        self.bus.store(v, Relaxed);
+    }
+
+    /// `Some(ok)` when a Redis bus is configured.
+    pub fn bus_ok(&self) -> Option<bool> {
+        match self.bus.load(Relaxed) {
+            BUS_UP => Some(true),
+            BUS_DOWN => Some(false),
+            _ => None,
+        }
+    }
+
+    /// The config revision this process runs.
+    pub fn set_revision(&self, r: u64) {
+        self.revision.store(r, Relaxed);
+    }
+
+    pub fn revision(&self) -> u64 {
+        self.revision.load(Relaxed)
+    }
+
+    /// Whether everything configured answers.
+    pub fn healthy(&self) -> bool {
+        self.store_ok() && self.bus_ok() != Some(false)
+    }
+
+    /// The `storage` object of the admin `/health` (seed 000 §1).
+    pub fn storage_json(&self) -> serde_json::Value {
+        let mut m = serde_json::Map::new();
+        m.insert(self.kind().into(), word(self.store_ok()).into());
+        if let Some(ok) = self.bus_ok() {
+            m.insert("redis".into(), word(ok).into());
+        }
+        serde_json::Value::Object(m)
+    }
+
+    /// The `config_center` entry of the gateway `/health` (seed 000 §9).
+    pub fn config_center_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "status": if self.healthy() { "healthy" } else { "degraded" },
+            "source": self.kind(),
+            "storage": self.storage_json(),
+            "revision": self.revision(),
+        })
+    }
+}
