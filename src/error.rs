@@ -109,9 +109,9 @@ impl GatewayError {
             | GatewayError::UpstreamError
             | GatewayError::UpstreamStatus(_)
             | GatewayError::UpstreamTimeout => "upstream",
-            GatewayError::Internal
-            | GatewayError::NoHealthyUpstream
-            | GatewayError::Limited(_) => "gateway",
+            GatewayError::Internal | GatewayError::NoHealthyUpstream | GatewayError::Limited(_) => {
+                "gateway"
+            }
             _ => "client",
         }
     }
@@ -233,10 +233,34 @@ mod tests {
     #[test]
     fn upstream_errors_keep_their_status_and_code() {
         for (status, body, client, code, ucode) in [
-            (429, r#"{"error":{"message":"slow down","type":"requests","code":"rate_limit_exceeded"}}"#, 429, "upstream_rate_limited", "rate_limit_exceeded"),
-            (529, r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#, 503, "upstream_unavailable", "overloaded_error"),
-            (400, r#"{"error":{"message":"bad","type":"invalid_request_error","code":null}}"#, 400, "upstream_invalid_request", "invalid_request_error"),
-            (401, r#"{"error":{"code":"401","message":"Access denied due to invalid subscription key."}}"#, 502, "upstream_error", "401"),
+            (
+                429,
+                r#"{"error":{"message":"slow down","type":"requests","code":"rate_limit_exceeded"}}"#,
+                429,
+                "upstream_rate_limited",
+                "rate_limit_exceeded",
+            ),
+            (
+                529,
+                r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+                503,
+                "upstream_unavailable",
+                "overloaded_error",
+            ),
+            (
+                400,
+                r#"{"error":{"message":"bad","type":"invalid_request_error","code":null}}"#,
+                400,
+                "upstream_invalid_request",
+                "invalid_request_error",
+            ),
+            (
+                401,
+                r#"{"error":{"code":"401","message":"Access denied due to invalid subscription key."}}"#,
+                502,
+                "upstream_error",
+                "401",
+            ),
         ] {
             let v: serde_json::Value =
                 serde_json::from_slice(&upstream_error_body(status, body.as_bytes(), "t")).unwrap();

@@ -13,7 +13,10 @@ use std::time::Duration;
 
 /// A catalog config: servers, then `models:` YAML.
 fn catalog(servers: &[String], models: &str) -> String {
-    config(servers, &format!("{CATCH_ALL}timeouts: {{idle_ms: 800, first_byte_ms: 5000}}\nmodels:\n{models}"))
+    config(
+        servers,
+        &format!("{CATCH_ALL}timeouts: {{idle_ms: 800, first_byte_ms: 5000}}\nmodels:\n{models}"),
+    )
 }
 
 fn chat(model: &str, stream: bool) -> Value {
@@ -21,7 +24,12 @@ fn chat(model: &str, stream: bool) -> Value {
         "messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hello there"}]})
 }
 
-async fn send(gw: &Gateway, path: &str, body: &Value, headers: &[(&str, &str)]) -> reqwest::Response {
+async fn send(
+    gw: &Gateway,
+    path: &str,
+    body: &Value,
+    headers: &[(&str, &str)],
+) -> reqwest::Response {
     let client = reqwest::Client::new();
     let mut req = post(&client, gw.url(path)).json(body);
     for (k, v) in headers {
@@ -31,14 +39,20 @@ async fn send(gw: &Gateway, path: &str, body: &Value, headers: &[(&str, &str)]) 
 }
 
 fn header(r: &reqwest::Response, name: &str) -> String {
-    r.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_string()
+    r.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string()
 }
 
 /// The text of an OpenAI SSE body, its finish reason and its usage.
 fn read_sse(text: &str) -> (String, Option<String>, Option<Value>, bool) {
     let (mut content, mut finish, mut usage, mut done) = (String::new(), None, None, false);
     for line in text.lines() {
-        let Some(data) = line.strip_prefix("data: ") else { continue };
+        let Some(data) = line.strip_prefix("data: ") else {
+            continue;
+        };
         if data == "[DONE]" {
             done = true;
             continue;
@@ -67,11 +81,20 @@ async fn azure_deployment_path_api_version_and_key() {
     let m = mock("az").await;
     let servers = [
         server("p", "p", m.addr.port(), ""),
-        server("az", "azp", m.addr.port(), "    provider: azure\n    api_key: az-secret\n"),
+        server(
+            "az",
+            "azp",
+            m.addr.port(),
+            "    provider: azure\n    api_key: az-secret\n",
+        ),
     ];
     let models = "  - name: gpt-4o\n    deployments:\n      - {name: east, upstream: azp, deployment: gpt4o-prod, api_version: 2024-10-21}\n";
     let gw = Gateway::start(&catalog(&servers, models)).await;
-    for path in ["/v1/chat/completions", "/api/chat/completions", "/internal/v1/chat/completions"] {
+    for path in [
+        "/v1/chat/completions",
+        "/api/chat/completions",
+        "/internal/v1/chat/completions",
+    ] {
         let r = send(&gw, path, &chat("gpt-4o", false), &[]).await;
         assert_eq!(r.status(), 200, "{path}");
         assert_eq!(header(&r, "x-mock-seen-deployment"), "gpt4o-prod");
@@ -81,7 +104,13 @@ async fn azure_deployment_path_api_version_and_key() {
         assert_eq!(v["choices"][0]["message"]["content"], expected_text(16));
     }
     // Not a catalog model: routed as before (the route's pool, OpenAI path).
-    let r = send(&gw, "/v1/chat/completions", &chat("gpt-4o-mini", false), &[]).await;
+    let r = send(
+        &gw,
+        "/v1/chat/completions",
+        &chat("gpt-4o-mini", false),
+        &[],
+    )
+    .await;
     assert_eq!(r.status(), 200);
     assert_eq!(header(&r, "x-mock-seen-deployment"), "");
 }
@@ -91,7 +120,12 @@ async fn anthropic_translated_both_ways_json_and_stream() {
     let m = mock("claude").await;
     let servers = [
         server("p", "p", m.addr.port(), ""),
-        server("an", "anp", m.addr.port(), "    provider: anthropic\n    api_key: an-secret\n"),
+        server(
+            "an",
+            "anp",
+            m.addr.port(),
+            "    provider: anthropic\n    api_key: an-secret\n",
+        ),
     ];
     let models = "  - name: claude\n    deployments:\n      - {name: sonnet, upstream: anp, model: claude-sonnet-4-5, price_input_per_m: 3, price_output_per_m: 15}\n";
     let gw = Gateway::start(&catalog(&servers, models)).await;
@@ -111,7 +145,11 @@ async fn anthropic_translated_both_ways_json_and_stream() {
     // max_tokens reached → finish_reason length.
     let mut body = chat("claude", false);
     body["max_tokens"] = json!(3);
-    let v: Value = send(&gw, "/v1/chat/completions", &body, &[]).await.json().await.unwrap();
+    let v: Value = send(&gw, "/v1/chat/completions", &body, &[])
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(v["choices"][0]["finish_reason"], "length");
     assert_eq!(v["choices"][0]["message"]["content"], expected_text(3));
 
@@ -128,7 +166,13 @@ async fn anthropic_translated_both_ways_json_and_stream() {
     assert!(done, "{text}");
 
     // An Anthropic error → the gateway's shape, readable as OpenAI's.
-    let r = send(&gw, "/v1/chat/completions", &chat("claude", false), &[("x-mock-status", "400")]).await;
+    let r = send(
+        &gw,
+        "/v1/chat/completions",
+        &chat("claude", false),
+        &[("x-mock-status", "400")],
+    )
+    .await;
     assert_eq!(r.status(), 400);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["source"], "upstream");
@@ -199,7 +243,9 @@ async fn never_retries_after_the_first_byte() {
     assert_eq!(header(&r, "x-mock-id"), "a");
     // The stream stalls; the gateway's idle timeout cuts it (an incomplete
     // body, never a second answer spliced in).
-    let body = tokio::time::timeout(Duration::from_secs(10), r.text()).await.expect("cut in time");
+    let body = tokio::time::timeout(Duration::from_secs(10), r.text())
+        .await
+        .expect("cut in time");
     if let Ok(text) = body {
         assert!(!text.contains("[DONE]"), "{text}");
     }
@@ -209,7 +255,10 @@ async fn never_retries_after_the_first_byte() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn breaker_opens_and_shows_in_health() {
     let a = mock("a").await;
-    let servers = [server("p", "p", a.addr.port(), ""), server("a", "pa", a.addr.port(), "")];
+    let servers = [
+        server("p", "p", a.addr.port(), ""),
+        server("a", "pa", a.addr.port(), ""),
+    ];
     let models = "  - name: m\n    breaker: {consecutive_failures: 2, open_ms: 60000}\n    deployments:\n      - {name: a, upstream: pa}\n";
     let gw = Gateway::start(&catalog(&servers, models)).await;
     let fail = [("x-mock-status", "503")];
@@ -226,7 +275,12 @@ async fn breaker_opens_and_shows_in_health() {
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"]["code"], "no_healthy_upstream");
     assert_eq!(served(&a), 2, "an open breaker sends nothing upstream");
-    let health: Value = reqwest::get(gw.url("/health")).await.unwrap().json().await.unwrap();
+    let health: Value = reqwest::get(gw.url("/health"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let d = &health["services"]["models"]["m"]["deployments"][0];
     assert_eq!(d["breaker"], "open", "{health}");
     assert_eq!(d["trials"], 2);
@@ -255,4 +309,93 @@ async fn strategies_pick_as_configured() {
         ids.push(header(&r, "x-mock-id"));
     }
     assert_eq!(ids.iter().filter(|i| *i == "a").count(), 6, "{ids:?}");
+}
+
+/// The catalog prices each request: the cost reaches `sluice_cost_total`,
+/// the provider label and the namespace's usage summary, stream or not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cost_from_catalog_prices_in_metrics() {
+    let m = mock("priced").await;
+    let servers = [
+        server("p", "p", m.addr.port(), ""),
+        server(
+            "an",
+            "anp",
+            m.addr.port(),
+            "    provider: anthropic\n    api_key: k\n",
+        ),
+    ];
+    // A price of 1M per 1M tokens makes the cost the token count itself.
+    let models = "  - name: priced\n    deployments:\n      - {name: c, upstream: anp, price_input_per_m: 1000000, price_output_per_m: 2000000}\n";
+    let yaml = config(
+        &servers,
+        &format!("{CATCH_ALL}metrics:\n  token: metrics-token\nmodels:\n{models}"),
+    );
+    let gw = Gateway::start(&yaml).await;
+    let mut expected = 0.0;
+    for stream in [false, true] {
+        let mut body = chat("priced", stream);
+        body["stream_options"] = json!({"include_usage": stream});
+        if !stream {
+            body.as_object_mut().unwrap().remove("stream_options");
+        }
+        let r = send(&gw, "/v1/chat/completions", &body, &[]).await;
+        assert_eq!(r.status(), 200);
+        let usage = if stream {
+            read_sse(&r.text().await.unwrap()).2.expect("usage chunk")
+        } else {
+            r.json::<Value>().await.unwrap()["usage"].clone()
+        };
+        let (p, c) = (
+            usage["prompt_tokens"].as_f64().unwrap(),
+            usage["completion_tokens"].as_f64().unwrap(),
+        );
+        assert!(p > 0.0 && c > 0.0, "{usage}");
+        expected += p + 2.0 * c;
+    }
+    let client = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = client
+            .get(gw.url("/metrics"))
+            .bearer_auth("metrics-token")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let cost: f64 = text
+            .lines()
+            .filter(|l| l.starts_with("sluice_cost_total{") && l.contains("model=\"priced\""))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
+        let anthropic_requests = text.lines().any(|l| {
+            l.starts_with("sluice_requests_total{")
+                && l.contains("model=\"priced\"")
+                && l.contains("provider=\"anthropic\"")
+        });
+        if cost == expected && anthropic_requests {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "cost {cost} != {expected} or no provider label:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let s: Value = client
+        .get(gw.url("/metrics/summary"))
+        .bearer_auth("metrics-token")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        s["namespaces"][0]["cost_1h"].as_f64(),
+        Some(expected),
+        "{s}"
+    );
 }

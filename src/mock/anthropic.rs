@@ -39,8 +39,16 @@ pub fn messages(body: &[u8], version: Option<&str>, b: &Behaviour) -> Response<B
         return error(400, "messages: Field required", &b.id);
     }
     let model = req["model"].as_str().unwrap_or("claude-mock").to_string();
-    let limit = if b.ignore_max_tokens { b.tokens } else { b.tokens.min(max as usize) };
-    let stop = if limit < b.tokens { "max_tokens" } else { "end_turn" };
+    let limit = if b.ignore_max_tokens {
+        b.tokens
+    } else {
+        b.tokens.min(max as usize)
+    };
+    let stop = if limit < b.tokens {
+        "max_tokens"
+    } else {
+        "end_turn"
+    };
     // One input token per 4 bytes of the request's messages and system.
     let input = (req["messages"].to_string().len() + req["system"].to_string().len()) as u64 / 4;
     if req["stream"].as_bool() != Some(true) {
@@ -53,21 +61,36 @@ pub fn messages(body: &[u8], version: Option<&str>, b: &Behaviour) -> Response<B
     }
     let ev = |name: &str, data: Value| format!("event: {name}\ndata: {data}\n\n");
     let mut events = vec![
-        ev("message_start", json!({"type": "message_start", "message": {"id": "msg_mock",
+        ev(
+            "message_start",
+            json!({"type": "message_start", "message": {"id": "msg_mock",
             "type": "message", "role": "assistant", "model": model, "content": [],
             "stop_reason": null, "stop_sequence": null,
-            "usage": {"input_tokens": input, "output_tokens": 1}}})),
-        ev("content_block_start", json!({"type": "content_block_start", "index": 0,
-            "content_block": {"type": "text", "text": ""}})),
+            "usage": {"input_tokens": input, "output_tokens": 1}}}),
+        ),
+        ev(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 0,
+            "content_block": {"type": "text", "text": ""}}),
+        ),
         ev("ping", json!({"type": "ping"})),
     ];
     events.extend((0..limit).map(|i| {
-        ev("content_block_delta", json!({"type": "content_block_delta", "index": 0,
-            "delta": {"type": "text_delta", "text": token(i)}}))
+        ev(
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0,
+            "delta": {"type": "text_delta", "text": token(i)}}),
+        )
     }));
-    events.push(ev("content_block_stop", json!({"type": "content_block_stop", "index": 0})));
-    events.push(ev("message_delta", json!({"type": "message_delta",
-        "delta": {"stop_reason": stop, "stop_sequence": null}, "usage": {"output_tokens": limit}})));
+    events.push(ev(
+        "content_block_stop",
+        json!({"type": "content_block_stop", "index": 0}),
+    ));
+    events.push(ev(
+        "message_delta",
+        json!({"type": "message_delta",
+        "delta": {"stop_reason": stop, "stop_sequence": null}, "usage": {"output_tokens": limit}}),
+    ));
     events.push(ev("message_stop", json!({"type": "message_stop"})));
     sse_events(events, b)
 }

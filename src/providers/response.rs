@@ -179,7 +179,10 @@ impl ResponseAdapter {
 fn openai_usage(v: &Value) -> Option<(u64, u64)> {
     let u = v.get("usage")?;
     let prompt = u.get("prompt_tokens")?.as_u64()?;
-    let completion = u.get("completion_tokens").and_then(Value::as_u64).unwrap_or(0);
+    let completion = u
+        .get("completion_tokens")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
     Some((prompt, completion))
 }
 

@@ -5,9 +5,9 @@
 //! gathers their inputs from the Pingora session.
 
 use super::ctx::{CatalogPlan, LlmFields, Plan};
-use crate::catalog::Operation;
 use super::limits::{self, LimitInput};
 use super::observe::{self, Obs};
+use crate::catalog::Operation;
 use crate::error::GatewayError;
 use crate::state::Runtime;
 use bytes::{Bytes, BytesMut};

@@ -156,7 +156,12 @@ pub fn proxy_failed(ctx: &mut RequestCtx, rt: &Runtime, cp: &CatalogPlan) -> boo
 }
 
 /// Path, framing and provider headers of the current attempt.
-pub fn request_header(ctx: &RequestCtx, rt: &Runtime, cp: &CatalogPlan, req: &mut RequestHeader) -> Result<()> {
+pub fn request_header(
+    ctx: &RequestCtx,
+    rt: &Runtime,
+    cp: &CatalogPlan,
+    req: &mut RequestHeader,
+) -> Result<()> {
     let (Some(d), Some((_, request))) = (
         current(ctx, rt, cp),
         ctx.catalog.as_ref().and_then(|s| s.current.as_ref()),

@@ -4,12 +4,12 @@
 
 use super::limits::Granted;
 use super::metering::ResponseMeter;
-use crate::error::GatewayError;
-use crate::state::Runtime;
-use crate::upstream::ServerRt;
 use crate::catalog::Operation;
+use crate::error::GatewayError;
 use crate::providers::response::ResponseAdapter;
 use crate::providers::UpstreamRequest;
+use crate::state::Runtime;
+use crate::upstream::ServerRt;
 use bytes::Bytes;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
