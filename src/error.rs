@@ -1,7 +1,11 @@
 //! The gateway's client-facing errors: one enum, each case with its HTTP
-//! status and stable machine code, rendered in one JSON shape:
-//! `{"error":{"code":"…","message":"…","type":"…","trace_id":"…"}}`.
-//! Messages are written for clients and never carry internal error text.
+//! status and stable machine code, rendered in one JSON shape that both
+//! OpenAI SDKs (`error.message`) and seed 002 clients (top-level `code`,
+//! `message`, `source`, `trace_id`, `upstream_status`, `upstream_code`)
+//! read: `{"error":{"code","message","type","source","trace_id",…},
+//! "code","message","source","trace_id",…}`. Errors a provider answered
+//! are mapped into the same shape ([`upstream_error_body`]). Messages are
+//! written for clients and never carry internal error text.
 
 use serde_json::json;
 
@@ -28,6 +32,9 @@ pub enum GatewayError {
     UpstreamTimeout,
     #[error("internal gateway error")]
     Internal,
+    /// Every deployment tried answered an error status (the last one's).
+    #[error("the upstream answered {0}")]
+    UpstreamStatus(u16),
     /// A limit rule denied the request (429/503 with rate-limit headers).
     #[error("{}", .0.message)]
     Limited(Box<LimitDenial>),
@@ -62,6 +69,7 @@ impl GatewayError {
             GatewayError::NoHealthyUpstream => 503,
             GatewayError::UpstreamTimeout => 504,
             GatewayError::Internal => 500,
+            GatewayError::UpstreamStatus(s) => upstream_client_status(*s),
             GatewayError::Limited(d) => d.status,
         }
     }
@@ -79,6 +87,7 @@ impl GatewayError {
             GatewayError::NoHealthyUpstream => "no_healthy_upstream",
             GatewayError::UpstreamTimeout => "upstream_timeout",
             GatewayError::Internal => "internal_error",
+            GatewayError::UpstreamStatus(s) => upstream_code(upstream_client_status(*s)).0,
             GatewayError::Limited(d) => d.code,
         }
     }
@@ -93,17 +102,115 @@ impl GatewayError {
         }
     }
 
+    /// Who caused it (seed 002 `source`): `client`, `upstream` or `gateway`.
+    pub fn source(&self) -> &'static str {
+        match self {
+            GatewayError::UpstreamConnect
+            | GatewayError::UpstreamError
+            | GatewayError::UpstreamStatus(_)
+            | GatewayError::UpstreamTimeout => "upstream",
+            GatewayError::Internal | GatewayError::NoHealthyUpstream | GatewayError::Limited(_) => {
+                "gateway"
+            }
+            _ => "client",
+        }
+    }
+
     /// The JSON body.
     pub fn body(&self, trace_id: &str) -> Vec<u8> {
-        json!({"error": {
-            "code": self.code(),
-            "message": self.to_string(),
-            "type": self.kind(),
-            "trace_id": trace_id,
-        }})
-        .to_string()
-        .into_bytes()
+        shape(
+            self.code(),
+            &self.to_string(),
+            self.kind(),
+            self.source(),
+            trace_id,
+            match self {
+                GatewayError::UpstreamStatus(s) => Some((*s, None)),
+                _ => None,
+            },
+        )
     }
+}
+
+/// The one error shape: OpenAI's `error` object plus seed 002's top level.
+fn shape(
+    code: &str,
+    message: &str,
+    kind: &str,
+    source: &str,
+    trace_id: &str,
+    upstream: Option<(u16, Option<&str>)>,
+) -> Vec<u8> {
+    let (ustatus, ucode) = match upstream {
+        Some((s, c)) => (json!(s), json!(c)),
+        None => (serde_json::Value::Null, serde_json::Value::Null),
+    };
+    json!({
+        "error": {
+            "code": code,
+            "message": message,
+            "type": kind,
+            "source": source,
+            "trace_id": trace_id,
+            "upstream_status": ustatus,
+            "upstream_code": ucode,
+        },
+        "code": code,
+        "message": message,
+        "source": source,
+        "trace_id": trace_id,
+        "upstream_status": ustatus,
+        "upstream_code": ucode,
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// The status a client gets for an upstream's final error answer (seed
+/// 001's table): the provider's 400/404/413/422 stay (the request is at
+/// fault), 429 stays, a provider auth failure (the gateway's key) and
+/// other 5xx become 502, 503/529 (overloaded) become 503, 504 stays.
+pub fn upstream_client_status(upstream: u16) -> u16 {
+    match upstream {
+        400 | 404 | 409 | 413 | 422 | 429 => upstream,
+        503 | 529 => 503,
+        504 => 504,
+        _ => 502,
+    }
+}
+
+/// Code and type of an upstream error answered with client status `status`.
+fn upstream_code(status: u16) -> (&'static str, &'static str) {
+    match status {
+        429 => ("upstream_rate_limited", "rate_limit_error"),
+        400..=499 => ("upstream_invalid_request", "invalid_request_error"),
+        503 => ("upstream_unavailable", "gateway_error"),
+        504 => ("upstream_timeout", "gateway_error"),
+        _ => ("upstream_error", "gateway_error"),
+    }
+}
+
+/// Rewrites a provider's error answer (OpenAI, Azure or Anthropic body)
+/// into the gateway's shape, keeping its status and code as
+/// `upstream_status` / `upstream_code`.
+pub fn upstream_error_body(upstream_status: u16, body: &[u8], trace_id: &str) -> Vec<u8> {
+    let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let err = v.get("error");
+    let text = |k: &str| err.and_then(|e| e.get(k)).and_then(|x| x.as_str());
+    // OpenAI: error.code (or type); Anthropic: error.type.
+    let ucode = text("code").or_else(|| text("type"));
+    let message = text("message")
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("the upstream answered {upstream_status}"));
+    let (code, kind) = upstream_code(upstream_client_status(upstream_status));
+    shape(
+        code,
+        &message,
+        kind,
+        "upstream",
+        trace_id,
+        Some((upstream_status, ucode)),
+    )
 }
 
 #[cfg(test)]
@@ -118,5 +225,56 @@ mod tests {
         assert_eq!(v["error"]["trace_id"], "req-1");
         assert_eq!(v["error"]["type"], "invalid_request_error");
         assert_eq!(e.status(), 404);
+        assert_eq!(v["code"], "route_not_found");
+        assert_eq!(v["source"], "client");
+        assert_eq!(v["error"]["message"], v["message"]);
+    }
+
+    #[test]
+    fn upstream_errors_keep_their_status_and_code() {
+        for (status, body, client, code, ucode) in [
+            (
+                429,
+                r#"{"error":{"message":"slow down","type":"requests","code":"rate_limit_exceeded"}}"#,
+                429,
+                "upstream_rate_limited",
+                "rate_limit_exceeded",
+            ),
+            (
+                529,
+                r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+                503,
+                "upstream_unavailable",
+                "overloaded_error",
+            ),
+            (
+                400,
+                r#"{"error":{"message":"bad","type":"invalid_request_error","code":null}}"#,
+                400,
+                "upstream_invalid_request",
+                "invalid_request_error",
+            ),
+            (
+                401,
+                r#"{"error":{"code":"401","message":"Access denied due to invalid subscription key."}}"#,
+                502,
+                "upstream_error",
+                "401",
+            ),
+        ] {
+            let v: serde_json::Value =
+                serde_json::from_slice(&upstream_error_body(status, body.as_bytes(), "t")).unwrap();
+            assert_eq!(upstream_client_status(status), client);
+            assert_eq!(v["code"], code, "{v}");
+            assert_eq!(v["error"]["code"], code);
+            assert_eq!(v["source"], "upstream");
+            assert_eq!(v["upstream_status"], status);
+            assert_eq!(v["upstream_code"], ucode);
+            assert!(v["error"]["message"].as_str().unwrap().len() > 2);
+        }
+        let v: serde_json::Value =
+            serde_json::from_slice(&upstream_error_body(500, b"<html>", "t")).unwrap();
+        assert_eq!(v["message"], "the upstream answered 500");
+        assert_eq!(v["upstream_code"], serde_json::Value::Null);
     }
 }

@@ -9,10 +9,12 @@
 )]
 
 pub mod admin;
+pub mod catalog;
 pub mod config;
 pub mod error;
 pub mod metrics;
 pub mod mock;
+pub mod providers;
 pub mod proxy;
 pub mod server;
 pub mod state;

@@ -3,6 +3,7 @@
 //! `ArcSwap`; a request loads it once in `request_filter` and keeps that
 //! `Arc` to the end, so a swapped-in runtime never changes a request mid-way.
 
+use crate::catalog::Catalog;
 use crate::config::{Config, Problem};
 use crate::upstream::{Pool, ServerRt};
 use arc_swap::ArcSwap;
@@ -47,6 +48,8 @@ pub struct Runtime {
     /// The operator's extra auth header, if any.
     pub auth_header: Option<HeaderName>,
     pub limits: LimitsRt,
+    /// The model catalog (`models:`); empty = every request is routed.
+    pub catalog: Catalog,
     /// Metric label values and handles of this runtime's entities.
     pub obs: crate::metrics::Handles,
 }
@@ -122,12 +125,20 @@ impl LimitsRt {
                     .any(|&i| matches!(rules[i].config, RuleConfig::TokenLimit(_)))
             })
             .collect();
-        let overrides: Vec<(String, Encoding)> = config
+        let mut overrides: Vec<(String, Encoding)> = config
             .tokens
             .models
             .iter()
             .map(|(m, e)| (m.clone(), *e))
             .collect();
+        // A catalog model's own encoding, unless `tokens.models` names it.
+        for m in &config.models {
+            if let Some(e) = m.encoding {
+                if !config.tokens.models.contains_key(&m.name) {
+                    overrides.push((m.name.clone(), e));
+                }
+            }
+        }
         LimitsRt {
             rules,
             by_namespace,
@@ -237,6 +248,7 @@ impl Runtime {
             }
         }
         let router = Router::new(rules, prefixes);
+        let catalog = Catalog::build(&config, &pool_index, &mut problems);
 
         let keyring = KeyRing::new(
             config
@@ -268,6 +280,7 @@ impl Runtime {
         Ok(Runtime {
             obs,
             limits,
+            catalog,
             config,
             namespaces,
             resolver,

@@ -57,6 +57,7 @@ const SECTIONS: &[&str] = &[
     "proxy_rules",
     "routes",
     "rules",
+    "models",
 ];
 
 /// Reads and checks a config file.
@@ -112,6 +113,7 @@ pub fn load_str(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Conf
         proxy_rules: p.list("proxy_rules"),
         routes: p.list("routes"),
         rules: p.list("rules"),
+        models: p.list("models"),
     };
     let mut config = config;
     assign_ids(&mut config);

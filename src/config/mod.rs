@@ -5,12 +5,14 @@
 //! problem at once, each with its path; [`validate`] checks references and
 //! rules that could never apply.
 
+pub mod catalog;
 pub mod fragments;
 mod load;
 pub mod model;
 pub mod secret;
 mod validate;
 
+pub use catalog::{CatalogModel, Deployment};
 pub use fragments::NginxConfig;
 pub use load::{load_file, load_str, Problem};
 pub use model::*;
@@ -131,6 +133,10 @@ pub struct UpstreamSettings {
     /// PEM bundle of CA certificates trusted for HTTPS upstreams (requests and
     /// health checks); none = the system's trust store.
     pub ca_file: Option<String>,
+    /// Catalog models: a 429/503 whose `Retry-After` is at most this long
+    /// (ms) is retried on the same deployment after waiting it, when no
+    /// other deployment is left; a longer one is answered to the client.
+    pub retry_after_max_ms: u64,
 }
 
 impl Default for UpstreamSettings {
@@ -145,6 +151,7 @@ impl Default for UpstreamSettings {
             max_attempts: 3,
             keepalive_idle_ms: 10_000,
             ca_file: None,
+            retry_after_max_ms: 2_000,
         }
     }
 }
@@ -339,4 +346,6 @@ pub struct Config {
     pub proxy_rules: Vec<ProxyRule>,
     pub routes: Vec<Route>,
     pub rules: Vec<Rule>,
+    /// The model catalog: public model names → deployments (YAML only).
+    pub models: Vec<CatalogModel>,
 }

@@ -35,7 +35,7 @@ fn one() -> usize {
 }
 
 /// Which provider's wire format and auth an upstream speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ProviderKind {
     /// OpenAI (`Authorization: Bearer`).
@@ -47,6 +47,18 @@ pub enum ProviderKind {
     Azure,
     /// Anthropic (`x-api-key` + `anthropic-version`).
     Anthropic,
+}
+
+impl ProviderKind {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Openai => "openai",
+            ProviderKind::OpenaiCompatible => "openai_compatible",
+            ProviderKind::Azure => "azure",
+            ProviderKind::Anthropic => "anthropic",
+        }
+    }
 }
 
 /// Plain HTTP or HTTPS to the upstream (seed 000 `server_type`).

@@ -21,6 +21,7 @@ pub(super) fn validate(c: &Config, problems: &mut Vec<Problem>) {
     v.routes();
     v.rules();
     v.counters();
+    v.models();
     v.config_store();
 }
 
@@ -505,6 +506,175 @@ impl Validator<'_> {
                 self.problem(
                     format!("{path}.prefix"),
                     format!("same prefix and namespace as routes[{first}], so this route could never apply"),
+                );
+            }
+        }
+    }
+
+    /// The model catalog: unique names, pools that exist, a provider that
+    /// agrees with the pool's servers, Azure fields where (and only where)
+    /// they mean something, sane prices and strategy settings.
+    fn models(&mut self) {
+        let mut names = HashSet::new();
+        for (i, m) in self.c.models.iter().enumerate() {
+            let path = format!("models[{i}]");
+            if m.name.trim().is_empty() {
+                self.problem(format!("{path}.name"), "must not be empty");
+            }
+            if !names.insert(m.name.as_str()) {
+                self.problem(
+                    format!("{path}.name"),
+                    format!("duplicate model name {:?}", m.name),
+                );
+            }
+            for p in m.routing.problems() {
+                self.problem(format!("{path}.routing"), p);
+            }
+            for p in m.breaker.problems() {
+                self.problem(format!("{path}.breaker"), p);
+            }
+            for p in m.stats.problems() {
+                self.problem(format!("{path}.stats"), p);
+            }
+            if m.deployments.is_empty() {
+                self.problem(
+                    format!("{path}.deployments"),
+                    "needs at least one deployment",
+                );
+            }
+            if m.routing.strategy == sluice_filters::balance::Strategy::Weighted
+                && !m.deployments.is_empty()
+                && m.deployments.iter().all(|d| d.weight == 0)
+            {
+                self.problem(
+                    format!("{path}.deployments"),
+                    "strategy weighted needs a deployment with weight above 0",
+                );
+            }
+            let mut deployment_names = HashSet::new();
+            for (j, d) in m.deployments.iter().enumerate() {
+                let dp = format!("{path}.deployments[{j}]");
+                if !deployment_names.insert(d.name.as_str()) {
+                    self.problem(
+                        format!("{dp}.name"),
+                        format!(
+                            "duplicate deployment name {:?} in model {:?}",
+                            d.name, m.name
+                        ),
+                    );
+                }
+                if d.name.trim().is_empty() {
+                    self.problem(format!("{dp}.name"), "must not be empty");
+                }
+                self.deployment(&dp, d);
+            }
+        }
+    }
+
+    fn deployment(&mut self, dp: &str, d: &Deployment) {
+        self.pool_ref(format!("{dp}.upstream"), &d.upstream);
+        let pool_providers: HashSet<ProviderKind> = self
+            .c
+            .upstream_servers
+            .iter()
+            .filter(|s| s.is_active && s.pool_name() == d.upstream)
+            .map(|s| s.provider)
+            .collect();
+        if pool_providers.len() > 1 {
+            self.problem(
+                format!("{dp}.upstream"),
+                format!(
+                    "the servers of pool {:?} speak different providers; a deployment needs one",
+                    d.upstream
+                ),
+            );
+        }
+        let provider = d
+            .provider
+            .or_else(|| pool_providers.iter().next().copied())
+            .unwrap_or_default();
+        if let (Some(p), Some(pool)) = (d.provider, pool_providers.iter().next()) {
+            if pool_providers.len() == 1 && p != *pool {
+                self.problem(
+                    format!("{dp}.provider"),
+                    format!(
+                        "is {} but the servers of pool {:?} are {} (their provider decides the auth header)",
+                        p.as_str(),
+                        d.upstream,
+                        pool.as_str()
+                    ),
+                );
+            }
+        }
+        let azure = provider == ProviderKind::Azure;
+        match (&d.deployment, azure) {
+            (None, true) => self.problem(
+                format!("{dp}.deployment"),
+                "an azure deployment needs `deployment` (the name in /openai/deployments/{deployment}/…)",
+            ),
+            (Some(_), false) => self.problem(
+                format!("{dp}.deployment"),
+                format!("only azure deployments use it, this one is {}", provider.as_str()),
+            ),
+            _ => {}
+        }
+        match (&d.api_version, azure) {
+            (None, true) => self.problem(
+                format!("{dp}.api_version"),
+                "an azure deployment needs `api_version` (e.g. 2024-10-21)",
+            ),
+            (Some(_), false) => self.problem(
+                format!("{dp}.api_version"),
+                format!(
+                    "only azure deployments use it, this one is {}",
+                    provider.as_str()
+                ),
+            ),
+            _ => {}
+        }
+        for (field, value) in [
+            ("deployment", &d.deployment),
+            ("api_version", &d.api_version),
+        ] {
+            if let Some(v) = value {
+                if v.is_empty()
+                    || !v
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+                {
+                    self.problem(
+                        format!("{dp}.{field}"),
+                        "must be non-empty letters, digits, `-`, `_` or `.`",
+                    );
+                }
+            }
+        }
+        if d.default_max_tokens.is_some() && provider != ProviderKind::Anthropic {
+            self.problem(
+                format!("{dp}.default_max_tokens"),
+                format!(
+                    "only anthropic deployments use it, this one is {}",
+                    provider.as_str()
+                ),
+            );
+        }
+        if d.default_max_tokens == Some(0) {
+            self.problem(format!("{dp}.default_max_tokens"), "must be at least 1");
+        }
+        if d.context_window == Some(0) {
+            self.problem(format!("{dp}.context_window"), "must be at least 1");
+        }
+        if d.model.as_deref().is_some_and(|m| m.trim().is_empty()) {
+            self.problem(format!("{dp}.model"), "must not be empty");
+        }
+        for (field, price) in [
+            ("price_input_per_m", d.price_input_per_m),
+            ("price_output_per_m", d.price_output_per_m),
+        ] {
+            if !(price.is_finite() && price >= 0.0) {
+                self.problem(
+                    format!("{dp}.{field}"),
+                    format!("must be a non-negative number, got {price}"),
                 );
             }
         }

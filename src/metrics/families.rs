@@ -36,8 +36,11 @@ pub struct Record {
     /// 0 = no response reached the client.
     pub status: u16,
     pub elapsed: Duration,
-    /// (in, out) tokens, when the response was metered.
+    /// (in, out) tokens, when the response was metered or a catalog
+    /// deployment reported them.
     pub tokens: Option<(u64, u64)>,
+    /// Cost from the catalog's prices (catalog requests with usage).
+    pub cost: Option<f64>,
     pub denied: bool,
     /// Time in the gateway before the upstream attempt (none when the
     /// request never went upstream).
@@ -276,12 +279,15 @@ impl Families {
                     self.tokens.with_label_values(&["out", ns_l, model_l])
                 })
                 .inc_by(tout);
-            // No price catalog yet: the series exists and stays at 0.
+        }
+        if r.tokens.is_some() || r.cost.is_some() {
+            // Requests outside the catalog have no price: their series
+            // exists and stays at 0.
             h.cost
                 .get(ns * m + model, || {
                     self.cost.with_label_values(&[ns_l, model_l])
                 })
-                .inc_by(0.0);
+                .inc_by(r.cost.unwrap_or(0.0).max(0.0));
         }
         if let Some(before) = r.before_upstream {
             let b = before.as_secs_f64();
@@ -298,6 +304,7 @@ impl Families {
             denied: r.denied,
             tokens_in: tin,
             tokens_out: tout,
+            cost_micros: (r.cost.unwrap_or(0.0).max(0.0) * 1e6).round() as u64,
         };
         for s in [
             r.namespace.and_then(|i| h.ns_series.get(i)),

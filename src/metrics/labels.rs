@@ -102,7 +102,8 @@ pub struct ModelLabels {
 
 impl ModelLabels {
     fn new(config: &Config, rules: &[sluice_filters::limits::plan::Rule]) -> Self {
-        let mut names: Vec<String> = config.tokens.models.keys().cloned().collect();
+        let mut names: Vec<String> = config.models.iter().map(|m| m.name.clone()).collect();
+        names.extend(config.tokens.models.keys().cloned());
         for r in rules {
             if let RuleConfig::TokenLimit(t) = &r.config {
                 names.extend(t.model_name.iter().filter(|m| *m != "*").cloned());

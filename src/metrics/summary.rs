@@ -118,6 +118,7 @@ pub fn summary(rt: &Runtime) -> Value {
             v["namespace"] = json!(code);
             v["tokens_in_1h"] = json!(h1.tokens_in);
             v["tokens_out_1h"] = json!(h1.tokens_out);
+            v["cost_1h"] = json!(h1.cost_micros as f64 / 1e6);
             v["req_per_min"] = json!(s
                 .minutes(minute, 15)
                 .iter()
@@ -203,6 +204,7 @@ pub fn usage(rt: &Runtime, id: u64) -> Option<Value> {
         "concurrency": s.current(),
         "token_input_per_min": r.tokens_in_per_min,
         "token_output_per_min": r.tokens_out_per_min,
+        "cost_1h": s.total(now_minute(), 60).cost_micros as f64 / 1e6,
         "rate_limit": {"enabled": rate_rule.is_some(), "max_qps": rate_rule},
         "updated_at": rfc3339(now_secs()),
     }))

@@ -30,6 +30,8 @@ pub struct Slot {
     pub denials: u64,
     pub tokens_in: u64,
     pub tokens_out: u64,
+    /// Cost from the catalog's prices, in millionths of the price unit.
+    pub cost_micros: u64,
     /// Most requests in flight at once during the minute.
     pub peak: u64,
     pub latency: [u32; LATENCY_MS.len() + 1],
@@ -42,6 +44,7 @@ impl Slot {
         self.denials += o.denials;
         self.tokens_in += o.tokens_in;
         self.tokens_out += o.tokens_out;
+        self.cost_micros += o.cost_micros;
         self.peak = self.peak.max(o.peak);
         for (a, b) in self.latency.iter_mut().zip(o.latency.iter()) {
             *a += b;
@@ -135,6 +138,7 @@ impl Series {
         s.denials += u64::from(f.denied);
         s.tokens_in += f.tokens_in;
         s.tokens_out += f.tokens_out;
+        s.cost_micros += f.cost_micros;
         let i = LATENCY_MS
             .iter()
             .position(|b| f.latency_ms <= u64::from(*b))
@@ -188,6 +192,7 @@ pub struct Finished {
     pub denied: bool,
     pub tokens_in: u64,
     pub tokens_out: u64,
+    pub cost_micros: u64,
 }
 
 /// Which kind of entity a series belongs to.

@@ -5,6 +5,12 @@
 //!   (role chunk, one chunk per token, finish chunk, a usage chunk when
 //!   `stream_options.include_usage` is set, `data: [DONE]`); deterministic text.
 //! - `POST /v1/embeddings`, `GET /v1/models`, `GET /health`.
+//! - Azure OpenAI: `POST /openai/deployments/{deployment}/chat/completions`
+//!   and `/embeddings` with a required `api-version` query (Azure's error
+//!   body otherwise); answers carry `x-mock-seen-deployment`,
+//!   `x-mock-seen-api-version` and `x-mock-seen-api-key`.
+//! - Anthropic: `POST /v1/messages` (see `anthropic.rs`), answers carry
+//!   `x-mock-seen-api-key` (the `x-api-key` it got).
 //! - `ANY /echo/...`: answers with what it received (method, path, query,
 //!   headers, body length and FNV-1a hash), for header hygiene and body tests.
 //! - `POST /mock/health` `{"status":503}`: sets what `/health` answers.
@@ -14,11 +20,17 @@
 //! `x-mock-tokens`, `x-mock-chunk-ms` (gap between SSE chunks) and
 //! `x-mock-status` (answer with this status and an OpenAI error body),
 //! `x-mock-ignore-max-tokens: 1` (overrun the request's `max_tokens`) and
-//! `x-mock-no-usage: 1` (no usage chunk even when asked). Chat answers
+//! `x-mock-no-usage: 1` (no usage chunk even when asked),
+//! `x-mock-retry-after: N` (with `x-mock-status`: a `Retry-After` header),
+//! `x-mock-stall-after: N` (an SSE answer stops after N events without
+//! ending), and `x-mock-only: ID` (the failure knobs above and the latency
+//! apply only on the instance named ID, so one request can fail on one
+//! deployment and succeed on the next). Chat answers
 //! carry `x-mock-seen-max-tokens` / `x-mock-seen-include-usage` (what the
 //! mock received).
 //! Every response carries `x-mock-id` naming the instance.
 
+mod anthropic;
 mod openai;
 
 pub use openai::token as openai_token;
@@ -168,8 +180,26 @@ async fn handle(
         ));
     }
     state.requests.fetch_add(1, Relaxed);
-    let latency = header_num(&req, "x-mock-latency-ms").unwrap_or(state.options.latency_ms);
-    let forced_status = header_num(&req, "x-mock-status");
+    let targeted = req
+        .headers()
+        .get("x-mock-only")
+        .is_none_or(|v| v.as_bytes() == id.as_bytes());
+    let knob = |name: &str| header_num(&req, name).filter(|_| targeted);
+    let latency = knob("x-mock-latency-ms").unwrap_or(state.options.latency_ms);
+    let forced_status = knob("x-mock-status");
+    let retry_after = knob("x-mock-retry-after");
+    let seen_key = req
+        .headers()
+        .get("x-api-key")
+        .or_else(|| req.headers().get("api-key"))
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let anthropic_version = req
+        .headers()
+        .get("anthropic-version")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let behaviour = openai::Behaviour {
         tokens: header_num(&req, "x-mock-tokens")
             .map(|n| n as usize)
@@ -177,6 +207,7 @@ async fn handle(
         chunk_ms: header_num(&req, "x-mock-chunk-ms").unwrap_or(state.options.chunk_ms),
         ignore_max_tokens: header_num(&req, "x-mock-ignore-max-tokens") == Some(1),
         no_usage: header_num(&req, "x-mock-no-usage") == Some(1),
+        stall_after: knob("x-mock-stall-after").map(|n| n as usize),
         id: id.clone(),
         state: state.clone(),
     };
@@ -195,14 +226,32 @@ async fn handle(
         tokio::time::sleep(Duration::from_millis(latency)).await;
     }
     if let Some(status) = forced_status {
-        let body = json!({"error": {"message": format!("mock failure {status}"),
-            "type": "server_error", "param": null, "code": null}});
-        return Ok(full(
-            status as u16,
-            "application/json",
-            body.to_string(),
-            &id,
-        ));
+        let status = status as u16;
+        let message = format!("mock failure {status}");
+        let mut resp = if path == "/v1/messages" {
+            anthropic::error(status, &message, &id)
+        } else if path.starts_with("/openai/") {
+            let body = json!({"error": {"code": status.to_string(), "message": message}});
+            full(status, "application/json", body.to_string(), &id)
+        } else {
+            let body = json!({"error": {"message": message,
+                "type": "server_error", "param": null, "code": null}});
+            full(status, "application/json", body.to_string(), &id)
+        };
+        if let Some(secs) = retry_after {
+            resp.headers_mut().insert("retry-after", secs.into());
+        }
+        return Ok(resp);
+    }
+    if let Some(rest) = path.strip_prefix("/openai/deployments/") {
+        return Ok(azure(rest, query.as_deref(), &seen_key, &body, &behaviour));
+    }
+    if method == "POST" && path == "/v1/messages" {
+        let mut resp = anthropic::messages(&body, anthropic_version.as_deref(), &behaviour);
+        if let Ok(v) = seen_key.parse() {
+            resp.headers_mut().insert("x-mock-seen-api-key", v);
+        }
+        return Ok(resp);
     }
     let resp = match (method.as_str(), path.as_str()) {
         ("POST", "/mock/health") => {
@@ -237,6 +286,44 @@ async fn handle(
         ),
     };
     Ok(resp)
+}
+
+/// Azure OpenAI: `{deployment}/chat/completions|embeddings?api-version=…`.
+fn azure(
+    rest: &str,
+    query: Option<&str>,
+    key: &str,
+    body: &[u8],
+    b: &openai::Behaviour,
+) -> Response<Body> {
+    let version = query
+        .unwrap_or("")
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("api-version="));
+    let not_found = |message: &str| {
+        let body = json!({"error": {"code": "404", "message": message}});
+        full(404, "application/json", body.to_string(), &b.id)
+    };
+    let Some(version) = version else {
+        return not_found("Resource not found (api-version missing)");
+    };
+    let (deployment, what) = rest.split_once('/').unwrap_or((rest, ""));
+    let mut resp = match what {
+        "chat/completions" => openai::chat(body, b),
+        "embeddings" => openai::embeddings(body, &b.id),
+        _ => return not_found("Resource not found"),
+    };
+    let h = resp.headers_mut();
+    for (name, value) in [
+        ("x-mock-seen-deployment", deployment),
+        ("x-mock-seen-api-version", version),
+        ("x-mock-seen-api-key", key),
+    ] {
+        if let Ok(v) = value.parse() {
+            h.insert(name, v);
+        }
+    }
+    resp
 }
 
 /// FNV-1a 64-bit hash (body fingerprints in `/echo`).

@@ -25,6 +25,8 @@ pub struct Behaviour {
     /// Never send usage in streams, even when asked.
     pub no_usage: bool,
     pub chunk_ms: u64,
+    /// Stop sending (without ending the body) after this many SSE events.
+    pub stall_after: Option<usize>,
     pub id: String,
     pub state: std::sync::Arc<super::MockState>,
 }
@@ -117,7 +119,7 @@ pub fn chat(body: &[u8], b: &Behaviour) -> Response<Body> {
         events.push(format!("data: {c}\n\n"));
     }
     events.push("data: [DONE]\n\n".to_string());
-    seen_headers(sse(events, b), &seen)
+    seen_headers(sse_events(events, b), &seen)
 }
 
 /// Tells the test what the mock received: `x-mock-seen-max-tokens` and
@@ -153,8 +155,13 @@ impl Drop for StreamGuard {
 
 /// Streams `events`, one per chunk, `chunk_ms` apart; counts the stream as
 /// completed when its last event has been produced.
-fn sse(events: Vec<String>, b: &Behaviour) -> Response<Body> {
+pub fn sse_events(events: Vec<String>, b: &Behaviour) -> Response<Body> {
     let gap_ms = b.chunk_ms;
+    let mut events = events;
+    let stall = b.stall_after.filter(|n| *n < events.len());
+    if let Some(n) = stall {
+        events.truncate(n);
+    }
     let state = b.state.clone();
     let id = b.id.as_str();
     let guard = StreamGuard {
@@ -166,8 +173,14 @@ fn sse(events: Vec<String>, b: &Behaviour) -> Response<Body> {
         move |(mut it, first, mut guard)| {
             let state = state.clone();
             async move {
-                let event = it.next()?;
-                if it.len() == 0 {
+                let Some(event) = it.next() else {
+                    if stall.is_some() {
+                        // Hold the response open without ending it.
+                        futures_util::future::pending::<()>().await;
+                    }
+                    return None;
+                };
+                if it.len() == 0 && stall.is_none() {
                     guard.completed = true;
                     state
                         .streams_completed

@@ -4,9 +4,10 @@
 //! decisions themselves are `sluice_filters` functions; this file only
 //! gathers their inputs from the Pingora session.
 
-use super::ctx::{LlmFields, Plan};
+use super::ctx::{CatalogPlan, LlmFields, Plan};
 use super::limits::{self, LimitInput};
 use super::observe::{self, Obs};
+use crate::catalog::Operation;
 use crate::error::GatewayError;
 use crate::state::Runtime;
 use bytes::{Bytes, BytesMut};
@@ -53,9 +54,13 @@ pub async fn admit(
 
     let req = session.req_header();
     let headers = Headers(&req.headers);
+    // Seed paths (`/api/…`, `/internal/v1/…`) are routed and forwarded as
+    // the OpenAI path they alias.
+    let alias = alias_of(req.uri.path());
+    let path = alias.unwrap_or(req.uri.path());
     let facts = RequestFacts {
         method: req.method.as_str(),
-        path: req.uri.path(),
+        path,
         query: req.uri.query(),
         headers: &headers,
         body: parsed.as_ref(),
@@ -82,28 +87,55 @@ pub async fn admit(
         }
     };
     obs.namespace = Some(namespace);
-    let route = rt
-        .router
-        .route(&facts, namespace)
-        .ok_or_else(|| GatewayError::RouteNotFound(format!("{} {}", facts.method, facts.path)))?;
-    obs.route = Some(rt.obs.route_index(&route));
-    obs.pool = Some(route.target());
+    // A catalog model is served by its deployments; everything else by
+    // the routes (the lookup is skipped when there is no catalog).
+    let catalog_model = if rt.catalog.is_empty() || req.method != http::Method::POST {
+        None
+    } else {
+        let op = match path {
+            "/v1/chat/completions" => Some(Operation::Chat),
+            "/v1/embeddings" => Some(Operation::Embeddings),
+            _ => None,
+        };
+        op.zip(llm.model.as_deref().and_then(|m| rt.catalog.find(m)))
+    };
+    let route = rt.router.route(&facts, namespace);
+    if route.is_none() && catalog_model.is_none() {
+        return Err(GatewayError::RouteNotFound(format!(
+            "{} {}",
+            facts.method, facts.path
+        )));
+    }
+    if let Some(route) = &route {
+        obs.route = Some(rt.obs.route_index(route));
+        obs.pool = Some(route.target());
+    }
     let upstream_uri = match &route {
-        RouteMatch::Prefix {
+        Some(RouteMatch::Prefix {
             path: Some(path), ..
-        } => Some(match facts.query {
+        }) => Some(match facts.query {
             Some(q) => format!("{path}?{q}"),
             None => path.clone(),
         }),
-        _ => None,
+        _ => alias.map(|p| match facts.query {
+            Some(q) => format!("{p}?{q}"),
+            None => p.to_string(),
+        }),
     };
-    let pool = route.target();
+    let pool = match (catalog_model, &route) {
+        (Some((_, m)), _) => rt.catalog.models[m]
+            .deployments
+            .first()
+            .map_or(0, |d| d.pool),
+        (None, Some(route)) => route.target(),
+        (None, None) => return Err(GatewayError::Internal),
+    };
     let granted = limits::admit(
         rt,
         &LimitInput {
             namespace,
             key,
-            route: &route,
+            route: route.as_ref(),
             pool,
             model: llm.model.as_deref(),
             requested_output: llm.max_tokens,
@@ -126,13 +158,34 @@ pub async fn admit(
     });
     let mut body = body;
     let mut body_rewritten = false;
-    if let (Some(mut json), Some(g)) = (parsed, &granted) {
+    let mut parsed = parsed;
+    if let (Some(json), Some(g)) = (parsed.as_mut(), &granted) {
         let ask_usage = metered && llm.stream && !client_wants_usage;
-        if rewrite_body(&mut json, &llm, g.output_cap, ask_usage) {
-            body = Bytes::from(serde_json::to_vec(&json).map_err(|_| GatewayError::Internal)?);
+        if rewrite_body(json, &llm, g.output_cap, ask_usage) {
+            body = Bytes::from(serde_json::to_vec(json).map_err(|_| GatewayError::Internal)?);
             body_rewritten = true;
         }
     }
+    let catalog = match (catalog_model, parsed) {
+        (Some((op, model)), Some(json)) => {
+            let prompt = granted
+                .as_ref()
+                .filter(|g| g.metered)
+                .map_or(body.len() as u64 / 4, |g| g.prompt_tokens);
+            Some(CatalogPlan {
+                model,
+                op,
+                include_usage: json
+                    .pointer("/stream_options/include_usage")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false),
+                body: json,
+                estimated_tokens: prompt + llm.max_tokens.unwrap_or(0),
+                outcome: Default::default(),
+            })
+        }
+        _ => None,
+    };
     Ok(Plan {
         namespace,
         key,
@@ -145,7 +198,19 @@ pub async fn admit(
         granted,
         metered,
         client_wants_usage,
+        catalog,
     })
+}
+
+/// The OpenAI path a seed path stands for: seed 001's
+/// `/api/chat/completions`, seed 002's `/internal/v1/…`.
+pub fn alias_of(path: &str) -> Option<&'static str> {
+    match path {
+        "/api/chat/completions" | "/internal/v1/chat/completions" => Some("/v1/chat/completions"),
+        "/internal/v1/embeddings" => Some("/v1/embeddings"),
+        "/internal/v1/models" => Some("/v1/models"),
+        _ => None,
+    }
 }
 
 /// Clamps the output limit the upstream sees to `cap` (so the provider
@@ -188,7 +253,7 @@ fn rewrite_body(body: &mut Value, llm: &LlmFields, cap: Option<u64>, ask_usage: 
 }
 
 /// Checks the API key; returns the index of the key that matched.
-fn authenticate(session: &Session, rt: &Runtime) -> Result<Option<usize>, GatewayError> {
+pub fn authenticate(session: &Session, rt: &Runtime) -> Result<Option<usize>, GatewayError> {
     if !rt.config.auth.enabled {
         return Ok(None);
     }

@@ -4,7 +4,10 @@
 
 use super::limits::Granted;
 use super::metering::ResponseMeter;
+use crate::catalog::Operation;
 use crate::error::GatewayError;
+use crate::providers::response::ResponseAdapter;
+use crate::providers::UpstreamRequest;
 use crate::state::Runtime;
 use crate::upstream::ServerRt;
 use bytes::Bytes;
@@ -46,6 +49,62 @@ pub struct Plan {
     pub metered: bool,
     /// The client asked for a usage chunk in its stream.
     pub client_wants_usage: bool,
+    /// The body's `model` is a catalog model: its deployments serve it.
+    pub catalog: Option<CatalogPlan>,
+}
+
+/// A request served by the model catalog.
+#[derive(Debug)]
+pub struct CatalogPlan {
+    /// Index into `Runtime::catalog.models`.
+    pub model: usize,
+    pub op: Operation,
+    /// The request body after admission's rewrites; each attempt adapts it
+    /// to its deployment's provider.
+    pub body: serde_json::Value,
+    /// Prompt + output tokens expected (context-window fit).
+    pub estimated_tokens: u64,
+    /// The upstream body asks for a usage chunk (stream translation adds one).
+    pub include_usage: bool,
+    /// What the request ended up costing, shared by the parent and the
+    /// subrequest that made the attempt.
+    pub outcome: std::sync::Mutex<Outcome>,
+}
+
+/// The deployment that answered, its usage and the cost from the catalog's
+/// prices (read by metrics and the access log through [`RequestCtx::cost`]).
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    pub deployment: Option<String>,
+    pub provider: Option<&'static str>,
+    /// Index into `Runtime::pools` of the deployment's pool.
+    pub pool: Option<usize>,
+    /// (prompt, completion) tokens as the provider reported them.
+    pub usage: Option<(u64, u64)>,
+    /// In the catalog's price unit (per 1M tokens prices × tokens / 1M).
+    pub cost: Option<f64>,
+}
+
+/// Per-attempt catalog state of the session that makes the attempts.
+pub struct CatalogAttempts {
+    /// Deployment indexes in try order.
+    pub order: Vec<usize>,
+    /// Position in `order` of the deployment being tried.
+    pub pos: usize,
+    /// The deployment of the current attempt and its request.
+    pub current: Option<(usize, UpstreamRequest)>,
+    /// When the current attempt was picked (time to first byte).
+    pub attempt_started: Instant,
+    /// The attempt's outcome is not recorded yet (breaker probe held).
+    pub pending: bool,
+    /// `response_filter` turned an upstream status into a retry.
+    pub retry_status: Option<u16>,
+    /// The answer's adapter (translation, usage, error mapping).
+    pub response: Option<ResponseAdapter>,
+    /// The first reason a deployment was skipped (answered if none is left).
+    pub skipped: Option<String>,
+    /// Pause before the next attempt (a short `Retry-After`).
+    pub wait_ms: u64,
 }
 
 /// Passed to the subrequest through Pingora's `user_ctx`.
@@ -87,6 +146,8 @@ pub struct RequestCtx {
     pub counted: bool,
     /// Output metering (requests under a token rule; parent or direct).
     pub meter: Option<ResponseMeter>,
+    /// Catalog attempts (catalog requests; direct or child).
+    pub catalog: Option<Box<CatalogAttempts>>,
     /// Labels and timings for metrics and the access log.
     pub obs: super::observe::Obs,
 }
@@ -106,12 +167,22 @@ impl Default for RequestCtx {
             error: None,
             counted: false,
             meter: None,
+            catalog: None,
             obs: Default::default(),
         }
     }
 }
 
 impl RequestCtx {
+    /// The request's cost from the catalog's prices, once its usage is
+    /// known (catalog requests only; `None` otherwise). Parent, child and
+    /// direct sessions all read the same value.
+    pub fn cost(&self) -> Option<f64> {
+        let catalog = self.plan.as_ref()?.catalog.as_ref()?;
+        let outcome = catalog.outcome.lock().ok()?;
+        outcome.cost
+    }
+
     /// Gives back the in-flight slot of the current server, if any.
     pub fn release_server(&mut self) {
         if let Some(server) = self.server.take() {

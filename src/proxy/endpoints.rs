@@ -127,7 +127,7 @@ pub fn health(rt: &Runtime) -> (u16, serde_json::Value) {
     } else {
         status
     };
-    let body = json!({
+    let mut body = json!({
         "status": overall,
         "service": "sluice",
         "version": env!("CARGO_PKG_VERSION"),
@@ -145,5 +145,9 @@ pub fn health(rt: &Runtime) -> (u16, serde_json::Value) {
             "upstream_failures": m.upstream_failures(),
         }
     });
+    if !rt.catalog.is_empty() {
+        // Per model, per deployment: breaker state and statistics.
+        body["services"]["models"] = rt.catalog.health_json();
+    }
     (if all_ok { 200 } else { 503 }, body)
 }

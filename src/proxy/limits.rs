@@ -46,7 +46,8 @@ impl std::fmt::Debug for Granted {
 pub struct LimitInput<'a> {
     pub namespace: usize,
     pub key: Option<usize>,
-    pub route: &'a RouteMatch,
+    /// None: a catalog request no route matched (its label is empty).
+    pub route: Option<&'a RouteMatch>,
     pub pool: usize,
     pub model: Option<&'a str>,
     pub requested_output: Option<u64>,
@@ -86,7 +87,10 @@ pub async fn admit(rt: &Runtime, input: &LimitInput<'_>) -> Result<Option<Grante
         .iter()
         .any(|r| r.config.key_by() == sluice_filters::limits::rules::KeyBy::Route);
     let route = if by_route {
-        input.route.label(&rt.router)
+        input
+            .route
+            .map(|r| r.label(&rt.router))
+            .unwrap_or_else(|| format!("model:{}", input.model.unwrap_or("")))
     } else {
         String::new()
     };

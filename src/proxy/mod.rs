@@ -12,6 +12,7 @@
 //! | `logging` | here: settle the reservation ([`limits`]); metrics and access log ([`observe`]) |
 
 mod admission;
+mod catalog;
 pub mod ctx;
 mod endpoints;
 mod handoff;
@@ -122,6 +123,11 @@ impl ProxyHttp for Gateway {
                 req.insert_header(http::header::CONTENT_LENGTH, len)?;
             }
         }
+        if ctx.plan.as_ref().is_some_and(|p| p.catalog.is_some()) {
+            // Catalog attempts may be retried after the body was sent:
+            // keep it for replay (up to Pingora's 64 KiB).
+            session.as_downstream_mut().enable_retry_buffering();
+        }
         Ok(())
     }
 
@@ -187,7 +193,7 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
         observe::upstream_attempt(ctx);
-        peer::select(ctx)
+        peer::select(ctx).await
     }
 
     fn fail_to_connect(
@@ -242,15 +248,29 @@ impl ProxyHttp for Gateway {
             .client_addr()
             .and_then(|a| a.as_inet())
             .map(|a| a.ip().to_string());
-        headers::prepare(upstream_request, rt, plan, server, ctx, client_ip)
+        headers::prepare(upstream_request, rt, plan, server, ctx, client_ip)?;
+        if let Some(cp) = &plan.catalog {
+            catalog::request_header(ctx, rt, cp, upstream_request)?;
+        }
+        Ok(())
     }
 
     async fn response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        // Catalog attempts first: an error status may still become a
+        // retry on the next deployment (nothing reached the client yet).
+        if ctx.role != Role::Parent {
+            if let (Some(rt), Some(plan)) = (ctx.runtime.clone(), ctx.plan.clone()) {
+                if let Some(cp) = &plan.catalog {
+                    let replayable = !session.as_downstream().retry_buffer_truncated();
+                    catalog::on_response_header(ctx, &rt, cp, upstream_response, replayable)?;
+                }
+            }
+        }
         ctx.response_started = true;
         observe::upstream_header(ctx);
         for name in ["connection", "keep-alive", "proxy-connection"] {
@@ -288,6 +308,11 @@ impl ProxyHttp for Gateway {
         end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        // A catalog attempt sends its deployment's body (direct and child).
+        if ctx.catalog.is_some() {
+            catalog::request_body(ctx, body, end_of_stream);
+            return Ok(());
+        }
         // The direct path replays the client's body from Pingora's retry
         // buffer (once per attempt, whole, with end_of_stream); send the
         // rewritten one instead. Subrequests get the rewritten body preset.
@@ -306,6 +331,14 @@ impl ProxyHttp for Gateway {
         end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<Option<Duration>> {
+        // Translation (catalog answers) before metering.
+        if ctx.catalog.is_some() {
+            if let (Some(rt), Some(plan)) = (ctx.runtime.clone(), ctx.plan.clone()) {
+                if let Some(cp) = &plan.catalog {
+                    catalog::on_response_body(ctx, &rt, cp, body, end_of_stream);
+                }
+            }
+        }
         if ctx.role == Role::Direct {
             if let Some(meter) = &mut ctx.meter {
                 meter.on_body(body, end_of_stream);

@@ -225,12 +225,24 @@ pub fn finish(session: &Session, ctx: &mut RequestCtx, status: u16, settle: Dura
     let h = &rt.obs;
     let elapsed = ctx.started.elapsed();
     let model = obs.model.unwrap_or_else(|| h.models.index(None));
-    let pool = ctx.plan.as_ref().map(|p| p.pool).or(obs.pool);
+    // A catalog request: the deployment that answered, its usage and cost.
+    let outcome = ctx
+        .plan
+        .as_ref()
+        .and_then(|p| p.catalog.as_ref())
+        .and_then(|c| c.outcome.lock().ok().map(|o| o.clone()))
+        .unwrap_or_default();
+    let pool = outcome
+        .pool
+        .or(ctx.plan.as_ref().map(|p| p.pool))
+        .or(obs.pool);
     let tokens = ctx
         .meter
         .as_ref()
         .and_then(|m| m.usage())
-        .map(|(i, o, _)| (i, o));
+        .map(|(i, o, _)| (i, o))
+        .or(outcome.usage);
+    let cost = outcome.cost;
     let before_upstream = obs.upstream_at.map(|t| t - ctx.started);
     let record = Record {
         namespace: obs.namespace,
@@ -241,6 +253,7 @@ pub fn finish(session: &Session, ctx: &mut RequestCtx, status: u16, settle: Dura
         status,
         elapsed,
         tokens,
+        cost,
         denied: obs.denied,
         before_upstream,
         settle,
@@ -282,8 +295,9 @@ pub fn finish(session: &Session, ctx: &mut RequestCtx, status: u16, settle: Dura
             upstream: pool
                 .and_then(|p| h.pools.get(p))
                 .map_or("-", String::as_str),
-            provider: pool
-                .and_then(|p| h.providers.get(p).copied())
+            provider: outcome
+                .provider
+                .or_else(|| pool.and_then(|p| h.providers.get(p).copied()))
                 .unwrap_or("-"),
             status,
             error: obs.error,
@@ -291,7 +305,7 @@ pub fn finish(session: &Session, ctx: &mut RequestCtx, status: u16, settle: Dura
             attempts: ctx.attempts,
             tokens_in: tin,
             tokens_out: tout,
-            cost: 0.0,
+            cost: cost.unwrap_or(0.0),
             latency_ms: ms(elapsed),
             gateway_ms: ms(gateway.min(elapsed)),
             upstream_ms: ms(elapsed.saturating_sub(gateway)),

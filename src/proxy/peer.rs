@@ -21,26 +21,35 @@ fn fail(ctx: &mut RequestCtx, err: GatewayError) -> Box<Error> {
     Error::explain(ErrorType::HTTPStatus(status), "gateway error")
 }
 
-/// Picks the server for this attempt and builds its peer.
-pub fn select(ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+/// Picks the server for this attempt and builds its peer: a catalog
+/// request's next deployment (`catalog.rs`), else a server of the plan's pool.
+pub async fn select(ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
     ctx.release_server();
     let (Some(rt), Some(plan)) = (ctx.runtime.clone(), ctx.plan.clone()) else {
         return Err(fail(ctx, GatewayError::Internal));
     };
-    let pool = &rt.pools[plan.pool];
-    let Some((backend, server)) = pool.select(&ctx.tried) else {
-        // After failed attempts, report what went wrong with them.
-        let err = match ctx.error.take() {
-            Some(prev) if ctx.attempts > 0 => prev,
-            _ => GatewayError::NoHealthyUpstream,
+    let (pool, backend, server) = if let Some(cp) = &plan.catalog {
+        match super::catalog::pick(ctx, &rt, cp).await {
+            Ok(picked) => picked,
+            Err(err) => return Err(fail(ctx, err)),
+        }
+    } else {
+        let Some((backend, server)) = rt.pools[plan.pool].select(&ctx.tried) else {
+            // After failed attempts, report what went wrong with them.
+            let err = match ctx.error.take() {
+                Some(prev) if ctx.attempts > 0 => prev,
+                _ => GatewayError::NoHealthyUpstream,
+            };
+            return Err(fail(ctx, err));
         };
-        return Err(fail(ctx, err));
+        (plan.pool, backend, server)
     };
+    ctx.obs.pool = Some(pool);
     server.inflight.fetch_add(1, Relaxed);
     ctx.tried.push(server.id);
     ctx.attempts += 1;
     if ctx.attempts > 1 {
-        metrics().retry(&pool.name);
+        metrics().retry(&rt.pools[pool].name);
     }
     let t = &rt.config.timeouts;
     let sni = if server.tls {
@@ -79,7 +88,7 @@ fn peer_for(backend: &Backend, tls: bool, sni: String) -> Result<HttpPeer> {
 
 /// A connection attempt failed: count it against the server, retry elsewhere.
 pub fn connect_failed(ctx: &mut RequestCtx, mut e: Box<Error>) -> Box<Error> {
-    if let (Some(rt), Some(plan)) = (&ctx.runtime, &ctx.plan) {
+    if let (Some(rt), Some(pool)) = (&ctx.runtime, ctx.obs.pool) {
         let reason = match e.etype() {
             ErrorType::ConnectTimedout => "connect_timeout",
             ErrorType::ConnectRefused => "connect_refused",
@@ -88,7 +97,7 @@ pub fn connect_failed(ctx: &mut RequestCtx, mut e: Box<Error>) -> Box<Error> {
             | ErrorType::InvalidCert => "tls",
             _ => "connect_error",
         };
-        metrics().upstream_failure(&rt.pools[plan.pool].name, reason);
+        metrics().upstream_failure(&rt.pools[pool].name, reason);
     }
     if let (Some(server), Some(rt)) = (&ctx.server, &ctx.runtime) {
         let u = &rt.config.upstream;
@@ -98,6 +107,11 @@ pub fn connect_failed(ctx: &mut RequestCtx, mut e: Box<Error>) -> Box<Error> {
                 server.name,
                 u.eject_after_failures
             );
+        }
+    }
+    if let (Some(rt), Some(cp)) = (ctx.runtime.clone(), ctx.plan.clone()) {
+        if let Some(cp) = &cp.catalog {
+            super::catalog::connect_failed(ctx, &rt, cp);
         }
     }
     ctx.error = Some(match e.etype() {
@@ -127,6 +141,16 @@ pub fn proxy_failed(
         .runtime
         .as_ref()
         .map_or(1, |rt| rt.config.upstream.max_attempts);
+    if let (Some(rt), Some(plan)) = (ctx.runtime.clone(), ctx.plan.clone()) {
+        if let Some(cp) = &plan.catalog {
+            if super::catalog::proxy_failed(ctx, &rt, cp) {
+                // An error status turned into a retry before the header
+                // went downstream (catalog.rs checked attempts and replay).
+                e.set_retry(true);
+                return e;
+            }
+        }
+    }
     if ctx.response_started
         || session.as_downstream().retry_buffer_truncated()
         || ctx.attempts >= max

@@ -1,0 +1,311 @@
+//! The compiled model catalog: each public model's deployments with their
+//! live circuit breaker, arm statistics and `Retry-After` cool-down, and
+//! the model's selection state. Built with the [`crate::state::Runtime`]
+//! (a config swap starts every deployment afresh). The proxy asks a model
+//! for its try order once per request ([`ModelRt::order`]), gates each
+//! attempt with [`DeploymentRt::admit`] and reports outcomes with
+//! [`DeploymentRt::record`]; the policy itself is `sluice_filters::balance`.
+//! Also renders the catalog for `/health`, `GET /v1/models` and the bandit
+//! report.
+
+use crate::config::{CatalogModel, Config, Problem, ProviderKind};
+use crate::upstream::now_ms;
+use serde_json::{json, Value};
+use sluice_filters::balance::{
+    self, ArmLabels, ArmStats, Breaker, BreakerState, Candidate, ReportFilter, SelectState,
+    StatsConfig, StrategyConfig,
+};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// What a request asks a model for; decides the upstream path and which
+/// providers can serve it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    Chat,
+    Embeddings,
+}
+
+/// The catalog of one runtime.
+#[derive(Default)]
+pub struct Catalog {
+    pub models: Vec<ModelRt>,
+    index: HashMap<String, usize>,
+}
+
+/// One public model.
+pub struct ModelRt {
+    pub name: String,
+    pub owned_by: String,
+    pub routing: StrategyConfig,
+    pub stats: StatsConfig,
+    pub deployments: Vec<DeploymentRt>,
+    select: Mutex<SelectState>,
+}
+
+/// One deployment of a model.
+pub struct DeploymentRt {
+    pub name: String,
+    /// Index into `Runtime::pools`.
+    pub pool: usize,
+    pub provider: ProviderKind,
+    /// The model name sent upstream.
+    pub model: String,
+    /// Azure: (deployment, api-version).
+    pub azure: Option<(String, String)>,
+    pub price_input_per_m: f64,
+    pub price_output_per_m: f64,
+    pub context_window: Option<u64>,
+    pub weight: u32,
+    pub priority: u32,
+    /// Anthropic: `max_tokens` when the request sets none.
+    pub default_max_tokens: u64,
+    live: Mutex<Live>,
+}
+
+/// The mutable part of a deployment (held only for a call, never across I/O).
+struct Live {
+    breaker: Breaker,
+    stats: ArmStats,
+    /// A `Retry-After` keeps requests away until then.
+    cooldown_until_ms: u64,
+}
+
+impl Catalog {
+    /// Compiles `config.models`; `pool_index` maps pool names to indexes.
+    pub fn build(
+        config: &Config,
+        pool_index: &dyn Fn(&str) -> Option<usize>,
+        problems: &mut Vec<Problem>,
+    ) -> Catalog {
+        let mut catalog = Catalog::default();
+        for (i, m) in config.models.iter().enumerate() {
+            let model = ModelRt::build(m, config, pool_index, i, problems);
+            catalog.index.insert(m.name.clone(), catalog.models.len());
+            catalog.models.push(model);
+        }
+        catalog
+    }
+
+    /// Whether there is no catalog (then no request looks in it).
+    pub fn is_empty(&self) -> bool {
+        self.models.is_empty()
+    }
+
+    /// The model with this public name.
+    pub fn find(&self, name: &str) -> Option<usize> {
+        self.index.get(name).copied()
+    }
+
+    /// `GET /v1/models` (seed 002 shape plus OpenAI's `object`/`created`).
+    pub fn models_json(&self) -> Value {
+        let data: Vec<Value> = self
+            .models
+            .iter()
+            .map(|m| json!({"id": m.name, "object": "model", "created": 0, "owned_by": m.owned_by}))
+            .collect();
+        json!({"object": "list", "data": data})
+    }
+
+    /// `/health`: per model, per deployment, the breaker state and stats.
+    pub fn health_json(&self) -> Value {
+        let now = now_ms();
+        let mut models = serde_json::Map::new();
+        for m in &self.models {
+            let deployments: Vec<Value> = m
+                .deployments
+                .iter()
+                .map(|d| {
+                    let live = d.lock();
+                    json!({
+                        "name": d.name,
+                        "provider": d.provider.as_str(),
+                        "breaker": breaker_state(live.breaker.state(now)),
+                        "consecutive_failures": live.breaker.consecutive_failures(),
+                        "trials": live.stats.trials,
+                        "successes": live.stats.successes,
+                        "avg_latency_ms": live.stats.ewma_ttfb_ms.map(|v| v.round() as u64),
+                        "cooling_down_ms": live.cooldown_until_ms.saturating_sub(now),
+                    })
+                })
+                .collect();
+            models.insert(
+                m.name.clone(),
+                json!({"strategy": m.routing.strategy, "deployments": deployments}),
+            );
+        }
+        Value::Object(models)
+    }
+
+    /// `GET /internal/v1/bandit/report` (seed 002): one arm per deployment.
+    pub fn bandit_report(&self, filter: &ReportFilter) -> Value {
+        let mut arms: Vec<(ArmLabels, ArmStats)> = Vec::new();
+        for m in &self.models {
+            for d in &m.deployments {
+                let labels = ArmLabels {
+                    arm_id: format!("{}/{}", m.name, d.name),
+                    capability: "chat".into(),
+                    model: m.name.clone(),
+                    channel: "internal".into(),
+                };
+                let stats = d.lock().stats.clone();
+                arms.push((labels, stats));
+            }
+        }
+        let report = balance::build_report(arms.iter().map(|(l, s)| (l, s)), filter);
+        serde_json::to_value(&report).unwrap_or(Value::Null)
+    }
+}
+
+fn breaker_state(s: BreakerState) -> &'static str {
+    s.as_str()
+}
+
+impl ModelRt {
+    fn build(
+        m: &CatalogModel,
+        config: &Config,
+        pool_index: &dyn Fn(&str) -> Option<usize>,
+        i: usize,
+        problems: &mut Vec<Problem>,
+    ) -> ModelRt {
+        let mut deployments = Vec::new();
+        for (j, d) in m.deployments.iter().enumerate() {
+            let Some(pool) = pool_index(&d.upstream) else {
+                problems.push(Problem::new(
+                    format!("models[{i}].deployments[{j}].upstream"),
+                    "no such pool",
+                ));
+                continue;
+            };
+            let provider = d.provider.unwrap_or_else(|| {
+                config
+                    .upstream_servers
+                    .iter()
+                    .find(|s| s.is_active && s.pool_name() == d.upstream)
+                    .map(|s| s.provider)
+                    .unwrap_or_default()
+            });
+            deployments.push(DeploymentRt {
+                name: d.name.clone(),
+                pool,
+                provider,
+                model: d.upstream_model(&m.name).to_string(),
+                azure: d.deployment.clone().zip(d.api_version.clone()),
+                price_input_per_m: d.price_input_per_m,
+                price_output_per_m: d.price_output_per_m,
+                context_window: d.context_window,
+                weight: d.weight,
+                priority: d.priority,
+                default_max_tokens: d.default_max_tokens.unwrap_or(4096),
+                live: Mutex::new(Live {
+                    breaker: Breaker::new(m.breaker.clone()),
+                    stats: ArmStats::new(),
+                    cooldown_until_ms: 0,
+                }),
+            });
+        }
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0x5eed)
+            ^ (i as u64);
+        ModelRt {
+            name: m.name.clone(),
+            owned_by: m.owned_by.clone().unwrap_or_else(|| "sluice".into()),
+            routing: m.routing.clone(),
+            stats: m.stats.clone(),
+            deployments,
+            select: Mutex::new(SelectState::new(seed)),
+        }
+    }
+
+    /// The try order for one request: deployments that can serve `op` and
+    /// whose context window fits `estimated_tokens`, ranked by the model's
+    /// strategy (open breakers and cooling deployments last-resort only).
+    pub fn order(&self, op: Operation, estimated_tokens: u64) -> Vec<usize> {
+        let now = now_ms();
+        let mut candidates = Vec::with_capacity(self.deployments.len());
+        let mut stats = Vec::with_capacity(self.deployments.len());
+        let mut exclude = Vec::new();
+        for (i, d) in self.deployments.iter().enumerate() {
+            let live = d.lock();
+            let fits = d.context_window.is_none_or(|w| estimated_tokens <= w);
+            let serves = op == Operation::Chat || d.provider != ProviderKind::Anthropic;
+            if !fits || !serves {
+                exclude.push(i);
+            }
+            candidates.push(Candidate {
+                name: d.name.clone(),
+                weight: d.weight,
+                price_in_per_m: d.price_input_per_m,
+                price_out_per_m: d.price_output_per_m,
+                priority: d.priority,
+                available: !matches!(live.breaker.state(now), BreakerState::Open { .. })
+                    && live.cooldown_until_ms <= now,
+            });
+            stats.push(live.stats.clone());
+        }
+        let mut state = match self.select.lock() {
+            Ok(s) => s,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        balance::order(&self.routing, &candidates, &stats, &mut state, &exclude)
+    }
+}
+
+impl DeploymentRt {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Live> {
+        match self.live.lock() {
+            Ok(l) => l,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// Milliseconds a `Retry-After` still keeps this deployment away (0 = none).
+    pub fn cooling_ms(&self) -> u64 {
+        self.lock().cooldown_until_ms.saturating_sub(now_ms())
+    }
+
+    /// Whether the breaker lets an attempt through now (a half-open probe
+    /// slot is taken: [`DeploymentRt::record`] must follow). Records the
+    /// selection in the arm's statistics when it does.
+    pub fn admit(&self) -> bool {
+        let now = now_ms();
+        let mut live = self.lock();
+        let ok = live.breaker.allow(now);
+        if ok {
+            live.stats.record_selected(wall_ms());
+        }
+        ok
+    }
+
+    /// The outcome of an attempt: breaker and statistics.
+    pub fn record(&self, cfg: &StatsConfig, success: bool, ttfb_ms: Option<u64>) {
+        let now = now_ms();
+        let mut live = self.lock();
+        live.breaker.record(now, success);
+        live.stats.record_outcome(cfg, success, ttfb_ms);
+    }
+
+    /// Keeps requests away for `ms` (a `Retry-After`).
+    pub fn cool_down(&self, ms: u64) {
+        let until = now_ms().saturating_add(ms);
+        let mut live = self.lock();
+        live.cooldown_until_ms = live.cooldown_until_ms.max(until);
+    }
+
+    /// The price of `prompt` input and `completion` output tokens.
+    pub fn cost(&self, prompt: u64, completion: u64) -> f64 {
+        (prompt as f64 * self.price_input_per_m + completion as f64 * self.price_output_per_m)
+            / 1_000_000.0
+    }
+}
+
+/// Wall-clock milliseconds (the report's `last_selected_at`).
+fn wall_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,194 @@
+//! The answer of a catalog attempt as an OpenAI client gets it: Anthropic
+//! JSON and SSE translated to OpenAI's (`sluice_filters::translate`),
+//! OpenAI-format answers passed through while their usage is read, and a
+//! final upstream error rewritten into the gateway's error shape
+//! ([`crate::error::upstream_error_body`]). Runs in `response_filter` /
+//! `response_body_filter` of the session that made the attempt (the direct
+//! session, or the subrequest of a stream, so the parent's meter sees
+//! OpenAI SSE).
+
+use crate::config::ProviderKind;
+use bytes::Bytes;
+use pingora::http::ResponseHeader;
+use serde_json::Value;
+use sluice_filters::stream::SseParser;
+use sluice_filters::translate::{anthropic_response_to_openai, AnthropicToOpenAiStream};
+
+/// Largest body buffered for translation or usage; larger bodies pass as is.
+const MAX_BUFFER: usize = 8 * 1024 * 1024;
+
+enum Mode {
+    /// OpenAI JSON: passed through, a copy kept to read `usage` at the end.
+    OpenAiJson(Vec<u8>),
+    /// OpenAI SSE: passed through, events parsed for `usage`.
+    OpenAiSse(Box<SseParser>),
+    AnthropicJson(Vec<u8>),
+    AnthropicSse(Box<AnthropicToOpenAiStream>),
+    /// A final error: buffered and rewritten.
+    Error(Vec<u8>),
+    Off,
+}
+
+/// Adapts one attempt's response.
+pub struct ResponseAdapter {
+    mode: Mode,
+    status: u16,
+    public_model: String,
+    trace_id: String,
+    usage: Option<(u64, u64)>,
+}
+
+impl ResponseAdapter {
+    /// For an answer with `status` from `provider`; `stream` and
+    /// `include_usage` come from the request.
+    pub fn new(
+        provider: ProviderKind,
+        status: u16,
+        stream: bool,
+        include_usage: bool,
+        public_model: &str,
+        trace_id: &str,
+    ) -> ResponseAdapter {
+        let anthropic = provider == ProviderKind::Anthropic;
+        let mode = match (status, anthropic, stream) {
+            (200..=299, true, true) => Mode::AnthropicSse(Box::new(
+                AnthropicToOpenAiStream::new(public_model, include_usage).with_created(now()),
+            )),
+            (200..=299, true, false) => Mode::AnthropicJson(Vec::new()),
+            (200..=299, false, true) => Mode::OpenAiSse(Box::new(SseParser::new())),
+            (200..=299, false, false) => Mode::OpenAiJson(Vec::new()),
+            (400..=599, _, _) => Mode::Error(Vec::new()),
+            _ => Mode::Off,
+        };
+        ResponseAdapter {
+            mode,
+            status,
+            public_model: public_model.to_string(),
+            trace_id: trace_id.to_string(),
+            usage: None,
+        }
+    }
+
+    /// The header: a body that will change loses its length.
+    pub fn on_header(&mut self, header: &mut ResponseHeader) -> pingora::Result<()> {
+        if matches!(
+            self.mode,
+            Mode::AnthropicJson(_) | Mode::AnthropicSse(_) | Mode::Error(_)
+        ) {
+            header.remove_header("content-length");
+            header.insert_header("transfer-encoding", "chunked")?;
+        }
+        if matches!(self.mode, Mode::Error(_) | Mode::AnthropicJson(_)) {
+            header.insert_header("content-type", "application/json")?;
+        }
+        if let Mode::Error(_) = self.mode {
+            let status = crate::error::upstream_client_status(self.status);
+            header.set_status(status)?;
+        }
+        Ok(())
+    }
+
+    /// A body chunk (`None` at a bare end): replaced with what the client gets.
+    pub fn on_body(&mut self, body: &mut Option<Bytes>, end: bool) {
+        match &mut self.mode {
+            Mode::Off => {}
+            Mode::OpenAiJson(buf) => {
+                if let Some(b) = body.as_deref() {
+                    if buf.len() + b.len() <= MAX_BUFFER {
+                        buf.extend_from_slice(b);
+                    }
+                }
+                if end {
+                    self.usage = serde_json::from_slice::<Value>(buf)
+                        .ok()
+                        .and_then(|v| openai_usage(&v));
+                    buf.clear();
+                }
+            }
+            Mode::OpenAiSse(parser) => {
+                let usage = &mut self.usage;
+                let mut on_event = |ev: sluice_filters::stream::SseEvent<'_>| {
+                    if let Some(data) = ev.data.as_deref() {
+                        if data.contains("\"usage\"") {
+                            if let Some(u) = serde_json::from_str::<Value>(data)
+                                .ok()
+                                .and_then(|v| openai_usage(&v))
+                            {
+                                *usage = Some(u);
+                            }
+                        }
+                    }
+                };
+                if let Some(b) = body.as_deref() {
+                    parser.feed(b, &mut on_event);
+                }
+                if end {
+                    parser.finish(&mut on_event);
+                }
+            }
+            Mode::AnthropicSse(t) => {
+                let mut out = Vec::new();
+                if let Some(b) = body.as_deref() {
+                    t.feed(b, &mut out);
+                }
+                if end {
+                    t.finish(&mut out);
+                }
+                self.usage = t.usage();
+                *body = (!out.is_empty()).then(|| Bytes::from(out));
+            }
+            Mode::AnthropicJson(buf) | Mode::Error(buf) => {
+                if let Some(b) = body.take() {
+                    if buf.len() + b.len() <= MAX_BUFFER {
+                        buf.extend_from_slice(&b);
+                    }
+                }
+                if end {
+                    let whole = std::mem::take(buf);
+                    *body = Some(Bytes::from(self.finish_buffered(&whole)));
+                }
+            }
+        }
+    }
+
+    fn finish_buffered(&mut self, whole: &[u8]) -> Vec<u8> {
+        if let Mode::Error(_) = self.mode {
+            return crate::error::upstream_error_body(self.status, whole, &self.trace_id);
+        }
+        let parsed = serde_json::from_slice::<Value>(whole)
+            .ok()
+            .and_then(|v| anthropic_response_to_openai(&v, &self.public_model).ok());
+        match parsed {
+            Some(v) => {
+                self.usage = openai_usage(&v);
+                v.to_string().into_bytes()
+            }
+            // An answer the translator cannot read: a gateway error body
+            // instead of bytes an OpenAI client could not parse.
+            None => crate::error::upstream_error_body(502, whole, &self.trace_id),
+        }
+    }
+
+    /// `(prompt, completion)` tokens, once the answer reported them.
+    pub fn usage(&self) -> Option<(u64, u64)> {
+        self.usage
+    }
+}
+
+/// `usage.prompt_tokens` / `completion_tokens` of an OpenAI body or chunk.
+fn openai_usage(v: &Value) -> Option<(u64, u64)> {
+    let u = v.get("usage")?;
+    let prompt = u.get("prompt_tokens")?.as_u64()?;
+    let completion = u
+        .get("completion_tokens")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    Some((prompt, completion))
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

@@ -1,0 +1,401 @@
+//! The model catalog through the real gateway against the mock in each
+//! provider's wire format: Azure's deployment path, `api-version` and
+//! `api-key`; Anthropic translated both ways (JSON and SSE); fallback to
+//! the next deployment before the first byte (503, 429 + Retry-After,
+//! connect refused), never after it; the breaker opening; strategies;
+//! seed paths; errors in the gateway's shape.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// A catalog config: servers, then `models:` YAML.
+fn catalog(servers: &[String], models: &str) -> String {
+    config(
+        servers,
+        &format!("{CATCH_ALL}timeouts: {{idle_ms: 800, first_byte_ms: 5000}}\nmodels:\n{models}"),
+    )
+}
+
+fn chat(model: &str, stream: bool) -> Value {
+    json!({"model": model, "stream": stream, "max_tokens": 50,
+        "messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hello there"}]})
+}
+
+async fn send(
+    gw: &Gateway,
+    path: &str,
+    body: &Value,
+    headers: &[(&str, &str)],
+) -> reqwest::Response {
+    let client = reqwest::Client::new();
+    let mut req = post(&client, gw.url(path)).json(body);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    req.send().await.expect("send")
+}
+
+fn header(r: &reqwest::Response, name: &str) -> String {
+    r.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string()
+}
+
+/// The text of an OpenAI SSE body, its finish reason and its usage.
+fn read_sse(text: &str) -> (String, Option<String>, Option<Value>, bool) {
+    let (mut content, mut finish, mut usage, mut done) = (String::new(), None, None, false);
+    for line in text.lines() {
+        let Some(data) = line.strip_prefix("data: ") else {
+            continue;
+        };
+        if data == "[DONE]" {
+            done = true;
+            continue;
+        }
+        let v: Value = serde_json::from_str(data).expect("chunk is JSON");
+        assert_eq!(v["object"], "chat.completion.chunk", "{v}");
+        if let Some(c) = v["choices"][0]["delta"]["content"].as_str() {
+            content.push_str(c);
+        }
+        if let Some(f) = v["choices"][0]["finish_reason"].as_str() {
+            finish = Some(f.to_string());
+        }
+        if !v["usage"].is_null() {
+            usage = Some(v["usage"].clone());
+        }
+    }
+    (content, finish, usage, done)
+}
+
+fn expected_text(n: usize) -> String {
+    (0..n).map(sluice::mock::openai_token).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_deployment_path_api_version_and_key() {
+    let m = mock("az").await;
+    let servers = [
+        server("p", "p", m.addr.port(), ""),
+        server(
+            "az",
+            "azp",
+            m.addr.port(),
+            "    provider: azure\n    api_key: az-secret\n",
+        ),
+    ];
+    let models = "  - name: gpt-4o\n    deployments:\n      - {name: east, upstream: azp, deployment: gpt4o-prod, api_version: 2024-10-21}\n";
+    let gw = Gateway::start(&catalog(&servers, models)).await;
+    for path in [
+        "/v1/chat/completions",
+        "/api/chat/completions",
+        "/internal/v1/chat/completions",
+    ] {
+        let r = send(&gw, path, &chat("gpt-4o", false), &[]).await;
+        assert_eq!(r.status(), 200, "{path}");
+        assert_eq!(header(&r, "x-mock-seen-deployment"), "gpt4o-prod");
+        assert_eq!(header(&r, "x-mock-seen-api-version"), "2024-10-21");
+        assert_eq!(header(&r, "x-mock-seen-api-key"), "az-secret");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["choices"][0]["message"]["content"], expected_text(16));
+    }
+    // Not a catalog model: routed as before (the route's pool, OpenAI path).
+    let r = send(
+        &gw,
+        "/v1/chat/completions",
+        &chat("gpt-4o-mini", false),
+        &[],
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "x-mock-seen-deployment"), "");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anthropic_translated_both_ways_json_and_stream() {
+    let m = mock("claude").await;
+    let servers = [
+        server("p", "p", m.addr.port(), ""),
+        server(
+            "an",
+            "anp",
+            m.addr.port(),
+            "    provider: anthropic\n    api_key: an-secret\n",
+        ),
+    ];
+    let models = "  - name: claude\n    deployments:\n      - {name: sonnet, upstream: anp, model: claude-sonnet-4-5, price_input_per_m: 3, price_output_per_m: 15}\n";
+    let gw = Gateway::start(&catalog(&servers, models)).await;
+
+    let r = send(&gw, "/v1/chat/completions", &chat("claude", false), &[]).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "x-mock-seen-api-key"), "an-secret");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["object"], "chat.completion", "{v}");
+    assert_eq!(v["model"], "claude");
+    assert_eq!(v["choices"][0]["message"]["role"], "assistant");
+    assert_eq!(v["choices"][0]["message"]["content"], expected_text(16));
+    assert_eq!(v["choices"][0]["finish_reason"], "stop");
+    assert_eq!(v["usage"]["completion_tokens"], 16);
+    assert!(v["usage"]["prompt_tokens"].as_u64().unwrap() > 0);
+
+    // max_tokens reached → finish_reason length.
+    let mut body = chat("claude", false);
+    body["max_tokens"] = json!(3);
+    let v: Value = send(&gw, "/v1/chat/completions", &body, &[])
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["choices"][0]["finish_reason"], "length");
+    assert_eq!(v["choices"][0]["message"]["content"], expected_text(3));
+
+    let mut body = chat("claude", true);
+    body["stream_options"] = json!({"include_usage": true});
+    let r = send(&gw, "/v1/chat/completions", &body, &[]).await;
+    assert_eq!(r.status(), 200);
+    assert!(header(&r, "content-type").starts_with("text/event-stream"));
+    let text = r.text().await.unwrap();
+    let (content, finish, usage, done) = read_sse(&text);
+    assert_eq!(content, expected_text(16), "{text}");
+    assert_eq!(finish.as_deref(), Some("stop"));
+    assert_eq!(usage.expect("usage chunk")["completion_tokens"], 16);
+    assert!(done, "{text}");
+
+    // An Anthropic error → the gateway's shape, readable as OpenAI's.
+    let r = send(
+        &gw,
+        "/v1/chat/completions",
+        &chat("claude", false),
+        &[("x-mock-status", "400")],
+    )
+    .await;
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["source"], "upstream");
+    assert_eq!(v["upstream_status"], 400);
+    assert_eq!(v["upstream_code"], "invalid_request_error");
+    assert_eq!(v["error"]["message"], "mock failure 400");
+    assert!(!v["trace_id"].as_str().unwrap().is_empty());
+}
+
+fn two_deployments(a: u16, b: u16, extra: &str) -> (Vec<String>, String) {
+    let servers = vec![
+        server("p", "p", b, ""),
+        server("a", "pa", a, ""),
+        server("b", "pb", b, ""),
+    ];
+    let models = format!("  - name: m\n{extra}    deployments:\n      - {{name: a, upstream: pa, priority: 0}}\n      - {{name: b, upstream: pb, priority: 1}}\n");
+    (servers, models)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn falls_back_before_the_first_byte() {
+    let a = mock("a").await;
+    let b = mock("b").await;
+    // Six failures of `a` in a row: keep its breaker out of this test.
+    let no_breaker = "    breaker: {consecutive_failures: 100, error_rate: 0}\n";
+    let (servers, models) = two_deployments(a.addr.port(), b.addr.port(), no_breaker);
+    let gw = Gateway::start(&catalog(&servers, &models)).await;
+    for stream in [false, true] {
+        for (status, retry_after) in [("503", None), ("429", Some("0")), ("500", None)] {
+            let mut h = vec![("x-mock-only", "a"), ("x-mock-status", status)];
+            if let Some(s) = retry_after {
+                h.push(("x-mock-retry-after", s));
+            }
+            let before = (served(&a), served(&b));
+            let r = send(&gw, "/v1/chat/completions", &chat("m", stream), &h).await;
+            assert_eq!(r.status(), 200, "status {status} stream {stream}");
+            assert_eq!(header(&r, "x-mock-id"), "b");
+            let text = r.text().await.unwrap();
+            assert!(text.contains("water"), "{text}");
+            assert_eq!((served(&a), served(&b)), (before.0 + 1, before.1 + 1));
+        }
+    }
+    // Connect refused on the first deployment.
+    let dead = free_port();
+    let (servers, models) = two_deployments(dead, b.addr.port(), "");
+    let gw = Gateway::start(&catalog(&servers, &models)).await;
+    for stream in [false, true] {
+        let r = send(&gw, "/v1/chat/completions", &chat("m", stream), &[]).await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(header(&r, "x-mock-id"), "b");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn never_retries_after_the_first_byte() {
+    let a = mock("a").await;
+    let b = mock("b").await;
+    let (servers, models) = two_deployments(a.addr.port(), b.addr.port(), "");
+    let gw = Gateway::start(&catalog(&servers, &models)).await;
+    let r = send(
+        &gw,
+        "/v1/chat/completions",
+        &chat("m", true),
+        &[("x-mock-only", "a"), ("x-mock-stall-after", "3")],
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "x-mock-id"), "a");
+    // The stream stalls; the gateway's idle timeout cuts it (an incomplete
+    // body, never a second answer spliced in).
+    let body = tokio::time::timeout(Duration::from_secs(10), r.text())
+        .await
+        .expect("cut in time");
+    if let Ok(text) = body {
+        assert!(!text.contains("[DONE]"), "{text}");
+    }
+    assert_eq!(served(&b), 0, "no retry after the first byte");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn breaker_opens_and_shows_in_health() {
+    let a = mock("a").await;
+    let servers = [
+        server("p", "p", a.addr.port(), ""),
+        server("a", "pa", a.addr.port(), ""),
+    ];
+    let models = "  - name: m\n    breaker: {consecutive_failures: 2, open_ms: 60000}\n    deployments:\n      - {name: a, upstream: pa}\n";
+    let gw = Gateway::start(&catalog(&servers, models)).await;
+    let fail = [("x-mock-status", "503")];
+    for _ in 0..2 {
+        let r = send(&gw, "/v1/chat/completions", &chat("m", false), &fail).await;
+        assert_eq!(r.status(), 503);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["code"], "upstream_unavailable");
+        assert_eq!(v["upstream_status"], 503);
+    }
+    assert_eq!(served(&a), 2);
+    let r = send(&gw, "/v1/chat/completions", &chat("m", false), &[]).await;
+    assert_eq!(r.status(), 503);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "no_healthy_upstream");
+    assert_eq!(served(&a), 2, "an open breaker sends nothing upstream");
+    let health: Value = reqwest::get(gw.url("/health"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let d = &health["services"]["models"]["m"]["deployments"][0];
+    assert_eq!(d["breaker"], "open", "{health}");
+    assert_eq!(d["trials"], 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strategies_pick_as_configured() {
+    let a = mock("a").await;
+    let b = mock("b").await;
+    let servers = vec![
+        server("p", "p", a.addr.port(), ""),
+        server("a", "pa", a.addr.port(), ""),
+        server("b", "pb", b.addr.port(), ""),
+    ];
+    let models = "  - name: cheap\n    routing: {strategy: lowest_cost}\n    deployments:\n      - {name: a, upstream: pa, price_input_per_m: 10, price_output_per_m: 30}\n      - {name: b, upstream: pb, price_input_per_m: 1, price_output_per_m: 2}\n  - name: first\n    deployments:\n      - {name: a, upstream: pa, priority: 1}\n      - {name: b, upstream: pb, priority: 0}\n  - name: split\n    routing: {strategy: weighted}\n    deployments:\n      - {name: a, upstream: pa, weight: 3}\n      - {name: b, upstream: pb, weight: 1}\n";
+    let gw = Gateway::start(&catalog(&servers, models)).await;
+    for _ in 0..3 {
+        let r = send(&gw, "/v1/chat/completions", &chat("cheap", false), &[]).await;
+        assert_eq!(header(&r, "x-mock-id"), "b");
+        let r = send(&gw, "/v1/chat/completions", &chat("first", false), &[]).await;
+        assert_eq!(header(&r, "x-mock-id"), "b");
+    }
+    let mut ids = Vec::new();
+    for _ in 0..8 {
+        let r = send(&gw, "/v1/chat/completions", &chat("split", false), &[]).await;
+        ids.push(header(&r, "x-mock-id"));
+    }
+    assert_eq!(ids.iter().filter(|i| *i == "a").count(), 6, "{ids:?}");
+}
+
+/// The catalog prices each request: the cost reaches `sluice_cost_total`,
+/// the provider label and the namespace's usage summary, stream or not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cost_from_catalog_prices_in_metrics() {
+    let m = mock("priced").await;
+    let servers = [
+        server("p", "p", m.addr.port(), ""),
+        server(
+            "an",
+            "anp",
+            m.addr.port(),
+            "    provider: anthropic\n    api_key: k\n",
+        ),
+    ];
+    // A price of 1M per 1M tokens makes the cost the token count itself.
+    let models = "  - name: priced\n    deployments:\n      - {name: c, upstream: anp, price_input_per_m: 1000000, price_output_per_m: 2000000}\n";
+    let yaml = config(
+        &servers,
+        &format!("{CATCH_ALL}metrics:\n  token: metrics-token\nmodels:\n{models}"),
+    );
+    let gw = Gateway::start(&yaml).await;
+    let mut expected = 0.0;
+    for stream in [false, true] {
+        let mut body = chat("priced", stream);
+        body["stream_options"] = json!({"include_usage": stream});
+        if !stream {
+            body.as_object_mut().unwrap().remove("stream_options");
+        }
+        let r = send(&gw, "/v1/chat/completions", &body, &[]).await;
+        assert_eq!(r.status(), 200);
+        let usage = if stream {
+            read_sse(&r.text().await.unwrap()).2.expect("usage chunk")
+        } else {
+            r.json::<Value>().await.unwrap()["usage"].clone()
+        };
+        let (p, c) = (
+            usage["prompt_tokens"].as_f64().unwrap(),
+            usage["completion_tokens"].as_f64().unwrap(),
+        );
+        assert!(p > 0.0 && c > 0.0, "{usage}");
+        expected += p + 2.0 * c;
+    }
+    let client = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = client
+            .get(gw.url("/metrics"))
+            .bearer_auth("metrics-token")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let cost: f64 = text
+            .lines()
+            .filter(|l| l.starts_with("sluice_cost_total{") && l.contains("model=\"priced\""))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
+        let anthropic_requests = text.lines().any(|l| {
+            l.starts_with("sluice_requests_total{")
+                && l.contains("model=\"priced\"")
+                && l.contains("provider=\"anthropic\"")
+        });
+        if cost == expected && anthropic_requests {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "cost {cost} != {expected} or no provider label:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let s: Value = client
+        .get(gw.url("/metrics/summary"))
+        .bearer_auth("metrics-token")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        s["namespaces"][0]["cost_1h"].as_f64(),
+        Some(expected),
+        "{s}"
+    );
+}
