@@ -48,6 +48,8 @@ pub struct DeploymentRt {
     pub name: String,
     /// Index into `Runtime::pools`.
     pub pool: usize,
+    /// The pool's name (indexes change between runtimes, names do not).
+    pub pool_name: String,
     pub provider: ProviderKind,
     /// The model name sent upstream.
     pub model: String,
@@ -85,6 +87,50 @@ impl Catalog {
             catalog.models.push(model);
         }
         catalog
+    }
+
+    /// Carries breaker, statistics and cool-down of every deployment that
+    /// is still configured the same way (same model, deployment name, pool
+    /// and breaker settings) over from the runtime being replaced, so an
+    /// unrelated admin change neither closes an open breaker nor forgets
+    /// the latency and success figures the strategies rank by.
+    pub fn inherit(&self, old: &Catalog) {
+        for m in &self.models {
+            let Some(om) = old.find(&m.name).map(|i| &old.models[i]) else {
+                continue;
+            };
+            for d in &m.deployments {
+                let Some(od) = om.deployments.iter().find(|od| od.name == d.name) else {
+                    continue;
+                };
+                if od.pool_name != d.pool_name {
+                    continue;
+                }
+                let prev = od.lock();
+                let mut live = d.lock();
+                if prev.breaker.config() == live.breaker.config() {
+                    live.breaker = prev.breaker.clone();
+                }
+                live.stats = prev.stats.clone();
+                live.cooldown_until_ms = prev.cooldown_until_ms;
+            }
+        }
+    }
+
+    /// The breaker state of every deployment: (model, deployment, state).
+    pub fn breaker_states(&self) -> Vec<(&str, &str, BreakerState)> {
+        let now = now_ms();
+        let mut out = Vec::new();
+        for m in &self.models {
+            for d in &m.deployments {
+                out.push((
+                    m.name.as_str(),
+                    d.name.as_str(),
+                    d.lock().breaker.state(now),
+                ));
+            }
+        }
+        out
     }
 
     /// Whether there is no catalog (then no request looks in it).
@@ -189,6 +235,7 @@ impl ModelRt {
             deployments.push(DeploymentRt {
                 name: d.name.clone(),
                 pool,
+                pool_name: d.upstream.clone(),
                 provider,
                 model: d.upstream_model(&m.name).to_string(),
                 azure: d.deployment.clone().zip(d.api_version.clone()),

@@ -260,7 +260,16 @@ async fn breaker_opens_and_shows_in_health() {
         server("a", "pa", a.addr.port(), ""),
     ];
     let models = "  - name: m\n    breaker: {consecutive_failures: 2, open_ms: 60000}\n    deployments:\n      - {name: a, upstream: pa}\n";
-    let gw = Gateway::start(&catalog(&servers, models)).await;
+    let yaml = catalog(&servers, models)
+        .replace(
+            "listen:\n  proxy: \"{proxy}\"",
+            "listen:\n  proxy: \"{proxy}\"\n  admin: \"{admin}\"",
+        )
+        .replace(
+            "models:\n",
+            "admin: {tokens: [adm-tok]}\nmetrics:\n  token: met-tok\nmodels:\n",
+        );
+    let gw = Gateway::start(&yaml).await;
     let fail = [("x-mock-status", "503")];
     for _ in 0..2 {
         let r = send(&gw, "/v1/chat/completions", &chat("m", false), &fail).await;
@@ -284,6 +293,46 @@ async fn breaker_opens_and_shows_in_health() {
     let d = &health["services"]["models"]["m"]["deployments"][0];
     assert_eq!(d["breaker"], "open", "{health}");
     assert_eq!(d["trials"], 2);
+    let client = reqwest::Client::new();
+    let text = client
+        .get(gw.url("/metrics"))
+        .bearer_auth("met-tok")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("sluice_deployment_breaker_state{")
+                && l.contains("deployment=\"a\"")
+                && l.contains("model=\"m\"")
+                && l.ends_with(" 2")),
+        "{text}"
+    );
+    // An unrelated admin change swaps the runtime: the breaker stays open.
+    let r = client
+        .post(gw.admin_url("/api/v1/namespaces"))
+        .bearer_auth("adm-tok")
+        .json(&json!({"namespace_code": "other", "namespace_name": "other"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{:?}", r.text().await);
+    let r = send(&gw, "/v1/chat/completions", &chat("m", false), &[]).await;
+    assert_eq!(r.status(), 503);
+    assert_eq!(served(&a), 2, "the breaker survived the config swap");
+    let health: Value = reqwest::get(gw.url("/health"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        health["services"]["models"]["m"]["deployments"][0]["breaker"],
+        "open"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -101,6 +101,7 @@ impl ConfigCenter {
     async fn compile(&self, next: &Entities, rt: &Runtime) -> Result<Runtime, Vec<Problem>> {
         let config = next.config_over(&self.base)?;
         let fresh = Runtime::build_with_store(config, rt.limits.store.clone())?;
+        fresh.catalog.inherit(&rt.catalog);
         fresh.warm_tokenizers();
         // New pools start unresolved: resolve and probe before any request sees them.
         fresh.refresh_pools().await;

@@ -68,6 +68,7 @@ pub struct Families {
     pub retries: IntCounterVec,
     pub upstream_healthy: IntGaugeVec,
     pub circuit_open: IntGaugeVec,
+    pub breaker_state: IntGaugeVec,
     pub upstream_inflight: IntGaugeVec,
     pub inflight: IntGauge,
     pub streams: IntGauge,
@@ -161,6 +162,7 @@ impl Families {
             retries: counter_vec(&r, "sluice_upstream_retries_total", "Requests retried on another upstream server (or a fresh connection).", &["upstream"]),
             upstream_healthy: gauge_vec(&r, "sluice_upstream_healthy", "1 when the server passes its active health checks.", &["upstream", "server"]),
             circuit_open: gauge_vec(&r, "sluice_upstream_circuit_open", "1 while passive ejection (the circuit breaker) keeps traffic away from the server.", &["upstream", "server"]),
+            breaker_state: gauge_vec(&r, "sluice_deployment_breaker_state", "Circuit breaker of each catalog deployment: 0 closed, 1 half-open, 2 open.", &["model", "deployment"]),
             upstream_inflight: gauge_vec(&r, "sluice_upstream_inflight_requests", "Requests in flight to the server.", &["upstream", "server"]),
             inflight: gauge(&r, "sluice_inflight_requests", "Client requests in progress."),
             streams: gauge(&r, "sluice_inflight_streams", "Streaming responses in progress."),
@@ -206,6 +208,17 @@ impl Families {
                         .unwrap_or(i64::MAX),
                 );
             }
+        }
+        self.breaker_state.reset();
+        for (model, deployment, state) in rt.catalog.breaker_states() {
+            let v = match state {
+                sluice_filters::balance::BreakerState::Closed => 0,
+                sluice_filters::balance::BreakerState::HalfOpen => 1,
+                sluice_filters::balance::BreakerState::Open { .. } => 2,
+            };
+            self.breaker_state
+                .with_label_values(&[model, deployment])
+                .set(v);
         }
     }
 
