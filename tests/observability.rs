@@ -338,6 +338,32 @@ async fn metric_families_move_with_traffic_and_labels_stay_bounded() {
         got("sluice_cost_total", &[("namespace", "team")]),
         Some(0.0)
     );
+    // Unmetered answers (no token rule) count the usage the upstream
+    // reported: three default-namespace answers and one `limited` one, 16
+    // completion tokens each.
+    assert_eq!(
+        got(
+            "sluice_tokens_total",
+            &[("direction", "out"), ("namespace", "default")]
+        ),
+        Some(48.0),
+        "{text}"
+    );
+    assert_eq!(
+        got(
+            "sluice_tokens_total",
+            &[("direction", "out"), ("namespace", "limited")]
+        ),
+        Some(16.0)
+    );
+    assert!(
+        got(
+            "sluice_tokens_total",
+            &[("direction", "in"), ("namespace", "default")]
+        )
+        .unwrap_or(0.0)
+            > 0.0
+    );
     assert_eq!(
         got(
             "sluice_limit_denials_total",

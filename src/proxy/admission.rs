@@ -199,6 +199,7 @@ pub async fn admit(
         metered,
         client_wants_usage,
         catalog,
+        reported_usage: Default::default(),
     })
 }
 

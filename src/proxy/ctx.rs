@@ -51,6 +51,10 @@ pub struct Plan {
     pub client_wants_usage: bool,
     /// The body's `model` is a catalog model: its deployments serve it.
     pub catalog: Option<CatalogPlan>,
+    /// (prompt, completion) tokens the upstream reported in an answer
+    /// nobody metered (token metrics only); set by the session that read
+    /// the answer (direct or subrequest).
+    pub reported_usage: std::sync::OnceLock<(u64, u64)>,
 }
 
 /// A request served by the model catalog.
@@ -148,6 +152,8 @@ pub struct RequestCtx {
     pub meter: Option<ResponseMeter>,
     /// Catalog attempts (catalog requests; direct or child).
     pub catalog: Option<Box<CatalogAttempts>>,
+    /// The tail of an unmetered answer, for its reported usage.
+    pub usage_tail: Option<Box<sluice_filters::stream::UsageTail>>,
     /// Labels and timings for metrics and the access log.
     pub obs: super::observe::Obs,
 }
@@ -168,6 +174,7 @@ impl Default for RequestCtx {
             counted: false,
             meter: None,
             catalog: None,
+            usage_tail: None,
             obs: Default::default(),
         }
     }

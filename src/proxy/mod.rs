@@ -298,6 +298,17 @@ impl ProxyHttp for Gateway {
                 meter.on_header(upstream_response)?;
             }
         }
+        // Token metrics of answers nobody meters: the usage the upstream
+        // reports, read from the body's tail.
+        if ctx.role != Role::Parent
+            && upstream_response.status.is_success()
+            && ctx
+                .plan
+                .as_ref()
+                .is_some_and(|p| !p.metered && p.catalog.is_none())
+        {
+            ctx.usage_tail = Some(Box::default());
+        }
         Ok(())
     }
 
@@ -342,6 +353,17 @@ impl ProxyHttp for Gateway {
         if ctx.role == Role::Direct {
             if let Some(meter) = &mut ctx.meter {
                 meter.on_body(body, end_of_stream);
+            }
+        }
+        if let Some(tail) = &mut ctx.usage_tail {
+            if let Some(b) = body.as_deref() {
+                tail.feed(b);
+            }
+            if end_of_stream {
+                if let (Some(u), Some(plan)) = (tail.usage(), &ctx.plan) {
+                    let _ = plan.reported_usage.set(u);
+                }
+                ctx.usage_tail = None;
             }
         }
         Ok(None)

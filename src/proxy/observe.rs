@@ -241,7 +241,12 @@ pub fn finish(session: &Session, ctx: &mut RequestCtx, status: u16, settle: Dura
         .as_ref()
         .and_then(|m| m.usage())
         .map(|(i, o, _)| (i, o))
-        .or(outcome.usage);
+        .or(outcome.usage)
+        .or_else(|| {
+            ctx.plan
+                .as_ref()
+                .and_then(|p| p.reported_usage.get().copied())
+        });
     let cost = outcome.cost;
     let before_upstream = obs.upstream_at.map(|t| t - ctx.started);
     let record = Record {
