@@ -137,6 +137,10 @@ pub struct UpstreamSettings {
     /// (ms) is retried on the same deployment after waiting it, when no
     /// other deployment is left; a longer one is answered to the client.
     pub retry_after_max_ms: u64,
+    /// Catalog models: pause before the k-th retry, `retry_backoff_ms ×
+    /// 2^(k-1)` with ±50 % jitter, capped at `retry_after_max_ms` (a
+    /// `Retry-After` that asks for longer wins); 0 = retry at once.
+    pub retry_backoff_ms: u64,
 }
 
 impl Default for UpstreamSettings {
@@ -152,6 +156,7 @@ impl Default for UpstreamSettings {
             keepalive_idle_ms: 10_000,
             ca_file: None,
             retry_after_max_ms: 2_000,
+            retry_backoff_ms: 10,
         }
     }
 }

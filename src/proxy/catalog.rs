@@ -58,10 +58,19 @@ pub async fn pick(
             wait_ms: 0,
         })
     });
-    if st.wait_ms > 0 {
-        // The last deployment asked for a short pause (`Retry-After`).
-        tokio::time::sleep(Duration::from_millis(st.wait_ms)).await;
-        st.wait_ms = 0;
+    // A retry waits its backoff, or the `Retry-After` the last deployment
+    // asked for when that is longer.
+    let u = &rt.config.upstream;
+    let backoff = sluice_filters::balance::retry_backoff_ms(
+        u.retry_backoff_ms,
+        ctx.attempts,
+        u.retry_after_max_ms,
+        jitter(ctx.attempts),
+    );
+    let wait = st.wait_ms.max(backoff);
+    st.wait_ms = 0;
+    if wait > 0 {
+        tokio::time::sleep(Duration::from_millis(wait)).await;
     }
     while st.pos < st.order.len() {
         let i = st.order[st.pos];
@@ -114,6 +123,15 @@ pub async fn pick(
             None => GatewayError::NoHealthyUpstream,
         },
     })
+}
+
+/// A draw in [0, 1) for the backoff's jitter (seeded from the clock: no
+/// shared generator to lock on the request path).
+fn jitter(salt: usize) -> f64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    sluice_filters::balance::Rng::new(nanos ^ salt as u64).next_f64()
 }
 
 /// The deployment of the current attempt.

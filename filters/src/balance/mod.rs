@@ -9,6 +9,7 @@
 //! - [`strategy`]: the selection strategies, [`strategy::select`] and
 //!   [`strategy::order`].
 //! - [`report`]: seed 002's bandit report (`GET /internal/v1/bandit/report`).
+//! - [`retry`]: the backoff before a retry (exponential, jittered, capped).
 //! - [`rng`]: the seeded PRNG behind the bandit.
 //!
 //! All of it is plain data and pure functions: time is passed in as
@@ -17,12 +18,14 @@
 
 pub mod breaker;
 pub mod report;
+pub mod retry;
 pub mod rng;
 pub mod stats;
 pub mod strategy;
 
 pub use breaker::{Breaker, BreakerConfig, BreakerState};
 pub use report::{build_report, ArmLabels, BanditReport, ReportFilter, ReportItem, ReportSummary};
+pub use retry::retry_backoff_ms;
 pub use rng::Rng;
 pub use stats::{ArmStats, StatsConfig};
 pub use strategy::{order, select, Candidate, ScoreWeights, SelectState, Strategy, StrategyConfig};
