@@ -448,3 +448,35 @@ async fn cost_from_catalog_prices_in_metrics() {
         "{s}"
     );
 }
+
+/// One deployment served by a pool of two servers (two keys): a 429 from
+/// one is retried on the other, never answered while a server is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_key_falls_back_to_another_server_of_the_deployment() {
+    let a = mock("a").await;
+    let b = mock("b").await;
+    let servers = [
+        server("p", "p", a.addr.port(), ""),
+        server("a", "keys", a.addr.port(), ""),
+        server("b", "keys", b.addr.port(), ""),
+    ];
+    let models = "  - name: m\n    breaker: {consecutive_failures: 100, error_rate: 0}\n    deployments:\n      - {name: only, upstream: keys}\n";
+    let gw = Gateway::start(&catalog(&servers, models)).await;
+    // Round robin starts on either server; over four requests `a` comes
+    // first at least once.
+    for _ in 0..4 {
+        let before = served(&a);
+        let r = send(
+            &gw,
+            "/v1/chat/completions",
+            &chat("m", false),
+            &[("x-mock-only", "a"), ("x-mock-status", "429")],
+        )
+        .await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(header(&r, "x-mock-id"), "b");
+        assert!(served(&a) - before <= 1);
+    }
+    assert!(served(&a) >= 1, "a was tried first at least once");
+    assert_eq!(served(&b), 4);
+}

@@ -220,7 +220,8 @@ fn retry_after_ms(header: &ResponseHeader) -> Option<u64> {
 
 /// The upstream's response header (before anything reached the client):
 /// records the outcome; a 429/5xx is retried on the next deployment when
-/// one is left (or after a short `Retry-After` on the same one) and the
+/// one is left, else on another server (key) of the same deployment's
+/// pool, else after a short `Retry-After` on the same server, when the
 /// body can be replayed (`Err` here makes Pingora retry, see the module
 /// docs); otherwise the answer is adapted for the client.
 pub fn on_response_header(
@@ -250,8 +251,18 @@ pub fn on_response_header(
                 .iter()
                 .any(|&j| model.deployments[j].cooling_ms() == 0);
             let short_wait = retry_after.filter(|ms| *ms <= rt.config.upstream.retry_after_max_ms);
+            let server_id = ctx.server.as_ref().map(|s| s.id);
             let retry = if others_left {
+                // The next deployment; the server answered (it is not
+                // down), so a deployment sharing its pool may use it.
                 st.pos += 1;
+                if let Some(id) = server_id {
+                    ctx.tried.retain(|t| *t != id);
+                }
+                true
+            } else if rt.pools[d.pool].select(&ctx.tried).is_some() {
+                // The same deployment on another server of its pool (another
+                // key or region of it); this one stays in `tried`.
                 true
             } else if let Some(ms) = short_wait {
                 // The same deployment again, after the pause it asked for.
