@@ -480,3 +480,47 @@ async fn a_failing_key_falls_back_to_another_server_of_the_deployment() {
     assert!(served(&a) >= 1, "a was tried first at least once");
     assert_eq!(served(&b), 4);
 }
+
+/// Token limits hold on translated answers: an Anthropic deployment that
+/// ignores the clamped `max_tokens` is cut at the cap mid-stream (OpenAI
+/// SSE ending with `finish_reason: "length"` and `[DONE]`) and in JSON.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_cap_cuts_translated_answers() {
+    let m = mock("claude").await;
+    let servers = [
+        server("p", "p", m.addr.port(), ""),
+        server(
+            "an",
+            "anp",
+            m.addr.port(),
+            "    provider: anthropic\n    api_key: k\n",
+        ),
+    ];
+    let models = "  - name: claude\n    deployments:\n      - {name: sonnet, upstream: anp}\n";
+    let rules = "rules:\n  - rule_name: five-out\n    rule_type: token_limit\n    rule_config: {max_output_tokens: 5}\n";
+    let yaml = config(&servers, &format!("{CATCH_ALL}{rules}models:\n{models}"));
+    let gw = Gateway::start(&yaml).await;
+    let ignore = [("x-mock-ignore-max-tokens", "1")];
+
+    let r = send(&gw, "/v1/chat/completions", &chat("claude", true), &ignore).await;
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    let (content, finish, usage, done) = read_sse(&text);
+    assert_eq!(content, expected_text(5), "{text}");
+    assert_eq!(finish.as_deref(), Some("length"));
+    assert!(usage.is_none(), "the client did not ask for usage: {text}");
+    assert!(done, "{text}");
+
+    let v: Value = send(&gw, "/v1/chat/completions", &chat("claude", false), &ignore)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        v["choices"][0]["message"]["content"],
+        expected_text(5),
+        "{v}"
+    );
+    assert_eq!(v["choices"][0]["finish_reason"], "length");
+    assert_eq!(v["usage"]["completion_tokens"], 5);
+}
