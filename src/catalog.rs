@@ -143,11 +143,13 @@ impl Catalog {
         self.index.get(name).copied()
     }
 
-    /// `GET /v1/models` (seed 002 shape plus OpenAI's `object`/`created`).
-    pub fn models_json(&self) -> Value {
+    /// `GET /v1/models` (seed 002 shape plus OpenAI's `object`/`created`):
+    /// the models `allowed` accepts.
+    pub fn models_json(&self, allowed: &dyn Fn(&str) -> bool) -> Value {
         let data: Vec<Value> = self
             .models
             .iter()
+            .filter(|m| allowed(&m.name))
             .map(|m| json!({"id": m.name, "object": "model", "created": 0, "owned_by": m.owned_by}))
             .collect();
         json!({"object": "list", "data": data})

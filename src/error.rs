@@ -16,6 +16,9 @@ pub enum GatewayError {
     Unauthorized(String),
     #[error("{0}")]
     Forbidden(String),
+    /// The API key may not use this model (`auth.keys[].models`).
+    #[error("this API key may not use model {0:?}")]
+    ModelNotAllowed(String),
     #[error("no route matches {0}")]
     RouteNotFound(String),
     #[error("request body exceeds the limit of {0} bytes")]
@@ -61,7 +64,7 @@ impl GatewayError {
     pub fn status(&self) -> u16 {
         match self {
             GatewayError::Unauthorized(_) => 401,
-            GatewayError::Forbidden(_) => 403,
+            GatewayError::Forbidden(_) | GatewayError::ModelNotAllowed(_) => 403,
             GatewayError::RouteNotFound(_) => 404,
             GatewayError::PayloadTooLarge(_) => 413,
             GatewayError::InvalidRequest(_) => 400,
@@ -79,6 +82,7 @@ impl GatewayError {
         match self {
             GatewayError::Unauthorized(_) => "unauthorized",
             GatewayError::Forbidden(_) => "forbidden",
+            GatewayError::ModelNotAllowed(_) => "model_not_allowed",
             GatewayError::RouteNotFound(_) => "route_not_found",
             GatewayError::PayloadTooLarge(_) => "payload_too_large",
             GatewayError::InvalidRequest(_) => "invalid_request",

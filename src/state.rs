@@ -34,6 +34,20 @@ pub struct KeyRt {
     pub name: String,
     /// Index into [`Runtime::namespaces`].
     pub namespace: Option<usize>,
+    /// The models it may use (exact or `prefix*`); none = any.
+    pub models: Option<Vec<String>>,
+}
+
+impl KeyRt {
+    /// Whether this key may ask for `model`.
+    pub fn allows(&self, model: &str) -> bool {
+        self.models.as_ref().is_none_or(|list| {
+            list.iter().any(|m| match m.strip_suffix('*') {
+                Some(prefix) => model.starts_with(prefix),
+                None => m == model,
+            })
+        })
+    }
 }
 
 /// Everything the request path reads, compiled.
@@ -264,6 +278,7 @@ impl Runtime {
             .map(|k| KeyRt {
                 name: k.name.clone(),
                 namespace: k.namespace.as_deref().and_then(ns_index),
+                models: k.models.clone(),
             })
             .collect();
         let auth_header = config

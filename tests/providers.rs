@@ -524,3 +524,154 @@ async fn token_cap_cuts_translated_answers() {
     assert_eq!(v["choices"][0]["finish_reason"], "length");
     assert_eq!(v["usage"]["completion_tokens"], 5);
 }
+
+/// `GET /v1/models` lists the catalog models the key may use (all of them
+/// on seed 002's internal path); a key asking for another model gets 403
+/// `model_not_allowed`; the bandit report counts live traffic per arm.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn models_per_key_and_bandit_report() {
+    let a = mock("a").await;
+    let (servers, models) = two_deployments(a.addr.port(), a.addr.port(), "");
+    let models = format!(
+        "{models}  - name: gpt-4o\n    deployments:\n      - {{name: only, upstream: pa}}\n"
+    );
+    let yaml = catalog(&servers, &models).replace(
+        "      key: sk-test\n",
+        "      key: sk-test\n    - name: narrow\n      key: sk-narrow\n      models: [gpt-4o]\n",
+    );
+    let gw = Gateway::start(&yaml).await;
+    let client = reqwest::Client::new();
+    let list = |key: &'static str, path: &'static str| {
+        let (client, url) = (client.clone(), gw.url(path));
+        async move {
+            let r = client.get(url).bearer_auth(key).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            let v: Value = r.json().await.unwrap();
+            assert_eq!(v["object"], "list");
+            let mut ids: Vec<String> = v["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| {
+                    assert_eq!(m["object"], "model");
+                    m["id"].as_str().unwrap().to_string()
+                })
+                .collect();
+            ids.sort();
+            ids
+        }
+    };
+    assert_eq!(list("sk-test", "/v1/models").await, ["gpt-4o", "m"]);
+    assert_eq!(list("sk-narrow", "/v1/models").await, ["gpt-4o"]);
+    assert_eq!(
+        list("sk-narrow", "/internal/v1/models").await,
+        ["gpt-4o", "m"]
+    );
+    assert_eq!(served(&a), 0, "answered by the gateway");
+    let r = client.get(gw.url("/v1/models")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+
+    let r = client
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth("sk-narrow")
+        .json(&chat("m", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "model_not_allowed");
+    assert_eq!(served(&a), 0);
+    let r = client
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth("sk-narrow")
+        .json(&chat("gpt-4o", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // Two answers from `m`'s first arm, one failure then a fallback.
+    for h in [
+        vec![],
+        vec![],
+        vec![("x-mock-status", "503"), ("x-mock-only", "a")],
+    ] {
+        let r = send(&gw, "/internal/v1/chat/completions", &chat("m", false), &h).await;
+        let _ = r.status();
+    }
+    let r = client
+        .get(gw.url("/internal/v1/bandit/report?model=m"))
+        .bearer_auth("sk-test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    let items = v["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{v}");
+    assert_eq!(v["summary"]["total_arms"], 2);
+    let arm = items
+        .iter()
+        .find(|i| i["arm_id"] == "m/a")
+        .expect("arm m/a");
+    assert_eq!(arm["model"], "m");
+    assert_eq!(arm["capability"], "chat");
+    assert_eq!(arm["total_trials"], 3, "{v}");
+    assert_eq!(arm["successes"], 2, "{v}");
+    assert!(
+        arm["last_selected_at"].as_str().unwrap().ends_with('Z'),
+        "{v}"
+    );
+    let v: Value = client
+        .get(gw.url("/internal/v1/bandit/report?model=nope"))
+        .bearer_auth("sk-test")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["items"].as_array().map(Vec::len), Some(0));
+}
+
+/// Seed 002: `session_id` on the internal channel is echoed back (body of
+/// a JSON answer, `x-session-id` on every answer) and not sent upstream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn internal_channel_echoes_session_id() {
+    let m = mock("a").await;
+    let servers = [server("p", "p", m.addr.port(), "")];
+    let gw = Gateway::start(&config(&servers, CATCH_ALL)).await;
+    let mut body = chat("gpt-4o-mini", false);
+    body["session_id"] = json!("sess-42");
+    let r = send(&gw, "/internal/v1/chat/completions", &body, &[]).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "x-session-id"), "sess-42");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["session_id"], "sess-42", "{v}");
+    assert_eq!(v["choices"][0]["message"]["content"], expected_text(16));
+    body["stream"] = json!(true);
+    let r = send(&gw, "/internal/v1/chat/completions", &body, &[]).await;
+    assert_eq!(header(&r, "x-session-id"), "sess-42");
+    let (content, _, _, done) = read_sse(&r.text().await.unwrap());
+    assert_eq!(content, expected_text(16));
+    assert!(done);
+    let r = send(
+        &gw,
+        "/internal/v1/chat/completions",
+        &json!({"model": "x", "session_id": 5}),
+        &[],
+    )
+    .await;
+    assert_eq!(r.status(), 400);
+    // Upstream never sees it: the mock's echo reports the body it got.
+    let echo = "routes:\n  - {prefix: /internal/v1, upstream: p, strip_prefix: true}\n";
+    let gw = Gateway::start(&config(&servers, echo)).await;
+    let body = json!({"model": "gpt-4o-mini", "session_id": "sess-42"});
+    let r = send(&gw, "/internal/v1/echo", &body, &[]).await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    let sent = serde_json::to_vec(&json!({"model": "gpt-4o-mini"})).unwrap();
+    assert_eq!(v["body_len"], sent.len(), "{v}");
+    assert_eq!(v["session_id"], "sess-42", "{v}");
+}

@@ -273,6 +273,11 @@ pub struct ApiKey {
     /// Namespace (code) the key belongs to; none = matchers decide.
     #[serde(default)]
     pub namespace: Option<String>,
+    /// The models this key may ask for (exact names or `prefix*`); none =
+    /// any. A request naming another model gets 403 `model_not_allowed`,
+    /// and `GET /v1/models` lists only these catalog models.
+    #[serde(default)]
+    pub models: Option<Vec<String>>,
 }
 
 /// A limit rule (seed 000 §4): `rate_limit`, `concurrency` or `token_limit`

@@ -303,6 +303,22 @@ impl Validator<'_> {
             if let Some(ns) = &k.namespace {
                 self.namespace_ref(format!("{path}.namespace"), ns);
             }
+            if let Some(models) = &k.models {
+                if models.is_empty() {
+                    self.problem(
+                        format!("{path}.models"),
+                        "an empty list would refuse every request with a model; omit it to allow any",
+                    );
+                }
+                for (j, m) in models.iter().enumerate() {
+                    if m.trim().is_empty() || m == "*" {
+                        self.problem(
+                            format!("{path}.models[{j}]"),
+                            "must name a model or a `prefix*` (omit `models` to allow any)",
+                        );
+                    }
+                }
+            }
         }
     }
 

@@ -51,11 +51,17 @@ pub async fn admit(
         .transpose()?
         .unwrap_or_default();
     observe::model(obs, rt, llm.model.as_deref(), llm.stream);
+    if let (Some(k), Some(model)) = (key, llm.model.as_deref()) {
+        if !rt.keys[k].allows(model) {
+            return Err(GatewayError::ModelNotAllowed(model.to_string()));
+        }
+    }
 
     let req = session.req_header();
     let headers = Headers(&req.headers);
     // Seed paths (`/api/…`, `/internal/v1/…`) are routed and forwarded as
     // the OpenAI path they alias.
+    let internal_channel = req.uri.path().starts_with("/internal/");
     let alias = alias_of(req.uri.path());
     let path = alias.unwrap_or(req.uri.path());
     let facts = RequestFacts {
@@ -166,6 +172,27 @@ pub async fn admit(
             body_rewritten = true;
         }
     }
+    // Seed 002: the internal channel's `session_id` is echoed back, never
+    // sent upstream (providers refuse unknown fields).
+    let mut session_id = None;
+    if internal_channel {
+        if let Some(Value::Object(map)) = parsed.as_mut() {
+            match map.remove("session_id") {
+                None | Some(Value::Null) => {}
+                Some(Value::String(id)) => {
+                    session_id = Some(id);
+                    body =
+                        Bytes::from(serde_json::to_vec(&map).map_err(|_| GatewayError::Internal)?);
+                    body_rewritten = true;
+                }
+                Some(_) => {
+                    return Err(GatewayError::InvalidRequest(
+                        "session_id must be a string".into(),
+                    ))
+                }
+            }
+        }
+    }
     let catalog = match (catalog_model, parsed) {
         (Some((op, model)), Some(json)) => {
             let prompt = granted
@@ -200,6 +227,7 @@ pub async fn admit(
         client_wants_usage,
         catalog,
         reported_usage: Default::default(),
+        session_id,
     })
 }
 

@@ -55,6 +55,9 @@ pub struct Plan {
     /// nobody metered (token metrics only); set by the session that read
     /// the answer (direct or subrequest).
     pub reported_usage: std::sync::OnceLock<(u64, u64)>,
+    /// Seed 002 `session_id` (internal channel): echoed in `x-session-id`
+    /// and in a non-streaming JSON answer.
+    pub session_id: Option<String>,
 }
 
 /// A request served by the model catalog.
@@ -154,6 +157,8 @@ pub struct RequestCtx {
     pub catalog: Option<Box<CatalogAttempts>>,
     /// The tail of an unmetered answer, for its reported usage.
     pub usage_tail: Option<Box<sluice_filters::stream::UsageTail>>,
+    /// A JSON answer gathered to add the request's `session_id` to it.
+    pub session_echo: Option<Vec<u8>>,
     /// Labels and timings for metrics and the access log.
     pub obs: super::observe::Obs,
 }
@@ -175,6 +180,7 @@ impl Default for RequestCtx {
             meter: None,
             catalog: None,
             usage_tail: None,
+            session_echo: None,
             obs: Default::default(),
         }
     }

@@ -13,6 +13,7 @@
 
 mod admission;
 mod catalog;
+mod client_api;
 pub mod ctx;
 mod endpoints;
 mod handoff;
@@ -157,6 +158,9 @@ impl ProxyHttp for Gateway {
         if endpoints::serve(session, ctx, &rt, self.center.as_deref()).await? {
             return Ok(true);
         }
+        if client_api::serve(session, ctx, &rt).await? {
+            return Ok(true);
+        }
         metrics().request_started();
         ctx.counted = true;
         let plan = match admission::admit(session, &rt, &ctx.request_id, &mut ctx.obs).await {
@@ -298,6 +302,22 @@ impl ProxyHttp for Gateway {
                 meter.on_header(upstream_response)?;
             }
         }
+        if let Some(id) = ctx.plan.as_ref().and_then(|p| p.session_id.as_deref()) {
+            if let Ok(v) = http::HeaderValue::from_str(id) {
+                upstream_response.insert_header("x-session-id", v)?;
+            }
+            // A direct JSON answer also carries it in the body (the subrequest
+            // path pipes streams and large bodies as they are).
+            let json = upstream_response
+                .headers
+                .get(http::header::CONTENT_TYPE)
+                .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+            if ctx.role == Role::Direct && json && upstream_response.status.is_success() {
+                upstream_response.remove_header(&http::header::CONTENT_LENGTH);
+                upstream_response.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
+                ctx.session_echo = Some(Vec::new());
+            }
+        }
         // Token metrics of answers nobody meters: the usage the upstream
         // reports, read from the body's tail.
         if ctx.role != Role::Parent
@@ -353,6 +373,19 @@ impl ProxyHttp for Gateway {
         if ctx.role == Role::Direct {
             if let Some(meter) = &mut ctx.meter {
                 meter.on_body(body, end_of_stream);
+            }
+        }
+        if let Some(buf) = &mut ctx.session_echo {
+            if let Some(b) = body.take() {
+                buf.extend_from_slice(&b);
+            }
+            if end_of_stream {
+                let id = ctx
+                    .plan
+                    .as_ref()
+                    .and_then(|p| p.session_id.as_deref())
+                    .unwrap_or("");
+                *body = Some(Bytes::from(with_session_id(std::mem::take(buf), id)));
             }
         }
         if let Some(tail) = &mut ctx.usage_tail {
@@ -453,5 +486,38 @@ impl ProxyHttp for Gateway {
                 e.map(|e| e.etype().as_str()).unwrap_or("-"),
             );
         }
+    }
+}
+
+/// A JSON object answer with `"session_id"` added before its closing brace
+/// (anything else is returned as it is).
+fn with_session_id(mut body: Vec<u8>, id: &str) -> Vec<u8> {
+    let end = body.iter().rposition(|b| !b.is_ascii_whitespace());
+    let Some(end) = end.filter(|&e| body[e] == b'}') else {
+        return body;
+    };
+    let empty = body[..end]
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .is_some_and(|p| body[p] == b'{');
+    let mut field = if empty { Vec::new() } else { b",".to_vec() };
+    field.extend_from_slice(b"\"session_id\":");
+    field.extend_from_slice(serde_json::Value::from(id).to_string().as_bytes());
+    body.splice(end..end, field);
+    body
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_session_id;
+
+    #[test]
+    fn session_id_is_added_to_a_json_object() {
+        let v =
+            |b: &str| String::from_utf8(with_session_id(b.as_bytes().to_vec(), "s-\"1")).unwrap();
+        assert_eq!(v("{\"a\":1}\n"), "{\"a\":1,\"session_id\":\"s-\\\"1\"}\n");
+        assert_eq!(v("{ }"), "{ \"session_id\":\"s-\\\"1\"}");
+        assert_eq!(v("[1]"), "[1]");
+        assert_eq!(v(""), "");
     }
 }

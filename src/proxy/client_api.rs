@@ -1,0 +1,102 @@
+//! The gateway's own answers on the client API, for a valid API key (no
+//! namespace, route or limit applies): `GET /v1/models` (and its seed
+//! alias `/internal/v1/models`) listed from the model
+//! catalog — on `/v1/models` only the models the key may use, on the
+//! internal path every configured model (seed 002: the internal channel is
+//! not filtered) — and `GET /internal/v1/bandit/report` (seed 002, filters
+//! `capability`, `model`, `channel`). Without a catalog the models paths
+//! are routed upstream like any request.
+
+use super::ctx::RequestCtx;
+use super::{admission, reply};
+use crate::state::Runtime;
+use pingora::proxy::Session;
+use pingora::Result;
+use sluice_filters::balance::ReportFilter;
+
+/// Answers the request when it is one of these; `Ok(false)` = not ours.
+pub async fn serve(session: &mut Session, ctx: &RequestCtx, rt: &Runtime) -> Result<bool> {
+    let req = session.req_header();
+    if req.method != http::Method::GET || rt.catalog.is_empty() {
+        return Ok(false);
+    }
+    let path = req.uri.path();
+    let internal = path.starts_with("/internal/");
+    let report = path == "/internal/v1/bandit/report";
+    if !report && !matches!(path, "/v1/models" | "/internal/v1/models") {
+        return Ok(false);
+    }
+    let query = req.uri.query().unwrap_or("").to_string();
+    let key = match admission::authenticate(session, rt) {
+        Ok(k) => k,
+        Err(e) => {
+            reply::error(session, &e, &ctx.request_id).await?;
+            return Ok(true);
+        }
+    };
+    let body = if report {
+        let filter = ReportFilter {
+            capability: param(&query, "capability"),
+            model: param(&query, "model"),
+            channel: param(&query, "channel"),
+        };
+        rt.catalog.bandit_report(&filter)
+    } else {
+        let key = key.map(|k| &rt.keys[k]);
+        rt.catalog
+            .models_json(&|m| internal || key.is_none_or(|k| k.allows(m)))
+    };
+    reply::json(session, 200, &body, &ctx.request_id).await?;
+    Ok(true)
+}
+
+/// A query parameter's value, percent-decoded (`+` is a space); empty = none.
+fn param(query: &str, name: &str) -> Option<String> {
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (k == name && !v.is_empty()).then(|| decode(v))
+    })
+}
+
+fn decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                match (
+                    b.get(i + 1).copied().and_then(hex),
+                    b.get(i + 2).copied().and_then(hex),
+                ) {
+                    (Some(h), Some(l)) => {
+                        out.push(h << 4 | l);
+                        i += 2;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::param;
+
+    #[test]
+    fn query_parameters() {
+        let q = "capability=chat&model=gpt-4o%2Dmini&channel=&x";
+        assert_eq!(param(q, "capability").as_deref(), Some("chat"));
+        assert_eq!(param(q, "model").as_deref(), Some("gpt-4o-mini"));
+        assert_eq!(param(q, "channel"), None);
+        assert_eq!(param(q, "x"), None);
+        assert_eq!(param("model=a+b%2", "model").as_deref(), Some("a b%2"));
+        assert_eq!(param("model=%zz", "model").as_deref(), Some("%zz"));
+    }
+}
