@@ -675,3 +675,142 @@ async fn internal_channel_echoes_session_id() {
     assert_eq!(v["body_len"], sent.len(), "{v}");
     assert_eq!(v["session_id"], "sess-42", "{v}");
 }
+
+/// Function calling through an Anthropic deployment: OpenAI `tools` become
+/// Anthropic tools, its `tool_use` comes back as `tool_calls` (JSON and
+/// SSE, arguments reassembled), and the tool's result goes back as a
+/// `tool_result` block, answered with text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tools_round_trip_through_anthropic() {
+    let m = mock("claude").await;
+    let servers = [
+        server("p", "p", m.addr.port(), ""),
+        server(
+            "an",
+            "anp",
+            m.addr.port(),
+            "    provider: anthropic\n    api_key: k\n",
+        ),
+    ];
+    let models = "  - name: claude\n    deployments:\n      - {name: sonnet, upstream: anp}\n";
+    let gw = Gateway::start(&catalog(&servers, models)).await;
+    let tools = json!([{"type": "function", "function": {"name": "lookup", "description": "find",
+        "parameters": {"type": "object", "properties": {"query": {"type": "string"}}}}}]);
+    let mut body = chat("claude", false);
+    body["tools"] = tools.clone();
+    let v: Value = send(&gw, "/v1/chat/completions", &body, &[])
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["choices"][0]["finish_reason"], "tool_calls", "{v}");
+    let call = &v["choices"][0]["message"]["tool_calls"][0];
+    assert_eq!(call["type"], "function");
+    assert_eq!(call["function"]["name"], "lookup");
+    let args: Value =
+        serde_json::from_str(call["function"]["arguments"].as_str().unwrap()).unwrap();
+    assert_eq!(args, json!({"query": "water"}));
+    let call_id = call["id"].as_str().unwrap().to_string();
+
+    body["stream"] = json!(true);
+    let text = send(&gw, "/v1/chat/completions", &body, &[])
+        .await
+        .text()
+        .await
+        .unwrap();
+    let (mut name, mut arguments, mut finish) = (String::new(), String::new(), None);
+    for line in text.lines() {
+        let Some(data) = line.strip_prefix("data: ") else {
+            continue;
+        };
+        if data == "[DONE]" {
+            continue;
+        }
+        let c: Value = serde_json::from_str(data).unwrap();
+        if let Some(tc) = c["choices"][0]["delta"]["tool_calls"][0].as_object() {
+            name.push_str(
+                tc.get("function")
+                    .and_then(|f| f["name"].as_str())
+                    .unwrap_or(""),
+            );
+            arguments.push_str(
+                tc.get("function")
+                    .and_then(|f| f["arguments"].as_str())
+                    .unwrap_or(""),
+            );
+        }
+        if let Some(f) = c["choices"][0]["finish_reason"].as_str() {
+            finish = Some(f.to_string());
+        }
+    }
+    assert_eq!(name, "lookup", "{text}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&arguments).unwrap(),
+        json!({"query": "water"}),
+        "{text}"
+    );
+    assert_eq!(finish.as_deref(), Some("tool_calls"));
+
+    // The tool's result goes back; the model answers with text.
+    let follow = json!({"model": "claude", "max_tokens": 50, "tools": tools, "messages": [
+        {"role": "user", "content": "look it up"},
+        {"role": "assistant", "content": null, "tool_calls": [call.clone()]},
+        {"role": "tool", "tool_call_id": call_id, "content": "found it"}]});
+    let v: Value = send(&gw, "/v1/chat/completions", &follow, &[])
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["choices"][0]["finish_reason"], "stop", "{v}");
+    assert_eq!(v["choices"][0]["message"]["content"], expected_text(16));
+}
+
+/// Embeddings through the catalog: Azure's deployment path; when it fails
+/// the OpenAI deployment is tried next, and an Anthropic deployment (no
+/// embeddings) never is; the last failure is answered in the gateway's shape.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embeddings_through_azure_with_openai_fallback() {
+    let m = mock("e").await;
+    let servers = [
+        server("p", "p", m.addr.port(), ""),
+        server(
+            "az",
+            "azp",
+            m.addr.port(),
+            "    provider: azure\n    api_key: az\n",
+        ),
+        server(
+            "an",
+            "anp",
+            m.addr.port(),
+            "    provider: anthropic\n    api_key: k\n",
+        ),
+    ];
+    let models = "  - name: emb\n    breaker: {consecutive_failures: 100, error_rate: 0}\n    deployments:\n      - {name: claude, upstream: anp, priority: 0}\n      - {name: east, upstream: azp, deployment: emb-prod, api_version: 2024-10-21, priority: 1}\n      - {name: openai, upstream: p, model: text-embedding-3-small, priority: 2}\n";
+    let gw = Gateway::start(&catalog(&servers, models)).await;
+    let body = json!({"model": "emb", "input": ["one two", "three"]});
+    let r = send(&gw, "/v1/embeddings", &body, &[]).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "x-mock-seen-deployment"), "emb-prod");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["data"].as_array().map(Vec::len), Some(2), "{v}");
+    assert_eq!(v["data"][1]["index"], 1);
+    let before = served(&m);
+    let r = send(
+        &gw,
+        "/internal/v1/embeddings",
+        &body,
+        &[("x-mock-status", "500")],
+    )
+    .await;
+    // Every deployment answers 500 here (one mock): Azure, then OpenAI.
+    assert_eq!(r.status(), 502);
+    assert_eq!(
+        served(&m) - before,
+        2,
+        "claude is skipped, azure and openai tried"
+    );
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["source"], "upstream");
+    assert_eq!(v["upstream_status"], 500);
+}

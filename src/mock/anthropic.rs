@@ -4,7 +4,7 @@
 //! `message_delta` with `stop_reason` and usage, `message_stop`), and
 //! Anthropic's error bodies. Requires `anthropic-version` like the real API.
 
-use super::openai::{sse_events, token, Behaviour};
+use super::openai::{sse_events, token, tool_to_call, Behaviour, TOOL_ARGUMENTS};
 use super::{full, Body};
 use hyper::Response;
 use serde_json::{json, Value};
@@ -39,6 +39,17 @@ pub fn messages(body: &[u8], version: Option<&str>, b: &Behaviour) -> Response<B
         return error(400, "messages: Field required", &b.id);
     }
     let model = req["model"].as_str().unwrap_or("claude-mock").to_string();
+    // One input token per 4 bytes of the request's messages and system.
+    let input = (req["messages"].to_string().len() + req["system"].to_string().len()) as u64 / 4;
+    if let Some(name) = tool_to_call(&req) {
+        return tool_use(
+            &model,
+            &name,
+            input,
+            req["stream"].as_bool() == Some(true),
+            b,
+        );
+    }
     let limit = if b.ignore_max_tokens {
         b.tokens
     } else {
@@ -92,5 +103,55 @@ pub fn messages(body: &[u8], version: Option<&str>, b: &Behaviour) -> Response<B
         "delta": {"stop_reason": stop, "stop_sequence": null}, "usage": {"output_tokens": limit}}),
     ));
     events.push(ev("message_stop", json!({"type": "message_stop"})));
+    sse_events(events, b)
+}
+
+/// A `tool_use` answer calling `name` with [`TOOL_ARGUMENTS`] (JSON, or the
+/// stream with `input_json_delta` parts).
+fn tool_use(model: &str, name: &str, input: u64, stream: bool, b: &Behaviour) -> Response<Body> {
+    let args: Value = serde_json::from_str(TOOL_ARGUMENTS).unwrap_or(Value::Null);
+    if !stream {
+        let resp = json!({"id": "msg_mock", "type": "message", "role": "assistant", "model": model,
+            "content": [{"type": "tool_use", "id": "toolu_mock_1", "name": name, "input": args}],
+            "stop_reason": "tool_use", "stop_sequence": null,
+            "usage": {"input_tokens": input, "output_tokens": 8}});
+        return full(200, "application/json", resp.to_string(), &b.id);
+    }
+    let ev = |name: &str, data: Value| format!("event: {name}\ndata: {data}\n\n");
+    let (head, tail) = TOOL_ARGUMENTS.split_at(TOOL_ARGUMENTS.len() / 2);
+    let events = vec![
+        ev(
+            "message_start",
+            json!({"type": "message_start", "message": {"id": "msg_mock",
+            "type": "message", "role": "assistant", "model": model, "content": [],
+            "stop_reason": null, "stop_sequence": null,
+            "usage": {"input_tokens": input, "output_tokens": 1}}}),
+        ),
+        ev(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 0,
+            "content_block": {"type": "tool_use", "id": "toolu_mock_1", "name": name, "input": {}}}),
+        ),
+        ev(
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0,
+            "delta": {"type": "input_json_delta", "partial_json": head}}),
+        ),
+        ev(
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0,
+            "delta": {"type": "input_json_delta", "partial_json": tail}}),
+        ),
+        ev(
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": 0}),
+        ),
+        ev(
+            "message_delta",
+            json!({"type": "message_delta",
+            "delta": {"stop_reason": "tool_use", "stop_sequence": null}, "usage": {"output_tokens": 8}}),
+        ),
+        ev("message_stop", json!({"type": "message_stop"})),
+    ];
     sse_events(events, b)
 }

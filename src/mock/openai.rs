@@ -85,6 +85,16 @@ pub fn chat(body: &[u8], b: &Behaviour) -> Response<Body> {
     );
     let finish = if tokens < b.tokens { "length" } else { "stop" };
     let prompt = prompt_tokens(&req);
+    if let Some(name) = tool_to_call(&req) {
+        return tool_call(
+            &model,
+            &name,
+            prompt,
+            req["stream"].as_bool() == Some(true),
+            seen,
+            b,
+        );
+    }
     let usage = json!({"prompt_tokens": prompt, "completion_tokens": tokens,
         "total_tokens": prompt + tokens as u64});
     if req["stream"].as_bool() != Some(true) {
@@ -114,6 +124,84 @@ pub fn chat(body: &[u8], b: &Behaviour) -> Response<Body> {
     events.extend((0..tokens).map(|i| chunk(json!({"content": token(i)}), Value::Null)));
     events.push(chunk(json!({}), json!(finish)));
     if include_usage {
+        let c = json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": now(),
+            "model": model, "choices": [], "usage": usage});
+        events.push(format!("data: {c}\n\n"));
+    }
+    events.push("data: [DONE]\n\n".to_string());
+    seen_headers(sse_events(events, b), &seen)
+}
+
+/// The arguments every mock tool call carries.
+pub const TOOL_ARGUMENTS: &str = r#"{"query":"water"}"#;
+
+/// The tool the mock calls: the first one offered (OpenAI's
+/// `tools[].function.name` or Anthropic's `tools[].name`), unless the
+/// conversation already ends with a tool's result (then it answers text).
+pub fn tool_to_call(req: &Value) -> Option<String> {
+    let tool = req["tools"].as_array()?.first()?;
+    let name = tool["function"]["name"]
+        .as_str()
+        .or(tool["name"].as_str())?;
+    let last = req["messages"].as_array()?.last()?;
+    let answered = last["role"] == "tool"
+        || last["content"]
+            .as_array()
+            .is_some_and(|blocks| blocks.iter().any(|b| b["type"] == "tool_result"));
+    (!answered).then(|| name.to_string())
+}
+
+/// An OpenAI answer calling tool `name` with [`TOOL_ARGUMENTS`].
+fn tool_call(
+    model: &str,
+    name: &str,
+    prompt: u64,
+    stream: bool,
+    seen: (String, bool),
+    b: &Behaviour,
+) -> Response<Body> {
+    let completion = 8u64;
+    let usage = json!({"prompt_tokens": prompt, "completion_tokens": completion,
+        "total_tokens": prompt + completion});
+    let call_id = "call_mock_1";
+    if !stream {
+        let resp = json!({
+            "id": "chatcmpl-mock", "object": "chat.completion", "created": now(), "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": null,
+                "tool_calls": [{"id": call_id, "type": "function",
+                    "function": {"name": name, "arguments": TOOL_ARGUMENTS}}]},
+                "logprobs": null, "finish_reason": "tool_calls"}],
+            "usage": usage,
+        });
+        return seen_headers(
+            full(200, "application/json", resp.to_string(), &b.id),
+            &seen,
+        );
+    }
+    let chunk = |delta: Value, finish: Value| {
+        let c = json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": now(),
+            "model": model, "choices": [{"index": 0, "delta": delta, "logprobs": null,
+            "finish_reason": finish}]});
+        format!("data: {c}\n\n")
+    };
+    let (head, tail) = TOOL_ARGUMENTS.split_at(TOOL_ARGUMENTS.len() / 2);
+    let mut events = vec![
+        chunk(
+            json!({"role": "assistant", "content": null, "tool_calls": [{"index": 0,
+            "id": call_id, "type": "function", "function": {"name": name, "arguments": ""}}]}),
+            Value::Null,
+        ),
+        chunk(
+            json!({"tool_calls": [{"index": 0, "function": {"arguments": head}}]}),
+            Value::Null,
+        ),
+        chunk(
+            json!({"tool_calls": [{"index": 0, "function": {"arguments": tail}}]}),
+            Value::Null,
+        ),
+        chunk(json!({}), json!("tool_calls")),
+    ];
+    if seen.1 && !b.no_usage {
         let c = json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": now(),
             "model": model, "choices": [], "usage": usage});
         events.push(format!("data: {c}\n\n"));
