@@ -1,7 +1,8 @@
 //! The official OpenAI Python SDK against the real gateway: a stream cut at
 //! its token cap ends cleanly for the SDK (no exception, `finish_reason:
 //! "length"`, usage), the non-streaming cut, and a rate-limit denial
-//! surfacing as `openai.RateLimitError`. The SDK lives in `.venv-test`
+//! surfacing as `openai.RateLimitError`; and the model catalog through the
+//! SDK (`tests/sdk/openai_catalog.py`). The SDK lives in `.venv-test`
 //! (created by `scripts/test-deps.sh`, which `make test` runs first).
 
 mod common;
@@ -32,6 +33,49 @@ async fn openai_python_sdk_sees_clean_truncation_and_rate_limits() {
     let out = tokio::task::spawn_blocking(move || {
         Command::new(python)
             .arg(format!("{root}/tests/sdk/openai_limits.py"))
+            .arg(url)
+            .output()
+            .expect("run python")
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "SDK script failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The official OpenAI Python SDK through the model catalog: OpenAI,
+/// Anthropic (translated) and Azure deployments; chat, streams, tools,
+/// embeddings, models, and upstream errors as the SDK's exceptions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openai_python_sdk_through_the_catalog() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let python = format!("{root}/.venv-test/bin/python");
+    assert!(
+        std::path::Path::new(&python).exists(),
+        "{python} is missing: run ./scripts/test-deps.sh (make test does)"
+    );
+    let m = mock("a").await;
+    let port = m.addr.port();
+    let servers = [
+        server("p", "p", port, ""),
+        server("az", "azp", port, "    provider: azure\n    api_key: az\n"),
+        server(
+            "an",
+            "anp",
+            port,
+            "    provider: anthropic\n    api_key: an\n",
+        ),
+    ];
+    let models = "models:\n  - name: gpt-4o\n    deployments:\n      - {name: oa, upstream: p}\n  - name: claude\n    deployments:\n      - {name: sonnet, upstream: anp, model: claude-sonnet-4-5}\n  - name: emb\n    deployments:\n      - {name: east, upstream: azp, deployment: emb, api_version: 2024-10-21}\n";
+    let gw = Gateway::start(&config(&servers, &format!("{CATCH_ALL}{models}"))).await;
+    let url = gw.url("");
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(python)
+            .arg(format!("{root}/tests/sdk/openai_catalog.py"))
             .arg(url)
             .output()
             .expect("run python")
