@@ -4,6 +4,7 @@
 //! decisions themselves are `sluice_filters` functions; this file only
 //! gathers their inputs from the Pingora session.
 
+use super::client_format::ClientFormat;
 use super::ctx::{CatalogPlan, LlmFields, Plan};
 use super::limits::{self, LimitInput};
 use super::observe::{self, Obs};
@@ -45,6 +46,13 @@ pub async fn admit(
     obs.key = key;
     let (body, has_body) = read_body(session, rt.config.limits.max_body_bytes).await?;
     let parsed = parse_json(session.req_header().headers.get("content-type"), &body)?;
+    // Anthropic's Messages API for a catalog model: admitted as the OpenAI
+    // chat request it translates to; the answer is translated back
+    // (`client_format.rs`).
+    let (parsed, body, client_format) = match anthropic_client(session, rt, parsed, body)? {
+        (parsed, body, Some(model)) => (parsed, body, Some(ClientFormat::Anthropic { model })),
+        (parsed, body, None) => (parsed, body, None),
+    };
     let llm = parsed
         .as_ref()
         .map(llm_fields)
@@ -62,7 +70,10 @@ pub async fn admit(
     // Seed paths (`/api/…`, `/internal/v1/…`) are routed and forwarded as
     // the OpenAI path they alias.
     let internal_channel = req.uri.path().starts_with("/internal/");
-    let alias = alias_of(req.uri.path());
+    let alias = match client_format {
+        Some(ClientFormat::Anthropic { .. }) => Some("/v1/chat/completions"),
+        None => alias_of(req.uri.path()),
+    };
     let path = alias.unwrap_or(req.uri.path());
     let facts = RequestFacts {
         method: req.method.as_str(),
@@ -228,7 +239,36 @@ pub async fn admit(
         catalog,
         reported_usage: Default::default(),
         session_id,
+        client_format,
     })
+}
+
+/// A `POST /v1/messages` body naming a catalog model, translated to the
+/// OpenAI chat request (body and parsed JSON); the public model name says
+/// the answer must be translated back. Anything else is returned as is.
+fn anthropic_client(
+    session: &Session,
+    rt: &Runtime,
+    parsed: Option<Value>,
+    body: Bytes,
+) -> Result<(Option<Value>, Bytes, Option<String>), GatewayError> {
+    let req = session.req_header();
+    let model = parsed
+        .as_ref()
+        .and_then(|v| v.get("model"))
+        .and_then(Value::as_str)
+        .filter(|m| rt.catalog.find(m).is_some())
+        .map(str::to_string);
+    let (Some(json), Some(model)) = (parsed.as_ref(), model) else {
+        return Ok((parsed, body, None));
+    };
+    if req.method != http::Method::POST || req.uri.path() != "/v1/messages" {
+        return Ok((parsed, body, None));
+    }
+    let openai = sluice_filters::translate::anthropic_to_openai(json)
+        .map_err(|e| GatewayError::InvalidRequest(e.to_string()))?;
+    let bytes = Bytes::from(serde_json::to_vec(&openai).map_err(|_| GatewayError::Internal)?);
+    Ok((Some(openai), bytes, Some(model)))
 }
 
 /// The OpenAI path a seed path stands for: seed 001's

@@ -58,6 +58,9 @@ pub struct Plan {
     /// Seed 002 `session_id` (internal channel): echoed in `x-session-id`
     /// and in a non-streaming JSON answer.
     pub session_id: Option<String>,
+    /// The client speaks another wire format (`/v1/messages`): the answer
+    /// is translated back to it.
+    pub client_format: Option<super::client_format::ClientFormat>,
 }
 
 /// A request served by the model catalog.
@@ -159,6 +162,8 @@ pub struct RequestCtx {
     pub usage_tail: Option<Box<sluice_filters::stream::UsageTail>>,
     /// A JSON answer gathered to add the request's `session_id` to it.
     pub session_echo: Option<Vec<u8>>,
+    /// Translation of the answer into the client's format (direct session).
+    pub to_client: Option<super::client_format::ToClient>,
     /// Labels and timings for metrics and the access log.
     pub obs: super::observe::Obs,
 }
@@ -181,6 +186,7 @@ impl Default for RequestCtx {
             catalog: None,
             usage_tail: None,
             session_echo: None,
+            to_client: None,
             obs: Default::default(),
         }
     }

@@ -15,6 +15,7 @@
 //! [`ResponseMeter`] here; when it cuts a stream, the client's response is
 //! ended cleanly and the subrequest aborted (closing the upstream).
 
+use super::client_format::ToClient;
 use super::ctx::{Handoff, Plan, RequestCtx};
 use super::metering::ResponseMeter;
 use super::observe::StreamTimer;
@@ -95,6 +96,9 @@ pub async fn run(session: &mut Session, ctx: &mut RequestCtx, plan: Arc<Plan>) -
     let (last, seen) = (last_task_ms.clone(), header_seen.clone());
     let mut meter = ctx.meter.take();
     let meter_ref = &mut meter;
+    let client_format = plan.client_format.as_ref();
+    let mut to_client: Option<ToClient> = None;
+    let to_client_ref = &mut to_client;
     let mut timer = StreamTimer::new(ctx, plan.llm.stream);
     let timer_ref = &mut timer;
     let filter = move |task: HttpTask| {
@@ -103,10 +107,23 @@ pub async fn run(session: &mut Session, ctx: &mut RequestCtx, plan: Arc<Plan>) -
         }
         timer_ref.on_task(&task);
         last.store(start.elapsed().as_millis() as u64, Relaxed);
-        match meter_ref.as_mut() {
-            Some(m) => meter_task(m, task),
-            None => Ok(Some(task)),
-        }
+        let task = match meter_ref.as_mut() {
+            Some(m) => meter_task(m, task)?,
+            None => Some(task),
+        };
+        // Then the client's wire format (`/v1/messages`), after the meter.
+        Ok(match (task, client_format) {
+            (Some(HttpTask::Header(mut header, end)), Some(format)) => {
+                *to_client_ref = Some(ToClient::on_header(format, &mut header)?);
+                Some(HttpTask::Header(header, end))
+            }
+            (Some(task), Some(_)) => Some(match to_client_ref.as_mut() {
+                Some(t) => t.on_task(task),
+                None => task,
+            }),
+            (None, _) => None,
+            (task, None) => task,
+        })
     };
 
     let t = &rt.config.timeouts;

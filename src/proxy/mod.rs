@@ -14,6 +14,7 @@
 mod admission;
 mod catalog;
 mod client_api;
+mod client_format;
 pub mod ctx;
 mod endpoints;
 mod handoff;
@@ -302,6 +303,14 @@ impl ProxyHttp for Gateway {
                 meter.on_header(upstream_response)?;
             }
         }
+        if ctx.role == Role::Direct {
+            if let Some(format) = ctx.plan.as_ref().and_then(|p| p.client_format.as_ref()) {
+                ctx.to_client = Some(client_format::ToClient::on_header(
+                    format,
+                    upstream_response,
+                )?);
+            }
+        }
         if let Some(id) = ctx.plan.as_ref().and_then(|p| p.session_id.as_deref()) {
             if let Ok(v) = http::HeaderValue::from_str(id) {
                 upstream_response.insert_header("x-session-id", v)?;
@@ -374,6 +383,9 @@ impl ProxyHttp for Gateway {
             if let Some(meter) = &mut ctx.meter {
                 meter.on_body(body, end_of_stream);
             }
+        }
+        if let Some(to_client) = &mut ctx.to_client {
+            to_client.on_body(body, end_of_stream);
         }
         if let Some(buf) = &mut ctx.session_echo {
             if let Some(b) = body.take() {
