@@ -42,7 +42,7 @@ enum Command {
         #[arg(short, long, default_value = "conf/sluice.yaml")]
         config: String,
     },
-    /// Run a mock LLM upstream (OpenAI wire format).
+    /// Run a mock LLM upstream (OpenAI, Azure and Anthropic wire formats).
     Mock {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:9000")]
@@ -62,6 +62,15 @@ enum Command {
         /// Worker threads.
         #[arg(long, default_value_t = 0)]
         threads: usize,
+        /// Answer every N-th model call with --fail-status (1 = all; 0 = never).
+        #[arg(long, default_value_t = 0)]
+        fail_every: u64,
+        /// Status of the failures --fail-every makes, in the provider's error format.
+        #[arg(long, default_value_t = 503, value_parser = clap::value_parser!(u16).range(400..600))]
+        fail_status: u16,
+        /// Answer model calls beyond N per second with 429 and `retry-after: 1` (0 = no limit).
+        #[arg(long, default_value_t = 0)]
+        rate_limit_rps: u64,
     },
 }
 
@@ -110,6 +119,9 @@ fn main() -> ExitCode {
             chunk_ms,
             id,
             threads,
+            fail_every,
+            fail_status,
+            rate_limit_rps,
         } => {
             let mut builder = tokio::runtime::Builder::new_multi_thread();
             if threads > 0 {
@@ -127,6 +139,9 @@ fn main() -> ExitCode {
                 tokens,
                 chunk_ms,
                 id,
+                fail_every,
+                fail_status,
+                rate_limit_rps,
             };
             match rt.block_on(sluice::mock::run(&listen, options)) {
                 Ok(()) => ExitCode::SUCCESS,

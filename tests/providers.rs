@@ -814,3 +814,59 @@ async fn embeddings_through_azure_with_openai_fallback() {
     assert_eq!(v["source"], "upstream");
     assert_eq!(v["upstream_status"], 500);
 }
+
+/// `sluice mock`'s load-test knobs: every N-th model call fails in the
+/// provider's format (the gateway falls back), and a per-second rate limit
+/// answers 429 with `retry-after` in Anthropic's format.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mock_failure_knobs() {
+    let a = mock_with(sluice::mock::MockOptions {
+        id: "a".into(),
+        fail_every: 2,
+        fail_status: 503,
+        ..Default::default()
+    })
+    .await;
+    let b = mock("b").await;
+    let no_breaker = "    breaker: {consecutive_failures: 100, error_rate: 0}\n";
+    let (servers, models) = two_deployments(a.addr.port(), b.addr.port(), no_breaker);
+    let gw = Gateway::start(&catalog(&servers, &models)).await;
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        let r = send(&gw, "/v1/chat/completions", &chat("m", false), &[]).await;
+        assert_eq!(r.status(), 200);
+        ids.push(header(&r, "x-mock-id"));
+    }
+    assert_eq!(
+        ids,
+        ["a", "b", "a", "b"],
+        "every second call to `a` fails over to `b`"
+    );
+
+    let limited = mock_with(sluice::mock::MockOptions {
+        id: "r".into(),
+        rate_limit_rps: 2,
+        ..Default::default()
+    })
+    .await;
+    let client = reqwest::Client::new();
+    let mut limited_answers = 0;
+    for _ in 0..5 {
+        let r = client
+            .post(format!("http://{}/v1/messages", limited.addr))
+            .header("anthropic-version", "2023-06-01")
+            .json(&json!({"model": "c", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 429 {
+            assert_eq!(header(&r, "retry-after"), "1");
+            let v: Value = r.json().await.unwrap();
+            assert_eq!(v["type"], "error");
+            assert_eq!(v["error"]["type"], "rate_limit_error");
+            limited_answers += 1;
+        }
+    }
+    // Five calls within at most two one-second windows of two each.
+    assert!(limited_answers >= 1, "no call was rate limited");
+}

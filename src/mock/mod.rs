@@ -62,6 +62,13 @@ pub struct MockOptions {
     pub chunk_ms: u64,
     /// Name sent in `x-mock-id`.
     pub id: String,
+    /// Every `fail_every`-th model call (1 = all) is answered with
+    /// `fail_status` in the provider's error format; 0 = never.
+    pub fail_every: u64,
+    pub fail_status: u16,
+    /// Model calls beyond this many per second are answered 429 with
+    /// `retry-after: 1` in the provider's error format; 0 = no limit.
+    pub rate_limit_rps: u64,
 }
 
 impl Default for MockOptions {
@@ -71,6 +78,9 @@ impl Default for MockOptions {
             tokens: 16,
             chunk_ms: 0,
             id: "mock".into(),
+            fail_every: 0,
+            fail_status: 503,
+            rate_limit_rps: 0,
         }
     }
 }
@@ -86,9 +96,40 @@ pub struct MockState {
     pub streams_completed: AtomicU64,
     /// SSE responses dropped before their last event (reader went away).
     pub streams_aborted: AtomicU64,
+    /// Model calls seen (`fail_every`).
+    calls: AtomicU64,
+    /// The current second and the model calls in it (`rate_limit_rps`).
+    rate_window: std::sync::Mutex<(u64, u64)>,
 }
 
 impl MockState {
+    /// The status the options force on this model call, if any, and
+    /// whether it is a rate limit (answered with `retry-after`).
+    fn forced(&self) -> Option<(u16, bool)> {
+        let o = &self.options;
+        let n = self.calls.fetch_add(1, Relaxed) + 1;
+        if o.fail_every > 0 && n % o.fail_every == 0 {
+            return Some((o.fail_status, false));
+        }
+        if o.rate_limit_rps > 0 {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let mut w = match self.rate_window.lock() {
+                Ok(w) => w,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            if w.0 != now {
+                *w = (now, 0);
+            }
+            w.1 += 1;
+            if w.1 > o.rate_limit_rps {
+                return Some((429, true));
+            }
+        }
+        None
+    }
+
     fn new(options: MockOptions) -> Arc<Self> {
         Arc::new(MockState {
             options,
@@ -96,6 +137,8 @@ impl MockState {
             requests: AtomicU64::new(0),
             streams_completed: AtomicU64::new(0),
             streams_aborted: AtomicU64::new(0),
+            calls: AtomicU64::new(0),
+            rate_window: std::sync::Mutex::new((0, 0)),
         })
     }
 }
@@ -186,8 +229,13 @@ async fn handle(
         .is_none_or(|v| v.as_bytes() == id.as_bytes());
     let knob = |name: &str| header_num(&req, name).filter(|_| targeted);
     let latency = knob("x-mock-latency-ms").unwrap_or(state.options.latency_ms);
-    let forced_status = knob("x-mock-status");
-    let retry_after = knob("x-mock-retry-after");
+    let model_call = path == "/v1/chat/completions"
+        || path == "/v1/embeddings"
+        || path == "/v1/messages"
+        || path.starts_with("/openai/deployments/");
+    let by_options = if model_call { state.forced() } else { None };
+    let forced_status = knob("x-mock-status").or(by_options.map(|(s, _)| u64::from(s)));
+    let retry_after = knob("x-mock-retry-after").or(by_options.filter(|f| f.1).map(|_| 1));
     let seen_key = req
         .headers()
         .get("x-api-key")
