@@ -159,7 +159,7 @@ pub struct RequestCtx {
     /// Catalog attempts (catalog requests; direct or child).
     pub catalog: Option<Box<CatalogAttempts>>,
     /// The tail of an unmetered answer, for its reported usage.
-    pub usage_tail: Option<Box<sluice_filters::stream::UsageTail>>,
+    pub usage_tail: Option<sluice_filters::stream::UsageTail>,
     /// A JSON answer gathered to add the request's `session_id` to it.
     pub session_echo: Option<Vec<u8>>,
     /// Translation of the answer into the client's format (direct session).

@@ -36,7 +36,6 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorType, Result};
-use sluice_filters::limits::plan::{duration, RateValue};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -64,15 +63,6 @@ async fn settle(ctx: &RequestCtx) {
     };
     if let Some(reservation) = &granted.reservation {
         limits::settle(rt, reservation, used).await;
-    }
-}
-
-/// An `x-ratelimit-*` value, formatted without `fmt` (per response).
-fn rate_value(value: RateValue) -> http::HeaderValue {
-    match value {
-        RateValue::Count(n) => http::HeaderValue::from(n),
-        RateValue::Reset(ms) => http::HeaderValue::try_from(duration(ms))
-            .unwrap_or_else(|_| http::HeaderValue::from_static("0s")),
     }
 }
 
@@ -278,26 +268,16 @@ impl ProxyHttp for Gateway {
         }
         ctx.response_started = true;
         observe::upstream_header(ctx);
-        for name in ["connection", "keep-alive", "proxy-connection"] {
-            upstream_response.remove_header(name);
-        }
-        upstream_response.insert_header("x-request-id", ctx.request_id.as_str())?;
-        // The limits' `x-ratelimit-*` headers (set by the child for piped
-        // responses: the parent writes the child's header as is).
-        if let Some(r) = ctx
+        // Hop-by-hop headers out; `x-request-id` and the limits'
+        // `x-ratelimit-*` headers in (set by the child for piped responses:
+        // the parent writes the child's header as is).
+        let rate = ctx
             .plan
             .as_ref()
             .and_then(|p| p.granted.as_ref())
             .and_then(|g| g.reservation.as_ref())
-        {
-            let mut result = Ok(());
-            r.rate.for_each(|name, value| {
-                if result.is_ok() {
-                    result = upstream_response.insert_header(name, rate_value(value));
-                }
-            });
-            result?;
-        }
+            .map(|r| &r.rate);
+        headers::downstream(upstream_response, &ctx.request_id, rate)?;
         if ctx.role == Role::Direct {
             if let Some(meter) = &mut ctx.meter {
                 meter.on_header(upstream_response)?;
@@ -336,7 +316,7 @@ impl ProxyHttp for Gateway {
                 .as_ref()
                 .is_some_and(|p| !p.metered && p.catalog.is_none())
         {
-            ctx.usage_tail = Some(Box::default());
+            ctx.usage_tail = Some(Default::default());
         }
         Ok(())
     }
@@ -401,14 +381,13 @@ impl ProxyHttp for Gateway {
             }
         }
         if let Some(tail) = &mut ctx.usage_tail {
-            if let Some(b) = body.as_deref() {
-                tail.feed(b);
-            }
             if end_of_stream {
-                if let (Some(u), Some(plan)) = (tail.usage(), &ctx.plan) {
+                if let (Some(u), Some(plan)) = (tail.finish(body.as_deref()), &ctx.plan) {
                     let _ = plan.reported_usage.set(u);
                 }
                 ctx.usage_tail = None;
+            } else if let Some(b) = body.as_deref() {
+                tail.feed(b);
             }
         }
         Ok(None)

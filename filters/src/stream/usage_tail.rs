@@ -44,6 +44,21 @@ impl UsageTail {
     pub fn usage(&self) -> Option<(u64, u64)> {
         last_usage(&self.buf)
     }
+
+    /// Ends the body with its last chunk (if any) and reads the usage; a
+    /// body that came in one chunk is read where it is, without a copy.
+    pub fn finish(&mut self, last: Option<&[u8]>) -> Option<(u64, u64)> {
+        match last {
+            Some(chunk) if self.buf.is_empty() => {
+                last_usage(&chunk[chunk.len().saturating_sub(TAIL_BYTES)..])
+            }
+            Some(chunk) => {
+                self.feed(chunk);
+                self.usage()
+            }
+            None => self.usage(),
+        }
+    }
 }
 
 /// The last `"usage"` key followed by a complete object with token counts.
@@ -135,7 +150,9 @@ fn read_counts(object: &[u8]) -> Option<(u64, u64)> {
 }
 
 fn number_of(object: &[u8], key: &[u8]) -> Option<u64> {
-    let at = object.windows(key.len()).position(|w| w == key)?;
+    // Keys start with a quote: compare only at quotes.
+    let at = (0..object.len().saturating_sub(key.len() - 1))
+        .find(|&i| object[i] == b'"' && object[i..].starts_with(key))?;
     let rest = &object[at + key.len()..];
     let mut i = 0;
     while rest.get(i).is_some_and(u8::is_ascii_whitespace) {
@@ -148,11 +165,13 @@ fn number_of(object: &[u8], key: &[u8]) -> Option<u64> {
     while rest.get(i).is_some_and(u8::is_ascii_whitespace) {
         i += 1;
     }
-    let digits = rest[i..].iter().take_while(|b| b.is_ascii_digit()).count();
-    if digits == 0 || digits > 19 {
-        return None;
+    let mut n: u64 = 0;
+    let start = i;
+    while let Some(d) = rest.get(i).filter(|b| b.is_ascii_digit()) {
+        n = n.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+        i += 1;
     }
-    std::str::from_utf8(&rest[i..i + digits]).ok()?.parse().ok()
+    (i > start).then_some(n)
 }
 
 #[cfg(test)]
@@ -202,6 +221,19 @@ mod tests {
         assert_eq!(tail_of(&["{\"usage\":null}"]).usage(), None);
         assert_eq!(tail_of(&["{\"usage\":{\"prompt_tokens\":1"]).usage(), None);
         assert_eq!(tail_of(&[]).usage(), None);
+    }
+
+    #[test]
+    fn finish_reads_a_single_chunk_in_place() {
+        let body = br#"{"choices":[],"usage":{"prompt_tokens":2,"completion_tokens":9}}"#;
+        assert_eq!(UsageTail::new().finish(Some(body)), Some((2, 9)));
+        let mut t = tail_of(&["{\"choices\":[],\"usage\":{\"prompt_"]);
+        assert_eq!(
+            t.finish(Some(b"tokens\":4,\"completion_tokens\":5}}")),
+            Some((4, 5))
+        );
+        let mut t = tail_of(&["{\"usage\":{\"prompt_tokens\":1}}"]);
+        assert_eq!(t.finish(None), Some((1, 0)));
     }
 
     #[test]
