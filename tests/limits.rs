@@ -68,6 +68,19 @@ async fn fixed_window_rate_limit_denies_with_openai_headers() {
             r.headers()["x-ratelimit-remaining-requests"],
             (2 - i).to_string().as_str()
         );
+        // Go's duration form, as OpenAI writes it: at most a minute here.
+        let reset = r.headers()["x-ratelimit-reset-requests"].to_str().unwrap();
+        let secs = match reset.strip_suffix("ms") {
+            Some(ms) => ms.parse::<f64>().ok().map(|v| v / 1000.0),
+            None => reset
+                .strip_suffix('s')
+                .and_then(|v| v.strip_prefix("1m").or(Some(v)))
+                .and_then(|v| v.parse::<f64>().ok()),
+        };
+        assert!(
+            secs.is_some_and(|x| (0.0..=60.0).contains(&x)),
+            "reset {reset:?}"
+        );
     }
     let r = gw.chat(&c, false).await;
     assert_eq!(r.status(), 429);
