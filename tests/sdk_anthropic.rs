@@ -8,16 +8,9 @@
 mod common;
 
 use common::*;
-use std::process::Command;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn anthropic_python_sdk_end_to_end() {
-    let root = env!("CARGO_MANIFEST_DIR");
-    let python = format!("{root}/.venv-test/bin/python");
-    assert!(
-        std::path::Path::new(&python).exists(),
-        "{python} is missing: run ./scripts/test-deps.sh (make test does)"
-    );
     let m = mock("a").await;
     let port = m.addr.port();
     let servers = [
@@ -32,20 +25,5 @@ async fn anthropic_python_sdk_end_to_end() {
     let rules = "rules:\n  - rule_name: five-out\n    rule_type: token_limit\n    rule_config: {max_output_tokens: 5, model_name: capped-*}\n";
     let models = "models:\n  - name: via-openai\n    deployments:\n      - {name: oa, upstream: p, model: gpt-4o-mini}\n  - name: via-claude\n    deployments:\n      - {name: an, upstream: anp, model: claude-sonnet-4-5}\n  - name: capped-via-openai\n    deployments:\n      - {name: oa, upstream: p, model: gpt-4o-mini}\n  - name: capped-via-claude\n    deployments:\n      - {name: an, upstream: anp, model: claude-sonnet-4-5}\n";
     let gw = Gateway::start(&config(&servers, &format!("{CATCH_ALL}{rules}{models}"))).await;
-    let url = gw.url("");
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(python)
-            .arg(format!("{root}/tests/sdk/anthropic_e2e.py"))
-            .arg(url)
-            .output()
-            .expect("run python")
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "SDK script failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_sdk_script("anthropic_e2e.py", gw.url("")).await;
 }

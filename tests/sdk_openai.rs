@@ -8,16 +8,9 @@
 mod common;
 
 use common::*;
-use std::process::Command;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openai_python_sdk_sees_clean_truncation_and_rate_limits() {
-    let root = env!("CARGO_MANIFEST_DIR");
-    let python = format!("{root}/.venv-test/bin/python");
-    assert!(
-        std::path::Path::new(&python).exists(),
-        "{python} is missing: run ./scripts/test-deps.sh (make test does)"
-    );
     let m = mock("a").await;
     let rules = "rules:\n  - rule_name: five-out\n    rule_type: token_limit\n    rule_config: {max_output_tokens: 5}\n  - rule_name: per-key\n    rule_type: rate_limit\n    rule_config: {max_requests: 3, time_window_seconds: 60, key_by: api_key}\n";
     let yaml = config(
@@ -29,22 +22,7 @@ async fn openai_python_sdk_sees_clean_truncation_and_rate_limits() {
         "      key: sk-test\n    - name: limited\n      key: sk-limited\n",
     );
     let gw = Gateway::start(&yaml).await;
-    let url = gw.url("");
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(python)
-            .arg(format!("{root}/tests/sdk/openai_limits.py"))
-            .arg(url)
-            .output()
-            .expect("run python")
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "SDK script failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_sdk_script("openai_limits.py", gw.url("")).await;
 }
 
 /// The official OpenAI Python SDK through the model catalog: OpenAI,
@@ -52,12 +30,6 @@ async fn openai_python_sdk_sees_clean_truncation_and_rate_limits() {
 /// embeddings, models, and upstream errors as the SDK's exceptions.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openai_python_sdk_through_the_catalog() {
-    let root = env!("CARGO_MANIFEST_DIR");
-    let python = format!("{root}/.venv-test/bin/python");
-    assert!(
-        std::path::Path::new(&python).exists(),
-        "{python} is missing: run ./scripts/test-deps.sh (make test does)"
-    );
     let m = mock("a").await;
     let port = m.addr.port();
     let servers = [
@@ -72,20 +44,5 @@ async fn openai_python_sdk_through_the_catalog() {
     ];
     let models = "models:\n  - name: gpt-4o\n    deployments:\n      - {name: oa, upstream: p}\n  - name: claude\n    deployments:\n      - {name: sonnet, upstream: anp, model: claude-sonnet-4-5}\n  - name: emb\n    deployments:\n      - {name: east, upstream: azp, deployment: emb, api_version: 2024-10-21}\n";
     let gw = Gateway::start(&config(&servers, &format!("{CATCH_ALL}{models}"))).await;
-    let url = gw.url("");
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(python)
-            .arg(format!("{root}/tests/sdk/openai_catalog.py"))
-            .arg(url)
-            .output()
-            .expect("run python")
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "SDK script failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_sdk_script("openai_catalog.py", gw.url("")).await;
 }

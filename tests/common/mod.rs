@@ -381,3 +381,31 @@ impl Gateway {
         let _ = self.child.wait();
     }
 }
+
+/// Runs `tests/sdk/{script}` with the `.venv-test` Python (official SDKs,
+/// installed by `scripts/test-deps.sh`) against `base_url`; fails the test
+/// with the script's output unless it exits 0.
+pub async fn run_sdk_script(script: &str, base_url: String) {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let python = format!("{root}/.venv-test/bin/python");
+    assert!(
+        std::path::Path::new(&python).exists(),
+        "{python} is missing: run ./scripts/test-deps.sh (make test does)"
+    );
+    let path = format!("{root}/tests/sdk/{script}");
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(python)
+            .arg(path)
+            .arg(base_url)
+            .output()
+            .expect("run python")
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "SDK script failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
