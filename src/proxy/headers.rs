@@ -11,7 +11,7 @@ use crate::upstream::ServerRt;
 use http::header::{self, HeaderName, HeaderValue};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::Result;
-use sluice_filters::limits::plan::{duration, RateHeaders, RateValue};
+use sluice_filters::limits::plan::{duration, RateHeaders, RateValue, RATE_HEADER_NAMES};
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1) plus ones a proxy must not pass on.
 const HOP_BY_HOP: &[&str] = &[
@@ -123,18 +123,16 @@ pub fn prepare(
 /// so no name is parsed per response).
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The `x-ratelimit-*` names of [`RateHeaders::for_each`].
-fn rate_header_name(name: &str) -> Option<HeaderName> {
-    const NAMES: [HeaderName; 6] = [
-        HeaderName::from_static("x-ratelimit-limit-requests"),
-        HeaderName::from_static("x-ratelimit-remaining-requests"),
-        HeaderName::from_static("x-ratelimit-reset-requests"),
-        HeaderName::from_static("x-ratelimit-limit-tokens"),
-        HeaderName::from_static("x-ratelimit-remaining-tokens"),
-        HeaderName::from_static("x-ratelimit-reset-tokens"),
-    ];
-    NAMES.iter().find(|n| n.as_str() == name).cloned()
-}
+/// [`RATE_HEADER_NAMES`] as header names, by the index
+/// [`RateHeaders::for_each`] passes.
+static RATE_NAMES: [HeaderName; 6] = [
+    HeaderName::from_static(RATE_HEADER_NAMES[0]),
+    HeaderName::from_static(RATE_HEADER_NAMES[1]),
+    HeaderName::from_static(RATE_HEADER_NAMES[2]),
+    HeaderName::from_static(RATE_HEADER_NAMES[3]),
+    HeaderName::from_static(RATE_HEADER_NAMES[4]),
+    HeaderName::from_static(RATE_HEADER_NAMES[5]),
+];
 
 /// The response header as the client gets it: hop-by-hop headers removed,
 /// `x-request-id` and the limits' `x-ratelimit-*` headers set.
@@ -174,9 +172,11 @@ pub fn downstream(
         h.insert(X_REQUEST_ID, v);
     }
     if let Some(rate) = rate {
-        rate.for_each(|name, value| {
-            if let Some(name) = rate_header_name(name) {
-                h.insert(name, rate_value(value));
+        // One growth of the map at most, not one per insert.
+        h.reserve(RATE_NAMES.len());
+        rate.for_each(|i, value| {
+            if let Some(name) = RATE_NAMES.get(i) {
+                h.insert(name.clone(), rate_value(value));
             }
         });
     }

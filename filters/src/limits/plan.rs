@@ -155,31 +155,34 @@ pub enum RateValue {
     Reset(u64),
 }
 
+/// The names of [`RateHeaders`], in OpenAI's order (requests, then tokens):
+/// [`RateHeaders::for_each`] passes the index.
+pub const RATE_HEADER_NAMES: [&str; 6] = [
+    "x-ratelimit-limit-requests",
+    "x-ratelimit-remaining-requests",
+    "x-ratelimit-reset-requests",
+    "x-ratelimit-limit-tokens",
+    "x-ratelimit-remaining-tokens",
+    "x-ratelimit-reset-tokens",
+];
+
 impl RateHeaders {
-    /// Calls `f` with each header in OpenAI's order (requests, then tokens).
-    pub fn for_each(&self, mut f: impl FnMut(&'static str, RateValue)) {
-        if let Some(l) = self.requests {
-            f("x-ratelimit-limit-requests", RateValue::Count(l.limit));
-            f(
-                "x-ratelimit-remaining-requests",
-                RateValue::Count(l.remaining),
-            );
-            f("x-ratelimit-reset-requests", RateValue::Reset(l.reset_ms));
-        }
-        if let Some(l) = self.tokens {
-            f("x-ratelimit-limit-tokens", RateValue::Count(l.limit));
-            f(
-                "x-ratelimit-remaining-tokens",
-                RateValue::Count(l.remaining),
-            );
-            f("x-ratelimit-reset-tokens", RateValue::Reset(l.reset_ms));
+    /// Calls `f` with each header (its index in [`RATE_HEADER_NAMES`] and
+    /// its value) in OpenAI's order (requests, then tokens).
+    pub fn for_each(&self, mut f: impl FnMut(usize, RateValue)) {
+        for (base, line) in [(0, self.requests), (3, self.tokens)] {
+            if let Some(l) = line {
+                f(base, RateValue::Count(l.limit));
+                f(base + 1, RateValue::Count(l.remaining));
+                f(base + 2, RateValue::Reset(l.reset_ms));
+            }
         }
     }
 
     /// The headers as text.
     pub fn pairs(&self) -> Vec<(&'static str, String)> {
         let mut out = Vec::with_capacity(6);
-        self.for_each(|name, value| {
+        self.for_each(|i, value| {
             let text = match value {
                 RateValue::Count(n) => {
                     let mut s = String::new();
@@ -188,7 +191,7 @@ impl RateHeaders {
                 }
                 RateValue::Reset(ms) => duration(ms),
             };
-            out.push((name, text));
+            out.push((RATE_HEADER_NAMES[i], text));
         });
         out
     }

@@ -6,6 +6,7 @@
 //! - `models.rs` ([`TokenizerMap`]): model name → encoding, defaults +
 //!   overrides;
 //! - `prompt.rs` ([`count_prompt`]): prompt tokens of an OpenAI request body;
+//! - `memo.rs`: the lock-free memo of prompt-text counts and model names;
 //! - `bpe.rs`, `pretok.rs`, `merge.rs`, `vocab.rs`, `classes.rs`: the
 //!   counter itself.
 //!
@@ -18,6 +19,7 @@
 
 mod bpe;
 mod classes;
+mod memo;
 mod merge;
 mod models;
 mod pretok;

@@ -1,8 +1,10 @@
 //! Prompt tokens of an OpenAI request body, counted the way OpenAI bills
 //! them ([`count_prompt`]).
 
+use super::memo::Memo;
 use super::{Encoding, TokenCounter};
 use serde_json::Value;
+use std::sync::OnceLock;
 
 /// Prompt tokens of a request, and whether any part was estimated rather
 /// than counted exactly.
@@ -90,6 +92,7 @@ pub fn count_prompt(counter: &dyn TokenCounter, body: &serde_json::Value) -> Pro
     };
     let mut acc = Acc {
         counter,
+        encoding: Encoding::of_counter(counter),
         tokens: 0,
         estimated: false,
     };
@@ -118,15 +121,45 @@ pub fn count_prompt(counter: &dyn TokenCounter, body: &serde_json::Value) -> Pro
     }
 }
 
+/// Token counts of prompt texts already seen, per encoding: a chat resends
+/// its system prompt and its whole history on every turn, so most of a
+/// prompt's texts were counted before. 8 192 slots (128 KiB), shared by all
+/// threads ([`Memo`]: lock-free, a newer text evicts an older one).
+fn texts() -> &'static Memo {
+    static TEXTS: OnceLock<Memo> = OnceLock::new();
+    TEXTS.get_or_init(|| Memo::new(8192))
+}
+
+/// Texts shorter than this are counted directly: the BPE of a few bytes
+/// costs about what a memo lookup does.
+const MEMO_MIN_LEN: usize = 8;
+
 struct Acc<'a> {
     counter: &'a dyn TokenCounter,
+    /// The counter's encoding when it is a shared one (the memo's key part);
+    /// other counters (tests) are never memoized.
+    encoding: Option<Encoding>,
     tokens: i64,
     estimated: bool,
 }
 
 impl Acc<'_> {
     fn text(&mut self, s: &str) {
-        self.tokens += self.counter.count(s) as i64;
+        self.tokens += self.count(s) as i64;
+    }
+
+    fn count(&self, s: &str) -> u64 {
+        let Some(encoding) = self.encoding.filter(|_| s.len() >= MEMO_MIN_LEN) else {
+            return self.counter.count(s) as u64;
+        };
+        let memo = texts();
+        let key = memo.key((encoding, s));
+        if let Some(n) = memo.get(key) {
+            return n;
+        }
+        let n = self.counter.count(s) as u64;
+        memo.put(key, n);
+        n
     }
 
     fn str_field(&mut self, v: &Value, key: &str) {

@@ -229,3 +229,55 @@ fn tokens_prompt_anything_else_is_zero() {
         assert_eq!(count(c, body.clone()), PromptCount::default(), "{body}");
     }
 }
+
+/// The shared counter without its identity, so nothing it counts is
+/// memoized: the reference for the memo tests.
+struct Unmemoized(&'static dyn TokenCounter);
+
+impl TokenCounter for Unmemoized {
+    fn count(&self, text: &str) -> usize {
+        self.0.count(text)
+    }
+    fn prefix_within(&self, text: &str, max_tokens: usize) -> (usize, usize) {
+        self.0.prefix_within(text, max_tokens)
+    }
+}
+
+proptest::proptest! {
+    /// Counting a prompt again (its texts now come from the memo) gives
+    /// the count of a counter that never memoizes, for either encoding.
+    #[test]
+    fn tokens_prompt_memo_never_changes_a_count(
+        texts in proptest::collection::vec("(\\PC|[ \\n\\t]){0,40}", 1..6),
+        second in proptest::bool::ANY,
+    ) {
+        let counter = if second { o200k() } else { cl() };
+        let messages: Vec<Value> = texts
+            .iter()
+            .map(|t| json!({"role": "user", "content": t}))
+            .collect();
+        let body = json!({"messages": messages});
+        let want = count(&Unmemoized(counter), body.clone());
+        for _ in 0..2 {
+            proptest::prop_assert_eq!(count(counter, body.clone()), want);
+        }
+    }
+}
+
+/// The same text in the two encodings is two memo entries, not one.
+#[test]
+fn tokens_prompt_memo_keys_by_encoding() {
+    let text = "お誕生日おめでとう, and antidisestablishmentarianism";
+    let body = json!({"messages": [{"role": "user", "content": text}]});
+    for _ in 0..2 {
+        assert_eq!(
+            count(cl(), body.clone()),
+            count(&Unmemoized(cl()), body.clone())
+        );
+        assert_eq!(
+            count(o200k(), body.clone()),
+            count(&Unmemoized(o200k()), body.clone())
+        );
+    }
+    assert_ne!(cl().count(text), o200k().count(text));
+}
