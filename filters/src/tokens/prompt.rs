@@ -96,23 +96,31 @@ pub fn count_prompt(counter: &dyn TokenCounter, body: &serde_json::Value) -> Pro
         tokens: 0,
         estimated: false,
     };
-    if let Some(messages) = obj.get("messages").and_then(Value::as_array) {
-        for m in messages {
-            acc.message(m);
-        }
-        acc.tokens += REPLY_PRIMING;
-    }
-    if let Some(tools) = obj.get("tools").and_then(Value::as_array) {
-        let costs = ToolCosts::for_counter(counter);
-        acc.functions(tools.iter().map(|t| t.get("function").unwrap_or(t)), &costs);
-    }
-    if let Some(functions) = obj.get("functions").and_then(Value::as_array) {
-        let costs = ToolCosts::for_counter(counter);
-        acc.functions(functions.iter(), &costs);
-    }
-    for key in ["input", "prompt"] {
-        if let Some(v) = obj.get(key) {
-            acc.input(v);
+    // One pass over the members (a lookup per field name would walk the
+    // object's map once per name).
+    let mut tool_costs = None;
+    for (key, v) in obj {
+        match key.as_str() {
+            "messages" => {
+                if let Some(messages) = v.as_array() {
+                    for m in messages {
+                        acc.message(m);
+                    }
+                    acc.tokens += REPLY_PRIMING;
+                }
+            }
+            "tools" | "functions" => {
+                if let Some(list) = v.as_array() {
+                    let costs = tool_costs.get_or_insert_with(|| ToolCosts::for_counter(counter));
+                    if key == "tools" {
+                        acc.functions(list.iter().map(|t| t.get("function").unwrap_or(t)), costs);
+                    } else {
+                        acc.functions(list.iter(), costs);
+                    }
+                }
+            }
+            "input" | "prompt" => acc.input(v),
+            _ => {}
         }
     }
     PromptCount {
@@ -170,20 +178,31 @@ impl Acc<'_> {
 
     fn message(&mut self, m: &Value) {
         self.tokens += PER_MESSAGE;
-        self.str_field(m, "role");
-        if let Some(content) = m.get("content") {
-            self.content(content);
-        }
-        if let Some(name) = m.get("name").and_then(Value::as_str) {
-            self.text(name);
-            self.tokens += PER_NAME;
-        }
-        let calls = m.get("tool_calls").and_then(Value::as_array);
-        for call in calls.into_iter().flatten() {
-            self.call(call.get("function").unwrap_or(call));
-        }
-        if let Some(call) = m.get("function_call") {
-            self.call(call);
+        let Some(fields) = m.as_object() else {
+            return;
+        };
+        for (key, v) in fields {
+            match key.as_str() {
+                "role" => {
+                    if let Some(role) = v.as_str() {
+                        self.text(role);
+                    }
+                }
+                "content" => self.content(v),
+                "name" => {
+                    if let Some(name) = v.as_str() {
+                        self.text(name);
+                        self.tokens += PER_NAME;
+                    }
+                }
+                "tool_calls" => {
+                    for call in v.as_array().into_iter().flatten() {
+                        self.call(call.get("function").unwrap_or(call));
+                    }
+                }
+                "function_call" => self.call(v),
+                _ => {}
+            }
         }
     }
 
