@@ -123,12 +123,12 @@ pub async fn admit(rt: &Runtime, input: &LimitInput<'_>) -> Result<Option<Grante
         plan::plan(&rules, &view, &limits.settings).map_err(deny)?
     };
     let decision = if planned.is_empty() {
-        planned.decide(&rules, &Default::default())
+        planned.into_decision(&rules, &Default::default())
     } else {
         match limits.store.admit(&planned.checks).await {
             Ok(admission) => {
                 store_recovered();
-                planned.decide(&rules, &admission)
+                planned.into_decision(&rules, &admission)
             }
             Err(e) => {
                 store_failed(&e.to_string());

@@ -328,22 +328,27 @@ impl State {
     }
 
     fn evaluate_sliding(&self, now: u64, key: &str, limit: u64, w: u64, cost: u64) -> Eval {
-        let in_window: Vec<u64> = self.sliding.get(key).map_or_else(Vec::new, |log| {
-            let from = log.times.partition_point(|&t| left_window(t, now, w));
-            log.times.range(from..).copied().collect()
-        });
-        let count = in_window.len() as u64;
+        // The admissions still in the window: `times[from..]` (no copy: a
+        // busy window holds up to `limit` entries).
+        let empty = VecDeque::new();
+        let times = self.sliding.get(key).map_or(&empty, |log| &log.times);
+        let from = times.partition_point(|&t| left_window(t, now, w));
+        let count = (times.len() - from) as u64;
         let total = count.saturating_add(cost);
         // The oldest `total - limit` admissions must leave the window.
         let retry = match total.saturating_sub(limit) {
-            k if k >= 1 && k <= count => in_window[(k - 1) as usize]
-                .saturating_add(w)
-                .saturating_sub(now),
+            k if k >= 1 && k <= count => times
+                .get(from + (k - 1) as usize)
+                .map_or(w, |&t| t.saturating_add(w).saturating_sub(now)),
             _ => w,
         };
-        let reset_now = in_window
-            .last()
-            .map_or(0, |&t| t.saturating_add(w).saturating_sub(now));
+        let reset_now = if count > 0 {
+            times
+                .back()
+                .map_or(0, |&t| t.saturating_add(w).saturating_sub(now))
+        } else {
+            0
+        };
         let left = (limit.saturating_sub(count), limit.saturating_sub(total));
         Eval::new(total <= limit, limit, left, (reset_now, w), retry)
     }
@@ -382,16 +387,28 @@ impl State {
     }
 
     fn evaluate_concurrency(&self, now: u64, key: &str, limit: u64, lease: u64) -> Eval {
-        let mut expiries: Vec<u64> = self.leases.get(key).map_or_else(Vec::new, |leases| {
-            leases.values().copied().filter(|&e| e > now).collect()
+        // One pass for the live leases' count and latest expiry; their
+        // order is needed only when the request does not fit.
+        let leases = self.leases.get(key);
+        let live = || {
+            leases
+                .into_iter()
+                .flat_map(|l| l.values().copied())
+                .filter(|&e| e > now)
+        };
+        let (count, last) = live().fold((0u64, None::<u64>), |(n, last), e| {
+            (n + 1, Some(last.map_or(e, |l| l.max(e))))
         });
-        expiries.sort_unstable();
-        let count = expiries.len() as u64;
         let total = count.saturating_add(1);
-        let last = expiries.last().copied();
         // The earliest `total - limit` live leases must expire.
         let retry = match total.saturating_sub(limit) {
-            k if k >= 1 && k <= count => expiries[(k - 1) as usize].saturating_sub(now),
+            k if k >= 1 && k <= count => {
+                let mut expiries: Vec<u64> = live().collect();
+                expiries.sort_unstable();
+                expiries
+                    .get((k - 1) as usize)
+                    .map_or(lease, |e| e.saturating_sub(now))
+            }
             _ => lease,
         };
         let reset_now = last.map_or(0, |l| l.saturating_sub(now));
@@ -455,9 +472,19 @@ impl State {
                 lease_ms,
                 ..
             } => {
-                let leases = self.leases.entry(key.clone()).or_default();
-                leases.retain(|_, &mut e| e > now);
-                leases.insert(lease_id.clone(), now.saturating_add((*lease_ms).max(1)));
+                // Expired leases never count (`evaluate_concurrency`) and
+                // are dropped by the sweep; the key is cloned only when new.
+                let expiry = now.saturating_add((*lease_ms).max(1));
+                match self.leases.get_mut(key.as_str()) {
+                    Some(leases) => {
+                        leases.insert(lease_id.clone(), expiry);
+                    }
+                    None => {
+                        let mut leases = HashMap::default();
+                        leases.insert(lease_id.clone(), expiry);
+                        self.leases.insert(key.clone(), leases);
+                    }
+                }
             }
             Check::Tokens { key, window_ms, .. } => {
                 add_counted(&mut self.tokens, key, now, *window_ms, grant)
@@ -468,12 +495,10 @@ impl State {
     fn settle(&mut self, now: u64, op: &Settle) {
         match op {
             Settle::Release { key, lease_id } => {
+                // An emptied lease set stays until the sweep: the key's
+                // next request reuses it instead of allocating a new one.
                 if let Some(leases) = self.leases.get_mut(key) {
                     leases.remove(lease_id);
-                    leases.retain(|_, &mut e| e > now);
-                    if leases.is_empty() {
-                        self.leases.remove(key);
-                    }
                 }
             }
             Settle::Tokens {
@@ -488,17 +513,24 @@ impl State {
                 if *window_start_ms != window_start(now, w) {
                     return;
                 }
-                let used = Self::counted(&self.tokens, key, *window_start_ms);
-                let adjusted =
-                    (i128::from(used) + i128::from(*delta)).clamp(0, i128::from(u64::MAX));
-                self.tokens.insert(
-                    key.clone(),
-                    Counted {
-                        start_ms: *window_start_ms,
-                        window_ms: w,
-                        count: u64::try_from(adjusted).unwrap_or(u64::MAX),
-                    },
-                );
+                let adjust = |used: u64| {
+                    let adjusted =
+                        (i128::from(used) + i128::from(*delta)).clamp(0, i128::from(u64::MAX));
+                    u64::try_from(adjusted).unwrap_or(u64::MAX)
+                };
+                match self.tokens.get_mut(key) {
+                    Some(c) if c.start_ms == *window_start_ms => c.count = adjust(c.count),
+                    _ => {
+                        self.tokens.insert(
+                            key.clone(),
+                            Counted {
+                                start_ms: *window_start_ms,
+                                window_ms: w,
+                                count: adjust(0),
+                            },
+                        );
+                    }
+                }
             }
         }
     }

@@ -432,6 +432,12 @@ impl LimitPlan {
     /// whatever the admission says; an answer that does not match the
     /// checks is treated as a store failure ([`Self::on_store_error`]).
     pub fn decide(&self, rules: &[&Rule], admission: &Admission) -> Decision {
+        self.clone().into_decision(rules, admission)
+    }
+
+    /// [`Self::decide`], moving the plan's keys into the reservation
+    /// instead of copying them (the request path).
+    pub fn into_decision(self, rules: &[&Rule], admission: &Admission) -> Decision {
         if self.checks.is_empty() {
             return self.allow_unreserved();
         }
@@ -440,7 +446,7 @@ impl LimitPlan {
         }
         let statuses = &admission.statuses;
         if admission.admitted {
-            Decision::Allow(self.reservation(statuses))
+            Decision::Allow(self.into_reservation(statuses))
         } else {
             Decision::Deny(self.denial(rules, statuses))
         }
@@ -481,17 +487,18 @@ impl LimitPlan {
         }
     }
 
-    fn reservation(&self, statuses: &[CheckStatus]) -> Reservation {
+    fn into_reservation(self, statuses: &[CheckStatus]) -> Reservation {
+        let rate = rate_headers(&self.checks, statuses);
         let mut leases = Vec::new();
         let mut budgets = Vec::new();
         let mut granted: Option<u64> = None;
-        for (check, status) in self.checks.iter().zip(statuses) {
+        for (check, status) in self.checks.into_iter().zip(statuses) {
             match check {
                 Check::Concurrency { key, lease_id, .. } => {
-                    leases.push((key.clone(), lease_id.clone()));
+                    leases.push((key, lease_id));
                 }
                 Check::Tokens { key, window_ms, .. } => {
-                    budgets.push((key.clone(), *window_ms, status.window_start_ms));
+                    budgets.push((key, window_ms, status.window_start_ms));
                     granted = Some(granted.map_or(status.granted, |g| g.min(status.granted)));
                 }
                 _ => {}
@@ -505,7 +512,7 @@ impl LimitPlan {
         Reservation {
             output_cap,
             reserved_tokens: granted.unwrap_or(0),
-            rate: rate_headers(&self.checks, statuses),
+            rate,
             leases,
             budgets,
         }

@@ -24,14 +24,16 @@
 //! Fast path: a body whose `usage.completion_tokens` is within the cap is
 //! only scanned for its usage (no `Value` tree, no own count), since the
 //! provider's count alone then says there is nothing to cut; the body
-//! passes unchanged.
+//! passes unchanged. The usage is read from the body's end when it is the
+//! outermost object's last `usage` key (where OpenAI writes it), so the
+//! choices are not even scanned.
 //!
 //! [`enforce_json_sized`] keeps the body's length, so the gateway can keep
 //! the upstream `content-length` and send header and body in one write.
 
 use serde_json::Value;
 
-use super::scan::scan_usage;
+use super::scan::{scan_usage, usage_at_end};
 use super::wire::{count_choice, Budget, Emptied, Usage};
 use crate::tokens::TokenCounter;
 
@@ -119,13 +121,18 @@ pub fn enforce_json(
     }
 }
 
-/// The reported usage when the body is a response (an object with a
-/// `choices` array, read by the stream meter's scanner without building
-/// anything) whose reported completion is within `cap`. Any other shape
-/// (no `choices` array, a count that is not a non-negative integer, text
-/// that is not UTF-8) takes the full path.
+/// The reported usage when the body is a response whose reported
+/// completion is within `cap`: read from the end when `usage` is the
+/// outermost object's last member or followed only by other members
+/// ([`usage_at_end`]: OpenAI's order), else by the stream meter's scanner
+/// over the whole body (an object with a `choices` array, nothing built).
+/// Any other shape (no `choices` array, a count that is not a non-negative
+/// integer, text that is not UTF-8) takes the full path.
 fn within_cap(body: &[u8], cap: Option<u64>) -> Option<Usage> {
-    let usage = scan_usage(std::str::from_utf8(body).ok()?)??;
+    let usage = match usage_at_end(body) {
+        Some(usage) => usage,
+        None => scan_usage(std::str::from_utf8(body).ok()?)??,
+    };
     let completion = usage.completion_tokens?;
     (completion <= cap.unwrap_or(u64::MAX)).then_some(usage)
 }

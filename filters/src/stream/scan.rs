@@ -135,6 +135,71 @@ pub(crate) fn scan_usage(json: &str) -> Option<Option<Usage>> {
     (choices && c.peek().is_none()).then_some(usage)
 }
 
+/// Bytes from the end of a body searched by [`usage_at_end`]: the usage
+/// object and what OpenAI writes after it (`service_tier`,
+/// `system_fingerprint`) take a few hundred.
+const TAIL_SEARCH: usize = 4096;
+
+/// A response's `usage` read from its end, for a body whose last `"usage"`
+/// key (OpenAI writes it after `choices`) is a member of the outermost
+/// object: `None` when that is not the case (the caller then scans the
+/// whole body with [`scan_usage`]).
+///
+/// Exact on valid JSON without reading the choices: a `"usage"` whose
+/// opening quote is not escaped and that is followed by `:` is a key (a
+/// quote inside a string is always escaped, and a string followed by `:`
+/// is always a key), the last such key is found from the end, its object
+/// is read like [`scan_usage`] reads it, and everything after it must be
+/// `(, "key": value)* }` and the end of the body: the object holding the
+/// key is then closed by the body's last byte, so it is the outermost one.
+/// A nested `usage` (inside a later member, or in a body whose own
+/// `usage` comes first) fails that check. Unlike [`scan_usage`] this does
+/// not check the rest of the body (UTF-8, a `choices` array): it reads
+/// the usage of an answer, not whether the answer is well formed.
+pub(crate) fn usage_at_end(body: &[u8]) -> Option<Usage> {
+    let from = body.len().saturating_sub(TAIL_SEARCH);
+    let at = from + memchr::memmem::rfind(body.get(from..)?, b"\"usage\"")?;
+    let escapes = body
+        .get(..at)?
+        .iter()
+        .rev()
+        .take_while(|&&c| c == b'\\')
+        .count();
+    if escapes % 2 == 1 {
+        return None;
+    }
+    // The members after `usage` are only skipped: no text is decoded, so
+    // the cursor may read the body as bytes (its `src` is not used).
+    let mut c = Cursor {
+        src: "",
+        b: body,
+        i: at + b"\"usage\"".len(),
+        counter: &NoCount,
+        texts: 0,
+        text_at: (0, 0),
+    };
+    c.eat(b':')?;
+    if c.null()? {
+        return None;
+    }
+    let usage = c.usage()?;
+    loop {
+        match c.peek()? {
+            b'}' => {
+                c.i += 1;
+                return c.peek().is_none().then_some(usage);
+            }
+            b',' => {
+                c.i += 1;
+                c.raw_str()?;
+                c.eat(b':')?;
+                c.skip()?;
+            }
+            _ => return None,
+        }
+    }
+}
+
 /// The counter of a cursor that reads no text ([`scan_usage`]).
 struct NoCount;
 

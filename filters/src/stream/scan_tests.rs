@@ -529,3 +529,109 @@ fn usage_of_a_whole_response() {
     assert_eq!(scan_usage(""), None);
     assert_eq!(scan_usage("{"), None);
 }
+
+/// `usage_at_end` on the shapes that matter: OpenAI's order, members after
+/// `usage`, a nested or quoted `usage`, and bodies it must leave to the
+/// full scan.
+#[test]
+fn usage_read_from_the_end() {
+    let u = |p: Option<u64>, c: Option<u64>| {
+        Some(Usage {
+            prompt_tokens: p,
+            completion_tokens: c,
+        })
+    };
+    let openai = r#"{"id":"x","choices":[{"message":{"content":"a \"usage\": {\"completion_tokens\":1}"}}],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5,"completion_tokens_details":{"reasoning_tokens":0}},"service_tier":"default","system_fingerprint":"fp_1"}"#;
+    assert_eq!(usage_at_end(openai.as_bytes()), u(Some(3), Some(2)));
+    let pretty = "{\n  \"choices\": [],\n  \"usage\" : {\n    \"completion_tokens\": 4\n  }\n}\n";
+    assert_eq!(usage_at_end(pretty.as_bytes()), u(None, Some(4)));
+    // Left to the full scan: usage first and a nested one later, a nested
+    // one only, an escaped quote before it, null, not closed, trailing bytes.
+    for body in [
+        r#"{"usage":{"completion_tokens":1},"choices":[],"meta":{"usage":{"completion_tokens":9}}}"#,
+        r#"{"choices":[],"meta":{"usage":{"completion_tokens":9}}}"#,
+        r#"{"choices":[],"a":[{"usage":{"completion_tokens":9}}]}"#,
+        r#"{"choices":[{"message":{"content":"\"usage\":{\"completion_tokens\":9}}"}}]}"#,
+        r#"{"choices":[],"usage":null}"#,
+        r#"{"choices":[],"usage":{"completion_tokens":1}"#,
+        r#"{"choices":[],"usage":{"completion_tokens":1}} x"#,
+        r#"{"choices":[],"usage":{"completion_tokens":1},}"#,
+        "",
+    ] {
+        assert_eq!(usage_at_end(body.as_bytes()), None, "{body}");
+    }
+    // A content string ending in an escaped backslash right before a real
+    // `usage` key is still read.
+    let backslash =
+        r#"{"choices":[{"message":{"content":"a\\"}}],"usage":{"completion_tokens":6}}"#;
+    assert_eq!(usage_at_end(backslash.as_bytes()), u(None, Some(6)));
+}
+
+/// A response body whose members come in any order, with strings that
+/// quote JSON (`"usage": {...}`, escapes, backslashes), and possibly a
+/// nested `usage` in a member after the real one.
+fn any_response() -> impl Strategy<Value = String> {
+    let text = prop_oneof![
+        Just(r#"x"usage":{"completion_tokens":99}}"#.to_string()),
+        Just(r#"\"usage\": 1 \\"#.to_string()),
+        Just("\\".to_string()),
+        "[a-z \"\\\\{}:,]{0,12}",
+    ];
+    (
+        proptest::collection::vec(text, 1..4),
+        proptest::option::of((0u64..100, proptest::option::of(0u64..100))),
+        0usize..4,
+        proptest::bool::ANY,
+        proptest::bool::ANY,
+    )
+        .prop_map(|(texts, usage, usage_at, nested_after, pretty)| {
+            let choices: Vec<Value> = texts
+                .iter()
+                .map(|t| json!({"message": {"content": t}, "finish_reason": "stop"}))
+                .collect();
+            let mut members: Vec<(String, Value)> = vec![
+                ("id".into(), json!("chatcmpl-1")),
+                ("choices".into(), Value::Array(choices)),
+                ("system_fingerprint".into(), json!(texts[0])),
+            ];
+            if let Some((c, p)) = usage {
+                let mut u = Map::new();
+                u.insert("completion_tokens".into(), json!(c));
+                if let Some(p) = p {
+                    u.insert("prompt_tokens".into(), json!(p));
+                }
+                members.insert(
+                    usage_at.min(members.len()),
+                    ("usage".into(), Value::Object(u)),
+                );
+            }
+            if nested_after {
+                members.push(("meta".into(), json!({"usage": {"completion_tokens": 7}})));
+            }
+            // serde_json's Map sorts keys: write the members in order by hand.
+            let sep = if pretty { ",\n  " } else { "," };
+            let body: Vec<String> = members
+                .iter()
+                .map(|(k, v)| format!("{}:{}", json!(k), v))
+                .collect();
+            format!("{{{}}}", body.join(sep))
+        })
+}
+
+proptest! {
+    /// Whenever the read from the end answers, it is what the full scan
+    /// reads; and it does answer when `usage` is the outermost object's
+    /// last `usage` key.
+    #[test]
+    fn usage_at_end_agrees_with_the_full_scan(body in any_response()) {
+        let full = scan_usage(&body).flatten();
+        let tail = usage_at_end(body.as_bytes());
+        if tail.is_some() {
+            prop_assert_eq!(&tail, &full, "{}", body);
+        }
+        let nested_after = body.contains(r#""meta":{"usage""#);
+        if full.is_some() && !nested_after {
+            prop_assert_eq!(tail, full, "{}", body);
+        }
+    }
+}
