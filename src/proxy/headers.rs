@@ -168,12 +168,13 @@ pub fn downstream(
     ] {
         h.remove(name);
     }
+    // The map was sized for the upstream's headers: one growth for all the
+    // headers added below, not one per insert.
+    h.reserve(1 + rate.map_or(0, |_| RATE_NAMES.len()));
     if let Ok(v) = HeaderValue::from_str(request_id) {
         h.insert(X_REQUEST_ID, v);
     }
     if let Some(rate) = rate {
-        // One growth of the map at most, not one per insert.
-        h.reserve(RATE_NAMES.len());
         rate.for_each(|i, value| {
             if let Some(name) = RATE_NAMES.get(i) {
                 h.insert(name.clone(), rate_value(value));
@@ -190,7 +191,22 @@ pub fn downstream(
 /// An `x-ratelimit-*` value, formatted without `fmt`.
 fn rate_value(value: RateValue) -> HeaderValue {
     match value {
-        RateValue::Count(n) => HeaderValue::from(n),
+        RateValue::Count(n) => {
+            // Digits on the stack, one allocation (http's `From<u64>` grows
+            // a `BytesMut` and freezes it: about twice the work).
+            let mut buf = [0u8; 20];
+            let mut i = buf.len();
+            let mut n = n;
+            loop {
+                i -= 1;
+                buf[i] = b'0' + (n % 10) as u8;
+                n /= 10;
+                if n == 0 {
+                    break;
+                }
+            }
+            HeaderValue::from_bytes(&buf[i..]).unwrap_or_else(|_| HeaderValue::from_static("0"))
+        }
         RateValue::Reset(ms) => {
             HeaderValue::try_from(duration(ms)).unwrap_or_else(|_| HeaderValue::from_static("0s"))
         }

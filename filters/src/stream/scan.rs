@@ -28,6 +28,7 @@
 //! `examples/meter_bench.rs`).
 
 use std::borrow::Cow;
+use std::sync::OnceLock;
 
 use super::swar::find2;
 use super::wire::Usage;
@@ -157,8 +158,10 @@ const TAIL_SEARCH: usize = 4096;
 /// not check the rest of the body (UTF-8, a `choices` array): it reads
 /// the usage of an answer, not whether the answer is well formed.
 pub(crate) fn usage_at_end(body: &[u8]) -> Option<Usage> {
+    static KEY: OnceLock<memchr::memmem::FinderRev<'static>> = OnceLock::new();
+    let key = KEY.get_or_init(|| memchr::memmem::FinderRev::new(b"\"usage\""));
     let from = body.len().saturating_sub(TAIL_SEARCH);
-    let at = from + memchr::memmem::rfind(body.get(from..)?, b"\"usage\"")?;
+    let at = from + key.rfind(body.get(from..)?)?;
     let escapes = body
         .get(..at)?
         .iter()

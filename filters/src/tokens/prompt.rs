@@ -138,10 +138,6 @@ fn texts() -> &'static Memo {
     TEXTS.get_or_init(|| Memo::new(8192))
 }
 
-/// Texts shorter than this are counted directly: the BPE of a few bytes
-/// costs about what a memo lookup does.
-const MEMO_MIN_LEN: usize = 8;
-
 struct Acc<'a> {
     counter: &'a dyn TokenCounter,
     /// The counter's encoding when it is a shared one (the memo's key part);
@@ -157,7 +153,9 @@ impl Acc<'_> {
     }
 
     fn count(&self, s: &str) -> u64 {
-        let Some(encoding) = self.encoding.filter(|_| s.len() >= MEMO_MIN_LEN) else {
+        // Even a role name: its BPE (split, vocabulary lookup) costs more
+        // than a memo hit.
+        let Some(encoding) = self.encoding.filter(|_| !s.is_empty()) else {
             return self.counter.count(s) as u64;
         };
         let memo = texts();
