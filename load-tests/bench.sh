@@ -25,9 +25,20 @@
 #
 # Env: DURATION per run (default 5s), ROUNDS (default 3), CONNECTIONS (32),
 # WRK_THREADS (1), STREAM_N (streaming requests per setup, 300), K6_TIME
-# per k6 scenario (5s). On a 2-core
-# machine each proxy runs 1 worker thread, the mock 1, wrk 1; idle proxies
-# wait in the background.
+# per k6 scenario (5s), PIN (auto). Each proxy runs 1 worker thread, the
+# mock 1, wrk 1; idle proxies wait in the background.
+#
+# CPU pinning (PIN=1, the default with 2 or more CPUs; PIN=0 turns it off):
+# the proxies run on the last CPU, the mock and wrk on the others, so the
+# proxy under test has a core of its own and is the bottleneck (the script
+# prints each side's CPU use; the proxy's core should be near 100 %, the
+# load side below). Unpinned on 2 cores, the scheduler moves three busy
+# processes between two CPUs and single rounds spread by ±20 %.
+#
+# Ratios: every round runs all setups back to back, so each ratio is
+# computed per round (x_i / y_i) and the median of those is reported: a
+# host that speeds up or slows down during the run moves both sides of a
+# round alike. The RPS table shows the per-setup medians.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,6 +51,17 @@ command -v wrk >/dev/null || { echo "bench: installing wrk"; apt-get install -y 
 cargo build --release --quiet --bin sluice --example bare_pingora
 cargo build --release --quiet -p sluice-filters --example token_bench --example meter_bench
 bin=target/release/sluice
+
+PIN=${PIN:-auto}
+ncpu=$(nproc)
+if [[ $PIN == auto ]]; then if ((ncpu >= 2)); then PIN=1; else PIN=0; fi; fi
+on_proxy=(); on_load=()
+if [[ $PIN == 1 ]]; then
+  command -v taskset >/dev/null || { echo "bench: PIN=1 needs taskset (util-linux)" >&2; exit 1; }
+  proxy_cpu=$((ncpu - 1))
+  on_proxy=(taskset -c "$proxy_cpu")
+  on_load=(taskset -c "0-$((proxy_cpu - 1))")
+fi
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
@@ -67,12 +89,12 @@ trap cleanup EXIT
 
 declare -A url key label pid
 MOCK_PORT=$(free_port)
-"$bin" mock --listen "127.0.0.1:$MOCK_PORT" --threads 1 2>/dev/null & pids+=($!); pid[a]=$!
+"${on_load[@]}" "$bin" mock --listen "127.0.0.1:$MOCK_PORT" --threads 1 2>/dev/null & pids+=($!); pid[a]=$!
 url[a]="http://127.0.0.1:$MOCK_PORT"
 wait_port "$MOCK_PORT"
 
 BARE_PORT=$(free_port)
-target/release/examples/bare_pingora "127.0.0.1:$BARE_PORT" "127.0.0.1:$MOCK_PORT" 2>/dev/null & pids+=($!); pid[p]=$!
+"${on_proxy[@]}" target/release/examples/bare_pingora "127.0.0.1:$BARE_PORT" "127.0.0.1:$MOCK_PORT" 2>/dev/null & pids+=($!); pid[p]=$!
 url[p]="http://127.0.0.1:$BARE_PORT"
 wait_port "$BARE_PORT"
 
@@ -82,7 +104,7 @@ start_gateway() { # NAME CONFIG: checks the config, starts the gateway, sets url
   conf="$tmpdir/$(basename "$2")"
   sed "s/@GW_PORT@/$port/; s/@MOCK_PORT@/$MOCK_PORT/g; s/@KEY_PREFIX@/$KEY_PREFIX/" "$2" > "$conf"
   "$bin" check -c "$conf" >/dev/null || { echo "bench: $2 does not pass sluice check" >&2; exit 1; }
-  "$bin" run -c "$conf" 2>"$tmpdir/$1.log" &
+  "${on_proxy[@]}" "$bin" run -c "$conf" 2>"$tmpdir/$1.log" &
   pids+=($!); pid[$1]=$!
   url[$1]="http://127.0.0.1:$port"
 }
@@ -111,21 +133,30 @@ label=([a]="(a) mock direct" [p]="(p) bare Pingora proxy"
 declare -A rps p50 p99 rss
 
 for n in "${names[@]}"; do # warm-up: connections, pools, caches
-  wrk -t1 -c8 -d1s -s load-tests/wrk/chat.lua "${url[$n]}" -- "${key[$n]}" >/dev/null
+  "${on_load[@]}" wrk -t1 -c8 -d1s -s load-tests/wrk/chat.lua "${url[$n]}" -- "${key[$n]}" >/dev/null
 done
 
 to_ms() { awk '{v=$1; if (v ~ /us$/) {sub(/us$/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v*=1000}; printf "%.3f", v}' <<<"$1"; }
 
 cpu_ticks() { awk '/^cpu / {print $9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat; } # steal, total
 read -r steal0 total0 < <(cpu_ticks)
-echo "wrk -t$WRK_THREADS -c$CONNECTIONS -d$DURATION x $ROUNDS interleaved rounds, POST /v1/chat/completions (16-token answer), $(nproc) cores"
+cpu_busy() { awk -v c="cpu$1" '$1 == c {print $2+$3+$4+$7+$8, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat; } # busy, total
+declare -A busy
+pin_note="unpinned"
+if [[ $PIN == 1 ]]; then pin_note="proxies pinned to CPU $proxy_cpu, mock and wrk to CPU 0-$((proxy_cpu - 1))"; fi
+echo "wrk -t$WRK_THREADS -c$CONNECTIONS -d$DURATION x $ROUNDS interleaved rounds, POST /v1/chat/completions (16-token answer), $ncpu cores, $pin_note"
 for round in $(seq 1 "$ROUNDS"); do
   for n in "${names[@]}"; do
-    out=$(wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s load-tests/wrk/chat.lua "${url[$n]}" -- "${key[$n]}")
+    [[ $PIN == 1 ]] && read -r pb0 pt0 < <(cpu_busy "$proxy_cpu")
+    out=$("${on_load[@]}" wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s load-tests/wrk/chat.lua "${url[$n]}" -- "${key[$n]}")
     if grep -q "Non-2xx" <<<"$out"; then echo "bench: ${label[$n]} got non-2xx responses" >&2; echo "$out" >&2; exit 1; fi
     rps[$n]+="$(awk '/Requests\/sec/ {print $2}' <<<"$out") "
     p50[$n]+="$(to_ms "$(awk '$1=="50%" {print $2}' <<<"$out")") "
     p99[$n]+="$(to_ms "$(awk '$1=="99%" {print $2}' <<<"$out")") "
+    if [[ $PIN == 1 ]]; then
+      read -r pb1 pt1 < <(cpu_busy "$proxy_cpu")
+      busy[$n]+="$(( (pb1 - pb0) * 100 / (pt1 - pt0 + 1) )) "
+    fi
   done
 done
 read -r steal1 total1 < <(cpu_ticks)
@@ -141,9 +172,9 @@ echo
 args=()
 for n in a p b c l r; do
   if [[ -n ${rps[$n]:-} ]]; then
-    args+=("$n" "${label[$n]}" "${rps[$n]}" "${p50[$n]}" "${p99[$n]}" "${rss[$n]}")
+    args+=("$n" "${label[$n]}" "${rps[$n]}" "${p50[$n]}" "${p99[$n]}" "${rss[$n]}" "${busy[$n]:-}")
   else
-    args+=("$n" "${label[$n]}" "" "" "" "0")
+    args+=("$n" "${label[$n]}" "" "" "" "0" "")
   fi
 done
 echo "CPU steal during the wrk rounds: ${steal_pct}% (time the hypervisor gave this VM's vCPUs to others; above ~5% the figures are noisy)"
@@ -151,22 +182,29 @@ python3 - "${args[@]}" <<'PY'
 import statistics, sys
 a = sys.argv[1:]
 rows = {}
-for i in range(0, len(a), 6):
-    n, label, rps, p50, p99, rss = a[i:i + 6]
-    rows[n] = (label, [list(map(float, s.split())) for s in (rps, p50, p99)], int(rss))
-print("table: wrk medians over the rounds; peak RSS = VmHWM of the process after the wrk rounds")
+for i in range(0, len(a), 7):
+    n, label, rps, p50, p99, rss, busy = a[i:i + 7]
+    rows[n] = (label, [list(map(float, s.split())) for s in (rps, p50, p99, busy)], int(rss))
+print("table: wrk medians over the rounds; peak RSS = VmHWM of the process after the wrk rounds;")
+print("       cpu = busy share of the proxies' CPU during the setup's rounds (pinned runs; (a) runs on the load side)")
 med = {}
-for n, (label, (rps, p50, p99), rss) in rows.items():
+runs_of = {}
+for n, (label, (rps, p50, p99, busy), rss) in rows.items():
     if not rps:
         print(f"{label:<36} skipped: redis-server not running on 127.0.0.1:6379")
         continue
     med[n] = statistics.median(rps)
+    runs_of[n] = rps
     runs = " ".join(f"{x:.0f}" for x in rps)
+    cpu = f"   cpu {statistics.median(busy):3.0f} %" if busy and n != "a" else ""
     print(f"{label:<36} {med[n]:>9.0f} rps   p50 {statistics.median(p50):6.2f} ms   "
-          f"p99 {statistics.median(p99):6.2f} ms   RSS {rss / 1024:6.1f} MiB   (runs: {runs})")
+          f"p99 {statistics.median(p99):6.2f} ms   RSS {rss / 1024:6.1f} MiB{cpu}   (runs: {runs})")
+print("ratios: median over the rounds of x/y measured in the same round (range in brackets)")
 def ratio(x, y, what):
-    if x in med and y in med:
-        print(f"ratio {x}/{y} = {med[x] / med[y]:.3f}   ({what})")
+    if x in runs_of and y in runs_of:
+        per_round = [rx / ry for rx, ry in zip(runs_of[x], runs_of[y]) if ry > 0]
+        print(f"ratio {x}/{y} = {statistics.median(per_round):.3f}   "
+              f"[{min(per_round):.2f}-{max(per_round):.2f}]   ({what})")
     else:
         print(f"ratio {x}/{y} =   n/a   ({what}; skipped)")
 ratio("p", "a", "bare Pingora vs mock direct: the cost of any proxy hop")

@@ -155,8 +155,8 @@ const TAIL_SEARCH: usize = 4096;
 /// key is then closed by the body's last byte, so it is the outermost one.
 /// A nested `usage` (inside a later member, or in a body whose own
 /// `usage` comes first) fails that check. Unlike [`scan_usage`] this does
-/// not check the rest of the body (UTF-8, a `choices` array): it reads
-/// the usage of an answer, not whether the answer is well formed.
+/// not check the body before `usage` (UTF-8, a `choices` array there): it
+/// reads the usage of an answer, not whether the answer is well formed.
 pub(crate) fn usage_at_end(body: &[u8]) -> Option<Usage> {
     static KEY: OnceLock<memchr::memmem::FinderRev<'static>> = OnceLock::new();
     let key = KEY.get_or_init(|| memchr::memmem::FinderRev::new(b"\"usage\""));
@@ -194,8 +194,13 @@ pub(crate) fn usage_at_end(body: &[u8]) -> Option<Usage> {
             }
             b',' => {
                 c.i += 1;
-                c.raw_str()?;
+                let (s, e, _) = c.raw_str()?;
                 c.eat(b':')?;
+                // A `choices` seen here must be an array, as `scan_usage`
+                // requires (one before `usage` is not looked at).
+                if body.get(s..e) == Some(b"choices") && c.peek()? != b'[' {
+                    return None;
+                }
                 c.skip()?;
             }
             _ => return None,

@@ -556,6 +556,7 @@ fn usage_read_from_the_end() {
         r#"{"choices":[],"usage":{"completion_tokens":1}"#,
         r#"{"choices":[],"usage":{"completion_tokens":1}} x"#,
         r#"{"choices":[],"usage":{"completion_tokens":1},}"#,
+        r#"{"usage":{"completion_tokens":1},"choices":{}}"#,
         "",
     ] {
         assert_eq!(usage_at_end(body.as_bytes()), None, "{body}");
