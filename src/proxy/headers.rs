@@ -169,8 +169,9 @@ pub fn downstream(
         h.remove(name);
     }
     // The map was sized for the upstream's headers: one growth for all the
-    // headers added below, not one per insert.
-    h.reserve(1 + rate.map_or(0, |_| RATE_NAMES.len()));
+    // headers added below, not one per insert (an over-full map, which
+    // Pingora's header limits rule out, just grows per insert).
+    let _ = h.try_reserve(1 + rate.map_or(0, |_| RATE_NAMES.len()));
     if let Ok(v) = HeaderValue::from_str(request_id) {
         h.insert(X_REQUEST_ID, v);
     }
