@@ -11,7 +11,7 @@ use crate::upstream::ServerRt;
 use http::header::{self, HeaderName, HeaderValue};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::Result;
-use sluice_filters::limits::plan::{duration, RateHeaders, RateValue, RATE_HEADER_NAMES};
+use sluice_filters::limits::plan::{decimal, duration, RateHeaders, RateValue, RATE_HEADER_NAMES};
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1) plus ones a proxy must not pass on.
 const HOP_BY_HOP: &[&str] = &[
@@ -196,17 +196,8 @@ fn rate_value(value: RateValue) -> HeaderValue {
             // Digits on the stack, one allocation (http's `From<u64>` grows
             // a `BytesMut` and freezes it: about twice the work).
             let mut buf = [0u8; 20];
-            let mut i = buf.len();
-            let mut n = n;
-            loop {
-                i -= 1;
-                buf[i] = b'0' + (n % 10) as u8;
-                n /= 10;
-                if n == 0 {
-                    break;
-                }
-            }
-            HeaderValue::from_bytes(&buf[i..]).unwrap_or_else(|_| HeaderValue::from_static("0"))
+            HeaderValue::from_bytes(decimal(n, &mut buf))
+                .unwrap_or_else(|_| HeaderValue::from_static("0"))
         }
         RateValue::Reset(ms) => {
             HeaderValue::try_from(duration(ms)).unwrap_or_else(|_| HeaderValue::from_static("0s"))

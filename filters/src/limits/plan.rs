@@ -668,20 +668,24 @@ fn rate_headers(checks: &[Check], statuses: &[CheckStatus]) -> RateHeaders {
 }
 
 /// Appends `n` in decimal (no `fmt` machinery: this runs per request).
-pub fn push_u64(out: &mut String, mut n: u64) {
+pub fn push_u64(out: &mut String, n: u64) {
     let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
+    out.extend(decimal(n, &mut buf).iter().map(|&d| char::from(d)));
+}
+
+/// The ASCII digits of `n`, written into the end of `buf` (a `u64` has at
+/// most 20): the per-request formatting of counts, without `fmt`.
+pub fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut len = 0;
+    for slot in buf.iter_mut().rev() {
+        *slot = b'0' + (n % 10) as u8;
         n /= 10;
+        len += 1;
         if n == 0 {
             break;
         }
     }
-    for &digit in &buf[i..] {
-        out.push(char::from(digit));
-    }
+    &buf[buf.len() - len..]
 }
 
 /// Milliseconds in OpenAI's (Go's) duration form: `"0s"`, `"20ms"`,

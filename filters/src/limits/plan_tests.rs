@@ -733,5 +733,7 @@ fn decimal_without_fmt() {
         let mut s = String::from("x");
         push_u64(&mut s, n);
         assert_eq!(s, format!("x{n}"));
+        let mut buf = [0u8; 20];
+        assert_eq!(decimal(n, &mut buf), n.to_string().as_bytes());
     }
 }

@@ -109,14 +109,16 @@ pub fn count_prompt(counter: &dyn TokenCounter, body: &serde_json::Value) -> Pro
                     acc.tokens += REPLY_PRIMING;
                 }
             }
-            "tools" | "functions" => {
-                if let Some(list) = v.as_array() {
+            "tools" => {
+                if let Some(tools) = v.as_array() {
                     let costs = tool_costs.get_or_insert_with(|| ToolCosts::for_counter(counter));
-                    if key == "tools" {
-                        acc.functions(list.iter().map(|t| t.get("function").unwrap_or(t)), costs);
-                    } else {
-                        acc.functions(list.iter(), costs);
-                    }
+                    acc.functions(tools.iter().map(|t| t.get("function").unwrap_or(t)), costs);
+                }
+            }
+            "functions" => {
+                if let Some(functions) = v.as_array() {
+                    let costs = tool_costs.get_or_insert_with(|| ToolCosts::for_counter(counter));
+                    acc.functions(functions.iter(), costs);
                 }
             }
             "input" | "prompt" => acc.input(v),
