@@ -11,7 +11,9 @@ use crate::upstream::ServerRt;
 use http::header::{self, HeaderName, HeaderValue};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::Result;
-use sluice_filters::limits::plan::{decimal, duration, RateHeaders, RateValue, RATE_HEADER_NAMES};
+use sluice_filters::limits::plan::{
+    decimal, DurationBuf, RateHeaders, RateValue, RATE_HEADER_NAMES,
+};
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1) plus ones a proxy must not pass on.
 const HOP_BY_HOP: &[&str] = &[
@@ -200,7 +202,11 @@ fn rate_value(value: RateValue) -> HeaderValue {
                 .unwrap_or_else(|_| HeaderValue::from_static("0"))
         }
         RateValue::Reset(ms) => {
-            HeaderValue::try_from(duration(ms)).unwrap_or_else(|_| HeaderValue::from_static("0s"))
+            // On the stack too (a `String` would cost a second allocation
+            // when `Bytes` takes it over with spare capacity).
+            let mut buf = DurationBuf::default();
+            HeaderValue::from_bytes(buf.format(ms))
+                .unwrap_or_else(|_| HeaderValue::from_static("0s"))
         }
     }
 }

@@ -90,7 +90,9 @@ impl ResponseMeter {
             return Ok(());
         }
         self.answered = true;
-        if matches!(self.mode, Mode::Json(_)) && header.headers.contains_key("content-length") {
+        if matches!(self.mode, Mode::Json(_))
+            && header.headers.contains_key(http::header::CONTENT_LENGTH)
+        {
             self.sized = true;
             return Ok(());
         }

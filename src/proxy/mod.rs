@@ -41,8 +41,8 @@ use std::time::Duration;
 
 /// Settles the request's reservation with what it actually used and
 /// counts its tokens.
-async fn settle(ctx: &RequestCtx) {
-    let (Some(rt), Some(plan)) = (&ctx.runtime, &ctx.plan) else {
+async fn settle(ctx: &mut RequestCtx) {
+    let (Some(rt), Some(plan)) = (&ctx.runtime, &mut ctx.plan) else {
         return;
     };
     let Some(granted) = &plan.granted else {
@@ -61,9 +61,20 @@ async fn settle(ctx: &RequestCtx) {
         // Not metered (no token rule): only slots to give back.
         None => 0,
     };
-    if let Some(reservation) = &granted.reservation {
-        limits::settle(rt, reservation, used).await;
-    }
+    // A request settles once, here: the reservation is moved out of the
+    // plan when nothing else holds the plan (the usual case), so its keys
+    // are not copied; otherwise it is copied.
+    let ops = match Arc::get_mut(plan)
+        .and_then(|p| p.granted.as_mut())
+        .and_then(|g| g.reservation.take())
+    {
+        Some(reservation) => reservation.into_settlement(used),
+        None => match plan.granted.as_ref().and_then(|g| g.reservation.as_ref()) {
+            Some(reservation) => reservation.settlement(used),
+            None => return,
+        },
+    };
+    limits::settle(rt, ops).await;
 }
 
 /// The gateway's proxy logic.

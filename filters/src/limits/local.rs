@@ -26,6 +26,7 @@
 
 use super::store::{Admission, Check, CheckStatus, Clock, CounterStore, Settle, StoreError};
 use async_trait::async_trait;
+use smallvec::SmallVec;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -197,6 +198,10 @@ impl CounterStore for LocalCounterStore {
         self.settle_now(ops);
         Ok(())
     }
+
+    fn as_local(&self) -> Option<&LocalCounterStore> {
+        Some(self)
+    }
 }
 
 fn window_start(now: u64, window_ms: u64) -> u64 {
@@ -216,7 +221,8 @@ impl State {
     }
 
     fn admit(&mut self, now: u64, checks: &[Check]) -> Admission {
-        let mut evals: Vec<Eval> = checks.iter().map(|c| self.evaluate(now, c)).collect();
+        // A request has one check per rule: on the stack for up to 8.
+        let mut evals: SmallVec<[Eval; 8]> = checks.iter().map(|c| self.evaluate(now, c)).collect();
         // Every token budget grants the same amount, the minimum offer,
         // which must still cover each budget's `need`.
         let grant = evals.iter().filter_map(|e| e.offer).min();

@@ -230,8 +230,8 @@ pub fn plan(rules: &[&Rule], req: &RequestView<'_>, s: &PlanSettings) -> Result<
     let need = prompt.saturating_add(1);
     let want = prompt.saturating_add(expected).max(need);
     let tokens = Reserve { need, want };
-    let mut checks = Vec::new();
-    let mut owners = Vec::new();
+    let mut checks = Vec::with_capacity(rules.len());
+    let mut owners = Vec::with_capacity(rules.len());
     for (index, rule) in rules.iter().enumerate() {
         let Some(check) = rule_check(rule, req, s, tokens)? else {
             continue;
@@ -691,40 +691,76 @@ pub fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
 /// Milliseconds in OpenAI's (Go's) duration form: `"0s"`, `"20ms"`,
 /// `"1s"`, `"1.5s"`, `"6m0s"`, `"1h0m0s"`.
 pub fn duration(ms: u64) -> String {
-    let mut out = String::with_capacity(12);
-    if ms < 1000 {
-        push_u64(&mut out, ms);
-        out.push_str(if ms == 0 { "s" } else { "ms" });
-        return out;
-    }
-    let hours = ms / 3_600_000;
-    let minutes = ms / 60_000 % 60;
-    let (secs, frac) = (ms / 1000 % 60, ms % 1000);
-    if hours > 0 {
-        push_u64(&mut out, hours);
-        out.push('h');
-    }
-    if hours > 0 || minutes > 0 {
-        push_u64(&mut out, minutes);
-        out.push('m');
-    }
-    push_u64(&mut out, secs);
-    if frac > 0 {
-        out.push('.');
-        let digits = [frac / 100, frac / 10 % 10, frac % 10];
-        let used = if digits[2] != 0 {
-            3
-        } else if digits[1] != 0 {
-            2
-        } else {
-            1
-        };
-        for &d in &digits[..used] {
-            out.push(char::from(b'0' + d as u8));
+    let mut buf = DurationBuf::default();
+    String::from_utf8_lossy(buf.format(ms)).into_owned()
+}
+
+/// Room for the longest [`duration`] (`u64::MAX` ms is
+/// `"5124095576030h25m51.615s"`, 24 bytes), so a reset header is formatted
+/// on the stack.
+#[derive(Debug)]
+pub struct DurationBuf {
+    bytes: [u8; 32],
+    len: usize,
+}
+
+impl Default for DurationBuf {
+    fn default() -> Self {
+        DurationBuf {
+            bytes: [0; 32],
+            len: 0,
         }
     }
-    out.push('s');
-    out
+}
+
+impl DurationBuf {
+    /// Writes `ms` in [`duration`]'s form; returns the ASCII text.
+    pub fn format(&mut self, ms: u64) -> &[u8] {
+        self.len = 0;
+        let mut digits = [0u8; 20];
+        if ms < 1000 {
+            self.push(decimal(ms, &mut digits));
+            self.push(if ms == 0 { b"s" } else { b"ms" });
+            return &self.bytes[..self.len];
+        }
+        let hours = ms / 3_600_000;
+        let minutes = ms / 60_000 % 60;
+        let (secs, frac) = (ms / 1000 % 60, ms % 1000);
+        if hours > 0 {
+            self.push(decimal(hours, &mut digits));
+            self.push(b"h");
+        }
+        if hours > 0 || minutes > 0 {
+            self.push(decimal(minutes, &mut digits));
+            self.push(b"m");
+        }
+        self.push(decimal(secs, &mut digits));
+        if frac > 0 {
+            let fraction = [
+                b'.',
+                b'0' + (frac / 100) as u8,
+                b'0' + (frac / 10 % 10) as u8,
+                b'0' + (frac % 10) as u8,
+            ];
+            let used = if frac % 10 != 0 {
+                4
+            } else if frac % 100 != 0 {
+                3
+            } else {
+                2
+            };
+            self.push(&fraction[..used]);
+        }
+        self.push(b"s");
+        &self.bytes[..self.len]
+    }
+
+    fn push(&mut self, text: &[u8]) {
+        let end = (self.len + text.len()).min(self.bytes.len());
+        let n = end - self.len;
+        self.bytes[self.len..end].copy_from_slice(&text[..n]);
+        self.len = end;
+    }
 }
 
 impl Reservation {
@@ -733,6 +769,13 @@ impl Reservation {
     /// (negative refunds). For a request that failed before any output,
     /// pass the prompt tokens as actual.
     pub fn settlement(&self, actual_total_tokens: u64) -> Vec<Settle> {
+        self.clone().into_settlement(actual_total_tokens)
+    }
+
+    /// [`Self::settlement`], moving the keys and lease ids into the
+    /// operations instead of copying them (the request path: a request
+    /// settles once).
+    pub fn into_settlement(self, actual_total_tokens: u64) -> Vec<Settle> {
         let delta =
             i64::try_from(i128::from(actual_total_tokens) - i128::from(self.reserved_tokens))
                 .unwrap_or(if actual_total_tokens > self.reserved_tokens {
@@ -740,15 +783,21 @@ impl Reservation {
                 } else {
                     i64::MIN
                 });
-        let mut ops = self.releases();
+        let budgets = if delta == 0 { 0 } else { self.budgets.len() };
+        let mut ops = Vec::with_capacity(self.leases.len() + budgets);
+        ops.extend(
+            self.leases
+                .into_iter()
+                .map(|(key, lease_id)| Settle::Release { key, lease_id }),
+        );
         if delta != 0 {
             ops.extend(
                 self.budgets
-                    .iter()
+                    .into_iter()
                     .map(|(key, window_ms, window_start_ms)| Settle::Tokens {
-                        key: key.clone(),
-                        window_ms: *window_ms,
-                        window_start_ms: *window_start_ms,
+                        key,
+                        window_ms,
+                        window_start_ms,
                         delta,
                     }),
             );

@@ -722,9 +722,14 @@ fn durations_in_openai_form() {
         (3_600_000, "1h0m0s"),
         (3_723_004, "1h2m3.004s"),
         (90_000_000, "25h0m0s"),
+        (u64::MAX, "5124095576030h25m51.615s"),
     ] {
         assert_eq!(duration(ms), text, "{ms}");
     }
+    // One buffer reused: each call writes from the start.
+    let mut buf = DurationBuf::default();
+    assert_eq!(buf.format(3_723_004), b"1h2m3.004s");
+    assert_eq!(buf.format(20), b"20ms");
 }
 
 #[test]
