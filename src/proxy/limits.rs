@@ -185,16 +185,16 @@ fn store_recovered() {
 /// Gives back what the request held (`Reservation::into_settlement`):
 /// its concurrency slots, and the difference between the reserved and the
 /// used tokens.
-pub async fn settle(rt: &Runtime, ops: Vec<Settle>) {
+pub async fn settle(rt: &Runtime, ops: &[Settle]) {
     if ops.is_empty() {
         return;
     }
     let settled = match rt.limits.store.as_local() {
         Some(local) => {
-            local.settle_now(&ops);
+            local.settle_now(ops);
             Ok(())
         }
-        None => rt.limits.store.settle(&ops).await,
+        None => rt.limits.store.settle(ops).await,
     };
     match settled {
         Ok(()) => store_recovered(),

@@ -70,11 +70,11 @@ async fn settle(ctx: &mut RequestCtx) {
     {
         Some(reservation) => reservation.into_settlement(used),
         None => match plan.granted.as_ref().and_then(|g| g.reservation.as_ref()) {
-            Some(reservation) => reservation.settlement(used),
+            Some(reservation) => reservation.clone().into_settlement(used),
             None => return,
         },
     };
-    limits::settle(rt, ops).await;
+    limits::settle(rt, &ops).await;
 }
 
 /// The gateway's proxy logic.

@@ -41,6 +41,11 @@
 use super::rules::{FailMode, KeyBy, RateAlgorithm, RuleConfig};
 use super::store::{Admission, Check, CheckStatus, Settle};
 use crate::facts::HeaderLookup;
+use smallvec::SmallVec;
+
+/// The operations that settle one request (on the stack for up to four:
+/// a request holds one lease or budget per rule).
+pub type Settlement = SmallVec<[Settle; 4]>;
 
 /// A limit rule as the plan sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,7 +103,7 @@ pub struct LimitPlan {
     /// The checks to send to [`super::store::CounterStore::admit`], in
     /// rule order.
     pub checks: Vec<Check>,
-    owners: Vec<Owner>,
+    owners: SmallVec<[Owner; 8]>,
     prompt_tokens: u64,
     static_cap: Option<u64>,
 }
@@ -124,9 +129,9 @@ pub struct Reservation {
     /// written: [`RateHeaders::for_each`]).
     pub rate: RateHeaders,
     /// Concurrency slots: (key, lease id).
-    leases: Vec<(String, String)>,
+    leases: SmallVec<[(String, String); 2]>,
     /// Budget windows reserved in: (key, window_ms, window_start_ms).
-    budgets: Vec<(String, u64, u64)>,
+    budgets: SmallVec<[(String, u64, u64); 2]>,
 }
 
 /// The figures of OpenAI's `x-ratelimit-*` headers, kept as numbers until
@@ -231,7 +236,7 @@ pub fn plan(rules: &[&Rule], req: &RequestView<'_>, s: &PlanSettings) -> Result<
     let want = prompt.saturating_add(expected).max(need);
     let tokens = Reserve { need, want };
     let mut checks = Vec::with_capacity(rules.len());
-    let mut owners = Vec::with_capacity(rules.len());
+    let mut owners = SmallVec::new();
     for (index, rule) in rules.iter().enumerate() {
         let Some(check) = rule_check(rule, req, s, tokens)? else {
             continue;
@@ -489,8 +494,8 @@ impl LimitPlan {
 
     fn into_reservation(self, statuses: &[CheckStatus]) -> Reservation {
         let rate = rate_headers(&self.checks, statuses);
-        let mut leases = Vec::new();
-        let mut budgets = Vec::new();
+        let mut leases = SmallVec::new();
+        let mut budgets = SmallVec::new();
         let mut granted: Option<u64> = None;
         for (check, status) in self.checks.into_iter().zip(statuses) {
             match check {
@@ -674,18 +679,35 @@ pub fn push_u64(out: &mut String, n: u64) {
 }
 
 /// The ASCII digits of `n`, written into the end of `buf` (a `u64` has at
-/// most 20): the per-request formatting of counts, without `fmt`.
+/// most 20): the per-request formatting of counts, without `fmt`; two
+/// digits per division.
 pub fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut len = 0;
-    for slot in buf.iter_mut().rev() {
-        *slot = b'0' + (n % 10) as u8;
-        n /= 10;
-        len += 1;
+    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+        2021222324252627282930313233343536373839\
+        4041424344454647484950515253545556575859\
+        6061626364656667686970717273747576777879\
+        8081828384858687888990919293949596979899";
+    let mut at = buf.len();
+    loop {
+        let pair = (n % 100) as usize * 2;
+        n /= 100;
+        match (
+            buf.get_mut(at.saturating_sub(2)..at),
+            PAIRS.get(pair..pair + 2),
+        ) {
+            (Some(slot), Some(digits)) if at >= 2 => slot.copy_from_slice(digits),
+            _ => break,
+        }
+        at -= 2;
         if n == 0 {
             break;
         }
     }
-    &buf[buf.len() - len..]
+    // A single digit was written as "0d": drop the leading zero.
+    if buf.get(at) == Some(&b'0') && at + 1 < buf.len() {
+        at += 1;
+    }
+    &buf[at..]
 }
 
 /// Milliseconds in OpenAI's (Go's) duration form: `"0s"`, `"20ms"`,
@@ -717,49 +739,56 @@ impl DurationBuf {
     /// Writes `ms` in [`duration`]'s form; returns the ASCII text.
     pub fn format(&mut self, ms: u64) -> &[u8] {
         self.len = 0;
-        let mut digits = [0u8; 20];
         if ms < 1000 {
-            self.push(decimal(ms, &mut digits));
-            self.push(if ms == 0 { b"s" } else { b"ms" });
-            return &self.bytes[..self.len];
+            self.number(ms);
+            if ms != 0 {
+                self.byte(b'm');
+            }
+            self.byte(b's');
+            return self.text();
         }
         let hours = ms / 3_600_000;
         let minutes = ms / 60_000 % 60;
         let (secs, frac) = (ms / 1000 % 60, ms % 1000);
         if hours > 0 {
-            self.push(decimal(hours, &mut digits));
-            self.push(b"h");
+            self.number(hours);
+            self.byte(b'h');
         }
         if hours > 0 || minutes > 0 {
-            self.push(decimal(minutes, &mut digits));
-            self.push(b"m");
+            self.number(minutes);
+            self.byte(b'm');
         }
-        self.push(decimal(secs, &mut digits));
+        self.number(secs);
         if frac > 0 {
-            let fraction = [
-                b'.',
-                b'0' + (frac / 100) as u8,
-                b'0' + (frac / 10 % 10) as u8,
-                b'0' + (frac % 10) as u8,
-            ];
-            let used = if frac % 10 != 0 {
-                4
-            } else if frac % 100 != 0 {
-                3
-            } else {
-                2
-            };
-            self.push(&fraction[..used]);
+            self.byte(b'.');
+            self.byte(b'0' + (frac / 100) as u8);
+            if frac % 100 != 0 {
+                self.byte(b'0' + (frac / 10 % 10) as u8);
+                if frac % 10 != 0 {
+                    self.byte(b'0' + (frac % 10) as u8);
+                }
+            }
         }
-        self.push(b"s");
-        &self.bytes[..self.len]
+        self.byte(b's');
+        self.text()
     }
 
-    fn push(&mut self, text: &[u8]) {
-        let end = (self.len + text.len()).min(self.bytes.len());
-        let n = end - self.len;
-        self.bytes[self.len..end].copy_from_slice(&text[..n]);
-        self.len = end;
+    fn number(&mut self, n: u64) {
+        let mut digits = [0u8; 20];
+        for &d in decimal(n, &mut digits) {
+            self.byte(d);
+        }
+    }
+
+    fn byte(&mut self, b: u8) {
+        if let Some(slot) = self.bytes.get_mut(self.len) {
+            *slot = b;
+            self.len += 1;
+        }
+    }
+
+    fn text(&self) -> &[u8] {
+        self.bytes.get(..self.len).unwrap_or_default()
     }
 }
 
@@ -769,13 +798,13 @@ impl Reservation {
     /// (negative refunds). For a request that failed before any output,
     /// pass the prompt tokens as actual.
     pub fn settlement(&self, actual_total_tokens: u64) -> Vec<Settle> {
-        self.clone().into_settlement(actual_total_tokens)
+        self.clone().into_settlement(actual_total_tokens).into_vec()
     }
 
     /// [`Self::settlement`], moving the keys and lease ids into the
     /// operations instead of copying them (the request path: a request
     /// settles once).
-    pub fn into_settlement(self, actual_total_tokens: u64) -> Vec<Settle> {
+    pub fn into_settlement(self, actual_total_tokens: u64) -> Settlement {
         let delta =
             i64::try_from(i128::from(actual_total_tokens) - i128::from(self.reserved_tokens))
                 .unwrap_or(if actual_total_tokens > self.reserved_tokens {
@@ -783,8 +812,7 @@ impl Reservation {
                 } else {
                     i64::MIN
                 });
-        let budgets = if delta == 0 { 0 } else { self.budgets.len() };
-        let mut ops = Vec::with_capacity(self.leases.len() + budgets);
+        let mut ops = Settlement::new();
         ops.extend(
             self.leases
                 .into_iter()

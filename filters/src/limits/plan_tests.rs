@@ -734,11 +734,50 @@ fn durations_in_openai_form() {
 
 #[test]
 fn decimal_without_fmt() {
-    for n in [0, 7, 10, 99, 1000, 123_456_789, u64::MAX] {
+    for n in [
+        0,
+        5,
+        7,
+        10,
+        99,
+        100,
+        101,
+        1000,
+        123_456_789,
+        10_000_000_000_000_000_000,
+        u64::MAX,
+    ] {
         let mut s = String::from("x");
         push_u64(&mut s, n);
         assert_eq!(s, format!("x{n}"));
         let mut buf = [0u8; 20];
         assert_eq!(decimal(n, &mut buf), n.to_string().as_bytes());
+    }
+}
+
+proptest::proptest! {
+    /// The stack formatting of counts and resets matches `fmt` (counts)
+    /// and Go's duration form written with `fmt` (resets).
+    #[test]
+    fn counts_and_durations_match_fmt(n in proptest::prelude::any::<u64>(), ms in 0u64..400_000_000) {
+        let mut buf = [0u8; 20];
+        let text = n.to_string();
+        proptest::prop_assert_eq!(decimal(n, &mut buf), text.as_bytes());
+        let (h, m, s, f) = (ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000);
+        let reference = if ms < 1000 {
+            if ms == 0 { "0s".to_string() } else { format!("{ms}ms") }
+        } else {
+            let frac = if f == 0 {
+                String::new()
+            } else {
+                format!(".{f:03}").trim_end_matches('0').to_string()
+            };
+            match (h, m) {
+                (0, 0) => format!("{s}{frac}s"),
+                (0, _) => format!("{m}m{s}{frac}s"),
+                _ => format!("{h}h{m}m{s}{frac}s"),
+            }
+        };
+        proptest::prop_assert_eq!(duration(ms), reference);
     }
 }
