@@ -109,6 +109,10 @@ pub struct LimitPlan {
 }
 
 /// What to do with the request.
+// The reservation keeps its few leases and budgets inline (no allocation
+// per request); boxing it to even out the variants would add one back.
+// A decision is made once per request and moved, never stored in bulk.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     Allow(Reservation),
@@ -720,19 +724,10 @@ pub fn duration(ms: u64) -> String {
 /// Room for the longest [`duration`] (`u64::MAX` ms is
 /// `"5124095576030h25m51.615s"`, 24 bytes), so a reset header is formatted
 /// on the stack.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct DurationBuf {
     bytes: [u8; 32],
     len: usize,
-}
-
-impl Default for DurationBuf {
-    fn default() -> Self {
-        DurationBuf {
-            bytes: [0; 32],
-            len: 0,
-        }
-    }
 }
 
 impl DurationBuf {
