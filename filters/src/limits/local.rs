@@ -73,6 +73,76 @@ struct Bucket {
     burst: u64,
 }
 
+/// The concurrency leases of one key: lease id → expiry (ms), plus two
+/// bounds that let an admission count them without walking them (a busy
+/// key holds one lease per request in flight, and every admission asks
+/// how many are live and when the last one expires).
+#[derive(Default)]
+struct LeaseSet {
+    expiries: HashMap<String, u64>,
+    /// No lease expires at or before this: exact after every insert that
+    /// found it passed, a lower bound otherwise (a release only raises the
+    /// true minimum). While it lies ahead, every lease is live.
+    earliest: u64,
+    /// The latest expiry held (exact; recomputed when its lease goes).
+    latest: u64,
+}
+
+impl LeaseSet {
+    /// Holds `id` until `expiry`; drops expired leases when some may have
+    /// expired, so the bounds are exact again.
+    fn insert(&mut self, now: u64, id: &str, expiry: u64) {
+        let replaced = match self.expiries.get_mut(id) {
+            Some(e) => Some(std::mem::replace(e, expiry)),
+            None => {
+                self.expiries.insert(id.to_string(), expiry);
+                None
+            }
+        };
+        if self.expiries.len() == 1 {
+            (self.earliest, self.latest) = (expiry, expiry);
+        } else if self.earliest <= now || replaced == Some(self.latest) {
+            self.expiries.retain(|_, &mut e| e > now);
+            self.bounds();
+        } else {
+            self.earliest = self.earliest.min(expiry);
+            self.latest = self.latest.max(expiry);
+        }
+    }
+
+    fn remove(&mut self, id: &str) {
+        if self.expiries.remove(id) == Some(self.latest) {
+            self.bounds();
+        }
+    }
+
+    /// Recomputes both bounds from the leases held.
+    fn bounds(&mut self) {
+        let all = self.expiries.values().copied();
+        self.earliest = all.clone().min().unwrap_or(0);
+        self.latest = all.max().unwrap_or(0);
+    }
+
+    /// The live leases' count and latest expiry; walks them only when some
+    /// may have expired.
+    fn live(&self, now: u64) -> (u64, Option<u64>) {
+        if self.expiries.is_empty() {
+            return (0, None);
+        }
+        if self.earliest > now {
+            return (self.expiries.len() as u64, Some(self.latest));
+        }
+        self.live_expiries(now)
+            .fold((0u64, None::<u64>), |(n, last), e| {
+                (n + 1, Some(last.map_or(e, |l| l.max(e))))
+            })
+    }
+
+    fn live_expiries(&self, now: u64) -> impl Iterator<Item = u64> + '_ {
+        self.expiries.values().copied().filter(move |&e| e > now)
+    }
+}
+
 /// Maps keyed by counter key. foldhash instead of std's SipHash: a
 /// per-process random seed still keeps client-chosen keys (`key_by:
 /// header`) from being steered into collisions, at a fraction of the cost
@@ -84,8 +154,8 @@ struct State {
     fixed: HashMap<String, Counted>,
     sliding: HashMap<String, Log>,
     buckets: HashMap<String, Bucket>,
-    /// key → lease id → expiry (ms).
-    leases: HashMap<String, HashMap<String, u64>>,
+    /// key → its leases.
+    leases: HashMap<String, LeaseSet>,
     tokens: HashMap<String, Counted>,
     calls: u64,
 }
@@ -180,7 +250,7 @@ impl LocalCounterStore {
         self.lock()
             .leases
             .get(key)
-            .map_or(0, |l| l.values().filter(|&&e| e > now).count())
+            .map_or(0, |l| l.live_expiries(now).count())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -393,23 +463,19 @@ impl State {
     }
 
     fn evaluate_concurrency(&self, now: u64, key: &str, limit: u64, lease: u64) -> Eval {
-        // One pass for the live leases' count and latest expiry; their
-        // order is needed only when the request does not fit.
+        // The live leases' count and latest expiry (without walking them
+        // while none can have expired); their order is needed only when the
+        // request does not fit.
         let leases = self.leases.get(key);
-        let live = || {
-            leases
-                .into_iter()
-                .flat_map(|l| l.values().copied())
-                .filter(|&e| e > now)
-        };
-        let (count, last) = live().fold((0u64, None::<u64>), |(n, last), e| {
-            (n + 1, Some(last.map_or(e, |l| l.max(e))))
-        });
+        let (count, last) = leases.map_or((0, None), |l| l.live(now));
         let total = count.saturating_add(1);
         // The earliest `total - limit` live leases must expire.
         let retry = match total.saturating_sub(limit) {
             k if k >= 1 && k <= count => {
-                let mut expiries: Vec<u64> = live().collect();
+                let mut expiries: Vec<u64> = leases
+                    .into_iter()
+                    .flat_map(|l| l.live_expiries(now))
+                    .collect();
                 expiries.sort_unstable();
                 expiries
                     .get((k - 1) as usize)
@@ -482,12 +548,10 @@ impl State {
                 // are dropped by the sweep; the key is cloned only when new.
                 let expiry = now.saturating_add((*lease_ms).max(1));
                 match self.leases.get_mut(key.as_str()) {
-                    Some(leases) => {
-                        leases.insert(lease_id.clone(), expiry);
-                    }
+                    Some(leases) => leases.insert(now, lease_id, expiry),
                     None => {
-                        let mut leases = HashMap::default();
-                        leases.insert(lease_id.clone(), expiry);
+                        let mut leases = LeaseSet::default();
+                        leases.insert(now, lease_id, expiry);
                         self.leases.insert(key.clone(), leases);
                     }
                 }
@@ -560,8 +624,9 @@ impl State {
             }
         });
         self.leases.retain(|_, leases| {
-            leases.retain(|_, &mut e| e > now);
-            !leases.is_empty()
+            leases.expiries.retain(|_, &mut e| e > now);
+            leases.bounds();
+            !leases.expiries.is_empty()
         });
     }
 }

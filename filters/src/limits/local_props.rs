@@ -123,8 +123,23 @@ proptest! {
                         key: "c".into(), limit, lease_id: id.clone(), lease_ms,
                     }]);
                     prop_assert_eq!(a.admitted, (held.len() as u64) < limit);
+                    // The counts and resets the store reports (without
+                    // walking its leases while none can have expired)
+                    // match the model's.
+                    let live = held.len() as u64;
+                    let last = held.iter().map(|(_, e)| *e).max();
+                    let status = a.statuses[0];
                     if a.admitted {
+                        prop_assert_eq!(status.remaining, limit - live - 1);
+                        let after = match last {
+                            Some(l) if l > now + lease_ms => l - now,
+                            _ => lease_ms,
+                        };
+                        prop_assert_eq!(status.reset_ms, after);
                         held.push((id, now + lease_ms));
+                    } else {
+                        prop_assert_eq!(status.remaining, limit.saturating_sub(live));
+                        prop_assert_eq!(status.reset_ms, last.map_or(0, |l| l - now));
                     }
                 }
             }
