@@ -44,9 +44,9 @@
 # Paired CPU cost (pinned runs): (b) and (c), (l) or (r) are driven at the
 # same time on the proxies' CPU and each side's requests are divided by its
 # process's CPU time in that window. Both sides live through the same host
-# conditions at once, so this ratio repeats to within about 1 %; it is the
-# figure the 0.9 targets are judged on (the back-to-back ratios above are
-# printed too, with their range).
+# conditions at once, so its runs agree to about ±1 % (separate
+# invocations by a few points); it is the figure the 0.9 targets are judged
+# on (the back-to-back ratios are printed too, with their range).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -231,8 +231,9 @@ PY
 # requests are divided by the CPU time its process used in that window
 # (utime + stime from /proc, all threads). Whatever the host does to the
 # CPU during the window (frequency, steal, a noisy neighbour) it does to
-# both sides at once, so this ratio repeats to within about 1 % where the
-# back-to-back rounds above spread by ±20 % on a shared VM.
+# both sides at once: its runs agree to about ±1 % (separate invocations
+# by a few points) where the back-to-back rounds spread by ±20 % on a
+# shared VM.
 if [[ $PIN == 1 && $PAIRS -gt 0 ]]; then
   half=$((CONNECTIONS / 2)); ((half >= 1)) || half=1
   proc_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
