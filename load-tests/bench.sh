@@ -226,14 +226,9 @@ ratio("l", "c", "limits alone, local store")
 ratio("r", "c", "limits alone, Redis store")
 PY
 
-# Paired CPU cost: (b) and one other setup driven at the same time, both on
-# the proxies' CPU, which the scheduler shares between them; each side's
-# requests are divided by the CPU time its process used in that window
-# (utime + stime from /proc, all threads). Whatever the host does to the
-# CPU during the window (frequency, steal, a noisy neighbour) it does to
-# both sides at once: its runs agree to about ±1 % (separate invocations
-# by a few points) where the back-to-back rounds spread by ±20 % on a
-# shared VM.
+# Paired CPU cost (see the header): the scheduler shares the proxies' CPU
+# between (b) and X; CPU time is utime + stime of all the process's threads
+# (/proc/PID/stat), in clock ticks.
 if [[ $PIN == 1 && $PAIRS -gt 0 ]]; then
   half=$((CONNECTIONS / 2)); ((half >= 1)) || half=1
   proc_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }

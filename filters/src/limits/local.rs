@@ -12,7 +12,8 @@
 //! Per check kind: fixed windows and token budgets keep `(window start,
 //! count)` per key; sliding windows a sorted log of admission times per key
 //! (one entry per admitted unit, pruned on admission); buckets
-//! `(milli-tokens, last update)`; concurrency a map lease id → expiry.
+//! `(milli-tokens, last update)`; concurrency a map lease id → expiry with
+//! its earliest and latest expiry (`LeaseSet`).
 //!
 //! Like the Redis store, every check is judged on its own against the
 //! state before the call, also when checks of one call share a key: they
@@ -102,8 +103,7 @@ impl LeaseSet {
         if self.expiries.len() == 1 {
             (self.earliest, self.latest) = (expiry, expiry);
         } else if self.earliest <= now || replaced == Some(self.latest) {
-            self.expiries.retain(|_, &mut e| e > now);
-            self.bounds();
+            self.prune(now);
         } else {
             self.earliest = self.earliest.min(expiry);
             self.latest = self.latest.max(expiry);
@@ -114,6 +114,12 @@ impl LeaseSet {
         if self.expiries.remove(id) == Some(self.latest) {
             self.bounds();
         }
+    }
+
+    /// Drops the expired leases; the bounds are exact afterwards.
+    fn prune(&mut self, now: u64) {
+        self.expiries.retain(|_, &mut e| e > now);
+        self.bounds();
     }
 
     /// Recomputes both bounds from the leases held.
@@ -545,7 +551,8 @@ impl State {
                 ..
             } => {
                 // Expired leases never count (`evaluate_concurrency`) and
-                // are dropped by the sweep; the key is cloned only when new.
+                // are dropped by the sweep, or by an insert that finds some
+                // may have expired; the key is cloned only when new.
                 let expiry = now.saturating_add((*lease_ms).max(1));
                 match self.leases.get_mut(key.as_str()) {
                     Some(leases) => leases.insert(now, lease_id, expiry),
@@ -624,8 +631,7 @@ impl State {
             }
         });
         self.leases.retain(|_, leases| {
-            leases.expiries.retain(|_, &mut e| e > now);
-            leases.bounds();
+            leases.prune(now);
             !leases.expiries.is_empty()
         });
     }

@@ -828,15 +828,10 @@ impl Reservation {
         ops
     }
 
-    /// The lease releases only (the token budgets keep the reservation).
+    /// The lease releases only (the token budgets keep the reservation):
+    /// the settlement at exactly the reserved tokens.
     pub fn releases(&self) -> Vec<Settle> {
-        self.leases
-            .iter()
-            .map(|(key, lease_id)| Settle::Release {
-                key: key.clone(),
-                lease_id: lease_id.clone(),
-            })
-            .collect()
+        self.settlement(self.reserved_tokens)
     }
 
     /// True when the reservation holds nothing in the store.
