@@ -2,6 +2,7 @@
 //! and handed to matchers and routers; borrowing only, no copies of the body.
 
 use serde_json::Value;
+use std::borrow::Cow;
 
 /// Header access by name. Names are matched case-insensitively by the
 /// implementation (HTTP header names are case-insensitive).
@@ -36,7 +37,7 @@ pub struct RequestFacts<'a> {
     pub raw_body: &'a [u8],
 }
 
-impl RequestFacts<'_> {
+impl<'a> RequestFacts<'a> {
     /// The percent-decoded value of query parameter `name` (first occurrence).
     pub fn query_param(&self, name: &str) -> Option<String> {
         let query = self.query?;
@@ -50,7 +51,9 @@ impl RequestFacts<'_> {
     /// `metadata.user`, `messages.0.role`), rendered as text: strings as
     /// themselves, numbers and booleans in JSON form, objects and arrays as
     /// compact JSON.
-    pub fn body_field(&self, path: &str) -> Option<String> {
+    ///
+    /// A string is borrowed from the body (matchers run on every request).
+    pub fn body_field(&self, path: &str) -> Option<Cow<'a, str>> {
         let mut node = self.body?;
         for part in path.split('.').filter(|p| !p.is_empty()) {
             node = match node {
@@ -60,9 +63,9 @@ impl RequestFacts<'_> {
             };
         }
         Some(match node {
-            Value::String(s) => s.clone(),
+            Value::String(s) => Cow::Borrowed(s.as_str()),
             Value::Null => return None,
-            other => other.to_string(),
+            other => Cow::Owned(other.to_string()),
         })
     }
 }

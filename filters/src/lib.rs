@@ -5,6 +5,7 @@
 //!
 //! - [`facts`]: the request as policy sees it (method, path, query, headers, parsed body).
 //! - [`matcher`]: seed 000 matchers (header/query/path/body × eq…regex) and namespace resolution.
+//! - [`pattern`]: regex patterns that are plain literals matched as strings, the rest as regexes.
 //! - [`routing`]: proxy rules (regex patterns + priority) and seed 004 longest-prefix routes.
 //! - [`auth`]: API key extraction from the three accepted headers and constant-time lookup.
 //! - [`tokens`]: token counting (encodings per model, chat prompts as billed).
@@ -23,6 +24,7 @@ pub mod balance;
 pub mod facts;
 pub mod limits;
 pub mod matcher;
+pub mod pattern;
 pub mod routing;
 pub mod stream;
 pub mod tokens;

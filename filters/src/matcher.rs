@@ -14,7 +14,7 @@
 //! - `path` matchers ignore `match_field`.
 
 use crate::facts::RequestFacts;
-use regex::Regex;
+use crate::pattern::Pattern;
 use serde::{Deserialize, Serialize};
 
 /// Which part of the request a matcher reads.
@@ -70,7 +70,7 @@ enum Compare {
     Ne(String),
     Num(MatchOperator, f64),
     Contains(String),
-    Regex(Regex),
+    Regex(Pattern),
 }
 
 /// A matcher ready to evaluate: regex compiled, numbers parsed.
@@ -93,7 +93,7 @@ impl CompiledMatcher {
             MatchOperator::Ne => Compare::Ne(spec.match_value.clone()),
             MatchOperator::Contains => Compare::Contains(spec.match_value.clone()),
             MatchOperator::Regex => Compare::Regex(
-                Regex::new(&spec.match_value)
+                Pattern::new(&spec.match_value)
                     .map_err(|e| format!("match_value is not a valid regex: {e}"))?,
             ),
             op => Compare::Num(

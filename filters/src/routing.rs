@@ -8,8 +8,8 @@
 //! whose prefix ends on a path-segment boundary wins.
 
 use crate::facts::RequestFacts;
+use crate::pattern::Pattern;
 use regex::bytes::Regex as BytesRegex;
-use regex::Regex;
 
 /// The plain description of a proxy rule.
 #[derive(Debug, Clone, Default)]
@@ -34,15 +34,15 @@ pub struct CompiledProxyRule {
     pub priority: i64,
     pub namespace: Option<usize>,
     pub target: usize,
-    path: Option<Regex>,
-    method: Option<Regex>,
-    header: Option<(String, Regex)>,
+    path: Option<Pattern>,
+    method: Option<Pattern>,
+    header: Option<(String, Pattern)>,
     body: Option<BytesRegex>,
 }
 
-fn anchored(field: &str, pattern: &str) -> Result<Regex, String> {
-    Regex::new(&format!("^(?:{pattern})$"))
-        .map_err(|e| format!("{field} is not a valid regex: {e}"))
+/// A whole-string pattern, as `Regex::new(&format!("^(?:{pattern})$"))`.
+fn anchored(field: &str, pattern: &str) -> Result<Pattern, String> {
+    Pattern::full(pattern).map_err(|e| format!("{field} is not a valid regex: {e}"))
 }
 
 impl CompiledProxyRule {

@@ -4,6 +4,7 @@
 //! and the response header the client gets ([`downstream`]: hop-by-hop
 //! headers out, `x-request-id` and `x-ratelimit-*` in).
 
+use super::admission::{API_KEY, X_API_KEY};
 use super::ctx::{Plan, RequestCtx};
 use crate::config::ProviderKind;
 use crate::state::Runtime;
@@ -14,6 +15,7 @@ use pingora::Result;
 use sluice_filters::limits::plan::{
     decimal, DurationBuf, RateHeaders, RateValue, RATE_HEADER_NAMES,
 };
+use std::cell::RefCell;
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1) plus ones a proxy must not pass on.
 const HOP_BY_HOP: &[&str] = &[
@@ -68,9 +70,9 @@ pub fn prepare(
     // (the gateway is then a plain proxy for the client's own key).
     let injects_auth = server.api_key.is_some();
     if rt.config.auth.enabled || injects_auth {
-        req.remove_header("authorization");
-        req.remove_header("x-api-key");
-        req.remove_header("api-key");
+        req.remove_header(&header::AUTHORIZATION);
+        req.remove_header(&X_API_KEY);
+        req.remove_header(&API_KEY);
     }
     if let Some(custom) = &rt.auth_header {
         req.remove_header(custom);
@@ -180,7 +182,7 @@ pub fn downstream(
     if let Some(rate) = rate {
         rate.for_each(|i, value| {
             if let Some(name) = RATE_NAMES.get(i) {
-                h.insert(name.clone(), rate_value(value));
+                h.insert(name.clone(), rate_value(i, value));
             }
         });
     }
@@ -191,16 +193,28 @@ pub fn downstream(
     Ok(())
 }
 
-/// An `x-ratelimit-*` value, formatted without `fmt`.
-fn rate_value(value: RateValue) -> HeaderValue {
+/// An `x-ratelimit-*` value (`index` in [`RATE_NAMES`]), formatted
+/// without `fmt`.
+fn rate_value(index: usize, value: RateValue) -> HeaderValue {
     match value {
-        RateValue::Count(n) => {
-            // Digits on the stack, one allocation (http's `From<u64>` grows
-            // a `BytesMut` and freezes it: about twice the work).
-            let mut buf = [0u8; 20];
-            HeaderValue::from_bytes(decimal(n, &mut buf))
-                .unwrap_or_else(|_| HeaderValue::from_static("0"))
-        }
+        RateValue::Count(n) if index % 3 == 0 => LIMIT_VALUES.with(|cache| {
+            // The two `limit` headers repeat the rule's configured limit on
+            // every response: the value of the last one is kept per thread
+            // and shared (a reference count, not an allocation and a parse).
+            let Ok(mut cache) = cache.try_borrow_mut() else {
+                return count_value(n);
+            };
+            let slot = &mut cache[index / 3 % 2];
+            match slot {
+                Some((limit, value)) if *limit == n => value.clone(),
+                _ => {
+                    let value = count_value(n);
+                    *slot = Some((n, value.clone()));
+                    value
+                }
+            }
+        }),
+        RateValue::Count(n) => count_value(n),
         RateValue::Reset(ms) => {
             // On the stack too (a `String` would cost a second allocation
             // when `Bytes` takes it over with spare capacity).
@@ -209,4 +223,18 @@ fn rate_value(value: RateValue) -> HeaderValue {
                 .unwrap_or_else(|_| HeaderValue::from_static("0s"))
         }
     }
+}
+
+thread_local! {
+    /// The last `x-ratelimit-limit-requests` and `-tokens` values written
+    /// by this thread, with the count they show.
+    static LIMIT_VALUES: RefCell<[Option<(u64, HeaderValue)>; 2]> =
+        const { RefCell::new([None, None]) };
+}
+
+/// A count as a header value: digits on the stack, one allocation (http's
+/// `From<u64>` grows a `BytesMut` and freezes it: about twice the work).
+fn count_value(n: u64) -> HeaderValue {
+    let mut buf = [0u8; 20];
+    HeaderValue::from_bytes(decimal(n, &mut buf)).unwrap_or_else(|_| HeaderValue::from_static("0"))
 }

@@ -679,7 +679,9 @@ fn rate_headers(checks: &[Check], statuses: &[CheckStatus]) -> RateHeaders {
 /// Appends `n` in decimal (no `fmt` machinery: this runs per request).
 pub fn push_u64(out: &mut String, n: u64) {
     let mut buf = [0u8; 20];
-    out.extend(decimal(n, &mut buf).iter().map(|&d| char::from(d)));
+    // One copy of the digits (pushing them as chars checks the capacity
+    // and encodes each one); they are ASCII, so the check cannot fail.
+    out.push_str(std::str::from_utf8(decimal(n, &mut buf)).unwrap_or("0"));
 }
 
 /// The ASCII digits of `n`, written into the end of `buf` (a `u64` has at
