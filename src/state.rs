@@ -109,11 +109,7 @@ impl LimitsRt {
                             .as_deref()
                             .map(|code| namespaces.iter().position(|n| n.code == code)),
                     );
-                    rules.push(LimitRule {
-                        id: r.id,
-                        name: r.rule_name.clone(),
-                        config,
-                    });
+                    rules.push(LimitRule::new(r.id, r.rule_name.clone(), config));
                 }
                 Err(e) => problems.push(Problem::new(format!("rules[{i}]"), e)),
             }

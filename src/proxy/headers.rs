@@ -9,6 +9,7 @@ use super::ctx::{Plan, RequestCtx};
 use crate::config::ProviderKind;
 use crate::state::Runtime;
 use crate::upstream::ServerRt;
+use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::Result;
@@ -195,46 +196,123 @@ pub fn downstream(
 
 /// An `x-ratelimit-*` value (`index` in [`RATE_NAMES`]), formatted
 /// without `fmt`.
+///
+/// The `limit` headers repeat a rule's configured limit on every response,
+/// and a reset changes once per millisecond while a busy gateway answers
+/// many requests per millisecond. So, as Pingora keeps its `Date` header
+/// per second, each thread keeps the last value of those four headers with
+/// the number it shows and shares it (a reference count instead of
+/// formatting, an allocation and a validation). `remaining` changes with
+/// every request and is always formatted.
 fn rate_value(index: usize, value: RateValue) -> HeaderValue {
     match value {
-        RateValue::Count(n) if index % 3 == 0 => LIMIT_VALUES.with(|cache| {
-            // The two `limit` headers repeat the rule's configured limit on
-            // every response: the value of the last one is kept per thread
-            // and shared (a reference count, not an allocation and a parse).
+        RateValue::Count(_) if index % 3 == 1 => format_value(value),
+        RateValue::Count(n) | RateValue::Reset(n) => SHARED_VALUES.with(|cache| {
             let Ok(mut cache) = cache.try_borrow_mut() else {
-                return count_value(n);
+                return format_value(value);
             };
-            let slot = &mut cache[index / 3 % 2];
+            let Some(slot) = cache.get_mut(index) else {
+                return format_value(value);
+            };
             match slot {
-                Some((limit, value)) if *limit == n => value.clone(),
+                Some((shown, shared)) if *shown == n => shared.clone(),
                 _ => {
-                    let value = count_value(n);
-                    *slot = Some((n, value.clone()));
-                    value
+                    let fresh = shareable(value);
+                    *slot = Some((n, fresh.clone()));
+                    fresh
                 }
             }
         }),
-        RateValue::Count(n) => count_value(n),
-        RateValue::Reset(ms) => {
-            // On the stack too (a `String` would cost a second allocation
-            // when `Bytes` takes it over with spare capacity).
-            let mut buf = DurationBuf::default();
-            HeaderValue::from_bytes(buf.format(ms))
-                .unwrap_or_else(|_| HeaderValue::from_static("0s"))
-        }
     }
 }
 
 thread_local! {
-    /// The last `x-ratelimit-limit-requests` and `-tokens` values written
-    /// by this thread, with the count they show.
-    static LIMIT_VALUES: RefCell<[Option<(u64, HeaderValue)>; 2]> =
-        const { RefCell::new([None, None]) };
+    /// By header index: the last value this thread wrote for the `limit`
+    /// and `reset` headers, with the number it shows.
+    static SHARED_VALUES: RefCell<[Option<(u64, HeaderValue)>; 6]> =
+        const { RefCell::new([None, None, None, None, None, None]) };
 }
 
-/// A count as a header value: digits on the stack, one allocation (http's
-/// `From<u64>` grows a `BytesMut` and freezes it: about twice the work).
-fn count_value(n: u64) -> HeaderValue {
-    let mut buf = [0u8; 20];
-    HeaderValue::from_bytes(decimal(n, &mut buf)).unwrap_or_else(|_| HeaderValue::from_static("0"))
+/// `value` formatted on the stack, in a fresh (unshared) header value.
+fn format_value(value: RateValue) -> HeaderValue {
+    with_text(value, |text| {
+        HeaderValue::from_bytes(text).unwrap_or_else(|_| HeaderValue::from_static("0"))
+    })
+}
+
+/// `value` in a reference-counted buffer: a clone is a counter increment.
+/// (`HeaderValue::from_bytes` copies into a `Vec`-backed `Bytes`, whose
+/// first clone allocates a shared header: two allocations instead of one.)
+fn shareable(value: RateValue) -> HeaderValue {
+    with_text(value, |text| {
+        let mut owned = ValueText::default();
+        match owned.bytes.get_mut(..text.len()) {
+            Some(slot) => {
+                slot.copy_from_slice(text);
+                owned.len = text.len();
+                HeaderValue::from_maybe_shared(Bytes::from_owner(owned))
+                    .unwrap_or_else(|_| HeaderValue::from_static("0"))
+            }
+            None => HeaderValue::from_bytes(text).unwrap_or_else(|_| HeaderValue::from_static("0")),
+        }
+    })
+}
+
+/// Calls `f` with the ASCII text of `value`, formatted on the stack.
+fn with_text<T>(value: RateValue, f: impl FnOnce(&[u8]) -> T) -> T {
+    match value {
+        RateValue::Count(n) => {
+            let mut buf = [0u8; 20];
+            f(decimal(n, &mut buf))
+        }
+        RateValue::Reset(ms) => {
+            let mut buf = DurationBuf::default();
+            f(buf.format(ms))
+        }
+    }
+}
+
+/// The text of a shared value: a count has at most 20 digits, a reset at
+/// most 24 bytes.
+#[derive(Default)]
+struct ValueText {
+    bytes: [u8; 32],
+    len: usize,
+}
+
+impl AsRef<[u8]> for ValueText {
+    fn as_ref(&self) -> &[u8] {
+        self.bytes.get(..self.len).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(index: usize, value: RateValue) -> String {
+        rate_value(index, value).to_str().unwrap().to_string()
+    }
+
+    #[test]
+    fn shared_values_follow_the_number_they_show() {
+        // limit, remaining, reset of the requests line, then the tokens line.
+        for index in 0..6 {
+            let value = |n| match index % 3 {
+                2 => RateValue::Reset(n),
+                _ => RateValue::Count(n),
+            };
+            let want = |n| match index % 3 {
+                2 => sluice_filters::limits::plan::duration(n),
+                _ => n.to_string(),
+            };
+            for n in [60_000, 60_000, 59_999, 0, 0, u64::MAX, 60_000, 1_500] {
+                assert_eq!(text(index, value(n)), want(n), "header {index}, {n}");
+            }
+        }
+        // A value handed out stays what it was when the slot moves on.
+        let first = rate_value(2, RateValue::Reset(1_000));
+        let _ = rate_value(2, RateValue::Reset(2_000));
+        assert_eq!(first.to_str().unwrap(), "1s");
+    }
 }

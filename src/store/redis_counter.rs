@@ -348,7 +348,7 @@ impl CounterStore for RedisCounterStore {
         if checks.is_empty() {
             return Ok(Admission {
                 admitted: true,
-                statuses: Vec::new(),
+                statuses: Default::default(),
             });
         }
         let mut keys = Vec::with_capacity(checks.len());
@@ -386,8 +386,8 @@ mod tests {
         let a = decode_admission(&[1, 1, 10, 9, 0, 500, 0, 1000], 1).unwrap();
         assert!(a.admitted);
         assert_eq!(
-            a.statuses,
-            vec![CheckStatus {
+            a.statuses.as_slice(),
+            [CheckStatus {
                 passed: true,
                 limit: 10,
                 remaining: 9,

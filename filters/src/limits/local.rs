@@ -297,8 +297,8 @@ impl State {
     }
 
     fn admit(&mut self, now: u64, checks: &[Check]) -> Admission {
-        // A request has one check per rule: on the stack for up to 8.
-        let mut evals: SmallVec<[Eval; 8]> = checks.iter().map(|c| self.evaluate(now, c)).collect();
+        // A request has one check per rule: on the stack for up to 4.
+        let mut evals: SmallVec<[Eval; 4]> = checks.iter().map(|c| self.evaluate(now, c)).collect();
         // Every token budget grants the same amount, the minimum offer,
         // which must still cover each budget's `need`.
         let grant = evals.iter().filter_map(|e| e.offer).min();

@@ -156,31 +156,31 @@ proptest! {
 fn budget_rules(per_window: u64, concurrent: u64) -> Vec<Rule> {
     let parse = |t: &str, c: serde_json::Value| RuleConfig::parse(t, &c).unwrap();
     vec![
-        Rule {
-            id: 1,
-            name: "budget".into(),
-            config: parse(
+        Rule::new(
+            1,
+            "budget".into(),
+            parse(
                 "token_limit",
                 serde_json::json!({"time_window_enabled": true, "time_window_minutes": 10,
                     "max_tokens_per_window": per_window}),
             ),
-        },
-        Rule {
-            id: 2,
-            name: "cap".into(),
-            config: parse(
+        ),
+        Rule::new(
+            2,
+            "cap".into(),
+            parse(
                 "token_limit",
                 serde_json::json!({"max_output_tokens": 400, "key_by": "api_key"}),
             ),
-        },
-        Rule {
-            id: 3,
-            name: "conc".into(),
-            config: parse(
+        ),
+        Rule::new(
+            3,
+            "conc".into(),
+            parse(
                 "concurrency",
                 serde_json::json!({"max_concurrent": concurrent}),
             ),
-        },
+        ),
     ]
 }
 

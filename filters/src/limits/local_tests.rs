@@ -473,7 +473,7 @@ fn an_empty_call_admits() {
         s.admit_now(&[]),
         Admission {
             admitted: true,
-            statuses: vec![]
+            statuses: Default::default()
         }
     );
 }

@@ -47,7 +47,7 @@ use smallvec::SmallVec;
 /// a request holds one lease or budget per rule).
 pub type Settlement = SmallVec<[Settle; 4]>;
 
-/// A limit rule as the plan sees it.
+/// A limit rule as the plan sees it (built with [`Rule::new`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
     /// Seed 000 `rule_id`; part of every counter key.
@@ -55,6 +55,26 @@ pub struct Rule {
     /// Seed 000 `rule_name`, named in denial messages.
     pub name: String,
     pub config: RuleConfig,
+    /// `"{id}:{dimension}:"`, the start of each of the rule's counter keys,
+    /// made once instead of per request.
+    key_prefix: String,
+}
+
+impl Rule {
+    pub fn new(id: u64, name: String, config: RuleConfig) -> Rule {
+        let dimension = config.key_by().as_str();
+        let mut key_prefix = String::with_capacity(22 + dimension.len());
+        push_u64(&mut key_prefix, id);
+        key_prefix.push(':');
+        key_prefix.push_str(dimension);
+        key_prefix.push(':');
+        Rule {
+            id,
+            name,
+            config,
+            key_prefix,
+        }
+    }
 }
 
 /// What the limits look at in a request.
@@ -101,8 +121,8 @@ struct Owner {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LimitPlan {
     /// The checks to send to [`super::store::CounterStore::admit`], in
-    /// rule order.
-    pub checks: Vec<Check>,
+    /// rule order (on the stack for up to four).
+    pub checks: SmallVec<[Check; 4]>,
     owners: SmallVec<[Owner; 8]>,
     prompt_tokens: u64,
     static_cap: Option<u64>,
@@ -239,7 +259,7 @@ pub fn plan(rules: &[&Rule], req: &RequestView<'_>, s: &PlanSettings) -> Result<
     let need = prompt.saturating_add(1);
     let want = prompt.saturating_add(expected).max(need);
     let tokens = Reserve { need, want };
-    let mut checks = Vec::with_capacity(rules.len());
+    let mut checks = SmallVec::new();
     let mut owners = SmallVec::new();
     for (index, rule) in rules.iter().enumerate() {
         let Some(check) = rule_check(rule, req, s, tokens)? else {
@@ -392,12 +412,8 @@ fn counter_key(rule: &Rule, req: &RequestView<'_>) -> Option<String> {
         KeyBy::Global => Some("*"),
     }
     .filter(|v| !v.is_empty())?;
-    let dimension = key_by.as_str();
-    let mut key = String::with_capacity(22 + dimension.len() + value.len());
-    push_u64(&mut key, rule.id);
-    key.push(':');
-    key.push_str(dimension);
-    key.push(':');
+    let mut key = String::with_capacity(rule.key_prefix.len() + value.len());
+    key.push_str(&rule.key_prefix);
     key.push_str(value);
     Some(key)
 }

@@ -7,11 +7,11 @@ use crate::limits::test_support::FakeClock;
 use serde_json::{json, Value};
 
 fn rule(id: u64, name: &str, rule_type: &str, config: Value) -> Rule {
-    Rule {
+    Rule::new(
         id,
-        name: name.into(),
-        config: RuleConfig::parse(rule_type, &config).unwrap(),
-    }
+        name.into(),
+        RuleConfig::parse(rule_type, &config).unwrap(),
+    )
 }
 
 fn headers() -> Vec<(String, String)> {
@@ -189,8 +189,8 @@ fn each_rule_type_becomes_its_check() {
     ];
     let p = planned(&rules, &view(&h)).unwrap();
     assert_eq!(
-        p.checks,
-        vec![
+        p.checks.as_slice(),
+        [
             Check::Window {
                 key: "1:namespace:ns".into(),
                 limit: 10,
@@ -379,7 +379,7 @@ fn output_cap_is_the_least_of_static_caps_and_grants() {
         &refs,
         &Admission {
             admitted: true,
-            statuses: vec![granted(250), granted(300)],
+            statuses: smallvec::smallvec![granted(250), granted(300)],
         },
     ));
     assert_eq!((r.output_cap, r.reserved_tokens), (Some(150), 250));
@@ -387,7 +387,7 @@ fn output_cap_is_the_least_of_static_caps_and_grants() {
         &refs,
         &Admission {
             admitted: true,
-            statuses: vec![granted(700), granted(700)],
+            statuses: smallvec::smallvec![granted(700), granted(700)],
         },
     ));
     assert_eq!(r.output_cap, Some(500));
@@ -401,7 +401,7 @@ fn output_cap_is_the_least_of_static_caps_and_grants() {
         &[],
         &Admission {
             admitted: true,
-            statuses: vec![status(true, 1, 0, 0, 1000)],
+            statuses: smallvec::smallvec![status(true, 1, 0, 0, 1000)],
         },
     ));
     assert_eq!((r.output_cap, r.reserved_tokens), (None, 0));
@@ -479,7 +479,7 @@ fn rate_and_concurrency_denials() {
     let p = planned(&rules, &view(&h)).unwrap();
     let rate_denied = Admission {
         admitted: false,
-        statuses: vec![status(false, 2, 0, 250, 250), status(true, 1, 1, 0, 0)],
+        statuses: smallvec::smallvec![status(false, 2, 0, 250, 250), status(true, 1, 1, 0, 0)],
     };
     let d = deny(p.decide(&refs, &rate_denied));
     assert_eq!(
@@ -498,7 +498,7 @@ fn rate_and_concurrency_denials() {
     // A lease far from expiry still asks for at most a second.
     let conc_denied = Admission {
         admitted: false,
-        statuses: vec![
+        statuses: smallvec::smallvec![
             status(true, 2, 2, 0, 1000),
             status(false, 1, 0, 59_000, 59_000),
         ],
@@ -512,7 +512,7 @@ fn rate_and_concurrency_denials() {
     // Both fail: the longest wait decides.
     let both = Admission {
         admitted: false,
-        statuses: vec![
+        statuses: smallvec::smallvec![
             status(false, 2, 0, 2500, 2500),
             status(false, 1, 0, 59_000, 59_000),
         ],
@@ -542,13 +542,13 @@ fn bucket_and_sliding_messages() {
     let p = planned(&rules, &view(&h)).unwrap();
     let a = Admission {
         admitted: false,
-        statuses: vec![status(false, 9, 0, 200, 1800), status(true, 100, 3, 0, 10)],
+        statuses: smallvec::smallvec![status(false, 9, 0, 200, 1800), status(true, 100, 3, 0, 10)],
     };
     let d = deny(p.decide(&refs, &a));
     assert_eq!(d.message, "rule \"bucket\" (id 1): rate limit of 5 requests per second (burst 9) reached for all requests; retry after 1s");
     let a = Admission {
         admitted: false,
-        statuses: vec![
+        statuses: smallvec::smallvec![
             status(true, 9, 4, 0, 1000),
             status(false, 100, 0, 61_500, 3_600_000),
         ],
@@ -584,7 +584,7 @@ fn a_budget_failing_only_because_of_another_is_not_blamed() {
     let p = planned(&rules, &view(&h)).unwrap();
     let a = Admission {
         admitted: false,
-        statuses: vec![
+        statuses: smallvec::smallvec![
             status(false, 10_000, 9000, 5000, 5000),
             status(false, 10_000, 50, 5000, 5000),
         ],
@@ -641,7 +641,7 @@ fn fail_modes_on_store_errors() {
         &refs,
         &Admission {
             admitted: true,
-            statuses: vec![],
+            statuses: smallvec::smallvec![],
         },
     ));
     assert_eq!(d.code, "limits_unavailable");
@@ -687,7 +687,7 @@ fn settlements_release_leases_and_adjust_budgets() {
         &refs,
         &Admission {
             admitted: true,
-            statuses: vec![status(true, 5, 4, 0, 60_000), tokens],
+            statuses: smallvec::smallvec![status(true, 5, 4, 0, 60_000), tokens],
         },
     ));
     let release = Settle::Release {

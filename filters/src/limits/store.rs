@@ -99,13 +99,17 @@ pub struct CheckStatus {
     pub window_start_ms: u64,
 }
 
+/// The statuses of one admission (on the stack for up to four checks: a
+/// request has one per rule).
+pub type Statuses = smallvec::SmallVec<[CheckStatus; 4]>;
+
 /// The answer to [`CounterStore::admit`].
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Admission {
     /// True when every check passed and all were committed.
     pub admitted: bool,
     /// One status per check, in the order given.
-    pub statuses: Vec<CheckStatus>,
+    pub statuses: Statuses,
 }
 
 /// Giving back what an admitted request held.
