@@ -6,6 +6,7 @@
 
 use super::client_format::ClientFormat;
 use super::ctx::{CatalogPlan, LlmFields, Plan};
+use super::headers::X_API_KEY;
 use super::limits::{self, LimitInput};
 use super::observe::{self, Obs};
 use crate::catalog::Operation;
@@ -45,11 +46,6 @@ impl HeaderLookup for Headers<'_> {
 
 /// Up to this many header names, [`Headers`] finds a name by comparing.
 const SCAN_HEADERS: usize = 16;
-
-/// The client credential headers besides `Authorization` (constants: no
-/// name is parsed per request). `headers::prepare` removes them too.
-pub const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
-pub const API_KEY: HeaderName = HeaderName::from_static("api-key");
 
 fn header<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())

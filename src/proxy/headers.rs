@@ -4,7 +4,6 @@
 //! and the response header the client gets ([`downstream`]: hop-by-hop
 //! headers out, `x-request-id` and `x-ratelimit-*` in).
 
-use super::admission::{API_KEY, X_API_KEY};
 use super::ctx::{Plan, RequestCtx};
 use crate::config::ProviderKind;
 use crate::state::Runtime;
@@ -84,9 +83,9 @@ pub fn prepare(
             ProviderKind::Openai | ProviderKind::OpenaiCompatible => {
                 req.insert_header("authorization", format!("Bearer {key}"))?
             }
-            ProviderKind::Azure => req.insert_header("api-key", key)?,
+            ProviderKind::Azure => req.insert_header(API_KEY, key)?,
             ProviderKind::Anthropic => {
-                req.insert_header("x-api-key", key)?;
+                req.insert_header(X_API_KEY, key)?;
                 if req.headers.get("anthropic-version").is_none() {
                     req.insert_header("anthropic-version", "2023-06-01")?;
                 }
@@ -127,6 +126,12 @@ pub fn prepare(
 /// `x-request-id` (also what the limits' headers use: names as constants,
 /// so no name is parsed per response).
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The credential headers besides `Authorization`: read from clients
+/// (`admission::authenticate`), removed before the upstream and set for
+/// Anthropic (`x-api-key`) and Azure (`api-key`) upstreams.
+pub const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+pub const API_KEY: HeaderName = HeaderName::from_static("api-key");
 
 /// [`RATE_HEADER_NAMES`] as header names, by the index
 /// [`RateHeaders::for_each`] passes.

@@ -123,7 +123,8 @@ pub struct LimitPlan {
     /// The checks to send to [`super::store::CounterStore::admit`], in
     /// rule order (on the stack for up to four).
     pub checks: SmallVec<[Check; 4]>,
-    owners: SmallVec<[Owner; 8]>,
+    /// The rule of each check (same order and length).
+    owners: SmallVec<[Owner; 4]>,
     prompt_tokens: u64,
     static_cap: Option<u64>,
 }
