@@ -12,6 +12,7 @@ pub mod admin;
 pub mod catalog;
 pub mod config;
 pub mod error;
+pub mod lifecycle;
 pub mod metrics;
 pub mod mock;
 pub mod providers;

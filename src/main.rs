@@ -104,7 +104,8 @@ fn main() -> ExitCode {
                 Err(code) => return code,
             };
             let state = sluice::store::config_file::state_path_for(&config);
-            match sluice::server::run_with_state(cfg, Some(state), reimport_yaml) {
+            let path = Some(std::path::PathBuf::from(&config));
+            match sluice::server::run_with_state(cfg, path, Some(state), reimport_yaml) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("sluice: {e}");

@@ -5,6 +5,7 @@
 use crate::admin::center::{follow, ConfigCenter};
 use crate::admin::AdminApp;
 use crate::config::{Config, ConfigStoreKind, CounterStoreKind};
+use crate::lifecycle::Signals;
 use crate::proxy::Gateway;
 use crate::state::{Runtime, SharedRuntime};
 use crate::store::config_file::Entities;
@@ -13,7 +14,7 @@ use crate::store::open;
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use pingora::server::configuration::ServerConf;
-use pingora::server::{Server, ShutdownWatch};
+use pingora::server::{RunArgs, Server, ShutdownWatch};
 use pingora::services::background::{background_service, BackgroundService};
 use pingora::services::listening::Service;
 use sluice_filters::limits::local::LocalCounterStore;
@@ -56,19 +57,22 @@ fn threads(config: &Config) -> usize {
 /// Builds and runs the gateway; returns only on error before start.
 /// Admin API changes apply but are not persisted (see [`run_with_state`]).
 pub fn run(config: Config) -> Result<(), String> {
-    run_with_state(config, None, false)
+    run_with_state(config, None, None, false)
 }
 
 /// Builds and runs the gateway with the admin API's entity store
 /// (`config_store`; the file store's file is `state_path`): the stored
 /// entities replace the YAML's (validated together with the YAML's
 /// process settings); an empty store starts from the YAML's entities, and
-/// `reimport` replaces the stored entities with the YAML's.
+/// `reimport` replaces the stored entities with the YAML's. SIGHUP reads
+/// `config_path` again (see `lifecycle`).
 pub fn run_with_state(
     yaml: Config,
+    config_path: Option<PathBuf>,
     state_path: Option<PathBuf>,
     reimport: bool,
 ) -> Result<(), String> {
+    crate::lifecycle::hold_sighup()?;
     let opened = match state_path {
         Some(path) => Some(open::open(&yaml, path, reimport)?),
         None => None,
@@ -122,10 +126,15 @@ pub fn run_with_state(
         crate::metrics::access_log::start(&log.path)?;
     }
 
+    // Pingora's grace period starts when its listeners close; the gateway
+    // uses it as the drain deadline and exits earlier once nothing is in
+    // flight (`lifecycle`). The accepting phase after SIGTERM
+    // (`grace_period_seconds`) is the gateway's own. Pingora's runtime
+    // shutdown timeout only bounds the teardown after the deadline.
     let conf = ServerConf {
         threads: threads(&config),
-        grace_period_seconds: Some(config.server.grace_period_seconds),
-        graceful_shutdown_timeout_seconds: Some(config.server.graceful_shutdown_timeout_seconds),
+        grace_period_seconds: Some(config.server.graceful_shutdown_timeout_seconds),
+        graceful_shutdown_timeout_seconds: Some(1),
         upstream_keepalive_pool_size: config.server.upstream_keepalive_pool_size,
         // Pingora's retry loop bound; our own attempt counting decides per request.
         max_retries: config.upstream.max_attempts.max(1),
@@ -137,7 +146,7 @@ pub fn run_with_state(
     server.bootstrap();
     let conf = server.configuration.clone();
 
-    let center = Arc::new(ConfigCenter::new(
+    let center: Arc<ConfigCenter> = Arc::new(ConfigCenter::new(
         shared.clone(),
         yaml,
         opened.as_ref().map(|o| o.store.clone()),
@@ -159,7 +168,7 @@ pub fn run_with_state(
         crate::store::io::handle()?.spawn(follow(center.clone(), poll));
     }
     if let Some(admin_addr) = &config.listen.admin {
-        let app = AdminApp::with_center(shared.clone(), center);
+        let app = AdminApp::with_center(shared.clone(), center.clone());
         let mut admin = Service::new("sluice admin".to_string(), app);
         admin.add_tcp(admin_addr);
         server.add_service(admin);
@@ -185,5 +194,14 @@ pub fn run_with_state(
         config.listen.proxy,
         config.listen.admin.as_deref().unwrap_or("off")
     );
-    server.run_forever()
+    crate::lifecycle::exit_when_drained(server.watch_execution_phase());
+    server.run(RunArgs {
+        shutdown_signal: Box::new(Signals {
+            accept_for: std::time::Duration::from_secs(config.server.grace_period_seconds),
+            config_path,
+            center: Some(center),
+        }),
+    });
+    crate::metrics::access_log::flush();
+    Ok(())
 }

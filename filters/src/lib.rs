@@ -3,6 +3,7 @@
 //! process; the gateway (`src/proxy/`) builds a [`facts::RequestFacts`] per
 //! request and asks these modules for decisions.
 //!
+//! - [`path`]: request path normalisation (percent-escapes, `//`, dot segments) before policy and routing.
 //! - [`facts`]: the request as policy sees it (method, path, query, headers, parsed body).
 //! - [`matcher`]: seed 000 matchers (header/query/path/body × eq…regex) and namespace resolution.
 //! - [`pattern`]: regex patterns that are plain literals matched as strings, the rest as regexes.
@@ -24,6 +25,7 @@ pub mod balance;
 pub mod facts;
 pub mod limits;
 pub mod matcher;
+pub mod path;
 pub mod pattern;
 pub mod routing;
 pub mod stream;

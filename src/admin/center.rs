@@ -44,8 +44,9 @@ fn backoff(attempt: u64) -> Duration {
 /// The config center's state: the applied snapshot and where it is stored.
 pub struct ConfigCenter {
     runtime: SharedRuntime,
-    /// The YAML's settings, before any setting fragment.
-    base: Config,
+    /// The YAML's settings, before any setting fragment (read again on
+    /// SIGHUP).
+    base: ArcSwap<Config>,
     store: Option<Arc<dyn EntityStore>>,
     bus: Option<Arc<ConfigBus>>,
     /// The snapshot the running runtime was built from (read without the lock).
@@ -68,7 +69,7 @@ impl ConfigCenter {
         status().set_revision(entities.revision);
         ConfigCenter {
             runtime,
-            base,
+            base: ArcSwap::from_pointee(base),
             store,
             bus,
             current: ArcSwap::from_pointee(entities),
@@ -99,7 +100,7 @@ impl ConfigCenter {
 
     /// Validates `next` over the YAML settings and compiles it, ready to swap.
     async fn compile(&self, next: &Entities, rt: &Runtime) -> Result<Runtime, Vec<Problem>> {
-        let config = next.config_over(&self.base)?;
+        let config = next.config_over(&self.base.load())?;
         let fresh = Runtime::build_with_store(config, rt.limits.store.clone())?;
         fresh.catalog.inherit(&rt.catalog);
         fresh.warm_tokenizers();
@@ -156,6 +157,30 @@ impl ConfigCenter {
         Err(ApiError::conflict(
             "配置正被其他实例频繁修改，本次变更未保存，请重试",
         ))
+    }
+
+    /// SIGHUP: `yaml` (the config file read again) replaces the settings
+    /// the entities are applied over; the entities stay the store's. The
+    /// change is validated and compiled like any other and changes nothing
+    /// when it fails. Returns the settings that differ but only take effect
+    /// after a restart (listeners, threads, stores).
+    pub async fn reload_settings(&self, yaml: Config) -> Result<Vec<String>, String> {
+        let _guard = self.lock.lock().await;
+        let rt = self.runtime.load_full();
+        let current = self.current.load_full();
+        let config = current.config_over(&yaml).map_err(|p| join(&p, &current))?;
+        let fresh = Runtime::build_with_store(config, rt.limits.store.clone())
+            .map_err(|p| join(&p, &current))?;
+        fresh.catalog.inherit(&rt.catalog);
+        fresh.warm_tokenizers();
+        fresh.refresh_pools().await;
+        fresh.health_check_pools().await;
+        let before = self.base.load_full();
+        let restart = restart_only(&before, &yaml);
+        self.base.store(Arc::new(yaml));
+        self.runtime.store(Arc::new(fresh));
+        crate::metrics::metrics().config_applied(false);
+        Ok(restart)
     }
 
     /// Tells the other instances about a committed snapshot.
@@ -225,6 +250,38 @@ impl ConfigCenter {
             }
         }
     }
+}
+
+/// The sections of `next` that differ from `before` but are read only at
+/// start.
+fn restart_only(before: &Config, next: &Config) -> Vec<String> {
+    let differs = |a: serde_json::Result<serde_json::Value>,
+                   b: serde_json::Result<serde_json::Value>| {
+        !matches!((a, b), (Ok(a), Ok(b)) if a == b)
+    };
+    let mut out = Vec::new();
+    let mut check = |name: &str, changed: bool| {
+        if changed {
+            out.push(name.to_string());
+        }
+    };
+    use serde_json::to_value as v;
+    check("server", differs(v(&before.server), v(&next.server)));
+    check("listen", differs(v(&before.listen), v(&next.listen)));
+    check(
+        "metrics.listen",
+        before.metrics.listen != next.metrics.listen,
+    );
+    check("counters", differs(v(&before.counters), v(&next.counters)));
+    check(
+        "config_store",
+        differs(v(&before.config_store), v(&next.config_store)),
+    );
+    check(
+        "access_log",
+        differs(v(&before.access_log), v(&next.access_log)),
+    );
+    out
 }
 
 fn unavailable(e: String) -> ApiError {

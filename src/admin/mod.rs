@@ -396,6 +396,7 @@ fn status_body() -> serde_json::Value {
 #[async_trait]
 impl ServeHttp for AdminApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let _in_flight = crate::lifecycle::InFlight::enter();
         let method = session.req_header().method.clone();
         let path = session.req_header().uri.path().to_string();
         let found = openapi::lookup(method.as_str(), &path);

@@ -47,43 +47,87 @@ pub struct Line<'a> {
     pub ttft_ms: Option<f64>,
 }
 
-static SENDER: OnceLock<SyncSender<String>> = OnceLock::new();
+/// What the writer thread is told.
+enum Msg {
+    Line(String),
+    /// Reopen the file (log rotation, SIGHUP).
+    Reopen,
+    /// Flush, then acknowledge (before the process exits).
+    Flush(SyncSender<()>),
+}
+
+static SENDER: OnceLock<SyncSender<Msg>> = OnceLock::new();
+
+fn open(path: &str) -> Result<Box<dyn Write + Send>, String> {
+    if path == "-" {
+        return Ok(Box::new(std::io::stdout()));
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| format!("access_log.path: cannot open {path}: {e}"))?;
+    Ok(Box::new(file))
+}
 
 /// Starts the writer for `path` (`-` = standard output). Call once at start.
 pub fn start(path: &str) -> Result<(), String> {
-    let out: Box<dyn Write + Send> = if path == "-" {
-        Box::new(std::io::stdout())
-    } else {
-        Box::new(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(|e| format!("access_log.path: cannot open {path}: {e}"))?,
-        )
-    };
+    let out = open(path)?;
     let (tx, rx) = sync_channel(QUEUE);
+    let path = path.to_string();
     std::thread::Builder::new()
         .name("sluice access log".into())
-        .spawn(move || write_lines(rx, out))
+        .spawn(move || write_lines(rx, out, &path))
         .map_err(|e| format!("cannot start the access log writer: {e}"))?;
     SENDER
         .set(tx)
         .map_err(|_| "the access log is already started".to_string())
 }
 
-fn write_lines(rx: Receiver<String>, out: Box<dyn Write + Send>) {
+fn write_lines(rx: Receiver<Msg>, out: Box<dyn Write + Send>, path: &str) {
     let mut out = std::io::BufWriter::new(out);
-    while let Ok(line) = rx.recv() {
-        let mut ok = writeln!(out, "{line}").is_ok();
+    while let Ok(first) = rx.recv() {
+        let mut ok = true;
+        let mut next = Some(first);
         // Batch what is already queued, then flush once.
-        while let Ok(more) = rx.try_recv() {
-            ok &= writeln!(out, "{more}").is_ok();
+        while let Some(msg) = next.take().or_else(|| rx.try_recv().ok()) {
+            match msg {
+                Msg::Line(line) => ok &= writeln!(out, "{line}").is_ok(),
+                Msg::Reopen => {
+                    ok &= out.flush().is_ok();
+                    match open(path) {
+                        Ok(file) => out = std::io::BufWriter::new(file),
+                        Err(e) => log::error!("access log: {e}; still writing to the old file"),
+                    }
+                }
+                Msg::Flush(ack) => {
+                    ok &= out.flush().is_ok();
+                    let _ = ack.send(());
+                }
+            }
         }
         ok &= out.flush().is_ok();
         if !ok {
             log::warn!("access log: write failed");
         }
+    }
+}
+
+/// Reopens the access log file (after it was moved away for rotation).
+pub fn reopen() {
+    if let Some(tx) = SENDER.get() {
+        let _ = tx.try_send(Msg::Reopen);
+    }
+}
+
+/// Writes what is queued; waits at most a second.
+pub fn flush() {
+    let Some(tx) = SENDER.get() else {
+        return;
+    };
+    let (ack, done) = sync_channel(1);
+    if tx.send(Msg::Flush(ack)).is_ok() {
+        let _ = done.recv_timeout(std::time::Duration::from_secs(1));
     }
 }
 
@@ -100,7 +144,7 @@ pub fn write(line: &Line<'_>) {
     let Ok(text) = serde_json::to_string(line) else {
         return;
     };
-    if let Err(TrySendError::Full(_)) = tx.try_send(text) {
+    if let Err(TrySendError::Full(_)) = tx.try_send(Msg::Line(text)) {
         super::metrics().f.access_log_dropped.inc();
     }
 }

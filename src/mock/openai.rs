@@ -74,10 +74,15 @@ pub fn chat(body: &[u8], b: &Behaviour) -> Response<Body> {
         return error(400, "body is not valid JSON", &b.id);
     };
     let model = req["model"].as_str().unwrap_or("mock-model").to_string();
+    // Providers differ in which of the two fields wins when both are
+    // given; the mock honours the larger, so a gateway that clamped only
+    // one of them is caught.
     let limit = req["max_tokens"]
         .as_u64()
-        .or_else(|| req["max_completion_tokens"].as_u64())
+        .max(req["max_completion_tokens"].as_u64())
         .filter(|_| !b.ignore_max_tokens);
+    // `n` choices, each generated (and billed) in full, as OpenAI does.
+    let n = req["n"].as_u64().unwrap_or(1).clamp(1, 128) as usize;
     let tokens = limit.map_or(b.tokens, |m| b.tokens.min(m as usize));
     let seen = (
         limit.map_or_else(|| "none".to_string(), |m| m.to_string()),
@@ -95,15 +100,20 @@ pub fn chat(body: &[u8], b: &Behaviour) -> Response<Body> {
             b,
         );
     }
-    let usage = json!({"prompt_tokens": prompt, "completion_tokens": tokens,
-        "total_tokens": prompt + tokens as u64});
+    let completion = (tokens * n) as u64;
+    let usage = json!({"prompt_tokens": prompt, "completion_tokens": completion,
+        "total_tokens": prompt + completion});
     if req["stream"].as_bool() != Some(true) {
         let content: String = (0..tokens).map(token).collect();
+        let choices: Vec<Value> = (0..n)
+            .map(|i| {
+                json!({"index": i, "message": {"role": "assistant", "content": content},
+                "logprobs": null, "finish_reason": finish})
+            })
+            .collect();
         let resp = json!({
             "id": "chatcmpl-mock", "object": "chat.completion", "created": now(), "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
-                "logprobs": null, "finish_reason": finish}],
-            "usage": usage,
+            "choices": choices, "usage": usage,
         });
         return seen_headers(
             full(200, "application/json", resp.to_string(), &b.id),
@@ -111,18 +121,19 @@ pub fn chat(body: &[u8], b: &Behaviour) -> Response<Body> {
         );
     }
     let include_usage = seen.1 && !b.no_usage;
-    let chunk = |delta: Value, finish: Value| {
+    let chunk = |index: usize, delta: Value, finish: Value| {
         let c = json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": now(),
-            "model": model, "choices": [{"index": 0, "delta": delta, "logprobs": null,
+            "model": model, "choices": [{"index": index, "delta": delta, "logprobs": null,
             "finish_reason": finish}]});
         format!("data: {c}\n\n")
     };
-    let mut events = vec![chunk(
-        json!({"role": "assistant", "content": ""}),
-        Value::Null,
-    )];
-    events.extend((0..tokens).map(|i| chunk(json!({"content": token(i)}), Value::Null)));
-    events.push(chunk(json!({}), json!(finish)));
+    let mut events: Vec<String> = (0..n)
+        .map(|c| chunk(c, json!({"role": "assistant", "content": ""}), Value::Null))
+        .collect();
+    for i in 0..tokens {
+        events.extend((0..n).map(|c| chunk(c, json!({"content": token(i)}), Value::Null)));
+    }
+    events.extend((0..n).map(|c| chunk(c, json!({}), json!(finish))));
     if include_usage {
         let c = json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": now(),
             "model": model, "choices": [], "usage": usage});

@@ -63,7 +63,7 @@ pub async fn admit(
     let key = authenticate(session, rt)?;
     obs.key = key;
     let (body, has_body) = read_body(session, rt.config.limits.max_body_bytes).await?;
-    let parsed = parse_json(session.req_header().headers.get("content-type"), &body)?;
+    let parsed = parse_json(json_endpoint(session.req_header().uri.path()), &body)?;
     // Anthropic's Messages API for a catalog model: admitted as the OpenAI
     // chat request it translates to; the answer is translated back
     // (`client_format.rs`).
@@ -174,6 +174,7 @@ pub async fn admit(
             pool,
             model: llm.model.as_deref(),
             requested_output: llm.max_tokens,
+            choices: llm.choices.max(1),
             body: parsed.as_ref(),
             headers: &headers,
             request_id,
@@ -192,7 +193,7 @@ pub async fn admit(
     let mut parsed = parsed;
     if let (Some(json), Some(g)) = (parsed.as_mut(), &granted) {
         let ask_usage = metered && llm.stream && !client_wants_usage;
-        if rewrite_body(json, &llm, g.output_cap, ask_usage) {
+        if rewrite_body(json, &llm, g.output_cap, ask_usage)? {
             body = Bytes::from(serde_json::to_vec(json).map_err(|_| GatewayError::Internal)?);
             body_rewritten = true;
         }
@@ -229,7 +230,11 @@ pub async fn admit(
                 op,
                 include_usage: wants_usage(&json),
                 body: json,
-                estimated_tokens: prompt + llm.max_tokens.unwrap_or(0),
+                estimated_tokens: prompt
+                    + llm
+                        .max_tokens
+                        .unwrap_or(0)
+                        .saturating_mul(llm.choices.max(1)),
                 outcome: Default::default(),
             })
         }
@@ -303,30 +308,58 @@ fn wants_usage(body: &Value) -> bool {
         .unwrap_or(false)
 }
 
-/// Clamps the output limit the upstream sees to `cap` (so the provider
-/// stops by itself within the budget) and, for metered streams, asks for
-/// the usage chunk. Only chat/completions bodies are touched. Returns
-/// whether the body changed.
-fn rewrite_body(body: &mut Value, llm: &LlmFields, cap: Option<u64>, ask_usage: bool) -> bool {
+/// Clamps the output limit the upstream sees so that all of the request's
+/// choices together stay within `cap` (the provider then stops by itself
+/// within the budget): each of `max_tokens` and `max_completion_tokens`
+/// that is present and larger is lowered to `cap / choices`; when neither
+/// is present the field the model accepts is added. For metered streams it
+/// asks for the usage chunk. Only chat/completions bodies are touched.
+/// Returns whether the body changed; a cap smaller than the number of
+/// choices is refused.
+fn rewrite_body(
+    body: &mut Value,
+    llm: &LlmFields,
+    cap: Option<u64>,
+    ask_usage: bool,
+) -> Result<bool, GatewayError> {
     let Value::Object(map) = body else {
-        return false;
+        return Ok(false);
     };
     if llm.messages.is_none() && !map.contains_key("prompt") {
-        return false;
+        return Ok(false);
     }
     let mut changed = false;
     if let Some(cap) = cap {
-        if llm.max_tokens.is_none_or(|r| r > cap) {
-            // o-series and gpt-5 models refuse `max_tokens`.
-            let model = llm.model.as_deref().unwrap_or("");
-            let newer = model.starts_with("gpt-5")
-                || (model.starts_with('o') && model[1..].starts_with(|c: char| c.is_ascii_digit()));
-            let field = if map.contains_key("max_completion_tokens") || newer {
-                "max_completion_tokens"
-            } else {
-                "max_tokens"
-            };
-            map.insert(field.to_string(), Value::from(cap));
+        let choices = llm.choices.max(1);
+        let per_choice = cap / choices;
+        if per_choice == 0 {
+            return Err(GatewayError::InvalidRequest(format!(
+                "{choices} choices (`n`/`best_of`) cannot fit in the output cap of {cap} tokens per request"
+            )));
+        }
+        if llm.max_tokens.is_none_or(|r| r > per_choice) {
+            let mut present = false;
+            for field in ["max_tokens", "max_completion_tokens"] {
+                if let Some(v) = map.get_mut(field).filter(|v| !v.is_null()) {
+                    present = true;
+                    if v.as_u64().is_none_or(|r| r > per_choice) {
+                        *v = Value::from(per_choice);
+                    }
+                }
+            }
+            if !present {
+                // o-series and gpt-5 models refuse `max_tokens`.
+                let model = llm.model.as_deref().unwrap_or("");
+                let newer = model.starts_with("gpt-5")
+                    || (model.starts_with('o')
+                        && model[1..].starts_with(|c: char| c.is_ascii_digit()));
+                let field = if newer {
+                    "max_completion_tokens"
+                } else {
+                    "max_tokens"
+                };
+                map.insert(field.to_string(), Value::from(per_choice));
+            }
             changed = true;
         }
     }
@@ -339,7 +372,7 @@ fn rewrite_body(body: &mut Value, llm: &LlmFields, cap: Option<u64>, ask_usage: 
             changed = true;
         }
     }
-    changed
+    Ok(changed)
 }
 
 /// Checks the API key; returns the index of the key that matched.
@@ -413,33 +446,48 @@ async fn read_body(session: &mut Session, limit: usize) -> Result<(Bytes, bool),
     Ok((buf.freeze(), true))
 }
 
-/// Parses the body as JSON when it claims to be JSON (or claims nothing).
-fn parse_json(
-    content_type: Option<&http::HeaderValue>,
-    body: &[u8],
-) -> Result<Option<Value>, GatewayError> {
+/// Whether `path` is an endpoint whose body is a JSON request the
+/// gateway's policy reads (chat, legacy completions, embeddings, Anthropic
+/// messages, responses), under any prefix route or seed alias.
+pub fn json_endpoint(path: &str) -> bool {
+    const ENDPOINTS: [&str; 5] = [
+        "/chat/completions",
+        "/completions",
+        "/embeddings",
+        "/messages",
+        "/responses",
+    ];
+    let path = path.trim_end_matches('/');
+    ENDPOINTS.iter().any(|e| path.ends_with(e))
+}
+
+/// Parses a non-empty body as JSON **whatever its declared
+/// `Content-Type`**: policy (model allow-lists, body matchers, token caps
+/// and budgets, stream metering) must not depend on a header the client
+/// chooses. On a model endpoint (`json_endpoint`) a body that is not JSON
+/// is refused with 400; elsewhere (a file upload behind a prefix route,
+/// say) it is forwarded as opaque bytes, which body matchers see as having
+/// no fields.
+fn parse_json(model_endpoint: bool, body: &[u8]) -> Result<Option<Value>, GatewayError> {
     if body.is_empty() {
         return Ok(None);
     }
-    let is_json = match content_type {
-        None => true,
-        Some(ct) => ct
-            .to_str()
-            .map(|s| s.to_ascii_lowercase().contains("json"))
-            .unwrap_or(false),
-    };
-    if !is_json {
-        return Ok(None);
-    }
     if let Err(e) = std::str::from_utf8(body) {
+        if !model_endpoint {
+            return Ok(None);
+        }
         return Err(GatewayError::InvalidRequest(format!(
             "request body is not valid UTF-8 (invalid byte at offset {})",
             e.valid_up_to()
         )));
     }
-    serde_json::from_slice(body)
-        .map(Some)
-        .map_err(|e| GatewayError::InvalidRequest(format!("request body is not valid JSON: {e}")))
+    match serde_json::from_slice(body) {
+        Ok(v) => Ok(Some(v)),
+        Err(_) if !model_endpoint => Ok(None),
+        Err(e) => Err(GatewayError::InvalidRequest(format!(
+            "request body is not valid JSON: {e}"
+        ))),
+    }
 }
 
 /// Extracts and type-checks the fields the gateway acts on.
@@ -459,16 +507,22 @@ pub fn llm_fields(body: &Value) -> Result<LlmFields, GatewayError> {
         Some(Value::Bool(b)) => *b,
         Some(_) => return Err(bad("stream", "a boolean")),
     };
-    let mut max_tokens = None;
-    for field in ["max_tokens", "max_completion_tokens"] {
+    let uint = |field: &str| -> Result<Option<u64>, GatewayError> {
         match map.get(field) {
-            None | Some(Value::Null) => {}
-            Some(v) => {
-                max_tokens = Some(
-                    v.as_u64()
-                        .ok_or_else(|| bad(field, "a non-negative integer"))?,
-                )
-            }
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => v
+                .as_u64()
+                .map(Some)
+                .ok_or_else(|| bad(field, "a non-negative integer")),
+        }
+    };
+    let max_tokens = uint("max_tokens")?.max(uint("max_completion_tokens")?);
+    let mut choices = 0;
+    for field in ["n", "best_of"] {
+        match uint(field)? {
+            Some(0) => return Err(bad(field, "at least 1")),
+            Some(k) => choices = choices.max(k),
+            None => {}
         }
     }
     let messages = match map.get("messages") {
@@ -481,6 +535,7 @@ pub fn llm_fields(body: &Value) -> Result<LlmFields, GatewayError> {
         stream,
         max_tokens,
         messages,
+        choices,
     })
 }
 
@@ -499,7 +554,8 @@ mod tests {
                 model: Some("m".into()),
                 stream: true,
                 max_tokens: Some(5),
-                messages: Some(1)
+                messages: Some(1),
+                choices: 0,
             }
         );
         for (body, field) in [
@@ -508,6 +564,8 @@ mod tests {
             (json!({"max_tokens": -1}), "max_tokens"),
             (json!({"max_tokens": 1.5}), "max_tokens"),
             (json!({"messages": "hi"}), "messages"),
+            (json!({"n": 0}), "n"),
+            (json!({"best_of": -2}), "best_of"),
         ] {
             let err = llm_fields(&body).unwrap_err().to_string();
             assert!(err.contains(field), "{err}");
@@ -515,18 +573,66 @@ mod tests {
     }
 
     #[test]
+    fn both_output_fields_and_all_choices_are_accounted() {
+        let f = llm_fields(
+            &json!({"max_tokens": 5000, "max_completion_tokens": 10, "n": 3, "best_of": 4}),
+        )
+        .unwrap();
+        assert_eq!((f.max_tokens, f.choices), (Some(5000), 4));
+        let f = llm_fields(&json!({"max_tokens": 10, "max_completion_tokens": 5000})).unwrap();
+        assert_eq!(f.max_tokens, Some(5000));
+        // Both fields are clamped to the per-choice share of the cap.
+        let mut body =
+            json!({"messages": [], "max_tokens": 5000, "max_completion_tokens": 10, "n": 5});
+        let llm = llm_fields(&body).unwrap();
+        assert!(rewrite_body(&mut body, &llm, Some(50), false).unwrap());
+        assert_eq!(body["max_tokens"], 10);
+        assert_eq!(body["max_completion_tokens"], 10);
+        // Neither given: the model's field is added with the share.
+        let mut body = json!({"messages": [], "model": "gpt-4o", "n": 4});
+        let llm = llm_fields(&body).unwrap();
+        assert!(rewrite_body(&mut body, &llm, Some(50), false).unwrap());
+        assert_eq!(body["max_tokens"], 12);
+        // More choices than tokens in the cap: refused.
+        let mut body = json!({"messages": [], "n": 100});
+        let llm = llm_fields(&body).unwrap();
+        assert!(rewrite_body(&mut body, &llm, Some(50), false).is_err());
+    }
+
+    #[test]
     fn json_parsing_explains_failures() {
-        let ct = http::HeaderValue::from_static("application/json");
-        assert!(parse_json(Some(&ct), b"{\"a\":")
+        assert!(parse_json(true, b"{\"a\":")
             .unwrap_err()
             .to_string()
             .contains("JSON"));
-        assert!(parse_json(Some(&ct), b"{\"a\":\"\xff\"}")
+        assert!(parse_json(true, b"{\"a\":\"\xff\"}")
             .unwrap_err()
             .to_string()
             .contains("UTF-8"));
-        let text = http::HeaderValue::from_static("text/plain");
-        assert_eq!(parse_json(Some(&text), b"not json").unwrap(), None);
-        assert!(parse_json(None, b"{}").unwrap().is_some());
+        // Off the model endpoints a body that is not JSON is opaque.
+        assert_eq!(parse_json(false, b"not json").unwrap(), None);
+        assert_eq!(parse_json(false, b"\xff\xfe").unwrap(), None);
+        // JSON is JSON on every path, whatever the client declared.
+        assert!(parse_json(false, b"{}").unwrap().is_some());
+        assert!(parse_json(true, b"{}").unwrap().is_some());
+    }
+
+    #[test]
+    fn model_endpoints_are_recognised_under_any_prefix() {
+        for p in [
+            "/v1/chat/completions",
+            "/openai/v1/chat/completions/",
+            "/v1/completions",
+            "/v1/embeddings",
+            "/v1/messages",
+            "/v1/responses",
+            "/internal/v1/chat/completions",
+            "/api/chat/completions",
+        ] {
+            assert!(json_endpoint(p), "{p}");
+        }
+        for p in ["/v1/models", "/v1/files", "/echo/secret", "/"] {
+            assert!(!json_endpoint(p), "{p}");
+        }
     }
 }

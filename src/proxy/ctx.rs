@@ -20,8 +20,15 @@ use std::time::Instant;
 pub struct LlmFields {
     pub model: Option<String>,
     pub stream: bool,
+    /// The output limit per choice: the larger of `max_tokens` and
+    /// `max_completion_tokens` when both are given (providers differ in
+    /// which one wins; the gateway reasons on the one that costs more and
+    /// clamps both).
     pub max_tokens: Option<u64>,
     pub messages: Option<usize>,
+    /// Completions generated and billed: the larger of `n` and `best_of`
+    /// (0 when neither is given, i.e. one).
+    pub choices: u64,
 }
 
 /// What admission decided for a request.
@@ -166,6 +173,9 @@ pub struct RequestCtx {
     pub to_client: Option<super::client_format::ToClient>,
     /// Labels and timings for metrics and the access log.
     pub obs: super::observe::Obs,
+    /// Holds the request in the drain count until the context is dropped
+    /// (after `logging`).
+    pub in_flight: Option<crate::lifecycle::InFlight>,
 }
 
 impl Default for RequestCtx {
@@ -188,6 +198,7 @@ impl Default for RequestCtx {
             session_echo: None,
             to_client: None,
             obs: Default::default(),
+            in_flight: None,
         }
     }
 }

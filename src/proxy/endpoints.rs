@@ -28,6 +28,16 @@ pub async fn serve(
         return Ok(false);
     }
     match req.uri.path() {
+        "/healthz" if crate::lifecycle::draining() => {
+            // Load balancers stop sending while the process drains.
+            reply::json(
+                session,
+                503,
+                &json!({"status": "draining"}),
+                &ctx.request_id,
+            )
+            .await?;
+        }
         "/healthz" => {
             reply::json(session, 200, &json!({"status": "ok"}), &ctx.request_id).await?;
         }

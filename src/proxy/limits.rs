@@ -53,6 +53,8 @@ pub struct LimitInput<'a> {
     pub pool: usize,
     pub model: Option<&'a str>,
     pub requested_output: Option<u64>,
+    /// Completions generated and billed (`n` / `best_of`), at least 1.
+    pub choices: u64,
     pub body: Option<&'a Value>,
     pub headers: &'a dyn HeaderLookup,
     pub request_id: &'a str,
@@ -122,6 +124,7 @@ pub async fn admit(rt: &Runtime, input: &LimitInput<'_>) -> Result<Option<Grante
             request_id: input.request_id,
             prompt_tokens,
             requested_output,
+            choices: if generation { input.choices } else { 1 },
         };
         plan::plan(&rules, &view, &limits.settings).map_err(deny)?
     };

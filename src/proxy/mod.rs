@@ -142,6 +142,7 @@ impl ProxyHttp for Gateway {
         if ctx.role == Role::Child {
             return Ok(false);
         }
+        ctx.in_flight = Some(crate::lifecycle::InFlight::enter());
         ctx.request_id = ctx::request_id(
             session
                 .req_header()
@@ -154,6 +155,11 @@ impl ProxyHttp for Gateway {
         // nginx-configs `keepalive_timeout`: 0 closes after this response.
         if let Some(secs) = rt.config.timeouts.client_keepalive_s {
             session.set_keepalive((secs > 0).then_some(secs));
+        }
+        // Shutting down: every answer closes its connection, so clients
+        // reconnect (to another instance) for their next request.
+        if crate::lifecycle::draining() {
+            session.set_keepalive(None);
         }
         // The gateway's own endpoints (probes, scrapes) stay out of the
         // request metrics.

@@ -95,8 +95,13 @@ pub struct RequestView<'a> {
     pub request_id: &'a str,
     /// Prompt tokens (0 when no token rule applies to the namespace).
     pub prompt_tokens: u64,
-    /// The request's `max_tokens` (output), when given.
+    /// The request's output limit per choice (`max_tokens` /
+    /// `max_completion_tokens`), when given.
     pub requested_output: Option<u64>,
+    /// Completions the provider generates and bills for this request
+    /// (`n`, or `best_of` where larger); at least 1. Reservations and caps
+    /// cover all of them: a per-request cap bounds their total.
+    pub choices: u64,
 }
 
 /// Gateway-wide settings of the plan.
@@ -256,6 +261,7 @@ pub fn plan(rules: &[&Rule], req: &RequestView<'_>, s: &PlanSettings) -> Result<
     let expected = req
         .requested_output
         .unwrap_or(s.default_output_tokens)
+        .saturating_mul(req.choices.max(1))
         .min(static_cap.unwrap_or(u64::MAX));
     let need = prompt.saturating_add(1);
     let want = prompt.saturating_add(expected).max(need);

@@ -32,6 +32,7 @@ fn view(h: &Vec<(String, String)>) -> RequestView<'_> {
         request_id: "req-1",
         prompt_tokens: 100,
         requested_output: Some(200),
+        choices: 1,
     }
 }
 
@@ -338,6 +339,16 @@ fn want_uses_the_requested_or_default_output_within_the_static_cap() {
     assert_eq!(want(&req, json!({})), (101, 600));
     req.requested_output = Some(0);
     assert_eq!(want(&req, json!({})), (101, 101));
+    // `n` choices are generated and billed: the reservation covers all of
+    // them, and a per-request cap bounds their total.
+    req.requested_output = Some(50);
+    req.choices = 100;
+    assert_eq!(want(&req, json!({})), (101, 100 + 5_000));
+    assert_eq!(want(&req, json!({"max_output_tokens": 50})), (101, 150));
+    req.requested_output = None;
+    assert_eq!(want(&req, json!({})), (101, 100 + 50_000));
+    req.choices = 0;
+    assert_eq!(want(&req, json!({})), (101, 600));
 }
 
 #[test]
