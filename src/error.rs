@@ -23,6 +23,10 @@ pub enum GatewayError {
     RouteNotFound(String),
     #[error("request body exceeds the limit of {0} bytes")]
     PayloadTooLarge(usize),
+    #[error("the request body did not arrive in time (clients.body_timeout_ms)")]
+    RequestTimeout,
+    #[error("the request body holds more than {0} JSON values (limits.max_json_values)")]
+    TooManyJsonValues(usize),
     #[error("{0}")]
     InvalidRequest(String),
     #[error("could not connect to the upstream")]
@@ -66,7 +70,8 @@ impl GatewayError {
             GatewayError::Unauthorized(_) => 401,
             GatewayError::Forbidden(_) | GatewayError::ModelNotAllowed(_) => 403,
             GatewayError::RouteNotFound(_) => 404,
-            GatewayError::PayloadTooLarge(_) => 413,
+            GatewayError::PayloadTooLarge(_) | GatewayError::TooManyJsonValues(_) => 413,
+            GatewayError::RequestTimeout => 408,
             GatewayError::InvalidRequest(_) => 400,
             GatewayError::UpstreamConnect | GatewayError::UpstreamError => 502,
             GatewayError::NoHealthyUpstream => 503,
@@ -84,7 +89,10 @@ impl GatewayError {
             GatewayError::Forbidden(_) => "forbidden",
             GatewayError::ModelNotAllowed(_) => "model_not_allowed",
             GatewayError::RouteNotFound(_) => "route_not_found",
-            GatewayError::PayloadTooLarge(_) => "payload_too_large",
+            GatewayError::PayloadTooLarge(_) | GatewayError::TooManyJsonValues(_) => {
+                "payload_too_large"
+            }
+            GatewayError::RequestTimeout => "request_timeout",
             GatewayError::InvalidRequest(_) => "invalid_request",
             GatewayError::UpstreamConnect => "upstream_connect_error",
             GatewayError::UpstreamError => "upstream_error",
@@ -100,7 +108,7 @@ impl GatewayError {
     pub fn kind(&self) -> &'static str {
         match self.status() {
             401 | 403 => "authentication_error",
-            400 | 404 | 413 => "invalid_request_error",
+            400 | 404 | 408 | 413 | 431 => "invalid_request_error",
             429 => "rate_limit_error",
             _ => "gateway_error",
         }

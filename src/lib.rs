@@ -11,8 +11,10 @@
 pub mod admin;
 pub mod catalog;
 pub mod config;
+pub mod edge;
 pub mod error;
 pub mod lifecycle;
+pub mod logging;
 pub mod metrics;
 pub mod mock;
 pub mod providers;

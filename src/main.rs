@@ -85,7 +85,7 @@ fn load(path: &str) -> Result<sluice::config::Config, ExitCode> {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    sluice::logging::init();
     let cli = Cli::parse();
     match cli.command {
         Command::Check { config } => match load(&config) {

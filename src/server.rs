@@ -5,6 +5,7 @@
 use crate::admin::center::{follow, ConfigCenter};
 use crate::admin::AdminApp;
 use crate::config::{Config, ConfigStoreKind, CounterStoreKind};
+use crate::edge::Edge;
 use crate::lifecycle::Signals;
 use crate::proxy::Gateway;
 use crate::state::{Runtime, SharedRuntime};
@@ -153,10 +154,12 @@ pub fn run_with_state(
         opened.as_ref().and_then(|o| o.bus.clone()),
         entities,
     ));
-    let mut proxy = pingora::proxy::http_proxy_service_with_name(
-        &conf,
-        Gateway::new(shared.clone(), Some(center.clone())),
-        "sluice proxy",
+    // Every listener runs the bounded connection loop of `edge`.
+    let proxy_app =
+        pingora::proxy::http_proxy(&conf, Gateway::new(shared.clone(), Some(center.clone())));
+    let mut proxy = Service::new(
+        "sluice proxy".to_string(),
+        Edge::new(proxy_app, shared.clone(), false),
     );
     proxy.add_tcp(&config.listen.proxy);
     server.add_service(proxy);
@@ -169,7 +172,10 @@ pub fn run_with_state(
     }
     if let Some(admin_addr) = &config.listen.admin {
         let app = AdminApp::with_center(shared.clone(), center.clone());
-        let mut admin = Service::new("sluice admin".to_string(), app);
+        let mut admin = Service::new(
+            "sluice admin".to_string(),
+            Edge::new(app, shared.clone(), true),
+        );
         admin.add_tcp(admin_addr);
         server.add_service(admin);
     }
@@ -178,7 +184,10 @@ pub fn run_with_state(
         let app = crate::metrics::endpoints::MetricsApp {
             runtime: shared.clone(),
         };
-        let mut service = Service::new("sluice metrics".to_string(), app);
+        let mut service = Service::new(
+            "sluice metrics".to_string(),
+            Edge::new(app, shared.clone(), true),
+        );
         service.add_tcp(metrics_addr);
         server.add_service(service);
     }

@@ -169,3 +169,48 @@ async fn every_choice_counts_against_the_cap() {
         .unwrap();
     assert_eq!(r.headers()["x-mock-seen-max-tokens"], "50");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paths_are_matched_routed_and_forwarded_normalised() {
+    let m = mock("a").await;
+    let yaml = config(
+        &[server("a", "p", m.addr.port(), "")],
+        "matchers:\n  - {namespace: default, matcher_type: path, match_operator: regex, match_value: '^/echo/secret', action: deny, priority: 1}\nroutes:\n  - {prefix: /echo, upstream: p}\n",
+    );
+    let gw = Gateway::start(&yaml).await;
+    // Raw requests: an HTTP client would normalise some spellings itself.
+    let get = |path: &str| {
+        gw.raw(format!("GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer sk-test\r\nConnection: close\r\n\r\n").as_bytes())
+    };
+    for path in [
+        "/echo/secret",
+        "/echo//secret",
+        "/echo/./secret",
+        "/echo/%73ecret",
+        "/echo/%73%65cret",
+        "/echo/x/../secret",
+        "/echo/secret/",
+        "//echo/secret",
+    ] {
+        let resp = get(path);
+        assert!(resp.starts_with("HTTP/1.1 403"), "{path}: {resp}");
+    }
+    // What is forwarded is the normalised path.
+    let resp = get("/echo/a//b/./c/../d?q=1");
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    let body = &resp[resp.find("\r\n\r\n").unwrap() + 4..];
+    let v: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(v["path"], "/echo/a/b/d", "{v}");
+    assert_eq!(v["query"], "q=1", "{v}");
+    // A dot segment never climbs out of a route's prefix into another.
+    let resp = get("/v1/../echo/trav");
+    let body = &resp[resp.find("\r\n\r\n").unwrap() + 4..];
+    let v: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(v["path"], "/echo/trav", "{v}");
+    // Ambiguous spellings are refused with the reason.
+    for path in ["/echo/a%2Fb", "/../echo", "/echo/a%zz", "/echo/a\\b"] {
+        let resp = get(path);
+        assert!(resp.starts_with("HTTP/1.1 400"), "{path}: {resp}");
+        assert!(resp.contains("request path refused"), "{path}: {resp}");
+    }
+}

@@ -4,6 +4,11 @@
 //! Also checks both give the same count, and times the same text cut into
 //! ~200-byte messages (per-call overhead).
 //!
+//! Then the worst cases next to the mixed text: one character repeated,
+//! a run of varied punctuation and a run of spaces (each one pre-tokenized
+//! piece of the whole size), and the same counted with a ceiling of 1 000
+//! tokens (`count_up_to`, what a request over its limit costs).
+//!
 //! `cargo run --release -p sluice-filters --example token_bench [size_kb] [rounds]`
 
 use std::hint::black_box;
@@ -163,5 +168,47 @@ fn main() {
             })
             .collect();
         println!("| {e} | {} |", rates.join(" | "));
+    }
+    worst_cases(
+        size_kb,
+        rounds,
+        mb / time(rounds, || Encoding::O200kBase.counter().count(&text)).0,
+    );
+}
+
+/// Worst-case inputs against the mixed text's rate (`normal`, MB/s).
+fn worst_cases(size_kb: usize, rounds: usize, normal: f64) {
+    let size = size_kb * 1024;
+    let punct: String = {
+        let set = b"!@#$%^&*()-_=+[]{};:,.<>/?|~";
+        let mut x: u64 = 7;
+        (0..size)
+            .map(|_| {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+                set[(x >> 33) as usize % set.len()] as char
+            })
+            .collect()
+    };
+    let cases = [
+        ("one character (`a` repeated)", "a".repeat(size)),
+        ("varied punctuation", punct),
+        ("spaces", " ".repeat(size)),
+    ];
+    println!();
+    println!("worst cases (o200k_base, {size_kb} KB each; mixed text: {normal:.1} MB/s):");
+    println!();
+    println!("| input | MB/s | vs mixed text | with a 1 000-token ceiling: ms |");
+    println!("| --- | ---: | ---: | ---: |");
+    let counter = Encoding::O200kBase.counter();
+    for (name, text) in cases {
+        let (secs, _) = time(rounds, || counter.count(&text));
+        let (capped, n) = time(rounds, || counter.count_up_to(&text, 1000));
+        assert!(n > 1000, "{name}: the ceiling is passed");
+        let rate = text.len() as f64 / 1e6 / secs;
+        println!(
+            "| {name} | {rate:.1} | {:.2} | {:.2} |",
+            rate / normal,
+            capped * 1e3
+        );
     }
 }

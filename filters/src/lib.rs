@@ -5,6 +5,7 @@
 //!
 //! - [`path`]: request path normalisation (percent-escapes, `//`, dot segments) before policy and routing.
 //! - [`facts`]: the request as policy sees it (method, path, query, headers, parsed body).
+//! - [`json_size`]: how many values a JSON body parses into, counted on its bytes.
 //! - [`matcher`]: seed 000 matchers (header/query/path/body × eq…regex) and namespace resolution.
 //! - [`pattern`]: regex patterns that are plain literals matched as strings, the rest as regexes.
 //! - [`routing`]: proxy rules (regex patterns + priority) and seed 004 longest-prefix routes.
@@ -23,6 +24,7 @@
 pub mod auth;
 pub mod balance;
 pub mod facts;
+pub mod json_size;
 pub mod limits;
 pub mod matcher;
 pub mod path;

@@ -70,12 +70,59 @@ impl Default for Listen {
 pub struct Limits {
     /// Largest request body accepted; larger bodies get 413.
     pub max_body_bytes: usize,
+    /// Most JSON values (keys included) a request body may hold; more get
+    /// 413 before parsing. A parsed value takes at least 32 bytes however
+    /// short its text, so this bounds the memory a body takes once parsed
+    /// (the default, about 32 MiB at most; real chat and embedding
+    /// requests hold far fewer).
+    pub max_json_values: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_body_bytes: 16 * 1024 * 1024,
+            max_json_values: 1_000_000,
+        }
+    }
+}
+
+/// Bounds on client connections (every listener): what a slow, idle or
+/// greedy client can hold. Read per connection, so changes apply to new
+/// connections without a restart.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Clients {
+    /// A request head (request line and headers) must arrive whole within
+    /// this long from its first byte; else 408 and the connection closes.
+    pub header_timeout_ms: u64,
+    /// A request body must arrive whole within this long; else 408.
+    pub body_timeout_ms: u64,
+    /// An idle keep-alive connection is closed after this long
+    /// (`timeouts.client_keepalive_s`, when set, takes precedence).
+    pub idle_timeout_ms: u64,
+    /// A write to the client that makes no progress for this long ends the
+    /// request (a client that stops reading frees its slots).
+    pub write_timeout_ms: u64,
+    /// Largest request head; larger → 431.
+    pub max_header_bytes: usize,
+    /// Open client connections per listener; more are answered 503 and
+    /// closed.
+    pub max_connections: usize,
+    /// Open connections per client address and listener; more → 503.
+    pub max_connections_per_client: usize,
+}
+
+impl Default for Clients {
+    fn default() -> Self {
+        Clients {
+            header_timeout_ms: 10_000,
+            body_timeout_ms: 60_000,
+            idle_timeout_ms: 60_000,
+            write_timeout_ms: 30_000,
+            max_header_bytes: 64 * 1024,
+            max_connections: 10_000,
+            max_connections_per_client: 512,
         }
     }
 }
@@ -331,6 +378,7 @@ pub struct Config {
     pub server: ServerSettings,
     pub listen: Listen,
     pub limits: Limits,
+    pub clients: Clients,
     pub timeouts: Timeouts,
     pub upstream: UpstreamSettings,
     pub auth: AuthSettings,

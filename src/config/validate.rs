@@ -103,8 +103,28 @@ impl Validator<'_> {
                 );
             }
         }
+        if c.limits.max_json_values == 0 {
+            self.problem("limits.max_json_values", "must be greater than 0");
+        }
         if c.limits.max_body_bytes == 0 {
             self.problem("limits.max_body_bytes", "must be greater than 0");
+        }
+        let k = &c.clients;
+        for (name, value) in [
+            ("header_timeout_ms", k.header_timeout_ms),
+            ("body_timeout_ms", k.body_timeout_ms),
+            ("idle_timeout_ms", k.idle_timeout_ms),
+            ("write_timeout_ms", k.write_timeout_ms),
+            ("max_header_bytes", k.max_header_bytes as u64),
+            ("max_connections", k.max_connections as u64),
+            (
+                "max_connections_per_client",
+                k.max_connections_per_client as u64,
+            ),
+        ] {
+            if value == 0 {
+                self.problem(format!("clients.{name}"), "must be greater than 0");
+            }
         }
         let t = &c.timeouts;
         for (name, value) in [

@@ -77,6 +77,7 @@ pub struct Families {
     pub config_version: IntGauge,
     pub config_reloads: IntCounter,
     pub access_log_dropped: IntCounter,
+    pub connections_refused: IntCounter,
 }
 
 fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, m: T) -> T {
@@ -171,6 +172,7 @@ impl Families {
             config_version: gauge(&r, "sluice_config_version", "Configs applied since start (1 = the startup config)."),
             config_reloads: counter(&r, "sluice_config_reloads_total", "Configs applied through the admin API since start."),
             access_log_dropped: counter(&r, "sluice_access_log_dropped_total", "Access log lines dropped because the writer fell behind."),
+            connections_refused: counter(&r, "sluice_connections_refused_total", "Client connections refused at a connection cap (clients.max_connections, max_connections_per_client)."),
             registry: r,
         }
     }

@@ -72,6 +72,11 @@ impl Metrics {
         self.buckets[i].fetch_add(1, Relaxed);
     }
 
+    /// A client connection was refused at a connection cap.
+    pub fn connection_refused(&self) {
+        self.f.connections_refused.inc();
+    }
+
     /// A connection to a server of pool `upstream` failed for `reason`.
     pub fn upstream_failure(&self, upstream: &str, reason: &str) {
         self.upstream_failures.fetch_add(1, Relaxed);

@@ -62,7 +62,14 @@ pub async fn admit(
 ) -> Result<Plan, GatewayError> {
     let key = authenticate(session, rt)?;
     obs.key = key;
-    let (body, has_body) = read_body(session, rt.config.limits.max_body_bytes).await?;
+    let body_deadline = tokio::time::Instant::now()
+        + std::time::Duration::from_millis(rt.config.clients.body_timeout_ms);
+    let (body, has_body) =
+        read_body(session, rt.config.limits.max_body_bytes, body_deadline).await?;
+    let max_values = rt.config.limits.max_json_values;
+    if sluice_filters::json_size::values_over(&body, max_values) {
+        return Err(GatewayError::TooManyJsonValues(max_values));
+    }
     let parsed = parse_json(json_endpoint(session.req_header().uri.path()), &body)?;
     // Anthropic's Messages API for a catalog model: admitted as the OpenAI
     // chat request it translates to; the answer is translated back
@@ -176,6 +183,7 @@ pub async fn admit(
             requested_output: llm.max_tokens,
             choices: llm.choices.max(1),
             body: parsed.as_ref(),
+            body_len: body.len(),
             headers: &headers,
             request_id,
         },
@@ -393,13 +401,18 @@ pub fn authenticate(session: &Session, rt: &Runtime) -> Result<Option<usize>, Ga
         .ok_or_else(|| GatewayError::Unauthorized("invalid API key".into()))
 }
 
-/// Reads the whole request body, refusing more than `limit` bytes.
+/// Reads the whole request body, refusing more than `limit` bytes and a
+/// body still incomplete at `deadline` (408).
 ///
 /// Retry buffering is enabled first: for bodies up to Pingora's 64 KiB
 /// retry buffer, Pingora replays the buffer upstream (on every attempt);
 /// larger bodies are handed to a subrequest with the body preset (see
 /// `handoff.rs`).
-async fn read_body(session: &mut Session, limit: usize) -> Result<(Bytes, bool), GatewayError> {
+async fn read_body(
+    session: &mut Session,
+    limit: usize,
+    deadline: tokio::time::Instant,
+) -> Result<(Bytes, bool), GatewayError> {
     let req = session.req_header();
     let declared = req
         .headers
@@ -427,7 +440,10 @@ async fn read_body(session: &mut Session, limit: usize) -> Result<(Bytes, bool),
     }
     let mut buf = BytesMut::with_capacity(declared.unwrap_or(8192).min(limit));
     loop {
-        match downstream.read_request_body().await {
+        let chunk = tokio::time::timeout_at(deadline, downstream.read_request_body())
+            .await
+            .map_err(|_| GatewayError::RequestTimeout)?;
+        match chunk {
             Ok(Some(chunk)) => {
                 if buf.len() + chunk.len() > limit {
                     return Err(GatewayError::PayloadTooLarge(limit));

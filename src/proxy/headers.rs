@@ -1,3 +1,5 @@
+//! The client's request path normalised before anything reads it
+//! ([`normalize_path`], first thing in `request_filter`).
 //! Upstream request hygiene (`upstream_request_filter`): path rewrite, Host,
 //! provider auth injection, removal of the client's gateway credentials and
 //! of hop-by-hop headers, body framing, request id and `X-Forwarded-For`;
@@ -16,6 +18,31 @@ use sluice_filters::limits::plan::{
     decimal, DurationBuf, RateHeaders, RateValue, RATE_HEADER_NAMES,
 };
 use std::cell::RefCell;
+
+/// Normalises the request target's path in place
+/// (`sluice_filters::path::normalize`: dot segments, repeated slashes,
+/// percent-encoded unreserved characters), so matchers, routes and the
+/// upstream all see one spelling of it. An ambiguous or malformed path is
+/// refused with the reason.
+pub fn normalize_path(req: &mut RequestHeader) -> std::result::Result<(), String> {
+    let normal = match sluice_filters::path::normalize(req.uri.path()) {
+        Ok(std::borrow::Cow::Borrowed(_)) => return Ok(()),
+        Ok(std::borrow::Cow::Owned(p)) => p,
+        Err(e) => return Err(format!("request path refused: {e}")),
+    };
+    let target = match req.uri.query() {
+        Some(q) => format!("{normal}?{q}"),
+        None => normal,
+    };
+    let mut parts = req.uri.clone().into_parts();
+    parts.path_and_query = Some(
+        http::uri::PathAndQuery::from_maybe_shared(Bytes::from(target))
+            .map_err(|e| format!("request path refused: {e}"))?,
+    );
+    let uri = http::Uri::from_parts(parts).map_err(|e| format!("request path refused: {e}"))?;
+    req.set_uri(uri);
+    Ok(())
+}
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1) plus ones a proxy must not pass on.
 const HOP_BY_HOP: &[&str] = &[

@@ -13,7 +13,7 @@ use sluice_filters::limits::plan::{self, Decision, Denial, RequestView, Reservat
 use sluice_filters::limits::rules::RuleConfig;
 use sluice_filters::limits::store::Settle;
 use sluice_filters::routing::RouteMatch;
-use sluice_filters::tokens::{count_prompt, TokenCounter};
+use sluice_filters::tokens::{count_prompt_within, TokenCounter};
 use smallvec::SmallVec;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
@@ -56,6 +56,8 @@ pub struct LimitInput<'a> {
     /// Completions generated and billed (`n` / `best_of`), at least 1.
     pub choices: u64,
     pub body: Option<&'a Value>,
+    /// The raw body's length (how costly counting its prompt may be).
+    pub body_len: usize,
     pub headers: &'a dyn HeaderLookup,
     pub request_id: &'a str,
 }
@@ -101,9 +103,16 @@ pub async fn admit(rt: &Runtime, input: &LimitInput<'_>) -> Result<Option<Grante
     };
     let model = input.model.unwrap_or("");
     let counter = limits.tokenizers.resolve(model).encoding.counter();
-    // Prompt counting is the costly part; only token rules need it.
+    // Prompt counting is the costly part; only token rules need it, and
+    // only up to the count past which they all deny.
     let prompt_tokens = match body {
-        Some(b) if metered => count_prompt(counter, b).tokens,
+        Some(b) if metered => {
+            let ceiling = plan::prompt_ceiling(&rules, input.model);
+            count_off_loop(input.body_len, || {
+                count_prompt_within(counter, b, ceiling).tokens
+            })
+            .await
+        }
         _ => 0,
     };
     // Embeddings produce no output: reserve one token so the budget's
@@ -156,6 +165,38 @@ pub async fn admit(rt: &Runtime, input: &LimitInput<'_>) -> Result<Option<Grante
         })),
         Decision::Deny(d) => Err(deny(d)),
     }
+}
+
+/// Bodies up to this size are counted in place: about 20 µs per KiB of
+/// text, less than a wake-up of another thread.
+const COUNT_IN_PLACE: usize = 64 * 1024;
+
+/// Runs a prompt count of a body of `body_len` bytes. A large one runs
+/// with `block_in_place` (this worker hands its other tasks to a fresh
+/// one, so every other request keeps being served while it counts) and at
+/// most [`large_counts`] at a time; the rest wait their turn without
+/// blocking anything. Worst case (one repeated character) costs about as
+/// much as ordinary text (`sluice_filters::tokens` merges long pieces in
+/// chunks), about 20 ms per MiB.
+async fn count_off_loop(body_len: usize, count: impl FnOnce() -> u64) -> u64 {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    let multi =
+        Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread);
+    if body_len <= COUNT_IN_PLACE || !multi {
+        return count();
+    }
+    let _permit = large_counts().acquire().await;
+    tokio::task::block_in_place(count)
+}
+
+/// Large prompt counts running at once: half the cores (at least one), so
+/// they never take every core from the event loops.
+fn large_counts() -> &'static tokio::sync::Semaphore {
+    static SEM: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    SEM.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        tokio::sync::Semaphore::new((cores / 2).max(1))
+    })
 }
 
 fn deny(d: Denial) -> GatewayError {

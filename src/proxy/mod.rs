@@ -27,6 +27,7 @@ mod reply;
 
 pub use endpoints::health;
 
+use crate::error::GatewayError;
 use crate::metrics::metrics;
 use crate::state::SharedRuntime;
 use async_trait::async_trait;
@@ -152,6 +153,20 @@ impl ProxyHttp for Gateway {
         );
         let rt = self.runtime.load_full();
         ctx.runtime = Some(rt.clone());
+        let req = session.req_header();
+        let no_host =
+            req.version == http::Version::HTTP_11 && !req.headers.contains_key(http::header::HOST);
+        let checked = if no_host {
+            Err("an HTTP/1.1 request must carry a Host header".to_string())
+        } else {
+            headers::normalize_path(session.req_header_mut())
+        };
+        if let Err(why) = checked {
+            let err = GatewayError::InvalidRequest(why);
+            ctx.obs.error = Some(err.code());
+            reply::error(session, &err, &ctx.request_id).await?;
+            return Ok(true);
+        }
         // nginx-configs `keepalive_timeout`: 0 closes after this response.
         if let Some(secs) = rt.config.timeouts.client_keepalive_s {
             session.set_keepalive((secs > 0).then_some(secs));

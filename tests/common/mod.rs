@@ -70,13 +70,27 @@ pub fn write_config(yaml: &str) -> (std::path::PathBuf, u16, u16) {
 impl Gateway {
     /// Starts the gateway with `yaml` and waits for `/healthz`.
     pub async fn start(yaml: &str) -> Gateway {
+        Gateway::start_logging(yaml, "warn", None).await
+    }
+
+    /// Like [`Gateway::start`] with `RUST_LOG=level`, its standard error
+    /// written to `stderr` when given.
+    pub async fn start_logging(
+        yaml: &str,
+        level: &str,
+        stderr: Option<&std::path::Path>,
+    ) -> Gateway {
         let (config_path, port, admin_port) = write_config(yaml);
+        let err = match stderr {
+            Some(path) => Stdio::from(std::fs::File::create(path).expect("stderr file")),
+            None => Stdio::inherit(),
+        };
         let child = Command::new(sluice_bin())
             .args(["run", "-c"])
             .arg(&config_path)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", level)
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(err)
             .spawn()
             .expect("spawn sluice");
         let mut gw = Gateway {
@@ -184,7 +198,15 @@ impl Gateway {
     /// Sends raw bytes and returns the raw response (read until close or
     /// the first complete response head + content-length body).
     pub fn raw(&self, request: &[u8]) -> String {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
+        raw_to(self.port, request)
+    }
+}
+
+/// Sends raw bytes to `port` and returns the raw response (read until
+/// close or the first complete response head + content-length body).
+pub fn raw_to(port: u16, request: &[u8]) -> String {
+    {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
         s.set_read_timeout(Some(Duration::from_secs(10)))
             .expect("timeout");
         s.write_all(request).expect("write");

@@ -250,6 +250,24 @@ pub struct Denial {
     pub rule_id: u64,
 }
 
+/// The prompt count beyond which the decision of `rules` no longer
+/// changes: over the largest prompt threshold of the token rules that
+/// apply to `model` (`max_input_tokens`, `max_tokens`, a window's
+/// `max_tokens_per_window`) every one of those rules denies, so counting
+/// can stop there (the denial is the same as with the full count). None
+/// when no applicable rule has a threshold: the count is needed whole.
+pub fn prompt_ceiling(rules: &[&Rule], model: Option<&str>) -> Option<u64> {
+    rules
+        .iter()
+        .filter_map(|r| match &r.config {
+            RuleConfig::TokenLimit(c) if c.matches_model(model) => Some(c),
+            _ => None,
+        })
+        .flat_map(|c| [c.max_input_tokens, c.max_tokens, c.budget().map(|b| b.1)])
+        .flatten()
+        .max()
+}
+
 /// Plans the limits of one request: stateless checks first (per-request
 /// token caps deny 429 `token_limit_exceeded` naming the rule), then the
 /// checks to send to the store in one `admit` call. `rules` are the

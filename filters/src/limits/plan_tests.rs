@@ -792,3 +792,43 @@ proptest::proptest! {
         proptest::prop_assert_eq!(duration(ms), reference);
     }
 }
+
+#[test]
+fn prompt_ceiling_is_the_largest_threshold_of_the_applicable_rules() {
+    let rate = rule(1, "r", "rate_limit", json!({"max_requests": 5}));
+    let input = rule(2, "i", "token_limit", json!({"max_input_tokens": 1000}));
+    let window = rule(
+        3,
+        "w",
+        "token_limit",
+        json!({"time_window_enabled": true, "time_window_minutes": 1, "max_tokens_per_window": 500}),
+    );
+    let other_model = rule(
+        4,
+        "m",
+        "token_limit",
+        json!({"model_name": "claude*", "max_tokens": 9000}),
+    );
+    let out_only = rule(5, "o", "token_limit", json!({"max_output_tokens": 50}));
+    assert_eq!(prompt_ceiling(&[&rate], Some("gpt-4o")), None);
+    assert_eq!(prompt_ceiling(&[&out_only], Some("gpt-4o")), None);
+    assert_eq!(prompt_ceiling(&[&rate, &window], Some("gpt-4o")), Some(500));
+    // Over 1000 both deny: the first one in order, as with the full count.
+    assert_eq!(
+        prompt_ceiling(&[&input, &window, &other_model, &out_only], Some("gpt-4o")),
+        Some(1000)
+    );
+    assert_eq!(
+        prompt_ceiling(&[&other_model], Some("claude-3")),
+        Some(9000)
+    );
+    // Any count over the ceiling gets the same decision as the true one.
+    let h = headers();
+    let rules = [&input, &window];
+    for prompt in [1001, 1_000_000] {
+        let mut req = view(&h);
+        req.prompt_tokens = prompt;
+        let denial = plan(&rules, &req, &SETTINGS).err().unwrap();
+        assert_eq!(denial.rule_id, 2, "{prompt}");
+    }
+}

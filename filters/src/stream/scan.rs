@@ -212,6 +212,10 @@ pub(crate) fn usage_at_end(body: &[u8]) -> Option<Usage> {
 struct NoCount;
 
 impl TokenCounter for NoCount {
+    fn count_up_to(&self, _text: &str, _limit: usize) -> usize {
+        0
+    }
+
     fn count(&self, _text: &str) -> usize {
         0
     }

@@ -28,6 +28,10 @@ fn word_starts(text: &str) -> impl Iterator<Item = usize> + '_ {
 }
 
 impl TokenCounter for Words {
+    fn count_up_to(&self, text: &str, _limit: usize) -> usize {
+        self.count(text)
+    }
+
     fn count(&self, text: &str) -> usize {
         word_starts(text).count()
     }
@@ -41,6 +45,10 @@ impl TokenCounter for Words {
 }
 
 impl TokenCounter for Chars {
+    fn count_up_to(&self, text: &str, _limit: usize) -> usize {
+        self.count(text)
+    }
+
     fn count(&self, text: &str) -> usize {
         text.chars().count()
     }

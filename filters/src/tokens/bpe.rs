@@ -4,7 +4,7 @@
 //! a vocabulary cannot be loaded.
 
 use super::classes::Classes;
-use super::merge::merge;
+use super::merge::{merge, merge_up_to};
 use super::pretok::{Pattern, Splitter};
 use super::vocab::Vocab;
 use super::TokenCounter;
@@ -94,6 +94,21 @@ impl TokenCounter for Bpe {
         n
     }
 
+    fn count_up_to(&self, text: &str, limit: usize) -> usize {
+        let b = text.as_bytes();
+        let mut n = 0;
+        self.pieces(text, |p, e| {
+            let piece = &b[p..e];
+            n += if self.is_token(piece) {
+                1
+            } else {
+                merge_up_to(&self.vocab, piece, limit.saturating_sub(n), |_| {})
+            };
+            n <= limit
+        });
+        n
+    }
+
     /// The first `max_tokens` tokens of the full encoding, backed off to a
     /// char boundary. Re-encoding that prefix normally gives the same
     /// tokens; if it ever gave more than `max_tokens` (a split that reads
@@ -175,6 +190,10 @@ fn ceil_char_boundary(text: &str, i: usize) -> usize {
 pub(crate) struct Approx;
 
 impl TokenCounter for Approx {
+    fn count_up_to(&self, text: &str, _limit: usize) -> usize {
+        self.count(text)
+    }
+
     fn count(&self, text: &str) -> usize {
         text.len().div_ceil(4)
     }

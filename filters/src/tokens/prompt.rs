@@ -12,6 +12,9 @@ use std::sync::OnceLock;
 pub struct PromptCount {
     pub tokens: u64,
     pub estimated: bool,
+    /// Counting stopped once `tokens` passed the ceiling it was given
+    /// ([`count_prompt_within`]): the true count is larger still.
+    pub partial: bool,
 }
 
 /// An `image_url` part with `detail: "low"`: OpenAI's flat 85 tokens (GPT-4o
@@ -87,6 +90,17 @@ impl ToolCosts {
 ///
 /// Anything else (or a body that is not an object) → 0.
 pub fn count_prompt(counter: &dyn TokenCounter, body: &serde_json::Value) -> PromptCount {
+    count_prompt_within(counter, body, None)
+}
+
+/// [`count_prompt`] that stops as soon as the count passes `ceiling`
+/// (then `partial` is set and `tokens` is some number over `ceiling`): a
+/// prompt that is over every limit is denied without counting the rest.
+pub fn count_prompt_within(
+    counter: &dyn TokenCounter,
+    body: &serde_json::Value,
+    ceiling: Option<u64>,
+) -> PromptCount {
     let Some(obj) = body.as_object() else {
         return PromptCount::default();
     };
@@ -95,6 +109,7 @@ pub fn count_prompt(counter: &dyn TokenCounter, body: &serde_json::Value) -> Pro
         encoding: Encoding::of_counter(counter),
         tokens: 0,
         estimated: false,
+        stop: ceiling.map_or(i64::MAX, |c| i64::try_from(c).unwrap_or(i64::MAX)),
     };
     // One pass over the members (a lookup per field name would walk the
     // object's map once per name).
@@ -128,6 +143,7 @@ pub fn count_prompt(counter: &dyn TokenCounter, body: &serde_json::Value) -> Pro
     PromptCount {
         tokens: acc.tokens.max(0) as u64,
         estimated: acc.estimated,
+        partial: acc.tokens > acc.stop,
     }
 }
 
@@ -147,27 +163,37 @@ struct Acc<'a> {
     encoding: Option<Encoding>,
     tokens: i64,
     estimated: bool,
+    /// Counting stops once `tokens` is over this (`i64::MAX`: never).
+    stop: i64,
 }
 
 impl Acc<'_> {
     fn text(&mut self, s: &str) {
+        if self.tokens > self.stop {
+            return;
+        }
         self.tokens += self.count(s) as i64;
     }
 
     fn count(&self, s: &str) -> u64 {
+        // Tokens that would take the total over `stop`: counting ends there.
+        let room = usize::try_from(self.stop.saturating_sub(self.tokens)).unwrap_or(usize::MAX);
         // Even a role name: its BPE (split, vocabulary lookup) costs more
         // than a memo hit.
         let Some(encoding) = self.encoding.filter(|_| !s.is_empty()) else {
-            return self.counter.count(s) as u64;
+            return self.counter.count_up_to(s, room) as u64;
         };
         let memo = texts();
         let key = memo.key((encoding, s));
         if let Some(n) = memo.get(key) {
             return n;
         }
-        let n = self.counter.count(s) as u64;
-        memo.put(key, n);
-        n
+        let n = self.counter.count_up_to(s, room);
+        // Only whole counts are remembered.
+        if n <= room {
+            memo.put(key, n as u64);
+        }
+        n as u64
     }
 
     fn str_field(&mut self, v: &Value, key: &str) {

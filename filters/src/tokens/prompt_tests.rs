@@ -37,6 +37,7 @@ fn tokens_prompt_cookbook_messages() {
     let exact = |tokens| PromptCount {
         tokens,
         estimated: false,
+        partial: false,
     };
     assert_eq!(count_prompt(cl(), &body), exact(129));
     assert_eq!(count_prompt(o200k(), &body), exact(124));
@@ -70,6 +71,7 @@ fn tokens_prompt_cookbook_tools() {
     let est = |tokens| PromptCount {
         tokens,
         estimated: true,
+        partial: false,
     };
     assert_eq!(count_prompt(cl(), &body), est(105));
     assert_eq!(count_prompt(o200k(), &body), est(101));
@@ -93,7 +95,8 @@ fn tokens_prompt_message_shapes() {
         r,
         PromptCount {
             tokens: 3 + n("user") + n("Hello there!") + 3,
-            estimated: false
+            estimated: false,
+            partial: false
         }
     );
     // Name: its tokens + 1.
@@ -112,7 +115,8 @@ fn tokens_prompt_message_shapes() {
         r,
         PromptCount {
             tokens: 3 + n("user") + n("What is in") + n(" this image?") + 3,
-            estimated: false
+            estimated: false,
+            partial: false
         }
     );
     // Images: documented constants, estimated.
@@ -127,7 +131,8 @@ fn tokens_prompt_message_shapes() {
         r,
         PromptCount {
             tokens: 3 + n("user") + n("Describe") + IMAGE_TOKENS_HIGH + IMAGE_TOKENS_LOW + 3,
-            estimated: true
+            estimated: true,
+            partial: false
         }
     );
     // Assistant tool calls (null content) and the tool's answer.
@@ -150,7 +155,8 @@ fn tokens_prompt_message_shapes() {
         r,
         PromptCount {
             tokens: want,
-            estimated: true
+            estimated: true,
+            partial: false
         }
     );
     // Legacy function call and `function` role message.
@@ -165,7 +171,8 @@ fn tokens_prompt_message_shapes() {
         r,
         PromptCount {
             tokens: want,
-            estimated: true
+            estimated: true,
+            partial: false
         }
     );
     // No messages at all: just the priming.
@@ -173,7 +180,8 @@ fn tokens_prompt_message_shapes() {
         count(c, json!({"messages": []})),
         PromptCount {
             tokens: 3,
-            estimated: false
+            estimated: false,
+            partial: false
         }
     );
 }
@@ -185,6 +193,7 @@ fn tokens_prompt_input_and_prompt() {
     let exact = |tokens| PromptCount {
         tokens,
         estimated: false,
+        partial: false,
     };
     assert_eq!(
         count(c, json!({"input": "The food was delicious"})),
@@ -210,7 +219,8 @@ fn tokens_prompt_input_and_prompt() {
         r,
         PromptCount {
             tokens: 3 + n("user") + n("hi"),
-            estimated: true
+            estimated: true,
+            partial: false
         }
     );
 }
@@ -235,6 +245,10 @@ fn tokens_prompt_anything_else_is_zero() {
 struct Unmemoized(&'static dyn TokenCounter);
 
 impl TokenCounter for Unmemoized {
+    fn count_up_to(&self, text: &str, limit: usize) -> usize {
+        self.0.count_up_to(text, limit)
+    }
+
     fn count(&self, text: &str) -> usize {
         self.0.count(text)
     }
@@ -280,4 +294,42 @@ fn tokens_prompt_memo_keys_by_encoding() {
         );
     }
     assert_ne!(cl().count(text), o200k().count(text));
+}
+
+#[test]
+fn counting_stops_past_the_ceiling() {
+    let text = "water keeps the stream flowing ".repeat(2000);
+    let body = json!({"messages": [{"role": "user", "content": text},
+        {"role": "user", "content": "more"}]});
+    let whole = count_prompt(o200k(), &body);
+    assert!(!whole.partial);
+    let cut = count_prompt_within(o200k(), &body, Some(100));
+    assert!(
+        cut.partial && cut.tokens > 100 && cut.tokens < whole.tokens,
+        "{cut:?}"
+    );
+    // A ceiling the prompt stays under changes nothing.
+    assert_eq!(
+        count_prompt_within(o200k(), &body, Some(whole.tokens)),
+        whole
+    );
+}
+
+#[test]
+fn a_long_run_of_one_character_counts_in_linear_time() {
+    // 1 MiB of one character is one piece over 16 KiB: merged in 255-byte
+    // chunks (each distinct chunk once), a few per cent from tiktoken's
+    // whole-piece count, and a ceiling stops it after a few chunks.
+    let run = "a".repeat(1 << 20);
+    let c = o200k();
+    let n = c.count(&run);
+    let per = c.count(&"a".repeat(255));
+    let rest = c.count(&"a".repeat((1 << 20) % 255));
+    assert_eq!(n, (1 << 20) / 255 * per + rest);
+    // 16 KiB is still merged whole (exact): the chunked rate is close.
+    let whole = c.count(&"a".repeat(16 * 1024)) as f64 * 64.0;
+    assert!((n as f64 - whole).abs() / whole < 0.1, "{n} vs {whole}");
+    let capped = c.count_up_to(&run, 100);
+    assert!(capped > 100 && capped < 100 + 2 * per, "{capped}");
+    assert_eq!(c.count_up_to(&run, usize::MAX), n);
 }

@@ -1,0 +1,342 @@
+//! The client connection loop of every listener (proxy, admin, metrics):
+//! what a slow, idle or greedy client can hold is bounded here, before
+//! Pingora parses anything (`clients` in the config).
+//!
+//! - **Connection caps**: open connections per listener and per client
+//!   address; one over either is answered 503 `too_many_connections` and
+//!   closed.
+//! - **Request head deadline**: the whole head must arrive within
+//!   `header_timeout_ms` of its first byte (one byte every few seconds is
+//!   no longer enough) and fit in `max_header_bytes` (else 431). The
+//!   loop reads the head itself and hands it to Pingora as the session's
+//!   first bytes (`set_pipelined_prefix`), so Pingora's per-read timeout
+//!   is no longer the only bound.
+//! - **Idle keep-alive**: a connection waiting for its next request is
+//!   closed after `idle_timeout_ms` (or `timeouts.client_keepalive_s`), and
+//!   at once when the process drains.
+//! - **Writes**: every session gets `write_timeout_ms`, so a client that
+//!   stops reading ends its request (and frees its slots).
+//! - **Malformed heads** on the admin and metrics listeners are answered
+//!   400 here, so Pingora's parse error (which carries the raw request,
+//!   credentials included) never reaches a log; the proxy listener's
+//!   Pingora path answers them 400 itself.
+//!
+//! HTTP/2 connections (ALPN `h2`) go to Pingora's own loop.
+
+use crate::state::SharedRuntime;
+use async_trait::async_trait;
+use bytes::BytesMut;
+use pingora::apps::{HttpPersistentSettings, HttpServerApp, ServerApp};
+use pingora::protocols::http::ServerSession;
+use pingora::protocols::{Stream, ALPN};
+use pingora::server::ShutdownWatch;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::Instant;
+
+/// A listener's application behind the bounded connection loop.
+pub struct Edge<A> {
+    app: Arc<A>,
+    runtime: SharedRuntime,
+    /// Validate every head with `httparse` (admin and metrics listeners).
+    strict: bool,
+    open: AtomicUsize,
+    per_client: Mutex<HashMap<IpAddr, usize>>,
+}
+
+impl<A> Edge<A> {
+    /// `strict`: answer every malformed head 400 here (see the module docs).
+    pub fn new(app: A, runtime: SharedRuntime, strict: bool) -> Edge<A> {
+        Edge {
+            app: Arc::new(app),
+            runtime,
+            strict,
+            open: AtomicUsize::new(0),
+            per_client: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+/// One open connection, counted until dropped.
+struct Slot<'a, A> {
+    edge: &'a Edge<A>,
+    ip: Option<IpAddr>,
+}
+
+impl<A> Drop for Slot<'_, A> {
+    fn drop(&mut self) {
+        self.edge.open.fetch_sub(1, Relaxed);
+        if let Some(ip) = self.ip {
+            if let Ok(mut map) = self.edge.per_client.lock() {
+                if let Some(n) = map.get_mut(&ip) {
+                    *n -= 1;
+                    if *n == 0 {
+                        map.remove(&ip);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The `clients` settings one connection lives by.
+struct Bounds {
+    header: Duration,
+    idle: Duration,
+    write: Duration,
+    max_header: usize,
+    max_open: usize,
+    max_per_client: usize,
+}
+
+/// How reading a request head ended.
+enum Head {
+    Ready(BytesMut),
+    /// The client closed, went idle too long, or the process drains.
+    Closed,
+    Reject(u16, &'static str, String),
+}
+
+impl<A> Edge<A> {
+    fn bounds(&self) -> Bounds {
+        let rt = self.runtime.load();
+        let c = &rt.config.clients;
+        let idle = match rt.config.timeouts.client_keepalive_s {
+            Some(s) if s > 0 => Duration::from_secs(s),
+            _ => Duration::from_millis(c.idle_timeout_ms),
+        };
+        Bounds {
+            header: Duration::from_millis(c.header_timeout_ms),
+            idle,
+            write: Duration::from_millis(c.write_timeout_ms),
+            max_header: c.max_header_bytes,
+            max_open: c.max_connections,
+            max_per_client: c.max_connections_per_client,
+        }
+    }
+
+    /// Counts the connection in, or None when a cap is reached.
+    fn admit(&self, ip: Option<IpAddr>, b: &Bounds) -> Option<Slot<'_, A>> {
+        if self.open.fetch_add(1, Relaxed) >= b.max_open {
+            self.open.fetch_sub(1, Relaxed);
+            return None;
+        }
+        // From here on `slot` gives the global count back when dropped.
+        let mut slot = Slot {
+            edge: self,
+            ip: None,
+        };
+        let Some(ip) = ip else {
+            return Some(slot);
+        };
+        let mut map = self.per_client.lock().ok()?;
+        let n = map.entry(ip).or_insert(0);
+        if *n >= b.max_per_client {
+            return None;
+        }
+        *n += 1;
+        slot.ip = Some(ip);
+        Some(slot)
+    }
+
+    /// Reads one request head: within `wait` for its first byte, then
+    /// within `b.header` for the rest.
+    async fn read_head(
+        &self,
+        stream: &mut Stream,
+        wait: Duration,
+        b: &Bounds,
+        shutdown: &ShutdownWatch,
+    ) -> Head {
+        let mut buf = BytesMut::with_capacity(4096);
+        let mut shutdown = shutdown.clone();
+        if *shutdown.borrow() {
+            return Head::Closed;
+        }
+        let mut deadline = Instant::now() + wait;
+        let mut started = false;
+        loop {
+            let read = tokio::select! {
+                biased;
+                r = tokio::time::timeout_at(deadline, stream.read_buf(&mut buf)) => r,
+                // Idle between requests when the process drains: close.
+                _ = shutdown.changed(), if buf.is_empty() => return Head::Closed,
+            };
+            match read {
+                Err(_) if buf.is_empty() => return Head::Closed,
+                Err(_) => {
+                    return Head::Reject(
+                        408,
+                        "request_timeout",
+                        "the request head did not arrive in time (clients.header_timeout_ms)"
+                            .into(),
+                    )
+                }
+                Ok(Ok(0)) | Ok(Err(_)) => return Head::Closed,
+                Ok(Ok(_)) => {}
+            }
+            if !started {
+                // The first bytes arrived: the head's own deadline starts.
+                started = true;
+                deadline = Instant::now() + b.header;
+            }
+            if let Some(end) = head_end(&buf) {
+                if self.strict {
+                    if let Err(why) = check_head(&buf[..end]) {
+                        return Head::Reject(400, "invalid_request", why);
+                    }
+                }
+                return Head::Ready(buf);
+            }
+            if buf.len() > b.max_header {
+                return Head::Reject(
+                    431,
+                    "header_too_large",
+                    format!(
+                        "the request head is larger than {} bytes (clients.max_header_bytes)",
+                        b.max_header
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// End of the request head (after the blank line), if it is complete.
+fn head_end(buf: &[u8]) -> Option<usize> {
+    let crlf = memchr::memmem::find(buf, b"\r\n\r\n").map(|i| i + 4);
+    let lf = memchr::memmem::find(buf, b"\n\n").map(|i| i + 2);
+    match (crlf, lf) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// A complete head parsed as HTTP/1.x; HTTP/1.1 must name its `Host`.
+fn check_head(head: &[u8]) -> Result<(), String> {
+    let mut headers = [httparse::EMPTY_HEADER; 128];
+    let mut req = httparse::Request::new(&mut headers);
+    match req.parse(head) {
+        Ok(httparse::Status::Complete(_)) => {}
+        Ok(httparse::Status::Partial) => return Err("incomplete request head".into()),
+        Err(e) => return Err(format!("malformed request head: {e}")),
+    }
+    let has_host = req
+        .headers
+        .iter()
+        .any(|h| h.name.eq_ignore_ascii_case("host"));
+    if req.version == Some(1) && !has_host {
+        return Err("an HTTP/1.1 request must carry a Host header".into());
+    }
+    Ok(())
+}
+
+/// Answers `status` with a JSON error and closes.
+async fn reject(stream: &mut Stream, status: u16, code: &str, message: &str) {
+    let reason = http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Error");
+    let body = serde_json::json!({"error": {"code": code, "message": message,
+        "type": "invalid_request_error"}})
+    .to_string();
+    let head = format!(
+        "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = stream.write_all(head.as_bytes()).await;
+    let _ = stream.write_all(body.as_bytes()).await;
+    let _ = stream.flush().await;
+    let _ = stream.shutdown().await;
+}
+
+#[async_trait]
+impl<A> ServerApp for Edge<A>
+where
+    A: HttpServerApp + Send + Sync + 'static,
+{
+    async fn process_new(
+        self: &Arc<Self>,
+        mut stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
+            return ServerApp::process_new(&self.app, stream, shutdown).await;
+        }
+        let b = self.bounds();
+        let ip = stream
+            .get_socket_digest()
+            .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()));
+        let Some(_slot) = self.admit(ip, &b) else {
+            crate::metrics::metrics().connection_refused();
+            reject(
+                &mut stream,
+                503,
+                "too_many_connections",
+                "too many open connections (clients.max_connections / max_connections_per_client)",
+            )
+            .await;
+            return None;
+        };
+        let mut reused: Option<HttpPersistentSettings> = None;
+        let mut wait = b.header;
+        loop {
+            let head = match self.read_head(&mut stream, wait, &b, shutdown).await {
+                Head::Ready(head) => head,
+                Head::Closed => return None,
+                Head::Reject(status, code, message) => {
+                    reject(&mut stream, status, code, &message).await;
+                    return None;
+                }
+            };
+            let mut session = ServerSession::new_http1(stream);
+            match reused.take() {
+                Some(settings) => settings.apply_to_session(&mut session),
+                None => session.set_keepalive(Some(b.idle.as_secs().max(1))),
+            }
+            if *shutdown.borrow() {
+                session.set_keepalive(None);
+            }
+            session.set_pipelined_prefix(head);
+            session.set_write_timeout(Some(b.write));
+            let (next, settings) = self
+                .app
+                .process_new_http(session, shutdown)
+                .await?
+                .consume();
+            stream = next;
+            reused = settings;
+            wait = b.idle;
+        }
+    }
+
+    async fn cleanup(&self) {
+        self.app.http_cleanup().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{check_head, head_end};
+
+    #[test]
+    fn head_ends_at_the_first_blank_line() {
+        assert_eq!(head_end(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nbody"), Some(27));
+        assert_eq!(head_end(b"GET / HTTP/1.1\nHost: x\n\nbody"), Some(24));
+        assert_eq!(head_end(b"GET / HTTP/1.1\r\nHost: x\r\n"), None);
+    }
+
+    #[test]
+    fn heads_are_checked() {
+        assert!(check_head(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").is_ok());
+        assert!(check_head(b"GET / HTTP/1.0\r\n\r\n").is_ok());
+        let no_host = check_head(b"GET / HTTP/1.1\r\nA: b\r\n\r\n").unwrap_err();
+        assert!(no_host.contains("Host"), "{no_host}");
+        assert!(check_head(b"GET / HTTP/1.1\r\nBad Header\r\n\r\n").is_err());
+        assert!(check_head(b"\x01\x02 / HTTP/1.1\r\n\r\n").is_err());
+    }
+}
