@@ -144,6 +144,42 @@ impl GatewayError {
     }
 }
 
+impl GatewayError {
+    /// The body in Anthropic's error shape, for clients of the Messages
+    /// API (`POST /v1/messages`): `{"type":"error","error":{"type",
+    /// "message"}}`, with the gateway's `code` and `trace_id` beside them.
+    pub fn anthropic_body(&self, trace_id: &str) -> Vec<u8> {
+        let kind = match self.status() {
+            400 | 408 | 413 | 422 | 431 => "invalid_request_error",
+            401 => "authentication_error",
+            403 => "permission_error",
+            404 => "not_found_error",
+            429 => "rate_limit_error",
+            503 | 529 => "overloaded_error",
+            _ => "api_error",
+        };
+        json!({"type": "error", "error": {"type": kind, "message": self.to_string(),
+            "code": self.code(), "trace_id": trace_id}})
+        .to_string()
+        .into_bytes()
+    }
+}
+
+/// A client-supplied string as it may appear in an error message: at most
+/// 128 bytes (cut on a character boundary, `…` added), so an answer never
+/// echoes a huge input back.
+pub fn clip(s: &str) -> String {
+    const MAX: usize = 128;
+    if s.len() <= MAX {
+        return s.to_string();
+    }
+    let mut end = MAX;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
 /// The one error shape: OpenAI's `error` object plus seed 002's top level.
 fn shape(
     code: &str,

@@ -8,6 +8,11 @@
 //! gateway's listeners answer malformed heads before Pingora sees them
 //! (`edge.rs`); this filter is the second line: in any Pingora log line,
 //! everything from `buf:` on is replaced.
+//!
+//! Pingora also logs a client that went away (closed mid-stream, stopped
+//! reading) as an `ERROR`, twice for a piped stream (the request and its
+//! subrequest). That is the client's doing, not the gateway's: such lines
+//! are logged at `info` (the access log records the request anyway).
 
 use log::{Log, Metadata, Record};
 
@@ -30,23 +35,39 @@ impl Log for Redacting {
             return;
         }
         let text = record.args().to_string();
-        match redact(&text) {
-            Some(clean) => self.0.log(
-                &Record::builder()
-                    .args(format_args!("{clean}"))
-                    .metadata(record.metadata().clone())
-                    .module_path(record.module_path())
-                    .file(record.file())
-                    .line(record.line())
-                    .build(),
-            ),
-            None => self.0.log(record),
+        let mut metadata = record.metadata().clone();
+        if record.level() <= log::Level::Warn && client_gone(&text) {
+            metadata = Metadata::builder()
+                .level(log::Level::Info)
+                .target(record.target())
+                .build();
+            if !self.0.enabled(&metadata) {
+                return;
+            }
         }
+        let clean = redact(&text);
+        self.0.log(
+            &Record::builder()
+                .args(format_args!("{}", clean.as_deref().unwrap_or(&text)))
+                .metadata(metadata)
+                .module_path(record.module_path())
+                .file(record.file())
+                .line(record.line())
+                .build(),
+        );
     }
 
     fn flush(&self) {
         self.0.flush();
     }
+}
+
+/// Whether a Pingora error line is about the client going away.
+fn client_gone(text: &str) -> bool {
+    text.contains("Downstream ")
+        && ["WriteError", "ReadError", "ConnectionClosed", "WriteTimedout"]
+            .iter()
+            .any(|e| text.contains(e))
 }
 
 /// `text` cut at its first `buf:`, or None when it has none.
@@ -76,5 +97,12 @@ mod tests {
         assert!(!clean.contains("sk-secret"), "{clean}");
         assert!(clean.starts_with("Fail to proxy: InvalidHTTPHeader context: "));
         assert_eq!(redact("no request here"), None);
+    }
+
+    #[test]
+    fn a_client_going_away_is_not_an_error() {
+        assert!(super::client_gone("Fail to filter request: Downstream WriteError context: flushing body cause: Broken pipe"));
+        assert!(super::client_gone("Fail to proxy: Downstream ReadError context: during HTTP idle state (subrequest)"));
+        assert!(!super::client_gone("Fail to proxy: Upstream ConnectRefused"));
     }
 }

@@ -214,3 +214,229 @@ async fn paths_are_matched_routed_and_forwarded_normalised() {
         assert!(resp.contains("request path refused"), "{path}: {resp}");
     }
 }
+
+/// Invalid input on a catalog model is a 400 in the client's own format,
+/// before any byte of an answer, for JSON and streams alike (it was a 500
+/// or a 400 head with no body about half the time).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_catalog_input_is_a_400_in_the_clients_format() {
+    let m = mock("a").await;
+    let servers = [
+        server("p", "p", m.addr.port(), ""),
+        server(
+            "an",
+            "anp",
+            m.addr.port(),
+            "    provider: anthropic\n    api_key: k\n",
+        ),
+    ];
+    let models = "models:\n  - name: via-claude\n    deployments:\n      - {name: an, upstream: anp, model: claude-sonnet-4-5}\n";
+    let gw = Gateway::start(&config(&servers, &format!("{CATCH_ALL}{models}"))).await;
+    let c = reqwest::Client::new();
+    for round in 0..10 {
+        for stream in [false, true] {
+            // Two choices: Anthropic's API cannot express it.
+            let openai = json!({"model": "via-claude", "n": 2, "stream": stream,
+                "messages": [{"role": "user", "content": "hi"}]});
+            let r = post(&c, gw.url("/v1/chat/completions"))
+                .json(&openai)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 400, "round {round} stream {stream}");
+            let v: Value = r.json().await.unwrap();
+            assert_eq!(v["error"]["code"], "invalid_request", "{v}");
+            assert!(v["error"]["message"].as_str().unwrap().contains('n'), "{v}");
+
+            // A Messages request whose content block type is unknown.
+            let anthropic = json!({"model": "via-claude", "max_tokens": 10, "stream": stream,
+                "messages": [{"role": "user", "content": [{"type": "nonsense"}]}]});
+            let r = c
+                .post(gw.url("/v1/messages"))
+                .header("x-api-key", "sk-test")
+                .json(&anthropic)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 400, "round {round} stream {stream}");
+            assert!(r.headers().contains_key("content-length"));
+            let v: Value = r.json().await.unwrap();
+            assert_eq!(v["type"], "error", "{v}");
+            assert_eq!(v["error"]["type"], "invalid_request_error", "{v}");
+        }
+    }
+    assert_eq!(served(&m), 0);
+}
+
+/// A catalog model served by an OpenAI-format deployment answers with the
+/// public name the client asked for, in JSON and in every stream chunk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catalog_answers_carry_the_public_model_name() {
+    let m = mock("a").await;
+    let models = "models:\n  - name: house-model\n    deployments:\n      - {name: oa, upstream: p, model: gpt-4o-mini}\n";
+    let gw = Gateway::start(&config(
+        &[server("a", "p", m.addr.port(), "    provider: openai\n")],
+        &format!("{CATCH_ALL}{models}"),
+    ))
+    .await;
+    let c = reqwest::Client::new();
+    let body = |stream: bool| {
+        json!({"model": "house-model", "stream": stream,
+            "messages": [{"role": "user", "content": "hi"}]})
+    };
+    let v: Value = post(&c, gw.url("/v1/chat/completions"))
+        .json(&body(false))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["model"], "house-model", "{v}");
+    let text = post(&c, gw.url("/v1/chat/completions"))
+        .json(&body(true))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let chunks: Vec<Value> = text
+        .split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str(d).ok())
+        .collect();
+    assert!(chunks.len() > 5, "{text}");
+    for chunk in &chunks {
+        assert_eq!(chunk["model"], "house-model", "{chunk}");
+    }
+    assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+}
+
+/// Values that would break serving later are refused up front, each named.
+#[test]
+fn check_refuses_values_that_break_serving_later() {
+    let yaml = r#"
+listen: {proxy: "127.0.0.1:1", admin: "127.0.0.1:2"}
+admin: {tokens: [tok-a, tok-a, " "]}
+metrics: {token: tok-a}
+namespaces:
+  - {namespace_code: "bad\ncode"}
+  - {namespace_code: " padded "}
+upstream_servers:
+  - server_name: s
+    server_address: 127.0.0.1
+    server_port: 9
+    server_type: https
+    sni: "api.example.com\r\nx"
+    inject_headers: {Host: evil, content-length: "5", Transfer-Encoding: chunked, x-fine: ok}
+routes:
+  - {prefix: /, upstream: s}
+"#;
+    let (path, _, _) = write_config(yaml);
+    let out = std::process::Command::new(sluice_bin())
+        .args(["check", "-c"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(out.status.code(), Some(2));
+    let text = String::from_utf8_lossy(&out.stderr);
+    for expected in [
+        "admin.tokens[1]: duplicates another admin token",
+        "admin.tokens[2]: must not be empty",
+        "metrics.token: must differ from every admin token",
+        "namespaces[0].namespace_code:",
+        "namespaces[1].namespace_code:",
+        "upstream_servers[0].sni:",
+        "upstream_servers[0].inject_headers.Host:",
+        "upstream_servers[0].inject_headers.content-length:",
+        "upstream_servers[0].inject_headers.Transfer-Encoding:",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+    assert!(!text.contains("x-fine"), "{text}");
+    assert!(!text.contains("tok-a"), "a secret in the output:\n{text}");
+}
+
+/// A pool nothing routes to does not make the gateway unhealthy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unused_pool_that_cannot_resolve_leaves_health_alone() {
+    let m = mock("a").await;
+    let servers = [
+        server("a", "p", m.addr.port(), ""),
+        "  - server_name: ghost\n    pool: unused\n    server_address: no-such-host.invalid\n    server_port: 80\n".to_string(),
+    ];
+    let gw = Gateway::start(&config(&servers, CATCH_ALL)).await;
+    let r = reqwest::get(gw.url("/health")).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["services"]["upstreams"]["pools"]["unused"]["in_use"], false, "{v}");
+    assert_eq!(v["services"]["upstreams"]["pools"]["p"]["in_use"], true, "{v}");
+}
+
+/// An upstream answering 101 to a request that never asked to upgrade gets
+/// no tunnel: the client gets 502 and none of the upstream's raw bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unasked_upgrade_opens_no_tunnel() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for stream in listener.incoming().flatten() {
+            let mut s = stream;
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(
+                b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: raw\r\n\r\nTUNNEL-BYTES",
+            );
+        }
+    });
+    let gw = Gateway::start(&config(&[server("a", "p", port, "")], CATCH_ALL)).await;
+    let resp = gw.raw(
+        b"GET /anything HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer sk-test\r\nConnection: close\r\n\r\n",
+    );
+    assert!(resp.starts_with("HTTP/1.1 502"), "{resp}");
+    assert!(!resp.contains("TUNNEL-BYTES"), "{resp}");
+}
+
+/// A client that goes away mid-stream is the client's doing: no ERROR line
+/// (Pingora wrote two, one for the request and one for its subrequest).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_abort_logs_no_error() {
+    use futures_util::StreamExt;
+    let m = mock("a").await;
+    let dir = std::env::temp_dir();
+    let access = dir.join(format!("sluice-abort-{}.access", std::process::id()));
+    let stderr = dir.join(format!("sluice-abort-{}.err", std::process::id()));
+    let _ = std::fs::remove_file(&access);
+    let rest = format!("{CATCH_ALL}access_log:\n  path: {}\n", access.display());
+    let gw = Gateway::start_logging(
+        &config(&[server("a", "p", m.addr.port(), "")], &rest),
+        "warn",
+        Some(&stderr),
+    )
+    .await;
+    let c = reqwest::Client::new();
+    let r = post(&c, gw.url("/v1/chat/completions"))
+        .header("x-mock-chunk-ms", "50")
+        .header("x-mock-tokens", "100")
+        .json(&chat_body(true))
+        .send()
+        .await
+        .unwrap();
+    let mut body = r.bytes_stream();
+    body.next().await.unwrap().unwrap();
+    drop(body);
+    drop(c);
+    // The access log line is written after Pingora's own lines.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !std::fs::read_to_string(&access).is_ok_and(|t| t.contains("chat/completions")) {
+        assert!(std::time::Instant::now() < deadline, "no access log line");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let log = std::fs::read_to_string(&stderr).unwrap();
+    assert!(!log.contains("ERROR"), "{log}");
+    let _ = std::fs::remove_file(&access);
+    let _ = std::fs::remove_file(&stderr);
+}

@@ -311,6 +311,10 @@ async fn forward_xff_appends_the_client_address_only_when_on() {
             .get(gw.url("/echo/xff"))
             .bearer_auth("sk-test")
             .header("x-forwarded-for", "10.0.0.9")
+            .header("forwarded", "for=10.6.6.6;host=evil")
+            .header("x-real-ip", "10.6.6.6")
+            .header("x-forwarded-host", "evil.example")
+            .header("x-forwarded-proto", "https")
             .send()
             .await
             .unwrap()
@@ -322,5 +326,14 @@ async fn forward_xff_appends_the_client_address_only_when_on() {
             expected,
             "forward_xff: {on}"
         );
+        // The rest of the family is the client's claim: never forwarded.
+        for name in [
+            "forwarded",
+            "x-real-ip",
+            "x-forwarded-host",
+            "x-forwarded-proto",
+        ] {
+            assert!(echo["headers"].get(name).is_none(), "{name}: {echo}");
+        }
     }
 }

@@ -4,12 +4,26 @@
 //! value): bounding the count bounds the memory a request body can take
 //! once parsed, which its byte size alone does not.
 
-/// Whether `body` holds more than `limit` JSON values (members' keys
-/// included), counted without parsing: one per `[`, `{`, `,` and `:`
-/// outside strings, plus one. Stops as soon as the count passes `limit`.
-/// Text that is not JSON gets some count; the parser judges it later.
+/// What [`scan`] counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    /// JSON values, members' keys included (an upper bound).
+    pub values: usize,
+    /// Object members (`:` outside strings): exact for valid JSON.
+    pub members: usize,
+}
+
+/// Whether `body` holds more than `limit` JSON values (see [`scan`]).
 pub fn values_over(body: &[u8], limit: usize) -> bool {
+    scan(body, limit).is_none()
+}
+
+/// Counts `body`'s values (one per `[`, `{`, `,` and `:` outside strings,
+/// plus one) and members without parsing; None as soon as the values pass
+/// `limit`. Text that is not JSON gets some count; the parser judges it.
+pub fn scan(body: &[u8], limit: usize) -> Option<Shape> {
     let mut count = 1usize;
+    let mut members = 0usize;
     let mut i = 0;
     while i < body.len() {
         match body[i] {
@@ -18,7 +32,7 @@ pub fn values_over(body: &[u8], limit: usize) -> bool {
                 i += 1;
                 loop {
                     match memchr::memchr2(b'"', b'\\', &body[i.min(body.len())..]) {
-                        None => return count > limit,
+                        None => return shape(count, members, limit),
                         Some(k) if body[i + k] == b'\\' => i += k + 2,
                         Some(k) => {
                             i += k;
@@ -29,15 +43,30 @@ pub fn values_over(body: &[u8], limit: usize) -> bool {
             }
             b'[' | b'{' | b',' | b':' => {
                 count += 1;
+                members += usize::from(body[i] == b':');
                 if count > limit {
-                    return true;
+                    return None;
                 }
             }
             _ => {}
         }
         i += 1;
     }
-    count > limit
+    shape(count, members, limit)
+}
+
+fn shape(values: usize, members: usize, limit: usize) -> Option<Shape> {
+    (values <= limit).then_some(Shape { values, members })
+}
+
+/// Members of every object in `v`: fewer than [`Shape::members`] of its
+/// text means duplicate keys were collapsed.
+pub fn members(v: &serde_json::Value) -> usize {
+    match v {
+        serde_json::Value::Array(a) => a.iter().map(members).sum(),
+        serde_json::Value::Object(o) => o.len() + o.values().map(members).sum::<usize>(),
+        _ => 0,
+    }
 }
 
 #[cfg(test)]
@@ -51,6 +80,20 @@ mod tests {
             serde_json::Value::Array(a) => a.iter().map(parsed_values).sum(),
             serde_json::Value::Object(o) => o.values().map(|v| 1 + parsed_values(v)).sum(),
             _ => 0,
+        }
+    }
+
+    #[test]
+    fn duplicate_keys_show_as_missing_members() {
+        for (text, dup) in [
+            (r#"{"a":1,"b":{"c":2}}"#, false),
+            (r#"{"a":1,"a":2}"#, true),
+            (r#"{"m":[{"x":1},{"x":2,"x":3}]}"#, true),
+            (r#"{"a":"x:y","b":"\":"}"#, false),
+        ] {
+            let shape = super::scan(text.as_bytes(), 100).unwrap();
+            let v: serde_json::Value = serde_json::from_str(text).unwrap();
+            assert_eq!(super::members(&v) != shape.members, dup, "{text}");
         }
     }
 
@@ -69,13 +112,15 @@ mod tests {
     }
 
     proptest! {
-        /// Never fewer than the values serde_json builds, never panics.
+        /// Never fewer than the values serde_json builds, never panics;
+        /// members are exact when no key repeats.
         #[test]
         fn bounds_what_the_parser_builds(v in arb_json()) {
             let text = serde_json::to_vec(&v).unwrap();
             let n = parsed_values(&v);
             prop_assert!(values_over(&text, n - 1));
             prop_assert!(!values_over(&text, 2 * n + 1));
+            prop_assert_eq!(super::scan(&text, usize::MAX).unwrap().members, super::members(&v));
         }
 
         #[test]

@@ -98,10 +98,14 @@ impl CompiledProxyRule {
                 .header
                 .as_ref()
                 .is_none_or(|(name, re)| facts.headers.header(name).is_some_and(|v| re.is_match(v)))
-            && self
-                .body
-                .as_ref()
-                .is_none_or(|re| re.is_match(facts.raw_body))
+            && self.body.as_ref().is_none_or(|re| match facts.body {
+                // JSON is searched in one canonical spelling (keys sorted,
+                // no insignificant whitespace, standard escapes), so that
+                // `"model":"\u0073pecial"` or reordered keys decide the
+                // same as the plain spelling.
+                Some(v) => serde_json::to_vec(v).is_ok_and(|text| re.is_match(&text)),
+                None => re.is_match(facts.raw_body),
+            })
     }
 }
 

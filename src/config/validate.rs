@@ -103,6 +103,23 @@ impl Validator<'_> {
                 );
             }
         }
+        let mut tokens = HashSet::new();
+        for (i, t) in c.admin.tokens.iter().enumerate() {
+            let t = t.expose();
+            if t.trim().is_empty() {
+                self.problem(format!("admin.tokens[{i}]"), "must not be empty");
+            } else if !tokens.insert(t.as_str()) {
+                self.problem(format!("admin.tokens[{i}]"), "duplicates another admin token");
+            }
+        }
+        if let Some(m) = &c.metrics.token {
+            if tokens.contains(m.expose().as_str()) {
+                self.problem(
+                    "metrics.token",
+                    "must differ from every admin token (a scraper's token must not open the admin API)",
+                );
+            }
+        }
         if c.limits.max_json_values == 0 {
             self.problem("limits.max_json_values", "must be greater than 0");
         }
@@ -210,8 +227,14 @@ impl Validator<'_> {
         let mut ids = HashSet::new();
         for (i, ns) in self.c.namespaces.iter().enumerate() {
             let path = format!("namespaces[{i}]");
-            if ns.namespace_code.trim().is_empty() {
+            let code = &ns.namespace_code;
+            if code.trim().is_empty() {
                 self.problem(format!("{path}.namespace_code"), "must not be empty");
+            } else if code.trim() != code || code.chars().any(char::is_control) {
+                self.problem(
+                    format!("{path}.namespace_code"),
+                    format!("{code:?} has surrounding spaces or control characters"),
+                );
             }
             if !codes.insert(ns.namespace_code.as_str()) {
                 self.problem(
@@ -259,11 +282,38 @@ impl Validator<'_> {
                     );
                 }
             }
+            if let Some(sni) = &s.sni {
+                let ok = !sni.is_empty()
+                    && sni
+                        .chars()
+                        .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '.' | '_'));
+                if !ok {
+                    self.problem(
+                        format!("{path}.sni"),
+                        format!("{sni:?} is not a host name (letters, digits, `-`, `.`)"),
+                    );
+                }
+            }
             for (name, value) in &s.inject_headers {
                 if http::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
                     self.problem(
                         format!("{path}.inject_headers.{name}"),
                         "is not a valid header name",
+                    );
+                }
+                const FRAMING: [&str; 7] = [
+                    "host",
+                    "content-length",
+                    "transfer-encoding",
+                    "connection",
+                    "upgrade",
+                    "te",
+                    "trailer",
+                ];
+                if FRAMING.iter().any(|f| name.eq_ignore_ascii_case(f)) {
+                    self.problem(
+                        format!("{path}.inject_headers.{name}"),
+                        "sets a header the gateway owns (host, framing, hop-by-hop)",
                     );
                 }
                 if http::header::HeaderValue::from_str(value.expose()).is_err() {

@@ -29,6 +29,16 @@ pub fn request(op: Operation, d: &DeploymentRt, body: &Value) -> Result<Upstream
     })
 }
 
+/// What [`request`] would refuse, without serializing.
+pub fn check(op: Operation, d: &DeploymentRt, body: &Value) -> Result<(), String> {
+    if op != Operation::Chat {
+        return Err("anthropic serves chat only".into());
+    }
+    openai_to_anthropic(body, d.default_max_tokens)
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
 pub fn headers(req: &mut RequestHeader) -> pingora::Result<()> {
     if req.headers.get("anthropic-version").is_none() {
         req.insert_header("anthropic-version", VERSION)?;

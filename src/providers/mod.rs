@@ -38,6 +38,16 @@ pub fn request(op: Operation, d: &DeploymentRt, body: &Value) -> Result<Upstream
     }
 }
 
+/// Whether deployment `d` can take `body` at all (what [`request`] would
+/// refuse for the request itself, checked without building it): only
+/// Anthropic refuses requests, those its translation cannot express.
+pub fn check(op: Operation, d: &DeploymentRt, body: &Value) -> Result<(), String> {
+    match d.provider {
+        ProviderKind::Anthropic => anthropic::check(op, d, body),
+        _ => Ok(()),
+    }
+}
+
 /// Headers the provider needs besides auth (which `headers.rs` injects
 /// from the server's key).
 pub fn headers(provider: ProviderKind, req: &mut RequestHeader) -> pingora::Result<()> {

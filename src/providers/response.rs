@@ -1,6 +1,8 @@
 //! The answer of a catalog attempt as an OpenAI client gets it: Anthropic
 //! JSON and SSE translated to OpenAI's (`sluice_filters::translate`),
-//! OpenAI-format answers passed through while their usage is read, and a
+//! OpenAI-format answers passed through with `model` set to the public
+//! name the client asked for (not the deployment's) while their usage is
+//! read, and a
 //! final upstream error rewritten into the gateway's error shape
 //! ([`crate::error::upstream_error_body`]). Runs in `response_filter` /
 //! `response_body_filter` of the session that made the attempt (the direct
@@ -18,9 +20,9 @@ use sluice_filters::translate::{anthropic_response_to_openai, AnthropicToOpenAiS
 const MAX_BUFFER: usize = 8 * 1024 * 1024;
 
 enum Mode {
-    /// OpenAI JSON: passed through, a copy kept to read `usage` at the end.
+    /// OpenAI JSON: buffered, `model` renamed, `usage` read.
     OpenAiJson(Vec<u8>),
-    /// OpenAI SSE: passed through, events parsed for `usage`.
+    /// OpenAI SSE: event by event, `model` renamed, `usage` read.
     OpenAiSse(Box<SseParser>),
     AnthropicJson(Vec<u8>),
     AnthropicSse(Box<AnthropicToOpenAiStream>),
@@ -71,10 +73,7 @@ impl ResponseAdapter {
 
     /// The header: a body that will change loses its length.
     pub fn on_header(&mut self, header: &mut ResponseHeader) -> pingora::Result<()> {
-        if matches!(
-            self.mode,
-            Mode::AnthropicJson(_) | Mode::AnthropicSse(_) | Mode::Error(_)
-        ) {
+        if !matches!(self.mode, Mode::Off) {
             header.remove_header("content-length");
             header.insert_header("transfer-encoding", "chunked")?;
         }
@@ -93,30 +92,52 @@ impl ResponseAdapter {
         match &mut self.mode {
             Mode::Off => {}
             Mode::OpenAiJson(buf) => {
-                if let Some(b) = body.as_deref() {
-                    if buf.len() + b.len() <= MAX_BUFFER {
-                        buf.extend_from_slice(b);
-                    }
+                if let Some(b) = body.take() {
+                    buf.extend_from_slice(&b);
                 }
-                if end {
-                    self.usage = serde_json::from_slice::<Value>(buf)
-                        .ok()
-                        .and_then(|v| openai_usage(&v));
-                    buf.clear();
+                if buf.len() > MAX_BUFFER {
+                    // Too large to rewrite: what is held goes out as is,
+                    // and so does the rest.
+                    *body = Some(Bytes::from(std::mem::take(buf)));
+                    self.mode = Mode::Off;
+                } else if end {
+                    let whole = std::mem::take(buf);
+                    let out = match serde_json::from_slice::<Value>(&whole) {
+                        Ok(mut v) => {
+                            self.usage = openai_usage(&v);
+                            match rename_model(&mut v, &self.public_model) {
+                                true => v.to_string().into_bytes(),
+                                false => whole,
+                            }
+                        }
+                        Err(_) => whole,
+                    };
+                    *body = Some(Bytes::from(out));
                 }
             }
             Mode::OpenAiSse(parser) => {
                 let usage = &mut self.usage;
+                let public = self.public_model.as_str();
+                let mut out = Vec::new();
                 let mut on_event = |ev: sluice_filters::stream::SseEvent<'_>| {
-                    if let Some(data) = ev.data.as_deref() {
-                        if data.contains("\"usage\"") {
-                            if let Some(u) = serde_json::from_str::<Value>(data)
-                                .ok()
-                                .and_then(|v| openai_usage(&v))
-                            {
-                                *usage = Some(u);
-                            }
-                        }
+                    let json = ev
+                        .data
+                        .as_deref()
+                        .filter(|d| d.starts_with('{'))
+                        .and_then(|d| serde_json::from_str::<Value>(d).ok());
+                    let Some(mut v) = json else {
+                        out.extend_from_slice(ev.raw);
+                        return;
+                    };
+                    if let Some(u) = openai_usage(&v) {
+                        *usage = Some(u);
+                    }
+                    if rename_model(&mut v, public) {
+                        out.extend_from_slice(b"data: ");
+                        out.extend_from_slice(v.to_string().as_bytes());
+                        out.extend_from_slice(b"\n\n");
+                    } else {
+                        out.extend_from_slice(ev.raw);
                     }
                 };
                 if let Some(b) = body.as_deref() {
@@ -125,6 +146,7 @@ impl ResponseAdapter {
                 if end {
                     parser.finish(&mut on_event);
                 }
+                *body = (!out.is_empty()).then(|| Bytes::from(out));
             }
             Mode::AnthropicSse(t) => {
                 let mut out = Vec::new();
@@ -172,6 +194,18 @@ impl ResponseAdapter {
     /// `(prompt, completion)` tokens, once the answer reported them.
     pub fn usage(&self) -> Option<(u64, u64)> {
         self.usage
+    }
+}
+
+/// Sets an answer's `model` to `public` when it names another; returns
+/// whether it changed.
+fn rename_model(v: &mut Value, public: &str) -> bool {
+    match v.get_mut("model") {
+        Some(Value::String(m)) if m != public => {
+            *m = public.to_string();
+            true
+        }
+        _ => false,
     }
 }
 

@@ -67,10 +67,19 @@ pub async fn admit(
     let (body, has_body) =
         read_body(session, rt.config.limits.max_body_bytes, body_deadline).await?;
     let max_values = rt.config.limits.max_json_values;
-    if sluice_filters::json_size::values_over(&body, max_values) {
-        return Err(GatewayError::TooManyJsonValues(max_values));
-    }
+    let shape = sluice_filters::json_size::scan(&body, max_values)
+        .ok_or(GatewayError::TooManyJsonValues(max_values))?;
     let parsed = parse_json(json_endpoint(session.req_header().uri.path()), &body)?;
+    // The parser keeps the last of repeated keys; an upstream may read the
+    // first: the gateway would decide on one and forward the other.
+    if parsed
+        .as_ref()
+        .is_some_and(|v| sluice_filters::json_size::members(v) != shape.members)
+    {
+        return Err(GatewayError::InvalidRequest(
+            "the request body repeats a key in a JSON object".into(),
+        ));
+    }
     // Anthropic's Messages API for a catalog model: admitted as the OpenAI
     // chat request it translates to; the answer is translated back
     // (`client_format.rs`).
@@ -86,7 +95,7 @@ pub async fn admit(
     observe::model(obs, rt, llm.model.as_deref(), llm.stream);
     if let (Some(k), Some(model)) = (key, llm.model.as_deref()) {
         if !rt.keys[k].allows(model) {
-            return Err(GatewayError::ModelNotAllowed(model.to_string()));
+            return Err(GatewayError::ModelNotAllowed(crate::error::clip(model)));
         }
     }
 
@@ -145,7 +154,8 @@ pub async fn admit(
     if route.is_none() && catalog_model.is_none() {
         return Err(GatewayError::RouteNotFound(format!(
             "{} {}",
-            facts.method, facts.path
+            facts.method,
+            crate::error::clip(facts.path)
         )));
     }
     if let Some(route) = &route {
@@ -229,6 +239,23 @@ pub async fn admit(
     }
     let catalog = match (catalog_model, parsed) {
         (Some((op, model)), Some(json)) => {
+            // A request no deployment can take is the client's error: a
+            // 400 now, before anything is sent (not a failure mid-attempt).
+            let mut refusal = None;
+            for d in &rt.catalog.models[model].deployments {
+                match crate::providers::check(op, d, &json) {
+                    Ok(()) => {
+                        refusal = None;
+                        break;
+                    }
+                    Err(why) => {
+                        refusal.get_or_insert(why);
+                    }
+                }
+            }
+            if let Some(why) = refusal {
+                return Err(GatewayError::InvalidRequest(why));
+            }
             let prompt = granted
                 .as_ref()
                 .filter(|g| g.metered)

@@ -114,13 +114,30 @@ pub async fn serve(
 pub fn health(rt: &Runtime) -> (u16, serde_json::Value) {
     let mut pools = serde_json::Map::new();
     let mut all_ok = true;
+    // Only pools something routes to decide the gateway's health: a pool
+    // no route, proxy rule or catalog deployment names is reported but
+    // serves nothing.
+    let c = &rt.config;
+    let used: std::collections::HashSet<&str> = c
+        .routes
+        .iter()
+        .map(|r| r.upstream.as_str())
+        .chain(c.proxy_rules.iter().map(|r| r.upstream.as_str()))
+        .chain(
+            c.models
+                .iter()
+                .flat_map(|m| m.deployments.iter().map(|d| d.upstream.as_str())),
+        )
+        .collect();
     for pool in &rt.pools {
         let healthy = pool.healthy_count();
-        all_ok &= healthy > 0;
+        let in_use = used.contains(pool.name.as_str());
+        all_ok &= healthy > 0 || !in_use;
         pools.insert(
             pool.name.clone(),
             json!({"status": if healthy > 0 {"healthy"} else {"unhealthy"},
-                   "healthy_servers": healthy, "servers": pool.servers.len()}),
+                   "healthy_servers": healthy, "servers": pool.servers.len(),
+                   "in_use": in_use}),
         );
     }
     let m = metrics();

@@ -125,6 +125,12 @@ pub fn prepare(
 
     req.insert_header(header::HOST, server.host_header.as_str())?;
     req.insert_header("x-request-id", ctx.request_id.as_str())?;
+    // The client's claims about the original request (its address, host,
+    // scheme) are not forwarded: the gateway vouches only for the
+    // `X-Forwarded-For` it writes itself.
+    for name in &FORWARDED_FAMILY {
+        req.remove_header(name);
+    }
     if rt.config.forward_xff {
         if let Some(ip) = client_ip {
             let value = match req
@@ -149,6 +155,17 @@ pub fn prepare(
     }
     Ok(())
 }
+
+/// Headers in which a client asserts who or where it is, removed before
+/// the upstream (`X-Forwarded-For` is handled by `forward_xff`).
+static FORWARDED_FAMILY: [HeaderName; 6] = [
+    HeaderName::from_static("forwarded"),
+    HeaderName::from_static("x-real-ip"),
+    HeaderName::from_static("x-forwarded-host"),
+    HeaderName::from_static("x-forwarded-proto"),
+    HeaderName::from_static("x-forwarded-port"),
+    HeaderName::from_static("x-client-ip"),
+];
 
 /// `x-request-id` (also what the limits' headers use: names as constants,
 /// so no name is parsed per response).

@@ -288,6 +288,15 @@ impl ProxyHttp for Gateway {
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        // The gateway never forwards `Upgrade` (hop-by-hop): a 101 was not
+        // asked for, and passing it on would open a raw tunnel.
+        if upstream_response.status == http::StatusCode::SWITCHING_PROTOCOLS {
+            ctx.error = Some(GatewayError::UpstreamError);
+            return Err(Error::explain(
+                ErrorType::HTTPStatus(502),
+                "the upstream switched protocols unasked",
+            ));
+        }
         // Catalog attempts first: an error status may still become a
         // retry on the next deployment (nothing reached the client yet).
         if ctx.role != Role::Parent {

@@ -54,7 +54,9 @@ pub async fn json(
     .await
 }
 
-/// Writes a gateway error in the one error shape.
+/// Writes a gateway error in the one error shape, or Anthropic's to
+/// clients of the Messages API (`POST /v1/messages`; a subrequest's errors
+/// are translated by its parent).
 ///
 /// When the request body was left unread, Pingora cannot reuse the
 /// connection; say so (`Connection: close`) so clients do not send the next
@@ -72,11 +74,20 @@ pub async fn error(session: &mut Session, err: &GatewayError, request_id: &str) 
         }
         _ => Vec::new(),
     };
+    let req = session.req_header();
+    let anthropic = session.subrequest_ctx.is_none()
+        && req.method == http::Method::POST
+        && req.uri.path() == "/v1/messages";
+    let body = if anthropic {
+        err.anthropic_body(request_id)
+    } else {
+        err.body(request_id)
+    };
     send(
         session,
         err.status(),
         "application/json",
-        err.body(request_id),
+        body,
         request_id,
         &extra,
     )
