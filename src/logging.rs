@@ -65,9 +65,14 @@ impl Log for Redacting {
 /// Whether a Pingora error line is about the client going away.
 fn client_gone(text: &str) -> bool {
     text.contains("Downstream ")
-        && ["WriteError", "ReadError", "ConnectionClosed", "WriteTimedout"]
-            .iter()
-            .any(|e| text.contains(e))
+        && [
+            "WriteError",
+            "ReadError",
+            "ConnectionClosed",
+            "WriteTimedout",
+        ]
+        .iter()
+        .any(|e| text.contains(e))
 }
 
 /// `text` cut at its first `buf:`, or None when it has none.
@@ -102,7 +107,11 @@ mod tests {
     #[test]
     fn a_client_going_away_is_not_an_error() {
         assert!(super::client_gone("Fail to filter request: Downstream WriteError context: flushing body cause: Broken pipe"));
-        assert!(super::client_gone("Fail to proxy: Downstream ReadError context: during HTTP idle state (subrequest)"));
-        assert!(!super::client_gone("Fail to proxy: Upstream ConnectRefused"));
+        assert!(super::client_gone(
+            "Fail to proxy: Downstream ReadError context: during HTTP idle state (subrequest)"
+        ));
+        assert!(!super::client_gone(
+            "Fail to proxy: Upstream ConnectRefused"
+        ));
     }
 }

@@ -155,13 +155,25 @@ async fn a_client_that_stops_reading_frees_its_slot() {
         .await
         .unwrap();
     let c = reqwest::Client::new();
-    // The stuck request takes the slot ...
+    // The stuck request takes the slot (it reached the upstream) ...
     let deadline = Instant::now() + Duration::from_secs(10);
+    while served(&m) == 0 {
+        assert!(Instant::now() < deadline, "the stuck request never arrived");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     while gw.chat(&c, false).await.status() != 503 {
-        assert!(
-            Instant::now() < deadline,
-            "the stuck request never held the slot"
-        );
+        if Instant::now() > deadline {
+            let mut got = vec![0u8; 300];
+            let n = tokio::time::timeout(
+                Duration::from_secs(1),
+                tokio::io::AsyncReadExt::read(&mut stuck, &mut got),
+            )
+            .await;
+            panic!(
+                "the stuck request never held the slot; it got {n:?}: {}",
+                String::from_utf8_lossy(&got)
+            );
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // ... and gives it back once a write has made no progress for 500 ms.

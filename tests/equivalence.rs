@@ -156,10 +156,7 @@ fn decide(
     head.push_str("\r\n");
     head.push_str(&body);
     let resp = gw.raw(head.as_bytes());
-    let status = resp
-        .get(9..12)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
+    let status = resp.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
     let h = &resp[..resp.find("\r\n\r\n").unwrap_or(resp.len())];
     (
         status,

@@ -371,8 +371,14 @@ async fn an_unused_pool_that_cannot_resolve_leaves_health_alone() {
     let r = reqwest::get(gw.url("/health")).await.unwrap();
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await.unwrap();
-    assert_eq!(v["services"]["upstreams"]["pools"]["unused"]["in_use"], false, "{v}");
-    assert_eq!(v["services"]["upstreams"]["pools"]["p"]["in_use"], true, "{v}");
+    assert_eq!(
+        v["services"]["upstreams"]["pools"]["unused"]["in_use"], false,
+        "{v}"
+    );
+    assert_eq!(
+        v["services"]["upstreams"]["pools"]["p"]["in_use"], true,
+        "{v}"
+    );
 }
 
 /// An upstream answering 101 to a request that never asked to upgrade gets
@@ -439,4 +445,78 @@ async fn a_client_abort_logs_no_error() {
     assert!(!log.contains("ERROR"), "{log}");
     let _ = std::fs::remove_file(&access);
     let _ = std::fs::remove_file(&stderr);
+}
+
+/// A stream whose upstream frames it with `Content-Length` reaches the
+/// client as it arrives, and no stream runs past `stream_total_ms`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn length_framed_streams_flush_and_streams_are_bounded() {
+    use futures_util::StreamExt;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (got_first, wait_first) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let Some(Ok(mut s)) = listener.incoming().next() else {
+            return;
+        };
+        let mut buf = [0u8; 8192];
+        let _ = s.read(&mut buf);
+        let first = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\" first\"}}]}\n\n";
+        let rest = "data: [DONE]\n\n";
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: {}\r\n\r\n",
+            first.len() + rest.len()
+        );
+        let _ = s.write_all(head.as_bytes());
+        let _ = s.write_all(first.as_bytes());
+        // The rest only once the client has the first event.
+        let _ = wait_first.recv_timeout(std::time::Duration::from_secs(10));
+        let _ = s.write_all(rest.as_bytes());
+    });
+    let m = mock("m").await;
+    let yaml = config(
+        &[server("a", "p", port, ""), server("m", "pm", m.addr.port(), "")],
+        "timeouts: {stream_total_ms: 1500}\nroutes:\n  - {prefix: /mock, upstream: pm, strip_prefix: true}\n  - {prefix: /, upstream: p}\n",
+    );
+    let gw = Gateway::start(&yaml).await;
+    let c = reqwest::Client::new();
+    let r = post(&c, gw.url("/v1/chat/completions"))
+        .json(&chat_body(true))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let mut body = r.bytes_stream();
+    let first = tokio::time::timeout(std::time::Duration::from_secs(5), body.next())
+        .await
+        .expect("the first event arrived before the rest was sent")
+        .unwrap()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&first).contains("first"));
+    got_first.send(()).unwrap();
+    let mut text = String::new();
+    while let Some(Ok(chunk)) = body.next().await {
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+
+    // A stream that would run for 100 s ends at the 1.5 s bound.
+    let started = std::time::Instant::now();
+    let r = post(&c, gw.url("/mock/v1/chat/completions"))
+        .header("x-mock-tokens", "1000")
+        .header("x-mock-chunk-ms", "100")
+        .json(&chat_body(true))
+        .send()
+        .await
+        .unwrap();
+    let mut body = r.bytes_stream();
+    let mut deltas = 0;
+    while let Some(Ok(chunk)) = body.next().await {
+        deltas += String::from_utf8_lossy(&chunk)
+            .matches("\"content\":\" ")
+            .count();
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert!(deltas > 0 && deltas < 1000, "{deltas}");
 }

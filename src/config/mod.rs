@@ -138,8 +138,11 @@ pub struct Timeouts {
     pub first_byte_ms: u64,
     /// Longest gap between two body chunks of a response (streaming or not).
     pub idle_ms: u64,
-    /// Whole non-streaming response (header and body). Streams have no total limit.
+    /// Whole non-streaming response (header and body).
     pub total_ms: u64,
+    /// Whole streamed response: a stream still running after this long is
+    /// cut (like an idle timeout mid-response).
+    pub stream_total_ms: u64,
     /// Seconds an idle client keep-alive connection is kept open; 0 = close
     /// after each response; none = Pingora's default (no idle limit).
     pub client_keepalive_s: Option<u64>,
@@ -152,6 +155,7 @@ impl Default for Timeouts {
             first_byte_ms: 120_000,
             idle_ms: 60_000,
             total_ms: 600_000,
+            stream_total_ms: 3_600_000,
             client_keepalive_s: None,
         }
     }

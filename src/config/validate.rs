@@ -109,7 +109,10 @@ impl Validator<'_> {
             if t.trim().is_empty() {
                 self.problem(format!("admin.tokens[{i}]"), "must not be empty");
             } else if !tokens.insert(t.as_str()) {
-                self.problem(format!("admin.tokens[{i}]"), "duplicates another admin token");
+                self.problem(
+                    format!("admin.tokens[{i}]"),
+                    "duplicates another admin token",
+                );
             }
         }
         if let Some(m) = &c.metrics.token {
@@ -149,6 +152,7 @@ impl Validator<'_> {
             ("first_byte_ms", t.first_byte_ms),
             ("idle_ms", t.idle_ms),
             ("total_ms", t.total_ms),
+            ("stream_total_ms", t.stream_total_ms),
         ] {
             if value == 0 {
                 self.problem(format!("timeouts.{name}"), "must be greater than 0");

@@ -129,9 +129,9 @@ pub async fn run(session: &mut Session, ctx: &mut RequestCtx, plan: Arc<Plan>) -
     let t = &rt.config.timeouts;
     let deadline = |header: bool, last_ms: u64| -> Duration {
         let ms = match (header, plan.llm.stream) {
-            (false, true) => t.first_byte_ms,
+            (false, true) => t.first_byte_ms.min(t.stream_total_ms),
             (false, false) => t.first_byte_ms.min(t.total_ms),
-            (true, true) => last_ms + t.idle_ms,
+            (true, true) => (last_ms + t.idle_ms).min(t.stream_total_ms),
             (true, false) => (last_ms + t.idle_ms).min(t.total_ms),
         };
         Duration::from_millis(ms)

@@ -309,6 +309,19 @@ impl ProxyHttp for Gateway {
         }
         ctx.response_started = true;
         observe::upstream_header(ctx);
+        // A stream framed by `Content-Length` would sit in Pingora's write
+        // buffer until complete (it flushes length-framed bodies only at
+        // their end, `protocols/http/v1/body.rs`): chunked, every chunk is
+        // flushed as it arrives.
+        if ctx.role != Role::Parent
+            && ctx.plan.as_ref().is_some_and(|p| p.llm.stream)
+            && upstream_response
+                .headers
+                .contains_key(http::header::CONTENT_LENGTH)
+        {
+            upstream_response.remove_header(&http::header::CONTENT_LENGTH);
+            upstream_response.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
+        }
         // Hop-by-hop headers out; `x-request-id` and the limits'
         // `x-ratelimit-*` headers in (set by the child for piped responses:
         // the parent writes the child's header as is).
