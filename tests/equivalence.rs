@@ -165,13 +165,16 @@ fn decide(
     )
 }
 
+/// Expected status, upstream (`x-mock-id`) and output cap the upstream saw.
+type Decision = (u16, Option<&'static str>, Option<&'static str>);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn equivalent_spellings_get_the_same_decision() {
     let a = mock("a").await;
     let b = mock("b").await;
     let gw = Gateway::start(&yaml(a.addr.port(), b.addr.port())).await;
     let msg = json!([{"role": "user", "content": "hello \"there\" ümlaut 中文"}]);
-    let cases: Vec<(&str, Value, Option<&str>, (u16, Option<&str>, Option<&str>))> = vec![
+    let cases: Vec<(&str, Value, Option<&str>, Decision)> = vec![
         (
             "allowed",
             json!({"model": "gpt-4o-mini", "max_tokens": 100, "messages": msg, "metadata": {"tier": "gold"}}),
