@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Chaos test: steady load while the upstream, Redis and MySQL are killed and restarted.
 
-Usage: python3 load-tests/chaos.py [--bin PATH] [--phase-seconds S]
+Usage: python3 load-tests/chaos.py [--bin PATH] [--phase-seconds S] [--keep]
 
 Starts private instances (never the system ones) on free loopback ports:
 `redis-server --save "" --appendonly no`, MariaDB (`mariadb-install-db`
@@ -282,6 +282,7 @@ class Phase:
     def __init__(self, name, expected):
         self.name, self.expected = name, expected  # expected: allowed failure causes, None = baseline
         self.out, self.lat, self.health, self.notes = collections.Counter(), [], [], []
+        self.examples = {}  # cause -> first answer body / exception text
         self.seconds, self.counter_errors = 0.0, 0.0
 
 
@@ -294,12 +295,14 @@ class Load:
             self.phases.append(Phase(name, expected))
         return self.phases[-1]
 
-    def record(self, i0, cause, lat):
+    def record(self, i0, cause, lat, detail):
         with self.lock:
             i1 = len(self.phases) - 1
             faults = [x for x in (self.phases[i0], self.phases[i1]) if x.expected is not None]
             p = next((x for x in faults if cause in x.expected), faults[-1] if faults else self.phases[i1])
             p.out[cause] += 1
+            if cause != "200":
+                p.examples.setdefault(cause, detail)
             p.lat.append(lat)
 
     def client(self, n):
@@ -308,7 +311,7 @@ class Load:
         while not self.stop.is_set():
             stream = rng.random() < 0.4
             body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"chaos {rng.random()}"}]}
-            i0, t0 = len(self.phases) - 1, time.monotonic()
+            i0, t0, data = len(self.phases) - 1, time.monotonic(), b""
             try:
                 if stream:
                     c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=TIMEOUT)
@@ -345,8 +348,8 @@ class Load:
                             raise
                     cause = "200" if r.status == 200 and b'"choices"' in data else f"HTTP {r.status}"
             except (OSError, http.client.HTTPException) as e:
-                cause = type(e).__name__
-            self.record(i0, cause, time.monotonic() - t0)
+                cause, data = type(e).__name__, repr(e).encode()
+            self.record(i0, cause, time.monotonic() - t0, data[-200:].decode(errors="replace"))
 
 
 def health(port, admin_port):
@@ -385,6 +388,7 @@ def main():
     ap.add_argument("--bin", default=os.path.join(REPO, "target", "release", "sluice"),
                     help="sluice binary (default target/release/sluice, built if missing)")
     ap.add_argument("--phase-seconds", type=float, default=8.0, help="seconds per phase (default 8)")
+    ap.add_argument("--keep", action="store_true", help="keep the temp dir (configs, data, process logs)")
     args = ap.parse_args()
     binary = os.path.abspath(args.bin)
     ensure_binary(binary)
@@ -495,7 +499,7 @@ def main():
         if load:
             load.stop.set()
         procs.close()
-        if ok:
+        if ok and not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
         else:
             log(f"configs, data and process logs kept in {tmp}")
@@ -524,6 +528,10 @@ def main():
     print("### Phases\n")
     print(table(["phase", "s", "requests", "outcomes", "p50 / max", "counter-store errors",
                  "gateway /health (mid, end)", "admin /health (mid, end)", "verdict"], rows))
+    print("\nFirst answer of each failure kind per phase:\n")
+    for p in load.phases:
+        for k, v in p.examples.items():
+            print(f"- {p.name}, {k}: `{v.strip()}`")
     print("\n### Admin writes around the MySQL outage\n")
     print(table(["matcher created", "when", "answer", "in admin API at the end", "in MySQL at the end"], writes))
     write_ok = [w[2][:3] for w in writes] == ["200", "503", "200"] and [w[3:] for w in writes] == \

@@ -33,3 +33,6 @@ pub mod routing;
 pub mod stream;
 pub mod tokens;
 pub mod translate;
+
+#[cfg(test)]
+mod adversarial_props;
