@@ -1,36 +1,25 @@
 #!/usr/bin/env python3
 """Chaos test: steady load while the upstream, Redis and MySQL are killed and restarted.
 
-Usage: python3 load-tests/chaos.py [--bin PATH] [--phase-seconds S] [--keep]
+Usage: python3 load-tests/chaos.py [--bin PATH] [--phase-seconds S (8)] [--keep]
 
-Starts private instances (never the system ones) on free loopback ports:
-`redis-server --save "" --appendonly no`, MariaDB (`mariadb-install-db`
-into a temp dir, then `mariadbd`), `sluice mock`, and `sluice run`
-(target/release/sluice, built only if missing; `--bin` picks another) with
-counters in Redis (`counters.store: redis`) and the config store in MySQL
-(`config_store.kind: mysql`, its cache/bus in the same Redis). Rules: a
-concurrency rule and a token_limit rule with a per-window budget (both key
-the api key, `fail_mode` left at its default, open); none ever binds.
-
-4 client threads (non-streaming chat on keep-alive connections, 200 ms
-streams on fresh ones) run through the phases, S seconds each (default 8):
-baseline; upstream down (mock kill -9, restarted on its port); Redis down
-(kill -9, restart, empty); MySQL down (kill -9, restart); final baseline.
-After each restart a recovery phase lasts until the gateway's /health is
-200 "healthy" again (at most 60 s). Before, during and after the MySQL
-outage one admin write each (create a matcher); the one during must answer
-503, and afterwards the MySQL table and the admin API must hold the other
-two and not it. A request is counted in the fault/recovery phase when it
-started or ended in one.
-
-Output: Markdown for load-tests/RESULTS.md: per phase the outcomes the
-clients saw, latency, counter-store errors (/metrics) and what /health
-said; the admin writes; concurrency leases left in Redis; a verdict.
-Expected: no failure outside fault phases; upstream down → 502/503 (and
-streams cut mid-way); Redis down → all served (fail_mode open); MySQL
-down → traffic unaffected, admin writes 503. Exits 1 when a process does
-not start, a baseline phase had failures or the gateway died.
-Standard library only.
+Private instances on free loopback ports (never the system ones): redis-server
+(no persistence), MariaDB (mariadb-install-db into a temp dir + mariadbd),
+`sluice mock`, and `sluice run` (release binary, built only if missing) with
+counters in that Redis, the config store in that MySQL (its bus in the same
+Redis), a concurrency and a token_limit rule (default fail_mode: open; never
+binding). 4 client threads (chat on keep-alive connections, 200 ms streams on
+fresh ones) through phases of S seconds: baseline; upstream down (mock
+kill -9); Redis down (kill -9); MySQL down (kill -9); final baseline. After
+each restart (same port) a recovery phase lasts until the gateway's /health
+is 200 "healthy" (at most 60 s). Admin writes (create a matcher) before,
+during and after the MySQL outage: the one during must answer 503 and be
+neither in MySQL nor in the admin API afterwards. A request counts in a
+fault/recovery phase when it started or ended in one. Prints Markdown for
+RESULTS.md: per phase outcomes, latency, counter-store errors, both /health
+answers; the admin writes; leases left in Redis; gateway log errors; a
+verdict. Exits 1 when a process does not start, a baseline phase had
+failures or the gateway died. --keep keeps the temp dir. Standard library only.
 """
 import argparse
 import collections
@@ -39,6 +28,7 @@ import http.client
 import json
 import os
 import random
+import re
 import shlex
 import shutil
 import signal
@@ -48,6 +38,7 @@ import sys
 import tempfile
 import threading
 import time
+import types
 
 KEY = "sk-chaos"
 ADMIN_TOKEN = "chaos-admin"
@@ -62,8 +53,6 @@ UPSTREAM_DOWN = {"HTTP 502", "HTTP 503", "IncompleteRead", "stream cut (no data:
 PHASES = [("baseline", None), ("upstream down", "mock"), ("Redis down", "redis"),
           ("MySQL down", "mysql"), ("final baseline", None)]
 
-
-# ---------------------------------------------------------------- helpers (from adversarial.py)
 
 def log(msg):
     print(f"[chaos {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
@@ -89,7 +78,7 @@ class Procs:
         return p
 
     def close(self):
-        for p in reversed(self.children):
+        for p in sorted(reversed(self.children), key=lambda p: p.name != "gateway"):  # the gateway first
             if p.poll() is None:
                 p.terminate()
                 try:
@@ -101,12 +90,9 @@ class Procs:
 
 def fail(msg, proc=None):
     log(msg)
-    if proc is not None:
-        try:
-            with open(proc.log_path, "rb") as f:
-                log(f"last output of {proc.name}:\n{f.read()[-3000:].decode(errors='replace')}")
-        except OSError:
-            pass
+    if proc is not None and os.path.exists(proc.log_path):
+        with open(proc.log_path, "rb") as f:
+            log(f"last output of {proc.name}:\n{f.read()[-3000:].decode(errors='replace')}")
     raise SystemExit(1)
 
 
@@ -128,36 +114,12 @@ def http_call(port, method, path, doc=None, token=None, timeout=5.0):
     """(status, body bytes) on a fresh connection."""
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
-        h = {"Content-Type": "application/json"}
-        if token:
-            h["Authorization"] = "Bearer " + token
+        h = {"Content-Type": "application/json", **({"Authorization": "Bearer " + token} if token else {})}
         c.request(method, path, body=None if doc is None else json.dumps(doc).encode(), headers=h)
         r = c.getresponse()
         return r.status, r.read()
     finally:
         c.close()
-
-
-def redis_cmd(port, *args):
-    """One RESP command; the decoded reply (ints, bytes, lists; errors raise)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
-        s.sendall(b"".join([f"*{len(args)}\r\n".encode()] + [
-            b"$%d\r\n%s\r\n" % (len(a), a) for a in (str(x).encode() for x in args)]))
-        f = s.makefile("rb")
-
-        def parse():
-            line = f.readline().rstrip(b"\r\n")
-            t, rest = line[:1], line[1:]
-            if t == b"-":
-                raise OSError(rest.decode())
-            if t == b":":
-                return int(rest)
-            if t == b"$":
-                return None if int(rest) < 0 else f.read(int(rest) + 2)[:-2]
-            if t == b"*":
-                return [parse() for _ in range(int(rest))]
-            return rest
-        return parse()
 
 
 def table(head, rows):
@@ -193,8 +155,6 @@ def which(*names):
     fail(f"none of {names} found on this machine")
 
 
-# ---------------------------------------------------------------- dependencies
-
 class Deps:
     """The mock, Redis and MariaDB: start, kill -9, restart on the same port."""
 
@@ -202,6 +162,7 @@ class Deps:
         self.procs, self.proc, self.gen = procs, {}, collections.Counter()
         self.mock_port, self.redis_port, self.db_port = free_port(), free_port(), free_port()
         self.mysql = [which("mariadb", "mysql"), "--no-defaults", "-h127.0.0.1", f"-P{self.db_port}", "-uroot"]
+        self.rcli = [which("redis-cli"), "-h", "127.0.0.1", "-p", str(self.redis_port)]
         datadir = os.path.join(tmp, "db")
         r = subprocess.run([which("mariadb-install-db", "mysql_install_db"), "--no-defaults", "--user=root",
                             f"--datadir={datadir}", "--auth-root-authentication-method=normal",
@@ -221,19 +182,20 @@ class Deps:
         if name == "mock":
             return http_call(self.mock_port, "GET", "/health", timeout=1)[0] == 200
         if name == "redis":
-            return redis_cmd(self.redis_port, "PING") == b"PONG"
+            return self.redis("PING") == "PONG"
         return subprocess.run(self.mysql + ["-e", "SELECT 1"], capture_output=True).returncode == 0
 
     def start(self, name):
         self.gen[name] += 1
-        p = self.procs.start(f"{name}-{self.gen[name]}", self.argv[name])
-        self.proc[name] = p
+        self.proc[name] = p = self.procs.start(f"{name}-{self.gen[name]}", self.argv[name])
         wait_until(p, "accepting connections", lambda: self.ready(name))
 
     def kill(self, name):
-        p = self.proc[name]
-        p.kill()  # SIGKILL
-        p.wait()
+        self.proc[name].kill()  # SIGKILL
+        self.proc[name].wait()
+
+    def redis(self, *args):
+        return subprocess.run(self.rcli + list(args), capture_output=True, text=True).stdout.strip()
 
     def sql(self, query):
         r = subprocess.run(self.mysql + ["-N", "-B", "-e", query], capture_output=True, text=True)
@@ -244,46 +206,23 @@ def config(port, admin_port, d):
     return f"""# generated by load-tests/chaos.py
 server: {{threads: 2}}
 listen: {{proxy: "127.0.0.1:{port}", admin: "127.0.0.1:{admin_port}"}}
-auth:
-  enabled: true
-  keys:
-    - {{name: chaos, key: {KEY}}}
+auth: {{enabled: true, keys: [{{name: chaos, key: {KEY}}}]}}
 admin: {{tokens: [{ADMIN_TOKEN}]}}
 metrics: {{token: {METRICS_TOKEN}}}
 default_namespace: default
-namespaces:
-  - {{namespace_code: default}}
+namespaces: [{{namespace_code: default}}]
 upstream_servers:
   - {{server_name: mock, pool: p, server_address: 127.0.0.1, server_port: {d.mock_port}, health_check_url: /health}}
-routes:
-  - {{prefix: /, upstream: p}}
+routes: [{{prefix: /, upstream: p}}]
 rules:
-  - rule_name: chaos-concurrency
-    rule_type: concurrency
-    priority: 10
-    rule_config: {{max_concurrent: 64, key_by: api_key}}
-  - rule_name: chaos-tokens
-    rule_type: token_limit
-    priority: 20
-    rule_config: {{max_output_tokens: 32, time_window_enabled: true, time_window_minutes: 60,
-                  max_tokens_per_window: 1000000000, key_by: api_key}}
+  - {{rule_name: chaos-concurrency, rule_type: concurrency, priority: 10, rule_config: {{max_concurrent: 64, key_by: api_key}}}}
+  - {{rule_name: chaos-tokens, rule_type: token_limit, priority: 20,
+     rule_config: {{max_output_tokens: 32, time_window_enabled: true, time_window_minutes: 60,
+                   max_tokens_per_window: 1000000000, key_by: api_key}}}}
 counters: {{store: redis, redis_url: "redis://127.0.0.1:{d.redis_port}", key_prefix: "chaos:"}}
-config_store:
-  kind: mysql
-  mysql_url: "mysql://root@127.0.0.1:{d.db_port}/{DB}"
-  redis_url: "redis://127.0.0.1:{d.redis_port}/0"
-  key_prefix: "chaos:config:"
+config_store: {{kind: mysql, mysql_url: "mysql://root@127.0.0.1:{d.db_port}/{DB}",
+               redis_url: "redis://127.0.0.1:{d.redis_port}/0", key_prefix: "chaos:config:"}}
 """
-
-
-# ---------------------------------------------------------------- load
-
-class Phase:
-    def __init__(self, name, expected):
-        self.name, self.expected = name, expected  # expected: allowed failure causes, None = baseline
-        self.out, self.lat, self.health, self.notes = collections.Counter(), [], [], []
-        self.examples = {}  # cause -> first answer body / exception text
-        self.seconds, self.counter_errors = 0.0, 0.0
 
 
 class Load:
@@ -291,9 +230,12 @@ class Load:
         self.port, self.phases, self.lock, self.stop = port, [], threading.Lock(), threading.Event()
 
     def enter(self, name, expected):
+        """A new phase; expected: the failure causes it allows (None: a baseline, none)."""
+        p = types.SimpleNamespace(name=name, expected=expected, out=collections.Counter(), lat=[], health=[],
+                                  notes=[], examples={}, seconds=0.0, counter_errors=0.0)
         with self.lock:
-            self.phases.append(Phase(name, expected))
-        return self.phases[-1]
+            self.phases.append(p)
+        return p
 
     def record(self, i0, cause, lat, detail):
         with self.lock:
@@ -306,70 +248,62 @@ class Load:
             p.lat.append(lat)
 
     def client(self, n):
-        rng, conn = random.Random(n), None
-        hdr = {"Content-Type": "application/json", "Authorization": "Bearer " + KEY}
+        """Chat on a keep-alive connection (40 %: a stream on a fresh one) until stopped."""
+        rng, conn, retry = random.Random(n), None, (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
         while not self.stop.is_set():
             stream = rng.random() < 0.4
             body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"chaos {rng.random()}"}]}
-            i0, t0, data = len(self.phases) - 1, time.monotonic(), b""
+            hdr = {"Content-Type": "application/json", "Authorization": "Bearer " + KEY}
+            if stream:
+                body["stream"], hdr["x-mock-tokens"], hdr["x-mock-chunk-ms"] = True, "20", "10"
+            i0, t0, data, r = len(self.phases) - 1, time.monotonic(), b"", None
             try:
-                if stream:
-                    c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=TIMEOUT)
+                for attempt in (0, 1):
+                    fresh, r = stream or conn is None, None
+                    conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=TIMEOUT) if fresh else conn
                     try:
-                        c.request("POST", "/v1/chat/completions", body=json.dumps(dict(body, stream=True)).encode(),
-                                  headers=dict(hdr, **{"x-mock-tokens": "20", "x-mock-chunk-ms": "10"}))
-                        r = c.getresponse()
+                        conn.request("POST", "/v1/chat/completions", body=json.dumps(body).encode(), headers=hdr)
+                        r = conn.getresponse()
                         data = r.read()
-                    finally:
-                        c.close()
-                    cause = "200" if r.status == 200 else f"HTTP {r.status}"
-                    if r.status == 200 and not data.rstrip().endswith(b"data: [DONE]"):
-                        cause = "stream cut (no data: [DONE])"
-                else:
-                    for attempt in (0, 1):
-                        fresh = conn is None
-                        conn = conn or http.client.HTTPConnection("127.0.0.1", self.port, timeout=TIMEOUT)
-                        try:
-                            conn.request("POST", "/v1/chat/completions", body=json.dumps(body).encode(), headers=hdr)
-                            r = conn.getresponse()
-                            data = r.read()
-                            if r.will_close:
-                                conn.close()
-                                conn = None
-                            break
-                        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
-                            conn.close()
-                            conn = None
-                            if fresh or attempt:
-                                raise
-                        except BaseException:
-                            conn.close()
-                            conn = None
+                        break
+                    except Exception as e:
+                        conn.close()
+                        conn = None
+                        # only a reused keep-alive connection found closed before any response byte is retried
+                        if fresh or attempt or r is not None or not isinstance(e, retry):
                             raise
-                    cause = "200" if r.status == 200 and b'"choices"' in data else f"HTTP {r.status}"
-            except (OSError, http.client.HTTPException) as e:
-                cause, data = type(e).__name__, repr(e).encode()
-            self.record(i0, cause, time.monotonic() - t0, data[-200:].decode(errors="replace"))
+                if stream or r.will_close:
+                    conn.close()
+                    conn = None
+                cause = f"HTTP {r.status}" if r.status != 200 else "200" if data.rstrip().endswith(
+                    b"data: [DONE]" if stream else b"}") else "stream cut (no data: [DONE])" if stream else "bad JSON"
+            except Exception as e:  # noqa: BLE001 - every client-side error is an outcome
+                head = f" after HTTP {r.status} {r.getheader('content-type')}" if r is not None else ""
+                # a stream cut after its 200 is an expected outage effect; a truncated error answer is not
+                cause = type(e).__name__ + (f" after HTTP {r.status}" if r is not None and r.status != 200 else "")
+                data = f"{e!r}{head}".encode()
+            self.record(i0, cause, time.monotonic() - t0,
+                        ("stream: " if stream else "chat: ") + data[-200:].decode(errors="replace"))
 
 
 def health(port, admin_port):
-    """What the gateway's /health and the admin /health say, in one line."""
+    """What the gateway's /health and the admin /health say, one line each."""
+    def get(p):
+        try:
+            st, b = http_call(p, "GET", "/health")
+            return st, json.loads(b)
+        except (OSError, http.client.HTTPException, ValueError) as e:
+            return type(e).__name__, {}
+
+    compact = lambda v: json.dumps(v, separators=(",", ":"))  # noqa: E731
+    (st, d), (ast, ad) = get(port), get(admin_port)
     try:
-        st, b = http_call(port, "GET", "/health")
-        d = json.loads(b)
-        cc, ups = d["services"]["config_center"], d["services"]["upstreams"]
-        pools = ",".join(f"{k}:{v['healthy_servers']}/{v['servers']}" for k, v in ups["pools"].items())
-        proxy = f"{st} {d['status']} (upstreams {ups['status']} {pools}; config {cc['status']} " \
-                f"{json.dumps(cc['storage'], separators=(',', ':'))})"
-    except (OSError, http.client.HTTPException, ValueError, KeyError) as e:
-        proxy = type(e).__name__
-    try:
-        st, b = http_call(admin_port, "GET", "/health")
-        d = json.loads(b)
-        adm = f"{st} {d['status']} {json.dumps(d['storage'], separators=(',', ':'))}"
-    except (OSError, http.client.HTTPException, ValueError, KeyError) as e:
-        adm = type(e).__name__
-    return proxy, adm
+        ups, cc = d["services"]["upstreams"], d["services"]["config_center"]
+        pools = " ".join(f"{k}:{v['healthy_servers']}/{v['servers']}" for k, v in ups["pools"].items())
+        proxy = f"{st} {d['status']} (upstreams {ups['status']} {pools}; config {cc['status']} {compact(cc['storage'])})"
+    except KeyError:
+        proxy = f"{st} {compact(d)[:200]}"
+    return proxy, f"{ast} {ad.get('status')} {compact(ad.get('storage'))}"
 
 
 def counter_errors(port):
@@ -381,8 +315,6 @@ def counter_errors(port):
         return float("nan")
 
 
-# ---------------------------------------------------------------- main
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--bin", default=os.path.join(REPO, "target", "release", "sluice"),
@@ -392,13 +324,13 @@ def main():
     args = ap.parse_args()
     binary = os.path.abspath(args.bin)
     ensure_binary(binary)
+    built = describe(binary)  # now: the binary may be rebuilt while the test runs
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda *_: sys.exit(1))
 
     cmd = "python3 load-tests/chaos.py" + ("" if len(sys.argv) == 1 else " " + shlex.join(sys.argv[1:]))
     tmp = tempfile.mkdtemp(prefix="sluice-chaos-")
-    procs = Procs(tmp)
-    load, writes, leases, ok, alive = None, [], "n/a", False, False
+    procs, load, writes, leases, ok, alive = Procs(tmp), None, [], "n/a", False, False
     try:
         d = Deps(procs, binary, tmp)
         for name in ("redis", "mysql", "mock"):
@@ -420,9 +352,8 @@ def main():
                   if n["namespace_code"] == "default")
 
         def admin_write(label, when):
-            doc = {"matcher_name": label, "matcher_type": "header", "priority": 100, "is_active": 1,
-                   "matcher_config": {"match_field": "x-chaos-never", "match_operator": "eq",
-                                      "match_value": "1", "action": "deny"}}
+            doc = {"matcher_name": label, "matcher_type": "header", "priority": 100, "is_active": 1, "matcher_config": {
+                "match_field": "x-chaos-never", "match_operator": "eq", "match_value": "1", "action": "deny"}}
             try:
                 st, b = http_call(admin_port, "POST", f"/api/v1/namespaces/{ns}/matchers", doc, ADMIN_TOKEN, TIMEOUT)
                 ans = f"{st} {b[:160].decode(errors='replace')}"
@@ -432,15 +363,14 @@ def main():
             log(f"admin write {label} ({when}): {ans}")
 
         def run_phase(p, seconds, until=None):
-            e0, t0, mid = counter_errors(port), time.monotonic(), False
+            e0, t0 = counter_errors(port), time.monotonic()
             while True:
                 if gw.poll() is not None:
                     fail(f"gateway exited with {gw.returncode} during {p.name}", gw)
                 el = time.monotonic() - t0
-                if not mid and el >= seconds / 2:
+                if not p.health and el >= seconds / 2:
                     p.health.append(health(port, admin_port))
-                    mid = True
-                if (until is None and el >= seconds) or (until is not None and (until() or el >= seconds)):
+                if el >= seconds or (until and until()):
                     break
                 time.sleep(0.2)  # poll interval
             p.seconds, p.counter_errors = time.monotonic() - t0, counter_errors(port) - e0
@@ -448,11 +378,7 @@ def main():
             log(f"{p.name}: {p.seconds:.1f} s {dict(p.out)} health {p.health[-1]}")
 
         def healthy():
-            try:
-                st, b = http_call(port, "GET", "/health", timeout=2)
-                return st == 200 and json.loads(b)["status"] == "healthy"
-            except (OSError, http.client.HTTPException, ValueError):
-                return False
+            return health(port, admin_port)[0].startswith("200 healthy")
 
         load = Load(port)
         threads = [threading.Thread(target=load.client, args=(i,), daemon=True) for i in range(CLIENTS)]
@@ -486,12 +412,9 @@ def main():
         stored = d.sql(f"SELECT body FROM {DB}.sluice_matchers")
         for w in writes:
             w += ["yes" if f'"{w[0]}"' in listed else "no", "yes" if f'"{w[0]}"' in stored else "no"]
-        try:
-            keys = redis_cmd(d.redis_port, "KEYS", "chaos:*")
-            zs = [k for k in keys if redis_cmd(d.redis_port, "TYPE", k.decode()) == b"zset"]
-            leases = ", ".join(f"`{k.decode()}`: {redis_cmd(d.redis_port, 'ZCARD', k.decode())}" for k in zs) or "none"
-        except OSError as e:
-            leases = f"Redis error {e}"
+        leases = d.redis("EVAL", "local o = {} for _, k in ipairs(redis.call('KEYS', ARGV[1])) do "
+                         "if redis.call('TYPE', k).ok == 'zset' then o[#o + 1] = k .. ': ' .. "
+                         "redis.call('ZCARD', k) end end return o", "0", "chaos:*").replace("\n", ", ") or "none"
         with open(gw.log_path, "rb") as f:
             glog = f.read().decode(errors="replace").splitlines()
         ok = True
@@ -505,17 +428,14 @@ def main():
             log(f"configs, data and process logs kept in {tmp}")
 
     print(f"Command: `{cmd}`  ")
-    print(f"Gateway: {describe(binary)}; `server.threads: 2`, {CLIENTS} client threads (60 % chat on keep-alive, "
+    print(f"Gateway: {built}; `server.threads: 2`, {CLIENTS} client threads (60 % chat on keep-alive, "
           f"40 % 200 ms streams), counters in Redis, config store in MySQL (MariaDB) with its bus in the same "
           f"Redis; concurrency + token_limit rules, default fail_mode; {os.cpu_count()} CPUs; {datetime.date.today()}\n")
     rows, bad_baseline, unexpected = [], 0, 0
     for p in load.phases:
-        fails = {k: v for k, v in p.out.items() if k != "200"}
-        wrong = {k: v for k, v in fails.items() if p.expected is None or k not in p.expected}
-        if p.expected is None:
-            bad_baseline += sum(fails.values())
-        else:
-            unexpected += sum(wrong.values())
+        wrong = {k: v for k, v in p.out.items() if k != "200" and (p.expected is None or k not in p.expected)}
+        bad_baseline += sum(wrong.values()) if p.expected is None else 0
+        unexpected += sum(wrong.values()) if p.expected is not None else 0
         lat = sorted(p.lat) or [0.0]
         verdict = "ok" if not wrong else ("**FAIL**" if p.expected is None else "**UNEXPECTED**")
         rows.append([p.name, f"{p.seconds:.1f}", sum(p.out.values()),
@@ -529,16 +449,17 @@ def main():
     print(table(["phase", "s", "requests", "outcomes", "p50 / max", "counter-store errors",
                  "gateway /health (mid, end)", "admin /health (mid, end)", "verdict"], rows))
     print("\nFirst answer of each failure kind per phase:\n")
-    for p in load.phases:
-        for k, v in p.examples.items():
-            print(f"- {p.name}, {k}: `{v.strip()}`")
+    print("\n".join(f"- {p.name}, {k}: `{v.strip()}`" for p in load.phases for k, v in p.examples.items()))
     print("\n### Admin writes around the MySQL outage\n")
     print(table(["matcher created", "when", "answer", "in admin API at the end", "in MySQL at the end"], writes))
     write_ok = [w[2][:3] for w in writes] == ["200", "503", "200"] and [w[3:] for w in writes] == \
         [["yes", "yes"], ["no", "no"], ["yes", "yes"]]
-    errors = [l for l in glog if " ERROR " in l or "panicked" in l]
+    errors = collections.Counter(re.sub(r"\d+(\.\d+){3}:\d+", "ADDR", l.split("] ", 1)[-1])[:160]
+                                 for l in glog if " ERROR " in l or "panicked" in l)
     print(f"\nConcurrency leases (Redis zsets) left after the load stopped: {leases}  ")
-    print(f"Gateway log: {len(glog)} lines, {len(errors)} ERROR/panic" + (f"; first: `{errors[0][:300]}`" if errors else ""))
+    print(f"Gateway log: {len(glog)} lines, {sum(errors.values())} ERROR/panic" + ("; most frequent:" if errors else ""))
+    for line, n in errors.most_common(4):
+        print(f"- {n} × `{line}`")
     print("\n### Verdict\n")
     print(f"- baseline phases: {bad_baseline} failed requests → {'PASS' if bad_baseline == 0 else 'FAIL'}")
     print(f"- fault phases: {unexpected} failures of an unexpected kind (upstream down: 502/503/cut streams; "

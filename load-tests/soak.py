@@ -1,34 +1,21 @@
 #!/usr/bin/env python3
-"""Soak test: steady mixed load with live config changes, RSS and FDs over time.
+"""Soak test: steady mixed load with live config changes; RSS and FDs over time.
 
-Usage: python3 load-tests/soak.py [--duration S] [--bin PATH] [--clients N]
+Usage: python3 load-tests/soak.py [--duration S (600)] [--bin PATH] [--clients N (8)]
 
-Starts `sluice mock` and `sluice run` (target/release/sluice, built with
-`cargo build --release --bin sluice` only if missing; `--bin` picks another)
-on free loopback ports with a generated config: `server.threads: 2`, a proxy
-and an admin listener (admin token), auth on with one key, a catch-all route
-to the mock, a `concurrency` rule (`max_concurrent` 4 x N per key) and a
-`token_limit` rule (`max_output_tokens: 32`), local counters.
-
-N client threads (default 8) run for `--duration` seconds (default 600):
-- non-streaming chat (keep-alive connection per thread, 5-60 tokens, so
-  some answers are cut at the 32-token cap),
-- streaming chat (fresh connection, read to the end, must end with
-  `data: [DONE]`),
-- streams aborted by design (socket shut after the first chunk; counted
-  apart, never a failure),
-- embeddings (keep-alive).
-A closed keep-alive connection found when sending the next request (no
-response byte) is retried once on a fresh connection and counted apart.
-Every ~5 s one admin change (create/delete a matcher, create/delete a
-rate rule, update the concurrency and token rules' limits; none ever binds).
-Every 10 s: the gateway's VmRSS and open FDs (/proc/PID).
-
-Output: Markdown for load-tests/RESULTS.md: samples over time, totals per
-request kind, config changes, verdict (failures must be 0; RSS slope and
-max-min after warm-up, the first 60 s or 20 % of short runs; FDs).
-Exits 1 when a process does not start, the gateway dies or any request
-failed. Standard library only.
+Starts `sluice mock` and `sluice run` (target/release/sluice, built only if
+missing) on free ports: `server.threads: 2`, proxy + admin listener, auth,
+a catch-all route to the mock, a concurrency rule (4 x N per key) and a
+token_limit rule (`max_output_tokens: 32`), local counters. N threads send
+chat (keep-alive, some answers cut at the cap), streams (fresh connection,
+must end with `data: [DONE]`), streams aborted after the first chunk (by
+design, not failures) and embeddings; a keep-alive connection found closed
+before any response byte is retried once (counted apart). An admin change
+every ~5 s (matchers and rules created/deleted/updated; nothing binds);
+VmRSS and FDs of the gateway every 10 s. Prints Markdown for RESULTS.md and
+a verdict (no failures; RSS slope and max-min after warm-up: 60 s, or 20 %
+of short runs; FDs). Exits 1 when a process does not start, the gateway
+dies or a request failed. Standard library only.
 """
 import argparse
 import collections
@@ -37,10 +24,12 @@ import http.client
 import json
 import os
 import random
+import re
 import shlex
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -58,8 +47,6 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KINDS = ("chat", "stream", "stream aborted by design", "embeddings")
 
 
-# ---------------------------------------------------------------- helpers (from adversarial.py)
-
 def log(msg):
     print(f"[soak {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
@@ -70,22 +57,14 @@ def free_port():
         return s.getsockname()[1]
 
 
-def rss_kib(pid):
+def rss_fds(pid):
+    """(VmRSS in KiB, open FDs) of a process, None when gone."""
     try:
         with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
-def fd_count(pid):
-    try:
-        return len(os.listdir(f"/proc/{pid}/fd"))
-    except OSError:
-        return None
+            rss = next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
+        return rss, len(os.listdir(f"/proc/{pid}/fd"))
+    except (OSError, StopIteration):
+        return None, None
 
 
 class Procs:
@@ -114,13 +93,22 @@ class Procs:
 
 def fail(msg, proc=None):
     log(msg)
-    if proc is not None:
-        try:
-            with open(proc.log_path, "rb") as f:
-                log(f"last output of {proc.name}:\n{f.read()[-3000:].decode(errors='replace')}")
-        except OSError:
-            pass
+    if proc is not None and os.path.exists(proc.log_path):
+        with open(proc.log_path, "rb") as f:
+            log(f"last output of {proc.name}:\n{f.read()[-3000:].decode(errors='replace')}")
     raise SystemExit(1)
+
+
+def http_call(port, method, path, doc=None, token=None, timeout=TIMEOUT):
+    """(status, body bytes) on a fresh connection."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        h = {"Content-Type": "application/json", **({"Authorization": "Bearer " + token} if token else {})}
+        c.request(method, path, body=None if doc is None else json.dumps(doc).encode(), headers=h)
+        r = c.getresponse()
+        return r.status, r.read()
+    finally:
+        c.close()
 
 
 def wait_ready(proc, port, path):
@@ -129,14 +117,9 @@ def wait_ready(proc, port, path):
         if proc.poll() is not None:
             fail(f"{proc.name} exited with {proc.returncode} before answering {path}", proc)
         try:
-            c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            c.request("GET", path)
-            r = c.getresponse()
-            r.read()
-            c.close()
-            if r.status == 200:
+            if http_call(port, "GET", path, timeout=2)[0] == 200:
                 return
-        except OSError:
+        except (OSError, http.client.HTTPException):
             pass
         time.sleep(0.05)  # poll interval, not a synchronisation sleep
     fail(f"{proc.name} did not answer 200 on {path} within {READY_TIMEOUT:.0f} s", proc)
@@ -154,19 +137,15 @@ def ensure_binary(path):
     if os.path.abspath(path) != os.path.join(REPO, "target", "release", "sluice"):
         fail(f"--bin {path} does not exist")
     log("target/release/sluice is missing: cargo build --release --bin sluice (can take ~10 min)")
-    r = subprocess.run(["cargo", "build", "--release", "--bin", "sluice"], cwd=REPO)
-    if r.returncode != 0 or not os.path.exists(path):
+    if subprocess.run(["cargo", "build", "--release", "--bin", "sluice"], cwd=REPO).returncode or \
+            not os.path.exists(path):
         fail("cargo build --release failed")
 
 
 def describe(binary):
-    try:
-        rev = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"],
-                             capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True).stdout.strip()
-    except OSError:
-        rev, dirty = "?", ""
+    rev = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True).stdout.strip()
     built = datetime.datetime.fromtimestamp(os.path.getmtime(binary)).strftime("%Y-%m-%d %H:%M")
     return f"commit `{rev}`{' + uncommitted changes' if dirty else ''}, binary built {built}"
 
@@ -175,44 +154,30 @@ def config(port, admin_port, mock_port, clients):
     return f"""# generated by load-tests/soak.py
 server: {{threads: 2}}
 listen: {{proxy: "127.0.0.1:{port}", admin: "127.0.0.1:{admin_port}"}}
-auth:
-  enabled: true
-  keys:
-    - {{name: soak, key: {KEY}}}
+auth: {{enabled: true, keys: [{{name: soak, key: {KEY}}}]}}
 admin: {{tokens: [{ADMIN_TOKEN}]}}
 default_namespace: default
-namespaces:
-  - {{namespace_code: default}}
+namespaces: [{{namespace_code: default}}]
 upstream_servers:
   - {{server_name: mock, pool: p, server_address: 127.0.0.1, server_port: {mock_port}, health_check_url: /health}}
-routes:
-  - {{prefix: /, upstream: p}}
+routes: [{{prefix: /, upstream: p}}]
 rules:
-  - rule_name: soak-concurrency
-    rule_type: concurrency
-    priority: 10
-    rule_config: {{max_concurrent: {4 * clients}, key_by: api_key}}
-  - rule_name: soak-tokens
-    rule_type: token_limit
-    priority: 20
-    rule_config: {{max_output_tokens: {CAP}}}
+  - {{rule_name: soak-concurrency, rule_type: concurrency, priority: 10,
+     rule_config: {{max_concurrent: {4 * clients}, key_by: api_key}}}}
+  - {{rule_name: soak-tokens, rule_type: token_limit, priority: 20, rule_config: {{max_output_tokens: {CAP}}}}}
 counters: {{store: local}}
 """
 
 
-# ---------------------------------------------------------------- load
-
 class Stats:
     def __init__(self):
-        self.lock = threading.Lock()
-        self.ok = collections.Counter()
+        self.lock, self.ok, self.examples = threading.Lock(), collections.Counter(), []
         self.bad = collections.defaultdict(collections.Counter)  # kind -> cause -> n
-        self.examples = []
-        self.retries = 0
-        self.cut = 0  # answers cut at the token cap (finish_reason "length")
+        self.retries = self.cut = 0  # cut: answers cut at the token cap (finish_reason "length")
 
-    def record(self, kind, cause=None, detail=""):
+    def record(self, kind, cause=None, detail=b"", cut=False):
         with self.lock:
+            self.cut += cut
             if cause is None:
                 self.ok[kind] += 1
             else:
@@ -221,26 +186,22 @@ class Stats:
                     self.examples.append(f"{time.strftime('%H:%M:%S')} {kind}: {cause} {detail}"[:400])
 
     def totals(self):
+        """(requests, failures); a by-design abort that failed otherwise is not a failure."""
         with self.lock:
-            return sum(self.ok.values()) + self.failures(), self.failures()
-
-    def failures(self):
-        return sum(sum(c.values()) for k, c in self.bad.items() if k != "stream aborted by design")
+            bad = {k: sum(c.values()) for k, c in self.bad.items()}
+            return sum(self.ok.values()) + sum(bad.values()), sum(bad.values()) - bad.get(KINDS[2], 0)
 
 
 def body(rng, stream=False):
     words = " ".join(rng.choices(["soak", "gateway", "token", "limit", "stream", "hello"], k=rng.randint(3, 40)))
     b = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": words}]}
-    if stream:
-        b["stream"] = True
-    return json.dumps(b).encode()
+    return json.dumps(dict(b, stream=True) if stream else b).encode()
 
 
 class Client(threading.Thread):
     def __init__(self, i, port, stats, stop):
         super().__init__(daemon=True)
-        self.rng, self.port, self.stats, self.stop = random.Random(i), port, stats, stop
-        self.conn = None
+        self.rng, self.port, self.stats, self.stop, self.conn = random.Random(i), port, stats, stop, None
 
     def headers(self, **extra):
         h = {"Content-Type": "application/json", "Authorization": "Bearer " + KEY}
@@ -255,7 +216,7 @@ class Client(threading.Thread):
     def keepalive(self, path, data, headers):
         """(status, body) on the thread's keep-alive connection."""
         for attempt in (0, 1):
-            fresh = self.conn is None
+            fresh, r = self.conn is None, None
             if fresh:
                 self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=TIMEOUT)
             try:
@@ -267,7 +228,7 @@ class Client(threading.Thread):
                 return r.status, out
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
                 self.drop()
-                if fresh or attempt:
+                if fresh or attempt or r is not None:  # only a reused connection, before any response byte
                     raise
                 with self.stats.lock:
                     self.stats.retries += 1
@@ -284,10 +245,7 @@ class Client(threading.Thread):
             assert doc[field]
         except Exception:  # noqa: BLE001 - any malformed answer is a failure
             return self.stats.record(kind, "bad JSON answer", out[:200])
-        if kind == "chat" and doc["choices"][0].get("finish_reason") == "length":
-            with self.stats.lock:
-                self.stats.cut += 1
-        self.stats.record(kind)
+        self.stats.record(kind, cut=kind == "chat" and doc["choices"][0].get("finish_reason") == "length")
 
     def stream(self, abort):
         kind = "stream aborted by design" if abort else "stream"
@@ -307,10 +265,7 @@ class Client(threading.Thread):
             out = r.read()
             if not out.rstrip().endswith(b"data: [DONE]"):
                 return self.stats.record(kind, "stream did not end with data: [DONE]", out[-200:])
-            if b'"finish_reason":"length"' in out:
-                with self.stats.lock:
-                    self.stats.cut += 1
-            self.stats.record(kind)
+            self.stats.record(kind, cut=b'"finish_reason":"length"' in out)
         finally:
             c.close()
 
@@ -329,32 +284,21 @@ class Client(threading.Thread):
                                    self.headers(), "data")
                 else:
                     self.stream(kind != "stream")
-            except (OSError, http.client.HTTPException) as e:
+            except Exception as e:  # noqa: BLE001 - every client-side error is a failure
                 self.stats.record(kind, type(e).__name__, str(e))
         self.drop()
 
-
-# ---------------------------------------------------------------- admin changes
 
 class Admin(threading.Thread):
     """One config change every ADMIN_EVERY seconds, in a fixed cycle."""
 
     def __init__(self, port, clients, stop):
         super().__init__(daemon=True)
-        self.port, self.clients, self.stop = port, clients, stop
+        self.port, self.clients, self.stop, self.n = port, clients, stop, 0
         self.ok, self.bad = collections.Counter(), collections.defaultdict(collections.Counter)
-        self.n = 0
 
     def call(self, method, path, doc=None):
-        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=TIMEOUT)
-        try:
-            h = {"Authorization": "Bearer " + ADMIN_TOKEN, "Content-Type": "application/json"}
-            c.request(method, path, body=None if doc is None else json.dumps(doc).encode(), headers=h)
-            r = c.getresponse()
-            out = r.read()
-            return r.status, out
-        finally:
-            c.close()
+        return http_call(self.port, method, path, doc, ADMIN_TOKEN)
 
     def setup(self):
         _, out = self.call("GET", "/api/v1/namespaces")
@@ -402,16 +346,9 @@ class Admin(threading.Thread):
             self.n += 1
 
 
-# ---------------------------------------------------------------- main
-
 def slope_per_min(points):
     """Least-squares slope of (seconds, value) points, per minute."""
-    if len(points) < 2:
-        return 0.0
-    mx = sum(t for t, _ in points) / len(points)
-    my = sum(v for _, v in points) / len(points)
-    den = sum((t - mx) ** 2 for t, _ in points)
-    return 60 * sum((t - mx) * (v - my) for t, v in points) / den if den else 0.0
+    return 60 * statistics.linear_regression(*zip(*points)).slope if len(points) >= 2 else 0.0
 
 
 def causes(counter):
@@ -427,14 +364,13 @@ def main():
     args = ap.parse_args()
     binary = os.path.abspath(args.bin)
     ensure_binary(binary)
+    built = describe(binary)  # now: the binary may be rebuilt while the test runs
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda *_: sys.exit(1))
 
     cmd = "python3 load-tests/soak.py" + ("" if len(sys.argv) == 1 else " " + shlex.join(sys.argv[1:]))
     tmp = tempfile.mkdtemp(prefix="sluice-soak-")
-    procs = Procs(tmp)
-    stop = threading.Event()
-    stats, samples, ok = Stats(), [], False
+    procs, stop, stats, samples, ok = Procs(tmp), threading.Event(), Stats(), [], False
     try:
         mock_port, port, admin_port = free_port(), free_port(), free_port()
         mock = procs.start("mock", [binary, "mock", "--listen", f"127.0.0.1:{mock_port}"])
@@ -459,12 +395,11 @@ def main():
         nxt = 0.0
         while True:
             if gw.poll() is not None:
-                stop.set()
                 fail(f"gateway exited with {gw.returncode} during the run", gw)
             now = time.monotonic() - t0
             if now >= nxt or now >= args.duration:
                 n, bad = stats.totals()
-                samples.append((round(now), rss_kib(gw.pid), fd_count(gw.pid), n, bad))
+                samples.append((round(now), *rss_fds(gw.pid), n, bad))
                 log(f"t={now:.0f}s rss={samples[-1][1]} KiB fds={samples[-1][2]} requests={n} failures={bad}")
                 nxt += SAMPLE_EVERY
                 if now >= args.duration:
@@ -476,27 +411,28 @@ def main():
         wall = time.monotonic() - t0
         alive = gw.poll() is None
         with open(gw.log_path, "rb") as f:
-            panics = f.read().count(b"panicked")
+            glog = f.read().decode(errors="replace").splitlines()
+        errors = collections.Counter(re.sub(r"\d+(\.\d+){3}:\d+", "ADDR", l.split("] ", 1)[-1])[:160]
+                                     for l in glog if " ERROR " in l or "panicked" in l)
         ok = True
     finally:
         stop.set()
         procs.close()
-        if ok and stats.failures() == 0:
+        if ok and stats.totals()[1] == 0:
             shutil.rmtree(tmp, ignore_errors=True)
         else:
             log(f"config and process logs kept in {tmp}")
 
     warm = 60.0 if args.duration >= 300 else 0.2 * args.duration
     after = [s for s in samples if s[0] >= warm and s[1] is not None]
-    rss = [(s[0], s[1] / 1024) for s in after]
-    fds = [(s[0], s[2]) for s in after]
+    rss, fds = [(s[0], s[1] / 1024) for s in after], [(s[0], s[2]) for s in after]
     rss_slope, fd_slope = slope_per_min(rss), slope_per_min(fds)
     rss_span = max(v for _, v in rss) - min(v for _, v in rss) if rss else 0.0
     fd_span = max(v for _, v in fds) - min(v for _, v in fds) if fds else 0
     total, failed = stats.totals()
 
     print(f"Command: `{cmd}`  ")
-    print(f"Gateway: {describe(binary)}; `server.threads: 2`, {args.clients} client threads, "
+    print(f"Gateway: {built}; `server.threads: 2`, {args.clients} client threads, "
           f"concurrency rule {4 * args.clients} per key, token_limit `max_output_tokens: {CAP}`, "
           f"local counters, an admin change every {ADMIN_EVERY:.0f} s; {os.cpu_count()} CPUs; "
           f"{datetime.date.today()}\n")
@@ -505,20 +441,17 @@ def main():
                 [(t, "n/a" if r is None else f"{r / 1024:.1f}", fd, n, b) for t, r, fd, n, b in samples]))
     print(f"\n### Requests ({total} in {wall:.0f} s, {total / wall:.0f}/s)\n")
     rows = [(k, stats.ok[k], sum(stats.bad[k].values()), causes(stats.bad[k])) for k in KINDS]
-    rows.append(("keep-alive closed before the next request: retried on a fresh connection",
-                 stats.retries, "", "not failures"))
-    rows.append((f"answers cut at the token cap (`finish_reason: length`)", stats.cut, "", "included in ok"))
+    rows += [("keep-alive found closed when sending: retried on a fresh connection", stats.retries, "", "not failures"),
+             ("answers cut at the token cap (`finish_reason: length`)", stats.cut, "", "included in ok")]
     print(table(["kind", "ok", "failed", "failures by cause"], rows))
     print("\n### Admin config changes\n")
     labels = sorted(set(admin.ok) | set(admin.bad))
     print(table(["change", "applied", "failed", "failures"],
                 [(k, admin.ok[k], sum(admin.bad[k].values()), causes(admin.bad[k])) for k in labels]))
     if stats.examples:
-        print("\nFirst failures:\n")
-        print("\n".join(f"- `{e}`" for e in stats.examples))
-    rss_flat = rss_span <= 8 or abs(rss_slope) <= 0.5
-    fd_flat = fd_span <= 2 * args.clients + 4
-    print(f"\n### Verdict\n")
+        print("\nFirst failures:\n\n" + "\n".join(f"- `{e}`" for e in stats.examples))
+    rss_flat, fd_flat = rss_span <= 8 or abs(rss_slope) <= 0.5, fd_span <= 2 * args.clients + 4
+    print("\n### Verdict\n")
     print(f"- failed requests (aborts by design excluded): **{failed}** → {'PASS' if failed == 0 else 'FAIL'}")
     print(f"- RSS after warm-up (t ≥ {warm:.0f} s, {len(rss)} samples): slope {rss_slope:+.2f} MiB/min, "
           f"max − min {rss_span:.1f} MiB → {'flat' if rss_flat else 'GROWING'} "
@@ -526,7 +459,10 @@ def main():
     print(f"- FDs after warm-up: slope {fd_slope:+.1f}/min, max − min {fd_span} → "
           f"{'flat' if fd_flat else 'GROWING'} (flat: max − min ≤ 2 × clients + 4)")
     print(f"- admin changes: {sum(admin.ok.values())} applied, {sum(sum(c.values()) for c in admin.bad.values())} failed")
-    print(f"- gateway {'alive' if alive else 'DEAD'} at the end; `panicked` in its log: {panics}")
+    print(f"- gateway {'alive' if alive else 'DEAD'} at the end; its log: {len(glog)} lines, "
+          f"{sum(errors.values())} ERROR/panic" + ("; most frequent:" if errors else ""))
+    for line, n in errors.most_common(4):
+        print(f"  - {n} × `{line}`")
     if failed or not alive:
         sys.exit(1)
 
