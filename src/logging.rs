@@ -12,9 +12,15 @@
 //! Pingora also logs a client that went away (closed mid-stream, stopped
 //! reading) as an `ERROR`, twice for a piped stream (the request and its
 //! subrequest). That is the client's doing, not the gateway's: such lines
-//! are logged at `info` (the access log records the request anyway).
+//! are logged at `info` (the access log records the request anyway), as
+//! are the subrequest's copy of any failure and Pingora's "failed to
+//! acquire reusable stream" (a race with its idle-connection poll; a new
+//! connection is made). Pingora's remaining warnings and errors (one per
+//! failed request during an upstream outage) are capped at
+//! [`PER_SECOND`] a second; the next line says how many were left out.
 
 use log::{Log, Metadata, Record};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 struct Redacting(env_logger::Logger);
 
@@ -36,7 +42,22 @@ impl Log for Redacting {
         }
         let text = record.args().to_string();
         let mut metadata = record.metadata().clone();
-        if record.level() <= log::Level::Warn && client_gone(&text) {
+        let noise = client_gone(&text)
+            || text.ends_with("(subrequest)")
+            || text.contains("failed to acquire reusable stream");
+        if record.level() <= log::Level::Warn && !noise {
+            match BUDGET.take() {
+                Take::Yes => {}
+                Take::After(skipped) => self.0.log(
+                    &Record::builder()
+                        .args(format_args!("{skipped} more Pingora warnings and errors left out in the last second"))
+                        .metadata(record.metadata().clone())
+                        .build(),
+                ),
+                Take::No => return,
+            }
+        }
+        if record.level() <= log::Level::Warn && noise {
             metadata = Metadata::builder()
                 .level(log::Level::Info)
                 .target(record.target())
@@ -59,6 +80,49 @@ impl Log for Redacting {
 
     fn flush(&self) {
         self.0.flush();
+    }
+}
+
+/// Pingora warning and error lines written per second, at most.
+pub const PER_SECOND: u64 = 20;
+
+/// A per-second budget of log lines (lock-free; a line racing the turn of
+/// a second may count in either).
+struct Budget {
+    second: AtomicU64,
+    used: AtomicU64,
+    skipped: AtomicU64,
+}
+
+enum Take {
+    Yes,
+    /// Yes, and this many were left out before.
+    After(u64),
+    No,
+}
+
+static BUDGET: Budget = Budget {
+    second: AtomicU64::new(0),
+    used: AtomicU64::new(0),
+    skipped: AtomicU64::new(0),
+};
+
+impl Budget {
+    fn take(&self) -> Take {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if self.second.swap(now, Relaxed) != now {
+            self.used.store(0, Relaxed);
+        }
+        if self.used.fetch_add(1, Relaxed) >= PER_SECOND {
+            self.skipped.fetch_add(1, Relaxed);
+            return Take::No;
+        }
+        match self.skipped.swap(0, Relaxed) {
+            0 => Take::Yes,
+            n => Take::After(n),
+        }
     }
 }
 
@@ -102,6 +166,22 @@ mod tests {
         assert!(!clean.contains("sk-secret"), "{clean}");
         assert!(clean.starts_with("Fail to proxy: InvalidHTTPHeader context: "));
         assert_eq!(redact("no request here"), None);
+    }
+
+    #[test]
+    fn pingora_lines_are_capped_per_second() {
+        use super::{Take, BUDGET, PER_SECOND};
+        let mut taken = 0;
+        let mut refused = 0;
+        for _ in 0..(PER_SECOND * 3) {
+            match BUDGET.take() {
+                Take::Yes | Take::After(_) => taken += 1,
+                Take::No => refused += 1,
+            }
+        }
+        // At most two seconds' worth if the loop straddles a second.
+        assert!(taken <= 2 * PER_SECOND, "{taken}");
+        assert!(refused >= PER_SECOND, "{refused}");
     }
 
     #[test]

@@ -646,3 +646,24 @@ async fn admin_bodies_of_any_shape_get_a_clear_answer() {
     assert_eq!(r.status(), 200);
     assert_eq!(gw.chat(&c, false).await.status(), 200);
 }
+
+/// With no healthy upstream, a stream gets 503 like any request, never a
+/// 500 (the subrequest's error could reach the parent before its answer).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_without_an_upstream_get_503() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let gw = Gateway::start(&config(&[server("a", "p", port, "")], CATCH_ALL)).await;
+    let c = reqwest::Client::new();
+    let mut statuses = std::collections::BTreeMap::new();
+    for _ in 0..150 {
+        let r = gw.chat(&c, true).await;
+        *statuses.entry(r.status().as_u16()).or_insert(0) += 1;
+        let _ = r.bytes().await;
+    }
+    assert!(
+        statuses.keys().all(|s| *s == 503 || *s == 502),
+        "{statuses:?}"
+    );
+}

@@ -15,7 +15,7 @@
 //! [`ResponseMeter`] here; when it cuts a stream, the client's response is
 //! ended cleanly and the subrequest aborted (closing the upstream).
 
-use super::client_format::ToClient;
+use super::client_format::{ClientFormat, ToClient};
 use super::ctx::{Handoff, Plan, RequestCtx};
 use super::metering::ResponseMeter;
 use super::observe::StreamTimer;
@@ -188,10 +188,82 @@ pub async fn run(session: &mut Session, ctx: &mut RequestCtx, plan: Arc<Plan>) -
                 "upstream idle or total timeout mid-response",
             )
         }
-        Some(Err(e)) if !header_sent => {
+        Some(Err(mut e)) => {
+            // The subrequest failed and wrote its own error answer into the
+            // pipe, but Pingora's pipe may hand the parent the error before
+            // that answer (an unbiased `select!`, `subrequest/pipe.rs`):
+            // the client got a 500, or a 503 head with no body. The rest
+            // of the child's answer is forwarded instead.
+            let forwarded = match e.state.pipe_rx.as_mut() {
+                Some(rx) => forward_rest(session, rx, client_format, &mut to_client).await,
+                None => false,
+            };
+            if forwarded {
+                ctx.error = Some(super::peer::classify(&e.error));
+                return Ok(());
+            }
+            if let Some(head) = session.response_written() {
+                // The child's whole answer may already be out (its length
+                // reached): then the request is simply done.
+                let length = head
+                    .headers
+                    .get(http::header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<usize>().ok());
+                if length.is_some_and(|n| session.as_downstream().body_bytes_sent() >= n) {
+                    ctx.error = Some(super::peer::classify(&e.error));
+                    return Ok(());
+                }
+                // A head without its body: the connection must close.
+                session.set_keepalive(None);
+                return Err(e.error);
+            }
             let err = super::peer::classify(&e.error);
             reply::error(session, &err, &ctx.request_id).await
         }
-        Some(Err(e)) => Err(e.error),
     }
+}
+
+/// Writes what the subrequest still sends (its error answer) to the
+/// client, through the client-format translation when there is one.
+/// Returns whether the answer was completed that way.
+async fn forward_rest(
+    session: &mut Session,
+    rx: &mut tokio::sync::mpsc::Receiver<HttpTask>,
+    format: Option<&ClientFormat>,
+    to_client: &mut Option<ToClient>,
+) -> bool {
+    let mut tasks = Vec::new();
+    let mut complete = false;
+    // The child writes its answer right after failing; bounded anyway.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    while let Ok(Some(task)) = tokio::time::timeout_at(deadline, rx.recv()).await {
+        let end = matches!(
+            task,
+            HttpTask::Done | HttpTask::Body(_, true) | HttpTask::Header(_, true)
+        );
+        let task = match (task, format) {
+            (HttpTask::Header(mut header, end), Some(format)) => {
+                match ToClient::on_header(format, &mut header) {
+                    Ok(t) => *to_client = Some(t),
+                    Err(_) => return false,
+                }
+                HttpTask::Header(header, end)
+            }
+            (task, _) => match to_client.as_mut() {
+                Some(t) => t.on_task(task),
+                None => task,
+            },
+        };
+        tasks.push(task);
+        if end {
+            complete = true;
+            break;
+        }
+    }
+    let header_now = tasks.iter().any(|t| matches!(t, HttpTask::Header(..)));
+    if !complete || (!header_now && session.response_written().is_none()) {
+        return false;
+    }
+    session.write_response_tasks(tasks).await.is_ok()
 }

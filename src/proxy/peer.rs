@@ -178,6 +178,14 @@ pub fn classify(e: &Error) -> GatewayError {
         }
         ConnectRefused | ConnectNoRoute | ConnectError | ConnectProxyFailure
         | TLSHandshakeFailure | InvalidCert => GatewayError::UpstreamConnect,
+        // A subrequest's own answer status reaches its parent as its error
+        // (the parent may see the error before the answer): keep its sense.
+        HTTPStatus(503) => GatewayError::NoHealthyUpstream,
+        HTTPStatus(504) => GatewayError::UpstreamTimeout,
+        HTTPStatus(502) => GatewayError::UpstreamError,
+        HTTPStatus(s @ 400..=499) => {
+            GatewayError::InvalidRequest(format!("the request was refused ({s})"))
+        }
         _ => match e.esource() {
             pingora::ErrorSource::Upstream => GatewayError::UpstreamError,
             pingora::ErrorSource::Downstream => {
