@@ -86,15 +86,26 @@ async fn connections_are_capped_per_client_and_freed_on_close() {
         "",
     ))
     .await;
-    let first = connect(gw.port);
-    let mut second = connect(gw.port);
-    // Both are accepted and served (the second proves the first counted).
-    second
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
-    let mut buf = [0u8; 256];
-    let n = second.read(&mut buf).unwrap();
-    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    // Two connections served (counted from then on). The readiness
+    // probe's connection may still count for a moment: retry until both
+    // places are ours.
+    let served_conn = || async {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let mut s = connect(gw.port);
+            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            let mut buf = [0u8; 256];
+            let n = s.read(&mut buf).unwrap_or(0);
+            if buf[..n].starts_with(b"HTTP/1.1 200") {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "no place for a connection");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let first = served_conn().await;
+    let _second = served_conn().await;
     let mut third = connect(gw.port);
     let text = read_all(&mut third);
     assert!(text.starts_with("HTTP/1.1 503"), "{text}");
