@@ -8,7 +8,8 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 
-/// A key limited to one model, and every request capped at 50 output tokens.
+/// A key limited to one model, every request capped at 50 output tokens,
+/// one request at a time (a slot not given back shows as a 503).
 fn capped(port: u16) -> String {
     format!(
         r#"server:
@@ -32,6 +33,9 @@ upstream_servers:
   - rule_name: fifty-out
     rule_type: token_limit
     rule_config: {{max_output_tokens: 50}}
+  - rule_name: one-at-a-time
+    rule_type: concurrency
+    rule_config: {{max_concurrent: 1}}
 "#,
         server("a", "p", port, "")
     )
@@ -155,6 +159,9 @@ async fn every_choice_counts_against_the_cap() {
     let v: Value = r.json().await.unwrap();
     assert!(v["error"]["message"].as_str().unwrap().contains("choices"));
     assert_eq!(served(&m), served_before);
+    // ... and what the limits had granted it is given back.
+    let r = ask(json!({"n": 2})).send().await.unwrap();
+    assert_eq!(r.status(), 200);
 
     // Both output-limit fields are clamped, whichever the provider reads.
     let r = ask(json!({"max_tokens": 5000, "max_completion_tokens": 10}))

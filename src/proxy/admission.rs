@@ -182,6 +182,52 @@ pub async fn admit(
         (None, Some(route)) => route.target(),
         (None, None) => return Err(GatewayError::Internal),
     };
+    // Refusals that do not depend on the limits come before them (nothing
+    // is reserved for a request refused here).
+    //
+    // A catalog request no deployment can take is the client's error: a
+    // 400 now, before anything is sent (not a failure mid-attempt).
+    if let (Some((op, model)), Some(json)) = (catalog_model, parsed.as_ref()) {
+        let mut refusal = None;
+        for d in &rt.catalog.models[model].deployments {
+            match crate::providers::check(op, d, json) {
+                Ok(()) => {
+                    refusal = None;
+                    break;
+                }
+                Err(why) => {
+                    refusal.get_or_insert(why);
+                }
+            }
+        }
+        if let Some(why) = refusal {
+            return Err(GatewayError::InvalidRequest(why));
+        }
+    }
+    let mut body = body;
+    let mut body_rewritten = false;
+    let mut parsed = parsed;
+    // Seed 002: the internal channel's `session_id` is echoed back, never
+    // sent upstream (providers refuse unknown fields).
+    let mut session_id = None;
+    if internal_channel {
+        if let Some(Value::Object(map)) = parsed.as_mut() {
+            match map.remove("session_id") {
+                None | Some(Value::Null) => {}
+                Some(Value::String(id)) => {
+                    session_id = Some(id);
+                    body =
+                        Bytes::from(serde_json::to_vec(&map).map_err(|_| GatewayError::Internal)?);
+                    body_rewritten = true;
+                }
+                Some(_) => {
+                    return Err(GatewayError::InvalidRequest(
+                        "session_id must be a string".into(),
+                    ))
+                }
+            }
+        }
+    }
     let granted = limits::admit(
         rt,
         &LimitInput {
@@ -206,56 +252,30 @@ pub async fn admit(
     })?;
     let metered = granted.as_ref().is_some_and(|g| g.metered);
     let client_wants_usage = parsed.as_ref().is_some_and(wants_usage);
-    let mut body = body;
-    let mut body_rewritten = false;
-    let mut parsed = parsed;
     if let (Some(json), Some(g)) = (parsed.as_mut(), &granted) {
         let ask_usage = metered && llm.stream && !client_wants_usage;
-        if rewrite_body(json, &llm, g.output_cap, ask_usage)? {
-            body = Bytes::from(serde_json::to_vec(json).map_err(|_| GatewayError::Internal)?);
-            body_rewritten = true;
-        }
-    }
-    // Seed 002: the internal channel's `session_id` is echoed back, never
-    // sent upstream (providers refuse unknown fields).
-    let mut session_id = None;
-    if internal_channel {
-        if let Some(Value::Object(map)) = parsed.as_mut() {
-            match map.remove("session_id") {
-                None | Some(Value::Null) => {}
-                Some(Value::String(id)) => {
-                    session_id = Some(id);
-                    body =
-                        Bytes::from(serde_json::to_vec(&map).map_err(|_| GatewayError::Internal)?);
-                    body_rewritten = true;
+        let rewritten = rewrite_body(json, &llm, g.output_cap, ask_usage).and_then(|changed| {
+            changed
+                .then(|| serde_json::to_vec(json).map_err(|_| GatewayError::Internal))
+                .transpose()
+        });
+        match rewritten {
+            Ok(Some(bytes)) => {
+                body = Bytes::from(bytes);
+                body_rewritten = true;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                // Refused after the limits granted: give it all back.
+                if let Some(r) = granted.and_then(|g| g.reservation) {
+                    limits::settle(rt, &r.into_settlement(0)).await;
                 }
-                Some(_) => {
-                    return Err(GatewayError::InvalidRequest(
-                        "session_id must be a string".into(),
-                    ))
-                }
+                return Err(e);
             }
         }
     }
     let catalog = match (catalog_model, parsed) {
         (Some((op, model)), Some(json)) => {
-            // A request no deployment can take is the client's error: a
-            // 400 now, before anything is sent (not a failure mid-attempt).
-            let mut refusal = None;
-            for d in &rt.catalog.models[model].deployments {
-                match crate::providers::check(op, d, &json) {
-                    Ok(()) => {
-                        refusal = None;
-                        break;
-                    }
-                    Err(why) => {
-                        refusal.get_or_insert(why);
-                    }
-                }
-            }
-            if let Some(why) = refusal {
-                return Err(GatewayError::InvalidRequest(why));
-            }
             let prompt = granted
                 .as_ref()
                 .filter(|g| g.metered)
