@@ -209,6 +209,13 @@ async fn paths_are_matched_routed_and_forwarded_normalised() {
     let v: Value = serde_json::from_str(body).unwrap();
     assert_eq!(v["path"], "/echo/a/b/d", "{v}");
     assert_eq!(v["query"], "q=1", "{v}");
+    // Non-ASCII has one spelling: percent-encoded UTF-8.
+    for path in ["/echo/s\u{e9}cret", "/echo/s%c3%a9cret"] {
+        let resp = get(path);
+        let body = &resp[resp.find("\r\n\r\n").unwrap() + 4..];
+        let v: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(v["path"], "/echo/s%C3%A9cret", "{path}: {v}");
+    }
     // A dot segment never climbs out of a route's prefix into another.
     let resp = get("/v1/../echo/trav");
     let body = &resp[resp.find("\r\n\r\n").unwrap() + 4..];

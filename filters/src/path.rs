@@ -25,9 +25,12 @@
 //! - **Trailing slash**: kept when the path ends with one; a path ending in a
 //!   `.` or `..` segment ends with a slash (`/a/b/.` → `/a/b/`, `/a/b/..` → `/a/`).
 //!
-//! Raw (unencoded) non-ASCII characters are passed through unchanged. A path
-//! that is already normal (the common case, `/v1/chat/completions`) is
-//! recognised in one byte scan and returned borrowed, without allocating.
+//! - **Non-ASCII**: a raw non-ASCII character is percent-encoded as its
+//!   UTF-8 bytes (`é` → `%C3%A9`), so `/sécret` and `/s%C3%A9cret` are one
+//!   path (and what is forwarded is plain ASCII).
+//!
+//! A path that is already normal (the common case, `/v1/chat/completions`)
+//! is recognised in one byte scan and returned borrowed, without allocating.
 
 use std::borrow::Cow;
 
@@ -87,7 +90,7 @@ fn is_normal(bytes: &[u8]) -> bool {
     let at = |i: usize| bytes.get(i).copied();
     for (i, &b) in bytes.iter().enumerate() {
         match b {
-            b'%' | b'\\' | 0x00..=0x1F | 0x7F => return false,
+            b'%' | b'\\' | 0x00..=0x1F | 0x7F..=0xFF => return false,
             b'/' => match (at(i + 1), at(i + 2), at(i + 3)) {
                 (Some(b'/'), _, _)
                 | (Some(b'.'), None | Some(b'/'), _)
@@ -156,11 +159,21 @@ fn decode_segment(raw: &str, seg: &mut String) -> Result<(), PathError> {
             }
             '\\' => return Err(PathError::Backslash),
             c if c.is_ascii_control() => return Err(PathError::ControlCharacter),
+            c if !c.is_ascii() => {
+                let mut buf = [0u8; 4];
+                for b in c.encode_utf8(&mut buf).bytes() {
+                    seg.push('%');
+                    seg.push(char::from(HEX[usize::from(b >> 4)]));
+                    seg.push(char::from(HEX[usize::from(b & 0xF)]));
+                }
+            }
             c => seg.push(c),
         }
     }
     Ok(())
 }
+
+const HEX: &[u8; 16] = b"0123456789ABCDEF";
 
 /// The value of an ASCII hex digit (0 for anything else, never reached).
 fn hex_value(c: char) -> u8 {
