@@ -3,7 +3,7 @@
 //! | signal | does |
 //! | --- | --- |
 //! | SIGTERM | draining starts: `/healthz` answers 503 `draining` and every answer closes its connection; new connections are still accepted for `server.grace_period_seconds`; then the listeners close and the requests and streams in flight finish (up to `server.graceful_shutdown_timeout_seconds`); the process exits as soon as none is left |
-//! | SIGQUIT | graceful upgrade: the listening sockets go to the new process (`sluice run -u`), then the same drain |
+//! | SIGQUIT | Pingora's upgrade step (it offers the listening sockets on its upgrade socket and accepts for 5 s more; `sluice run` has no upgrade mode yet, so nothing takes them), then the same drain |
 //! | SIGINT | fast exit |
 //! | SIGHUP | the config file's settings are read again and applied (entities stay the store's), and the access log is reopened (log rotation) |
 //!
@@ -95,7 +95,7 @@ impl ShutdownSignalWatch for Signals {
                 _ = hup.recv() => self.reload().await,
                 _ = int.recv() => return ShutdownSignal::FastShutdown,
                 _ = quit.recv() => {
-                    log::warn!("SIGQUIT: handing the listeners over, then draining");
+                    log::warn!("SIGQUIT: draining (after Pingora's upgrade step)");
                     DRAINING.store(true, SeqCst);
                     return ShutdownSignal::GracefulUpgrade;
                 }

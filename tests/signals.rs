@@ -156,3 +156,27 @@ async fn sighup_reloads_settings_and_reopens_the_access_log() {
     let _ = std::fs::remove_file(&log);
     let _ = std::fs::remove_file(&rotated);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigquit_drains_too() {
+    let m = mock("a").await;
+    let mut gw = Gateway::start(&draining_config(m.addr.port(), "")).await;
+    let c = reqwest::Client::new();
+    let r = post(&c, gw.url("/v1/chat/completions"))
+        .header("x-mock-tokens", "30")
+        .header("x-mock-chunk-ms", "100")
+        .json(&chat_body(true))
+        .send()
+        .await
+        .unwrap();
+    let mut body = r.bytes_stream();
+    let first = body.next().await.unwrap().unwrap();
+    gw.signal("QUIT");
+    let mut text = String::from_utf8(first.to_vec()).unwrap();
+    while let Some(chunk) = body.next().await {
+        text.push_str(std::str::from_utf8(&chunk.expect("stream not cut")).unwrap());
+    }
+    assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+    let code = gw.exited(Duration::from_secs(30)).await.expect("exits");
+    assert!(code.success(), "{code}");
+}
