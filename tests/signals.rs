@@ -17,7 +17,7 @@ fn draining_config(port: u16, extra: &str) -> String {
     )
     .replace(
         "grace_period_seconds: 0\n  graceful_shutdown_timeout_seconds: 1",
-        "grace_period_seconds: 2\n  graceful_shutdown_timeout_seconds: 60",
+        "grace_period_seconds: 3\n  graceful_shutdown_timeout_seconds: 60",
     )
 }
 
@@ -40,9 +40,9 @@ async fn sigterm_drains_streams_and_requests_then_exits() {
     let m = mock("a").await;
     let mut gw = Gateway::start(&draining_config(m.addr.port(), "")).await;
     let c = reqwest::Client::new();
-    // A stream of 40 chunks 100 ms apart: it outlives the 2 s grace period.
+    // A stream of 60 chunks 100 ms apart: it outlives the 3 s grace period.
     let r = post(&c, gw.url("/v1/chat/completions"))
-        .header("x-mock-tokens", "40")
+        .header("x-mock-tokens", "60")
         .header("x-mock-chunk-ms", "100")
         .json(&chat_body(true))
         .send()
@@ -80,7 +80,7 @@ async fn sigterm_drains_streams_and_requests_then_exits() {
         text.push_str(std::str::from_utf8(&chunk.expect("stream not cut")).unwrap());
     }
     assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
-    assert_eq!(text.matches("\"content\":\" ").count(), 40);
+    assert_eq!(text.matches("\"content\":\" ").count(), 60);
     let (status, v) = slow.await.unwrap();
     assert_eq!(status, 200);
     assert_eq!(v["object"], "chat.completion");
