@@ -594,6 +594,15 @@ async fn token_service_counts_like_the_limiter() {
     let (s, v) = admin_post(&gw, "/download-model", json!({"model_name": "gpt2"})).await;
     assert_eq!(s, 200);
     assert_eq!(v["encoding"], "r50k_base");
+    // ... and counted with it, exactly (not a cl100k estimate).
+    let (_, v) = admin_post(
+        &gw,
+        "/calculate",
+        json!({"text": "hello world", "model_name": "gpt2"}),
+    )
+    .await;
+    assert_eq!(v["encoding"], "r50k_base", "{v}");
+    assert_eq!(v["estimated"], false, "{v}");
     let (s, v) = admin_post(&gw, "/download-model", json!({"model_name": "llama-3-8b"})).await;
     assert_eq!(s, 400);
     assert_eq!(

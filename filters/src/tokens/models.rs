@@ -39,6 +39,8 @@ const DEFAULTS: &[(&str, Encoding)] = {
         ("curie", R50kBase),
         ("babbage", R50kBase),
         ("ada", R50kBase),
+        // tiktoken's own name for r50k_base.
+        ("gpt2", R50kBase),
     ]
 };
 
@@ -242,6 +244,7 @@ mod tests {
         }
         assert_eq!(m.resolve("text-davinci-003"), known(P50kBase));
         assert_eq!(m.resolve("davinci"), known(R50kBase));
+        assert_eq!(m.resolve("gpt2"), known(R50kBase));
         assert_eq!(m.resolve("davinci-002"), known(Cl100kBase));
     }
 
