@@ -21,7 +21,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 )]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+    /// `sluice --config FILE` is `sluice run -c FILE`.
+    #[arg(long, value_name = "FILE")]
+    config: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -87,7 +90,18 @@ fn load(path: &str) -> Result<sluice::config::Config, ExitCode> {
 fn main() -> ExitCode {
     sluice::logging::init();
     let cli = Cli::parse();
-    match cli.command {
+    let command = match (cli.command, cli.config) {
+        (Some(command), _) => command,
+        (None, Some(config)) => Command::Run {
+            config,
+            reimport_yaml: false,
+        },
+        (None, None) => {
+            eprintln!("sluice: a command is needed (run, check, mock), or --config FILE to run; see --help");
+            return ExitCode::from(2);
+        }
+    };
+    match command {
         Command::Check { config } => match load(&config) {
             Ok(_) => {
                 println!("{config}: OK");

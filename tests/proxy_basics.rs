@@ -337,3 +337,36 @@ async fn forward_xff_appends_the_client_address_only_when_on() {
         }
     }
 }
+
+/// `sluice --config FILE` is `sluice run -c FILE`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_flag_alone_runs_the_gateway() {
+    let m = mock("a").await;
+    let (path, port, _) = write_config(&config(&[server("a", "p", m.addr.port(), "")], CATCH_ALL));
+    let mut child = std::process::Command::new(sluice_bin())
+        .arg("--config")
+        .arg(&path)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let c = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let served = loop {
+        if let Ok(r) = c
+            .get(format!("http://127.0.0.1:{port}/healthz"))
+            .send()
+            .await
+        {
+            break r.status() == 200;
+        }
+        if std::time::Instant::now() > deadline || !matches!(child.try_wait(), Ok(None)) {
+            break false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_file(&path);
+    assert!(served, "sluice --config FILE did not serve");
+}
