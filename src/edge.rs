@@ -23,6 +23,7 @@
 //!
 //! HTTP/2 connections (ALPN `h2`) go to Pingora's own loop.
 
+use crate::error::GatewayError;
 use crate::state::SharedRuntime;
 use async_trait::async_trait;
 use bytes::BytesMut;
@@ -98,7 +99,7 @@ enum Head {
     Ready(BytesMut),
     /// The client closed, went idle too long, or the process drains.
     Closed,
-    Reject(u16, &'static str, String),
+    Reject(GatewayError),
 }
 
 impl<A> Edge<A> {
@@ -168,14 +169,7 @@ impl<A> Edge<A> {
             };
             match read {
                 Err(_) if buf.is_empty() => return Head::Closed,
-                Err(_) => {
-                    return Head::Reject(
-                        408,
-                        "request_timeout",
-                        "the request head did not arrive in time (clients.header_timeout_ms)"
-                            .into(),
-                    )
-                }
+                Err(_) => return Head::Reject(GatewayError::HeadTimeout),
                 Ok(Ok(0)) | Ok(Err(_)) => return Head::Closed,
                 Ok(Ok(_)) => {}
             }
@@ -187,20 +181,13 @@ impl<A> Edge<A> {
             if let Some(end) = head_end(&buf) {
                 if self.strict {
                     if let Err(why) = check_head(&buf[..end]) {
-                        return Head::Reject(400, "invalid_request", why);
+                        return Head::Reject(GatewayError::InvalidRequest(why));
                     }
                 }
                 return Head::Ready(buf);
             }
             if buf.len() > b.max_header {
-                return Head::Reject(
-                    431,
-                    "header_too_large",
-                    format!(
-                        "the request head is larger than {} bytes (clients.max_header_bytes)",
-                        b.max_header
-                    ),
-                );
+                return Head::Reject(GatewayError::HeadTooLarge(b.max_header));
             }
         }
     }
@@ -235,21 +222,20 @@ fn check_head(head: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-/// Answers `status` with a JSON error and closes.
-async fn reject(stream: &mut Stream, status: u16, code: &str, message: &str) {
+/// Answers `err` in the gateway's one error shape and closes.
+async fn reject(stream: &mut Stream, err: &GatewayError) {
+    let status = err.status();
     let reason = http::StatusCode::from_u16(status)
         .ok()
         .and_then(|s| s.canonical_reason())
         .unwrap_or("Error");
-    let body = serde_json::json!({"error": {"code": code, "message": message,
-        "type": "invalid_request_error"}})
-    .to_string();
+    let body = err.body("");
     let head = format!(
         "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
         body.len()
     );
     let _ = stream.write_all(head.as_bytes()).await;
-    let _ = stream.write_all(body.as_bytes()).await;
+    let _ = stream.write_all(&body).await;
     let _ = stream.flush().await;
     let _ = stream.shutdown().await;
 }
@@ -273,13 +259,7 @@ where
             .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()));
         let Some(_slot) = self.admit(ip, &b) else {
             crate::metrics::metrics().connection_refused();
-            reject(
-                &mut stream,
-                503,
-                "too_many_connections",
-                "too many open connections (clients.max_connections / max_connections_per_client)",
-            )
-            .await;
+            reject(&mut stream, &GatewayError::TooManyConnections).await;
             return None;
         };
         let mut reused: Option<HttpPersistentSettings> = None;
@@ -288,8 +268,8 @@ where
             let head = match self.read_head(&mut stream, wait, &b, shutdown).await {
                 Head::Ready(head) => head,
                 Head::Closed => return None,
-                Head::Reject(status, code, message) => {
-                    reject(&mut stream, status, code, &message).await;
+                Head::Reject(err) => {
+                    reject(&mut stream, &err).await;
                     return None;
                 }
             };

@@ -25,6 +25,12 @@ pub enum GatewayError {
     PayloadTooLarge(usize),
     #[error("the request body did not arrive in time (clients.body_timeout_ms)")]
     RequestTimeout,
+    #[error("the request head did not arrive in time (clients.header_timeout_ms)")]
+    HeadTimeout,
+    #[error("the request head is larger than {0} bytes (clients.max_header_bytes)")]
+    HeadTooLarge(usize),
+    #[error("too many open connections (clients.max_connections / max_connections_per_client)")]
+    TooManyConnections,
     #[error("the request body holds more than {0} JSON values (limits.max_json_values)")]
     TooManyJsonValues(usize),
     #[error("{0}")]
@@ -71,7 +77,9 @@ impl GatewayError {
             GatewayError::Forbidden(_) | GatewayError::ModelNotAllowed(_) => 403,
             GatewayError::RouteNotFound(_) => 404,
             GatewayError::PayloadTooLarge(_) | GatewayError::TooManyJsonValues(_) => 413,
-            GatewayError::RequestTimeout => 408,
+            GatewayError::RequestTimeout | GatewayError::HeadTimeout => 408,
+            GatewayError::HeadTooLarge(_) => 431,
+            GatewayError::TooManyConnections => 503,
             GatewayError::InvalidRequest(_) => 400,
             GatewayError::UpstreamConnect | GatewayError::UpstreamError => 502,
             GatewayError::NoHealthyUpstream => 503,
@@ -92,7 +100,9 @@ impl GatewayError {
             GatewayError::PayloadTooLarge(_) | GatewayError::TooManyJsonValues(_) => {
                 "payload_too_large"
             }
-            GatewayError::RequestTimeout => "request_timeout",
+            GatewayError::RequestTimeout | GatewayError::HeadTimeout => "request_timeout",
+            GatewayError::HeadTooLarge(_) => "header_too_large",
+            GatewayError::TooManyConnections => "too_many_connections",
             GatewayError::InvalidRequest(_) => "invalid_request",
             GatewayError::UpstreamConnect => "upstream_connect_error",
             GatewayError::UpstreamError => "upstream_error",

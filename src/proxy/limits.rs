@@ -167,8 +167,8 @@ pub async fn admit(rt: &Runtime, input: &LimitInput<'_>) -> Result<Option<Grante
     }
 }
 
-/// Bodies up to this size are counted in place: about 20 µs per KiB of
-/// text, less than a wake-up of another thread.
+/// Bodies up to this size are counted in place: about 7 µs per KiB of
+/// text (~140 MB/s, `token_bench`), under half a millisecond in all.
 const COUNT_IN_PLACE: usize = 64 * 1024;
 
 /// Runs a prompt count of a body of `body_len` bytes. A large one runs
