@@ -11,6 +11,7 @@
 pub mod admin;
 pub mod catalog;
 pub mod config;
+pub mod decision;
 pub mod edge;
 pub mod error;
 pub mod lifecycle;

@@ -211,7 +211,10 @@ impl Runtime {
             let Some(ns) = ns_index(&m.namespace) else {
                 continue;
             };
-            if !m.is_active || !namespaces[ns].active {
+            // A matcher of an inactive namespace still decides: its
+            // requests are refused (403), not passed to the next matcher
+            // or the default namespace.
+            if !m.is_active {
                 continue;
             }
             match CompiledMatcher::compile(&m.spec(ns)) {

@@ -255,12 +255,21 @@ async fn route_endpoints_agree_with_proxied_traffic() {
     let (_, v) = admin_post(
         &gw,
         "/api/v1/route/namespace",
-        json!({"headers": {"authorization": "Bearer sk-test",
-                           "content-type": "application/json"}, "body": "{bad"}),
+        json!({"path": "/v1/chat/completions",
+               "headers": {"authorization": "Bearer sk-test"}, "body": "{bad"}),
     )
     .await;
     assert_eq!(v["decision"]["status"], 400, "{v}");
     assert_eq!(v["decision"]["result"], "invalid_request");
+    // Off the model endpoints a body that is not JSON is forwarded as it
+    // is, live and in the dry run.
+    let (_, v) = admin_post(
+        &gw,
+        "/api/v1/route/namespace",
+        json!({"path": "/upload", "headers": {"authorization": "Bearer sk-test"}, "body": "{bad"}),
+    )
+    .await;
+    assert_eq!(v["decision"]["status"], 200, "{v}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -39,25 +39,19 @@ impl Validator<'_> {
         self.c.namespaces.iter().find(|n| n.namespace_code == code)
     }
 
-    /// Checks a namespace reference; returns whether it names an active namespace.
+    /// Checks a namespace reference; returns whether it names a namespace.
+    /// An inactive namespace may be referenced: its requests are refused
+    /// with 403 until it is active again, and switching a tenant off must
+    /// not mean deleting its matchers, keys, routes and rules.
     fn namespace_ref(&mut self, path: String, code: &str) -> bool {
-        match self.namespace(code) {
-            None => {
-                self.problem(
-                    path,
-                    format!("namespace {code:?} is not defined in namespaces"),
-                );
-                false
-            }
-            Some(ns) if !ns.is_active => {
-                self.problem(
-                    path,
-                    format!("namespace {code:?} is inactive, so this could never apply"),
-                );
-                false
-            }
-            Some(_) => true,
+        if self.namespace(code).is_some() {
+            return true;
         }
+        self.problem(
+            path,
+            format!("namespace {code:?} is not defined in namespaces"),
+        );
+        false
     }
 
     fn pool_ref(&mut self, path: String, pool: &str) {
@@ -216,6 +210,12 @@ impl Validator<'_> {
             }
         }
         if let Some(code) = &c.default_namespace {
+            if self.namespace(code).is_some_and(|n| !n.is_active) {
+                self.problem(
+                    "default_namespace",
+                    format!("namespace {code:?} is inactive: every request no matcher takes would be refused; name an active namespace or none"),
+                );
+            }
             self.namespace_ref("default_namespace".into(), code);
         }
         if c.routes.is_empty() && c.proxy_rules.iter().all(|r| !r.is_active) {

@@ -7,47 +7,53 @@
 //! `capability`, `model`, `channel`). Without a catalog the models paths
 //! are routed upstream like any request.
 
+use super::admission::Headers;
 use super::ctx::RequestCtx;
-use super::{admission, reply};
+use super::reply;
+use crate::decision::{self, Endpoint};
 use crate::state::Runtime;
 use pingora::proxy::Session;
 use pingora::Result;
 use sluice_filters::balance::ReportFilter;
 
-/// Answers the request when it is one of these; `Ok(false)` = not ours.
-pub async fn serve(session: &mut Session, ctx: &RequestCtx, rt: &Runtime) -> Result<bool> {
+/// Answers one of the client API endpoints ([`Endpoint::Models`],
+/// [`Endpoint::BanditReport`]) for a valid API key.
+pub async fn serve(
+    session: &mut Session,
+    ctx: &RequestCtx,
+    rt: &Runtime,
+    endpoint: Endpoint,
+) -> Result<()> {
     let req = session.req_header();
-    if req.method != http::Method::GET || rt.catalog.is_empty() {
-        return Ok(false);
-    }
-    let path = req.uri.path();
-    let internal = path.starts_with("/internal/");
-    let report = path == "/internal/v1/bandit/report";
-    if !report && !matches!(path, "/v1/models" | "/internal/v1/models") {
-        return Ok(false);
-    }
     let query = req.uri.query().unwrap_or("").to_string();
-    let key = match admission::authenticate(session, rt) {
+    let key = match decision::authenticate(rt, &Headers(&req.headers)) {
         Ok(k) => k,
-        Err(e) => {
-            reply::error(session, &e, &ctx.request_id).await?;
-            return Ok(true);
+        Err(e) => return reply::error(session, &e, &ctx.request_id).await,
+    };
+    let body = match endpoint {
+        Endpoint::BanditReport => {
+            let filter = ReportFilter {
+                capability: param(&query, "capability"),
+                model: param(&query, "model"),
+                channel: param(&query, "channel"),
+            };
+            rt.catalog.bandit_report(&filter)
+        }
+        Endpoint::Models { internal } => {
+            let key = key.map(|k| &rt.keys[k]);
+            rt.catalog
+                .models_json(&|m| internal || key.is_none_or(|k| k.allows(m)))
+        }
+        _ => {
+            return reply::error(
+                session,
+                &crate::error::GatewayError::Internal,
+                &ctx.request_id,
+            )
+            .await
         }
     };
-    let body = if report {
-        let filter = ReportFilter {
-            capability: param(&query, "capability"),
-            model: param(&query, "model"),
-            channel: param(&query, "channel"),
-        };
-        rt.catalog.bandit_report(&filter)
-    } else {
-        let key = key.map(|k| &rt.keys[k]);
-        rt.catalog
-            .models_json(&|m| internal || key.is_none_or(|k| k.allows(m)))
-    };
-    reply::json(session, 200, &body, &ctx.request_id).await?;
-    Ok(true)
+    reply::json(session, 200, &body, &ctx.request_id).await
 }
 
 /// A query parameter's value, percent-decoded (`+` is a space); empty = none.

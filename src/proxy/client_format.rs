@@ -23,12 +23,7 @@ use sluice_filters::translate::{
 /// with an Anthropic error instead of an unparseable body.
 const MAX_JSON: usize = 16 * 1024 * 1024;
 
-/// The wire format the client speaks (kept in the plan).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ClientFormat {
-    /// Anthropic Messages API; the public model name to report.
-    Anthropic { model: String },
-}
+pub use crate::decision::ClientFormat;
 
 enum Mode {
     Sse(Box<OpenAiToAnthropicStream>),

@@ -15,21 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Instant;
 
-/// The LLM fields of a JSON request body, parsed once.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LlmFields {
-    pub model: Option<String>,
-    pub stream: bool,
-    /// The output limit per choice: the larger of `max_tokens` and
-    /// `max_completion_tokens` when both are given (providers differ in
-    /// which one wins; the gateway reasons on the one that costs more and
-    /// clamps both).
-    pub max_tokens: Option<u64>,
-    pub messages: Option<usize>,
-    /// Completions generated and billed: the larger of `n` and `best_of`
-    /// (0 when neither is given, i.e. one).
-    pub choices: u64,
-}
+pub use crate::decision::LlmFields;
 
 /// What admission decided for a request.
 #[derive(Debug)]

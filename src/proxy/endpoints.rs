@@ -8,6 +8,7 @@
 use super::ctx::RequestCtx;
 use super::reply;
 use crate::admin::center::ConfigCenter;
+use crate::decision::Endpoint;
 use crate::error::GatewayError;
 use crate::metrics::metrics;
 use crate::state::Runtime;
@@ -21,14 +22,15 @@ pub async fn serve(
     session: &mut Session,
     ctx: &RequestCtx,
     rt: &Runtime,
+    endpoint: Endpoint,
     center: Option<&ConfigCenter>,
 ) -> Result<bool> {
     let req = session.req_header();
-    if req.method != http::Method::GET && req.method != http::Method::HEAD {
-        return Ok(false);
-    }
-    match req.uri.path() {
-        "/healthz" if crate::lifecycle::draining() => {
+    match endpoint {
+        Endpoint::Models { .. } | Endpoint::BanditReport => {
+            super::client_api::serve(session, ctx, rt, endpoint).await?;
+        }
+        Endpoint::Healthz if crate::lifecycle::draining() => {
             // Load balancers stop sending while the process drains.
             reply::json(
                 session,
@@ -38,14 +40,14 @@ pub async fn serve(
             )
             .await?;
         }
-        "/healthz" => {
+        Endpoint::Healthz => {
             reply::json(session, 200, &json!({"status": "ok"}), &ctx.request_id).await?;
         }
-        "/health" => {
+        Endpoint::Health => {
             let (status, body) = health(rt);
             reply::json(session, status, &body, &ctx.request_id).await?;
         }
-        "/refresh-config" => {
+        Endpoint::RefreshConfig => {
             let auth = req
                 .headers
                 .get("authorization")
@@ -77,11 +79,11 @@ pub async fn serve(
             };
             reply::json(session, status, &body, &ctx.request_id).await?;
         }
-        "/stats" => {
+        Endpoint::Stats => {
             let body = crate::metrics::summary::gateway_stats();
             reply::json(session, 200, &body, &ctx.request_id).await?;
         }
-        "/metrics" | "/metrics/summary" | "/metrics/ui" if rt.config.metrics.listen.is_none() => {
+        Endpoint::Metrics => {
             let auth = req
                 .headers
                 .get("authorization")
@@ -105,7 +107,6 @@ pub async fn serve(
                 .await?;
             }
         }
-        _ => return Ok(false),
     }
     Ok(true)
 }

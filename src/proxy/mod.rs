@@ -178,11 +178,12 @@ impl ProxyHttp for Gateway {
         }
         // The gateway's own endpoints (probes, scrapes) stay out of the
         // request metrics.
-        if endpoints::serve(session, ctx, &rt, self.center.as_deref()).await? {
-            return Ok(true);
-        }
-        if client_api::serve(session, ctx, &rt).await? {
-            return Ok(true);
+        let req = session.req_header();
+        if let Some(endpoint) = crate::decision::endpoint(&rt, req.method.as_str(), req.uri.path())
+        {
+            if endpoints::serve(session, ctx, &rt, endpoint, self.center.as_deref()).await? {
+                return Ok(true);
+            }
         }
         metrics().request_started();
         ctx.counted = true;

@@ -1,30 +1,33 @@
-//! "Would this request…" endpoints (seed 000 §2 validate, §7 routing):
-//! a sample request (method, path, headers, query, body) is evaluated by
-//! the running [`Runtime`]'s own compiled [`NamespaceResolver`] and
-//! [`Router`] — the very objects the proxy's admission uses — so the answer
-//! is what live traffic would get. Limit rules are not evaluated (they
-//! depend on counters).
-//!
-//! [`NamespaceResolver`]: sluice_filters::matcher::NamespaceResolver
-//! [`Router`]: sluice_filters::routing::Router
+//! "Would this request…" endpoints (validate, routing): a sample request
+//! (method, path, headers, query, body) goes through the very functions
+//! live traffic goes through — path normalisation, the gateway's own
+//! endpoints, [`decision::authenticate`] and [`decision::decide`] on the
+//! running runtime — so the answer is what the proxy would do. Limit rules
+//! are not evaluated (they depend on counters). The namespace is resolved
+//! even when the sample's API key is missing or wrong (as if it had none),
+//! so an operator sees where the request would land.
 
 use super::*;
-use sluice_filters::auth::extract_key;
-use sluice_filters::facts::{HeaderLookup, RequestFacts};
+use crate::decision::{self, Decision, Endpoint};
+use crate::error::GatewayError;
+use bytes::Bytes;
+use sluice_filters::facts::RequestFacts;
 use sluice_filters::matcher::NamespaceDecision;
 use sluice_filters::routing::RouteMatch;
 
-/// A sample request, owned; [`Sample::facts`] borrows it the way the proxy
-/// borrows a live request.
+/// A sample request, owned, as the proxy would see it once read.
 struct Sample {
     method: String,
+    /// Normalised as the proxy normalises a request target.
     path: String,
     query: Option<String>,
     headers: Vec<(String, String)>,
-    body: Option<Value>,
-    raw_body: Vec<u8>,
-    /// Why the proxy would refuse the body (400), if it would.
-    invalid_body: Option<String>,
+    /// The raw body: a string sample as is, any other JSON serialised.
+    body: Bytes,
+    /// The body parsed, for listing each matcher's result.
+    json: Option<Value>,
+    /// The proxy refuses the path itself (400), with this reason.
+    bad_path: Option<String>,
 }
 
 fn text_of(v: &Value) -> String {
@@ -32,19 +35,6 @@ fn text_of(v: &Value) -> String {
         Value::String(s) => s.clone(),
         other => other.to_string(),
     }
-}
-
-/// Percent-encodes a query component (RFC 3986 unreserved kept).
-fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 impl Sample {
@@ -72,6 +62,10 @@ impl Sample {
         } else {
             format!("/{path}")
         };
+        let (path, bad_path) = match sluice_filters::path::normalize(&path) {
+            Ok(p) => (p.into_owned(), None),
+            Err(e) => (path, Some(format!("request path refused: {e}"))),
+        };
         let headers = match b.get("headers") {
             None | Some(Value::Null) => Vec::new(),
             Some(Value::Object(h)) => h.iter().map(|(k, v)| (k.clone(), text_of(v))).collect(),
@@ -82,11 +76,11 @@ impl Sample {
                 None | Some(Value::Null) => {}
                 Some(Value::String(q)) => query = Some(q.trim_start_matches('?').to_string()),
                 Some(Value::Object(m)) => {
-                    let pairs: Vec<String> = m
-                        .iter()
-                        .map(|(k, v)| format!("{}={}", encode(k), encode(&text_of(v))))
-                        .collect();
-                    query = Some(pairs.join("&"));
+                    let mut q = form_urlencoded::Serializer::new(String::new());
+                    for (k, v) in m {
+                        q.append_pair(k, &text_of(v));
+                    }
+                    query = Some(q.finish());
                 }
                 Some(_) => {
                     return Err(ApiError::bad_request(format!(
@@ -95,38 +89,22 @@ impl Sample {
                 }
             }
         }
-        let content_type = headers.header("content-type").map(str::to_ascii_lowercase);
-        // The proxy parses a body as JSON when it has no content type or
-        // one mentioning json, and refuses one that then fails to parse.
-        let json_type = content_type.as_deref().is_none_or(|c| c.contains("json"));
-        let mut invalid_body = None;
-        let (body, raw_body) = match b.get("body") {
-            None | Some(Value::Null) => (None, Vec::new()),
-            // A string is the raw body.
-            Some(Value::String(s)) => {
-                let parsed = if json_type && !s.is_empty() {
-                    match serde_json::from_str(s) {
-                        Ok(v) => Some(v),
-                        Err(e) => {
-                            invalid_body = Some(format!("request body is not valid JSON: {e}"));
-                            None
-                        }
-                    }
-                } else {
-                    None
-                };
-                (parsed, s.clone().into_bytes())
-            }
-            Some(v) => (json_type.then(|| v.clone()), v.to_string().into_bytes()),
+        // Policy never depends on the declared content type: a string is
+        // the raw body, anything else is sent as its JSON text.
+        let body = match b.get("body") {
+            None | Some(Value::Null) => Bytes::new(),
+            Some(Value::String(s)) => Bytes::from(s.clone()),
+            Some(v) => Bytes::from(v.to_string()),
         };
+        let json = serde_json::from_slice(&body).ok();
         Ok(Sample {
             method,
             path,
             query,
             headers,
             body,
-            raw_body,
-            invalid_body,
+            json,
+            bad_path,
         })
     }
 
@@ -136,12 +114,17 @@ impl Sample {
             path: &self.path,
             query: self.query.as_deref(),
             headers: &self.headers,
-            body: self.body.as_ref(),
-            raw_body: &self.raw_body,
+            body: self.json.as_ref(),
+            raw_body: &self.body,
         }
     }
 
     fn echo(&self) -> Value {
+        let body = match &self.json {
+            Some(v) => Some(v.clone()),
+            None if self.body.is_empty() => None,
+            None => Some(String::from_utf8_lossy(&self.body).into_owned().into()),
+        };
         json!({
             "method": self.method,
             "path": self.path,
@@ -151,34 +134,9 @@ impl Sample {
                 .iter()
                 .map(|(k, v)| (k.clone(), Value::from(v.clone())))
                 .collect::<Map<String, Value>>(),
-            "body": self.body.clone().or_else(|| {
-                (!self.raw_body.is_empty())
-                    .then(|| String::from_utf8_lossy(&self.raw_body).into_owned().into())
-            }),
+            "body": body,
         })
     }
-}
-
-/// The API key the sample presents, as the proxy finds it: `Err` with the
-/// reason when auth is on and the key is missing or unknown.
-fn sample_key(rt: &Runtime, s: &Sample) -> Result<Option<usize>, &'static str> {
-    if !rt.config.auth.enabled {
-        return Ok(None);
-    }
-    let custom = rt
-        .auth_header
-        .as_ref()
-        .and_then(|name| s.headers.header(name.as_str()));
-    let presented = extract_key(
-        s.headers.header("authorization"),
-        s.headers.header("x-api-key"),
-        custom,
-    )
-    .ok_or("missing API key")?;
-    rt.keyring
-        .lookup(presented.as_bytes())
-        .map(Some)
-        .ok_or("invalid API key")
 }
 
 fn matcher_config(m: &Matcher) -> Value {
@@ -205,81 +163,118 @@ fn namespace_info(rt: &Runtime, index: usize) -> Value {
     })
 }
 
-/// Everything the proxy's admission decides for a sample, minus limits.
+/// Everything the proxy would decide for a sample, minus limits.
 struct Outcome {
-    key: Result<Option<usize>, &'static str>,
+    /// The gateway answers the path itself.
+    endpoint: Option<Endpoint>,
+    key: Result<Option<usize>, GatewayError>,
     bound: Option<usize>,
-    decision: NamespaceDecision,
-    route: Option<RouteMatch>,
+    /// None when the proxy refuses the path before deciding.
+    decision: Option<Decision>,
 }
 
+impl Outcome {
+    fn matched(&self) -> Option<&NamespaceDecision> {
+        self.decision.as_ref()?.matched.as_ref()
+    }
+}
+
+/// Runs the sample through what live traffic goes through, in its order.
 fn evaluate(rt: &Runtime, s: &Sample) -> Outcome {
-    let facts = s.facts();
-    let key = sample_key(rt, s);
+    let endpoint = decision::endpoint(rt, &s.method, &s.path);
+    let key = decision::authenticate(rt, &s.headers);
     let bound = key
+        .as_ref()
         .ok()
+        .copied()
         .flatten()
         .and_then(|k| rt.keys.get(k))
         .and_then(|k| k.namespace);
-    let decision = rt.resolver.resolve(&facts, bound);
-    let route = match &decision {
-        NamespaceDecision::Namespace { index, .. } if rt.namespaces[*index].active => {
-            rt.router.route(&facts, *index)
-        }
-        _ => None,
-    };
+    let decision = (s.bad_path.is_none() && endpoint.is_none()).then(|| {
+        let request = decision::Request {
+            method: &s.method,
+            path: &s.path,
+            query: s.query.as_deref(),
+            headers: &s.headers,
+            body: s.body.clone(),
+        };
+        decision::decide(rt, request, key.as_ref().ok().copied().flatten())
+    });
     Outcome {
+        endpoint,
         key,
         bound,
         decision,
-        route,
     }
 }
 
 /// What the proxy would answer before limits: `{"result", "status", "reason"}`.
 fn verdict(rt: &Runtime, s: &Sample, o: &Outcome) -> Value {
-    let (result, status, reason) = if let Err(why) = o.key {
-        ("unauthorized", 401, why.to_string())
-    } else if let Some(why) = &s.invalid_body {
-        ("invalid_request", 400, why.clone())
-    } else {
-        match &o.decision {
-            NamespaceDecision::Deny { matcher } => (
-                "denied",
-                403,
-                format!("request denied by matcher {matcher}"),
-            ),
-            NamespaceDecision::NoNamespace => (
-                "no_namespace",
-                403,
-                "no namespace accepts this request".to_string(),
-            ),
-            NamespaceDecision::Namespace { index, .. } if !rt.namespaces[*index].active => (
-                "namespace_inactive",
-                403,
-                format!("namespace {} is inactive", rt.namespaces[*index].code),
-            ),
-            NamespaceDecision::Namespace { .. } if o.route.is_none() => {
-                ("route_not_found", 404, format!("{} {}", s.method, s.path))
-            }
-            NamespaceDecision::Namespace { .. } => (
-                "proxied",
-                200,
-                "forwarded upstream (limits not evaluated)".to_string(),
-            ),
+    let refused = |result: &str, e: &GatewayError| json!({"result": result, "status": e.status(), "reason": e.to_string()});
+    if let Some(why) = &s.bad_path {
+        return refused(
+            "invalid_request",
+            &GatewayError::InvalidRequest(why.clone()),
+        );
+    }
+    if let Some(endpoint) = o.endpoint {
+        if let (true, Err(e)) = (endpoint.needs_key(), &o.key) {
+            return refused("unauthorized", e);
         }
+        return json!({"result": "gateway_endpoint", "status": 200,
+                      "reason": format!("answered by the gateway itself ({endpoint:?})")});
+    }
+    if let Err(e) = &o.key {
+        return refused("unauthorized", e);
+    }
+    let Some(d) = &o.decision else {
+        return refused("internal_error", &GatewayError::Internal);
     };
-    json!({"result": result, "status": status, "reason": reason})
+    match (&d.outcome, &d.matched) {
+        (Ok(_), _) => json!({"result": "proxied", "status": 200,
+                             "reason": "forwarded upstream (limits not evaluated)"}),
+        (Err(e @ GatewayError::Forbidden(_)), Some(m)) => {
+            let result = match m {
+                NamespaceDecision::Deny { .. } => "denied",
+                NamespaceDecision::NoNamespace => "no_namespace",
+                NamespaceDecision::Namespace { index, .. } if !rt.namespaces[*index].active => {
+                    "namespace_inactive"
+                }
+                NamespaceDecision::Namespace { .. } => "forbidden",
+            };
+            refused(result, e)
+        }
+        (Err(e), _) => refused(e.code(), e),
+    }
 }
 
-fn route_view(rt: &Runtime, r: &Option<RouteMatch>, s: &Sample) -> Value {
-    let Some(r) = r else {
+fn route_view(rt: &Runtime, o: &Outcome, s: &Sample) -> Value {
+    let Some(d) = &o.decision else {
         return Value::Null;
     };
-    let pool = rt
-        .pools
-        .get(r.target())
-        .map_or(Value::Null, |p| p.name.clone().into());
+    let upstream_path = match &d.outcome {
+        Ok(t) => t.upstream_uri.clone().unwrap_or_else(|| s.path.clone()),
+        Err(_) => decision::alias_of(&s.path).unwrap_or(&s.path).to_string(),
+    };
+    let pool_name = |i: usize| {
+        rt.pools
+            .get(i)
+            .map_or(Value::Null, |p| p.name.clone().into())
+    };
+    if let Some((op, m)) = d.catalog {
+        let model = &rt.catalog.models[m];
+        return json!({
+            "type": "catalog_model",
+            "model": model.name,
+            "operation": format!("{op:?}").to_ascii_lowercase(),
+            "upstream": model.deployments.first().map_or(Value::Null, |dep| pool_name(dep.pool)),
+            "upstream_path": upstream_path,
+        });
+    }
+    let Some(r) = &d.route else {
+        return Value::Null;
+    };
+    let pool = pool_name(r.target());
     match r {
         RouteMatch::ProxyRule { rule, .. } => {
             let name = rt
@@ -289,25 +284,25 @@ fn route_view(rt: &Runtime, r: &Option<RouteMatch>, s: &Sample) -> Value {
                 .find(|p| p.id == *rule)
                 .map_or(Value::Null, |p| p.rule_name.clone().into());
             json!({"type": "proxy_rule", "rule_id": rule, "rule_name": name,
-                   "upstream": pool, "upstream_path": s.path})
+                   "upstream": pool, "upstream_path": upstream_path})
         }
-        RouteMatch::Prefix { path, .. } => json!({
+        RouteMatch::Prefix { .. } => json!({
             "type": "prefix",
             "prefix": r.label(&rt.router),
             "upstream": pool,
-            "upstream_path": path.clone().unwrap_or_else(|| s.path.clone()),
+            "upstream_path": upstream_path,
         }),
     }
 }
 
 fn key_view(rt: &Runtime, o: &Outcome) -> Value {
-    match o.key {
+    match &o.key {
         Ok(None) => Value::Null,
         Ok(Some(k)) => json!({
-            "key_name": rt.keys.get(k).map(|k| k.name.clone()),
+            "key_name": rt.keys.get(*k).map(|k| k.name.clone()),
             "bound_namespace": o.bound.map(|i| rt.namespaces[i].code.clone()),
         }),
-        Err(why) => json!({"error": why}),
+        Err(why) => json!({"error": why.to_string()}),
     }
 }
 
@@ -316,8 +311,17 @@ pub fn route_namespace(rt: &Runtime, b: &Body) -> Reply {
     let s = Sample::parse(b)?;
     let o = evaluate(rt, &s);
     let mut out = Map::new();
-    match &o.decision {
-        NamespaceDecision::Namespace { index, matcher } => {
+    match o.matched() {
+        None => {
+            out.insert("matched".into(), false.into());
+            out.insert("target_namespace".into(), Value::Null);
+            out.insert("namespace_info".into(), Value::Null);
+            out.insert(
+                "message".into(),
+                "请求在命名空间匹配之前即被处理（见 decision）".into(),
+            );
+        }
+        Some(NamespaceDecision::Namespace { index, matcher }) => {
             out.insert("matched".into(), matcher.is_some().into());
             if let Some(m) = matcher.and_then(|id| matcher_by_id(rt, id)) {
                 out.insert("rule_id".into(), m.id.into());
@@ -338,7 +342,7 @@ pub fn route_namespace(rt: &Runtime, b: &Body) -> Reply {
                 out.insert("message".into(), msg.into());
             }
         }
-        NamespaceDecision::Deny { matcher } => {
+        Some(NamespaceDecision::Deny { matcher }) => {
             out.insert("matched".into(), true.into());
             out.insert("rule_id".into(), (*matcher).into());
             if let Some(m) = matcher_by_id(rt, *matcher) {
@@ -352,7 +356,7 @@ pub fn route_namespace(rt: &Runtime, b: &Body) -> Reply {
                 format!("请求被匹配器 {matcher} 拒绝").into(),
             );
         }
-        NamespaceDecision::NoNamespace => {
+        Some(NamespaceDecision::NoNamespace) => {
             out.insert("matched".into(), false.into());
             out.insert("target_namespace".into(), Value::Null);
             out.insert("namespace_info".into(), Value::Null);
@@ -362,7 +366,7 @@ pub fn route_namespace(rt: &Runtime, b: &Body) -> Reply {
             );
         }
     }
-    out.insert("route".into(), route_view(rt, &o.route, &s));
+    out.insert("route".into(), route_view(rt, &o, &s));
     out.insert("api_key".into(), key_view(rt, &o));
     out.insert("decision".into(), verdict(rt, &s, &o));
     Ok(Value::Object(out))
@@ -375,10 +379,10 @@ pub fn route_validate(rt: &Runtime, b: &Body) -> Reply {
     let s = Sample::parse(b)?;
     let facts = s.facts();
     let o = evaluate(rt, &s);
-    let decisive = match o.decision {
-        NamespaceDecision::Namespace { matcher, .. } => matcher,
-        NamespaceDecision::Deny { matcher } => Some(matcher),
-        NamespaceDecision::NoNamespace => None,
+    let decisive = match o.matched() {
+        Some(NamespaceDecision::Namespace { matcher, .. }) => *matcher,
+        Some(NamespaceDecision::Deny { matcher }) => Some(*matcher),
+        Some(NamespaceDecision::NoNamespace) | None => None,
     };
     let rules: Vec<Value> = rt
         .resolver
@@ -400,15 +404,17 @@ pub fn route_validate(rt: &Runtime, b: &Body) -> Reply {
             })
         })
         .collect();
-    let target = match o.decision {
-        NamespaceDecision::Namespace { index, .. } => rt.namespaces[index].code.clone().into(),
+    let target = match o.matched() {
+        Some(NamespaceDecision::Namespace { index, .. }) => {
+            rt.namespaces[*index].code.clone().into()
+        }
         _ => Value::Null,
     };
     Ok(json!({
         "request_data": s.echo(),
         "rules": rules,
         "target_namespace": target,
-        "route": route_view(rt, &o.route, &s),
+        "route": route_view(rt, &o, &s),
         "api_key": key_view(rt, &o),
         "decision": verdict(rt, &s, &o),
     }))
@@ -449,13 +455,15 @@ pub fn validate_namespace(rt: &Runtime, id: u64, b: &Body) -> Reply {
             })
         })
         .collect();
-    let resolved = match o.decision {
-        NamespaceDecision::Namespace { index: i, .. } => rt.namespaces[i].code.clone().into(),
+    let resolved = match o.matched() {
+        Some(NamespaceDecision::Namespace { index: i, .. }) => {
+            rt.namespaces[*i].code.clone().into()
+        }
         _ => Value::Null,
     };
     // Matching only: `decision` also tells whether the key would pass.
     let allowed = ns.active
-        && matches!(o.decision, NamespaceDecision::Namespace { index: i, .. } if i == index);
+        && matches!(o.matched(), Some(NamespaceDecision::Namespace { index: i, .. }) if *i == index);
     Ok(json!({
         "allowed": allowed,
         "namespace_id": ns.id,
@@ -463,7 +471,7 @@ pub fn validate_namespace(rt: &Runtime, id: u64, b: &Body) -> Reply {
         "namespace_name": ns.name,
         "resolved_namespace": resolved,
         "rules": rules,
-        "route": if allowed { route_view(rt, &o.route, &s) } else { Value::Null },
+        "route": if allowed { route_view(rt, &o, &s) } else { Value::Null },
         "decision": verdict(rt, &s, &o),
     }))
 }
@@ -471,6 +479,7 @@ pub fn validate_namespace(rt: &Runtime, id: u64, b: &Body) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sluice_filters::facts::HeaderLookup;
 
     fn sample(v: Value) -> Sample {
         match v {
@@ -481,12 +490,12 @@ mod tests {
 
     #[test]
     fn samples_read_like_live_requests() {
-        let s = sample(json!({"method": "get", "path": "v1/models?x=1",
+        let s = sample(json!({"method": "get", "path": "v1/./models//x?x=1",
                               "headers": {"X-Tenant": "acme", "x-n": 5},
                               "query_params": {"q": "a b&c=中", "model": "gpt-4"}}));
         let f = s.facts();
         assert_eq!(f.method, "GET");
-        assert_eq!(f.path, "/v1/models");
+        assert_eq!(f.path, "/v1/models/x");
         assert_eq!(f.query_param("q").as_deref(), Some("a b&c=中"));
         assert_eq!(f.query_param("model").as_deref(), Some("gpt-4"));
         assert_eq!(f.query_param("x"), None);
@@ -499,10 +508,10 @@ mod tests {
         assert_eq!(f.body_field("model").as_deref(), Some("m"));
         assert_eq!(f.raw_body, br#"{"model":"m"}"#);
 
-        // Not JSON by its content type: raw only, as the proxy does.
+        // JSON whatever the declared content type, as the proxy does.
         let s = sample(json!({"headers": {"content-type": "text/plain"}, "body": "{\"a\":1}"}));
-        assert!(s.body.is_none() && s.invalid_body.is_none());
-        let s = sample(json!({"body": "{bad"}));
-        assert!(s.invalid_body.is_some());
+        assert!(s.json.is_some());
+        let s = sample(json!({"path": "/a/%2e%2e/%2e%2e/b"}));
+        assert!(s.bad_path.is_some() || s.path == "/b");
     }
 }

@@ -1,0 +1,65 @@
+//! Which requests the gateway answers itself on the proxy listener,
+//! instead of admitting and proxying them. The proxy dispatches on this
+//! and the admin dry-run reports it, so both agree.
+
+use crate::state::Runtime;
+
+/// One of the gateway's own answers on the proxy listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `GET /healthz`: liveness (503 while draining).
+    Healthz,
+    /// `GET /health`: subsystem status.
+    Health,
+    /// `GET /refresh-config`: catch up with the stored config (admin token).
+    RefreshConfig,
+    /// `GET /stats`: request figures.
+    Stats,
+    /// `GET /metrics`, `/metrics/summary`, `/metrics/ui` (metrics token),
+    /// when no dedicated metrics listener is configured.
+    Metrics,
+    /// `GET /v1/models` (the key's models) or `/internal/v1/models` (every
+    /// model), from the model catalog; needs an API key.
+    Models { internal: bool },
+    /// `GET /internal/v1/bandit/report`, from the model catalog; needs an
+    /// API key.
+    BanditReport,
+}
+
+impl Endpoint {
+    /// Whether the answer needs a valid API key (client API endpoints).
+    pub fn needs_key(self) -> bool {
+        matches!(self, Endpoint::Models { .. } | Endpoint::BanditReport)
+    }
+}
+
+/// The gateway endpoint `method path` is, if any. Probes and scrapes
+/// (`/healthz`, `/health`, ...) come first, before authentication; the
+/// catalog's endpoints exist only when there is a catalog (otherwise those
+/// paths are routed upstream like any request).
+pub fn endpoint(rt: &Runtime, method: &str, path: &str) -> Option<Endpoint> {
+    if method != "GET" && method != "HEAD" {
+        return None;
+    }
+    let own = match path {
+        "/healthz" => Some(Endpoint::Healthz),
+        "/health" => Some(Endpoint::Health),
+        "/refresh-config" => Some(Endpoint::RefreshConfig),
+        "/stats" => Some(Endpoint::Stats),
+        "/metrics" | "/metrics/summary" | "/metrics/ui"
+            if rt.config.metrics.listen.is_none() && rt.config.metrics.token.is_some() =>
+        {
+            Some(Endpoint::Metrics)
+        }
+        _ => None,
+    };
+    if own.is_some() || method != "GET" || rt.catalog.is_empty() {
+        return own;
+    }
+    match path {
+        "/v1/models" => Some(Endpoint::Models { internal: false }),
+        "/internal/v1/models" => Some(Endpoint::Models { internal: true }),
+        "/internal/v1/bandit/report" => Some(Endpoint::BanditReport),
+        _ => None,
+    }
+}
