@@ -479,7 +479,6 @@ pub fn validate_namespace(rt: &Runtime, id: u64, b: &Body) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sluice_filters::facts::HeaderLookup;
 
     fn sample(v: Value) -> Sample {
         match v {
