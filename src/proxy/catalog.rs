@@ -53,7 +53,6 @@ pub async fn pick(
             attempt_started: Instant::now(),
             pending: false,
             retry_status: None,
-            response: None,
             skipped: None,
             wait_ms: 0,
         })
@@ -106,7 +105,6 @@ pub async fn pick(
         st.current = Some((i, request));
         st.attempt_started = Instant::now();
         st.pending = true;
-        st.response = None;
         if let Ok(mut o) = cp.outcome.lock() {
             o.deployment = Some(d.name.clone());
             o.provider = Some(d.provider.as_str());
@@ -296,34 +294,10 @@ pub fn on_response_header(
             &ctx.request_id,
         );
         adapter.on_header(header)?;
-        st.response = Some(adapter);
+        let prices = (d.price_input_per_m, d.price_output_per_m);
+        if let Some(plan) = ctx.plan.clone() {
+            ctx.pipeline.set_translation(adapter, prices, plan);
+        }
     }
     Ok(())
-}
-
-/// A body chunk of the answer: adapted in place; at the end the usage is
-/// priced into the plan's outcome.
-pub fn on_response_body(
-    ctx: &mut RequestCtx,
-    rt: &Runtime,
-    cp: &CatalogPlan,
-    body: &mut Option<Bytes>,
-    end: bool,
-) {
-    let Some(adapter) = ctx.catalog.as_mut().and_then(|s| s.response.as_mut()) else {
-        return;
-    };
-    adapter.on_body(body, end);
-    if !end {
-        return;
-    }
-    let usage = adapter.usage();
-    let cost = match (usage, current(ctx, rt, cp)) {
-        (Some((p, c)), Some(d)) => Some(d.cost(p, c)),
-        _ => None,
-    };
-    if let Ok(mut o) = cp.outcome.lock() {
-        o.usage = usage;
-        o.cost = cost;
-    }
 }

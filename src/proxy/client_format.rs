@@ -13,7 +13,6 @@
 
 use bytes::Bytes;
 use pingora::http::ResponseHeader;
-use pingora::protocols::http::HttpTask;
 use serde_json::Value;
 use sluice_filters::translate::{
     openai_error_to_anthropic, openai_response_to_anthropic, OpenAiToAnthropicStream,
@@ -102,25 +101,6 @@ impl ToClient {
             _ => api_error("the upstream answer is not JSON"),
         };
         out.to_string().into_bytes()
-    }
-
-    /// One task of the parent's pipe.
-    pub fn on_task(&mut self, task: HttpTask) -> HttpTask {
-        match task {
-            HttpTask::Body(mut body, end) => {
-                self.on_body(&mut body, end);
-                HttpTask::Body(body, end)
-            }
-            HttpTask::Done => {
-                let mut body = None;
-                self.on_body(&mut body, true);
-                match body {
-                    Some(b) => HttpTask::Body(Some(b), true),
-                    None => HttpTask::Done,
-                }
-            }
-            other => other,
-        }
     }
 }
 

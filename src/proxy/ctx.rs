@@ -3,10 +3,8 @@
 //! subrequest boundary ([`Handoff`]).
 
 use super::limits::Granted;
-use super::metering::ResponseMeter;
 use crate::catalog::Operation;
 use crate::error::GatewayError;
-use crate::providers::response::ResponseAdapter;
 use crate::providers::UpstreamRequest;
 use crate::state::Runtime;
 use crate::upstream::ServerRt;
@@ -102,8 +100,6 @@ pub struct CatalogAttempts {
     pub pending: bool,
     /// `response_filter` turned an upstream status into a retry.
     pub retry_status: Option<u16>,
-    /// The answer's adapter (translation, usage, error mapping).
-    pub response: Option<ResponseAdapter>,
     /// The first reason a deployment was skipped (answered if none is left).
     pub skipped: Option<String>,
     /// Pause before the next attempt (a short `Retry-After`).
@@ -147,16 +143,10 @@ pub struct RequestCtx {
     pub error: Option<GatewayError>,
     /// Whether this request was counted in the in-flight metric.
     pub counted: bool,
-    /// Output metering (requests under a token rule; parent or direct).
-    pub meter: Option<ResponseMeter>,
+    /// The answer's stages: metering, translations, usage, echo.
+    pub pipeline: super::pipeline::Pipeline,
     /// Catalog attempts (catalog requests; direct or child).
     pub catalog: Option<Box<CatalogAttempts>>,
-    /// The tail of an unmetered answer, for its reported usage.
-    pub usage_tail: Option<sluice_filters::stream::UsageTail>,
-    /// A JSON answer gathered to add the request's `session_id` to it.
-    pub session_echo: Option<Vec<u8>>,
-    /// Translation of the answer into the client's format (direct session).
-    pub to_client: Option<super::client_format::ToClient>,
     /// Labels and timings for metrics and the access log.
     pub obs: super::observe::Obs,
     /// Holds the request in the drain count until the context is dropped
@@ -178,11 +168,8 @@ impl Default for RequestCtx {
             response_started: false,
             error: None,
             counted: false,
-            meter: None,
+            pipeline: Default::default(),
             catalog: None,
-            usage_tail: None,
-            session_echo: None,
-            to_client: None,
             obs: Default::default(),
             in_flight: None,
         }

@@ -11,14 +11,14 @@
 //! child's response to the client and owns the clock: time to first byte,
 //! the idle gap between chunks and the total deadline of non-streaming
 //! responses are enforced here, per task, which Pingora's per-read timeout
-//! alone cannot express. Metered responses pass through the request's
-//! [`ResponseMeter`] here; when it cuts a stream, the client's response is
-//! ended cleanly and the subrequest aborted (closing the upstream).
+//! alone cannot express. The client side of the request's response
+//! [`Pipeline`] runs here on every task; when its meter cuts a stream, the
+//! client's response is ended cleanly and the subrequest aborted (closing
+//! the upstream).
 
-use super::client_format::{ClientFormat, ToClient};
 use super::ctx::{Handoff, Plan, RequestCtx};
-use super::metering::ResponseMeter;
 use super::observe::StreamTimer;
+use super::pipeline::Pipeline;
 use super::reply;
 use crate::error::GatewayError;
 use pingora::protocols::http::HttpTask;
@@ -29,37 +29,6 @@ use pingora::{Error, ErrorType, Result};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// Passes one task of the child's response through the meter. Once the
-/// meter cut the stream, the task carrying its last bytes ends the client's
-/// response (`end = true`: Pingora writes the terminating chunk, so the
-/// client sees a cleanly ended body, unlike returning an error, pingora
-/// issue #951) and every later task is dropped.
-fn meter_task(meter: &mut ResponseMeter, task: HttpTask) -> Result<Option<HttpTask>> {
-    if meter.done() {
-        return Ok(None);
-    }
-    Ok(Some(match task {
-        HttpTask::Header(mut header, end) => {
-            meter.on_header(&mut header)?;
-            HttpTask::Header(header, end)
-        }
-        HttpTask::Body(mut body, end) => {
-            meter.on_body(&mut body, end);
-            HttpTask::Body(body, end || meter.done())
-        }
-        HttpTask::Done => {
-            // A bare end: flush whatever the meter still holds.
-            let mut body = None;
-            meter.on_body(&mut body, true);
-            match body {
-                Some(b) => HttpTask::Body(Some(b), true),
-                None => HttpTask::Done,
-            }
-        }
-        other => other,
-    }))
-}
 
 /// Runs the request through a subrequest and pipes its response to the
 /// client. `Ok` = the response was written completely.
@@ -94,11 +63,10 @@ pub async fn run(session: &mut Session, ctx: &mut RequestCtx, plan: Arc<Plan>) -
     let last_task_ms = Arc::new(AtomicU64::new(0));
     let header_seen = Arc::new(AtomicBool::new(false));
     let (last, seen) = (last_task_ms.clone(), header_seen.clone());
-    let mut meter = ctx.meter.take();
-    let meter_ref = &mut meter;
-    let client_format = plan.client_format.as_ref();
-    let mut to_client: Option<ToClient> = None;
-    let to_client_ref = &mut to_client;
+    // The client side of the response pipeline runs here, on every task
+    // of the child's answer.
+    let mut pipeline = std::mem::take(&mut ctx.pipeline);
+    let pipeline_ref = &mut pipeline;
     let mut timer = StreamTimer::new(ctx, plan.llm.stream);
     let timer_ref = &mut timer;
     let filter = move |task: HttpTask| {
@@ -107,23 +75,7 @@ pub async fn run(session: &mut Session, ctx: &mut RequestCtx, plan: Arc<Plan>) -
         }
         timer_ref.on_task(&task);
         last.store(start.elapsed().as_millis() as u64, Relaxed);
-        let task = match meter_ref.as_mut() {
-            Some(m) => meter_task(m, task)?,
-            None => Some(task),
-        };
-        // Then the client's wire format (`/v1/messages`), after the meter.
-        Ok(match (task, client_format) {
-            (Some(HttpTask::Header(mut header, end)), Some(format)) => {
-                *to_client_ref = Some(ToClient::on_header(format, &mut header)?);
-                Some(HttpTask::Header(header, end))
-            }
-            (Some(task), Some(_)) => Some(match to_client_ref.as_mut() {
-                Some(t) => t.on_task(task),
-                None => task,
-            }),
-            (None, _) => None,
-            (task, None) => task,
-        })
+        pipeline_ref.on_task(task)
     };
 
     let t = &rt.config.timeouts;
@@ -162,8 +114,8 @@ pub async fn run(session: &mut Session, ctx: &mut RequestCtx, plan: Arc<Plan>) -
         }
     };
 
-    let cut = meter.as_ref().is_some_and(|m| m.done());
-    ctx.meter = meter;
+    let cut = pipeline.done();
+    ctx.pipeline = pipeline;
     timer.finish(&mut ctx.obs);
     let header_sent = session.response_written().is_some();
     match outcome {
@@ -195,7 +147,7 @@ pub async fn run(session: &mut Session, ctx: &mut RequestCtx, plan: Arc<Plan>) -
             // the client got a 500, or a 503 head with no body. The rest
             // of the child's answer is forwarded instead.
             let forwarded = match e.state.pipe_rx.as_mut() {
-                Some(rx) => forward_rest(session, rx, client_format, &mut to_client).await,
+                Some(rx) => forward_rest(session, rx, &mut ctx.pipeline).await,
                 None => false,
             };
             if forwarded {
@@ -225,13 +177,12 @@ pub async fn run(session: &mut Session, ctx: &mut RequestCtx, plan: Arc<Plan>) -
 }
 
 /// Writes what the subrequest still sends (its error answer) to the
-/// client, through the client-format translation when there is one.
-/// Returns whether the answer was completed that way.
+/// client, through the client side of the pipeline. Returns whether the
+/// answer was completed that way.
 async fn forward_rest(
     session: &mut Session,
     rx: &mut tokio::sync::mpsc::Receiver<HttpTask>,
-    format: Option<&ClientFormat>,
-    to_client: &mut Option<ToClient>,
+    pipeline: &mut Pipeline,
 ) -> bool {
     let mut tasks = Vec::new();
     let mut complete = false;
@@ -242,20 +193,11 @@ async fn forward_rest(
             task,
             HttpTask::Done | HttpTask::Body(_, true) | HttpTask::Header(_, true)
         );
-        let task = match (task, format) {
-            (HttpTask::Header(mut header, end), Some(format)) => {
-                match ToClient::on_header(format, &mut header) {
-                    Ok(t) => *to_client = Some(t),
-                    Err(_) => return false,
-                }
-                HttpTask::Header(header, end)
-            }
-            (task, _) => match to_client.as_mut() {
-                Some(t) => t.on_task(task),
-                None => task,
-            },
-        };
-        tasks.push(task);
+        match pipeline.on_task(task) {
+            Ok(Some(task)) => tasks.push(task),
+            Ok(None) => {}
+            Err(_) => return false,
+        }
         if end {
             complete = true;
             break;

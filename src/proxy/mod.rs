@@ -4,10 +4,10 @@
 //! | phase | file |
 //! | --- | --- |
 //! | `early_request_filter` | here: a subrequest picks up its [`Handoff`] |
-//! | `request_filter` | [`endpoints`], [`admission`] (+ [`limits`]), [`handoff`] |
+//! | `request_filter` | [`endpoints`] (classified by [`crate::decision::endpoint`]), [`admission`] (+ [`limits`]), [`handoff`] |
 //! | `upstream_peer`, `fail_to_connect`, `error_while_proxy` | [`peer`] |
 //! | `upstream_request_filter`, `request_body_filter` | [`headers`], here |
-//! | `response_filter`, `response_body_filter` | here, [`metering`] |
+//! | `response_filter`, `response_body_filter` | here, [`pipeline`] (the answer's stages: [`catalog`] translation, usage tail, [`metering`], [`client_format`], session echo) |
 //! | `fail_to_proxy` | here, [`reply`] |
 //! | `logging` | here: settle the reservation ([`limits`]); metrics and access log ([`observe`]) |
 
@@ -23,6 +23,7 @@ mod limits;
 mod metering;
 mod observe;
 mod peer;
+mod pipeline;
 mod reply;
 
 pub use endpoints::health;
@@ -49,7 +50,7 @@ async fn settle(ctx: &mut RequestCtx) {
     let Some(granted) = &plan.granted else {
         return;
     };
-    let used = match ctx.meter.as_ref().map(|m| m.usage()) {
+    let used = match ctx.pipeline.meter().map(|m| m.usage()) {
         Some(Some((prompt, completion, truncated))) => {
             metrics().truncated(truncated);
             prompt + completion
@@ -117,6 +118,7 @@ impl ProxyHttp for Gateway {
             ctx.runtime = Some(h.runtime.clone());
             ctx.plan = Some(h.plan.clone());
             ctx.request_id = h.request_id.clone();
+            ctx.pipeline = pipeline::Pipeline::new(Role::Child, &h.plan);
             // The preset body may differ from the client's (rewritten, or
             // chunked): frame the subrequest's body by its real length, or
             // its body reader drops the difference.
@@ -196,15 +198,11 @@ impl ProxyHttp for Gateway {
             }
         };
         ctx.plan = Some(plan.clone());
+        ctx.pipeline = pipeline::Pipeline::new(ctx.role, &plan);
         observe::admitted(ctx);
-        if plan.metered {
-            ctx.meter = plan
-                .granted
-                .as_ref()
-                .map(|g| metering::ResponseMeter::new(g, plan.llm.stream, plan.client_wants_usage));
-        }
         if plan.llm.stream || session.as_downstream().retry_buffer_truncated() {
             ctx.role = Role::Parent;
+            ctx.pipeline = pipeline::Pipeline::new(ctx.role, &plan);
             let _stream = observe::StreamGauge::new(plan.llm.stream);
             observe::upstream_attempt(ctx);
             // Boxed: the subrequest pipe is a large future; keeping it out of
@@ -333,45 +331,20 @@ impl ProxyHttp for Gateway {
             .and_then(|g| g.reservation.as_ref())
             .map(|r| &r.rate);
         headers::downstream(upstream_response, &ctx.request_id, rate)?;
-        if ctx.role == Role::Direct {
-            if let Some(meter) = &mut ctx.meter {
-                meter.on_header(upstream_response)?;
-            }
-        }
-        if ctx.role == Role::Direct {
-            if let Some(format) = ctx.plan.as_ref().and_then(|p| p.client_format.as_ref()) {
-                ctx.to_client = Some(client_format::ToClient::on_header(
-                    format,
-                    upstream_response,
-                )?);
-            }
-        }
-        if let Some(id) = ctx.plan.as_ref().and_then(|p| p.session_id.as_deref()) {
-            if let Ok(v) = http::HeaderValue::from_str(id) {
-                upstream_response.insert_header("x-session-id", v)?;
-            }
-            // A direct JSON answer also carries it in the body (the subrequest
-            // path pipes streams and large bodies as they are).
-            let json = upstream_response
-                .headers
-                .get(http::header::CONTENT_TYPE)
-                .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-            if ctx.role == Role::Direct && json && upstream_response.status.is_success() {
-                upstream_response.remove_header(&http::header::CONTENT_LENGTH);
-                upstream_response.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
-                ctx.session_echo = Some(Vec::new());
-            }
-        }
         // Token metrics of answers nobody meters: the usage the upstream
         // reports, read from the body's tail.
-        if ctx.role != Role::Parent
-            && upstream_response.status.is_success()
-            && ctx
+        if upstream_response.status.is_success() {
+            if let Some(plan) = ctx
                 .plan
                 .as_ref()
-                .is_some_and(|p| !p.metered && p.catalog.is_none())
-        {
-            ctx.usage_tail = Some(Default::default());
+                .filter(|p| !p.metered && p.catalog.is_none())
+            {
+                ctx.pipeline.add_usage_tail(plan.clone());
+            }
+        }
+        // The client side of the pipeline (a parent runs it in its pipe).
+        if ctx.role == Role::Direct {
+            ctx.pipeline.on_header(upstream_response)?;
         }
         Ok(())
     }
@@ -406,45 +379,7 @@ impl ProxyHttp for Gateway {
         end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<Option<Duration>> {
-        // Translation (catalog answers) before metering.
-        if ctx.catalog.is_some() {
-            if let (Some(rt), Some(plan)) = (ctx.runtime.clone(), ctx.plan.clone()) {
-                if let Some(cp) = &plan.catalog {
-                    catalog::on_response_body(ctx, &rt, cp, body, end_of_stream);
-                }
-            }
-        }
-        if ctx.role == Role::Direct {
-            if let Some(meter) = &mut ctx.meter {
-                meter.on_body(body, end_of_stream);
-            }
-        }
-        if let Some(to_client) = &mut ctx.to_client {
-            to_client.on_body(body, end_of_stream);
-        }
-        if let Some(buf) = &mut ctx.session_echo {
-            if let Some(b) = body.take() {
-                buf.extend_from_slice(&b);
-            }
-            if end_of_stream {
-                let id = ctx
-                    .plan
-                    .as_ref()
-                    .and_then(|p| p.session_id.as_deref())
-                    .unwrap_or("");
-                *body = Some(Bytes::from(with_session_id(std::mem::take(buf), id)));
-            }
-        }
-        if let Some(tail) = &mut ctx.usage_tail {
-            if end_of_stream {
-                if let (Some(u), Some(plan)) = (tail.finish(body.as_deref()), &ctx.plan) {
-                    let _ = plan.reported_usage.set(u);
-                }
-                ctx.usage_tail = None;
-            } else if let Some(b) = body.as_deref() {
-                tail.feed(b);
-            }
-        }
+        ctx.pipeline.on_body(body, end_of_stream);
         Ok(None)
     }
 
@@ -563,37 +498,4 @@ fn release_large_body(ctx: &mut RequestCtx) {
     // SAFETY: `mi_collect` only walks and trims the calling thread's heap;
     // it is valid at any time from any thread (mimalloc's API).
     unsafe { libmimalloc_sys::mi_collect(true) };
-}
-
-/// A JSON object answer with `"session_id"` added before its closing brace
-/// (anything else is returned as it is).
-fn with_session_id(mut body: Vec<u8>, id: &str) -> Vec<u8> {
-    let end = body.iter().rposition(|b| !b.is_ascii_whitespace());
-    let Some(end) = end.filter(|&e| body[e] == b'}') else {
-        return body;
-    };
-    let empty = body[..end]
-        .iter()
-        .rposition(|b| !b.is_ascii_whitespace())
-        .is_some_and(|p| body[p] == b'{');
-    let mut field = if empty { Vec::new() } else { b",".to_vec() };
-    field.extend_from_slice(b"\"session_id\":");
-    field.extend_from_slice(serde_json::Value::from(id).to_string().as_bytes());
-    body.splice(end..end, field);
-    body
-}
-
-#[cfg(test)]
-mod tests {
-    use super::with_session_id;
-
-    #[test]
-    fn session_id_is_added_to_a_json_object() {
-        let v =
-            |b: &str| String::from_utf8(with_session_id(b.as_bytes().to_vec(), "s-\"1")).unwrap();
-        assert_eq!(v("{\"a\":1}\n"), "{\"a\":1,\"session_id\":\"s-\\\"1\"}\n");
-        assert_eq!(v("{ }"), "{ \"session_id\":\"s-\\\"1\"}");
-        assert_eq!(v("[1]"), "[1]");
-        assert_eq!(v(""), "");
-    }
 }

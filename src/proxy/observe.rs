@@ -237,8 +237,8 @@ pub fn finish(session: &Session, ctx: &mut RequestCtx, status: u16, settle: Dura
         .or(ctx.plan.as_ref().map(|p| p.pool))
         .or(obs.pool);
     let tokens = ctx
-        .meter
-        .as_ref()
+        .pipeline
+        .meter()
         .and_then(|m| m.usage())
         .map(|(i, o, _)| (i, o))
         .or(outcome.usage)
