@@ -8,15 +8,16 @@
 //! Also renders the catalog for `/health`, `GET /v1/models` and the bandit
 //! report.
 
+use crate::clock::{mono_ms as now_ms, wall_ms};
 use crate::config::{CatalogModel, Config, Problem, ProviderKind};
-use crate::upstream::now_ms;
+use crate::live::{DeploymentLive, LiveState};
 use serde_json::{json, Value};
 use sluice_filters::balance::{
-    self, ArmLabels, ArmStats, Breaker, BreakerState, Candidate, ReportFilter, SelectState,
-    StatsConfig, StrategyConfig,
+    self, ArmLabels, ArmStats, BreakerState, Candidate, ReportFilter, SelectState, StatsConfig,
+    StrategyConfig,
 };
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// What a request asks a model for; decides the upstream path and which
 /// providers can serve it.
@@ -62,15 +63,9 @@ pub struct DeploymentRt {
     pub priority: u32,
     /// Anthropic: `max_tokens` when the request sets none.
     pub default_max_tokens: u64,
-    live: Mutex<Live>,
-}
-
-/// The mutable part of a deployment (held only for a call, never across I/O).
-struct Live {
-    breaker: Breaker,
-    stats: ArmStats,
-    /// A `Retry-After` keeps requests away until then.
-    cooldown_until_ms: u64,
+    /// Breaker, statistics, cool-down ([`LiveState::deployment`]): kept
+    /// across config swaps while the deployment stays the same.
+    live: Arc<Mutex<DeploymentLive>>,
 }
 
 impl Catalog {
@@ -78,43 +73,16 @@ impl Catalog {
     pub fn build(
         config: &Config,
         pool_index: &dyn Fn(&str) -> Option<usize>,
+        live: &LiveState,
         problems: &mut Vec<Problem>,
     ) -> Catalog {
         let mut catalog = Catalog::default();
         for (i, m) in config.models.iter().enumerate() {
-            let model = ModelRt::build(m, config, pool_index, i, problems);
+            let model = ModelRt::build(m, config, pool_index, i, live, problems);
             catalog.index.insert(m.name.clone(), catalog.models.len());
             catalog.models.push(model);
         }
         catalog
-    }
-
-    /// Carries breaker, statistics and cool-down of every deployment that
-    /// is still configured the same way (same model, deployment name, pool
-    /// and breaker settings) over from the runtime being replaced, so an
-    /// unrelated admin change neither closes an open breaker nor forgets
-    /// the latency and success figures the strategies rank by.
-    pub fn inherit(&self, old: &Catalog) {
-        for m in &self.models {
-            let Some(om) = old.find(&m.name).map(|i| &old.models[i]) else {
-                continue;
-            };
-            for d in &m.deployments {
-                let Some(od) = om.deployments.iter().find(|od| od.name == d.name) else {
-                    continue;
-                };
-                if od.pool_name != d.pool_name {
-                    continue;
-                }
-                let prev = od.lock();
-                let mut live = d.lock();
-                if prev.breaker.config() == live.breaker.config() {
-                    live.breaker = prev.breaker.clone();
-                }
-                live.stats = prev.stats.clone();
-                live.cooldown_until_ms = prev.cooldown_until_ms;
-            }
-        }
     }
 
     /// The breaker state of every deployment: (model, deployment, state).
@@ -215,6 +183,7 @@ impl ModelRt {
         config: &Config,
         pool_index: &dyn Fn(&str) -> Option<usize>,
         i: usize,
+        live: &LiveState,
         problems: &mut Vec<Problem>,
     ) -> ModelRt {
         let mut deployments = Vec::new();
@@ -247,11 +216,7 @@ impl ModelRt {
                 weight: d.weight,
                 priority: d.priority,
                 default_max_tokens: d.default_max_tokens.unwrap_or(4096),
-                live: Mutex::new(Live {
-                    breaker: Breaker::new(m.breaker.clone()),
-                    stats: ArmStats::new(),
-                    cooldown_until_ms: 0,
-                }),
+                live: live.deployment(&m.name, &d.name, &d.upstream, &m.breaker),
             });
         }
         let seed = std::time::SystemTime::now()
@@ -304,7 +269,7 @@ impl ModelRt {
 }
 
 impl DeploymentRt {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Live> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, DeploymentLive> {
         match self.live.lock() {
             Ok(l) => l,
             Err(poisoned) => poisoned.into_inner(),
@@ -349,12 +314,4 @@ impl DeploymentRt {
         (prompt as f64 * self.price_input_per_m + completion as f64 * self.price_output_per_m)
             / 1_000_000.0
     }
-}
-
-/// Wall-clock milliseconds (the report's `last_selected_at`).
-fn wall_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }

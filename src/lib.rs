@@ -1,7 +1,21 @@
 //! Sluice: an AI (LLM) API gateway on Cloudflare Pingora.
 //!
-//! Dependencies point one way: `sluice_filters` ← [`config`] ← [`upstream`]
-//! ← [`state`] ← [`proxy`], [`admin`], [`metrics`] ← [`server`] ← `main`.
+//! Dependencies point one way, each layer using only those before it
+//! (`python3 scripts/module-cycles.py src` checks there is no cycle):
+//!
+//! 1. `sluice_filters` (pure policy), [`clock`], [`error`], [`logging`],
+//!    [`mock`];
+//! 2. [`config`] (YAML → typed, validated), [`store`] (config and counter
+//!    stores), [`control`] (what others may ask of the config center);
+//! 3. [`live`] (state learned while running, kept across config swaps),
+//!    [`upstream`] (pools), [`catalog`] (models and deployments),
+//!    [`providers`] (wire formats);
+//! 4. [`state`] (the compiled snapshot of one config);
+//! 5. [`decision`] (the one admission decision), [`metrics`],
+//!    [`lifecycle`] (signals, drain);
+//! 6. [`proxy`] (Pingora glue for client requests), [`admin`] (the config
+//!    center and its API), [`edge`] (every listener's connection loop);
+//! 7. [`server`] (wires the services), then `main`.
 
 #![cfg_attr(
     not(test),
@@ -10,11 +24,14 @@
 
 pub mod admin;
 pub mod catalog;
+pub mod clock;
 pub mod config;
+pub mod control;
 pub mod decision;
 pub mod edge;
 pub mod error;
 pub mod lifecycle;
+pub mod live;
 pub mod logging;
 pub mod metrics;
 pub mod mock;

@@ -16,7 +16,7 @@
 //! exits the process once Pingora has closed the listeners and nothing is
 //! in flight ([`exit_when_drained`]).
 
-use crate::admin::center::ConfigCenter;
+use crate::control::ConfigControl;
 use async_trait::async_trait;
 use pingora::server::{ExecutionPhase, ShutdownSignal, ShutdownSignalWatch};
 use std::path::PathBuf;
@@ -74,7 +74,7 @@ pub struct Signals {
     pub accept_for: Duration,
     /// The config file, read again on SIGHUP.
     pub config_path: Option<PathBuf>,
-    pub center: Option<Arc<ConfigCenter>>,
+    pub center: Option<Arc<dyn ConfigControl>>,
 }
 
 #[async_trait]

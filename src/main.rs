@@ -102,10 +102,23 @@ fn main() -> ExitCode {
         }
     };
     match command {
+        // Load (parse, references, ranges) and build (compile matchers,
+        // rules, proxy rules, the catalog): what a start would do.
         Command::Check { config } => match load(&config) {
-            Ok(_) => {
-                println!("{config}: OK");
-                ExitCode::SUCCESS
+            Ok(cfg) => {
+                match sluice::state::Runtime::build(cfg, &sluice::live::LiveState::local()) {
+                    Ok(_) => {
+                        println!("{config}: OK");
+                        ExitCode::SUCCESS
+                    }
+                    Err(problems) => {
+                        eprintln!("{config}: {} problem(s):", problems.len());
+                        for p in &problems {
+                            eprintln!("  - {p}");
+                        }
+                        ExitCode::from(2)
+                    }
+                }
             }
             Err(code) => code,
         },

@@ -7,6 +7,7 @@ use crate::admin::AdminApp;
 use crate::config::{Config, ConfigStoreKind, CounterStoreKind};
 use crate::edge::Edge;
 use crate::lifecycle::Signals;
+use crate::live::{Counters, LiveState};
 use crate::proxy::Gateway;
 use crate::state::{Runtime, SharedRuntime};
 use crate::store::config_file::Entities;
@@ -19,7 +20,7 @@ use pingora::server::{RunArgs, Server, ShutdownWatch};
 use pingora::services::background::{background_service, BackgroundService};
 use pingora::services::listening::Service;
 use sluice_filters::limits::local::LocalCounterStore;
-use sluice_filters::limits::store::{CounterStore, SystemClock};
+use sluice_filters::limits::store::SystemClock;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -95,15 +96,16 @@ pub fn run_with_state(
                 .join("\n")
         )
     })?;
-    let store: Arc<dyn CounterStore> = match (&config.counters.store, &config.counters.redis_url) {
-        (CounterStoreKind::Redis, Some(url)) => Arc::new(LazyRedisStore::new(
+    let store = match (&config.counters.store, &config.counters.redis_url) {
+        (CounterStoreKind::Redis, Some(url)) => Counters::Shared(Arc::new(LazyRedisStore::new(
             url.expose(),
             &config.counters.key_prefix,
             std::time::Duration::from_millis(config.counters.timeout_ms),
-        )),
-        _ => Arc::new(LocalCounterStore::new(Arc::new(SystemClock))),
+        ))),
+        _ => Counters::Local(Arc::new(LocalCounterStore::new(Arc::new(SystemClock)))),
     };
-    let runtime = Runtime::build_with_store(config.clone(), store).map_err(|problems| {
+    let live = LiveState::new(store);
+    let runtime = Runtime::build(config.clone(), &live).map_err(|problems| {
         problems
             .iter()
             .map(ToString::to_string)

@@ -2,17 +2,19 @@
 //! ring and upstream pools built from one [`Config`]. It lives behind an
 //! `ArcSwap`; a request loads it once in `request_filter` and keeps that
 //! `Arc` to the end, so a swapped-in runtime never changes a request mid-way.
+//! What changes while the process runs (counters, breakers, ejection, in
+//! flight, statistics, metric windows) is not here but in
+//! [`crate::live::LiveState`], which every build is handed.
 
 use crate::catalog::Catalog;
 use crate::config::{Config, Problem};
+use crate::live::{Counters, LiveState, MetricHandles};
 use crate::upstream::{Pool, ServerRt};
 use arc_swap::ArcSwap;
 use http::HeaderName;
 use sluice_filters::auth::KeyRing;
-use sluice_filters::limits::local::LocalCounterStore;
 use sluice_filters::limits::plan::{PlanSettings, Rule as LimitRule};
-use sluice_filters::limits::rules::RuleConfig;
-use sluice_filters::limits::store::{CounterStore, SystemClock};
+use sluice_filters::limits::rules::{KeyBy, RuleConfig};
 use sluice_filters::matcher::{CompiledMatcher, NamespaceResolver};
 use sluice_filters::routing::{CompiledProxyRule, PrefixRoute, Router};
 use sluice_filters::tokens::{Encoding, TokenizerMap};
@@ -65,7 +67,9 @@ pub struct Runtime {
     /// The model catalog (`models:`); empty = every request is routed.
     pub catalog: Catalog,
     /// Metric label values and handles of this runtime's entities.
-    pub obs: crate::metrics::Handles,
+    pub handles: MetricHandles,
+    /// What the process learns while it runs (shared by every runtime).
+    pub live: Arc<LiveState>,
 }
 
 /// The limit rules, compiled, and where their counters live.
@@ -81,14 +85,14 @@ pub struct LimitsRt {
     pub tokenizers: TokenizerMap,
     pub settings: PlanSettings,
     /// Shared across runtimes: a config swap keeps the counters.
-    pub store: Arc<dyn CounterStore>,
+    pub store: Counters,
 }
 
 impl LimitsRt {
     fn build(
         config: &Config,
         namespaces: &[NamespaceRt],
-        store: Arc<dyn CounterStore>,
+        store: Counters,
         problems: &mut Vec<Problem>,
     ) -> LimitsRt {
         let mut active: Vec<(&crate::config::Rule, usize)> = config
@@ -103,6 +107,12 @@ impl LimitsRt {
         let mut scopes = Vec::new();
         for (r, i) in active {
             match RuleConfig::parse(&r.rule_type, &r.rule_config) {
+                Ok(rule) if rule.key_by() == KeyBy::ApiKey && !config.auth.enabled => {
+                    problems.push(Problem::new(
+                        format!("rules[{i}].rule_config.key_by"),
+                        "api_key needs auth.enabled: with auth off no request has a key, so this rule could never apply",
+                    ));
+                }
                 Ok(config) => {
                     scopes.push(
                         r.namespace
@@ -167,18 +177,13 @@ impl LimitsRt {
 pub type SharedRuntime = Arc<ArcSwap<Runtime>>;
 
 impl Runtime {
-    /// Compiles a validated config. Problems here mean the config changed
-    /// under validation's feet; they are reported the same way.
-    pub fn build(config: Config) -> Result<Runtime, Vec<Problem>> {
-        let store = Arc::new(LocalCounterStore::new(Arc::new(SystemClock)));
-        Runtime::build_with_store(config, store)
-    }
-
-    /// Compiles a validated config whose limits count in `store`.
-    pub fn build_with_store(
-        config: Config,
-        store: Arc<dyn CounterStore>,
-    ) -> Result<Runtime, Vec<Problem>> {
+    /// Compiles a validated config over the process's live state (limit
+    /// counters, server and deployment state, metric windows: kept across
+    /// builds). Problems here mean the config changed under validation's
+    /// feet; they are reported the same way.
+    pub fn build(config: Config, live: &Arc<LiveState>) -> Result<Runtime, Vec<Problem>> {
+        live.prune();
+        let store = live.counters();
         let mut problems = Vec::new();
         let namespaces: Vec<NamespaceRt> = config
             .namespaces
@@ -198,7 +203,7 @@ impl Runtime {
             groups
                 .entry(s.pool_name().to_string())
                 .or_default()
-                .push(Arc::new(ServerRt::new(s)));
+                .push(Arc::new(ServerRt::new(s, live)));
         }
         let pools: Vec<Pool> = groups
             .into_iter()
@@ -261,7 +266,7 @@ impl Runtime {
             }
         }
         let router = Router::new(rules, prefixes);
-        let catalog = Catalog::build(&config, &pool_index, &mut problems);
+        let catalog = Catalog::build(&config, &pool_index, live, &mut problems);
 
         let keyring = KeyRing::new(
             config
@@ -290,9 +295,14 @@ impl Runtime {
         if !problems.is_empty() {
             return Err(problems);
         }
-        let obs = crate::metrics::Handles::new(&config, &router, &pools, &limits.rules);
+        let pool_labels: Vec<_> = pools
+            .iter()
+            .map(|p| (p.name.clone(), p.servers.first().map(|s| s.provider)))
+            .collect();
+        let handles = MetricHandles::new(&config, &router, &pool_labels, &limits.rules, live);
         Ok(Runtime {
-            obs,
+            handles,
+            live: live.clone(),
             limits,
             catalog,
             config,
@@ -304,6 +314,20 @@ impl Runtime {
             keys,
             auth_header,
         })
+    }
+
+    /// Whether an `Authorization` header carries one of the admin tokens
+    /// (`Bearer <token>`, constant-time compare; no tokens = nobody).
+    pub fn admin_token_ok(&self, authorization: Option<&str>) -> bool {
+        use subtle::ConstantTimeEq;
+        let presented = authorization
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        let mut ok = false;
+        for token in &self.config.admin.tokens {
+            ok |= bool::from(presented.as_bytes().ct_eq(token.expose().as_bytes()));
+        }
+        ok && !presented.is_empty()
     }
 
     /// Builds the BPE tables token rules need now, not on the first request

@@ -101,8 +101,7 @@ impl ConfigCenter {
     /// Validates `next` over the YAML settings and compiles it, ready to swap.
     async fn compile(&self, next: &Entities, rt: &Runtime) -> Result<Runtime, Vec<Problem>> {
         let config = next.config_over(&self.base.load())?;
-        let fresh = Runtime::build_with_store(config, rt.limits.store.clone())?;
-        fresh.catalog.inherit(&rt.catalog);
+        let fresh = Runtime::build(config, &rt.live)?;
         fresh.warm_tokenizers();
         // New pools start unresolved: resolve and probe before any request sees them.
         fresh.refresh_pools().await;
@@ -169,9 +168,7 @@ impl ConfigCenter {
         let rt = self.runtime.load_full();
         let current = self.current.load_full();
         let config = current.config_over(&yaml).map_err(|p| join(&p, &current))?;
-        let fresh = Runtime::build_with_store(config, rt.limits.store.clone())
-            .map_err(|p| join(&p, &current))?;
-        fresh.catalog.inherit(&rt.catalog);
+        let fresh = Runtime::build(config, &rt.live).map_err(|p| join(&p, &current))?;
         fresh.warm_tokenizers();
         fresh.refresh_pools().await;
         fresh.health_check_pools().await;
@@ -204,7 +201,20 @@ impl ConfigCenter {
         let _guard = self.lock.lock().await;
         self.catch_up_locked().await
     }
+}
 
+#[async_trait::async_trait]
+impl crate::control::ConfigControl for ConfigCenter {
+    async fn catch_up(&self) -> Result<bool, String> {
+        ConfigCenter::catch_up(self).await
+    }
+
+    async fn reload_settings(&self, yaml: Config) -> Result<Vec<String>, String> {
+        ConfigCenter::reload_settings(self, yaml).await
+    }
+}
+
+impl ConfigCenter {
     async fn catch_up_locked(&self) -> Result<bool, String> {
         let Some(store) = &self.store else {
             return Ok(false);

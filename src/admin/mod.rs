@@ -26,23 +26,10 @@ use http::Response;
 use openapi::Lookup;
 pub use openapi::ROUTES;
 
-/// Whether an `Authorization` header carries one of the admin tokens
-/// (`Bearer <token>`, constant-time compare; no tokens = nobody).
-pub fn admin_token_ok(rt: &crate::state::Runtime, authorization: Option<&str>) -> bool {
-    let presented = authorization
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    let mut ok = false;
-    for token in &rt.config.admin.tokens {
-        ok |= bool::from(presented.as_bytes().ct_eq(token.expose().as_bytes()));
-    }
-    ok && !presented.is_empty()
-}
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
-use subtle::ConstantTimeEq;
 
 /// Largest admin request body.
 const MAX_BODY: usize = 1024 * 1024;
@@ -106,7 +93,7 @@ impl AdminApp {
             .headers
             .get("authorization")
             .and_then(|v| v.to_str().ok());
-        admin_token_ok(&self.runtime.load(), header)
+        self.runtime.load().admin_token_ok(header)
     }
 
     /// Routes one authorized request to a route listed in [`ROUTES`].

@@ -9,13 +9,15 @@ pub mod catalog;
 pub mod fragments;
 mod load;
 pub mod model;
+mod problem;
 pub mod secret;
 mod validate;
 
 pub use catalog::{CatalogModel, Deployment};
 pub use fragments::NginxConfig;
-pub use load::{load_file, load_str, Problem};
+pub use load::{load_file, load_str};
 pub use model::*;
+pub use problem::Problem;
 pub use secret::Secret;
 
 use serde::{Deserialize, Serialize};

@@ -1,12 +1,14 @@
-//! Semantic checks over a parsed [`Config`]: references resolve, patterns
-//! compile, values are in range, and nothing is configured that could never
-//! take effect. Every problem is reported, each with its path.
+//! Semantic checks over a parsed [`Config`]: references resolve, values are
+//! in range, and nothing is configured that could never take effect. Every
+//! problem is reported, each with its path. Patterns (matchers, proxy rules)
+//! and rule settings are checked where they are compiled, once: by the
+//! snapshot build (`crate::state::Runtime::build`), which `sluice check`
+//! and every admin change also run.
 
-use super::load::Problem;
+use super::problem::Problem;
 use super::*;
-use sluice_filters::limits::rules::{KeyBy, RuleConfig};
-use sluice_filters::matcher::{CompiledMatcher, MatchAction};
-use sluice_filters::routing::{normalize_prefix, CompiledProxyRule};
+use sluice_filters::matcher::MatchAction;
+use sluice_filters::routing::normalize_prefix;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 
@@ -428,9 +430,6 @@ impl Validator<'_> {
                     );
                 }
             }
-            if let Err(e) = CompiledMatcher::compile(&m.spec(0)) {
-                self.problem(path, e);
-            }
         }
     }
 
@@ -450,22 +449,6 @@ impl Validator<'_> {
                         format!("{path}.namespace"),
                         format!("no request can reach namespace {ns:?} (it is not the default_namespace, no active allow matcher targets it, no API key is bound to it), so this rule could never apply"),
                     );
-                }
-            }
-            match RuleConfig::parse(&r.rule_type, &r.rule_config) {
-                Err(e) => self.problem(path, e),
-                Ok(config) => {
-                    let key_by = match &config {
-                        RuleConfig::RateLimit(c) => c.key_by,
-                        RuleConfig::Concurrency(c) => c.key_by,
-                        RuleConfig::TokenLimit(c) => c.key_by,
-                    };
-                    if key_by == KeyBy::ApiKey && !self.c.auth.enabled {
-                        self.problem(
-                            format!("{path}.rule_config.key_by"),
-                            "api_key needs auth.enabled: with auth off no request has a key, so this rule could never apply",
-                        );
-                    }
                 }
             }
         }
@@ -571,9 +554,6 @@ impl Validator<'_> {
                         format!("no request can reach namespace {ns:?} (it is not the default_namespace, no active allow matcher targets it, no API key is bound to it), so this rule could never apply"),
                     );
                 }
-            }
-            if let Err(e) = CompiledProxyRule::compile(&r.spec(None, 0)) {
-                self.problem(path, e);
             }
         }
     }

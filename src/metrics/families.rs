@@ -1,8 +1,8 @@
 //! The Prometheus metric families, their registry, and how one finished
 //! request is recorded into them ([`Families::finish`]).
 
-use super::labels::{Handles, CLASSES, NONE};
-use super::window::{self, Finished};
+use crate::live::labels::{MetricHandles, CLASSES, NONE};
+use crate::live::window::{self, Finished};
 use crate::state::Runtime;
 use prometheus::{
     histogram_opts, opts, CounterVec, Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge,
@@ -30,7 +30,7 @@ pub struct Record {
     pub namespace: Option<usize>,
     pub route: Option<usize>,
     pub key: Option<usize>,
-    /// Model label index ([`super::labels::ModelLabels::index`]).
+    /// Model label index ([`crate::live::labels::ModelLabels::index`]).
     pub model: usize,
     pub pool: Option<usize>,
     /// 0 = no response reached the client.
@@ -189,7 +189,7 @@ impl Families {
         self.upstream_healthy.reset();
         self.circuit_open.reset();
         self.upstream_inflight.reset();
-        let now = crate::upstream::now_ms();
+        let now = crate::clock::mono_ms();
         for pool in &rt.pools {
             let backends = pool.lb.backends();
             for b in backends.get_backend().iter() {
@@ -203,12 +203,9 @@ impl Families {
                 self.circuit_open
                     .with_label_values(&labels)
                     .set(i64::from(s.is_ejected(now)));
-                self.upstream_inflight.with_label_values(&labels).set(
-                    s.inflight
-                        .load(std::sync::atomic::Ordering::Relaxed)
-                        .try_into()
-                        .unwrap_or(i64::MAX),
-                );
+                self.upstream_inflight
+                    .with_label_values(&labels)
+                    .set(s.inflight().try_into().unwrap_or(i64::MAX));
             }
         }
         self.breaker_state.reset();
@@ -225,7 +222,7 @@ impl Families {
     }
 
     /// The TTFB histogram of pool `pool`.
-    pub fn ttfb_of(&self, h: &Handles, pool: usize) -> Histogram {
+    pub fn ttfb_of(&self, h: &MetricHandles, pool: usize) -> Histogram {
         h.ttfb.get(pool, || {
             self.ttfb
                 .with_label_values(&[h.pools.get(pool).map_or(NONE, String::as_str)])
@@ -235,7 +232,7 @@ impl Families {
     /// The TTFT and inter-chunk gap histograms of a stream.
     pub fn stream_of(
         &self,
-        h: &Handles,
+        h: &MetricHandles,
         ns: Option<usize>,
         model: usize,
     ) -> (Histogram, Histogram) {
@@ -249,7 +246,7 @@ impl Families {
     }
 
     /// Records a finished request in every family and its entities' history.
-    pub fn finish(&self, h: &Handles, r: &Record) {
+    pub fn finish(&self, h: &MetricHandles, r: &Record) {
         let (n, rn, m) = h.dims();
         let ns = r.namespace.unwrap_or(n - 1).min(n - 1);
         let route = r.route.unwrap_or(rn - 1).min(rn - 1);

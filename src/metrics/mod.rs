@@ -1,24 +1,22 @@
 //! Process-wide metrics, in the `prometheus` crate's registry, rendered in
 //! the text exposition format at `/metrics` (proxy listener, metrics token
-//! required). Label values are bounded (see [`labels`]); the request path
-//! reaches each series through handles resolved per runtime ([`Handles`]),
+//! required). Label values are bounded (see [`crate::live::labels`]); the request path
+//! reaches each series through handles resolved per runtime ([`MetricHandles`]),
 //! never by hashing label strings.
 //!
 //! Also here: per-minute history for `/stats`, `/metrics/summary` and the
-//! admin usage/monitoring endpoints ([`window`], [`summary`]), the
+//! admin usage/monitoring endpoints ([`crate::live::window`], [`summary`]), the
 //! `/metrics/ui` page ([`ui`]) and the JSON access log ([`access_log`]).
 //! Recorded from the proxy phases through `src/proxy/observe.rs`.
 
 pub mod access_log;
 pub mod endpoints;
 pub mod families;
-pub mod labels;
 pub mod summary;
 pub mod ui;
-pub mod window;
 
+pub use crate::live::MetricHandles;
 pub use families::Families;
-pub use labels::Handles;
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::OnceLock;

@@ -5,7 +5,7 @@
 //! usage, overview and monitoring endpoints (seed 000).
 
 use super::metrics;
-use super::window::{now_minute, Series, Slot};
+use crate::live::window::{now_minute, Series, Slot};
 use crate::state::Runtime;
 use serde_json::{json, Value};
 use sluice_filters::limits::rules::RuleConfig;
@@ -107,7 +107,7 @@ fn window_json(s: &Series, minute: u64) -> (Slot, Slot, Value) {
 
 /// `GET /metrics/summary`.
 pub fn summary(rt: &Runtime) -> Value {
-    let h = &rt.obs;
+    let h = &rt.handles;
     let minute = now_minute();
     let namespaces: Vec<Value> = h
         .namespaces
@@ -150,7 +150,7 @@ pub fn summary(rt: &Runtime) -> Value {
             })
         })
         .collect();
-    let now = crate::upstream::now_ms();
+    let now = crate::clock::mono_ms();
     let mut upstreams = Vec::new();
     for pool in &rt.pools {
         let backends = pool.lb.backends();
@@ -161,7 +161,7 @@ pub fn summary(rt: &Runtime) -> Value {
                     "server": s.name,
                     "healthy": backends.ready(b),
                     "circuit_open": s.is_ejected(now),
-                    "inflight": s.inflight.load(std::sync::atomic::Ordering::Relaxed),
+                    "inflight": s.inflight(),
                 }));
             }
         }
@@ -183,7 +183,7 @@ fn ns_index(rt: &Runtime, id: u64) -> Option<usize> {
 /// Admin `GET /api/v1/namespaces/{id}/usage`; none = no such namespace.
 pub fn usage(rt: &Runtime, id: u64) -> Option<Value> {
     let i = ns_index(rt, id)?;
-    let s = rt.obs.ns_series.get(i)?;
+    let s = rt.handles.ns_series.get(i)?;
     let r = rate(s, now_minute());
     // The namespace's first rate rule, as requests per second.
     let rate_rule = rt.limits.by_namespace.get(i).and_then(|rules| {
@@ -216,7 +216,7 @@ pub fn overview(rt: &Runtime) -> Value {
     Value::Array(
         rt.namespaces
             .iter()
-            .zip(&rt.obs.ns_series)
+            .zip(&rt.handles.ns_series)
             .map(|(n, s)| {
                 json!({
                     "namespace_id": n.id,
@@ -233,7 +233,7 @@ pub fn overview(rt: &Runtime) -> Value {
 /// (oldest first, the current minute last).
 pub fn monitoring(rt: &Runtime, id: u64) -> Option<Value> {
     let i = ns_index(rt, id)?;
-    let minutes = rt.obs.ns_series.get(i)?.minutes(now_minute(), 5);
+    let minutes = rt.handles.ns_series.get(i)?.minutes(now_minute(), 5);
     let col = |f: fn(&Slot) -> u64| minutes.iter().map(f).collect::<Vec<u64>>();
     Some(json!({
         "namespace_id": id,

@@ -8,7 +8,8 @@
 
 use super::ctx::{CatalogPlan, Plan};
 use super::limits::{self, LimitInput};
-use super::observe::{self, Obs};
+use super::observe;
+use super::observed::Observed;
 use crate::decision::body::wants_usage;
 use crate::decision::{self, LlmFields, Target};
 use crate::error::GatewayError;
@@ -51,7 +52,7 @@ pub async fn admit(
     session: &mut Session,
     rt: &Runtime,
     request_id: &str,
-    obs: &mut Obs,
+    obs: &mut Observed,
 ) -> Result<Plan, GatewayError> {
     let key = decision::authenticate(rt, &Headers(&session.req_header().headers))?;
     obs.key = key;
@@ -74,7 +75,7 @@ pub async fn admit(
     }
     obs.namespace = d.namespace;
     if let Some(route) = &d.route {
-        obs.route = Some(rt.obs.route_index(route));
+        obs.route = Some(rt.handles.route_index(route));
         obs.pool = Some(route.target());
     }
     let target = d.outcome?;

@@ -1,90 +1,15 @@
-//! Per-request state ([`RequestCtx`]) and the admission outcome handed from
-//! `request_filter` to the later phases ([`Plan`]), possibly across the
-//! subrequest boundary ([`Handoff`]).
+//! Per-request state ([`RequestCtx`]): the request's runtime and plan, the
+//! current attempt (server, catalog state), the response pipeline and what
+//! the phases observed. The plan types live in `plan.rs` (re-exported).
 
-use super::limits::Granted;
-use crate::catalog::Operation;
+pub use super::plan::{CatalogPlan, Handoff, LlmFields, Outcome, Plan, Role};
 use crate::error::GatewayError;
 use crate::providers::UpstreamRequest;
 use crate::state::Runtime;
 use crate::upstream::ServerRt;
-use bytes::Bytes;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Instant;
-
-pub use crate::decision::LlmFields;
-
-/// What admission decided for a request.
-#[derive(Debug)]
-pub struct Plan {
-    /// Index into `Runtime::namespaces`.
-    pub namespace: usize,
-    /// Index into `Runtime::keys`, when a key authenticated the request.
-    pub key: Option<usize>,
-    /// Index into `Runtime::pools`.
-    pub pool: usize,
-    /// Path and query to send upstream when a route rewrote the path.
-    pub upstream_uri: Option<String>,
-    /// The whole request body (empty when there was none).
-    pub body: Bytes,
-    /// Whether the request carried a body (even an empty chunked one).
-    pub has_body: bool,
-    /// `body` is not what the client sent (`max_tokens` clamped, usage
-    /// asked for): the direct path replaces the replayed body with it.
-    pub body_rewritten: bool,
-    pub llm: LlmFields,
-    /// What the limit rules granted; none = no rule applied.
-    pub granted: Option<Granted>,
-    /// The response is metered (a token rule applies).
-    pub metered: bool,
-    /// The client asked for a usage chunk in its stream.
-    pub client_wants_usage: bool,
-    /// The body's `model` is a catalog model: its deployments serve it.
-    pub catalog: Option<CatalogPlan>,
-    /// (prompt, completion) tokens the upstream reported in an answer
-    /// nobody metered (token metrics only); set by the session that read
-    /// the answer (direct or subrequest).
-    pub reported_usage: std::sync::OnceLock<(u64, u64)>,
-    /// Seed 002 `session_id` (internal channel): echoed in `x-session-id`
-    /// and in a non-streaming JSON answer.
-    pub session_id: Option<String>,
-    /// The client speaks another wire format (`/v1/messages`): the answer
-    /// is translated back to it.
-    pub client_format: Option<super::client_format::ClientFormat>,
-}
-
-/// A request served by the model catalog.
-#[derive(Debug)]
-pub struct CatalogPlan {
-    /// Index into `Runtime::catalog.models`.
-    pub model: usize,
-    pub op: Operation,
-    /// The request body after admission's rewrites; each attempt adapts it
-    /// to its deployment's provider.
-    pub body: serde_json::Value,
-    /// Prompt + output tokens expected (context-window fit).
-    pub estimated_tokens: u64,
-    /// The upstream body asks for a usage chunk (stream translation adds one).
-    pub include_usage: bool,
-    /// What the request ended up costing, shared by the parent and the
-    /// subrequest that made the attempt.
-    pub outcome: std::sync::Mutex<Outcome>,
-}
-
-/// The deployment that answered, its usage and the cost from the catalog's
-/// prices (read by metrics and the access log through [`RequestCtx::cost`]).
-#[derive(Debug, Clone, Default)]
-pub struct Outcome {
-    pub deployment: Option<String>,
-    pub provider: Option<&'static str>,
-    /// Index into `Runtime::pools` of the deployment's pool.
-    pub pool: Option<usize>,
-    /// (prompt, completion) tokens as the provider reported them.
-    pub usage: Option<(u64, u64)>,
-    /// In the catalog's price unit (per 1M tokens prices × tokens / 1M).
-    pub cost: Option<f64>,
-}
 
 /// Per-attempt catalog state of the session that makes the attempts.
 pub struct CatalogAttempts {
@@ -104,25 +29,6 @@ pub struct CatalogAttempts {
     pub skipped: Option<String>,
     /// Pause before the next attempt (a short `Retry-After`).
     pub wait_ms: u64,
-}
-
-/// Passed to the subrequest through Pingora's `user_ctx`.
-pub struct Handoff {
-    pub runtime: Arc<Runtime>,
-    pub plan: Arc<Plan>,
-    pub request_id: String,
-}
-
-/// Which side of the subrequest boundary a context lives on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Role {
-    /// A client request proxied by this session itself.
-    #[default]
-    Direct,
-    /// A client request whose proxying was handed to a subrequest.
-    Parent,
-    /// The subrequest doing the proxying for a parent.
-    Child,
 }
 
 /// Per-request state shared by all phases.
@@ -148,7 +54,7 @@ pub struct RequestCtx {
     /// Catalog attempts (catalog requests; direct or child).
     pub catalog: Option<Box<CatalogAttempts>>,
     /// Labels and timings for metrics and the access log.
-    pub obs: super::observe::Obs,
+    pub observed: super::observed::Observed,
     /// Holds the request in the drain count until the context is dropped
     /// (after `logging`).
     pub in_flight: Option<crate::lifecycle::InFlight>,
@@ -170,7 +76,7 @@ impl Default for RequestCtx {
             counted: false,
             pipeline: Default::default(),
             catalog: None,
-            obs: Default::default(),
+            observed: Default::default(),
             in_flight: None,
         }
     }
@@ -189,7 +95,7 @@ impl RequestCtx {
     /// Gives back the in-flight slot of the current server, if any.
     pub fn release_server(&mut self) {
         if let Some(server) = self.server.take() {
-            server.inflight.fetch_sub(1, Relaxed);
+            server.release();
         }
     }
 }

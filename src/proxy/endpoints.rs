@@ -7,7 +7,7 @@
 
 use super::ctx::RequestCtx;
 use super::reply;
-use crate::admin::center::ConfigCenter;
+use crate::control::ConfigControl;
 use crate::decision::Endpoint;
 use crate::error::GatewayError;
 use crate::metrics::metrics;
@@ -23,7 +23,7 @@ pub async fn serve(
     ctx: &RequestCtx,
     rt: &Runtime,
     endpoint: Endpoint,
-    center: Option<&ConfigCenter>,
+    center: Option<&dyn ConfigControl>,
 ) -> Result<bool> {
     let req = session.req_header();
     match endpoint {
@@ -52,7 +52,7 @@ pub async fn serve(
                 .headers
                 .get("authorization")
                 .and_then(|v| v.to_str().ok());
-            if !crate::admin::admin_token_ok(rt, auth) {
+            if !rt.admin_token_ok(auth) {
                 let err = GatewayError::Unauthorized("an admin token is required".into());
                 reply::error(session, &err, &ctx.request_id).await?;
                 return Ok(true);

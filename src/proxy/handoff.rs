@@ -116,7 +116,7 @@ pub async fn run(session: &mut Session, ctx: &mut RequestCtx, plan: Arc<Plan>) -
 
     let cut = pipeline.done();
     ctx.pipeline = pipeline;
-    timer.finish(&mut ctx.obs);
+    timer.finish(&mut ctx.observed);
     let header_sent = session.response_written().is_some();
     match outcome {
         Some(Ok(mut state)) => {

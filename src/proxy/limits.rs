@@ -140,10 +140,7 @@ pub async fn admit(rt: &Runtime, input: &LimitInput<'_>) -> Result<Option<Grante
     let decision = if planned.is_empty() {
         planned.into_decision(&rules, &Default::default())
     } else {
-        let admitted = match limits.store.as_local() {
-            Some(local) => Ok(local.admit_now(&planned.checks)),
-            None => limits.store.admit(&planned.checks).await,
-        };
+        let admitted = limits.store.admit(&planned.checks).await;
         match admitted {
             Ok(admission) => {
                 store_recovered();
@@ -233,13 +230,7 @@ pub async fn settle(rt: &Runtime, ops: &[Settle]) {
     if ops.is_empty() {
         return;
     }
-    let settled = match rt.limits.store.as_local() {
-        Some(local) => {
-            local.settle_now(ops);
-            Ok(())
-        }
-        None => rt.limits.store.settle(ops).await,
-    };
+    let settled = rt.limits.store.settle(ops).await;
     match settled {
         Ok(()) => store_recovered(),
         // Leases expire by themselves (`counters.lease_ms`); the token

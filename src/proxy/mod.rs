@@ -22,8 +22,10 @@ mod headers;
 mod limits;
 mod metering;
 mod observe;
+mod observed;
 mod peer;
 mod pipeline;
+mod plan;
 mod reply;
 
 pub use endpoints::health;
@@ -83,13 +85,13 @@ async fn settle(ctx: &mut RequestCtx) {
 pub struct Gateway {
     runtime: SharedRuntime,
     /// For `GET /refresh-config` (none in tests that build a bare gateway).
-    center: Option<Arc<crate::admin::center::ConfigCenter>>,
+    center: Option<Arc<dyn crate::control::ConfigControl>>,
 }
 
 impl Gateway {
     pub fn new(
         runtime: SharedRuntime,
-        center: Option<Arc<crate::admin::center::ConfigCenter>>,
+        center: Option<Arc<dyn crate::control::ConfigControl>>,
     ) -> Self {
         Gateway { runtime, center }
     }
@@ -165,7 +167,7 @@ impl ProxyHttp for Gateway {
         };
         if let Err(why) = checked {
             let err = GatewayError::InvalidRequest(why);
-            ctx.obs.error = Some(err.code());
+            ctx.observed.error = Some(err.code());
             reply::error(session, &err, &ctx.request_id).await?;
             return Ok(true);
         }
@@ -189,10 +191,10 @@ impl ProxyHttp for Gateway {
         }
         metrics().request_started();
         ctx.counted = true;
-        let plan = match admission::admit(session, &rt, &ctx.request_id, &mut ctx.obs).await {
+        let plan = match admission::admit(session, &rt, &ctx.request_id, &mut ctx.observed).await {
             Ok(plan) => Arc::new(plan),
             Err(err) => {
-                ctx.obs.error = Some(err.code());
+                ctx.observed.error = Some(err.code());
                 reply::error(session, &err, &ctx.request_id).await?;
                 return Ok(true);
             }
@@ -409,7 +411,7 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
         let err = ctx.error.take().unwrap_or_else(|| peer::classify(e));
-        ctx.obs.error = Some(err.code());
+        ctx.observed.error = Some(err.code());
         let downstream_gone = matches!(
             e.etype(),
             ErrorType::WriteError | ErrorType::ConnectionClosed

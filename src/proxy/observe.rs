@@ -1,12 +1,14 @@
 //! What the proxy phases tell the metrics about a client request
-//! ([`Obs`], kept in the request's context): its labels as admission
+//! ([`Observed`], kept in the request's context): its labels as admission
 //! resolves them, when it went upstream, time to first byte, stream timing
 //! (first token, gaps between chunks), and, in `logging`, the whole record
 //! ([`finish`]): Prometheus families, per-minute history and the access log
 //! line. Label handles come from the request's runtime, so nothing here
 //! hashes a label string on the request path.
 
-use super::ctx::{RequestCtx, Role};
+use super::ctx::RequestCtx;
+use super::observed::Observed;
+use super::plan::Role;
 use crate::metrics::access_log::{self, Line};
 use crate::metrics::families::Record;
 use crate::metrics::metrics;
@@ -16,38 +18,10 @@ use pingora::proxy::Session;
 use prometheus::Histogram;
 use std::time::{Duration, Instant, SystemTime};
 
-/// A request's labels and timings.
-#[derive(Debug, Default)]
-pub struct Obs {
-    pub namespace: Option<usize>,
-    /// Route index ([`crate::metrics::Handles::route_index`]).
-    pub route: Option<usize>,
-    pub key: Option<usize>,
-    /// The route's pool (also for a request denied after routing).
-    pub pool: Option<usize>,
-    /// Model label index; none = not parsed yet.
-    pub model: Option<usize>,
-    /// The model as asked (only kept when the access log is on).
-    pub model_name: Option<String>,
-    pub stream: bool,
-    /// A limit rule denied the request.
-    pub denied: bool,
-    /// The gateway error code it was answered with, when known.
-    pub error: Option<&'static str>,
-    /// The first upstream attempt began (admission is over).
-    pub upstream_at: Option<Instant>,
-    /// The request header is about to go upstream (direct path or child).
-    upstream_sent: Option<Instant>,
-    pub ttfb: Option<Duration>,
-    pub ttft: Option<Duration>,
-    /// Counted in its entities' concurrency ([`admitted`]).
-    in_series: bool,
-}
-
 /// Admission resolved the model: keep its label (and the name for the
 /// access log).
-pub fn model(obs: &mut Obs, rt: &Runtime, model: Option<&str>, stream: bool) {
-    obs.model = Some(rt.obs.models.index(model));
+pub fn model(obs: &mut Observed, rt: &Runtime, model: Option<&str>, stream: bool) {
+    obs.model = Some(rt.handles.models.index(model));
     obs.stream = stream;
     if access_log::enabled() {
         obs.model_name = model.map(|m| {
@@ -61,7 +35,7 @@ pub fn model(obs: &mut Obs, rt: &Runtime, model: Option<&str>, stream: bool) {
 }
 
 /// A limit rule denied the request: count it with its namespace and rule.
-pub fn denied(obs: &mut Obs, rt: &Runtime, rule_id: u64, code: &str) {
+pub fn denied(obs: &mut Observed, rt: &Runtime, rule_id: u64, code: &str) {
     obs.denied = true;
     let rule = rt
         .limits
@@ -69,25 +43,25 @@ pub fn denied(obs: &mut Obs, rt: &Runtime, rule_id: u64, code: &str) {
         .iter()
         .find(|r| r.id == rule_id)
         .map_or("unknown", |r| r.name.as_str());
-    metrics().limit_denied(rt.obs.ns_label(obs.namespace), rule, code);
+    metrics().limit_denied(rt.handles.ns_label(obs.namespace), rule, code);
 }
 
 /// The request was admitted: it now counts in the concurrency of its
 /// namespace, route and key.
 pub fn admitted(ctx: &mut RequestCtx) {
     let Some(rt) = &ctx.runtime else { return };
-    let minute = crate::metrics::window::now_minute();
-    for s in series(rt, &ctx.obs) {
+    let minute = crate::live::window::now_minute();
+    for s in series(rt, &ctx.observed) {
         s.started(minute);
     }
-    ctx.obs.in_series = true;
+    ctx.observed.in_series = true;
 }
 
 fn series<'a>(
     rt: &'a Runtime,
-    obs: &Obs,
-) -> impl Iterator<Item = &'a std::sync::Arc<crate::metrics::window::Series>> {
-    let h = &rt.obs;
+    obs: &Observed,
+) -> impl Iterator<Item = &'a std::sync::Arc<crate::live::window::Series>> {
+    let h = &rt.handles;
     [
         obs.namespace.and_then(|i| h.ns_series.get(i)),
         obs.route.and_then(|i| h.route_series.get(i)),
@@ -99,14 +73,14 @@ fn series<'a>(
 
 /// An upstream attempt begins (the first one ends the gateway's request stage).
 pub fn upstream_attempt(ctx: &mut RequestCtx) {
-    if ctx.obs.upstream_at.is_none() {
-        ctx.obs.upstream_at = Some(Instant::now());
+    if ctx.observed.upstream_at.is_none() {
+        ctx.observed.upstream_at = Some(Instant::now());
     }
 }
 
 /// The request header goes upstream now.
 pub fn upstream_request(ctx: &mut RequestCtx) {
-    ctx.obs.upstream_sent = Some(Instant::now());
+    ctx.observed.upstream_sent = Some(Instant::now());
 }
 
 /// The upstream response header arrived: time to first byte, per pool
@@ -115,15 +89,15 @@ pub fn upstream_header(ctx: &mut RequestCtx) {
     if ctx.role == Role::Parent {
         return;
     }
-    let (Some(sent), Some(rt), Some(plan)) = (ctx.obs.upstream_sent, &ctx.runtime, &ctx.plan)
+    let (Some(sent), Some(rt), Some(plan)) = (ctx.observed.upstream_sent, &ctx.runtime, &ctx.plan)
     else {
         return;
     };
     let ttfb = sent.elapsed();
-    ctx.obs.ttfb = Some(ttfb);
+    ctx.observed.ttfb = Some(ttfb);
     metrics()
         .f
-        .ttfb_of(&rt.obs, plan.pool)
+        .ttfb_of(&rt.handles, plan.pool)
         .observe(ttfb.as_secs_f64());
 }
 
@@ -163,8 +137,15 @@ impl StreamTimer {
     pub fn new(ctx: &RequestCtx, stream: bool) -> StreamTimer {
         let hist = match (&ctx.runtime, stream) {
             (Some(rt), true) => {
-                let model = ctx.obs.model.unwrap_or_else(|| rt.obs.models.index(None));
-                Some(metrics().f.stream_of(&rt.obs, ctx.obs.namespace, model))
+                let model = ctx
+                    .observed
+                    .model
+                    .unwrap_or_else(|| rt.handles.models.index(None));
+                Some(
+                    metrics()
+                        .f
+                        .stream_of(&rt.handles, ctx.observed.namespace, model),
+                )
             }
             _ => None,
         };
@@ -207,7 +188,7 @@ impl StreamTimer {
     }
 
     /// Hands the figures to the request's observation.
-    pub fn finish(self, obs: &mut Obs) {
+    pub fn finish(self, obs: &mut Observed) {
         if obs.stream {
             obs.ttft = self.ttft;
         }
@@ -221,8 +202,8 @@ pub fn finish(session: &Session, ctx: &mut RequestCtx, status: u16, settle: Dura
     let Some(rt) = ctx.runtime.clone() else {
         return;
     };
-    let obs = &ctx.obs;
-    let h = &rt.obs;
+    let obs = &ctx.observed;
+    let h = &rt.handles;
     let elapsed = ctx.started.elapsed();
     let model = obs.model.unwrap_or_else(|| h.models.index(None));
     // A catalog request: the deployment that answered, its usage and cost.
@@ -278,9 +259,9 @@ pub fn finish(session: &Session, ctx: &mut RequestCtx, status: u16, settle: Dura
             s.ended();
         }
     }
-    ctx.obs.in_series = false;
+    ctx.observed.in_series = false;
     if access_log::enabled() {
-        let obs = &ctx.obs;
+        let obs = &ctx.observed;
         let gateway = before_upstream.map_or(elapsed, |b| b + settle);
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         let req = session.req_header();

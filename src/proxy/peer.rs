@@ -12,7 +12,6 @@ use pingora::protocols::l4::socket::SocketAddr;
 use pingora::proxy::Session;
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorType, Result};
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 fn fail(ctx: &mut RequestCtx, err: GatewayError) -> Box<Error> {
@@ -44,8 +43,8 @@ pub async fn select(ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
         };
         (plan.pool, backend, server)
     };
-    ctx.obs.pool = Some(pool);
-    server.inflight.fetch_add(1, Relaxed);
+    ctx.observed.pool = Some(pool);
+    server.acquire();
     ctx.tried.push(server.id);
     ctx.attempts += 1;
     if ctx.attempts > 1 {
@@ -88,7 +87,7 @@ fn peer_for(backend: &Backend, tls: bool, sni: String) -> Result<HttpPeer> {
 
 /// A connection attempt failed: count it against the server, retry elsewhere.
 pub fn connect_failed(ctx: &mut RequestCtx, mut e: Box<Error>) -> Box<Error> {
-    if let (Some(rt), Some(pool)) = (&ctx.runtime, ctx.obs.pool) {
+    if let (Some(rt), Some(pool)) = (&ctx.runtime, ctx.observed.pool) {
         let reason = match e.etype() {
             ErrorType::ConnectTimedout => "connect_timeout",
             ErrorType::ConnectRefused => "connect_refused",

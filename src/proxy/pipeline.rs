@@ -17,8 +17,8 @@
 //! sides, a child the upstream side, a parent the client side.
 
 use super::client_format::{ClientFormat, ToClient};
-use super::ctx::{Plan, Role};
 use super::metering::ResponseMeter;
+use super::plan::{Plan, Role};
 use crate::providers::response::ResponseAdapter;
 use bytes::Bytes;
 use pingora::http::ResponseHeader;

@@ -7,20 +7,16 @@
 pub mod discovery;
 pub mod health;
 
+use crate::clock::mono_ms;
 use crate::config::{ProviderKind, Secret, UpstreamServer, UpstreamSettings};
+use crate::live::{LiveState, ServerLive};
 use http::{HeaderName, HeaderValue};
 use pingora::lb::{selection::RoundRobin, Backend, Backends, LoadBalancer};
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
 
-/// Milliseconds since the process started (monotonic).
-pub fn now_ms() -> u64 {
-    static START: OnceLock<Instant> = OnceLock::new();
-    START.get_or_init(Instant::now).elapsed().as_millis() as u64
-}
-
-/// One upstream server, compiled for the request path, with its live counters.
+/// One upstream server, compiled for the request path; its live counters
+/// (in flight, ejection) are in the live state and survive config swaps.
 #[derive(Debug)]
 pub struct ServerRt {
     pub id: u64,
@@ -37,15 +33,14 @@ pub struct ServerRt {
     pub provider: ProviderKind,
     pub api_key: Option<Secret<String>>,
     pub inject_headers: Vec<(HeaderName, HeaderValue)>,
-    /// Requests in flight to this server.
-    pub inflight: AtomicUsize,
-    consecutive_failures: AtomicU32,
-    ejected_until_ms: AtomicU64,
+    /// In flight, failures, ejection ([`crate::live::LiveState::server`]).
+    pub live: Arc<ServerLive>,
 }
 
 impl ServerRt {
-    /// Compiles a config entry (already validated).
-    pub fn new(s: &UpstreamServer) -> Self {
+    /// Compiles a config entry (already validated); its live counters are
+    /// `live`'s for this server.
+    pub fn new(s: &UpstreamServer, live: &LiveState) -> Self {
         let sni = s.sni.clone().unwrap_or_else(|| s.server_address.clone());
         let default_port = if s.server_type == crate::config::ServerType::Https {
             443
@@ -80,39 +75,44 @@ impl ServerRt {
                     ))
                 })
                 .collect(),
-            inflight: AtomicUsize::new(0),
-            consecutive_failures: AtomicU32::new(0),
-            ejected_until_ms: AtomicU64::new(0),
+            live: live.server(s.id, &s.server_address, s.server_port),
         }
     }
 
     /// Whether passive ejection currently keeps traffic away.
     pub fn is_ejected(&self, now_ms: u64) -> bool {
-        self.ejected_until_ms.load(Relaxed) > now_ms
+        self.live.is_ejected(now_ms)
+    }
+
+    /// Requests in flight to this server.
+    pub fn inflight(&self) -> usize {
+        self.live.inflight.load(Relaxed)
     }
 
     /// Whether `max_connections` requests are already in flight.
     pub fn is_full(&self) -> bool {
-        self.max_connections > 0 && self.inflight.load(Relaxed) >= self.max_connections
+        self.max_connections > 0 && self.inflight() >= self.max_connections
+    }
+
+    /// Takes an in-flight slot (given back with [`ServerRt::release`]).
+    pub fn acquire(&self) {
+        self.live.inflight.fetch_add(1, Relaxed);
+    }
+
+    /// Gives back an in-flight slot.
+    pub fn release(&self) {
+        self.live.inflight.fetch_sub(1, Relaxed);
     }
 
     /// Records a connect failure; ejects the server after `threshold`
     /// consecutive ones. Returns true when this failure ejected it.
     pub fn record_failure(&self, threshold: u32, eject_ms: u64) -> bool {
-        let n = self.consecutive_failures.fetch_add(1, Relaxed) + 1;
-        if threshold > 0 && n >= threshold {
-            self.consecutive_failures.store(0, Relaxed);
-            self.ejected_until_ms.store(now_ms() + eject_ms, Relaxed);
-            return true;
-        }
-        false
+        self.live.record_failure(threshold, eject_ms, mono_ms())
     }
 
     /// Records a successful connection.
     pub fn record_success(&self) {
-        if self.consecutive_failures.load(Relaxed) != 0 {
-            self.consecutive_failures.store(0, Relaxed);
-        }
+        self.live.record_success();
     }
 }
 
@@ -152,7 +152,7 @@ impl Pool {
 
     /// Picks a server: healthy, not ejected, not full, not in `tried`.
     pub fn select(&self, tried: &[u64]) -> Option<(Backend, Arc<ServerRt>)> {
-        let now = now_ms();
+        let now = mono_ms();
         let backend = self.lb.select_with(b"", 256, |b, healthy| {
             healthy
                 && server_of(b)
@@ -164,7 +164,7 @@ impl Pool {
 
     /// How many servers are currently usable: healthy and not ejected (for `/health`).
     pub fn healthy_count(&self) -> usize {
-        let now = now_ms();
+        let now = mono_ms();
         self.lb
             .backends()
             .get_backend()

@@ -274,10 +274,6 @@ impl CounterStore for LocalCounterStore {
         self.settle_now(ops);
         Ok(())
     }
-
-    fn as_local(&self) -> Option<&LocalCounterStore> {
-        Some(self)
-    }
 }
 
 fn window_start(now: u64, window_ms: u64) -> u64 {

@@ -160,11 +160,4 @@ pub trait CounterStore: Send + Sync {
     async fn admit(&self, checks: &[Check]) -> Result<Admission, StoreError>;
     /// Applies settlements (best effort per item, one round trip).
     async fn settle(&self, ops: &[Settle]) -> Result<(), StoreError>;
-
-    /// The in-process store, which never waits: the gateway calls it
-    /// directly and skips the boxed future of each `async_trait` call (two
-    /// allocations per request on the hot path). None for remote stores.
-    fn as_local(&self) -> Option<&super::local::LocalCounterStore> {
-        None
-    }
 }

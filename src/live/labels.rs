@@ -1,12 +1,12 @@
-//! Label values, resolved once per [`Runtime`](crate::state::Runtime)
-//! build, and the metric handles of each label combination, created on
+//! Label values, resolved once per snapshot build, and the metric handles of each label combination, created on
 //! first use and then reached by index: the request path never hashes label
 //! strings. Label values are bounded by the config: namespace codes, route
 //! labels (`rule:<id>` or a prefix), pool names, provider kinds, model names
 //! the config or the built-in list knows (others are `other`), status
 //! classes. Never raw keys, paths or client-chosen strings.
 
-use super::window::{self, Kind, Series};
+use super::window::{Kind, Series};
+use super::LiveState;
 use crate::config::{Config, ProviderKind};
 use prometheus::{Counter, Histogram, IntCounter};
 use sluice_filters::limits::rules::RuleConfig;
@@ -70,7 +70,7 @@ pub fn provider_label(p: ProviderKind) -> &'static str {
     }
 }
 
-/// Handles of one family, one per label combination, created on first use.
+/// MetricHandles of one family, one per label combination, created on first use.
 pub struct Grid<T> {
     cells: Vec<OnceLock<T>>,
 }
@@ -169,7 +169,7 @@ pub fn mask(key: &str) -> String {
 }
 
 /// Every label value of one runtime and the handles indexed by them.
-pub struct Handles {
+pub struct MetricHandles {
     /// Namespace codes; index `namespaces.len()` = `none`.
     pub namespaces: Vec<String>,
     /// Route labels: proxy rules (`rule:<id>`, by id order of `rule_ids`),
@@ -200,14 +200,16 @@ pub struct Handles {
     pub key_series: Vec<Arc<Series>>,
 }
 
-impl Handles {
+impl MetricHandles {
     /// Resolves the labels of a runtime being built.
+    /// `pools` are (name, provider) per pool index.
     pub fn new(
         config: &Config,
         router: &sluice_filters::routing::Router,
-        pools: &[crate::upstream::Pool],
+        pools: &[(String, Option<ProviderKind>)],
         rules: &[sluice_filters::limits::plan::Rule],
-    ) -> Handles {
+        live: &LiveState,
+    ) -> MetricHandles {
         let namespaces: Vec<String> = config
             .namespaces
             .iter()
@@ -250,18 +252,15 @@ impl Handles {
             })
             .collect();
         let (n, r, m) = (namespaces.len() + 1, routes.len() + 1, models.labels.len());
-        Handles {
+        MetricHandles {
             ns_series: namespaces
                 .iter()
-                .map(|c| window::series(Kind::Namespace, c))
+                .map(|c| live.series(Kind::Namespace, c))
                 .collect(),
-            route_series: routes
-                .iter()
-                .map(|l| window::series(Kind::Route, l))
-                .collect(),
+            route_series: routes.iter().map(|l| live.series(Kind::Route, l)).collect(),
             key_series: keys
                 .iter()
-                .map(|k| window::series(Kind::Key, &k.name))
+                .map(|k| live.series(Kind::Key, &k.name))
                 .collect(),
             requests: Grid::new(n * r * m * CLASSES.len()),
             duration: Grid::new(n * r),
@@ -270,14 +269,10 @@ impl Handles {
             tokens: Grid::new(n * m * 2),
             cost: Grid::new(n * m),
             ttfb: Grid::new(pools.len()),
-            pools: pools.iter().map(|p| p.name.clone()).collect(),
+            pools: pools.iter().map(|(name, _)| name.clone()).collect(),
             providers: pools
                 .iter()
-                .map(|p| {
-                    p.servers
-                        .first()
-                        .map_or(NONE, |s| provider_label(s.provider))
-                })
+                .map(|(_, p)| p.map_or(NONE, provider_label))
                 .collect(),
             namespaces,
             routes,

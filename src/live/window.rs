@@ -5,10 +5,8 @@
 //! endpoints. Written twice per request (start, end) under an uncontended
 //! per-entity mutex; read by those endpoints only.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Mutex, MutexGuard};
 
 /// Minutes of history kept (24 h).
 pub const MINUTES: usize = 24 * 60;
@@ -72,9 +70,7 @@ impl Slot {
 
 /// The current minute since the epoch.
 pub fn now_minute() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() / 60)
+    crate::clock::unix_secs() / 60
 }
 
 /// The history of one entity.
@@ -201,18 +197,6 @@ pub enum Kind {
     Namespace,
     Route,
     Key,
-}
-
-/// The series of `kind` named `name`, shared by every runtime (a config
-/// swap keeps the history of entities that stay).
-pub fn series(kind: Kind, name: &str) -> Arc<Series> {
-    type All = Mutex<HashMap<(Kind, String), Arc<Series>>>;
-    static ALL: OnceLock<All> = OnceLock::new();
-    let mut all = ALL
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    all.entry((kind, name.to_string())).or_default().clone()
 }
 
 #[cfg(test)]

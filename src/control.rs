@@ -1,0 +1,23 @@
+//! What the data plane and the process lifecycle may ask of the config
+//! center, as a small trait: `GET /refresh-config` on the proxy listener
+//! and SIGHUP reach the center through it, so neither `proxy` nor
+//! `lifecycle` depends on `admin` (which implements it,
+//! `admin::center::ConfigCenter`).
+
+use crate::config::Config;
+use async_trait::async_trait;
+
+/// The config center's operations other modules use.
+#[async_trait]
+pub trait ConfigControl: Send + Sync {
+    /// Loads the stored config when it is newer than the running one (the
+    /// catch-up the bus and the periodic revision check do). `Ok(true)`
+    /// when a newer config was applied.
+    async fn catch_up(&self) -> Result<bool, String>;
+
+    /// `yaml` (the config file read again) replaces the settings the
+    /// entities apply over; validated and compiled like any change, and
+    /// nothing changes when it fails. Returns the settings that differ but
+    /// only take effect after a restart.
+    async fn reload_settings(&self, yaml: Config) -> Result<Vec<String>, String>;
+}

@@ -1,0 +1,278 @@
+//! Live state: what the gateway learns and counts while it runs, kept apart
+//! from the compiled config snapshot ([`crate::state::Runtime`]) so that a
+//! config change — every admin write swaps in a new snapshot — keeps it.
+//!
+//! One [`LiveState`] is made at startup and handed to every snapshot build.
+//! Entries are keyed by stable ids, never by indexes (which change between
+//! snapshots):
+//! - limit counters ([`LiveState::counters`], local or Redis);
+//! - per upstream server (id, address, port): requests in flight (for
+//!   `max_connections`), consecutive connect failures and passive ejection;
+//! - per catalog deployment (model, deployment, pool, breaker settings):
+//!   the circuit breaker, latency/success statistics, `Retry-After`
+//!   cool-down;
+//! - per namespace, route and key: the per-minute history behind the
+//!   admin figures ([`window`]).
+//!
+//! A snapshot holds `Arc`s to its entries; entries no snapshot holds any
+//! more are dropped at the next build ([`LiveState::prune`]).
+//! [`labels`] resolves a snapshot's metric label values and handles once
+//! per build.
+
+pub mod labels;
+pub mod window;
+
+use sluice_filters::balance::{ArmStats, Breaker, BreakerConfig};
+use sluice_filters::limits::local::LocalCounterStore;
+use sluice_filters::limits::store::{
+    Admission, Check, CounterStore, Settle, StoreError, SystemClock,
+};
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard};
+use window::{Kind, Series};
+
+pub use labels::MetricHandles;
+
+/// Where the limit rules count.
+#[derive(Clone)]
+pub enum Counters {
+    /// In this process. Called directly: it never waits, so the request
+    /// path skips the boxed future of each `async_trait` call (two
+    /// allocations per request).
+    Local(Arc<LocalCounterStore>),
+    /// Shared by every instance (Redis).
+    Shared(Arc<dyn CounterStore>),
+}
+
+impl Counters {
+    /// Evaluates `checks` atomically; commits all or none.
+    pub async fn admit(&self, checks: &[Check]) -> Result<Admission, StoreError> {
+        match self {
+            Counters::Local(local) => Ok(local.admit_now(checks)),
+            Counters::Shared(store) => store.admit(checks).await,
+        }
+    }
+
+    /// Applies settlements.
+    pub async fn settle(&self, ops: &[Settle]) -> Result<(), StoreError> {
+        match self {
+            Counters::Local(local) => {
+                local.settle_now(ops);
+                Ok(())
+            }
+            Counters::Shared(store) => store.settle(ops).await,
+        }
+    }
+}
+
+/// The live state of the process (see the module docs).
+pub struct LiveState {
+    counters: Counters,
+    servers: Table<(u64, String, u16), ServerLive>,
+    deployments: Table<(String, String, String, String), Mutex<DeploymentLive>>,
+    windows: Table<(Kind, String), Series>,
+}
+
+/// Entries by key, shared with the snapshots that use them.
+struct Table<K, V>(Mutex<HashMap<K, Arc<V>>>);
+
+impl<K: Hash + Eq, V> Table<K, V> {
+    fn new() -> Self {
+        Table(Mutex::new(HashMap::new()))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<K, Arc<V>>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn get_or(&self, key: K, make: impl FnOnce() -> V) -> Arc<V> {
+        self.lock()
+            .entry(key)
+            .or_insert_with(|| Arc::new(make()))
+            .clone()
+    }
+
+    /// Drops the entries only this table holds.
+    fn prune(&self) {
+        self.lock().retain(|_, v| Arc::strong_count(v) > 1);
+    }
+
+    fn len(&self) -> usize {
+        self.lock().len()
+    }
+}
+
+impl LiveState {
+    /// Live state whose limits count in `counters`.
+    pub fn new(counters: Counters) -> Arc<LiveState> {
+        Arc::new(LiveState {
+            counters,
+            servers: Table::new(),
+            deployments: Table::new(),
+            windows: Table::new(),
+        })
+    }
+
+    /// Live state with in-process counters (a single instance, tests).
+    pub fn local() -> Arc<LiveState> {
+        LiveState::new(Counters::Local(Arc::new(LocalCounterStore::new(Arc::new(
+            SystemClock,
+        )))))
+    }
+
+    /// Where the limit rules count.
+    pub fn counters(&self) -> Counters {
+        self.counters.clone()
+    }
+
+    /// The live counters of upstream server `id` at `address:port` (a
+    /// server moved to another address starts afresh).
+    pub fn server(&self, id: u64, address: &str, port: u16) -> Arc<ServerLive> {
+        self.servers
+            .get_or((id, address.to_string(), port), ServerLive::default)
+    }
+
+    /// The breaker, statistics and cool-down of deployment `deployment` of
+    /// catalog model `model` on pool `pool` (changed breaker settings
+    /// start a new breaker and statistics).
+    pub fn deployment(
+        &self,
+        model: &str,
+        deployment: &str,
+        pool: &str,
+        breaker: &BreakerConfig,
+    ) -> Arc<Mutex<DeploymentLive>> {
+        let key = (
+            model.to_string(),
+            deployment.to_string(),
+            pool.to_string(),
+            format!("{breaker:?}"),
+        );
+        self.deployments.get_or(key, || {
+            Mutex::new(DeploymentLive {
+                breaker: Breaker::new(breaker.clone()),
+                stats: ArmStats::new(),
+                cooldown_until_ms: 0,
+            })
+        })
+    }
+
+    /// The per-minute history of the entity of `kind` named `name`.
+    pub fn series(&self, kind: Kind, name: &str) -> Arc<Series> {
+        self.windows
+            .get_or((kind, name.to_string()), Series::default)
+    }
+
+    /// Drops the entries no snapshot holds any more (called when a
+    /// snapshot is built, so removed servers, deployments and entities do
+    /// not accumulate).
+    pub fn prune(&self) {
+        self.servers.prune();
+        self.deployments.prune();
+        self.windows.prune();
+    }
+
+    /// (servers, deployments, series) held: for tests and diagnostics.
+    pub fn sizes(&self) -> (usize, usize, usize) {
+        (
+            self.servers.len(),
+            self.deployments.len(),
+            self.windows.len(),
+        )
+    }
+}
+
+/// The live counters of one upstream server.
+#[derive(Debug, Default)]
+pub struct ServerLive {
+    /// Requests in flight to this server.
+    pub inflight: AtomicUsize,
+    consecutive_failures: AtomicU32,
+    /// Monotonic ms ([`crate::clock::mono_ms`]) until which passive
+    /// ejection keeps traffic away.
+    ejected_until_ms: AtomicU64,
+}
+
+impl ServerLive {
+    /// Whether passive ejection currently keeps traffic away.
+    pub fn is_ejected(&self, now_ms: u64) -> bool {
+        self.ejected_until_ms.load(Relaxed) > now_ms
+    }
+
+    /// Records a connect failure; ejects the server after `threshold`
+    /// consecutive ones. Returns true when this failure ejected it.
+    pub fn record_failure(&self, threshold: u32, eject_ms: u64, now_ms: u64) -> bool {
+        let n = self.consecutive_failures.fetch_add(1, Relaxed) + 1;
+        if threshold > 0 && n >= threshold {
+            self.consecutive_failures.store(0, Relaxed);
+            self.ejected_until_ms.store(now_ms + eject_ms, Relaxed);
+            return true;
+        }
+        false
+    }
+
+    /// Records a successful connection.
+    pub fn record_success(&self) {
+        if self.consecutive_failures.load(Relaxed) != 0 {
+            self.consecutive_failures.store(0, Relaxed);
+        }
+    }
+}
+
+/// The mutable part of a catalog deployment (held only for a call, never
+/// across I/O).
+#[derive(Debug)]
+pub struct DeploymentLive {
+    pub breaker: Breaker,
+    pub stats: ArmStats,
+    /// A `Retry-After` keeps requests away until then (monotonic ms).
+    pub cooldown_until_ms: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_are_shared_by_key_and_pruned_when_unused() {
+        let live = LiveState::local();
+        let a = live.server(1, "10.0.0.1", 80);
+        a.inflight.store(3, Relaxed);
+        // The next snapshot gets the same counters.
+        assert_eq!(live.server(1, "10.0.0.1", 80).inflight.load(Relaxed), 3);
+        // Another address is another server.
+        assert_eq!(live.server(1, "10.0.0.2", 80).inflight.load(Relaxed), 0);
+        live.prune();
+        assert_eq!(live.sizes().0, 1, "only the held entry stays");
+        drop(a);
+        live.prune();
+        assert_eq!(live.sizes().0, 0);
+
+        let cfg = BreakerConfig::default();
+        let d = live.deployment("m", "d", "p", &cfg);
+        d.lock().unwrap().cooldown_until_ms = 7;
+        assert_eq!(
+            live.deployment("m", "d", "p", &cfg)
+                .lock()
+                .unwrap()
+                .cooldown_until_ms,
+            7
+        );
+        let other = BreakerConfig {
+            consecutive_failures: cfg.consecutive_failures + 1,
+            ..cfg.clone()
+        };
+        assert_eq!(
+            live.deployment("m", "d", "p", &other)
+                .lock()
+                .unwrap()
+                .cooldown_until_ms,
+            0
+        );
+
+        let s = live.series(Kind::Namespace, "acme");
+        assert!(Arc::ptr_eq(&s, &live.series(Kind::Namespace, "acme")));
+    }
+}
