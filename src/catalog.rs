@@ -111,7 +111,7 @@ impl Catalog {
         self.index.get(name).copied()
     }
 
-    /// `GET /v1/models` (seed 002 shape plus OpenAI's `object`/`created`):
+    /// `GET /v1/models`:
     /// the models `allowed` accepts.
     pub fn models_json(&self, allowed: &dyn Fn(&str) -> bool) -> Value {
         let data: Vec<Value> = self
@@ -153,7 +153,7 @@ impl Catalog {
         Value::Object(models)
     }
 
-    /// `GET /internal/v1/bandit/report` (seed 002): one arm per deployment.
+    /// `GET /internal/v1/bandit/report`: one arm per deployment.
     pub fn bandit_report(&self, filter: &ReportFilter) -> Value {
         let mut arms: Vec<(ArmLabels, ArmStats)> = Vec::new();
         for m in &self.models {
@@ -219,11 +219,7 @@ impl ModelRt {
                 live: live.deployment(&m.name, &d.name, &d.upstream, &m.breaker),
             });
         }
-        let seed = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0x5eed)
-            ^ (i as u64);
+        let seed = fastrand::u64(..) ^ (i as u64);
         ModelRt {
             name: m.name.clone(),
             owned_by: m.owned_by.clone().unwrap_or_else(|| "sluice".into()),

@@ -1,6 +1,6 @@
 //! The gateway's client-facing errors: one enum, each case with its HTTP
 //! status and stable machine code, rendered in one JSON shape that both
-//! OpenAI SDKs (`error.message`) and seed 002 clients (top-level `code`,
+//! OpenAI SDKs (`error.message`) and internal-channel clients (top-level `code`,
 //! `message`, `source`, `trace_id`, `upstream_status`, `upstream_code`)
 //! read: `{"error":{"code","message","type","source","trace_id",…},
 //! "code","message","source","trace_id",…}`. Errors a provider answered
@@ -124,7 +124,7 @@ impl GatewayError {
         }
     }
 
-    /// Who caused it (seed 002 `source`): `client`, `upstream` or `gateway`.
+    /// Who caused it: `client`, `upstream` or `gateway`.
     pub fn source(&self) -> &'static str {
         match self {
             GatewayError::UpstreamConnect
@@ -190,7 +190,7 @@ pub fn clip(s: &str) -> String {
     format!("{}…", &s[..end])
 }
 
-/// The one error shape: OpenAI's `error` object plus seed 002's top level.
+/// The one error shape: OpenAI's `error` object plus the internal channel's top level.
 fn shape(
     code: &str,
     message: &str,

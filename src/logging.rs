@@ -109,9 +109,7 @@ static BUDGET: Budget = Budget {
 
 impl Budget {
     fn take(&self) -> Take {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let now = crate::clock::unix_secs();
         if self.second.swap(now, Relaxed) != now {
             self.used.store(0, Relaxed);
         }

@@ -103,25 +103,32 @@ fn main() -> ExitCode {
     };
     match command {
         // Load (parse, references, ranges) and build (compile matchers,
-        // rules, proxy rules, the catalog): what a start would do.
-        Command::Check { config } => match load(&config) {
-            Ok(cfg) => {
-                match sluice::state::Runtime::build(cfg, &sluice::live::LiveState::local()) {
-                    Ok(_) => {
-                        println!("{config}: OK");
-                        ExitCode::SUCCESS
+        // rules, proxy rules, the catalog): what a start would do, every
+        // problem reported at once.
+        Command::Check { config } => {
+            let problems = match sluice::config::read_file(&config) {
+                Ok((cfg, mut problems)) => {
+                    let live = sluice::live::LiveState::local();
+                    if let Err(built) = sluice::state::Runtime::build(cfg, &live) {
+                        // A key already reported (a missing pool, say) is
+                        // not reported again by the build.
+                        let known: Vec<String> = problems.iter().map(|p| p.path.clone()).collect();
+                        problems.extend(built.into_iter().filter(|p| !known.contains(&p.path)));
                     }
-                    Err(problems) => {
-                        eprintln!("{config}: {} problem(s):", problems.len());
-                        for p in &problems {
-                            eprintln!("  - {p}");
-                        }
-                        ExitCode::from(2)
-                    }
+                    problems
                 }
+                Err(problems) => problems,
+            };
+            if problems.is_empty() {
+                println!("{config}: OK");
+                return ExitCode::SUCCESS;
             }
-            Err(code) => code,
-        },
+            eprintln!("{config}: {} problem(s):", problems.len());
+            for p in &problems {
+                eprintln!("  - {p}");
+            }
+            ExitCode::from(2)
+        }
         Command::Run {
             config,
             reimport_yaml,

@@ -237,17 +237,18 @@ impl Runtime {
             .enumerate()
             .filter(|(_, r)| r.is_active)
         {
-            let Some(target) = pool_index(&r.upstream) else {
-                problems.push(Problem::new(
+            let target = pool_index(&r.upstream);
+            let namespace = r.namespace.as_deref().and_then(ns_index);
+            match (
+                CompiledProxyRule::compile(&r.spec(namespace, target.unwrap_or(0))),
+                target,
+            ) {
+                (Ok(c), Some(_)) => rules.push(c),
+                (Ok(_), None) => problems.push(Problem::new(
                     format!("proxy_rules[{i}].upstream"),
                     "no such pool",
-                ));
-                continue;
-            };
-            let namespace = r.namespace.as_deref().and_then(ns_index);
-            match CompiledProxyRule::compile(&r.spec(namespace, target)) {
-                Ok(c) => rules.push(c),
-                Err(e) => problems.push(Problem::new(format!("proxy_rules[{i}]"), e)),
+                )),
+                (Err(e), _) => problems.push(Problem::new(format!("proxy_rules[{i}]"), e)),
             }
         }
         let mut prefixes = Vec::new();

@@ -1,4 +1,4 @@
-//! The config-center admin API (seed 000): CRUD of namespaces, upstream
+//! The config-center admin API: CRUD of namespaces, upstream
 //! servers, matchers, proxy rules and limit rules against the real binary,
 //! applied to live traffic without a restart, persisted in the state file.
 
@@ -1078,7 +1078,7 @@ async fn renaming_a_namespace_keeps_its_references() {
     let _ = std::fs::remove_file(state_path(&gw));
 }
 
-/// Seed 000 §8: setting fragments apply to live traffic; what Sluice
+/// Setting fragments apply to live traffic; what Sluice
 /// cannot apply is refused by name.
 async fn nginx_configs_apply_and_refuse_what_they_cannot() {
     let a = mock("a").await;
@@ -1241,7 +1241,7 @@ async fn batches_are_all_or_nothing() {
     let _ = std::fs::remove_file(state_path(&gw));
 }
 
-/// Seed 000 §2 namespace route: the namespace's prefix route, applied.
+/// Namespace route: the namespace's prefix route, applied.
 async fn namespace_route_crud() {
     let a = mock("a").await;
     let b = mock("b").await;

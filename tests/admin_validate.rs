@@ -1,6 +1,6 @@
 //! The admin API's "would this request…" endpoints (`/api/v1/route/*`,
 //! `/api/v1/namespaces/{id}/validate`) against real proxied traffic with the
-//! same sample requests, and the token service (seed 000 §10).
+//! same sample requests, and the token service.
 
 mod common;
 
@@ -309,7 +309,7 @@ async fn route_namespace_answers_in_seed_shapes() {
     assert_eq!(v["route"]["type"], "proxy_rule");
     assert_eq!(v["route"]["rule_name"], "acme-to-b");
 
-    // No match: the default namespace, with the seed's message.
+    // No match: the default namespace, with the contract's message.
     let (s, v) = admin_post(
         &gw,
         "/api/v1/route/namespace",

@@ -359,7 +359,7 @@ async fn refresh_config_on_the_proxy_listener_loads_the_stored_state() {
     let one = Gateway::start(&yaml(a.addr.port(), &store.yaml(None))).await;
     let two = Gateway::start(&yaml(a.addr.port(), &store.yaml(None))).await;
     let c = reqwest::Client::new();
-    // Seed 000 §9's gateway endpoint: an admin token is required.
+    // The gateway's /refresh-config: an admin token is required.
     let r = c.get(two.url("/refresh-config")).send().await.unwrap();
     assert_eq!(r.status(), 401);
     let r = c

@@ -569,7 +569,7 @@ async fn summary_and_usage_match_the_traffic_sent() {
         assert!(!text.contains(secret), "summary holds {secret}");
     }
 
-    // The gateway's /stats (seed 000 §9).
+    // The gateway's /stats.
     let (status, stats) = get_json(&client, gw.url("/stats"), "").await;
     assert_eq!(status, 200);
     assert_eq!(stats["requests_total"], 6);

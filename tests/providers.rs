@@ -3,7 +3,7 @@
 //! `api-key`; Anthropic translated both ways (JSON and SSE); fallback to
 //! the next deployment before the first byte (503, 429 + Retry-After,
 //! connect refused), never after it; the breaker opening; strategies;
-//! seed paths; errors in the gateway's shape.
+//! alias paths; errors in the gateway's shape.
 
 mod common;
 
@@ -526,7 +526,7 @@ async fn token_cap_cuts_translated_answers() {
 }
 
 /// `GET /v1/models` lists the catalog models the key may use (all of them
-/// on seed 002's internal path); a key asking for another model gets 403
+/// on the internal channel's path); a key asking for another model gets 403
 /// `model_not_allowed`; the bandit report counts live traffic per arm.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn models_per_key_and_bandit_report() {
@@ -635,7 +635,7 @@ async fn models_per_key_and_bandit_report() {
     assert_eq!(v["items"].as_array().map(Vec::len), Some(0));
 }
 
-/// Seed 002: `session_id` on the internal channel is echoed back (body of
+/// `session_id` on the internal channel is echoed back (body of
 /// a JSON answer, `x-session-id` on every answer) and not sent upstream.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn internal_channel_echoes_session_id() {

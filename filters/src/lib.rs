@@ -6,9 +6,9 @@
 //! - [`path`]: request path normalisation (percent-escapes, `//`, dot segments) before policy and routing.
 //! - [`facts`]: the request as policy sees it (method, path, query, headers, parsed body).
 //! - [`json_size`]: how many values a JSON body parses into, counted on its bytes.
-//! - [`matcher`]: seed 000 matchers (header/query/path/body × eq…regex) and namespace resolution.
+//! - [`matcher`]: admin API matchers (header/query/path/body × eq…regex) and namespace resolution.
 //! - [`pattern`]: regex patterns that are plain literals matched as strings, the rest as regexes.
-//! - [`routing`]: proxy rules (regex patterns + priority) and seed 004 longest-prefix routes.
+//! - [`routing`]: proxy rules (regex patterns + priority) and longest-prefix routes.
 //! - [`auth`]: API key extraction from the three accepted headers and constant-time lookup.
 //! - [`tokens`]: token counting (encodings per model, chat prompts as billed).
 //! - [`limits`]: rate, concurrency and token-budget rules over a [`limits::store::CounterStore`].

@@ -1,4 +1,4 @@
-//! Seed 000 matchers and namespace resolution.
+//! Matchers and namespace resolution.
 //!
 //! A matcher looks at one part of the request (`header`, `query`, `path`,
 //! `body`), compares one field with an operator, and either admits the request

@@ -1,4 +1,4 @@
-//! Where a request goes: seed 000 proxy rules, then seed 004 prefix routes.
+//! Where a request goes: admin API proxy rules, then prefix routes.
 //!
 //! Proxy rules are evaluated first, in ascending `priority` (ties by id);
 //! a rule applies when every pattern it sets matches (`path_pattern`,

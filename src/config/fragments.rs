@@ -1,4 +1,4 @@
-//! Seed 000's "nginx configs" as gateway setting fragments. Sluice has no
+//! The admin API's "nginx configs" as gateway setting fragments. Sluice has no
 //! nginx: a fragment's `config_content` is read as nginx directives
 //! (`name args;`) and each directive with a meaning in Sluice's data plane
 //! is applied over the YAML's settings (active fragments in id order, later
@@ -15,11 +15,11 @@
 use super::{Config, Problem};
 use serde::{Deserialize, Serialize};
 
-/// One stored fragment (seed 000 §8).
+/// One stored fragment.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct NginxConfig {
-    /// Numeric id (seed 000 `config_id`).
+    /// Numeric id.
     #[serde(default)]
     pub id: u64,
     /// Group the fragment belongs to (`http`, `server`…): a label for listing.

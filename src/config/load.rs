@@ -41,6 +41,28 @@ pub fn load_file(path: &str) -> Result<Config, Vec<Problem>> {
 
 /// Parses and checks config text; `env` looks up `${VAR}` values.
 pub fn load_str(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, Vec<Problem>> {
+    let (config, problems) = read_str(text, env)?;
+    if problems.is_empty() {
+        Ok(config)
+    } else {
+        Err(problems)
+    }
+}
+
+/// Parses and checks a config file, keeping the config even when it has
+/// problems (entries that did not parse are left out), so that `sluice
+/// check` can also compile what did parse and report every problem at
+/// once. `Err` when the file cannot be read or is not a YAML mapping.
+pub fn read_file(path: &str) -> Result<(Config, Vec<Problem>), Vec<Problem>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| vec![Problem::new("", format!("cannot read {path}: {e}"))])?;
+    read_str(&text, &|k| std::env::var(k).ok())
+}
+
+fn read_str(
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(Config, Vec<Problem>), Vec<Problem>> {
     let mut problems = Vec::new();
     let mut root: Value = serde_yaml::from_str(text)
         .map_err(|e| vec![Problem::new("", format!("not valid YAML: {e}"))])?;
@@ -91,11 +113,7 @@ pub fn load_str(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Conf
     let mut config = config;
     assign_ids(&mut config);
     validate(&config, &mut problems);
-    if problems.is_empty() {
-        Ok(config)
-    } else {
-        Err(problems)
-    }
+    Ok((config, problems))
 }
 
 fn key_text(key: &Value) -> String {

@@ -15,7 +15,7 @@ mod validate;
 
 pub use catalog::{CatalogModel, Deployment};
 pub use fragments::NginxConfig;
-pub use load::{load_file, load_str};
+pub use load::{load_file, load_str, read_file};
 pub use model::*;
 pub use problem::Problem;
 pub use secret::Secret;

@@ -1,6 +1,6 @@
-//! The config entities, named as in seed 000 so the YAML file and the admin
+//! The config entities, named as in the admin API so the YAML file and the admin
 //! API edit the same model: upstream servers, namespaces, matchers, proxy
-//! rules, plus seed 004's prefix routes and the API keys.
+//! rules, plus prefix routes and the API keys.
 
 use super::secret::Secret;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -8,7 +8,7 @@ use sluice_filters::matcher::{MatchAction, MatchOperator, MatcherSpec, MatcherTy
 use sluice_filters::routing::ProxyRuleSpec;
 use std::collections::BTreeMap;
 
-/// `is_active` accepts `true`/`false` and seed 000's `1`/`0`.
+/// `is_active` accepts `true`/`false` and the admin API's `1`/`0`.
 pub(crate) fn flag<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
@@ -61,7 +61,7 @@ impl ProviderKind {
     }
 }
 
-/// Plain HTTP or HTTPS to the upstream (seed 000 `server_type`).
+/// Plain HTTP or HTTPS to the upstream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ServerType {
@@ -70,12 +70,12 @@ pub enum ServerType {
     Https,
 }
 
-/// One upstream server (seed 000 §6). Servers that share a `pool` are load
+/// One upstream server. Servers that share a `pool` are load
 /// balanced together; routes and proxy rules name pools.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamServer {
-    /// Numeric id (seed 000 `server_id`); assigned in file order when omitted.
+    /// Numeric id; assigned in file order when omitted.
     #[serde(default)]
     pub id: u64,
     /// Human name, unique.
@@ -108,7 +108,7 @@ pub struct UpstreamServer {
     /// Provider API key injected upstream in the provider's auth header.
     #[serde(default)]
     pub api_key: Option<Secret<String>>,
-    /// Extra headers set (overwritten) on every upstream request (seed 004 `inject_headers`).
+    /// Extra headers set (overwritten) on every upstream request.
     #[serde(default)]
     pub inject_headers: BTreeMap<String, Secret<String>>,
     /// Inactive servers get no traffic.
@@ -123,7 +123,7 @@ impl UpstreamServer {
     }
 }
 
-/// A tenant (seed 000 §2).
+/// A tenant.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Namespace {
@@ -143,7 +143,7 @@ pub struct Namespace {
     pub is_active: bool,
 }
 
-/// A matcher (seed 000 §5): decides which namespace a request belongs to, or denies it.
+/// A matcher: decides which namespace a request belongs to, or denies it.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Matcher {
@@ -191,7 +191,7 @@ impl Matcher {
     }
 }
 
-/// A proxy rule (seed 000 §3): requests matching all its patterns go to `upstream`.
+/// A proxy rule: requests matching all its patterns go to `upstream`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProxyRule {
@@ -243,11 +243,11 @@ impl ProxyRule {
     }
 }
 
-/// A prefix route (seed 004): the longest prefix on a path-segment boundary wins.
+/// A prefix route: the longest prefix on a path-segment boundary wins.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Route {
-    /// Numeric id (seed 000 `route_id`); assigned in file order when omitted.
+    /// Numeric id; assigned in file order when omitted.
     #[serde(default)]
     pub id: u64,
     /// Path prefix (`/v1`, `/openai`); `/` catches everything.
@@ -280,12 +280,12 @@ pub struct ApiKey {
     pub models: Option<Vec<String>>,
 }
 
-/// A limit rule (seed 000 §4): `rate_limit`, `concurrency` or `token_limit`
+/// A limit rule: `rate_limit`, `concurrency` or `token_limit`
 /// with its `rule_config` (schemas at `GET /api/v1/rules/types`).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Rule {
-    /// Numeric id (seed 000 `rule_id`); assigned in file order when omitted.
+    /// Numeric id; assigned in file order when omitted.
     #[serde(default, alias = "rule_id")]
     pub id: u64,
     /// Display name, used in denial messages.
@@ -299,7 +299,7 @@ pub struct Rule {
     /// Lower runs first (also decides which denial a client sees first).
     #[serde(default)]
     pub priority: i64,
-    /// Inactive rules are skipped (seed 000 `status`, 1/0).
+    /// Inactive rules are skipped.
     #[serde(default = "yes", alias = "is_active", deserialize_with = "flag")]
     pub status: bool,
     /// The type's settings; see `GET /api/v1/rules/types`.

@@ -151,7 +151,5 @@ pub fn write(line: &Line<'_>) {
 
 /// RFC 3339 UTC with milliseconds for a system time.
 pub fn timestamp(t: std::time::SystemTime) -> String {
-    let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    let base = super::summary::rfc3339(d.as_secs());
-    format!("{}.{:03}Z", base.trim_end_matches('Z'), d.subsec_millis())
+    crate::clock::rfc3339_millis(t)
 }

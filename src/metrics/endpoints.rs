@@ -2,7 +2,7 @@
 //! (`src/proxy/endpoints.rs`) and on the dedicated `metrics.listen`
 //! listener ([`MetricsApp`]): `GET /metrics` and `GET /metrics/summary`
 //! need the metrics token, `GET /metrics/ui` is the page, `GET /stats` the
-//! seed 000 §9 figures.
+//! request figures.
 
 use super::metrics;
 use crate::state::{Runtime, SharedRuntime};

@@ -1,44 +1,17 @@
-//! JSON views of the metrics: the gateway's `/stats` (seed 000 §9), the
-//! admin `/stats` (seed 000's cache-stats shape), `/metrics/summary`
-//! (seed 004: per route and key over 1 h / 24 h, concurrency now and peak;
+//! JSON views of the metrics: the gateway's `/stats`, the
+//! admin `/stats` (the admin API's cache-stats shape), `/metrics/summary`
+//! (per route and key over 1 h / 24 h, concurrency now and peak;
 //! also per namespace and upstream, for `/metrics/ui`), and the admin
-//! usage, overview and monitoring endpoints (seed 000).
+//! usage, overview and monitoring endpoints.
 
 use super::metrics;
+use crate::clock::{rfc3339, unix_secs};
 use crate::live::window::{now_minute, Series, Slot};
 use crate::state::Runtime;
 use serde_json::{json, Value};
 use sluice_filters::limits::rules::RuleConfig;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-pub fn rfc3339(secs: u64) -> String {
-    // Civil date from days since the epoch (Howard Hinnant's algorithm).
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// The gateway's `GET /stats` (seed 000 §9), process-wide.
+/// The gateway's `GET /stats`, process-wide.
 pub fn gateway_stats() -> Value {
     let m = metrics();
     json!({
@@ -50,11 +23,11 @@ pub fn gateway_stats() -> Value {
         "upstream_failures": m.upstream_failures(),
         "inflight_requests": m.f.inflight.get(),
         "inflight_streams": m.f.streams.get(),
-        "updated_at": now_secs(),
+        "updated_at": unix_secs(),
     })
 }
 
-/// The admin `GET /stats`: seed 000's cache-stats shape (Sluice has no
+/// The admin `GET /stats`: the admin API's cache-stats shape (Sluice has no
 /// response cache yet: all zero, `cache_enabled: false`) with the
 /// gateway's request figures added.
 pub fn admin_stats() -> Value {
@@ -81,7 +54,7 @@ struct Rate {
 
 fn rate(s: &Series, minute: u64) -> Rate {
     let recent = s.total(minute, 2);
-    let span = 60 + now_secs() % 60;
+    let span = 60 + unix_secs() % 60;
     Rate {
         qps: (recent.requests as f64 / span as f64 * 100.0).round() / 100.0,
         tokens_in_per_min: recent.tokens_in * 60 / span,
@@ -167,7 +140,7 @@ pub fn summary(rt: &Runtime) -> Value {
         }
     }
     json!({
-        "generated_at": now_secs(),
+        "generated_at": unix_secs(),
         "totals": gateway_stats(),
         "namespaces": namespaces,
         "routes": routes,
@@ -206,7 +179,7 @@ pub fn usage(rt: &Runtime, id: u64) -> Option<Value> {
         "token_output_per_min": r.tokens_out_per_min,
         "cost_1h": s.total(now_minute(), 60).cost_micros as f64 / 1e6,
         "rate_limit": {"enabled": rate_rule.is_some(), "max_qps": rate_rule},
-        "updated_at": rfc3339(now_secs()),
+        "updated_at": rfc3339(unix_secs()),
     }))
 }
 
@@ -244,15 +217,6 @@ pub fn monitoring(rt: &Runtime, id: u64) -> Option<Value> {
             "token_out": col(|s| s.tokens_out),
         },
         "window": "5m",
-        "updated_at": rfc3339(now_secs()),
+        "updated_at": rfc3339(unix_secs()),
     }))
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn rfc3339_dates() {
-        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(super::rfc3339(1_754_961_000), "2025-08-12T01:10:00Z");
-    }
 }

@@ -112,9 +112,7 @@ impl MockState {
             return Some((o.fail_status, false));
         }
         if o.rate_limit_rps > 0 {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
+            let now = crate::clock::unix_secs();
             let mut w = match self.rate_window.lock() {
                 Ok(w) => w,
                 Err(poisoned) => poisoned.into_inner(),

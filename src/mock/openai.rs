@@ -62,10 +62,7 @@ fn prompt_tokens(req: &Value) -> u64 {
 }
 
 fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    crate::clock::unix_secs()
 }
 
 /// `POST /v1/chat/completions`.

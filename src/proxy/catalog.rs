@@ -64,7 +64,7 @@ pub async fn pick(
         u.retry_backoff_ms,
         ctx.attempts,
         u.retry_after_max_ms,
-        jitter(ctx.attempts),
+        jitter(),
     );
     let wait = st.wait_ms.max(backoff);
     st.wait_ms = 0;
@@ -123,13 +123,10 @@ pub async fn pick(
     })
 }
 
-/// A draw in [0, 1) for the backoff's jitter (seeded from the clock: no
-/// shared generator to lock on the request path).
-fn jitter(salt: usize) -> f64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    sluice_filters::balance::Rng::new(nanos ^ salt as u64).next_f64()
+/// A draw in [0, 1) for the backoff's jitter (`fastrand`: a thread-local
+/// generator, nothing shared to lock on the request path).
+fn jitter() -> f64 {
+    fastrand::f64()
 }
 
 /// The deployment of the current attempt.

@@ -2,8 +2,8 @@
 //! namespace, route or limit applies): `GET /v1/models` (and its seed
 //! alias `/internal/v1/models`) listed from the model
 //! catalog — on `/v1/models` only the models the key may use, on the
-//! internal path every configured model (seed 002: the internal channel is
-//! not filtered) — and `GET /internal/v1/bandit/report` (seed 002, filters
+//! internal path every configured model (the internal channel is
+//! not filtered) — and `GET /internal/v1/bandit/report` (filters
 //! `capability`, `model`, `channel`). Without a catalog the models paths
 //! are routed upstream like any request.
 

@@ -1,9 +1,9 @@
-//! The proxy listener's own endpoints: `GET /healthz` (liveness),
-//! `GET /health` (seed 000 §9 shape with subsystem status), `GET /stats`
-//! (seed 000 §9 request figures), and, when `metrics.token` is set and no
-//! dedicated `metrics.listen` is, the metrics endpoints
-//! (`crate::metrics::endpoints`). They are answered before authentication
-//! and routing.
+//! The proxy listener's own endpoints ([`crate::decision::Endpoint`]):
+//! `GET /healthz` (liveness), `GET /health` (subsystem status), `GET
+//! /stats` (request figures), `GET /refresh-config`, and, when
+//! `metrics.token` is set and no dedicated `metrics.listen` is, the metrics
+//! endpoints (`crate::metrics::endpoints`); the catalog's client endpoints
+//! go to `client_api.rs`. They are answered before admission.
 
 use super::ctx::RequestCtx;
 use super::reply;
@@ -57,7 +57,7 @@ pub async fn serve(
                 reply::error(session, &err, &ctx.request_id).await?;
                 return Ok(true);
             }
-            // Seed 000 §9: load the stored config if it is newer than the
+            // Load the stored config if it is newer than the
             // running one (the same catch-up the bus and the periodic
             // revision check do).
             let outcome = match center {
@@ -142,10 +142,7 @@ pub fn health(rt: &Runtime) -> (u16, serde_json::Value) {
         );
     }
     let m = metrics();
-    let timestamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let timestamp = crate::clock::unix_secs();
     let status = if all_ok { "healthy" } else { "unhealthy" };
     let store = crate::store::status::status();
     // A config store outage degrades, never stops, serving: the last good

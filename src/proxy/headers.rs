@@ -14,9 +14,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::Result;
-use sluice_filters::limits::plan::{
-    decimal, DurationBuf, RateHeaders, RateValue, RATE_HEADER_NAMES,
-};
+use sluice_filters::limits::plan::{DurationBuf, RateHeaders, RateValue, RATE_HEADER_NAMES};
 use std::cell::RefCell;
 
 /// Normalises the request target's path in place
@@ -322,10 +320,7 @@ fn shareable(value: RateValue) -> HeaderValue {
 /// Calls `f` with the ASCII text of `value`, formatted on the stack.
 fn with_text<T>(value: RateValue, f: impl FnOnce(&[u8]) -> T) -> T {
     match value {
-        RateValue::Count(n) => {
-            let mut buf = [0u8; 20];
-            f(decimal(n, &mut buf))
-        }
+        RateValue::Count(n) => f(itoa::Buffer::new().format(n).as_bytes()),
         RateValue::Reset(ms) => {
             let mut buf = DurationBuf::default();
             f(buf.format(ms))

@@ -41,7 +41,7 @@ pub struct Plan {
     /// nobody metered (token metrics only); set by the session that read
     /// the answer (direct or subrequest).
     pub reported_usage: std::sync::OnceLock<(u64, u64)>,
-    /// Seed 002 `session_id` (internal channel): echoed in `x-session-id`
+    /// The internal channel's `session_id`: echoed in `x-session-id`
     /// and in a non-streaming JSON answer.
     pub session_id: Option<String>,
     /// The client speaks another wire format (`/v1/messages`): the answer

@@ -44,7 +44,7 @@ pub struct Entities {
     pub routes: Vec<Route>,
     #[serde(default)]
     pub rules: Vec<Rule>,
-    /// Seed 000 "nginx configs": setting fragments applied over the YAML's settings.
+    /// The admin API's "nginx configs": setting fragments applied over the YAML's settings.
     #[serde(default)]
     pub nginx_configs: Vec<NginxConfig>,
     /// Config version: raised by one with every committed change (the
@@ -263,34 +263,17 @@ impl FileStore {
     }
 }
 
-/// Now as `YYYY-MM-DD HH:MM:SS` (UTC).
+/// Now as `YYYY-MM-DD HH:MM:SS` (UTC), the entities' timestamp form.
 pub fn now_text() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    format_utc(secs)
+    format_utc(crate::clock::unix_secs())
 }
 
 /// Seconds since the epoch as `YYYY-MM-DD HH:MM:SS`.
 fn format_utc(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
-        rem / 3_600,
-        rem % 3_600 / 60,
-        rem % 60
-    )
+    // RFC 3339 `YYYY-MM-DDTHH:MM:SSZ` with the `T` as a space, no `Z`.
+    crate::clock::rfc3339(secs)
+        .trim_end_matches('Z')
+        .replacen('T', " ", 1)
 }
 
 #[cfg(test)]

@@ -100,7 +100,7 @@ impl StoreStatus {
         self.store_ok() && self.bus_ok() != Some(false)
     }
 
-    /// The `storage` object of the admin `/health` (seed 000 §1).
+    /// The `storage` object of the admin `/health`.
     pub fn storage_json(&self) -> serde_json::Value {
         let mut m = serde_json::Map::new();
         m.insert(self.kind().into(), word(self.store_ok()).into());
@@ -110,7 +110,7 @@ impl StoreStatus {
         serde_json::Value::Object(m)
     }
 
-    /// The `config_center` entry of the gateway `/health` (seed 000 §9).
+    /// The `config_center` entry of the gateway `/health`.
     pub fn config_center_json(&self) -> serde_json::Value {
         serde_json::json!({
             "status": if self.healthy() { "healthy" } else { "degraded" },

@@ -8,7 +8,7 @@
 //! - [`stats`]: per-arm statistics (trials, success rates, TTFB EWMA).
 //! - [`strategy`]: the selection strategies, [`strategy::select`] and
 //!   [`strategy::order`].
-//! - [`report`]: seed 002's bandit report (`GET /internal/v1/bandit/report`).
+//! - [`report`]: the internal channel's bandit report (`GET /internal/v1/bandit/report`).
 //! - [`retry`]: the backoff before a retry (exponential, jittered, capped).
 //! - [`rng`]: the seeded PRNG behind the bandit.
 //!

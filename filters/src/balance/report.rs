@@ -1,4 +1,4 @@
-//! Seed 002's bandit routing report, `GET /internal/v1/bandit/report`: a
+//! The internal channel's bandit routing report, `GET /internal/v1/bandit/report`: a
 //! summary plus one item per arm, optionally filtered by `capability`,
 //! `model` and `channel` (exact matches). The admin/internal handler
 //! snapshots each arm's [`ArmStats`] and calls [`build_report`]; this module
@@ -131,22 +131,10 @@ fn item(labels: &ArmLabels, stats: &ArmStats) -> ReportItem {
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ` for milliseconds since the Unix epoch (seconds
-/// truncated), by Howard Hinnant's `civil_from_days`.
+/// truncated).
 pub fn rfc3339_utc(ms: u64) -> String {
-    let secs = ms / 1_000;
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let (h, m, s) = (rem / 3_600, rem % 3_600 / 60, rem % 60);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}Z")
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(ms / 1_000);
+    humantime::format_rfc3339_seconds(t).to_string()
 }
 
 #[cfg(test)]

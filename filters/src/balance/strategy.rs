@@ -10,10 +10,10 @@
 //! arm in config order, so every ranking is deterministic for a given
 //! [`SelectState`].
 //!
-//! Seed 001's four factors map to: cost → `lowest_cost`, quality →
+//! The routing design's four factors map to: cost → `lowest_cost`, quality →
 //! `highest_success_rate`, latency → `lowest_latency`, availability → the
 //! breaker filter above; `weighted_score` blends all four, and `bandit`
-//! (Thompson sampling, seed 002's report) learns success rates online.
+//! (Thompson sampling, the internal channel's report) learns success rates online.
 
 use serde::{Deserialize, Serialize};
 

@@ -50,9 +50,9 @@ pub type Settlement = SmallVec<[Settle; 4]>;
 /// A limit rule as the plan sees it (built with [`Rule::new`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
-    /// Seed 000 `rule_id`; part of every counter key.
+    /// The rule's id; part of every counter key.
     pub id: u64,
-    /// Seed 000 `rule_name`, named in denial messages.
+    /// The rule's name, named in denial messages.
     pub name: String,
     pub config: RuleConfig,
     /// `"{id}:{dimension}:"`, the start of each of the rule's counter keys,
@@ -717,44 +717,10 @@ fn rate_headers(checks: &[Check], statuses: &[CheckStatus]) -> RateHeaders {
     }
 }
 
-/// Appends `n` in decimal (no `fmt` machinery: this runs per request).
+/// Appends `n` in decimal (`itoa`: no `fmt` machinery, this runs per
+/// request).
 pub fn push_u64(out: &mut String, n: u64) {
-    let mut buf = [0u8; 20];
-    // One copy of the digits (pushing them as chars checks the capacity
-    // and encodes each one); they are ASCII, so the check cannot fail.
-    out.push_str(std::str::from_utf8(decimal(n, &mut buf)).unwrap_or("0"));
-}
-
-/// The ASCII digits of `n`, written into the end of `buf` (a `u64` has at
-/// most 20): the per-request formatting of counts, without `fmt`; two
-/// digits per division.
-pub fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
-    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
-        2021222324252627282930313233343536373839\
-        4041424344454647484950515253545556575859\
-        6061626364656667686970717273747576777879\
-        8081828384858687888990919293949596979899";
-    let mut at = buf.len();
-    loop {
-        let pair = (n % 100) as usize * 2;
-        n /= 100;
-        match (
-            buf.get_mut(at.saturating_sub(2)..at),
-            PAIRS.get(pair..pair + 2),
-        ) {
-            (Some(slot), Some(digits)) if at >= 2 => slot.copy_from_slice(digits),
-            _ => break,
-        }
-        at -= 2;
-        if n == 0 {
-            break;
-        }
-    }
-    // A single digit was written as "0d": drop the leading zero.
-    if buf.get(at) == Some(&b'0') && at + 1 < buf.len() {
-        at += 1;
-    }
-    &buf[at..]
+    out.push_str(itoa::Buffer::new().format(n));
 }
 
 /// Milliseconds in OpenAI's (Go's) duration form: `"0s"`, `"20ms"`,
@@ -812,8 +778,7 @@ impl DurationBuf {
     }
 
     fn number(&mut self, n: u64) {
-        let mut digits = [0u8; 20];
-        for &d in decimal(n, &mut digits) {
+        for &d in itoa::Buffer::new().format(n).as_bytes() {
             self.byte(d);
         }
     }

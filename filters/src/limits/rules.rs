@@ -1,4 +1,4 @@
-//! Limit rule configs: the `rule_config` JSON of seed 000's `rate_limit`,
+//! Limit rule configs: the `rule_config` JSON of the admin API's `rate_limit`,
 //! `concurrency` and `token_limit` rules, parsed and validated once when a
 //! config is loaded (the admin API and the config validator call
 //! [`RuleConfig::parse`]), and the schemas `GET /api/v1/rules/types` shows
@@ -7,8 +7,7 @@
 //! Validation rejects every config that would silently do nothing or could
 //! never be met, with a message that names the field (`rule_config.burst:
 //! ...`) and says what to write instead. `null` is the same as leaving a
-//! field out, and a `rule_config` stored as a JSON string (seed 000 stores
-//! objects serialised) is parsed first.
+//! field out, and a `rule_config` stored as a JSON string is parsed first.
 //!
 //! Token buckets refill `max_requests / time_window_seconds` requests per
 //! second, which must come out a whole number (the counter store counts in
@@ -106,7 +105,7 @@ pub struct RateLimitConfig {
     /// Requests allowed per `time_window_seconds`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_requests: Option<u64>,
-    /// Seed 000 alias of `max_requests` (requests per `time_window_seconds`,
+    /// Admin API alias of `max_requests` (requests per `time_window_seconds`,
     /// which defaults to 1 s, hence the name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_qps: Option<u64>,
@@ -178,7 +177,7 @@ pub struct TokenLimitConfig {
     /// or `*`; absent = every request, with or without a model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_name: Option<String>,
-    /// Per request: prompt + output tokens at most (seed 000).
+    /// Per request: prompt + output tokens at most.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<u64>,
     /// Per request: prompt tokens at most.
@@ -269,7 +268,7 @@ impl RuleConfig {
         parsed.validated()
     }
 
-    /// The seed 000 `rule_type`.
+    /// The admin API `rule_type`.
     pub fn rule_type(&self) -> &'static str {
         match self {
             RuleConfig::RateLimit(_) => "rate_limit",
@@ -529,7 +528,7 @@ const RULE_TYPES: &[RuleType] = &[
         description: "At most max_requests requests per time_window_seconds.",
         fields: &[
             field("max_requests", Kind::Count, "Requests allowed per time_window_seconds (give this or max_qps)."),
-            field("max_qps", Kind::Count, "Alias of max_requests (seed 000); with the default 1 s window it is requests per second."),
+            field("max_qps", Kind::Count, "Alias of max_requests; with the default 1 s window it is requests per second."),
             defaulted("time_window_seconds", Kind::Count, "1", "Window length in seconds."),
             defaulted("algorithm", Kind::OneOf(ALGORITHMS), "fixed_window", "fixed_window: windows aligned to the clock; sliding_window: exactly the last time_window_seconds; token_bucket: a bucket of burst requests refilled at max_requests / time_window_seconds per second (must be a whole number)."),
             field("burst", Kind::Count, "Token bucket size (token_bucket only; default max_requests)."),
@@ -631,7 +630,7 @@ fn checked_value(name: &str, kind: Kind, value: &Value) -> Result<Value, String>
         Kind::Count => value.as_u64().is_some(),
         Kind::Text => value.is_string(),
         Kind::Flag => {
-            // Seed 000 writes flags as 1/0 elsewhere; accept both spellings.
+            // The admin API writes flags as 1/0 elsewhere; accept both spellings.
             return match value {
                 Value::Bool(_) => Ok(value.clone()),
                 Value::Number(n) if n.as_u64() == Some(0) => Ok(Value::Bool(false)),
@@ -660,9 +659,9 @@ fn checked_value(name: &str, kind: Kind, value: &Value) -> Result<Value, String>
 }
 
 /// The limit rule types and their `rule_config` schemas, in the shape of
-/// seed 000's `GET /api/v1/rules/types`:
+/// The admin API's `GET /api/v1/rules/types`:
 /// `{"rule_types":[{"type":"rate_limit","description":..,"config_schema":{field:{"type":..,"enum":..,"default":..,"required":..,"description":..}}}, ..]}`.
-/// Numeric fields have `"type":"number"` as in seed 000 (whole numbers).
+/// Numeric fields have `"type":"number"` as in the admin API (whole numbers).
 /// The admin API appends the matcher type (owned by the matcher module).
 pub fn rule_types_schema() -> Value {
     let types = RULE_TYPES

@@ -19,7 +19,6 @@ pub mod json;
 pub mod meter;
 mod scan;
 pub mod sse;
-mod swar;
 pub mod usage_tail;
 mod wire;
 

@@ -30,7 +30,6 @@
 use std::borrow::Cow;
 use std::sync::OnceLock;
 
-use super::swar::find2;
 use super::wire::Usage;
 use crate::tokens::TokenCounter;
 
@@ -301,7 +300,7 @@ impl<'a> Cursor<'a> {
         let mut escaped = false;
         let mut p = start;
         loop {
-            let q = find2(self.b, p, b'"', b'\\')?;
+            let q = p + memchr::memchr2(b'"', b'\\', self.b.get(p..)?)?;
             if self.b.get(q) == Some(&b'"') {
                 self.i = q + 1;
                 return Some((start, q, escaped));

@@ -42,7 +42,11 @@
 
 use std::borrow::Cow;
 
-use super::swar::find_eol;
+/// Index of the first `\n` or `\r` at or after `from` (`memchr`: SIMD
+/// over the long JSON lines of a stream).
+fn find_eol(data: &[u8], from: usize) -> Option<usize> {
+    memchr::memchr2(b'\n', b'\r', data.get(from..)?).map(|i| from + i)
+}
 
 /// Default bound on the bytes of one event ([`SseParser::max_event_bytes`]).
 pub const DEFAULT_MAX_EVENT_BYTES: usize = 1 << 20;
