@@ -40,11 +40,7 @@ pub struct RequestFacts<'a> {
 impl<'a> RequestFacts<'a> {
     /// The percent-decoded value of query parameter `name` (first occurrence).
     pub fn query_param(&self, name: &str) -> Option<String> {
-        let query = self.query?;
-        query.split('&').find_map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (percent_decode(k) == name).then(|| percent_decode(v))
-        })
+        query_param(self.query?, name)
     }
 
     /// The value at a dotted path in the JSON body (`model`,
@@ -70,36 +66,14 @@ impl<'a> RequestFacts<'a> {
     }
 }
 
-/// Decodes `%XX` escapes and `+` (as space) of a query component. Invalid
-/// escapes are kept literally; invalid UTF-8 is replaced.
-pub fn percent_decode(input: &str) -> String {
-    let bytes = input.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push(h * 16 + l);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
+/// The value of parameter `name` in query string `query` (first
+/// occurrence), decoded as `application/x-www-form-urlencoded`
+/// (`form_urlencoded`: `%XX` escapes, `+` as space; invalid escapes kept,
+/// invalid UTF-8 replaced). The one query decoder of the gateway.
+pub fn query_param(query: &str, name: &str) -> Option<String> {
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
 }
 
 #[cfg(test)]
@@ -131,10 +105,10 @@ mod tests {
     }
 
     #[test]
-    fn percent_decode_keeps_bad_escapes() {
-        assert_eq!(percent_decode("100%"), "100%");
-        assert_eq!(percent_decode("%zz%41"), "%zzA");
-        assert_eq!(percent_decode("%4"), "%4");
+    fn bad_escapes_are_kept() {
+        assert_eq!(query_param("a=100%", "a").as_deref(), Some("100%"));
+        assert_eq!(query_param("a=%zz%41", "a").as_deref(), Some("%zzA"));
+        assert_eq!(query_param("a=%4", "a").as_deref(), Some("%4"));
     }
 
     #[test]

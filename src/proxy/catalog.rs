@@ -24,6 +24,7 @@
 //! `request_body_filter`, which swaps in the next deployment's body; a
 //! larger body is not retried after it was sent (connect errors still are).
 
+use super::ctx::Skipped;
 use super::ctx::{CatalogAttempts, CatalogPlan, RequestCtx};
 use crate::catalog::DeploymentRt;
 use crate::error::GatewayError;
@@ -90,15 +91,15 @@ pub async fn pick(
         let request = match providers::request(cp.op, d, &cp.body) {
             Ok(r) => r,
             Err(why) => {
-                st.skipped
-                    .get_or_insert_with(|| format!("deployment {}: {why}", d.name));
+                st.skipped.get_or_insert_with(|| {
+                    Skipped::Refused(format!("deployment {}: {why}", d.name))
+                });
                 st.pos += 1;
                 continue;
             }
         };
         if !d.admit() {
-            st.skipped
-                .get_or_insert_with(|| format!("deployment {}: circuit open", d.name));
+            st.skipped.get_or_insert(Skipped::CircuitOpen);
             st.pos += 1;
             continue;
         }
@@ -116,9 +117,8 @@ pub async fn pick(
     Err(match ctx.error.take() {
         Some(prev) if ctx.attempts > 0 => prev,
         _ => match skipped {
-            Some(why) if why.contains("circuit open") => GatewayError::NoHealthyUpstream,
-            Some(why) => GatewayError::InvalidRequest(why),
-            None => GatewayError::NoHealthyUpstream,
+            Some(Skipped::Refused(why)) => GatewayError::InvalidRequest(why),
+            Some(Skipped::CircuitOpen) | None => GatewayError::NoHealthyUpstream,
         },
     })
 }

@@ -56,39 +56,9 @@ pub async fn serve(
     reply::json(session, 200, &body, &ctx.request_id).await
 }
 
-/// A query parameter's value, percent-decoded (`+` is a space); empty = none.
+/// A query parameter's value, decoded; empty = none.
 fn param(query: &str, name: &str) -> Option<String> {
-    query.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (k == name && !v.is_empty()).then(|| decode(v))
-    })
-}
-
-fn decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                match (
-                    b.get(i + 1).copied().and_then(hex),
-                    b.get(i + 2).copied().and_then(hex),
-                ) {
-                    (Some(h), Some(l)) => {
-                        out.push(h << 4 | l);
-                        i += 2;
-                    }
-                    _ => out.push(b'%'),
-                }
-            }
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    sluice_filters::facts::query_param(query, name).filter(|v| !v.is_empty())
 }
 
 #[cfg(test)]

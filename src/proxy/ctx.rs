@@ -2,7 +2,7 @@
 //! current attempt (server, catalog state), the response pipeline and what
 //! the phases observed. The plan types live in `plan.rs` (re-exported).
 
-pub use super::plan::{CatalogPlan, Handoff, LlmFields, Outcome, Plan, Role};
+pub use super::plan::{CatalogPlan, Handoff, LlmFields, Plan, Role};
 use crate::error::GatewayError;
 use crate::providers::UpstreamRequest;
 use crate::state::Runtime;
@@ -10,6 +10,15 @@ use crate::upstream::ServerRt;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Instant;
+
+/// Why a catalog deployment was passed over.
+#[derive(Debug)]
+pub enum Skipped {
+    /// Its provider cannot express the request (the client's error).
+    Refused(String),
+    /// Its breaker is open (no deployment could take it now).
+    CircuitOpen,
+}
 
 /// Per-attempt catalog state of the session that makes the attempts.
 pub struct CatalogAttempts {
@@ -26,7 +35,7 @@ pub struct CatalogAttempts {
     /// `response_filter` turned an upstream status into a retry.
     pub retry_status: Option<u16>,
     /// The first reason a deployment was skipped (answered if none is left).
-    pub skipped: Option<String>,
+    pub skipped: Option<Skipped>,
     /// Pause before the next attempt (a short `Retry-After`).
     pub wait_ms: u64,
 }

@@ -64,13 +64,13 @@ pub struct CatalogPlan {
     pub include_usage: bool,
     /// What the request ended up costing, shared by the parent and the
     /// subrequest that made the attempt.
-    pub outcome: std::sync::Mutex<Outcome>,
+    pub outcome: std::sync::Mutex<CatalogOutcome>,
 }
 
 /// The deployment that answered, its usage and the cost from the catalog's
 /// prices (read by metrics and the access log through [`RequestCtx::cost`]).
 #[derive(Debug, Clone, Default)]
-pub struct Outcome {
+pub struct CatalogOutcome {
     pub deployment: Option<String>,
     pub provider: Option<&'static str>,
     /// Index into `Runtime::pools` of the deployment's pool.
