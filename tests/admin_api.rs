@@ -736,12 +736,13 @@ async fn rules_crud_types_and_counters_survive_changes() {
         .await;
     assert_eq!(s, 404);
 
-    // rule_config as a JSON string.
+    // rule_config as a JSON string (a day-long window: a fixed window
+    // boundary between the requests below would reset the count).
     let (s, v) = api
         .post(
             "/api/v1/namespaces/1/rules",
             json!({"rule_name": "limit-3", "rule_type": "rate_limit", "priority": 10,
-                   "rule_config": "{\"max_requests\": 3, \"time_window_seconds\": 60}"}),
+                   "rule_config": "{\"max_requests\": 3, \"time_window_seconds\": 86400}"}),
         )
         .await;
     assert_eq!(s, 200, "{v}");
