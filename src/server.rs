@@ -56,9 +56,23 @@ fn threads(config: &Config) -> usize {
     }
 }
 
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The config (with the stored entities) has problems.
+    #[error("{0}")]
+    Config(String),
+    /// The config store or the Redis bus cannot be used.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// A runtime, signal handler or file could not be set up.
+    #[error("{0}")]
+    Setup(String),
+}
+
 /// Builds and runs the gateway; returns only on error before start.
 /// Admin API changes apply but are not persisted (see [`run_with_state`]).
-pub fn run(config: Config) -> Result<(), String> {
+pub fn run(config: Config) -> Result<(), ServerError> {
     run_with_state(config, None, None, false)
 }
 
@@ -73,8 +87,8 @@ pub fn run_with_state(
     config_path: Option<PathBuf>,
     state_path: Option<PathBuf>,
     reimport: bool,
-) -> Result<(), String> {
-    crate::lifecycle::hold_sighup()?;
+) -> Result<(), ServerError> {
+    crate::lifecycle::hold_sighup().map_err(ServerError::Setup)?;
     let opened = match state_path {
         Some(path) => Some(open::open(&yaml, path, reimport)?),
         None => None,
@@ -86,7 +100,7 @@ pub fn run_with_state(
         let origin = opened
             .as_ref()
             .map_or("the config file", |o| o.origin.as_str());
-        format!(
+        ServerError::Config(format!(
             "{origin} (with the config file's settings): {} problem(s):\n{}",
             problems.len(),
             problems
@@ -94,7 +108,7 @@ pub fn run_with_state(
                 .map(|p| format!("  - {p}"))
                 .collect::<Vec<_>>()
                 .join("\n")
-        )
+        ))
     })?;
     let store = match (&config.counters.store, &config.counters.redis_url) {
         (CounterStoreKind::Redis, Some(url)) => Counters::Shared(Arc::new(LazyRedisStore::new(
@@ -106,18 +120,20 @@ pub fn run_with_state(
     };
     let live = LiveState::new(store);
     let runtime = Runtime::build(config.clone(), &live).map_err(|problems| {
-        problems
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("\n")
+        ServerError::Config(
+            problems
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )
     })?;
     runtime.warm_tokenizers();
     // Resolve names and probe health once before taking traffic.
     let startup = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the startup runtime: {e}"))?;
+        .map_err(|e| ServerError::Setup(format!("cannot start the startup runtime: {e}")))?;
     startup.block_on(async {
         runtime.refresh_pools().await;
         runtime.health_check_pools().await;
@@ -126,7 +142,7 @@ pub fn run_with_state(
     let shared: SharedRuntime = Arc::new(ArcSwap::from_pointee(runtime));
     crate::metrics::metrics().config_applied(true);
     if let Some(log) = &config.access_log {
-        crate::metrics::access_log::start(&log.path)?;
+        crate::metrics::access_log::start(&log.path).map_err(ServerError::Setup)?;
     }
 
     // Pingora's grace period starts when its listeners close; the gateway

@@ -224,7 +224,7 @@ impl ConfigCenter {
             Ok(r) => r,
             Err(e) => {
                 status().set_store_ok(false);
-                return Err(e);
+                return Err(e.to_string());
             }
         };
         status().set_store_ok(true);
@@ -237,7 +237,7 @@ impl ConfigCenter {
         };
         let next = match cached {
             Some(e) => e,
-            None => match store.load().await? {
+            None => match store.load().await.map_err(|e| e.to_string())? {
                 Some(e) => e,
                 None => return Ok(false),
             },
@@ -294,7 +294,7 @@ fn restart_only(before: &Config, next: &Config) -> Vec<String> {
     out
 }
 
-fn unavailable(e: String) -> ApiError {
+fn unavailable(e: impl std::fmt::Display) -> ApiError {
     ApiError::new(
         503,
         format!("配置存储不可用，变更未保存 (当前配置继续生效): {e}"),

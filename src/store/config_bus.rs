@@ -17,6 +17,7 @@
 //! dead Redis, reconnect in the background, every call bounded in time.
 
 use super::config_file::Entities;
+use crate::store::StoreError;
 use fred::clients::SubscriberClient;
 use fred::prelude::*;
 use fred::types::config::UnresponsiveConfig;
@@ -47,15 +48,20 @@ pub struct ConfigBus {
     misses: AtomicU64,
 }
 
-fn rerr(e: Error) -> String {
-    format!("redis: {e}")
+fn rerr(e: Error) -> StoreError {
+    StoreError::from(e)
 }
 
 impl ConfigBus {
     /// Starts the clients (on the calling runtime, which must outlive them:
     /// the config I/O runtime). Fails only on an invalid URL.
-    pub async fn connect(url: &str, prefix: &str, timeout: Duration) -> Result<ConfigBus, String> {
-        let config = Config::from_url(url).map_err(|e| format!("invalid redis_url: {e}"))?;
+    pub async fn connect(
+        url: &str,
+        prefix: &str,
+        timeout: Duration,
+    ) -> Result<ConfigBus, StoreError> {
+        let config = Config::from_url(url)
+            .map_err(|e| StoreError::Invalid(format!("invalid redis_url: {e}")))?;
         let unresponsive = (timeout * 4).max(Duration::from_secs(2));
         let builder = {
             let mut b = Builder::from_config(config);
@@ -109,18 +115,21 @@ impl ConfigBus {
     async fn bounded<T>(
         &self,
         fut: impl std::future::Future<Output = Result<T, Error>>,
-    ) -> Result<T, String> {
+    ) -> Result<T, StoreError> {
         if !self.client.is_connected() {
-            return Err("redis: not connected".into());
+            return Err(StoreError::NotConnected);
         }
         tokio::time::timeout(self.timeout, fut)
             .await
-            .map_err(|_| format!("redis: no answer within {} ms", self.timeout.as_millis()))?
+            .map_err(|_| StoreError::Timeout {
+                store: "redis",
+                ms: self.timeout.as_millis(),
+            })?
             .map_err(rerr)
     }
 
     /// Announces a committed snapshot: version, state, message.
-    pub async fn announce(&self, e: &Entities) -> Result<(), String> {
+    pub async fn announce(&self, e: &Entities) -> Result<(), StoreError> {
         let keys = vec![self.key("version"), self.key("state"), self.key("changes")];
         let args = vec![e.revision.to_string(), e.to_json().to_string()];
         let _: i64 = self.bounded(self.client.eval(ANNOUNCE, keys, args)).await?;
@@ -128,7 +137,7 @@ impl ConfigBus {
     }
 
     /// The newest announced revision (0 when none).
-    pub async fn version(&self) -> Result<u64, String> {
+    pub async fn version(&self) -> Result<u64, StoreError> {
         let v: Option<u64> = self.bounded(self.client.get(self.key("version"))).await?;
         Ok(v.unwrap_or(0))
     }
@@ -151,7 +160,7 @@ impl ConfigBus {
     }
 
     /// `POST /sync`: writes the store's snapshot to Redis (state + version).
-    pub async fn sync(&self, e: &Entities) -> Result<(), String> {
+    pub async fn sync(&self, e: &Entities) -> Result<(), StoreError> {
         let json = e.to_json().to_string();
         let _: () = self
             .bounded(self.client.set(self.key("state"), json, None, None, false))
@@ -166,7 +175,7 @@ impl ConfigBus {
     }
 
     /// `POST /preload/{id}`: caches one namespace's view.
-    pub async fn preload(&self, id: u64, view: &Value) -> Result<(), String> {
+    pub async fn preload(&self, id: u64, view: &Value) -> Result<(), StoreError> {
         let _: () = self
             .bounded(self.client.set(
                 self.key(&format!("ns:{id}")),
@@ -181,7 +190,7 @@ impl ConfigBus {
 
     /// `GET /cache/stats`: hits and misses of this instance's catch-ups,
     /// bytes the config keys take, and the memory Redis has left.
-    pub async fn stats(&self, namespace_ids: &[u64]) -> Result<Value, String> {
+    pub async fn stats(&self, namespace_ids: &[u64]) -> Result<Value, StoreError> {
         let mut size: u64 = self.bounded(self.client.strlen(self.key("state"))).await?;
         for id in namespace_ids {
             let n: u64 = self
@@ -217,7 +226,7 @@ impl ConfigBus {
     }
 
     pub async fn ping(&self) -> bool {
-        let pong: Result<String, String> = self.bounded(self.client.ping(None)).await;
+        let pong: Result<String, StoreError> = self.bounded(self.client.ping(None)).await;
         pong.is_ok()
     }
 }

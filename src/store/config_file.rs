@@ -12,6 +12,7 @@
 //! starting point and the first change through the admin API writes them,
 //! changed, to the state file.
 
+use super::StoreError;
 use crate::config::{
     fragments, Config, Matcher, Namespace, NginxConfig, Problem, ProxyRule, Route, Rule,
     UpstreamServer,
@@ -204,31 +205,44 @@ impl FileStore {
     }
 
     /// The stored snapshot; `None` when the file does not exist yet.
-    pub fn load(&self) -> Result<Option<Entities>, String> {
+    pub fn load(&self) -> Result<Option<Entities>, StoreError> {
         let text = match std::fs::read_to_string(&self.path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(format!("cannot read {}: {e}", self.path.display())),
+            Err(e) => {
+                return Err(StoreError::File(format!(
+                    "cannot read {}: {e}",
+                    self.path.display()
+                )))
+            }
         };
-        let value: Value = serde_json::from_str(&text)
-            .map_err(|e| format!("{}: not valid JSON: {e}", self.path.display()))?;
+        let value: Value = serde_json::from_str(&text).map_err(|e| {
+            StoreError::Corrupt(format!("{}: not valid JSON: {e}", self.path.display()))
+        })?;
         if let Some(v) = value.get("version").and_then(Value::as_u64) {
             if v != VERSION {
-                return Err(format!(
+                return Err(StoreError::Corrupt(format!(
                     "{}: snapshot version {v} is not supported (expected {VERSION})",
                     self.path.display()
-                ));
+                )));
             }
         }
         serde_path_to_error::deserialize(value)
             .map(Some)
-            .map_err(|e| format!("{}: {}: {}", self.path.display(), e.path(), e.inner()))
+            .map_err(|e| {
+                StoreError::Corrupt(format!(
+                    "{}: {}: {}",
+                    self.path.display(),
+                    e.path(),
+                    e.inner()
+                ))
+            })
     }
 
     /// Writes the snapshot atomically (temp file, fsync, rename, fsync dir).
-    pub fn save(&self, entities: &Entities) -> Result<(), String> {
+    pub fn save(&self, entities: &Entities) -> Result<(), StoreError> {
         let bytes = serde_json::to_vec_pretty(&entities.to_json())
-            .map_err(|e| format!("cannot encode the snapshot: {e}"))?;
+            .map_err(|e| StoreError::Corrupt(format!("cannot encode the snapshot: {e}")))?;
         let dir = match self.path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => PathBuf::from("."),
@@ -258,7 +272,7 @@ impl FileStore {
         };
         write().map_err(|e| {
             let _ = std::fs::remove_file(&tmp);
-            format!("cannot write {}: {e}", self.path.display())
+            StoreError::File(format!("cannot write {}: {e}", self.path.display()))
         })
     }
 }

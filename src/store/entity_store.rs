@@ -6,6 +6,7 @@
 //! refuses a change made on an older revision than the stored one.
 
 use super::config_file::{Entities, FileStore};
+use super::StoreError;
 use async_trait::async_trait;
 
 /// Why a save did not happen.
@@ -15,7 +16,7 @@ pub enum SaveError {
     /// reload and redo the change.
     Conflict,
     /// The store cannot be reached: nothing was written.
-    Unavailable(String),
+    Unavailable(StoreError),
 }
 
 impl std::fmt::Display for SaveError {
@@ -34,7 +35,7 @@ pub trait EntityStore: Send + Sync {
     fn kind(&self) -> &'static str;
 
     /// The stored snapshot (with its revision); `None` when the store is empty.
-    async fn load(&self) -> Result<Option<Entities>, String>;
+    async fn load(&self) -> Result<Option<Entities>, StoreError>;
 
     /// Commits `next` (whose `revision` is `prev.revision + 1`) in one
     /// transaction, provided the store still holds `prev.revision`.
@@ -44,10 +45,10 @@ pub trait EntityStore: Send + Sync {
 
     /// Replaces whatever is stored with `entities` (re-import of the YAML),
     /// one revision above the stored one; returns what was written.
-    async fn replace(&self, entities: Entities) -> Result<Entities, String>;
+    async fn replace(&self, entities: Entities) -> Result<Entities, StoreError>;
 
     /// The stored revision (0 when empty).
-    async fn revision(&self) -> Result<u64, String>;
+    async fn revision(&self) -> Result<u64, StoreError>;
 
     /// Whether the store answers now.
     async fn ping(&self) -> bool;
@@ -59,11 +60,11 @@ impl EntityStore for FileStore {
         "file"
     }
 
-    async fn load(&self) -> Result<Option<Entities>, String> {
+    async fn load(&self) -> Result<Option<Entities>, StoreError> {
         let store = self.clone();
         tokio::task::spawn_blocking(move || FileStore::load(&store))
             .await
-            .map_err(|e| e.to_string())?
+            .map_err(|e| StoreError::Runtime(e.to_string()))?
     }
 
     async fn save(&self, _prev: &Entities, next: &Entities) -> Result<(), SaveError> {
@@ -72,20 +73,23 @@ impl EntityStore for FileStore {
         let next = next.clone();
         tokio::task::spawn_blocking(move || FileStore::save(&store, &next))
             .await
-            .map_err(|e| SaveError::Unavailable(e.to_string()))?
+            .map_err(|e| SaveError::Unavailable(StoreError::Runtime(e.to_string())))?
             .map_err(SaveError::Unavailable)
     }
 
-    async fn replace(&self, mut entities: Entities) -> Result<Entities, String> {
+    async fn replace(&self, mut entities: Entities) -> Result<Entities, StoreError> {
         let stored = EntityStore::load(self).await?;
         entities.revision = stored.map_or(0, |s| s.revision) + 1;
         EntityStore::save(self, &Entities::default(), &entities)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| match e {
+                SaveError::Unavailable(e) => e,
+                SaveError::Conflict => StoreError::File(SaveError::Conflict.to_string()),
+            })?;
         Ok(entities)
     }
 
-    async fn revision(&self) -> Result<u64, String> {
+    async fn revision(&self) -> Result<u64, StoreError> {
         Ok(EntityStore::load(self).await?.map_or(0, |e| e.revision))
     }
 

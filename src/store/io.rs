@@ -5,21 +5,22 @@
 //! short-lived one; connections pooled on one runtime must not be used
 //! after it ends, so the stores never touch those.
 
+use super::StoreError;
 use std::future::Future;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-static IO: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
+static IO: OnceLock<Result<tokio::runtime::Runtime, StoreError>> = OnceLock::new();
 
 /// The runtime's handle (started on first use).
-pub fn handle() -> Result<tokio::runtime::Handle, String> {
+pub fn handle() -> Result<tokio::runtime::Handle, StoreError> {
     let rt = IO.get_or_init(|| {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("sluice-config-io")
             .enable_all()
             .build()
-            .map_err(|e| format!("cannot start the config I/O runtime: {e}"))
+            .map_err(|e| StoreError::Runtime(format!("cannot start the config I/O runtime: {e}")))
     });
     rt.as_ref()
         .map(|r| r.handle().clone())
@@ -30,21 +31,27 @@ pub fn handle() -> Result<tokio::runtime::Handle, String> {
 /// any runtime.
 pub async fn run<T: Send + 'static>(
     timeout: Duration,
-    fut: impl Future<Output = Result<T, String>> + Send + 'static,
-) -> Result<T, String> {
+    fut: impl Future<Output = Result<T, StoreError>> + Send + 'static,
+) -> Result<T, StoreError> {
     let task = handle()?.spawn(async move {
         tokio::time::timeout(timeout, fut)
             .await
-            .unwrap_or_else(|_| Err(format!("no answer within {} ms", timeout.as_millis())))
+            .unwrap_or_else(|_| {
+                Err(StoreError::Timeout {
+                    store: "config store",
+                    ms: timeout.as_millis(),
+                })
+            })
     });
-    task.await.map_err(|e| format!("store task failed: {e}"))?
+    task.await
+        .map_err(|e| StoreError::Runtime(format!("store task failed: {e}")))?
 }
 
 /// Runs `fut` on the I/O runtime from synchronous code (startup).
 pub fn block_on<T: Send + 'static>(
     timeout: Duration,
-    fut: impl Future<Output = Result<T, String>> + Send + 'static,
-) -> Result<T, String> {
+    fut: impl Future<Output = Result<T, StoreError>> + Send + 'static,
+) -> Result<T, StoreError> {
     let h = handle()?;
     h.block_on(run(timeout, fut))
 }

@@ -7,11 +7,14 @@
 pub mod config_bus;
 pub mod config_file;
 pub mod entity_store;
+pub mod error;
 pub mod io;
 pub mod lazy;
 pub mod mysql;
 pub mod open;
 pub mod redis_counter;
 pub mod status;
+
+pub use error::StoreError;
 
 pub use redis_counter::RedisCounterStore;

@@ -22,6 +22,7 @@
 use super::config_file::{server_json, Entities};
 use super::entity_store::{EntityStore, SaveError};
 use super::io;
+use super::StoreError;
 use async_trait::async_trait;
 use mysql_async::prelude::*;
 use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, TxOpts};
@@ -66,16 +67,17 @@ pub struct MysqlStore {
     timeout: Duration,
 }
 
-fn db_err(e: mysql_async::Error) -> String {
-    format!("mysql: {e}")
+fn db_err(e: mysql_async::Error) -> StoreError {
+    StoreError::from(e)
 }
 
 impl MysqlStore {
     /// Opens the pool on the I/O runtime, creates the database when
     /// missing and applies pending migrations. Fails when MySQL cannot be
     /// reached (a store that cannot be read cannot start the gateway).
-    pub async fn connect(url: &str, timeout: Duration) -> Result<MysqlStore, String> {
-        let opts = Opts::from_url(url).map_err(|e| format!("invalid mysql_url: {e}"))?;
+    pub async fn connect(url: &str, timeout: Duration) -> Result<MysqlStore, StoreError> {
+        let opts = Opts::from_url(url)
+            .map_err(|e| StoreError::Invalid(format!("invalid mysql_url: {e}")))?;
         let db = opts.db_name().map(str::to_string);
         let pool_opts = PoolOpts::default()
             .with_constraints(PoolConstraints::new(0, 4).unwrap_or_default())
@@ -92,7 +94,9 @@ impl MysqlStore {
         io::run(timeout, async move {
             if let Some(db) = db {
                 if db.contains('`') {
-                    return Err("mysql_url: the database name must not contain a backquote".into());
+                    return Err(StoreError::Invalid(
+                        "mysql_url: the database name must not contain a backquote".into(),
+                    ));
                 }
                 let mut conn = Conn::new(server).await.map_err(db_err)?;
                 conn.query_drop(format!(
@@ -112,13 +116,15 @@ impl MysqlStore {
 }
 
 /// Applies the migrations not yet recorded, under a named lock.
-async fn migrate(conn: &mut Conn) -> Result<(), String> {
+async fn migrate(conn: &mut Conn) -> Result<(), StoreError> {
     let locked: Option<i64> = conn
         .query_first("SELECT GET_LOCK('sluice_migrate', 30)")
         .await
         .map_err(db_err)?;
     if locked != Some(1) {
-        return Err("mysql: could not take the migration lock within 30 s".into());
+        return Err(StoreError::Mysql(
+            "could not take the migration lock within 30 s".into(),
+        ));
     }
     let result = async {
         conn.query_drop("CREATE TABLE IF NOT EXISTS sluice_schema_migrations (version INT UNSIGNED PRIMARY KEY, description VARCHAR(200) NOT NULL, applied_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP) ENGINE=InnoDB")
@@ -235,7 +241,7 @@ async fn write_diff(
 }
 
 /// Reads the whole snapshot with `conn` (`None` when never seeded).
-async fn read_all(conn: &mut Conn) -> Result<Option<Entities>, String> {
+async fn read_all(conn: &mut Conn) -> Result<Option<Entities>, StoreError> {
     let meta: Option<(u64, String)> = conn
         .query_first("SELECT revision, last_ids FROM sluice_meta WHERE id = 1")
         .await
@@ -254,8 +260,9 @@ async fn read_all(conn: &mut Conn) -> Result<Option<Entities>, String> {
             .map_err(db_err)?;
         let mut list = Vec::new();
         for (id, body, created, updated) in items {
-            let v: Value = serde_json::from_str(&body)
-                .map_err(|e| format!("mysql: sluice_{kind} id {id}: not valid JSON: {e}"))?;
+            let v: Value = serde_json::from_str(&body).map_err(|e| {
+                StoreError::Corrupt(format!("mysql: sluice_{kind} id {id}: not valid JSON: {e}"))
+            })?;
             list.push(v);
             if let (Some(c), Some(u)) = (created, updated) {
                 stamps.insert(
@@ -272,7 +279,13 @@ async fn read_all(conn: &mut Conn) -> Result<Option<Entities>, String> {
     doc.insert("revision".into(), revision.into());
     serde_path_to_error::deserialize(Value::Object(doc))
         .map(Some)
-        .map_err(|e| format!("mysql: stored entities: {}: {}", e.path(), e.inner()))
+        .map_err(|e| {
+            StoreError::Corrupt(format!(
+                "mysql: stored entities: {}: {}",
+                e.path(),
+                e.inner()
+            ))
+        })
 }
 
 #[async_trait]
@@ -281,7 +294,7 @@ impl EntityStore for MysqlStore {
         "mysql"
     }
 
-    async fn load(&self) -> Result<Option<Entities>, String> {
+    async fn load(&self) -> Result<Option<Entities>, StoreError> {
         let pool = self.pool.clone();
         io::run(self.timeout, async move {
             let mut conn = pool.get_conn().await.map_err(db_err)?;
@@ -336,7 +349,7 @@ impl EntityStore for MysqlStore {
         }
     }
 
-    async fn replace(&self, mut entities: Entities) -> Result<Entities, String> {
+    async fn replace(&self, mut entities: Entities) -> Result<Entities, StoreError> {
         let pool = self.pool.clone();
         io::run(self.timeout, async move {
             let mut tx = pool
@@ -368,7 +381,7 @@ impl EntityStore for MysqlStore {
         .await
     }
 
-    async fn revision(&self) -> Result<u64, String> {
+    async fn revision(&self) -> Result<u64, StoreError> {
         let pool = self.pool.clone();
         io::run(self.timeout, async move {
             let mut conn = pool.get_conn().await.map_err(db_err)?;

@@ -11,6 +11,7 @@ use super::entity_store::{EntityStore, SaveError};
 use super::io;
 use super::mysql::MysqlStore;
 use super::status::status;
+use super::StoreError;
 use crate::config::{Config, ConfigStoreKind};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -26,7 +27,7 @@ pub struct Opened {
 }
 
 /// Opens the store of `config` (`state_path` is the file store's file).
-pub fn open(config: &Config, state_path: PathBuf, reimport: bool) -> Result<Opened, String> {
+pub fn open(config: &Config, state_path: PathBuf, reimport: bool) -> Result<Opened, StoreError> {
     let s = &config.config_store;
     let timeout = Duration::from_millis(s.timeout_ms);
     let (store, origin): (Arc<dyn EntityStore>, String) = match (&s.kind, &s.mysql_url) {
@@ -35,7 +36,7 @@ pub fn open(config: &Config, state_path: PathBuf, reimport: bool) -> Result<Open
             let store = io::block_on(timeout * 10, async move {
                 MysqlStore::connect(&url, timeout).await
             })
-            .map_err(|e| format!("config store: {e}"))?;
+            .map_err(|e| e.context("config store"))?;
             (Arc::new(store), "mysql store".into())
         }
         _ => {
@@ -50,7 +51,7 @@ pub fn open(config: &Config, state_path: PathBuf, reimport: bool) -> Result<Open
             let bus = io::block_on(timeout * 2, async move {
                 ConfigBus::connect(&url, &prefix, timeout).await
             })
-            .map_err(|e| format!("config_store.redis_url: {e}"))?;
+            .map_err(|e| e.context("config_store.redis_url"))?;
             status().set_bus(Some(true));
             Some(Arc::new(bus))
         }
@@ -60,7 +61,7 @@ pub fn open(config: &Config, state_path: PathBuf, reimport: bool) -> Result<Open
     let entities = if reimport {
         let st = store.clone();
         let written = io::block_on(timeout * 2, async move { st.replace(yaml).await })
-            .map_err(|e| format!("{origin}: re-import of the YAML entities failed: {e}"))?;
+            .map_err(|e| e.context(format!("{origin}: re-import of the YAML entities failed")))?;
         log::warn!(
             "{origin}: entities re-imported from the YAML (revision {})",
             written.revision
@@ -86,11 +87,11 @@ fn load_or_seed(
     seed: bool,
     timeout: Duration,
     origin: &str,
-) -> Result<Entities, String> {
+) -> Result<Entities, StoreError> {
     for _ in 0..3 {
         let st = store.clone();
         let stored = io::block_on(timeout * 2, async move { st.load().await })
-            .map_err(|e| format!("{origin}: {e}"))?;
+            .map_err(|e| e.context(origin))?;
         if let Some(stored) = stored {
             log::warn!(
                 "entities loaded from {origin} (revision {})",
@@ -106,7 +107,8 @@ fn load_or_seed(
         let (st, s2) = (store.clone(), seeded.clone());
         let saved = io::block_on(timeout * 2, async move {
             Ok(st.save(&Entities::default(), &s2).await)
-        })?;
+        })
+        .map_err(|e| e.context(origin))?;
         match saved {
             Ok(()) => {
                 log::warn!("{origin} was empty: seeded with the YAML's entities");
@@ -114,8 +116,10 @@ fn load_or_seed(
             }
             // Another instance seeded it meanwhile: read that.
             Err(SaveError::Conflict) => continue,
-            Err(SaveError::Unavailable(e)) => return Err(format!("{origin}: {e}")),
+            Err(SaveError::Unavailable(e)) => return Err(e.context(origin)),
         }
     }
-    Err(format!("{origin}: could not read or seed the store"))
+    Err(StoreError::Corrupt(format!(
+        "{origin}: could not read or seed the store"
+    )))
 }

@@ -11,7 +11,7 @@ fn no_cache() -> ApiError {
     ApiError::bad_request("未配置 Redis 缓存 (config_store.redis_url，需 config_store.kind: mysql)")
 }
 
-fn cache_down(e: String) -> ApiError {
+fn cache_down(e: impl std::fmt::Display) -> ApiError {
     ApiError::new(503, format!("Redis 缓存不可用: {e}"))
 }
 
