@@ -4,6 +4,9 @@
 //! document declares; the document lists exactly the server's route table;
 //! undocumented methods and paths are refused.
 
+// Tests may unwrap, expect and panic (denied in the crates: Cargo.toml).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::*;

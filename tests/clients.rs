@@ -4,6 +4,9 @@
 //! heads answered 400 on every listener without the request's bytes (its
 //! credentials) reaching the log.
 
+// Tests may unwrap, expect and panic (denied in the crates: Cargo.toml).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::*;

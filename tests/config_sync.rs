@@ -4,6 +4,9 @@
 //! serving (503 for changes, `/health` degraded) and heals; and the file
 //! store survives `kill -9` in the middle of writes.
 
+// Tests may unwrap, expect and panic (denied in the crates: Cargo.toml).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::*;

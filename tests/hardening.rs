@@ -3,6 +3,9 @@
 //! hold are bounded, and signals behave as documented. Each test fails
 //! without the fix it guards.
 
+// Tests may unwrap, expect and panic (denied in the crates: Cargo.toml).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::*;

@@ -4,6 +4,9 @@
 //! usage/monitoring figures match the traffic sent, and the JSON access log
 //! parses and holds no secret.
 
+// Tests may unwrap, expect and panic (denied in the crates: Cargo.toml).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::*;

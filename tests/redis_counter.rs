@@ -2,6 +2,9 @@
 //! `redis://127.0.0.1:6379`). Every test uses its own random key prefix and
 //! deletes its keys at the end.
 
+// Tests may unwrap, expect and panic (denied in the crates: Cargo.toml).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

@@ -3,6 +3,9 @@
 //! then exits at once), SIGHUP reloads the config file's settings and
 //! reopens the access log instead of killing the process.
 
+// Tests may unwrap, expect and panic (denied in the crates: Cargo.toml).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::*;

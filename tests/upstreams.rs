@@ -2,6 +2,9 @@
 //! health-check ejection and recovery, failover on connect errors, no
 //! healthy upstream, and each timeout.
 
+// Tests may unwrap, expect and panic (denied in the crates: Cargo.toml).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::*;
