@@ -104,11 +104,7 @@ const PATHS: [&str; 5] = [
 
 fn yaml(a: u16, b: u16) -> String {
     format!(
-        r#"server:
-  threads: 1
-  grace_period_seconds: 0
-  graceful_shutdown_timeout_seconds: 1
-listen:
+        r#"{TEST_SERVER}listen:
   proxy: "{{proxy}}"
 auth:
   enabled: true

@@ -12,7 +12,7 @@ mod common;
 
 use common::*;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const TOKEN: &str = "ui-metrics-token";
 
@@ -57,17 +57,18 @@ fn dump_dom(browser: &str, url: &str) -> String {
 
 /// Dumps the page until `cond` holds on its document.
 fn render_until(browser: &str, url: &str, what: &str, cond: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let dom = dump_dom(browser, url);
-        if cond(&dom) {
-            return dom;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the page never showed {what}:\n{dom}"
-        );
-    }
+    eventually_blocking(
+        Duration::from_secs(120),
+        &format!("the page showing {what}"),
+        || {
+            let dom = dump_dom(browser, url);
+            if cond(&dom) {
+                Ok(dom)
+            } else {
+                Err(dom)
+            }
+        },
+    )
 }
 
 /// The texts of the cells of the table row whose first cell is `first`.
