@@ -1,5 +1,5 @@
 # The two commands: `make run` and `make test`. See README.md.
-.PHONY: run test deps-build lint bench
+.PHONY: run test deps-build lint lint-deps bench
 
 # Run the gateway with conf/sluice.yaml and the mock upstream it points at.
 run: deps-build
@@ -16,9 +16,17 @@ deps-build:
 	@command -v cmake >/dev/null || { echo "installing cmake"; \
 	  SUDO=$$( [ "$$(id -u)" -ne 0 ] && echo sudo ); $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq cmake >/dev/null; }
 
-lint:
+# Format, lints (Cargo.toml [workspace.lints], clippy.toml) over both crates'
+# libraries, binaries, tests, examples and benches, and the docs.
+lint: deps-build lint-deps
 	cargo fmt --all -- --check
-	cargo clippy --all-targets -- -D warnings
+	cargo clippy --workspace --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
+
+# rustfmt and clippy, added to the rustup toolchain when it lacks them.
+lint-deps:
+	@cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
+	@cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
 
 bench:
 	./load-tests/bench.sh

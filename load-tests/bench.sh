@@ -58,9 +58,9 @@ STREAM_N=${STREAM_N:-300}
 PAIRS=${PAIRS:-5}
 PAIR_DURATION=${PAIR_DURATION:-6s}
 command -v wrk >/dev/null || { echo "bench: installing wrk"; apt-get install -y -qq wrk >/dev/null; }
-cargo build --release --quiet --bin sluice --example bare_pingora
-cargo build --release --quiet -p sluice-filters --example token_bench --example meter_bench
-bin=target/release/sluice
+cargo build --profile optimized --quiet --bin sluice --example bare_pingora
+cargo build --profile optimized --quiet -p sluice-filters --example token_bench --example meter_bench
+bin=target/optimized/sluice
 
 PIN=${PIN:-auto}
 ncpu=$(nproc)
@@ -104,7 +104,7 @@ url[a]="http://127.0.0.1:$MOCK_PORT"
 wait_port "$MOCK_PORT"
 
 BARE_PORT=$(free_port)
-"${on_proxy[@]}" target/release/examples/bare_pingora "127.0.0.1:$BARE_PORT" "127.0.0.1:$MOCK_PORT" 2>/dev/null & pids+=($!); pid[p]=$!
+"${on_proxy[@]}" target/optimized/examples/bare_pingora "127.0.0.1:$BARE_PORT" "127.0.0.1:$MOCK_PORT" 2>/dev/null & pids+=($!); pid[p]=$!
 url[p]="http://127.0.0.1:$BARE_PORT"
 wait_port "$BARE_PORT"
 
@@ -348,7 +348,7 @@ echo "prompt counting (load-tests/tokens.sh; target >= 50 MB/s per core for coun
 
 echo
 echo "stream metering (filters/examples/meter_bench.rs; target >= 2 M tokens/s per core)"
-meter=$(cargo run --release --quiet -p sluice-filters --example meter_bench)
+meter=$(cargo run --profile optimized --quiet -p sluice-filters --example meter_bench)
 echo "$meter"
 awk '/meter only, 1 event\/chunk/ {
   for (i = 1; i <= NF; i++) if ($i == "tokens/s") v = $(i - 2)

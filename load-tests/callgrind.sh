@@ -5,14 +5,14 @@
 # meaningful to a fraction of a percent.
 #
 # Usage: load-tests/callgrind.sh [BINARY] [CONFIG] [N]
-#   BINARY  the sluice binary (default target/release/sluice)
+#   BINARY  the sluice binary (default target/optimized/sluice)
 #   CONFIG  a load-tests config with @GW_PORT@/@MOCK_PORT@ (default full.yaml)
 #   N       requests measured (default 2000), after 200 warm-up requests
 # Prints "instructions/request: X" (all threads of the gateway process,
 # background upkeep included: health checks are 5 s apart and the run is short).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BIN=${1:-target/release/sluice}
+BIN=${1:-target/optimized/sluice}
 CONF=${2:-load-tests/full.yaml}
 N=${3:-2000}
 command -v valgrind >/dev/null || { echo "callgrind: installing valgrind"; apt-get install -y -qq valgrind >/dev/null; }

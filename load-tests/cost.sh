@@ -7,14 +7,14 @@
 # with on a shared VM, where wrk's RPS moves ±20 % from run to run.
 #
 # Usage: load-tests/cost.sh [b c l ...]   (default: b c l)
-# Env: BIN (default target/release/sluice, built first), N requests per
+# Env: BIN (default target/optimized/sluice, built first), N requests per
 # config (default 2000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 N=${N:-2000}
-bin=${BIN:-target/release/sluice}
-[[ -n ${BIN:-} ]] || cargo build --release --quiet --bin sluice
+bin=${BIN:-target/optimized/sluice}
+[[ -n ${BIN:-} ]] || cargo build --profile optimized --quiet --bin sluice
 
 declare -A conf=([b]=load-tests/passthrough.yaml [c]=load-tests/full.yaml [l]=load-tests/limits-local.yaml)
 declare -A per

@@ -9,4 +9,4 @@
 # Target: >= 50 MB/s per core for `count` on the 1 MB text.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-exec cargo run --release --quiet -p sluice-filters --example token_bench -- "$@"
+exec cargo run --profile optimized --quiet -p sluice-filters --example token_bench -- "$@"

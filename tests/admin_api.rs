@@ -2,6 +2,9 @@
 //! servers, matchers, proxy rules and limit rules against the real binary,
 //! applied to live traffic without a restart, persisted in the state file.
 
+// Tests may unwrap, expect and panic (denied in the crates: Cargo.toml).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::*;
@@ -69,71 +72,7 @@ fn admin_config(a_port: u16, extra: &str) -> String {
             yaml
         }
     };
-    let rest = format!("{CATCH_ALL}admin: {{tokens: [{TOKEN}]}}\n{extra}{store}");
-    config(&[server("a", "p", a_port, "")], &rest).replace(
-        "listen:\n  proxy: \"{proxy}\"",
-        "listen:\n  proxy: \"{proxy}\"\n  admin: \"{admin}\"",
-    )
-}
-
-struct Admin {
-    c: reqwest::Client,
-    base: String,
-}
-
-impl Admin {
-    fn new(gw: &Gateway) -> Admin {
-        Admin {
-            c: reqwest::Client::new(),
-            base: gw.admin_url(""),
-        }
-    }
-
-    async fn send(&self, req: reqwest::RequestBuilder) -> (u16, Value) {
-        let r = req.send().await.expect("admin request");
-        let status = r.status().as_u16();
-        let text = r.text().await.expect("body");
-        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        (status, body)
-    }
-
-    async fn get(&self, path: &str) -> (u16, Value) {
-        self.send(
-            self.c
-                .get(format!("{}{path}", self.base))
-                .bearer_auth(TOKEN),
-        )
-        .await
-    }
-
-    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        self.send(
-            self.c
-                .post(format!("{}{path}", self.base))
-                .bearer_auth(TOKEN)
-                .json(&body),
-        )
-        .await
-    }
-
-    async fn put(&self, path: &str, body: Value) -> (u16, Value) {
-        self.send(
-            self.c
-                .put(format!("{}{path}", self.base))
-                .bearer_auth(TOKEN)
-                .json(&body),
-        )
-        .await
-    }
-
-    async fn delete(&self, path: &str) -> (u16, Value) {
-        self.send(
-            self.c
-                .delete(format!("{}{path}", self.base))
-                .bearer_auth(TOKEN),
-        )
-        .await
-    }
+    common::admin_config(a_port, TOKEN, &format!("{extra}{store}"))
 }
 
 fn detail(v: &Value) -> &str {
@@ -215,7 +154,7 @@ async fn admin_api_needs_its_token_for_changes_and_reads() {
 async fn namespaces_crud_and_errors() {
     let a = mock("a").await;
     let gw = Gateway::start(&admin_config(a.addr.port(), "")).await;
-    let api = Admin::new(&gw);
+    let api = Admin::new(&gw, TOKEN);
 
     let (s, list) = api.get("/api/v1/namespaces").await;
     assert_eq!(s, 200);
@@ -272,9 +211,7 @@ async fn namespaces_crud_and_errors() {
     assert_eq!(s, 405);
     let (s, v) = api
         .send(
-            api.c
-                .post(gw.admin_url("/api/v1/namespaces"))
-                .bearer_auth(TOKEN)
+            api.request("POST", "/api/v1/namespaces")
                 .header("content-type", "text/plain")
                 .body("namespace_code=x"),
         )
@@ -282,9 +219,7 @@ async fn namespaces_crud_and_errors() {
     assert_eq!(s, 415, "{v}");
     let (s, v) = api
         .send(
-            api.c
-                .post(gw.admin_url("/api/v1/namespaces"))
-                .bearer_auth(TOKEN)
+            api.request("POST", "/api/v1/namespaces")
                 .header("content-type", "application/json")
                 .body("{not json"),
         )
@@ -336,7 +271,7 @@ async fn hot_apply_routes_traffic_without_restart() {
     let a = mock("a").await;
     let b = mock("b").await;
     let gw = Gateway::start(&admin_config(a.addr.port(), "")).await;
-    let api = Admin::new(&gw);
+    let api = Admin::new(&gw, TOKEN);
     let c = reqwest::Client::new();
     let tenant = [("x-tenant", "team-a")];
     assert_eq!(chat_served_by(&gw, &c, &tenant).await, "a");
@@ -426,7 +361,7 @@ async fn upstream_servers_crud() {
     let a = mock("a").await;
     let b = mock("b").await;
     let gw = Gateway::start(&admin_config(a.addr.port(), "")).await;
-    let api = Admin::new(&gw);
+    let api = Admin::new(&gw, TOKEN);
     let c = reqwest::Client::new();
 
     let (s, list) = api.get("/api/v1/upstream-servers").await;
@@ -517,7 +452,7 @@ async fn upstream_servers_crud() {
 async fn matchers_crud() {
     let a = mock("a").await;
     let gw = Gateway::start(&admin_config(a.addr.port(), "")).await;
-    let api = Admin::new(&gw);
+    let api = Admin::new(&gw, TOKEN);
     let c = reqwest::Client::new();
 
     let (s, v) = api
@@ -608,7 +543,7 @@ async fn proxy_rules_crud() {
     let a = mock("a").await;
     let b = mock("b").await;
     let gw = Gateway::start(&admin_config(a.addr.port(), "")).await;
-    let api = Admin::new(&gw);
+    let api = Admin::new(&gw, TOKEN);
     let c = reqwest::Client::new();
     let (_, v) = api
         .post(
@@ -690,7 +625,7 @@ async fn proxy_rules_crud() {
 async fn rules_crud_types_and_counters_survive_changes() {
     let a = mock("a").await;
     let gw = Gateway::start(&admin_config(a.addr.port(), "")).await;
-    let api = Admin::new(&gw);
+    let api = Admin::new(&gw, TOKEN);
     let c = reqwest::Client::new();
 
     let (s, v) = api.get("/api/v1/rules/types").await;
@@ -813,7 +748,7 @@ async fn changes_persist_across_a_restart() {
     let mut gw = Gateway::start(&admin_config(a.addr.port(), "")).await;
     let state = state_path(&gw);
     let _ = std::fs::remove_file(&state);
-    let api = Admin::new(&gw);
+    let api = Admin::new(&gw, TOKEN);
     let c = reqwest::Client::new();
 
     let (s, _) = api
@@ -842,7 +777,7 @@ async fn changes_persist_across_a_restart() {
     }
 
     gw.restart().await;
-    let api = Admin::new(&gw);
+    let api = Admin::new(&gw, TOKEN);
     let (_, list) = api.get("/api/v1/namespaces").await;
     let codes: Vec<&str> = list
         .as_array()
@@ -897,7 +832,7 @@ async fn concurrent_creates_are_all_kept() {
         ids.insert(t.await.unwrap());
     }
     assert_eq!(ids.len(), 20);
-    let api = Admin::new(&gw);
+    let api = Admin::new(&gw, TOKEN);
     let (_, list) = api.get("/api/v1/namespaces").await;
     assert_eq!(list.as_array().unwrap().len(), 21);
     if file_store() {
@@ -907,7 +842,7 @@ async fn concurrent_creates_are_all_kept() {
     } else {
         // Another instance reading the store sees all of them too.
         gw.restart().await;
-        let (_, list) = Admin::new(&gw).get("/api/v1/namespaces").await;
+        let (_, list) = Admin::new(&gw, TOKEN).get("/api/v1/namespaces").await;
         assert_eq!(list.as_array().unwrap().len(), 21);
     }
     let _ = std::fs::remove_file(state_path(&gw));
@@ -917,7 +852,7 @@ async fn traffic_sees_no_failures_while_changes_apply() {
     let a = mock("a").await;
     let b = mock("b").await;
     let gw = Gateway::start(&admin_config(a.addr.port(), "")).await;
-    let api = Admin::new(&gw);
+    let api = Admin::new(&gw, TOKEN);
     let (s, v) = api
         .post(
             "/api/v1/upstream-servers",
@@ -1021,7 +956,7 @@ fn a_broken_state_file_stops_startup_naming_it() {
 async fn renaming_a_namespace_keeps_its_references() {
     let a = mock("a").await;
     let gw = Gateway::start(&admin_config(a.addr.port(), "")).await;
-    let api = Admin::new(&gw);
+    let api = Admin::new(&gw, TOKEN);
     let c = reqwest::Client::new();
     let (_, v) = api
         .post(
@@ -1084,7 +1019,7 @@ async fn renaming_a_namespace_keeps_its_references() {
 async fn nginx_configs_apply_and_refuse_what_they_cannot() {
     let a = mock("a").await;
     let gw = Gateway::start(&admin_config(a.addr.port(), "")).await;
-    let api = Admin::new(&gw);
+    let api = Admin::new(&gw, TOKEN);
     let c = reqwest::Client::new();
     let big = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x".repeat(3000)}]});
     let send_big = || post(&c, gw.url("/v1/chat/completions")).json(&big).send();
@@ -1161,7 +1096,7 @@ async fn nginx_configs_apply_and_refuse_what_they_cannot() {
 async fn batches_are_all_or_nothing() {
     let a = mock("a").await;
     let gw = Gateway::start(&admin_config(a.addr.port(), "")).await;
-    let api = Admin::new(&gw);
+    let api = Admin::new(&gw, TOKEN);
     let (_, before) = api.get("/api/v1/namespaces").await;
     // The second operation fails: the first is not applied either.
     let (s, v) = api
@@ -1247,7 +1182,7 @@ async fn namespace_route_crud() {
     let a = mock("a").await;
     let b = mock("b").await;
     let gw = Gateway::start(&admin_config(a.addr.port(), "")).await;
-    let api = Admin::new(&gw);
+    let api = Admin::new(&gw, TOKEN);
     let c = reqwest::Client::new();
     let (s, v) = api
         .post(

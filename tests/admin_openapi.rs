@@ -4,6 +4,9 @@
 //! document declares; the document lists exactly the server's route table;
 //! undocumented methods and paths are refused.
 
+// Tests may unwrap, expect and panic (denied in the crates: Cargo.toml).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::*;
@@ -14,31 +17,12 @@ const TOKEN: &str = "o-tok";
 
 /// The walk runs on the MySQL store with the Redis cache, so that the
 /// cache endpoints answer too.
-fn admin_config(a_port: u16, store: &StoreGuard) -> String {
-    let rest = format!(
-        "{CATCH_ALL}admin: {{tokens: [{TOKEN}]}}\n{}",
-        store.yaml(None)
-    );
-    config(&[server("a", "p", a_port, "")], &rest).replace(
-        "listen:\n  proxy: \"{proxy}\"",
-        "listen:\n  proxy: \"{proxy}\"\n  admin: \"{admin}\"",
-    )
+fn walk_config(a_port: u16, store: &StoreGuard) -> String {
+    admin_config(a_port, TOKEN, &store.yaml(None))
 }
 
 async fn call(gw: &Gateway, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let c = reqwest::Client::new();
-    let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-    let mut req = c.request(m, gw.admin_url(path)).bearer_auth(TOKEN);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let r = req.send().await.expect("admin request");
-    let status = r.status().as_u16();
-    let text = r.text().await.unwrap_or_default();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
+    Admin::new(gw, TOKEN).call(method, path, body).await
 }
 
 /// Ids of the objects the walk works on.
@@ -115,7 +99,7 @@ fn fixup(method: &str, template: &str, mut body: Value, ids: &Ids, port: u16) ->
 async fn openapi_document_matches_the_live_server() {
     let a = mock("a").await;
     let store = StoreGuard::new();
-    let gw = Gateway::start(&admin_config(a.addr.port(), &store)).await;
+    let gw = Gateway::start(&walk_config(a.addr.port(), &store)).await;
     let port = a.addr.port();
 
     // The document is open (no token).

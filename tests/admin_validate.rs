@@ -2,6 +2,9 @@
 //! `/api/v1/namespaces/{id}/validate`) against real proxied traffic with the
 //! same sample requests, and the token service.
 
+// Tests may unwrap, expect and panic (denied in the crates: Cargo.toml).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::*;
@@ -35,33 +38,15 @@ routes:
 admin: {{tokens: [{TOKEN}]}}
 "#
     );
-    config_ns(&servers, namespaces, &rest).replace(
-        "listen:\n  proxy: \"{proxy}\"",
-        "listen:\n  proxy: \"{proxy}\"\n  admin: \"{admin}\"",
-    )
+    with_admin(&config_ns(&servers, namespaces, &rest))
 }
 
 async fn admin_post(gw: &Gateway, path: &str, body: Value) -> (u16, Value) {
-    let r = reqwest::Client::new()
-        .post(gw.admin_url(path))
-        .bearer_auth(TOKEN)
-        .json(&body)
-        .send()
-        .await
-        .expect("admin request");
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
+    Admin::new(gw, TOKEN).post(path, body).await
 }
 
 async fn admin_get(gw: &Gateway, path: &str) -> (u16, Value) {
-    let r = reqwest::Client::new()
-        .get(gw.admin_url(path))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .expect("admin request");
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
+    Admin::new(gw, TOKEN).get(path).await
 }
 
 /// One sample request: sent through the proxy, and described to the admin API.

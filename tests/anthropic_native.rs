@@ -4,6 +4,9 @@
 //! sequence, tool use, stop reasons, usage, upstream errors in Anthropic's
 //! shape, and a token cap cutting a stream cleanly.
 
+// Tests may unwrap, expect and panic (denied in the crates: Cargo.toml).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::*;
@@ -12,7 +15,7 @@ use serde_json::{json, Value};
 fn yaml(m: u16, rules: &str) -> String {
     let servers = [
         server("p", "p", m, ""),
-        server("an", "anp", m, "    provider: anthropic\n    api_key: k\n"),
+        provider_server("an", "anp", m, "anthropic", "k"),
     ];
     let models = "models:\n  - name: via-openai\n    deployments:\n      - {name: oa, upstream: p, model: gpt-4o-mini}\n  - name: via-claude\n    deployments:\n      - {name: an, upstream: anp, model: claude-sonnet-4-5}\n";
     config(&servers, &format!("{CATCH_ALL}{rules}{models}"))

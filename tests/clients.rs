@@ -4,6 +4,9 @@
 //! heads answered 400 on every listener without the request's bytes (its
 //! credentials) reaching the log.
 
+// Tests may unwrap, expect and panic (denied in the crates: Cargo.toml).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::*;
@@ -12,10 +15,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 fn bounded(port: u16, clients: &str, rest: &str) -> String {
-    config(
-        &[server("a", "p", port, "")],
-        &format!("{CATCH_ALL}clients:\n{clients}{rest}"),
-    )
+    one_mock(port, &format!("clients:\n{clients}{rest}"))
 }
 
 fn connect(port: u16) -> TcpStream {
@@ -89,20 +89,19 @@ async fn connections_are_capped_per_client_and_freed_on_close() {
     // Two connections served (counted from then on). The readiness
     // probe's connection may still count for a moment: retry until both
     // places are ours.
-    let served_conn = || async {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
+    let served_conn = || {
+        eventually_ok("a place for a connection", async || {
             let mut s = connect(gw.port);
             s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
                 .unwrap();
             let mut buf = [0u8; 256];
             let n = s.read(&mut buf).unwrap_or(0);
             if buf[..n].starts_with(b"HTTP/1.1 200") {
-                return s;
+                Ok(s)
+            } else {
+                Err(String::from_utf8_lossy(&buf[..n]).into_owned())
             }
-            assert!(Instant::now() < deadline, "no place for a connection");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        })
     };
     let first = served_conn().await;
     let _second = served_conn().await;
@@ -112,20 +111,13 @@ async fn connections_are_capped_per_client_and_freed_on_close() {
     assert!(text.contains("too_many_connections"), "{text}");
     // A closed connection frees its place.
     drop(first);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    eventually("the closed connection's place back", async || {
         let mut s = connect(gw.port);
         s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             .unwrap();
-        if read_all(&mut s).starts_with("HTTP/1.1 200") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the closed connection's place never came back"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        read_all(&mut s).starts_with("HTTP/1.1 200")
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -167,51 +159,38 @@ async fn a_client_that_stops_reading_frees_its_slot() {
         .unwrap();
     let c = reqwest::Client::new();
     // The stuck request takes the slot (it reached the upstream) ...
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while served(&m) == 0 {
-        assert!(Instant::now() < deadline, "the stuck request never arrived");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    while gw.chat(&c, false).await.status() != 503 {
-        if Instant::now() > deadline {
-            let mut got = vec![0u8; 300];
-            let n = tokio::time::timeout(
-                Duration::from_secs(1),
-                tokio::io::AsyncReadExt::read(&mut stuck, &mut got),
-            )
-            .await;
-            panic!(
-                "the stuck request never held the slot; it got {n:?}: {}",
-                String::from_utf8_lossy(&got)
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    eventually("the stuck request at the mock", async || served(&m) > 0).await;
+    let held = poll_until(PATIENCE, async || gw.chat(&c, false).await.status() == 503).await;
+    if !held {
+        let mut got = vec![0u8; 300];
+        let n = tokio::time::timeout(
+            Duration::from_secs(1),
+            tokio::io::AsyncReadExt::read(&mut stuck, &mut got),
+        )
+        .await;
+        panic!(
+            "the stuck request never held the slot; it got {n:?}: {}",
+            String::from_utf8_lossy(&got)
+        );
     }
     // ... and gives it back once a write has made no progress for 500 ms.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let r = gw.chat(&c, false).await;
-        if r.status() == 200 {
-            break;
-        }
-        assert_eq!(r.status(), 503, "concurrency_limited");
-        assert!(Instant::now() < deadline, "the stuck client kept its slot");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually_within(
+        Duration::from_secs(30),
+        "the stuck client's slot given back",
+        async || {
+            let r = gw.chat(&c, false).await;
+            assert!(r.status() == 200 || r.status() == 503, "{}", r.status());
+            r.status() == 200
+        },
+    )
+    .await;
     drop(stuck);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_heads_get_400_and_no_credential_is_logged() {
     let m = mock("a").await;
-    let yaml = config(
-        &[server("a", "p", m.addr.port(), "")],
-        &format!("{CATCH_ALL}admin:\n  tokens: [ADMIN-SECRET-1]\n"),
-    )
-    .replace(
-        "listen:\n  proxy: \"{proxy}\"\n",
-        "listen:\n  proxy: \"{proxy}\"\n  admin: \"{admin}\"\n",
-    );
+    let yaml = admin_config(m.addr.port(), "ADMIN-SECRET-1", "");
     let log = std::env::temp_dir().join(format!("sluice-cred-{}.log", std::process::id()));
     let gw = Gateway::start_logging(&yaml, "debug", Some(&log)).await;
     let bad = [

@@ -4,6 +4,9 @@
 //! serving (503 for changes, `/health` degraded) and heals; and the file
 //! store survives `kill -9` in the middle of writes.
 
+// Tests may unwrap, expect and panic (denied in the crates: Cargo.toml).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::*;
@@ -16,45 +19,11 @@ use tokio::net::{TcpListener, TcpStream};
 const TOKEN: &str = "s-tok";
 
 fn yaml(a_port: u16, store_yaml: &str) -> String {
-    let rest = format!("{CATCH_ALL}admin: {{tokens: [{TOKEN}]}}\n{store_yaml}");
-    config(&[server("a", "p", a_port, "")], &rest).replace(
-        "listen:\n  proxy: \"{proxy}\"",
-        "listen:\n  proxy: \"{proxy}\"\n  admin: \"{admin}\"",
-    )
+    admin_config(a_port, TOKEN, store_yaml)
 }
 
 async fn call(gw: &Gateway, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let c = reqwest::Client::new();
-    let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-    let mut req = c.request(m, gw.admin_url(path)).bearer_auth(TOKEN);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let r = req.send().await.expect("admin request");
-    let status = r.status().as_u16();
-    let text = r.text().await.unwrap_or_default();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
-
-/// Polls `check` until it holds or `limit` passes; returns the time taken.
-async fn within<F, Fut>(limit: Duration, mut check: F) -> Option<Duration>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    loop {
-        if check().await {
-            return Some(start.elapsed());
-        }
-        if start.elapsed() > limit {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    Admin::new(gw, TOKEN).call(method, path, body).await
 }
 
 async fn namespace_codes(gw: &Gateway) -> Vec<String> {
@@ -102,11 +71,14 @@ async fn two_instances_converge_within_a_second() {
             .unwrap();
         r.headers().get("x-mock-id").and_then(|v| v.to_str().ok()) == Some("b")
     };
-    let took = within(Duration::from_secs(1), served_by_b).await;
-    assert!(
-        took.is_some(),
-        "instance two did not apply the change within 1 s"
-    );
+    let started = Instant::now();
+    eventually_within(
+        Duration::from_secs(1),
+        "instance two applying the change",
+        served_by_b,
+    )
+    .await;
+    let took = started.elapsed();
 
     // Both run the same revision, and the follower's catch-up was a cache hit.
     let (_, h1) = call(&one, "GET", "/health", None).await;
@@ -170,12 +142,12 @@ async fn concurrent_changes_on_two_instances_lose_nothing() {
         assert_eq!(s, 200, "{v}");
     }
     for gw in [&one, &two] {
-        let ok = within(Duration::from_secs(2), || async {
+        let converged = poll_until(Duration::from_secs(2), async || {
             namespace_codes(gw).await.len() == 17
                 && call(gw, "GET", "/api/v1/namespaces/1", None).await.1["description"] == "d5"
         })
         .await;
-        assert!(ok.is_some(), "{:?}", namespace_codes(gw).await);
+        assert!(converged, "{:?}", namespace_codes(gw).await);
     }
 }
 
@@ -242,11 +214,12 @@ async fn a_mysql_outage_keeps_serving_and_loses_nothing() {
     assert_eq!(s, 200);
 
     fwd.up.store(false, Relaxed);
-    let cut = within(Duration::from_secs(2), || async {
-        fwd.open.load(Relaxed) == 0
-    })
+    eventually_within(
+        Duration::from_secs(2),
+        "the forwarder cutting its connections",
+        async || fwd.open.load(Relaxed) == 0,
+    )
     .await;
-    assert!(cut.is_some(), "the forwarder did not cut its connections");
     let (s, v) = call(
         &gw,
         "POST",
@@ -260,11 +233,12 @@ async fn a_mysql_outage_keeps_serving_and_loses_nothing() {
         "{v}"
     );
     assert!(!namespace_codes(&gw).await.contains(&"during".to_string()));
-    let degraded = within(Duration::from_secs(3), || async {
-        call(&gw, "GET", "/health", None).await.1["storage"]["mysql"] == "unhealthy"
-    })
+    eventually_within(
+        Duration::from_secs(3),
+        "the admin /health saying mysql is unhealthy",
+        async || call(&gw, "GET", "/health", None).await.1["storage"]["mysql"] == "unhealthy",
+    )
     .await;
-    assert!(degraded.is_some());
     let (_, h) = call(&gw, "GET", "/health", None).await;
     assert_eq!(h["status"], "degraded");
     let r = c.get(gw.url("/health")).send().await.unwrap();
@@ -276,11 +250,12 @@ async fn a_mysql_outage_keeps_serving_and_loses_nothing() {
     assert_eq!(gw.chat(&c, false).await.status(), 200);
 
     fwd.up.store(true, Relaxed);
-    let healed = within(Duration::from_secs(5), || async {
-        call(&gw, "GET", "/health", None).await.1["status"] == "healthy"
-    })
+    eventually_within(
+        Duration::from_secs(5),
+        "the admin /health healthy again",
+        async || call(&gw, "GET", "/health", None).await.1["status"] == "healthy",
+    )
     .await;
-    assert!(healed.is_some());
     let (s, v) = call(
         &gw,
         "POST",
@@ -320,11 +295,12 @@ async fn kill_9_during_writes_loses_no_acknowledged_write() {
         })
     };
     // Kill once writes are flowing, in the middle of them.
-    let flowing = within(Duration::from_secs(20), || async {
-        acked.lock().unwrap().len() >= 15
-    })
+    eventually_within(
+        Duration::from_secs(20),
+        "15 acknowledged writes",
+        async || acked.lock().unwrap().len() >= 15,
+    )
     .await;
-    assert!(flowing.is_some());
     gw.kill9();
     let _ = writer.await;
     let acked = acked.lock().unwrap().clone();

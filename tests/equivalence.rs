@@ -3,6 +3,9 @@
 //! path spelling, header name case) gets the same decision from the real
 //! gateway: the same status, the same upstream and the same output cap.
 
+// Tests may unwrap, expect and panic (denied in the crates: Cargo.toml).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::*;
@@ -101,11 +104,7 @@ const PATHS: [&str; 5] = [
 
 fn yaml(a: u16, b: u16) -> String {
     format!(
-        r#"server:
-  threads: 1
-  grace_period_seconds: 0
-  graceful_shutdown_timeout_seconds: 1
-listen:
+        r#"{TEST_SERVER}listen:
   proxy: "{{proxy}}"
 auth:
   enabled: true

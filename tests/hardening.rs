@@ -3,6 +3,9 @@
 //! hold are bounded, and signals behave as documented. Each test fails
 //! without the fix it guards.
 
+// Tests may unwrap, expect and panic (denied in the crates: Cargo.toml).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::*;
@@ -12,11 +15,7 @@ use serde_json::{json, Value};
 /// one request at a time (a slot not given back shows as a 503).
 fn capped(port: u16) -> String {
     format!(
-        r#"server:
-  threads: 1
-  grace_period_seconds: 0
-  graceful_shutdown_timeout_seconds: 1
-listen:
+        r#"{TEST_SERVER}listen:
   proxy: "{{proxy}}"
 auth:
   enabled: true
@@ -237,12 +236,7 @@ async fn invalid_catalog_input_is_a_400_in_the_clients_format() {
     let m = mock("a").await;
     let servers = [
         server("p", "p", m.addr.port(), ""),
-        server(
-            "an",
-            "anp",
-            m.addr.port(),
-            "    provider: anthropic\n    api_key: k\n",
-        ),
+        provider_server("an", "anp", m.addr.port(), "anthropic", "k"),
     ];
     let models = "models:\n  - name: via-claude\n    deployments:\n      - {name: an, upstream: anp, model: claude-sonnet-4-5}\n";
     let gw = Gateway::start(&config(&servers, &format!("{CATCH_ALL}{models}"))).await;
@@ -347,13 +341,7 @@ upstream_servers:
 routes:
   - {prefix: /, upstream: s}
 "#;
-    let (path, _, _) = write_config(yaml);
-    let out = std::process::Command::new(sluice_bin())
-        .args(["check", "-c"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    let _ = std::fs::remove_file(&path);
+    let out = sluice_check(yaml);
     assert_eq!(out.status.code(), Some(2));
     let text = String::from_utf8_lossy(&out.stderr);
     for expected in [
@@ -412,7 +400,7 @@ async fn an_unasked_upgrade_opens_no_tunnel() {
             );
         }
     });
-    let gw = Gateway::start(&config(&[server("a", "p", port, "")], CATCH_ALL)).await;
+    let gw = Gateway::start(&one_mock(port, "")).await;
     let resp = gw.raw(
         b"GET /anything HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer sk-test\r\nConnection: close\r\n\r\n",
     );
@@ -430,31 +418,19 @@ async fn a_client_abort_logs_no_error() {
     let access = dir.join(format!("sluice-abort-{}.access", std::process::id()));
     let stderr = dir.join(format!("sluice-abort-{}.err", std::process::id()));
     let _ = std::fs::remove_file(&access);
-    let rest = format!("{CATCH_ALL}access_log:\n  path: {}\n", access.display());
-    let gw = Gateway::start_logging(
-        &config(&[server("a", "p", m.addr.port(), "")], &rest),
-        "warn",
-        Some(&stderr),
-    )
-    .await;
+    let rest = format!("access_log:\n  path: {}\n", access.display());
+    let gw = Gateway::start_logging(&one_mock(m.addr.port(), &rest), "warn", Some(&stderr)).await;
     let c = reqwest::Client::new();
-    let r = post(&c, gw.url("/v1/chat/completions"))
-        .header("x-mock-chunk-ms", "50")
-        .header("x-mock-tokens", "100")
-        .json(&chat_body(true))
-        .send()
-        .await
-        .unwrap();
+    let r = gw.slow_stream(&c, 100, 50).await;
     let mut body = r.bytes_stream();
     body.next().await.unwrap().unwrap();
     drop(body);
     drop(c);
     // The access log line is written after Pingora's own lines.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !std::fs::read_to_string(&access).is_ok_and(|t| t.contains("chat/completions")) {
-        assert!(std::time::Instant::now() < deadline, "no access log line");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    eventually("the access log line", async || {
+        std::fs::read_to_string(&access).is_ok_and(|t| t.contains("chat/completions"))
+    })
+    .await;
     let log = std::fs::read_to_string(&stderr).unwrap();
     assert!(!log.contains("ERROR"), "{log}");
     let _ = std::fs::remove_file(&access);
@@ -540,14 +516,7 @@ async fn length_framed_streams_flush_and_streams_are_bounded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_bodies_of_any_shape_get_a_clear_answer() {
     let m = mock("a").await;
-    let yaml = config(
-        &[server("a", "p", m.addr.port(), "")],
-        &format!("{CATCH_ALL}admin:\n  tokens: [adm]\n"),
-    )
-    .replace(
-        "listen:\n  proxy: \"{proxy}\"\n",
-        "listen:\n  proxy: \"{proxy}\"\n  admin: \"{admin}\"\n",
-    );
+    let yaml = admin_config(m.addr.port(), "adm", "");
     let mut gw = Gateway::start(&yaml).await;
     let c = reqwest::Client::new();
     let targets = [
@@ -665,10 +634,8 @@ async fn admin_bodies_of_any_shape_get_a_clear_answer() {
 /// 500 (the subrequest's error could reach the parent before its answer).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_without_an_upstream_get_503() {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = closed.local_addr().unwrap().port();
-    drop(closed);
-    let gw = Gateway::start(&config(&[server("a", "p", port, "")], CATCH_ALL)).await;
+    let closed = refused_port();
+    let gw = Gateway::start(&one_mock(closed.port, "")).await;
     let c = reqwest::Client::new();
     let mut statuses = std::collections::BTreeMap::new();
     for _ in 0..150 {

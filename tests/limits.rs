@@ -3,19 +3,18 @@
 //! upstream `max_tokens` clamp, usage asked for and hidden, and slots freed
 //! on every exit path.
 
+// Tests may unwrap, expect and panic (denied in the crates: Cargo.toml).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::*;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::{Duration, Instant};
 
 fn with_rules(port: u16, rules: &str) -> String {
-    config(
-        &[server("a", "p", port, "")],
-        &format!("{CATCH_ALL}rules:\n{rules}"),
-    )
+    one_mock(port, &format!("rules:\n{rules}"))
 }
 
 /// The `data:` payloads of an SSE body.
@@ -42,16 +41,6 @@ fn stream_content(evs: &[String]) -> (String, Option<String>) {
         }
     }
     (content, finish)
-}
-
-/// Waits (bounded) until `cond` holds; for effects that land after the
-/// client saw the end of its response (settlement in `logging`).
-async fn eventually(what: &str, mut cond: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !cond().await {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -130,15 +119,8 @@ async fn concurrency_limit_is_freed_on_completion_and_on_disconnect() {
     let rules = "  - rule_name: one-at-a-time\n    rule_type: concurrency\n    rule_config: {max_concurrent: 1}\n";
     let gw = Gateway::start(&with_rules(m.addr.port(), rules)).await;
     let c = reqwest::Client::new();
-    let slow = || {
-        post(&c, gw.url("/v1/chat/completions"))
-            .header("x-mock-chunk-ms", "50")
-            .header("x-mock-tokens", "40")
-            .json(&chat_body(true))
-            .send()
-    };
     // Hold the slot: a stream whose first event arrived.
-    let held = slow().await.unwrap();
+    let held = gw.slow_stream(&c, 40, 50).await;
     assert_eq!(held.status(), 200);
     let mut body = held.bytes_stream();
     body.next().await.unwrap().unwrap();

@@ -2,6 +2,9 @@
 //! limit exactly (requests and tokens) under concurrent load, and an
 //! unreachable Redis applies each rule's `fail_mode`.
 
+// Tests may unwrap, expect and panic (denied in the crates: Cargo.toml).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::*;
@@ -23,10 +26,10 @@ fn unique_prefix() -> String {
 }
 
 fn shared_config(port: u16, url: &str, prefix: &str, rules: &str) -> String {
-    config(
-        &[server("a", "p", port, "")],
+    one_mock(
+        port,
         &format!(
-            "{CATCH_ALL}counters:\n  store: redis\n  redis_url: \"{url}\"\n  key_prefix: \"{prefix}\"\n  timeout_ms: 500\nrules:\n{rules}"
+            "counters:\n  store: redis\n  redis_url: \"{url}\"\n  key_prefix: \"{prefix}\"\n  timeout_ms: 500\nrules:\n{rules}"
         ),
     )
 }
@@ -115,7 +118,8 @@ async fn two_instances_never_overspend_a_token_budget() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_redis_applies_each_fail_mode() {
     let m = mock("a").await;
-    let dead = format!("redis://127.0.0.1:{}", free_port());
+    let refused = refused_port();
+    let dead = format!("redis://127.0.0.1:{}", refused.port);
     let open = "  - rule_name: lenient\n    rule_type: rate_limit\n    rule_config: {max_requests: 1, time_window_seconds: 60, fail_mode: open}\n";
     let gw = Gateway::start(&shared_config(m.addr.port(), &dead, "x:", open)).await;
     let c = reqwest::Client::new();
@@ -132,15 +136,7 @@ async fn unreachable_redis_applies_each_fail_mode() {
     assert_eq!(r.status(), 503);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"]["code"], "limits_unavailable");
-    let text = c
-        .get(gw.url("/metrics"))
-        .bearer_auth("m-tok")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = gw.metrics(&c, "m-tok").await;
     let errors = text
         .lines()
         .find_map(|l| l.strip_prefix("sluice_counter_store_errors_total "))

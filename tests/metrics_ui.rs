@@ -5,11 +5,14 @@
 //! person would read in the tables. The DOM is dumped repeatedly until the
 //! data shows or a deadline passes (no fixed sleeps).
 
+// Tests may unwrap, expect and panic (denied in the crates: Cargo.toml).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::*;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const TOKEN: &str = "ui-metrics-token";
 
@@ -54,17 +57,18 @@ fn dump_dom(browser: &str, url: &str) -> String {
 
 /// Dumps the page until `cond` holds on its document.
 fn render_until(browser: &str, url: &str, what: &str, cond: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let dom = dump_dom(browser, url);
-        if cond(&dom) {
-            return dom;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the page never showed {what}:\n{dom}"
-        );
-    }
+    eventually_blocking(
+        Duration::from_secs(120),
+        &format!("the page showing {what}"),
+        || {
+            let dom = dump_dom(browser, url);
+            if cond(&dom) {
+                Ok(dom)
+            } else {
+                Err(dom)
+            }
+        },
+    )
 }
 
 /// The texts of the cells of the table row whose first cell is `first`.

@@ -4,12 +4,14 @@
 //! usage/monitoring figures match the traffic sent, and the JSON access log
 //! parses and holds no secret.
 
+// Tests may unwrap, expect and panic (denied in the crates: Cargo.toml).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::*;
 use futures_util::StreamExt;
 use serde_json::Value;
-use std::time::{Duration, Instant};
 
 const METRICS_TOKEN: &str = "metrics-secret-token";
 
@@ -18,13 +20,9 @@ const METRICS_TOKEN: &str = "metrics-secret-token";
 /// minute); keys `test`, `alice` and `bob`; routes `/v1` and `/alt` (stripped) to
 /// pool `p`, `/dead` to a pool whose two servers refuse connections.
 fn obs_config(port: u16, extra: &str) -> String {
-    let (dead, dead2) = (free_port(), free_port());
+    let (dead, dead2) = (refused_for_good(), refused_for_good());
     format!(
-        r#"server:
-  threads: 1
-  grace_period_seconds: 0
-  graceful_shutdown_timeout_seconds: 1
-listen:
+        r#"{TEST_SERVER}listen:
   proxy: "{{proxy}}"
   admin: "{{admin}}"
 admin:
@@ -85,14 +83,7 @@ fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
 }
 
 async fn scrape(client: &reqwest::Client, gw: &Gateway) -> String {
-    let r = client
-        .get(gw.url("/metrics"))
-        .bearer_auth(METRICS_TOKEN)
-        .send()
-        .await
-        .expect("scrape");
-    assert_eq!(r.status(), 200);
-    r.text().await.expect("body")
+    gw.metrics(client, METRICS_TOKEN).await
 }
 
 /// Polls `/metrics` until `cond` holds (requests are recorded in
@@ -103,18 +94,15 @@ async fn scrape_until(
     what: &str,
     cond: impl Fn(&str) -> bool,
 ) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    eventually_ok(what, async || {
         let text = scrape(client, gw).await;
         if cond(&text) {
-            return text;
+            Ok(text)
+        } else {
+            Err(text)
         }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}:\n{text}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await
 }
 
 async fn chat_as(
@@ -521,19 +509,16 @@ async fn summary_and_usage_match_the_traffic_sent() {
 
     let (status, _) = get_json(&client, gw.url("/metrics/summary"), "sk-test").await;
     assert_eq!(status, 401, "the summary needs the metrics token");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let summary = loop {
+    let summary = eventually_ok("the summary showing 6 requests", async || {
         let (status, s) = get_json(&client, gw.url("/metrics/summary"), METRICS_TOKEN).await;
         assert_eq!(status, 200);
         if s["totals"]["requests_total"] == 6 && s["totals"]["inflight_requests"] == 0 {
-            break s;
+            Ok(s)
+        } else {
+            Err(s.to_string())
         }
-        assert!(
-            Instant::now() < deadline,
-            "summary never showed 6 requests: {s}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    })
+    .await;
     let find = |list: &str, field: &str, name: &str| -> Value {
         summary[list]
             .as_array()
@@ -730,19 +715,15 @@ async fn access_log_lines_parse_and_hold_no_secret() {
         429
     );
 
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let text = loop {
+    let text = eventually_ok("5 access log lines", async || {
         let text = std::fs::read_to_string(&log_path).unwrap_or_default();
         if text.lines().count() >= 5 {
-            break text;
+            Ok(text)
+        } else {
+            Err(text)
         }
-        assert!(
-            Instant::now() < deadline,
-            "access log has {} lines",
-            text.lines().count()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    })
+    .await;
     let _ = std::fs::remove_file(&log_path);
     for secret in [
         "sk-alice",
@@ -841,27 +822,18 @@ async fn access_log_lines_parse_and_hold_no_secret() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_on_their_own_listener() {
     let m = mock("m1").await;
-    let metrics_port = free_port();
     let yaml = obs_config(m.addr.port(), "").replace(
         &format!("metrics:\n  token: {METRICS_TOKEN}\n"),
-        &format!("metrics:\n  token: {METRICS_TOKEN}\n  listen: \"127.0.0.1:{metrics_port}\"\n"),
+        &format!("metrics:\n  token: {METRICS_TOKEN}\n  listen: \"{{metrics}}\"\n"),
     );
     assert!(
-        yaml.contains("listen: \"127.0.0.1:"),
+        yaml.contains("listen: \"{metrics}\""),
         "config not rewritten"
     );
+    // The gateway is ready once this listener answers too.
     let gw = Gateway::start(&yaml).await;
     let client = reqwest::Client::new();
-    let url = |p: &str| format!("http://127.0.0.1:{metrics_port}{p}");
-    // Pingora binds each service on its own thread: wait for this one.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while client.get(url("/stats")).send().await.is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "the metrics listener did not come up"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let url = |p: &str| gw.metrics_url(p);
     assert_eq!(
         drain(chat_as(&client, &gw, "/v1/chat/completions", "sk-test", None, false).await).await,
         200

@@ -5,6 +5,9 @@
 //! connect refused), never after it; the breaker opening; strategies;
 //! alias paths; errors in the gateway's shape.
 
+// Tests may unwrap, expect and panic (denied in the crates: Cargo.toml).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::*;
@@ -81,12 +84,7 @@ async fn azure_deployment_path_api_version_and_key() {
     let m = mock("az").await;
     let servers = [
         server("p", "p", m.addr.port(), ""),
-        server(
-            "az",
-            "azp",
-            m.addr.port(),
-            "    provider: azure\n    api_key: az-secret\n",
-        ),
+        provider_server("az", "azp", m.addr.port(), "azure", "az-secret"),
     ];
     let models = "  - name: gpt-4o\n    deployments:\n      - {name: east, upstream: azp, deployment: gpt4o-prod, api_version: 2024-10-21}\n";
     let gw = Gateway::start(&catalog(&servers, models)).await;
@@ -120,12 +118,7 @@ async fn anthropic_translated_both_ways_json_and_stream() {
     let m = mock("claude").await;
     let servers = [
         server("p", "p", m.addr.port(), ""),
-        server(
-            "an",
-            "anp",
-            m.addr.port(),
-            "    provider: anthropic\n    api_key: an-secret\n",
-        ),
+        provider_server("an", "anp", m.addr.port(), "anthropic", "an-secret"),
     ];
     let models = "  - name: claude\n    deployments:\n      - {name: sonnet, upstream: anp, model: claude-sonnet-4-5, price_input_per_m: 3, price_output_per_m: 15}\n";
     let gw = Gateway::start(&catalog(&servers, models)).await;
@@ -216,8 +209,8 @@ async fn falls_back_before_the_first_byte() {
         }
     }
     // Connect refused on the first deployment.
-    let dead = free_port();
-    let (servers, models) = two_deployments(dead, b.addr.port(), "");
+    let dead = refused_port();
+    let (servers, models) = two_deployments(dead.port, b.addr.port(), "");
     let gw = Gateway::start(&catalog(&servers, &models)).await;
     for stream in [false, true] {
         let r = send(&gw, "/v1/chat/completions", &chat("m", stream), &[]).await;
@@ -260,15 +253,10 @@ async fn breaker_opens_and_shows_in_health() {
         server("a", "pa", a.addr.port(), ""),
     ];
     let models = "  - name: m\n    breaker: {consecutive_failures: 2, open_ms: 60000}\n    deployments:\n      - {name: a, upstream: pa}\n";
-    let yaml = catalog(&servers, models)
-        .replace(
-            "listen:\n  proxy: \"{proxy}\"",
-            "listen:\n  proxy: \"{proxy}\"\n  admin: \"{admin}\"",
-        )
-        .replace(
-            "models:\n",
-            "admin: {tokens: [adm-tok]}\nmetrics:\n  token: met-tok\nmodels:\n",
-        );
+    let yaml = with_admin(&catalog(&servers, models)).replace(
+        "models:\n",
+        "admin: {tokens: [adm-tok]}\nmetrics:\n  token: met-tok\nmodels:\n",
+    );
     let gw = Gateway::start(&yaml).await;
     let fail = [("x-mock-status", "503")];
     for _ in 0..2 {
@@ -294,15 +282,7 @@ async fn breaker_opens_and_shows_in_health() {
     assert_eq!(d["breaker"], "open", "{health}");
     assert_eq!(d["trials"], 2);
     let client = reqwest::Client::new();
-    let text = client
-        .get(gw.url("/metrics"))
-        .bearer_auth("met-tok")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = gw.metrics(&client, "met-tok").await;
     assert!(
         text.lines()
             .any(|l| l.starts_with("sluice_deployment_breaker_state{")
@@ -367,12 +347,7 @@ async fn cost_from_catalog_prices_in_metrics() {
     let m = mock("priced").await;
     let servers = [
         server("p", "p", m.addr.port(), ""),
-        server(
-            "an",
-            "anp",
-            m.addr.port(),
-            "    provider: anthropic\n    api_key: k\n",
-        ),
+        provider_server("an", "anp", m.addr.port(), "anthropic", "k"),
     ];
     // A price of 1M per 1M tokens makes the cost the token count itself.
     let models = "  - name: priced\n    deployments:\n      - {name: c, upstream: anp, price_input_per_m: 1000000, price_output_per_m: 2000000}\n";
@@ -403,36 +378,30 @@ async fn cost_from_catalog_prices_in_metrics() {
         expected += p + 2.0 * c;
     }
     let client = reqwest::Client::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let text = client
-            .get(gw.url("/metrics"))
-            .bearer_auth("metrics-token")
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let cost: f64 = text
-            .lines()
-            .filter(|l| l.starts_with("sluice_cost_total{") && l.contains("model=\"priced\""))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum();
-        let anthropic_requests = text.lines().any(|l| {
-            l.starts_with("sluice_requests_total{")
-                && l.contains("model=\"priced\"")
-                && l.contains("provider=\"anthropic\"")
-        });
-        if cost == expected && anthropic_requests {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "cost {cost} != {expected} or no provider label:\n{text}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually_ok(
+        "the cost and provider label of the priced model",
+        async || {
+            let text = gw.metrics(&client, "metrics-token").await;
+            let cost: f64 = text
+                .lines()
+                .filter(|l| l.starts_with("sluice_cost_total{") && l.contains("model=\"priced\""))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum();
+            let anthropic_requests = text.lines().any(|l| {
+                l.starts_with("sluice_requests_total{")
+                    && l.contains("model=\"priced\"")
+                    && l.contains("provider=\"anthropic\"")
+            });
+            if cost == expected && anthropic_requests {
+                Ok(())
+            } else {
+                Err(format!(
+                    "cost {cost} != {expected} or no provider label:\n{text}"
+                ))
+            }
+        },
+    )
+    .await;
     let s: Value = client
         .get(gw.url("/metrics/summary"))
         .bearer_auth("metrics-token")
@@ -489,12 +458,7 @@ async fn token_cap_cuts_translated_answers() {
     let m = mock("claude").await;
     let servers = [
         server("p", "p", m.addr.port(), ""),
-        server(
-            "an",
-            "anp",
-            m.addr.port(),
-            "    provider: anthropic\n    api_key: k\n",
-        ),
+        provider_server("an", "anp", m.addr.port(), "anthropic", "k"),
     ];
     let models = "  - name: claude\n    deployments:\n      - {name: sonnet, upstream: anp}\n";
     let rules = "rules:\n  - rule_name: five-out\n    rule_type: token_limit\n    rule_config: {max_output_tokens: 5}\n";
@@ -685,12 +649,7 @@ async fn tools_round_trip_through_anthropic() {
     let m = mock("claude").await;
     let servers = [
         server("p", "p", m.addr.port(), ""),
-        server(
-            "an",
-            "anp",
-            m.addr.port(),
-            "    provider: anthropic\n    api_key: k\n",
-        ),
+        provider_server("an", "anp", m.addr.port(), "anthropic", "k"),
     ];
     let models = "  - name: claude\n    deployments:\n      - {name: sonnet, upstream: anp}\n";
     let gw = Gateway::start(&catalog(&servers, models)).await;
@@ -773,18 +732,8 @@ async fn embeddings_through_azure_with_openai_fallback() {
     let m = mock("e").await;
     let servers = [
         server("p", "p", m.addr.port(), ""),
-        server(
-            "az",
-            "azp",
-            m.addr.port(),
-            "    provider: azure\n    api_key: az\n",
-        ),
-        server(
-            "an",
-            "anp",
-            m.addr.port(),
-            "    provider: anthropic\n    api_key: k\n",
-        ),
+        provider_server("az", "azp", m.addr.port(), "azure", "az"),
+        provider_server("an", "anp", m.addr.port(), "anthropic", "k"),
     ];
     let models = "  - name: emb\n    breaker: {consecutive_failures: 100, error_rate: 0}\n    deployments:\n      - {name: claude, upstream: anp, priority: 0}\n      - {name: east, upstream: azp, deployment: emb-prod, api_version: 2024-10-21, priority: 1}\n      - {name: openai, upstream: p, model: text-embedding-3-small, priority: 2}\n";
     let gw = Gateway::start(&catalog(&servers, models)).await;

@@ -1,6 +1,9 @@
 //! Proxy path basics: auth in all three forms, header hygiene, request ids,
 //! large and chunked bodies, SSE order and flushing.
 
+// Tests may unwrap, expect and panic (denied in the crates: Cargo.toml).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::*;
@@ -11,7 +14,7 @@ use std::sync::atomic::Ordering::Relaxed;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auth_accepts_three_header_forms_and_rejects_others() {
     let m = mock("a").await;
-    let gw = Gateway::start(&config(&[server("a", "p", m.addr.port(), "")], CATCH_ALL)).await;
+    let gw = Gateway::start(&one_mock(m.addr.port(), "")).await;
     let c = reqwest::Client::new();
     let url = gw.url("/v1/models");
     let ok = [
@@ -102,7 +105,7 @@ fn fnv(data: &[u8]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_and_chunked_bodies_arrive_byte_exact() {
     let m = mock("a").await;
-    let gw = Gateway::start(&config(&[server("a", "p", m.addr.port(), "")], CATCH_ALL)).await;
+    let gw = Gateway::start(&one_mock(m.addr.port(), "")).await;
     let c = reqwest::Client::new();
     // 2 MiB JSON body with a content-length, then the same body chunked,
     // twice each on the same keep-alive client.
@@ -160,7 +163,7 @@ async fn sse_events_arrive_in_order_and_before_the_upstream_finishes() {
         ..Default::default()
     })
     .await;
-    let gw = Gateway::start(&config(&[server("a", "p", m.addr.port(), "")], CATCH_ALL)).await;
+    let gw = Gateway::start(&one_mock(m.addr.port(), "")).await;
     let c = reqwest::Client::new();
     let r = post(&c, gw.url("/v1/chat/completions"))
         .json(&serde_json::json!({"model": "gpt-4o-mini", "stream": true,
@@ -210,11 +213,7 @@ async fn sse_events_arrive_in_order_and_before_the_upstream_finishes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_listener_and_metrics_need_their_tokens() {
     let m = mock("a").await;
-    let rest = format!("{CATCH_ALL}metrics: {{token: m-tok}}\nadmin: {{tokens: [a-tok]}}\n");
-    let yaml = config(&[server("a", "p", m.addr.port(), "")], &rest).replace(
-        "listen:\n  proxy: \"{proxy}\"",
-        "listen:\n  proxy: \"{proxy}\"\n  admin: \"{admin}\"",
-    );
+    let yaml = admin_config(m.addr.port(), "a-tok", "metrics: {token: m-tok}\n");
     let gw = Gateway::start(&yaml).await;
     let c = reqwest::Client::new();
     let r = c.get(gw.admin_url("/health")).send().await.unwrap();
@@ -267,13 +266,7 @@ async fn max_connections_caps_requests_in_flight_per_server() {
     let c = reqwest::Client::new();
     // Hold the one slot with a slow stream: its first event proves it is
     // in flight at the upstream.
-    let slow = post(&c, gw.url("/v1/chat/completions"))
-        .header("x-mock-chunk-ms", "300")
-        .header("x-mock-tokens", "5")
-        .json(&chat_body(true))
-        .send()
-        .await
-        .unwrap();
+    let slow = gw.slow_stream(&c, 5, 300).await;
     let mut stream = slow.bytes_stream();
     assert!(stream.next().await.unwrap().is_ok());
     let r = gw.get(&c, "/v1/models").await;
@@ -288,14 +281,10 @@ async fn max_connections_caps_requests_in_flight_per_server() {
     drop(stream);
     // The slot is released when the stream ends (logging); the next request
     // may race that by a moment, so allow a short, bounded wait.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
-        let r = gw.get(&c, "/v1/models").await;
-        if r.status() == 200 {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "slot never released");
-    }
+    eventually("the slot released", async || {
+        gw.get(&c, "/v1/models").await.status() == 200
+    })
+    .await;
     assert_eq!(served(&a), 2);
 }
 
@@ -342,31 +331,12 @@ async fn forward_xff_appends_the_client_address_only_when_on() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn config_flag_alone_runs_the_gateway() {
     let m = mock("a").await;
-    let (path, port, _) = write_config(&config(&[server("a", "p", m.addr.port(), "")], CATCH_ALL));
-    let mut child = std::process::Command::new(sluice_bin())
-        .arg("--config")
-        .arg(&path)
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let c = reqwest::Client::new();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let served = loop {
-        if let Ok(r) = c
-            .get(format!("http://127.0.0.1:{port}/healthz"))
-            .send()
-            .await
-        {
-            break r.status() == 200;
-        }
-        if std::time::Instant::now() > deadline || !matches!(child.try_wait(), Ok(None)) {
-            break false;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    // Started (and waited for) like every test gateway, with `--config`.
+    let launch = Launch {
+        args: &["--config"],
+        ..Launch::default()
     };
-    let _ = child.kill();
-    let _ = child.wait();
-    let _ = std::fs::remove_file(&path);
-    assert!(served, "sluice --config FILE did not serve");
+    let gw = Gateway::start_with(&one_mock(m.addr.port(), ""), launch).await;
+    let r = reqwest::get(gw.url("/healthz")).await.unwrap();
+    assert_eq!(r.status(), 200, "sluice --config FILE did not serve");
 }

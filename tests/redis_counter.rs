@@ -2,6 +2,12 @@
 //! `redis://127.0.0.1:6379`). Every test uses its own random key prefix and
 //! deletes its keys at the end.
 
+// Tests may unwrap, expect and panic (denied in the crates: Cargo.toml).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::{eventually, eventually_blocking, refused_port};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -462,17 +468,12 @@ async fn exact_under_contention_across_instances() {
     one.cleanup().await;
 }
 
-/// A port with nothing listening.
-fn dead_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
 #[tokio::test]
 async fn unreachable_redis_fails_fast() {
     let timeout = Duration::from_millis(300);
     let started = Instant::now();
-    let url = format!("redis://127.0.0.1:{}", dead_port());
+    let dead = refused_port();
+    let url = format!("redis://127.0.0.1:{}", dead.port);
     let store = RedisCounterStore::connect(&url, "x:", timeout)
         .await
         .unwrap();
@@ -536,9 +537,10 @@ impl Drop for Server {
     }
 }
 
-/// Starts a private `redis-server` on `port` (None when the binary is absent).
+/// Starts a private `redis-server` on `port` and waits until it listens
+/// (None when the binary is absent).
 fn spawn_redis(port: u16) -> Option<Server> {
-    std::process::Command::new("redis-server")
+    let mut server = std::process::Command::new("redis-server")
         .args([
             "--port",
             &port.to_string(),
@@ -551,21 +553,27 @@ fn spawn_redis(port: u16) -> Option<Server> {
         .stderr(std::process::Stdio::null())
         .spawn()
         .ok()
-        .map(Server)
+        .map(Server)?;
+    eventually_blocking(TIMEOUT * 5, "redis-server listening", || {
+        if let Ok(Some(status)) = server.0.try_wait() {
+            panic!("redis-server on port {port} exited ({status}): was the port taken?");
+        }
+        std::net::TcpStream::connect(("127.0.0.1", port))
+            .map(drop)
+            .map_err(|e| e.to_string())
+    });
+    Some(server)
 }
 
 /// Polls `ping` until it answers (the reconnect policy backs off to 2 s).
 async fn wait_until_up(store: &RedisCounterStore) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !store.ping().await {
-        assert!(Instant::now() < deadline, "store never reconnected");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually("the store reconnected", async || store.ping().await).await;
 }
 
 #[tokio::test]
 async fn reconnects_and_reloads_the_script() {
-    let port = dead_port();
+    let reserved = refused_port();
+    let port = reserved.port;
     let timeout = Duration::from_millis(300);
     let url = format!("redis://127.0.0.1:{port}");
     // Redis is down when the store starts.
@@ -573,7 +581,7 @@ async fn reconnects_and_reloads_the_script() {
         .await
         .unwrap();
     assert!(store.admit(&[window("w", 10, DAY, false)]).await.is_err());
-    let Some(server) = spawn_redis(port) else {
+    let Some(server) = spawn_redis(reserved.release()) else {
         eprintln!("redis-server not found: skipping");
         return;
     };

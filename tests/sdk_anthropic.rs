@@ -5,6 +5,9 @@
 //! deployment. The SDK lives in `.venv-test` (created by
 //! `scripts/test-deps.sh`, which `make test` runs first).
 
+// Tests may unwrap, expect and panic (denied in the crates: Cargo.toml).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::*;
@@ -15,12 +18,7 @@ async fn anthropic_python_sdk_end_to_end() {
     let port = m.addr.port();
     let servers = [
         server("p", "p", port, ""),
-        server(
-            "an",
-            "anp",
-            port,
-            "    provider: anthropic\n    api_key: an\n",
-        ),
+        provider_server("an", "anp", port, "anthropic", "an"),
     ];
     let rules = "rules:\n  - rule_name: five-out\n    rule_type: token_limit\n    rule_config: {max_output_tokens: 5, model_name: capped-*}\n";
     let models = "models:\n  - name: via-openai\n    deployments:\n      - {name: oa, upstream: p, model: gpt-4o-mini}\n  - name: via-claude\n    deployments:\n      - {name: an, upstream: anp, model: claude-sonnet-4-5}\n  - name: capped-via-openai\n    deployments:\n      - {name: oa, upstream: p, model: gpt-4o-mini}\n  - name: capped-via-claude\n    deployments:\n      - {name: an, upstream: anp, model: claude-sonnet-4-5}\n";

@@ -5,6 +5,9 @@
 //! SDK (`tests/sdk/openai_catalog.py`). The SDK lives in `.venv-test`
 //! (created by `scripts/test-deps.sh`, which `make test` runs first).
 
+// Tests may unwrap, expect and panic (denied in the crates: Cargo.toml).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::*;
@@ -13,11 +16,7 @@ use common::*;
 async fn openai_python_sdk_sees_clean_truncation_and_rate_limits() {
     let m = mock("a").await;
     let rules = "rules:\n  - rule_name: five-out\n    rule_type: token_limit\n    rule_config: {max_output_tokens: 5}\n  - rule_name: per-key\n    rule_type: rate_limit\n    rule_config: {max_requests: 3, time_window_seconds: 60, key_by: api_key}\n";
-    let yaml = config(
-        &[server("a", "p", m.addr.port(), "")],
-        &format!("{CATCH_ALL}{rules}"),
-    )
-    .replace(
+    let yaml = one_mock(m.addr.port(), rules).replace(
         "      key: sk-test\n",
         "      key: sk-test\n    - name: limited\n      key: sk-limited\n",
     );
@@ -34,13 +33,8 @@ async fn openai_python_sdk_through_the_catalog() {
     let port = m.addr.port();
     let servers = [
         server("p", "p", port, ""),
-        server("az", "azp", port, "    provider: azure\n    api_key: az\n"),
-        server(
-            "an",
-            "anp",
-            port,
-            "    provider: anthropic\n    api_key: an\n",
-        ),
+        provider_server("az", "azp", port, "azure", "az"),
+        provider_server("an", "anp", port, "anthropic", "an"),
     ];
     let models = "models:\n  - name: gpt-4o\n    deployments:\n      - {name: oa, upstream: p}\n  - name: claude\n    deployments:\n      - {name: sonnet, upstream: anp, model: claude-sonnet-4-5}\n  - name: emb\n    deployments:\n      - {name: east, upstream: azp, deployment: emb, api_version: 2024-10-21}\n";
     let gw = Gateway::start(&config(&servers, &format!("{CATCH_ALL}{models}"))).await;

@@ -3,6 +3,9 @@
 //! then exits at once), SIGHUP reloads the config file's settings and
 //! reopens the access log instead of killing the process.
 
+// Tests may unwrap, expect and panic (denied in the crates: Cargo.toml).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::*;
@@ -11,28 +14,10 @@ use serde_json::json;
 use std::time::{Duration, Instant};
 
 fn draining_config(port: u16, extra: &str) -> String {
-    config(
-        &[server("a", "p", port, "")],
-        &format!("{CATCH_ALL}{extra}"),
-    )
-    .replace(
+    one_mock(port, extra).replace(
         "grace_period_seconds: 0\n  graceful_shutdown_timeout_seconds: 1",
         "grace_period_seconds: 3\n  graceful_shutdown_timeout_seconds: 60",
     )
-}
-
-/// Polls `url` until it answers `status` (bounded).
-async fn until_status(c: &reqwest::Client, url: &str, status: u16) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Ok(r) = c.get(url).send().await {
-            if r.status() == status {
-                return;
-            }
-        }
-        assert!(Instant::now() < deadline, "{url} never answered {status}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -41,13 +26,7 @@ async fn sigterm_drains_streams_and_requests_then_exits() {
     let mut gw = Gateway::start(&draining_config(m.addr.port(), "")).await;
     let c = reqwest::Client::new();
     // A stream of 60 chunks 100 ms apart: it outlives the 3 s grace period.
-    let r = post(&c, gw.url("/v1/chat/completions"))
-        .header("x-mock-tokens", "60")
-        .header("x-mock-chunk-ms", "100")
-        .json(&chat_body(true))
-        .send()
-        .await
-        .unwrap();
+    let r = gw.slow_stream(&c, 60, 100).await;
     assert_eq!(r.status(), 200);
     let mut body = r.bytes_stream();
     let first = body.next().await.unwrap().unwrap();
@@ -66,11 +45,20 @@ async fn sigterm_drains_streams_and_requests_then_exits() {
             (r.status(), r.json::<serde_json::Value>().await.unwrap())
         }
     });
-    until_status(&c, &gw.url("/healthz"), 200).await;
+    eventually("the slow request in flight at the mock", async || {
+        served(&m) == 2
+    })
+    .await;
     gw.signal("TERM");
     // Draining: the health probe says so, and new requests are still
     // served during the grace period, each closing its connection.
-    until_status(&c, &gw.url("/healthz"), 503).await;
+    eventually("/healthz answering 503 while draining", async || {
+        c.get(gw.url("/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 503)
+    })
+    .await;
     let r = gw.chat(&c, false).await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["connection"], "close");
@@ -103,11 +91,10 @@ async fn sighup_reloads_settings_and_reopens_the_access_log() {
     assert_eq!(gw.chat(&c, false).await.status(), 200);
     // Rotation: the file is moved away; SIGHUP reopens the path.
     let rotated = log.with_extension("log.1");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::fs::read_to_string(&log).map_or(true, |t| t.is_empty()) {
-        assert!(Instant::now() < deadline, "no access log line");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually("an access log line", async || {
+        std::fs::read_to_string(&log).is_ok_and(|t| !t.is_empty())
+    })
+    .await;
     std::fs::rename(&log, &rotated).unwrap();
     // A changed setting: bodies over 100 bytes are refused after the reload.
     let text = std::fs::read_to_string(&gw.config_path).unwrap();
@@ -119,29 +106,21 @@ async fn sighup_reloads_settings_and_reopens_the_access_log() {
     gw.signal("HUP");
     let big =
         json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x".repeat(200)}]});
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    eventually("the reloaded body limit (413)", async || {
         let r = post(&c, gw.url("/v1/chat/completions"))
             .json(&big)
             .send()
             .await
             .unwrap();
-        if r.status() == 413 {
-            break;
-        }
-        assert_eq!(r.status(), 200);
-        assert!(Instant::now() < deadline, "the reload never applied");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        assert!(r.status() == 413 || r.status() == 200, "{}", r.status());
+        r.status() == 413
+    })
+    .await;
     assert!(gw.alive(), "SIGHUP must not kill the gateway");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !std::fs::read_to_string(&log).is_ok_and(|t| t.contains("\"status\":413")) {
-        assert!(
-            Instant::now() < deadline,
-            "nothing written to the reopened log"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually("the 413 written to the reopened log", async || {
+        std::fs::read_to_string(&log).is_ok_and(|t| t.contains("\"status\":413"))
+    })
+    .await;
     // A config file that does not load changes nothing and keeps serving.
     std::fs::write(&gw.config_path, "server: [not, a, map]\n").unwrap();
     gw.signal("HUP");
@@ -162,13 +141,7 @@ async fn sigquit_drains_too() {
     let m = mock("a").await;
     let mut gw = Gateway::start(&draining_config(m.addr.port(), "")).await;
     let c = reqwest::Client::new();
-    let r = post(&c, gw.url("/v1/chat/completions"))
-        .header("x-mock-tokens", "30")
-        .header("x-mock-chunk-ms", "100")
-        .json(&chat_body(true))
-        .send()
-        .await
-        .unwrap();
+    let r = gw.slow_stream(&c, 30, 100).await;
     let mut body = r.bytes_stream();
     let first = body.next().await.unwrap().unwrap();
     gw.signal("QUIT");

@@ -2,6 +2,9 @@
 //! health-check ejection and recovery, failover on connect errors, no
 //! healthy upstream, and each timeout.
 
+// Tests may unwrap, expect and panic (denied in the crates: Cargo.toml).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::*;
@@ -25,11 +28,11 @@ async fn tally(gw: &Gateway, n: usize) -> HashMap<String, usize> {
     counts
 }
 
-/// Polls `/health` until `pred` holds on the pool's healthy count.
+/// Waits until `/health` shows `want` healthy servers in `pool`.
 async fn wait_healthy(gw: &Gateway, pool: &str, want: u64) {
     let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    let what = format!("{want} healthy servers in pool {pool}");
+    eventually_ok(&what, async || {
         let v: Value = client
             .get(gw.url("/health"))
             .send()
@@ -39,14 +42,12 @@ async fn wait_healthy(gw: &Gateway, pool: &str, want: u64) {
             .await
             .unwrap();
         if v["services"]["upstreams"]["pools"][pool]["healthy_servers"] == want {
-            return;
+            Ok(())
+        } else {
+            Err(v.to_string())
         }
-        assert!(
-            Instant::now() < deadline,
-            "pool {pool} never reached {want} healthy: {v}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -115,9 +116,9 @@ async fn health_checks_eject_and_recover() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_failures_fail_over_and_eject() {
     let live = mock("live").await;
-    let dead_port = free_port(); // nothing listens here
+    let dead = refused_port();
     let servers = [
-        server("dead", "p", dead_port, ""),
+        server("dead", "p", dead.port, ""),
         server("live", "p", live.addr.port(), ""),
     ];
     let rest = format!("upstream:\n  eject_after_failures: 2\n  eject_ms: 60000\n{CATCH_ALL}");
@@ -140,7 +141,7 @@ async fn connect_failures_fail_over_and_eject() {
     assert_eq!(metrics["stats"]["upstream_failures"], 2, "{metrics}");
 
     // A pool of only dead servers: 502 upstream_connect_error.
-    let servers = [server("dead", "p", dead_port, "")];
+    let servers = [server("dead", "p", dead.port, "")];
     let gw = Gateway::start(&config(&servers, CATCH_ALL)).await;
     let r = gw.chat(&client, false).await;
     assert_eq!(r.status(), StatusCode::BAD_GATEWAY);
@@ -177,13 +178,7 @@ async fn timeouts_answer_504_or_cut_the_stream() {
     }
 
     // Idle gap between stream chunks: the stream starts, then is cut.
-    let r = post(&client, gw.url("/v1/chat/completions"))
-        .header("x-mock-chunk-ms", "1000")
-        .header("x-mock-tokens", "5")
-        .json(&chat_body(true))
-        .send()
-        .await
-        .unwrap();
+    let r = gw.slow_stream(&client, 5, 1000).await;
     assert_eq!(r.status(), StatusCode::OK);
     let mut stream = r.bytes_stream();
     let mut got = Vec::new();
@@ -206,13 +201,7 @@ async fn timeouts_answer_504_or_cut_the_stream() {
     assert!(broken, "a cut stream must not look complete to the client");
 
     // Chunks within the idle limit pass, however long the stream lasts.
-    let r = post(&client, gw.url("/v1/chat/completions"))
-        .header("x-mock-chunk-ms", "100")
-        .header("x-mock-tokens", "8")
-        .json(&chat_body(true))
-        .send()
-        .await
-        .unwrap();
+    let r = gw.slow_stream(&client, 8, 100).await;
     assert!(r.text().await.unwrap().contains("[DONE]"));
 
     // Total deadline of a non-streaming response with a large body

@@ -11,6 +11,8 @@
 //!
 //! `cargo run --release -p sluice-filters --example token_bench [size_kb] [rounds]`
 
+#![allow(clippy::expect_used)] // a benchmark: no vocabulary, no run
+
 use std::hint::black_box;
 use std::time::Instant;
 

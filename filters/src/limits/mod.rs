@@ -1,6 +1,6 @@
 //! Rate, concurrency and token limits: rule configs ([`rules`]), the counter
 //! store contract ([`store`]) and its in-process implementation ([`local`]),
-//! and the per-request plan ([`plan`]: which checks a request runs, what the
+//! and the per-request plan ([`plan`](mod@plan): which checks a request runs, what the
 //! store's answer means, what to settle afterwards).
 
 pub mod local;

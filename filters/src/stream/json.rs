@@ -146,7 +146,7 @@ const FIT_ATTEMPTS: u64 = 8;
 /// padded with trailing spaces (JSON whitespace) to exactly `body.len()`.
 /// Cutting nearly always shortens the body, but a cut of one short token
 /// while `finish_reason` grows from `"stop"` to `"length"` can lengthen it;
-/// then one more token is cut (up to [`FIT_ATTEMPTS`] times: the client
+/// then one more token is cut (up to `FIT_ATTEMPTS` times: the client
 /// gets fewer tokens than the cap allows, never more). If it still does
 /// not fit, the upstream body passes unchanged with its usage as measured.
 pub fn enforce_json_sized(
