@@ -6,6 +6,8 @@
 //! `POST /api/v1/route/namespace`, `/api/v1/route/validate` and
 //! `/api/v1/namespaces/{id}/validate`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::*;

@@ -4,6 +4,8 @@
 //! admin changes neither bring an ejected server back nor free the slots
 //! of requests still in flight.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::*;
