@@ -103,8 +103,8 @@ pub fn loose_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::
 /// What a field holding an object accepts besides the object itself.
 const OBJECT_OR_STRING: &str = "必须是 JSON 对象或表示 JSON 对象的字符串";
 
-/// An object, or a JSON string holding one (seed-style `matcher_config`
-/// and `rule_config`), decoded as `T`; the error names the inner field.
+/// An object, or a JSON string holding one (`matcher_config` and
+/// `rule_config` as older clients send them), decoded as `T`; the error names the inner field.
 pub fn json_object<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
 where
     D: Deserializer<'de>,
@@ -171,7 +171,7 @@ mod tests {
     }
 
     #[test]
-    fn seed_spellings() {
+    fn accepted_spellings() {
         assert_eq!(t(json!({"on": 1})).unwrap().on, Some(true));
         assert_eq!(t(json!({"on": false})).unwrap().on, Some(false));
         assert_eq!(t(json!({"on": null})).unwrap().on, None);

@@ -167,13 +167,12 @@ pub struct BatchOp {
 fn op_kind<'de, D: serde::Deserializer<'de>>(
     d: D,
 ) -> Result<Option<Result<OpKind, String>>, D::Error> {
-    Ok(match Option::<Value>::deserialize(d)? {
-        None => None,
-        Some(v) => Some(OpKind::deserialize(&v).map_err(|_| match v {
+    Ok(Option::<Value>::deserialize(d)?.map(|v| {
+        OpKind::deserialize(&v).map_err(|_| match v {
             Value::String(s) => s,
             other => other.to_string(),
-        })),
-    })
+        })
+    }))
 }
 
 /// `POST /batch-dual-write`: the operations, in order.
