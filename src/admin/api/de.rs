@@ -11,6 +11,51 @@
 use serde::de::{DeserializeOwned, Error};
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
+use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
+use utoipa::openapi::RefOr;
+use utoipa::{PartialSchema, ToSchema};
+
+/// The schema of what [`flag`] accepts: `true`/`false` or `1`/`0`.
+pub struct Flag;
+
+impl PartialSchema for Flag {
+    fn schema() -> RefOr<Schema> {
+        OneOfBuilder::new()
+            .description(Some("`true`/`false` or `1`/`0`"))
+            .item(ObjectBuilder::new().schema_type(Type::Boolean))
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .enum_values(Some([0, 1])),
+            )
+            .into()
+    }
+}
+
+impl ToSchema for Flag {}
+
+/// The schema of what [`id`] accepts: a number or a string of digits.
+pub struct Id;
+
+impl PartialSchema for Id {
+    fn schema() -> RefOr<Schema> {
+        OneOfBuilder::new()
+            .description(Some("A numeric id (a number or a string of digits)"))
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(0)),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some("^[0-9]+$")),
+            )
+            .into()
+    }
+}
+
+impl ToSchema for Id {}
 
 /// `true`/`false` or `1`/`0`.
 pub fn flag<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {

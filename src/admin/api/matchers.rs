@@ -163,6 +163,7 @@ pub struct MatcherCreate {
     /// Lower runs first.
     pub priority: Option<i64>,
     #[serde(default, deserialize_with = "de::flag")]
+    #[schema(value_type = Option<de::Flag>)]
     pub is_active: Option<bool>,
     pub match_field: Option<String>,
     pub match_operator: Option<Operator>,
@@ -184,13 +185,14 @@ pub struct MatcherUpdate {
     pub matcher_name: Option<String>,
     /// Moves the matcher to another namespace.
     #[serde(default, deserialize_with = "de::id")]
-    #[schema(value_type = Option<u64>)]
+    #[schema(value_type = Option<de::Id>)]
     pub namespace_id: Option<u64>,
     #[serde(default, deserialize_with = "de::json_object")]
     #[schema(value_type = Option<MatchFields>)]
     pub matcher_config: Option<MatchFields>,
     pub priority: Option<i64>,
     #[serde(default, deserialize_with = "de::flag")]
+    #[schema(value_type = Option<de::Flag>)]
     pub is_active: Option<bool>,
     pub match_field: Option<String>,
     pub match_operator: Option<Operator>,

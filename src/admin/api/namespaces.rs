@@ -31,7 +31,7 @@ pub struct NamespaceCreate {
     pub description: Option<String>,
     /// `true`/`false` or `1`/`0` (default active).
     #[serde(default, deserialize_with = "de::flag")]
-    #[schema(value_type = Option<bool>)]
+    #[schema(value_type = Option<de::Flag>)]
     pub is_active: Option<bool>,
 }
 
@@ -47,7 +47,7 @@ pub struct NamespaceUpdate {
     #[serde(default, deserialize_with = "de::text")]
     pub description: Option<String>,
     #[serde(default, deserialize_with = "de::flag")]
-    #[schema(value_type = Option<bool>)]
+    #[schema(value_type = Option<de::Flag>)]
     pub is_active: Option<bool>,
 }
 

@@ -42,6 +42,7 @@ pub struct NginxCreate {
     /// `proxy_read_timeout`, `keepalive_timeout`.
     pub config_content: String,
     #[serde(default, deserialize_with = "de::flag")]
+    #[schema(value_type = Option<de::Flag>)]
     pub is_active: Option<bool>,
 }
 
@@ -56,6 +57,7 @@ pub struct NginxUpdate {
     pub config_name: Option<String>,
     pub config_content: Option<String>,
     #[serde(default, deserialize_with = "de::flag")]
+    #[schema(value_type = Option<de::Flag>)]
     pub is_active: Option<bool>,
 }
 

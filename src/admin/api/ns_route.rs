@@ -43,7 +43,7 @@ pub struct NsRouteSave {
     pub match_strategy: Option<String>,
     /// The server whose pool the route sends to.
     #[serde(default, deserialize_with = "de::id")]
-    #[schema(value_type = Option<u64>)]
+    #[schema(value_type = Option<de::Id>)]
     pub upstream_server_id: Option<u64>,
     /// A pool name, when `upstream_server_id` is not given.
     #[serde(default, deserialize_with = "de::text")]

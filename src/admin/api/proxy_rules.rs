@@ -40,11 +40,11 @@ pub struct ProxyRuleCreate {
     pub rule_name: Option<String>,
     /// Only requests of this namespace (none: all).
     #[serde(default, deserialize_with = "de::id")]
-    #[schema(value_type = Option<u64>)]
+    #[schema(value_type = Option<de::Id>)]
     pub namespace_id: Option<u64>,
     /// The server whose pool the rule routes to.
     #[serde(default, deserialize_with = "de::id")]
-    #[schema(value_type = Option<u64>)]
+    #[schema(value_type = Option<de::Id>)]
     pub upstream_server_id: Option<u64>,
     /// A pool name, when `upstream_server_id` is not given.
     #[serde(default, deserialize_with = "de::text")]
@@ -60,6 +60,7 @@ pub struct ProxyRuleCreate {
     /// Lower runs first.
     pub priority: Option<i64>,
     #[serde(default, deserialize_with = "de::flag")]
+    #[schema(value_type = Option<de::Flag>)]
     pub is_active: Option<bool>,
 }
 
@@ -75,10 +76,10 @@ impl Body for ProxyRuleCreate {}
 pub struct ProxyRuleUpdate {
     pub rule_name: Option<String>,
     #[serde(default, deserialize_with = "de::id_patch")]
-    #[schema(value_type = Option<u64>)]
+    #[schema(value_type = Option<de::Id>)]
     pub namespace_id: Option<Option<u64>>,
     #[serde(default, deserialize_with = "de::id")]
-    #[schema(value_type = Option<u64>)]
+    #[schema(value_type = Option<de::Id>)]
     pub upstream_server_id: Option<u64>,
     #[serde(default, deserialize_with = "de::text")]
     pub upstream: Option<String>,
@@ -96,6 +97,7 @@ pub struct ProxyRuleUpdate {
     pub body_pattern: Option<Option<String>>,
     pub priority: Option<i64>,
     #[serde(default, deserialize_with = "de::flag")]
+    #[schema(value_type = Option<de::Flag>)]
     pub is_active: Option<bool>,
 }
 

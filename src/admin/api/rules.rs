@@ -41,9 +41,11 @@ pub struct RuleCreate {
     pub priority: Option<i64>,
     /// `true`/`false` or `1`/`0` (default active).
     #[serde(default, deserialize_with = "de::flag")]
+    #[schema(value_type = Option<de::Flag>)]
     pub status: Option<bool>,
     /// Same as `status` (when `status` is not given).
     #[serde(default, deserialize_with = "de::flag")]
+    #[schema(value_type = Option<de::Flag>)]
     pub is_active: Option<bool>,
 }
 
@@ -58,15 +60,17 @@ pub struct RuleUpdate {
     pub rule_name: Option<String>,
     pub rule_type: Option<String>,
     #[serde(default, deserialize_with = "de::id_patch")]
-    #[schema(value_type = Option<u64>)]
+    #[schema(value_type = Option<de::Id>)]
     pub namespace_id: Option<Option<u64>>,
     #[serde(default, deserialize_with = "de::json_map")]
     #[schema(value_type = Option<Object>)]
     pub rule_config: Option<Map<String, Value>>,
     pub priority: Option<i64>,
     #[serde(default, deserialize_with = "de::flag")]
+    #[schema(value_type = Option<de::Flag>)]
     pub status: Option<bool>,
     #[serde(default, deserialize_with = "de::flag")]
+    #[schema(value_type = Option<de::Flag>)]
     pub is_active: Option<bool>,
 }
 

@@ -120,6 +120,7 @@ pub struct ServerCreate {
     /// Headers set on every upstream request.
     pub inject_headers: Option<BTreeMap<String, String>>,
     #[serde(default, deserialize_with = "de::flag")]
+    #[schema(value_type = Option<de::Flag>)]
     pub is_active: Option<bool>,
 }
 
@@ -153,6 +154,7 @@ pub struct ServerUpdate {
     pub api_key: Option<Option<String>>,
     pub inject_headers: Option<BTreeMap<String, String>>,
     #[serde(default, deserialize_with = "de::flag")]
+    #[schema(value_type = Option<de::Flag>)]
     pub is_active: Option<bool>,
 }
 

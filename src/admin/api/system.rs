@@ -153,10 +153,10 @@ pub struct BatchOp {
     #[schema(value_type = OpKind, required = true)]
     pub op: Option<Result<OpKind, String>>,
     #[serde(default, deserialize_with = "de::id")]
-    #[schema(value_type = Option<u64>)]
+    #[schema(value_type = Option<de::Id>)]
     pub id: Option<u64>,
     #[serde(default, deserialize_with = "de::id")]
-    #[schema(value_type = Option<u64>)]
+    #[schema(value_type = Option<de::Id>)]
     pub namespace_id: Option<u64>,
     #[schema(value_type = Option<Object>)]
     pub data: Option<Map<String, Value>>,
