@@ -200,7 +200,7 @@ impl ServeHttp for AdminApp {
         let _in_flight = crate::lifecycle::InFlight::enter();
         let method = session.req_header().method.clone();
         let path = session.req_header().uri.path().to_string();
-        let found = route::lookup(ROUTES, method.as_str(), &path);
+        let found = route::lookup(&ROUTES, method.as_str(), &path);
         let needs_auth = match &found {
             Lookup::Found(r, _) => r.auth,
             _ => true,

@@ -166,7 +166,7 @@ fn operation(r: &Route, schemas: &mut Schemas) -> utoipa::openapi::path::Operati
 pub fn document() -> OpenApi {
     let mut schemas: Schemas = Vec::new();
     let mut paths = Paths::new();
-    for r in ROUTES {
+    for r in ROUTES.iter() {
         let op = operation(r, &mut schemas);
         paths.add_path_operation(r.path, vec![method(r.method)], op);
     }
@@ -239,7 +239,7 @@ mod tests {
 
     #[test]
     fn request_examples_decode_as_their_types() {
-        for r in ROUTES {
+        for r in ROUTES.iter() {
             let mut schemas = Vec::new();
             if let Some((_, example)) = r.op.request(&mut schemas) {
                 let example =

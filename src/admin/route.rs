@@ -26,6 +26,7 @@ pub type Pending<'a, T> = Pin<Box<dyn Future<Output = Reply<T>> + Send + 'a>>;
 pub type Schemas = Vec<(String, RefOr<Schema>)>;
 
 /// One admin endpoint.
+#[derive(Clone, Copy)]
 pub struct Route {
     pub method: &'static str,
     /// Path template; `{...}` segments are numeric ids (see [`ID_OR_TYPE`]).
