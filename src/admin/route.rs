@@ -405,3 +405,54 @@ pub fn lookup(routes: &'static [Route], method: &str, path: &str) -> Lookup {
         Lookup::NotFound
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::admin::api::{namespaces::NamespaceCreate, servers::ServerCreate, system::Batch};
+    use serde_json::json;
+
+    fn err<T: Body>(v: Value) -> String {
+        match decode::<T>(v) {
+            Err(e) => e.detail,
+            Ok(_) => panic!("decoded"),
+        }
+    }
+
+    #[test]
+    fn bodies_decode_with_the_apis_messages() {
+        assert_eq!(
+            err::<NamespaceCreate>(json!({"namespace_name": "x"})),
+            "缺少必要字段: namespace_code"
+        );
+        // Missing fields first (in field order), `null` counting as missing.
+        assert_eq!(
+            err::<NamespaceCreate>(json!({"is_active": "yes", "namespace_code": null})),
+            "缺少必要字段: namespace_name"
+        );
+        assert!(err::<NamespaceCreate>(
+            json!({"namespace_name": "x", "namespace_code": "x", "is_active": "yes"})
+        )
+        .starts_with("is_active: "));
+        assert_eq!(err::<NamespaceCreate>(json!([1])), "请求体必须是 JSON 对象");
+        // A value quoted by serde is not echoed whole.
+        let long = "9".repeat(20_000);
+        let e = err::<ServerCreate>(
+            json!({"server_name": "s", "server_address": "h", "server_port": long}),
+        );
+        assert!(e.starts_with("server_port: ") && e.len() < 400, "{e}");
+        // Unknown fields are ignored, as before.
+        assert!(decode::<NamespaceCreate>(
+            json!({"namespace_name": "x", "namespace_code": "x", "id": 9, "created_at": "t"})
+        )
+        .is_ok());
+
+        assert!(err::<Batch>(json!({"op": "x"})).starts_with("请求体必须是操作数组"));
+        assert_eq!(err::<Batch>(json!([])), "操作数组为空");
+        assert_eq!(err::<Batch>(json!([1])), "[0]: 必须是 JSON 对象");
+        assert_eq!(
+            err::<Batch>(json!([{"op": "delete_rule", "id": "x"}])),
+            "[0].id: 必须是数字 ID"
+        );
+    }
+}

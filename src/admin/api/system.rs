@@ -205,7 +205,10 @@ fn batch_ops<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<BatchOp>, D::
             if !v.is_object() {
                 return Err(D::Error::custom(format!("[{i}]: 必须是 JSON 对象")));
             }
-            BatchOp::deserialize(v).map_err(|e| D::Error::custom(format!("[{i}]: {e}")))
+            serde_path_to_error::deserialize::<_, BatchOp>(v).map_err(|e| {
+                let path = e.path().to_string();
+                D::Error::custom(format!("[{i}].{path}: {}", e.into_inner()))
+            })
         })
         .collect()
 }
