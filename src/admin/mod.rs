@@ -2,33 +2,31 @@
 //! service. It authenticates every request with an admin token (constant
 //! time) except `GET /health` and `GET /openapi.json` (and every `GET` when
 //! `admin.auth_reads` is `false`; changes always need a token), and answers
-//! in seed 000's shapes (`{"detail": "..."}` for errors).
+//! errors as `{"detail": "..."}`.
 //!
-//! Resources (seed 000 paths, numeric ids): namespaces, upstream servers,
-//! matchers, proxy rules and limit rules; the validate/route endpoints,
-//! evaluated by the running runtime's own compiled resolver and router;
-//! the token service ([`api`]); statistics, usage and monitoring figures
-//! from the data plane (`crate::metrics::summary`). Every change is validated, compiled,
-//! persisted and swapped in as a whole ([`center`]). Only the routes of
-//! [`ROUTES`] are served, and `GET /openapi.json` is built from that table
-//! ([`openapi`]).
+//! Requests are dispatched by the route table ([`routes::ROUTES`]): each
+//! entry names its handler, whose typed request body ([`api`]) is decoded
+//! here and whose typed answer is encoded here; `GET /openapi.json` is
+//! generated from the same table and types ([`openapi`]). Every change is
+//! validated, compiled, persisted and swapped in as a whole ([`center`]).
 
-mod api;
+pub mod api;
 pub mod center;
 pub mod openapi;
+pub mod route;
+pub mod routes;
 
 use crate::state::SharedRuntime;
 use crate::store::config_file::Entities;
-use crate::store::status::status;
 use async_trait::async_trait;
 use center::ConfigCenter;
 use http::Response;
-use openapi::Lookup;
-pub use openapi::ROUTES;
+use route::{Call, Lookup};
+pub use routes::ROUTES;
 
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::sync::Arc;
 
 /// Largest admin request body.
@@ -96,205 +94,31 @@ impl AdminApp {
         self.runtime.load().admin_token_ok(header)
     }
 
-    /// Routes one authorized request to a route listed in [`ROUTES`].
-    async fn route(
+    /// Serves one authorized request with route `r`: its body (when it
+    /// takes one) read here, decoded and answered by its operation.
+    async fn serve(
         &self,
         session: &mut ServerSession,
-        method: &str,
-        path: &str,
+        r: &'static route::Route,
+        param: Option<&str>,
     ) -> Result<Value, ApiError> {
-        let trimmed = if path.len() > 1 {
-            path.trim_end_matches('/')
+        let body = if r.op.takes_body() {
+            Some(body_value(session).await?)
         } else {
-            path
+            None
         };
-        let segments: Vec<&str> = trimmed.split('/').skip(1).collect();
-        let id = |s: &str| s.parse::<u64>().map_err(|_| ApiError::not_found());
         let query = session.req_header().uri.query().unwrap_or("").to_string();
-        let rule_type = query_param(&query, "rule_type");
-        let config_type = query_param(&query, "config_type");
-        let c = &self.center;
-        let rest: &[&str] = match segments.as_slice() {
-            ["api", "v1", rest @ ..] => rest,
-            _ => &[],
+        let call = Call {
+            center: &self.center,
+            param,
+            query: &query,
         };
-        match (method, segments.as_slice()) {
-            ("GET", ["health"]) => return Ok(status_body()),
-            ("POST", ["sync"]) => return api::sync(c).await,
-            ("POST", ["preload", n]) => return api::preload(c, id(n)?).await,
-            ("GET", ["cache", "stats"]) => return api::cache_stats(c).await,
-            ("POST", ["namespaces", "batch"]) => {
-                let b = body_value(session).await?;
-                return api::namespaces_batch(&c.snapshot(), &b);
-            }
-            ("POST", ["batch-dual-write"]) => {
-                let b = body_value(session).await?;
-                return api::batch_dual_write(c, &b).await;
-            }
-            ("GET", ["openapi.json"]) => return Ok(openapi::document()),
-            ("GET", [""]) => return Ok(api::token_service_info()),
-            ("POST", ["calculate"]) => {
-                return api::calculate(&c.runtime(), body(session).await?).await
-            }
-            ("POST", ["batch-calculate"]) => {
-                return api::batch_calculate(&c.runtime(), body(session).await?).await
-            }
-            ("GET", ["models"]) => return Ok(api::token_models(&c.runtime())),
-            ("POST", ["download-model"]) => {
-                return api::download_model(&c.runtime(), body(session).await?).await
-            }
-            _ => {}
-        }
-        if let ("GET", ["stats"]) = (method, segments.as_slice()) {
-            return Ok(crate::metrics::summary::admin_stats());
-        }
-        match (method, rest) {
-            ("GET", ["status"]) => Ok(status_body()),
-
-            ("GET", ["namespaces", "usage", "overview"]) => {
-                Ok(crate::metrics::summary::overview(&c.runtime()))
-            }
-            ("GET", ["namespaces", n, "usage"]) => {
-                crate::metrics::summary::usage(&c.runtime(), id(n)?).ok_or_else(ApiError::not_found)
-            }
-            ("GET", ["namespaces", n, "monitoring"]) => {
-                crate::metrics::summary::monitoring(&c.runtime(), id(n)?)
-                    .ok_or_else(ApiError::not_found)
-            }
-
-            ("GET", ["namespaces"]) => Ok(api::list_namespaces(&c.snapshot())),
-            ("POST", ["namespaces"]) => api::create_namespace(c, body(session).await?).await,
-            ("GET", ["namespaces", n]) => api::get_namespace(&c.snapshot(), id(n)?),
-            ("PUT", ["namespaces", n]) => {
-                let n = id(n)?;
-                api::update_namespace(c, n, body(session).await?).await
-            }
-            ("DELETE", ["namespaces", n]) => api::delete_namespace(c, id(n)?).await,
-            ("GET", ["namespaces", n, "rules"]) => {
-                api::list_rules(&c.snapshot(), Some(id(n)?), rule_type.as_deref())
-            }
-            ("POST", ["namespaces", n, "rules"]) => {
-                let n = id(n)?;
-                api::create_rule(c, n, body(session).await?).await
-            }
-            ("GET", ["namespaces", n, "matchers"]) => {
-                api::list_matchers(&c.snapshot(), Some(id(n)?))
-            }
-            ("POST", ["namespaces", n, "matchers"]) => {
-                let n = id(n)?;
-                api::create_matcher(c, n, body(session).await?).await
-            }
-            ("GET", ["namespaces", n, "route"]) => api::get_namespace_route(&c.snapshot(), id(n)?),
-            ("POST", ["namespaces", n, "route"]) => {
-                let n = id(n)?;
-                api::save_namespace_route(c, n, body(session).await?).await
-            }
-            ("DELETE", ["namespaces", n, "route"]) => api::delete_namespace_route(c, id(n)?).await,
-
-            ("GET", ["nginx-configs"]) => Ok(api::list_nginx_configs(
-                &c.snapshot(),
-                config_type.as_deref(),
-            )),
-            ("POST", ["nginx-configs"]) => api::create_nginx_config(c, body(session).await?).await,
-            ("GET", ["nginx-configs", n]) => match n.parse::<u64>() {
-                Ok(n) => api::get_nginx_config(&c.snapshot(), n),
-                Err(_) => Ok(api::list_nginx_configs(&c.snapshot(), Some(n))),
-            },
-            ("PUT", ["nginx-configs", n]) => {
-                let n = id(n)?;
-                api::update_nginx_config(c, n, body(session).await?).await
-            }
-            ("DELETE", ["nginx-configs", n]) => api::delete_nginx_config(c, id(n)?).await,
-
-            ("POST", ["namespaces", n, "validate"]) => {
-                let n = id(n)?;
-                let b = body(session).await?;
-                api::validate_namespace(&c.runtime(), n, &b)
-            }
-
-            ("GET", ["upstream-servers"]) => Ok(api::list_servers(&c.snapshot())),
-            ("POST", ["upstream-servers"]) => api::create_server(c, body(session).await?).await,
-            ("GET", ["upstream-servers", n]) => api::get_server(&c.snapshot(), id(n)?),
-            ("PUT", ["upstream-servers", n]) => {
-                let n = id(n)?;
-                api::update_server(c, n, body(session).await?).await
-            }
-            ("DELETE", ["upstream-servers", n]) => api::delete_server(c, id(n)?).await,
-
-            ("GET", ["matchers"]) => api::list_matchers(&c.snapshot(), None),
-            ("GET", ["matchers", n]) => api::get_matcher(&c.snapshot(), id(n)?),
-            ("PUT", ["matchers", n]) => {
-                let n = id(n)?;
-                api::update_matcher(c, n, body(session).await?).await
-            }
-            ("DELETE", ["matchers", n]) => api::delete_matcher(c, id(n)?).await,
-
-            ("GET", ["proxy-rules"]) => Ok(api::list_proxy_rules(&c.snapshot())),
-            ("POST", ["proxy-rules"]) => api::create_proxy_rule(c, body(session).await?).await,
-            ("GET", ["proxy-rules", n]) => api::get_proxy_rule(&c.snapshot(), id(n)?),
-            ("PUT", ["proxy-rules", n]) => {
-                let n = id(n)?;
-                api::update_proxy_rule(c, n, body(session).await?).await
-            }
-            ("DELETE", ["proxy-rules", n]) => api::delete_proxy_rule(c, id(n)?).await,
-
-            ("GET", ["rules"]) => api::list_rules(&c.snapshot(), None, rule_type.as_deref()),
-            ("GET", ["rules", "types"]) => Ok(api::rule_types()),
-            ("GET", ["rules", n]) => api::get_rule(&c.snapshot(), id(n)?),
-            ("PUT", ["rules", n]) => {
-                let n = id(n)?;
-                api::update_rule(c, n, body(session).await?).await
-            }
-            ("DELETE", ["rules", n]) => api::delete_rule(c, id(n)?).await,
-
-            ("POST", ["route", "namespace"]) => {
-                let b = body(session).await?;
-                api::route_namespace(&c.runtime(), &b)
-            }
-            ("POST", ["route", "validate"]) => {
-                let b = body(session).await?;
-                api::route_validate(&c.runtime(), &b)
-            }
-
-            ("GET", ["tokens"]) => Ok(api::token_service_info()),
-            ("POST", ["tokens", "calculate"]) => {
-                api::calculate(&c.runtime(), body(session).await?).await
-            }
-            ("POST", ["tokens", "batch-calculate"]) => {
-                api::batch_calculate(&c.runtime(), body(session).await?).await
-            }
-            ("GET", ["tokens", "models"]) => Ok(api::token_models(&c.runtime())),
-            ("POST", ["tokens", "download-model"]) => {
-                api::download_model(&c.runtime(), body(session).await?).await
-            }
-            ("GET", ["tokens", "health"]) => Ok(api::token_health()),
-
-            _ => Err(ApiError::internal(format!(
-                "route {method} {path} is listed but not served"
-            ))),
-        }
+        r.op.call(call, body).await
     }
 }
 
-/// The value of query parameter `name` (no percent-decoding: the values
-/// asked for are plain words).
-fn query_param(query: &str, name: &str) -> Option<String> {
-    query.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (k == name && !v.is_empty()).then(|| v.to_string())
-    })
-}
-
-/// The JSON object body of a POST/PUT: 415 unless the content type is
-/// JSON, 413 past [`MAX_BODY`], 400 unless it is a JSON object.
-async fn body(session: &mut ServerSession) -> Result<Map<String, Value>, ApiError> {
-    match body_value(session).await? {
-        Value::Object(m) => Ok(m),
-        _ => Err(ApiError::bad_request("请求体必须是 JSON 对象")),
-    }
-}
-
-/// Any JSON body of a POST/PUT (arrays for the batch endpoints): 415
+/// The JSON body of a POST/PUT (decoded into the route's type by its
+/// operation): 415
 /// unless the content type is JSON, 413 past [`MAX_BODY`], 400 unless JSON.
 async fn body_value(session: &mut ServerSession) -> Result<Value, ApiError> {
     let json_type = session
@@ -370,25 +194,15 @@ fn respond(status: u16, body: serde_json::Value) -> Response<Vec<u8>> {
     resp
 }
 
-fn status_body() -> serde_json::Value {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let st = status();
-    let word = if st.healthy() { "healthy" } else { "degraded" };
-    json!({"status": word, "storage": st.storage_json(), "revision": st.revision(), "timestamp": now})
-}
-
 #[async_trait]
 impl ServeHttp for AdminApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let _in_flight = crate::lifecycle::InFlight::enter();
         let method = session.req_header().method.clone();
         let path = session.req_header().uri.path().to_string();
-        let found = openapi::lookup(method.as_str(), &path);
+        let found = route::lookup(&ROUTES, method.as_str(), &path);
         let needs_auth = match &found {
-            Lookup::Found(r) => r.auth,
+            Lookup::Found(r, _) => r.auth,
             _ => true,
         };
         if needs_auth {
@@ -401,7 +215,7 @@ impl ServeHttp for AdminApp {
         let result = match found {
             Lookup::NotFound => Err(ApiError::not_found()),
             Lookup::WrongMethod => Err(ApiError::new(405, "Method Not Allowed")),
-            Lookup::Found(_) => self.route(session, method.as_str(), &path).await,
+            Lookup::Found(r, param) => self.serve(session, r, param.as_deref()).await,
         };
         settle_body(session).await;
         match result {

@@ -1,100 +1,27 @@
-//! The seed 000 resources, one file per group: namespaces, upstream servers, matchers, proxy
-//! rules and limit rules. Reads answer from the applied snapshot; every
-//! change goes through [`ConfigCenter::mutate`]. Request bodies use the API's
-//! field names (`namespace_id`, `upstream_server_id`, `matcher_config`…),
-//! which are mapped onto the config entities (which reference namespaces by
-//! code and pools by name), then decoded with the entities' own serde rules
-//! so a wrong field is named in the 400.
+//! The admin resources and their handlers, one file per group: each file
+//! owns its request types (decoded from the body, `ToSchema` for the
+//! document), its response types and the handlers the route table
+//! ([`super::routes`]) points at. Reads answer from the applied snapshot;
+//! every change goes through [`ConfigCenter::mutate`]. Request fields use
+//! the API's names (`namespace_id`, `upstream_server_id`,
+//! `matcher_config`…), mapped here onto the config entities (which
+//! reference namespaces by code and pools by name).
 
 use super::center::ConfigCenter;
+use super::route::{Body, Call, List, NoBody, Pending, Reply};
 use super::ApiError;
 use crate::config::{Matcher, Namespace, ProxyRule, Rule, UpstreamServer};
 use crate::state::Runtime;
-use crate::store::config_file::{server_json, Entities};
-use serde::de::DeserializeOwned;
+use crate::store::config_file::Entities;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
+use utoipa::ToSchema;
 
-pub(super) type Body = Map<String, Value>;
-pub(super) type Reply = Result<Value, ApiError>;
+pub mod de;
 
-// ---------- helpers ----------
-
-/// 400 `缺少必要字段: <field>` for the first of `fields` absent or null.
-pub(super) fn require(body: &Body, fields: &[&str]) -> Result<(), ApiError> {
-    for f in fields {
-        if body.get(*f).is_none_or(Value::is_null) {
-            return Err(ApiError::bad_request(format!("缺少必要字段: {f}")));
-        }
-    }
-    Ok(())
-}
-
-/// Copies `fields` present in `body` into `base`. A null clears a field
-/// listed in `nullable` and is ignored otherwise.
-pub(super) fn copy(base: &mut Body, body: &Body, fields: &[&str], nullable: &[&str]) {
-    for f in fields {
-        match body.get(*f) {
-            None => {}
-            Some(Value::Null) if !nullable.contains(f) => {}
-            Some(v) => {
-                base.insert((*f).to_string(), v.clone());
-            }
-        }
-    }
-}
-
-/// Decodes an entity, naming the offending field in the 400.
-pub(super) fn decode<T: DeserializeOwned>(map: Body) -> Result<T, ApiError> {
-    serde_path_to_error::deserialize(Value::Object(map)).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner().to_string();
-        if path == "." {
-            ApiError::bad_request(inner)
-        } else {
-            ApiError::bad_request(format!("{path}: {inner}"))
-        }
-    })
-}
-
-/// An entity's own JSON (no secrets in these types) as a map to merge into.
-pub(super) fn to_map<T: serde::Serialize>(v: &T) -> Body {
-    match serde_json::to_value(v) {
-        Ok(Value::Object(m)) => m,
-        _ => Map::new(),
-    }
-}
-
+/// `1`/`0` as the API shows flags.
 pub(super) fn int(flag: bool) -> i64 {
     i64::from(flag)
-}
-
-/// `field` as an object: an object, a JSON string holding one, or null/absent (empty).
-pub(super) fn object_field(body: &Body, field: &str) -> Result<Body, ApiError> {
-    match body.get(field) {
-        None | Some(Value::Null) => Ok(Map::new()),
-        Some(Value::Object(m)) => Ok(m.clone()),
-        Some(Value::String(s)) => match serde_json::from_str::<Value>(s) {
-            Ok(Value::Object(m)) => Ok(m),
-            _ => Err(ApiError::bad_request(format!(
-                "{field}: 必须是 JSON 对象或表示 JSON 对象的字符串"
-            ))),
-        },
-        Some(_) => Err(ApiError::bad_request(format!(
-            "{field}: 必须是 JSON 对象或表示 JSON 对象的字符串"
-        ))),
-    }
-}
-
-/// A numeric id from a body field (`namespace_id`, `upstream_server_id`).
-pub(super) fn id_field(body: &Body, field: &str) -> Result<Option<u64>, ApiError> {
-    match body.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => v
-            .as_u64()
-            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-            .map(Some)
-            .ok_or_else(|| ApiError::bad_request(format!("{field}: 必须是数字 ID"))),
-    }
 }
 
 pub(super) fn ns_by_id(e: &Entities, id: u64) -> Option<&Namespace> {
@@ -105,74 +32,98 @@ pub(super) fn ns_by_code<'a>(e: &'a Entities, code: &str) -> Option<&'a Namespac
     e.namespaces.iter().find(|n| n.namespace_code == code)
 }
 
-/// The namespace code of body field `namespace_id` (400 when unknown).
-pub(super) fn ns_code_field(e: &Entities, body: &Body) -> Result<Option<String>, ApiError> {
-    match id_field(body, "namespace_id")? {
-        None => Ok(None),
-        Some(id) => ns_by_id(e, id)
-            .map(|n| Some(n.namespace_code.clone()))
-            .ok_or_else(|| ApiError::bad_request(format!("namespace_id: 命名空间 {id} 不存在"))),
+/// The code of namespace `id` (404 when unknown).
+pub(super) fn ns_code_of(e: &Entities, id: u64) -> Result<String, ApiError> {
+    Ok(ns_by_id(e, id)
+        .ok_or_else(ApiError::not_found)?
+        .namespace_code
+        .clone())
+}
+
+/// The code of the namespace a body field `namespace_id` names (400 when unknown).
+pub(super) fn ns_code_field(e: &Entities, id: u64) -> Result<String, ApiError> {
+    ns_by_id(e, id)
+        .map(|n| n.namespace_code.clone())
+        .ok_or_else(|| ApiError::bad_request(format!("namespace_id: 命名空间 {id} 不存在")))
+}
+
+/// The pool of the server a body field `upstream_server_id` names (400 when unknown).
+pub(super) fn pool_of_server(e: &Entities, id: u64) -> Result<String, ApiError> {
+    e.upstream_servers
+        .iter()
+        .find(|s| s.id == id)
+        .map(|s| s.pool_name().to_string())
+        .ok_or_else(|| ApiError::bad_request(format!("upstream_server_id: 上游服务器 {id} 不存在")))
+}
+
+/// The pool a body names: `upstream_server_id` (the server's pool) first,
+/// else `upstream` (a pool name).
+pub(super) fn pool_field(
+    e: &Entities,
+    server: Option<u64>,
+    upstream: Option<&String>,
+) -> Result<Option<String>, ApiError> {
+    match server {
+        Some(id) => pool_of_server(e, id).map(Some),
+        None => Ok(upstream.cloned()),
     }
 }
 
-pub(super) fn stamps(e: &Entities, kind: &str, id: u64, out: &mut Body) {
-    let s = e.stamp(kind, id);
-    out.insert(
-        "created_at".into(),
-        s.map_or(Value::Null, |s| s.created_at.clone().into()),
-    );
-    out.insert(
-        "updated_at".into(),
-        s.map_or(Value::Null, |s| s.updated_at.clone().into()),
-    );
-}
-
-pub(super) fn with_stamps(e: &Entities, kind: &str, id: u64, v: Value) -> Value {
-    match v {
-        Value::Object(mut m) => {
-            stamps(e, kind, id, &mut m);
-            Value::Object(m)
-        }
-        other => other,
+/// `created_at` and `updated_at` of `kind/id`.
+pub(super) fn stamps(e: &Entities, kind: &str, id: u64) -> (Option<String>, Option<String>) {
+    match e.stamp(kind, id) {
+        Some(s) => (Some(s.created_at.clone()), Some(s.updated_at.clone())),
+        None => (None, None),
     }
 }
 
-pub(super) fn ns_ref_view(e: &Entities, code: Option<&str>) -> (Value, Value, Value) {
+/// A namespace reference as shown: id, code and name (the code alone when
+/// it names no namespace).
+pub(super) struct NsRef {
+    pub id: Option<u64>,
+    pub code: Option<String>,
+    pub name: Option<String>,
+}
+
+pub(super) fn ns_ref(e: &Entities, code: Option<&str>) -> NsRef {
     match code.and_then(|c| ns_by_code(e, c)) {
-        Some(n) => (
-            n.id.into(),
-            n.namespace_code.clone().into(),
-            n.namespace_name.clone().into(),
-        ),
-        None => (
-            Value::Null,
-            code.map_or(Value::Null, Value::from),
-            Value::Null,
-        ),
+        Some(n) => NsRef {
+            id: Some(n.id),
+            code: Some(n.namespace_code.clone()),
+            name: Some(n.namespace_name.clone()),
+        },
+        None => NsRef {
+            id: None,
+            code: code.map(str::to_string),
+            name: None,
+        },
     }
 }
 
-pub(super) fn list_of(items: impl Iterator<Item = Value>) -> Value {
-    Value::Array(items.collect())
+/// Index of entity `id` in `items` (404 when absent).
+pub(super) fn position<T>(items: &[T], id: u64, of: impl Fn(&T) -> u64) -> Result<usize, ApiError> {
+    items
+        .iter()
+        .position(|x| of(x) == id)
+        .ok_or_else(ApiError::not_found)
 }
 
-mod namespaces;
-pub use namespaces::*;
-mod servers;
-pub use servers::*;
-mod matchers;
-pub use matchers::*;
-mod proxy_rules;
-pub use proxy_rules::*;
-mod rules;
-pub use rules::*;
+pub(super) fn ids(list: Vec<u64>) -> String {
+    list.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub mod dry_run;
+pub mod matchers;
+pub mod namespaces;
+pub mod nginx;
+pub mod ns_route;
+pub mod proxy_rules;
+pub mod rules;
+pub mod servers;
+pub mod system;
+pub mod tokens;
+pub mod usage;
 mod validate;
-pub use validate::*;
-mod tokens;
-pub use tokens::*;
-mod nginx;
-pub use nginx::*;
-mod ns_route;
-pub use ns_route::*;
-mod system;
-pub use system::*;

@@ -1,73 +1,154 @@
-//! Nginx configs (seed 000 §8) as gateway setting fragments: list (by
-//! `config_type` too), get, create, update, delete. A fragment's directives
-//! are parsed on the way in (`config::fragments`): one Sluice cannot apply
-//! is refused with a 400 that names it; active fragments apply over the
-//! YAML's settings with the same hot apply as every other change.
+//! Nginx configs as gateway setting fragments: list (by `config_type`
+//! too), get, create, update, delete. A fragment's directives are parsed
+//! on the way in (`config::fragments`): one Sluice cannot apply is refused
+//! with a 400 that names it; active fragments apply over the YAML's
+//! settings with the same hot apply as every other change.
 
 use super::*;
 use crate::config::fragments;
 use crate::config::NginxConfig;
+use std::collections::BTreeMap;
 
 const NG: &str = "nginx_configs";
-const NG_FIELDS: &[&str] = &["config_type", "config_name", "config_content", "is_active"];
+
+/// A fragment as shown.
+#[derive(Serialize, ToSchema)]
+pub struct NginxView {
+    pub config_id: u64,
+    pub config_type: String,
+    pub config_name: String,
+    pub config_content: String,
+    /// The applied values of its directives (`client_max_body_size` in
+    /// bytes, `proxy_connect_timeout_ms`, `proxy_read_timeout_ms`,
+    /// `keepalive_timeout_s`).
+    pub config_value: BTreeMap<&'static str, u64>,
+    pub is_active: i64,
+    /// Same as `is_active`.
+    pub status: i64,
+    pub created_at: Option<String>,
+    pub updated_at: Option<String>,
+}
+
+/// `POST /api/v1/nginx-configs`.
+#[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"config_type": "http", "config_name": "body-and-timeouts",
+    "config_content": "client_max_body_size 8m; proxy_read_timeout 120s;", "is_active": 1}))]
+pub struct NginxCreate {
+    /// Group label (`http`, `server`…).
+    pub config_type: String,
+    /// Unique name.
+    pub config_name: String,
+    /// nginx directives: `client_max_body_size`, `proxy_connect_timeout`,
+    /// `proxy_read_timeout`, `keepalive_timeout`.
+    pub config_content: String,
+    #[serde(default, deserialize_with = "de::flag")]
+    #[schema(value_type = Option<de::Flag>)]
+    pub is_active: Option<bool>,
+}
+
+impl Body for NginxCreate {}
+
+/// `PUT /api/v1/nginx-configs/{id}`: only the fields sent change.
+#[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"config_type": "http", "config_name": "body-and-timeouts",
+    "config_content": "client_max_body_size 8m; proxy_read_timeout 120s;", "is_active": 1}))]
+pub struct NginxUpdate {
+    pub config_type: Option<String>,
+    pub config_name: Option<String>,
+    pub config_content: Option<String>,
+    #[serde(default, deserialize_with = "de::flag")]
+    #[schema(value_type = Option<de::Flag>)]
+    pub is_active: Option<bool>,
+}
+
+impl Body for NginxUpdate {}
+
+/// A created or updated fragment.
+#[derive(Serialize, ToSchema)]
+pub struct NginxSaved {
+    pub message: &'static str,
+    pub config_id: u64,
+    pub config: NginxView,
+}
+
+/// A deleted fragment.
+#[derive(Serialize, ToSchema)]
+pub struct NginxDeleted {
+    pub message: &'static str,
+    pub config_id: u64,
+}
 
 /// The applied values of a fragment's directives.
-fn config_value(content: &str) -> Value {
-    let mut m = Map::new();
-    for d in fragments::parse(content).unwrap_or_default() {
-        let (k, v) = match d {
-            fragments::Directive::ClientMaxBodySize(n) => ("client_max_body_size", json!(n)),
-            fragments::Directive::ProxyConnectTimeoutMs(ms) => {
-                ("proxy_connect_timeout_ms", json!(ms))
-            }
-            fragments::Directive::ProxyReadTimeoutMs(ms) => ("proxy_read_timeout_ms", json!(ms)),
-            fragments::Directive::KeepaliveTimeoutS(s) => ("keepalive_timeout_s", json!(s)),
-        };
-        m.insert(k.into(), v);
+fn config_value(content: &str) -> BTreeMap<&'static str, u64> {
+    fragments::parse(content)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|d| match d {
+            fragments::Directive::ClientMaxBodySize(n) => ("client_max_body_size", n as u64),
+            fragments::Directive::ProxyConnectTimeoutMs(ms) => ("proxy_connect_timeout_ms", ms),
+            fragments::Directive::ProxyReadTimeoutMs(ms) => ("proxy_read_timeout_ms", ms),
+            fragments::Directive::KeepaliveTimeoutS(s) => ("keepalive_timeout_s", s),
+        })
+        .collect()
+}
+
+fn view(e: &Entities, c: &NginxConfig) -> NginxView {
+    let (created_at, updated_at) = stamps(e, NG, c.id);
+    NginxView {
+        config_id: c.id,
+        config_type: c.config_type.clone(),
+        config_name: c.config_name.clone(),
+        config_content: c.config_content.clone(),
+        config_value: config_value(&c.config_content),
+        is_active: int(c.is_active),
+        status: int(c.is_active),
+        created_at,
+        updated_at,
     }
-    Value::Object(m)
 }
 
-fn nginx_view(e: &Entities, c: &NginxConfig) -> Value {
-    with_stamps(
-        e,
-        NG,
-        c.id,
-        json!({
-            "config_id": c.id,
-            "config_type": c.config_type,
-            "config_name": c.config_name,
-            "config_content": c.config_content,
-            "config_value": config_value(&c.config_content),
-            "is_active": int(c.is_active),
-            "status": int(c.is_active),
-        }),
-    )
+fn list_of(e: &Entities, config_type: Option<&str>) -> List<NginxView> {
+    e.nginx_configs
+        .iter()
+        .filter(|c| config_type.is_none_or(|t| c.config_type == t))
+        .map(|c| view(e, c))
+        .collect()
 }
 
-/// `GET /api/v1/nginx-configs[?config_type=]` and `/api/v1/nginx-configs/{config_type}`.
-pub fn list_nginx_configs(e: &Entities, config_type: Option<&str>) -> Value {
-    list_of(
-        e.nginx_configs
-            .iter()
-            .filter(|c| config_type.is_none_or(|t| c.config_type == t))
-            .map(|c| nginx_view(e, c)),
-    )
+/// `GET /api/v1/nginx-configs[?config_type=]`.
+pub fn list(c: &Call<'_>, _: NoBody) -> Reply<List<NginxView>> {
+    let t = c.query_param("config_type");
+    Ok(list_of(&c.center.snapshot(), t.as_deref()))
 }
 
-pub fn get_nginx_config(e: &Entities, id: u64) -> Reply {
+/// One fragment, or a list when the path holds a `config_type` word.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum NginxOneOrList {
+    One(NginxView),
+    List(Vec<NginxView>),
+}
+
+/// `GET /api/v1/nginx-configs/{id}`, or `/{config_type}` (a list).
+pub fn get(c: &Call<'_>, _: NoBody) -> Reply<NginxOneOrList> {
+    let e = c.center.snapshot();
+    match c.id() {
+        Ok(id) => find(&e, id).map(NginxOneOrList::One),
+        Err(_) => Ok(NginxOneOrList::List(list_of(&e, c.param).0)),
+    }
+}
+
+fn find(e: &Entities, id: u64) -> Reply<NginxView> {
     e.nginx_configs
         .iter()
         .find(|c| c.id == id)
-        .map(|c| nginx_view(e, c))
+        .map(|c| view(e, c))
         .ok_or_else(ApiError::not_found)
 }
 
-/// Decodes and checks a fragment: non-empty type and name, a unique name,
-/// directives Sluice applies.
-fn checked(e: &Entities, m: Body, id: u64) -> Result<NginxConfig, ApiError> {
-    let mut c: NginxConfig = decode(m)?;
-    c.id = id;
+/// Checks a fragment: non-empty type and name, a unique name, directives
+/// Sluice applies.
+fn checked(e: &Entities, c: NginxConfig) -> Result<NginxConfig, ApiError> {
     for (field, value) in [
         ("config_type", &c.config_type),
         ("config_name", &c.config_name),
@@ -78,7 +159,7 @@ fn checked(e: &Entities, m: Body, id: u64) -> Result<NginxConfig, ApiError> {
     }
     if e.nginx_configs
         .iter()
-        .any(|o| o.config_name == c.config_name && o.id != id)
+        .any(|o| o.config_name == c.config_name && o.id != c.id)
     {
         return Err(ApiError::conflict(format!(
             "config_name 已存在: {}",
@@ -90,11 +171,17 @@ fn checked(e: &Entities, m: Body, id: u64) -> Result<NginxConfig, ApiError> {
     Ok(c)
 }
 
-pub(super) fn create_nginx_config_in(e: &mut Entities, body: &Body) -> Result<u64, ApiError> {
-    require(body, &["config_type", "config_name", "config_content"])?;
-    let mut m = Map::new();
-    copy(&mut m, body, NG_FIELDS, &[]);
-    let mut c = checked(e, m, 0)?;
+pub(super) fn create_in(e: &mut Entities, b: &NginxCreate) -> Result<u64, ApiError> {
+    let mut c = checked(
+        e,
+        NginxConfig {
+            id: 0,
+            config_type: b.config_type.clone(),
+            config_name: b.config_name.clone(),
+            config_content: b.config_content.clone(),
+            is_active: b.is_active.unwrap_or(true),
+        },
+    )?;
     c.id = e.next_id(NG);
     let id = c.id;
     e.touch(NG, id, true);
@@ -102,53 +189,63 @@ pub(super) fn create_nginx_config_in(e: &mut Entities, body: &Body) -> Result<u6
     Ok(id)
 }
 
-pub async fn create_nginx_config(c: &ConfigCenter, body: Body) -> Reply {
-    let id = c.mutate(|e, _| create_nginx_config_in(e, &body)).await?;
-    let e = c.snapshot();
-    Ok(
-        json!({"message": "nginx配置创建成功", "config_id": id, "config": get_nginx_config(&e, id)?}),
-    )
+fn saved(c: &ConfigCenter, message: &'static str, id: u64) -> Reply<NginxSaved> {
+    Ok(NginxSaved {
+        message,
+        config_id: id,
+        config: find(&c.snapshot(), id)?,
+    })
 }
 
-pub(super) fn update_nginx_config_in(
-    e: &mut Entities,
-    id: u64,
-    body: &Body,
-) -> Result<(), ApiError> {
-    let i = e
-        .nginx_configs
-        .iter()
-        .position(|c| c.id == id)
-        .ok_or_else(ApiError::not_found)?;
-    let mut m = to_map(&e.nginx_configs[i]);
-    copy(&mut m, body, NG_FIELDS, &[]);
-    let c = checked(e, m, id)?;
-    e.nginx_configs[i] = c;
+pub fn create(c: Call<'_>, b: NginxCreate) -> Pending<'_, NginxSaved> {
+    Box::pin(async move {
+        let id = c.center.mutate(|e, _| create_in(e, &b)).await?;
+        saved(c.center, "nginx配置创建成功", id)
+    })
+}
+
+pub(super) fn update_in(e: &mut Entities, id: u64, b: &NginxUpdate) -> Result<(), ApiError> {
+    let i = position(&e.nginx_configs, id, |c| c.id)?;
+    let mut c = e.nginx_configs[i].clone();
+    if let Some(v) = &b.config_type {
+        c.config_type = v.clone();
+    }
+    if let Some(v) = &b.config_name {
+        c.config_name = v.clone();
+    }
+    if let Some(v) = &b.config_content {
+        c.config_content = v.clone();
+    }
+    if let Some(v) = b.is_active {
+        c.is_active = v;
+    }
+    e.nginx_configs[i] = checked(e, c)?;
     e.touch(NG, id, false);
     Ok(())
 }
 
-pub async fn update_nginx_config(c: &ConfigCenter, id: u64, body: Body) -> Reply {
-    c.mutate(|e, _| update_nginx_config_in(e, id, &body))
-        .await?;
-    let e = c.snapshot();
-    Ok(
-        json!({"message": "nginx配置更新成功", "config_id": id, "config": get_nginx_config(&e, id)?}),
-    )
+pub fn update(c: Call<'_>, b: NginxUpdate) -> Pending<'_, NginxSaved> {
+    Box::pin(async move {
+        let id = c.id()?;
+        c.center.mutate(|e, _| update_in(e, id, &b)).await?;
+        saved(c.center, "nginx配置更新成功", id)
+    })
 }
 
-pub(super) fn delete_nginx_config_in(e: &mut Entities, id: u64) -> Result<(), ApiError> {
-    let i = e
-        .nginx_configs
-        .iter()
-        .position(|c| c.id == id)
-        .ok_or_else(ApiError::not_found)?;
+pub(super) fn delete_in(e: &mut Entities, id: u64) -> Result<(), ApiError> {
+    let i = position(&e.nginx_configs, id, |c| c.id)?;
     e.nginx_configs.remove(i);
     e.forget(NG, id);
     Ok(())
 }
 
-pub async fn delete_nginx_config(c: &ConfigCenter, id: u64) -> Reply {
-    c.mutate(|e, _| delete_nginx_config_in(e, id)).await?;
-    Ok(json!({"message": "nginx配置删除成功", "config_id": id}))
+pub fn delete(c: Call<'_>, _: NoBody) -> Pending<'_, NginxDeleted> {
+    Box::pin(async move {
+        let id = c.id()?;
+        c.center.mutate(|e, _| delete_in(e, id)).await?;
+        Ok(NginxDeleted {
+            message: "nginx配置删除成功",
+            config_id: id,
+        })
+    })
 }

@@ -1,10 +1,11 @@
-//! Seed 000 §1 config-center system endpoints: `POST /sync` (the store's
-//! snapshot to the Redis cache), `POST /preload/{namespace_id}` (one
-//! namespace's view to the cache), `GET /cache/stats`, `POST
-//! /namespaces/batch` (several namespaces at once) and `POST
-//! /batch-dual-write` (several changes as one: all applied and committed
-//! in one transaction, or none).
+//! Config-center system endpoints: `POST /sync` (the store's snapshot to
+//! the Redis cache), `POST /preload/{namespace_id}` (one namespace's view
+//! to the cache), `GET /cache/stats` and `POST /batch-dual-write`
+//! (several changes as one: all applied and committed in one transaction,
+//! or none; each operation's `data` is the body of the endpoint it stands
+//! for, decoded as that endpoint's request type).
 
+use super::super::route::decode;
 use super::*;
 
 fn no_cache() -> ApiError {
@@ -15,20 +16,52 @@ fn cache_down(e: impl std::fmt::Display) -> ApiError {
     ApiError::new(503, format!("Redis 缓存不可用: {e}"))
 }
 
+/// `POST /sync`.
+#[derive(Serialize, ToSchema)]
+pub struct Synced {
+    pub message: &'static str,
+    /// The revision written to the cache.
+    pub revision: u64,
+}
+
+/// `POST /preload/{namespace_id}`.
+#[derive(Serialize, ToSchema)]
+pub struct Preloaded {
+    pub message: String,
+}
+
+/// `GET /cache/stats` (all zero and `enabled: false` without Redis).
+#[derive(Serialize, Deserialize, ToSchema, Default)]
+pub struct CacheStats {
+    pub cache_hits: u64,
+    pub cache_misses: u64,
+    /// Bytes of cached config.
+    pub cache_size: u64,
+    /// Bytes Redis has left.
+    pub cache_free: u64,
+    #[serde(default)]
+    pub enabled: bool,
+}
+
 /// `POST /sync`: writes the stored snapshot (read from the store now, not
 /// this instance's copy) to Redis.
-pub async fn sync(c: &ConfigCenter) -> Reply {
-    let bus = c.bus().ok_or_else(no_cache)?;
-    let stored = match c.store() {
-        Some(store) => store
-            .load()
-            .await
-            .map_err(|e| ApiError::new(503, format!("配置存储不可用: {e}")))?,
-        None => None,
-    };
-    let snapshot = stored.unwrap_or_else(|| (*c.snapshot()).clone());
-    bus.sync(&snapshot).await.map_err(cache_down)?;
-    Ok(json!({"message": "数据同步成功", "revision": snapshot.revision}))
+pub fn sync(c: Call<'_>, _: NoBody) -> Pending<'_, Synced> {
+    Box::pin(async move {
+        let bus = c.center.bus().ok_or_else(no_cache)?;
+        let stored = match c.center.store() {
+            Some(store) => store
+                .load()
+                .await
+                .map_err(|e| ApiError::new(503, format!("配置存储不可用: {e}")))?,
+            None => None,
+        };
+        let snapshot = stored.unwrap_or_else(|| (*c.center.snapshot()).clone());
+        bus.sync(&snapshot).await.map_err(cache_down)?;
+        Ok(Synced {
+            message: "数据同步成功",
+            revision: snapshot.revision,
+        })
+    })
 }
 
 /// One namespace with everything that references it, as cached by preload.
@@ -36,10 +69,11 @@ fn namespace_bundle(e: &Entities, id: u64) -> Result<Value, ApiError> {
     let ns = ns_by_id(e, id).ok_or_else(ApiError::not_found)?;
     let code = ns.namespace_code.as_str();
     let of = |n: &Option<String>| n.as_deref() == Some(code);
+    let json = |v: Result<Value, serde_json::Error>| v.map_err(ApiError::internal);
     Ok(json!({
-        "namespace": namespaces::namespace_view(e, ns),
-        "matchers": list_matchers(e, Some(id))?,
-        "rules": list_rules(e, Some(id), None)?,
+        "namespace": json(serde_json::to_value(namespaces::view(e, ns)))?,
+        "matchers": json(serde_json::to_value(matchers::list_of(e, Some(id))?))?,
+        "rules": json(serde_json::to_value(rules::list_of(e, Some(id), None)?))?,
         "proxy_rules": e.proxy_rules.iter().filter(|r| of(&r.namespace)).map(|r| r.id).collect::<Vec<_>>(),
         "routes": e.routes.iter().filter(|r| of(&r.namespace)).map(|r| json!({"route_id": r.id, "prefix": r.prefix, "upstream": r.upstream})).collect::<Vec<_>>(),
         "revision": e.revision,
@@ -47,138 +81,250 @@ fn namespace_bundle(e: &Entities, id: u64) -> Result<Value, ApiError> {
 }
 
 /// `POST /preload/{namespace_id}`.
-pub async fn preload(c: &ConfigCenter, id: u64) -> Reply {
-    let bundle = namespace_bundle(&c.snapshot(), id)?;
-    let bus = c.bus().ok_or_else(no_cache)?;
-    bus.preload(id, &bundle).await.map_err(cache_down)?;
-    Ok(json!({"message": format!("命名空间 {id} 数据预加载完成")}))
+pub fn preload(c: Call<'_>, _: NoBody) -> Pending<'_, Preloaded> {
+    Box::pin(async move {
+        let id = c.id()?;
+        let bundle = namespace_bundle(&c.center.snapshot(), id)?;
+        let bus = c.center.bus().ok_or_else(no_cache)?;
+        bus.preload(id, &bundle).await.map_err(cache_down)?;
+        Ok(Preloaded {
+            message: format!("命名空间 {id} 数据预加载完成"),
+        })
+    })
 }
 
-/// `GET /cache/stats` (without Redis: no cache, all zero, `enabled: false`).
-pub async fn cache_stats(c: &ConfigCenter) -> Reply {
-    let Some(bus) = c.bus() else {
-        return Ok(json!({"cache_hits": 0, "cache_misses": 0, "cache_size": 0,
-            "cache_free": 0, "enabled": false}));
-    };
-    let ids: Vec<u64> = c.snapshot().namespaces.iter().map(|n| n.id).collect();
-    let mut stats = bus.stats(&ids).await.map_err(cache_down)?;
-    stats["enabled"] = true.into();
-    Ok(stats)
-}
-
-/// `POST /namespaces/batch` with `[1, 2, 3]`: the namespaces that exist.
-pub fn namespaces_batch(e: &Entities, body: &Value) -> Reply {
-    let Value::Array(items) = body else {
-        return Err(ApiError::bad_request(
-            "请求体必须是命名空间 ID 的数组，如 [1, 2, 3]",
-        ));
-    };
-    let mut out = Vec::new();
-    for (i, v) in items.iter().enumerate() {
-        let id = v
-            .as_u64()
-            .ok_or_else(|| ApiError::bad_request(format!("[{i}]: 必须是数字 ID")))?;
-        if let Some(n) = ns_by_id(e, id) {
-            out.push(namespaces::namespace_view(e, n));
-        }
-    }
-    Ok(Value::Array(out))
+/// `GET /cache/stats`.
+pub fn cache_stats(c: Call<'_>, _: NoBody) -> Pending<'_, CacheStats> {
+    Box::pin(async move {
+        let Some(bus) = c.center.bus() else {
+            return Ok(CacheStats::default());
+        };
+        let ids: Vec<u64> = c
+            .center
+            .snapshot()
+            .namespaces
+            .iter()
+            .map(|n| n.id)
+            .collect();
+        let stats = bus.stats(&ids).await.map_err(cache_down)?;
+        let stats: CacheStats = serde_json::from_value(stats).map_err(ApiError::internal)?;
+        Ok(CacheStats {
+            enabled: true,
+            ..stats
+        })
+    })
 }
 
 /// The most operations one batch may hold.
 const MAX_OPS: usize = 500;
 
+/// The operations of `POST /batch-dual-write`.
+#[derive(Serialize, Deserialize, ToSchema, Clone, Copy, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum OpKind {
+    CreateNamespace,
+    UpdateNamespace,
+    DeleteNamespace,
+    CreateUpstreamServer,
+    UpdateUpstreamServer,
+    DeleteUpstreamServer,
+    CreateMatcher,
+    UpdateMatcher,
+    DeleteMatcher,
+    CreateProxyRule,
+    UpdateProxyRule,
+    DeleteProxyRule,
+    CreateRule,
+    UpdateRule,
+    DeleteRule,
+    CreateNginxConfig,
+    UpdateNginxConfig,
+    DeleteNginxConfig,
+    SaveNamespaceRoute,
+}
+
+/// One operation of a batch. `data` is the body of the endpoint the
+/// operation stands for; `id` (updates and deletes) and `namespace_id`
+/// (`create_matcher`, `create_rule`, `save_namespace_route`) go here or in
+/// `data`.
+#[derive(Deserialize, ToSchema)]
+pub struct BatchOp {
+    #[serde(default, deserialize_with = "op_kind")]
+    #[schema(value_type = OpKind, required = true)]
+    pub op: Option<Result<OpKind, String>>,
+    #[serde(default, deserialize_with = "de::id")]
+    #[schema(value_type = Option<de::Id>)]
+    pub id: Option<u64>,
+    #[serde(default, deserialize_with = "de::id")]
+    #[schema(value_type = Option<de::Id>)]
+    pub namespace_id: Option<u64>,
+    #[schema(value_type = Option<Object>)]
+    pub data: Option<Map<String, Value>>,
+}
+
+/// `op`: a known operation, or the unknown name (refused when applied,
+/// naming it).
+fn op_kind<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Result<OpKind, String>>, D::Error> {
+    Ok(Option::<Value>::deserialize(d)?.map(|v| {
+        OpKind::deserialize(&v).map_err(|_| match v {
+            Value::String(s) => s,
+            other => other.to_string(),
+        })
+    }))
+}
+
+/// `POST /batch-dual-write`: the operations, in order.
+#[derive(Deserialize, ToSchema)]
+#[serde(transparent)]
+#[schema(example = json!([
+    {"op": "create_namespace", "data": {"namespace_name": "A", "namespace_code": "batch-a"}},
+    {"op": "update_namespace", "id": 1, "data": {"description": "批量更新"}}]))]
+pub struct Batch(#[serde(deserialize_with = "batch_ops")] pub Vec<BatchOp>);
+
+impl Body for Batch {
+    const OBJECT: bool = false;
+    const SHAPE: &'static str =
+        "请求体必须是操作数组，如 [{\"op\": \"create_namespace\", \"data\": {...}}]";
+}
+
+fn batch_ops<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<BatchOp>, D::Error> {
+    use serde::de::Error;
+    let items = Vec::<Value>::deserialize(d)?;
+    if items.is_empty() {
+        return Err(D::Error::custom("操作数组为空"));
+    }
+    if items.len() > MAX_OPS {
+        return Err(D::Error::custom(format!("一次最多 {MAX_OPS} 个操作")));
+    }
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| {
+            if !v.is_object() {
+                return Err(D::Error::custom(format!("[{i}]: 必须是 JSON 对象")));
+            }
+            serde_path_to_error::deserialize::<_, BatchOp>(v).map_err(|e| {
+                let path = e.path().to_string();
+                D::Error::custom(format!("[{i}].{path}: {}", e.into_inner()))
+            })
+        })
+        .collect()
+}
+
+/// The answer of one applied operation.
+#[derive(Serialize, ToSchema)]
+pub struct OpDone {
+    pub op: String,
+    pub success: bool,
+    /// The id it created or changed.
+    pub id: u64,
+}
+
+/// `POST /batch-dual-write`.
+#[derive(Serialize, ToSchema)]
+pub struct BatchDone {
+    pub results: Vec<OpDone>,
+}
+
+/// The op's name as sent.
+fn op_name(item: &BatchOp) -> String {
+    match &item.op {
+        None => "?".into(),
+        Some(Err(name)) => name.clone(),
+        Some(Ok(kind)) => serde_json::to_value(kind)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default(),
+    }
+}
+
 /// One batch operation, applied to the batch's working snapshot.
-fn apply_op(e: &mut Entities, rt: &Runtime, item: &Body) -> Result<Value, ApiError> {
-    let op = item
-        .get("op")
-        .and_then(Value::as_str)
-        .ok_or_else(|| ApiError::bad_request("缺少必要字段: op"))?;
-    let data = match item.get("data") {
-        None | Some(Value::Null) => Map::new(),
-        Some(Value::Object(m)) => m.clone(),
-        Some(_) => return Err(ApiError::bad_request("data: 必须是 JSON 对象")),
-    };
-    let id = || -> Result<u64, ApiError> {
-        id_field(item, "id")?
-            .or(id_field(&data, "id")?)
-            .ok_or_else(|| ApiError::bad_request("缺少必要字段: id"))
-    };
-    let ns = || -> Result<u64, ApiError> {
-        id_field(item, "namespace_id")?
-            .or(id_field(&data, "namespace_id")?)
-            .ok_or_else(|| ApiError::bad_request("缺少必要字段: namespace_id"))
-    };
-    let done = match op {
-        "create_namespace" => create_namespace_in(e, &data)?,
-        "update_namespace" => with(id()?, update_namespace_in(e, id()?, &data))?,
-        "delete_namespace" => with(id()?, delete_namespace_in(e, rt, id()?))?,
-        "create_upstream_server" => create_server_in(e, &data)?,
-        "update_upstream_server" => with(id()?, update_server_in(e, id()?, &data))?,
-        "delete_upstream_server" => with(id()?, delete_server_in(e, id()?))?,
-        "create_matcher" => create_matcher_in(e, ns()?, &data)?,
-        "update_matcher" => with(id()?, update_matcher_in(e, id()?, &data))?,
-        "delete_matcher" => with(id()?, delete_matcher_in(e, id()?))?,
-        "create_proxy_rule" => create_proxy_rule_in(e, &data)?,
-        "update_proxy_rule" => with(id()?, update_proxy_rule_in(e, id()?, &data))?,
-        "delete_proxy_rule" => with(id()?, delete_proxy_rule_in(e, id()?))?,
-        "create_rule" => create_rule_in(e, ns()?, &data)?,
-        "update_rule" => with(id()?, update_rule_in(e, id()?, &data))?,
-        "delete_rule" => with(id()?, delete_rule_in(e, id()?))?,
-        "create_nginx_config" => create_nginx_config_in(e, &data)?,
-        "update_nginx_config" => with(id()?, update_nginx_config_in(e, id()?, &data))?,
-        "delete_nginx_config" => with(id()?, delete_nginx_config_in(e, id()?))?,
-        "save_namespace_route" => save_namespace_route_in(e, ns()?, &data)?,
-        other => {
+fn apply_op(e: &mut Entities, rt: &Runtime, item: &BatchOp) -> Result<u64, ApiError> {
+    use OpKind::*;
+    let kind = match &item.op {
+        None => return Err(ApiError::bad_request("缺少必要字段: op")),
+        Some(Err(other)) => {
             return Err(ApiError::bad_request(format!(
                 "op: 不支持的操作 {other:?} (create_/update_/delete_ + namespace, upstream_server, matcher, proxy_rule, rule, nginx_config; save_namespace_route)"
             )))
         }
+        Some(Ok(kind)) => *kind,
     };
-    Ok(json!({"op": op, "success": true, "id": done}))
-}
-
-fn with(id: u64, r: Result<(), ApiError>) -> Result<u64, ApiError> {
-    r.map(|()| id)
+    let data = Value::Object(item.data.clone().unwrap_or_default());
+    let in_data = |field: &str| -> Result<Option<u64>, ApiError> {
+        match data.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => v
+                .as_u64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                .map(Some)
+                .ok_or_else(|| ApiError::bad_request(format!("{field}: 必须是数字 ID"))),
+        }
+    };
+    let id = || -> Result<u64, ApiError> {
+        item.id
+            .or(in_data("id")?)
+            .ok_or_else(|| ApiError::bad_request("缺少必要字段: id"))
+    };
+    let ns = || -> Result<u64, ApiError> {
+        item.namespace_id
+            .or(in_data("namespace_id")?)
+            .ok_or_else(|| ApiError::bad_request("缺少必要字段: namespace_id"))
+    };
+    let body = || data.clone();
+    let changed = |id: u64, r: Result<(), ApiError>| r.map(|()| id);
+    match kind {
+        CreateNamespace => namespaces::create_in(e, &decode(body())?),
+        UpdateNamespace => changed(id()?, namespaces::update_in(e, id()?, &decode(body())?)),
+        DeleteNamespace => changed(id()?, namespaces::delete_in(e, rt, id()?)),
+        CreateUpstreamServer => servers::create_in(e, &decode(body())?),
+        UpdateUpstreamServer => changed(id()?, servers::update_in(e, id()?, &decode(body())?)),
+        DeleteUpstreamServer => changed(id()?, servers::delete_in(e, id()?)),
+        CreateMatcher => matchers::create_in(e, ns()?, &decode(body())?),
+        UpdateMatcher => changed(id()?, matchers::update_in(e, id()?, &decode(body())?)),
+        DeleteMatcher => changed(id()?, matchers::delete_in(e, id()?)),
+        CreateProxyRule => proxy_rules::create_in(e, &decode(body())?),
+        UpdateProxyRule => changed(id()?, proxy_rules::update_in(e, id()?, &decode(body())?)),
+        DeleteProxyRule => changed(id()?, proxy_rules::delete_in(e, id()?)),
+        CreateRule => rules::create_in(e, ns()?, &decode(body())?),
+        UpdateRule => changed(id()?, rules::update_in(e, id()?, &decode(body())?)),
+        DeleteRule => changed(id()?, rules::delete_in(e, id()?)),
+        CreateNginxConfig => nginx::create_in(e, &decode(body())?),
+        UpdateNginxConfig => changed(id()?, nginx::update_in(e, id()?, &decode(body())?)),
+        DeleteNginxConfig => changed(id()?, nginx::delete_in(e, id()?)),
+        SaveNamespaceRoute => ns_route::save_in(e, ns()?, &decode(body())?),
+    }
 }
 
 /// `POST /batch-dual-write`: every operation applies to one working copy,
 /// then the whole is validated, committed in one transaction and swapped
 /// in; the first failing operation fails the batch and nothing changes.
-pub async fn batch_dual_write(c: &ConfigCenter, body: &Value) -> Reply {
-    let Value::Array(items) = body else {
-        return Err(ApiError::bad_request(
-            "请求体必须是操作数组，如 [{\"op\": \"create_namespace\", \"data\": {...}}]",
-        ));
-    };
-    if items.is_empty() {
-        return Err(ApiError::bad_request("操作数组为空"));
-    }
-    if items.len() > MAX_OPS {
-        return Err(ApiError::bad_request(format!("一次最多 {MAX_OPS} 个操作")));
-    }
-    let mut ops = Vec::with_capacity(items.len());
-    for (i, v) in items.iter().enumerate() {
-        match v {
-            Value::Object(m) => ops.push(m.clone()),
-            _ => return Err(ApiError::bad_request(format!("[{i}]: 必须是 JSON 对象"))),
-        }
-    }
-    let results = c
-        .mutate(|e, rt| {
-            ops.iter()
-                .enumerate()
-                .map(|(i, item)| {
-                    apply_op(e, rt, item).map_err(|err| {
-                        let op = item.get("op").and_then(Value::as_str).unwrap_or("?");
-                        ApiError::new(
-                            err.status,
-                            format!("操作 [{i}] ({op}) 失败，整批未执行: {}", err.detail),
-                        )
+pub fn batch_dual_write(c: Call<'_>, b: Batch) -> Pending<'_, BatchDone> {
+    Box::pin(async move {
+        let results = c
+            .center
+            .mutate(|e, rt| {
+                b.0.iter()
+                    .enumerate()
+                    .map(|(i, item)| {
+                        let op = op_name(item);
+                        match apply_op(e, rt, item) {
+                            Ok(id) => Ok(OpDone {
+                                op,
+                                success: true,
+                                id,
+                            }),
+                            Err(err) => Err(ApiError::new(
+                                err.status,
+                                format!("操作 [{i}] ({op}) 失败，整批未执行: {}", err.detail),
+                            )),
+                        }
                     })
-                })
-                .collect::<Result<Vec<Value>, ApiError>>()
-        })
-        .await?;
-    Ok(json!({"results": results}))
+                    .collect::<Result<Vec<_>, ApiError>>()
+            })
+            .await?;
+        Ok(BatchDone { results })
+    })
 }

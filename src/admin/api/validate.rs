@@ -7,6 +7,7 @@
 //! even when the sample's API key is missing or wrong (as if it had none),
 //! so an operator sees where the request would land.
 
+use super::dry_run::{SampleQuery, SampleRequest};
 use super::*;
 use crate::decision::{self, Decision, Endpoint};
 use crate::error::GatewayError;
@@ -42,17 +43,12 @@ impl Sample {
     /// `path` (default `/`, a `?query` part is split off), `headers`
     /// (object), `query_params` or `query` (object, or a raw query string),
     /// `body` (any JSON, or a string sent as is).
-    fn parse(b: &Body) -> Result<Sample, ApiError> {
-        let method = match b.get("method") {
-            None | Some(Value::Null) => "POST".to_string(),
-            Some(Value::String(m)) if !m.trim().is_empty() => m.trim().to_ascii_uppercase(),
-            Some(_) => return Err(ApiError::bad_request("method: 必须是 HTTP 方法字符串")),
+    fn parse(b: &SampleRequest) -> Result<Sample, ApiError> {
+        let method = match &b.method {
+            None => "POST".to_string(),
+            Some(m) => m.trim().to_ascii_uppercase(),
         };
-        let full_path = match b.get("path") {
-            None | Some(Value::Null) => "/".to_string(),
-            Some(Value::String(p)) => p.clone(),
-            Some(_) => return Err(ApiError::bad_request("path: 必须是字符串")),
-        };
+        let full_path = b.path.clone().unwrap_or_else(|| "/".to_string());
         let (path, mut query) = match full_path.split_once('?') {
             Some((p, q)) => (p.to_string(), Some(q.to_string())),
             None => (full_path, None),
@@ -66,33 +62,27 @@ impl Sample {
             Ok(p) => (p.into_owned(), None),
             Err(e) => (path, Some(format!("request path refused: {e}"))),
         };
-        let headers = match b.get("headers") {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::Object(h)) => h.iter().map(|(k, v)| (k.clone(), text_of(v))).collect(),
-            Some(_) => return Err(ApiError::bad_request("headers: 必须是 JSON 对象")),
+        let headers = match &b.headers {
+            None => Vec::new(),
+            Some(h) => h.iter().map(|(k, v)| (k.clone(), text_of(v))).collect(),
         };
-        for field in ["query_params", "query"] {
-            match b.get(field) {
-                None | Some(Value::Null) => {}
-                Some(Value::String(q)) => query = Some(q.trim_start_matches('?').to_string()),
-                Some(Value::Object(m)) => {
+        for field in [&b.query_params, &b.query] {
+            match field {
+                None => {}
+                Some(SampleQuery::Raw(q)) => query = Some(q.trim_start_matches('?').to_string()),
+                Some(SampleQuery::Params(m)) => {
                     let mut q = form_urlencoded::Serializer::new(String::new());
                     for (k, v) in m {
                         q.append_pair(k, &text_of(v));
                     }
                     query = Some(q.finish());
                 }
-                Some(_) => {
-                    return Err(ApiError::bad_request(format!(
-                        "{field}: 必须是 JSON 对象或查询字符串"
-                    )))
-                }
             }
         }
         // Policy never depends on the declared content type: a string is
         // the raw body, anything else is sent as its JSON text.
-        let body = match b.get("body") {
-            None | Some(Value::Null) => Bytes::new(),
+        let body = match &b.body {
+            None => Bytes::new(),
             Some(Value::String(s)) => Bytes::from(s.clone()),
             Some(v) => Bytes::from(v.to_string()),
         };
@@ -307,7 +297,7 @@ fn key_view(rt: &Runtime, o: &Outcome) -> Value {
 }
 
 /// `POST /api/v1/route/namespace`: the namespace (and route) a request gets.
-pub fn route_namespace(rt: &Runtime, b: &Body) -> Reply {
+pub fn route_namespace(rt: &Runtime, b: &SampleRequest) -> Reply {
     let s = Sample::parse(b)?;
     let o = evaluate(rt, &s);
     let mut out = Map::new();
@@ -375,7 +365,7 @@ pub fn route_namespace(rt: &Runtime, b: &Body) -> Reply {
 /// `POST /api/v1/route/validate`: every active matcher, in evaluation
 /// order, with whether it matches the request, which one decided, and the
 /// overall decision.
-pub fn route_validate(rt: &Runtime, b: &Body) -> Reply {
+pub fn route_validate(rt: &Runtime, b: &SampleRequest) -> Reply {
     let s = Sample::parse(b)?;
     let facts = s.facts();
     let o = evaluate(rt, &s);
@@ -422,7 +412,7 @@ pub fn route_validate(rt: &Runtime, b: &Body) -> Reply {
 
 /// `POST /api/v1/namespaces/{id}/validate`: whether the request is admitted
 /// into namespace `id`, with each of its matchers' result.
-pub fn validate_namespace(rt: &Runtime, id: u64, b: &Body) -> Reply {
+pub fn validate_namespace(rt: &Runtime, id: u64, b: &SampleRequest) -> Reply {
     let index = rt
         .namespaces
         .iter()
@@ -481,10 +471,7 @@ mod tests {
     use super::*;
 
     fn sample(v: Value) -> Sample {
-        match v {
-            Value::Object(m) => Sample::parse(&m).unwrap(),
-            _ => unreachable!(),
-        }
+        Sample::parse(&serde_json::from_value(v).unwrap()).unwrap()
     }
 
     #[test]

@@ -1,0 +1,266 @@
+//! The dry-run endpoints' types and handlers: the sample request they take
+//! ([`SampleRequest`]) and the answers of `POST /api/v1/route/namespace`,
+//! `/api/v1/route/validate` and `/api/v1/namespaces/{id}/validate`. The
+//! evaluation itself is [`super::validate`]'s (the running runtime's own
+//! decision); its answers are read into these types, so an answer always
+//! has the documented shape.
+
+use super::matchers::{Action, MatcherKind, Operator};
+use super::validate;
+use super::*;
+use serde::de::Error;
+use std::collections::BTreeMap;
+
+/// A sample request, as the proxy would receive it.
+#[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"method": "POST", "path": "/v1/chat/completions",
+    "headers": {"x-tenant": "enterprise", "authorization": "Bearer sk-test"},
+    "query_params": {"model": "gpt-4"},
+    "body": {"model": "gpt-4o", "messages": [{"role": "user", "content": "Hello"}]}}))]
+pub struct SampleRequest {
+    /// HTTP method (default `POST`).
+    #[serde(default, deserialize_with = "method")]
+    pub method: Option<String>,
+    /// Request target (default `/`); a `?query` part is split off.
+    #[serde(default, deserialize_with = "de::text")]
+    pub path: Option<String>,
+    /// Header name → value (non-string values as their JSON text).
+    #[serde(default, deserialize_with = "headers")]
+    #[schema(value_type = Option<BTreeMap<String, String>>)]
+    pub headers: Option<BTreeMap<String, Value>>,
+    /// Query parameters: an object, or a raw query string.
+    #[serde(default, deserialize_with = "query")]
+    #[schema(value_type = Option<Object>)]
+    pub query_params: Option<SampleQuery>,
+    /// Same as `query_params` (wins when both are given).
+    #[serde(default, deserialize_with = "query")]
+    #[schema(value_type = Option<Object>)]
+    pub query: Option<SampleQuery>,
+    /// The body: a string is sent as is, any other JSON as its text.
+    #[schema(value_type = Option<Object>)]
+    pub body: Option<Value>,
+}
+
+impl Body for SampleRequest {}
+
+/// A sample's query.
+pub enum SampleQuery {
+    /// A raw query string (`a=1&b=2`).
+    Raw(String),
+    /// Parameter → value (non-string values as their JSON text).
+    Params(BTreeMap<String, Value>),
+}
+
+fn method<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    match Option::<Value>::deserialize(d)? {
+        None => Ok(None),
+        Some(Value::String(m)) if !m.trim().is_empty() => Ok(Some(m)),
+        Some(_) => Err(D::Error::custom("必须是 HTTP 方法字符串")),
+    }
+}
+
+fn headers<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<BTreeMap<String, Value>>, D::Error> {
+    match Option::<Value>::deserialize(d)? {
+        None => Ok(None),
+        Some(Value::Object(m)) => Ok(Some(m.into_iter().collect())),
+        Some(_) => Err(D::Error::custom("必须是 JSON 对象")),
+    }
+}
+
+fn query<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<SampleQuery>, D::Error> {
+    match Option::<Value>::deserialize(d)? {
+        None => Ok(None),
+        Some(Value::String(q)) => Ok(Some(SampleQuery::Raw(q))),
+        Some(Value::Object(m)) => Ok(Some(SampleQuery::Params(m.into_iter().collect()))),
+        Some(_) => Err(D::Error::custom("必须是 JSON 对象或查询字符串")),
+    }
+}
+
+/// A matcher's settings as shown by the dry runs.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct MatcherConfigView {
+    pub matcher_type: MatcherKind,
+    pub match_field: String,
+    pub match_operator: Operator,
+    pub match_value: String,
+    pub action: Action,
+}
+
+/// The namespace a request lands in.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct NamespaceInfo {
+    pub namespace_id: u64,
+    pub namespace_code: String,
+    pub namespace_name: String,
+    pub status: i64,
+}
+
+/// Where the request would go.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum RouteTarget {
+    /// A model of the catalog.
+    CatalogModel {
+        model: String,
+        operation: String,
+        upstream: Option<String>,
+        upstream_path: String,
+    },
+    /// A proxy rule.
+    ProxyRule {
+        rule_id: u64,
+        rule_name: Option<String>,
+        upstream: Option<String>,
+        upstream_path: String,
+    },
+    /// A prefix route.
+    Prefix {
+        prefix: String,
+        upstream: Option<String>,
+        upstream_path: String,
+    },
+}
+
+/// The sample's API key: refused (with why), or the key and its bound namespace.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum KeyView {
+    Refused {
+        error: String,
+    },
+    Key {
+        key_name: Option<String>,
+        bound_namespace: Option<String>,
+    },
+}
+
+/// What the proxy would answer, limits aside.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct Verdict {
+    /// `proxied`, `gateway_endpoint`, `denied`, `no_namespace`,
+    /// `namespace_inactive`, `unauthorized`, `invalid_request`…
+    pub result: String,
+    /// The HTTP status.
+    pub status: u16,
+    pub reason: String,
+}
+
+/// `POST /api/v1/route/namespace`.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct RouteNamespaceView {
+    /// A matcher decided.
+    pub matched: bool,
+    /// The deciding matcher.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule_id: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matched_config: Option<MatcherConfigView>,
+    pub target_namespace: Option<String>,
+    pub namespace_info: Option<NamespaceInfo>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    pub route: Option<RouteTarget>,
+    pub api_key: Option<KeyView>,
+    pub decision: Verdict,
+}
+
+/// The sample as evaluated.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct SampleEcho {
+    pub method: String,
+    /// Normalised like the proxy normalises a request target.
+    pub path: String,
+    pub query: Option<String>,
+    pub headers: BTreeMap<String, String>,
+    #[schema(value_type = Option<Object>)]
+    pub body: Option<Value>,
+}
+
+/// One active matcher's result, in evaluation order.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct MatcherResult {
+    pub rule_id: u64,
+    pub rule_name: Option<String>,
+    /// `matcher`.
+    pub rule_type: String,
+    pub priority: i64,
+    pub status: i64,
+    pub namespace_id: u64,
+    pub namespace_code: String,
+    /// Evaluated at all (a key bound to another namespace skips it).
+    pub evaluated: bool,
+    pub matched: bool,
+    /// This matcher decided.
+    pub decisive: bool,
+    pub config: Option<MatcherConfigView>,
+}
+
+/// `POST /api/v1/route/validate`.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct RouteValidateView {
+    pub request_data: SampleEcho,
+    pub rules: Vec<MatcherResult>,
+    pub target_namespace: Option<String>,
+    pub route: Option<RouteTarget>,
+    pub api_key: Option<KeyView>,
+    pub decision: Verdict,
+}
+
+/// One of the namespace's matchers, checked.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct RuleCheck {
+    pub rule_id: u64,
+    pub rule_name: Option<String>,
+    /// `matcher`.
+    pub rule_type: String,
+    /// Allowed by this matcher (a deny matcher passes unless it fires).
+    pub passed: bool,
+    pub details: RuleCheckDetails,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct RuleCheckDetails {
+    pub message: String,
+    pub matched: bool,
+    pub config: Option<MatcherConfigView>,
+}
+
+/// `POST /api/v1/namespaces/{id}/validate`.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct NamespaceValidateView {
+    /// The request would be admitted into this namespace.
+    pub allowed: bool,
+    pub namespace_id: u64,
+    pub namespace_code: String,
+    pub namespace_name: String,
+    /// The namespace it lands in instead, if any.
+    pub resolved_namespace: Option<String>,
+    pub rules: Vec<RuleCheck>,
+    pub route: Option<RouteTarget>,
+    pub decision: Verdict,
+}
+
+/// An evaluation's answer read as its documented type.
+fn typed<T: serde::de::DeserializeOwned>(v: Reply) -> Reply<T> {
+    serde_json::from_value(v?).map_err(ApiError::internal)
+}
+
+pub fn route_namespace(c: &Call<'_>, b: SampleRequest) -> Reply<RouteNamespaceView> {
+    typed(validate::route_namespace(&c.center.runtime(), &b))
+}
+
+pub fn route_validate(c: &Call<'_>, b: SampleRequest) -> Reply<RouteValidateView> {
+    typed(validate::route_validate(&c.center.runtime(), &b))
+}
+
+pub fn validate_namespace(c: &Call<'_>, b: SampleRequest) -> Reply<NamespaceValidateView> {
+    typed(validate::validate_namespace(
+        &c.center.runtime(),
+        c.id()?,
+        &b,
+    ))
+}

@@ -1,0 +1,137 @@
+//! Health, status and figures from the data plane: `GET /health` and
+//! `/api/v1/status`, the admin `GET /stats`, and the usage, overview and
+//! monitoring endpoints. The figures are built by `crate::metrics::summary`;
+//! here they are read into the documented types, so an answer always has
+//! the documented shape.
+
+use super::*;
+use crate::store::status::status;
+use serde::de::DeserializeOwned;
+use std::collections::BTreeMap;
+
+/// `GET /health` and `GET /api/v1/status`.
+#[derive(Serialize, ToSchema)]
+pub struct StatusView {
+    /// `healthy`, or `degraded` when the store or the cache does not answer.
+    pub status: &'static str,
+    /// Each configured store (`file`, `mysql`, `redis`) → `healthy`/`unhealthy`.
+    pub storage: BTreeMap<String, String>,
+    /// Revision of the applied config.
+    pub revision: u64,
+    /// Unix seconds.
+    pub timestamp: u64,
+}
+
+/// The admin `GET /stats`: the cache-stats fields (all zero: Sluice has no
+/// response cache) and the gateway's request figures.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct AdminStats {
+    pub cache_hits: u64,
+    pub cache_misses: u64,
+    pub cache_size: u64,
+    pub cache_free: u64,
+    pub cache_enabled: bool,
+    pub requests_total: u64,
+    pub requests_2xx: u64,
+    pub requests_4xx: u64,
+    pub requests_5xx: u64,
+    pub latency_ms_p95: u64,
+    pub upstream_failures: u64,
+    pub inflight_requests: i64,
+    pub inflight_streams: i64,
+    /// Unix seconds.
+    pub updated_at: u64,
+}
+
+/// One namespace's rate limit, as requests per second.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct RateLimitView {
+    pub enabled: bool,
+    pub max_qps: Option<f64>,
+}
+
+/// `GET /api/v1/namespaces/{id}/usage`.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct UsageView {
+    pub namespace_id: u64,
+    pub namespace_code: String,
+    /// Requests per second over the last minute or so.
+    pub qps: f64,
+    /// Requests in flight now.
+    pub concurrency: i64,
+    pub token_input_per_min: u64,
+    pub token_output_per_min: u64,
+    /// Cost of the last hour.
+    pub cost_1h: f64,
+    pub rate_limit: RateLimitView,
+    /// RFC 3339.
+    pub updated_at: String,
+}
+
+/// One entry of `GET /api/v1/namespaces/usage/overview`.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct OverviewEntry {
+    pub namespace_id: u64,
+    pub namespace_code: String,
+    pub qps: f64,
+    pub concurrency: i64,
+}
+
+/// Per-minute series, oldest first.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct MonitoringSeries {
+    pub req_per_min: Vec<u64>,
+    pub latency_ms_p95: Vec<u64>,
+    pub token_in: Vec<u64>,
+    pub token_out: Vec<u64>,
+}
+
+/// `GET /api/v1/namespaces/{id}/monitoring`: the last 5 minutes.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct MonitoringView {
+    pub namespace_id: u64,
+    pub metrics: MonitoringSeries,
+    /// `5m`.
+    pub window: String,
+    /// RFC 3339.
+    pub updated_at: String,
+}
+
+/// A figure built as JSON, read as its documented type.
+fn typed<T: DeserializeOwned>(v: Value) -> Reply<T> {
+    serde_json::from_value(v).map_err(ApiError::internal)
+}
+
+pub fn health(_: &Call<'_>, _: NoBody) -> Reply<StatusView> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let st = status();
+    Ok(StatusView {
+        status: if st.healthy() { "healthy" } else { "degraded" },
+        storage: typed(st.storage_json())?,
+        revision: st.revision(),
+        timestamp: now,
+    })
+}
+
+pub fn stats(_: &Call<'_>, _: NoBody) -> Reply<AdminStats> {
+    typed(crate::metrics::summary::admin_stats())
+}
+
+pub fn overview(c: &Call<'_>, _: NoBody) -> Reply<List<OverviewEntry>> {
+    typed::<Vec<OverviewEntry>>(crate::metrics::summary::overview(&c.center.runtime())).map(List)
+}
+
+pub fn usage(c: &Call<'_>, _: NoBody) -> Reply<UsageView> {
+    let v = crate::metrics::summary::usage(&c.center.runtime(), c.id()?)
+        .ok_or_else(ApiError::not_found)?;
+    typed(v)
+}
+
+pub fn monitoring(c: &Call<'_>, _: NoBody) -> Reply<MonitoringView> {
+    let v = crate::metrics::summary::monitoring(&c.center.runtime(), c.id()?)
+        .ok_or_else(ApiError::not_found)?;
+    typed(v)
+}
