@@ -1,6 +1,6 @@
 //! The compiled model catalog: each public model's deployments with their
 //! live circuit breaker, arm statistics and `Retry-After` cool-down, and
-//! the model's selection state. Built with the [`crate::state::Runtime`]
+//! the model's selection state. Built with the [`crate::state::Snapshot`]
 //! (a config swap starts every deployment afresh). The proxy asks a model
 //! for its try order once per request ([`ModelRt::order`]), gates each
 //! attempt with [`DeploymentRt::admit`] and reports outcomes with
@@ -47,7 +47,7 @@ pub struct ModelRt {
 /// One deployment of a model.
 pub struct DeploymentRt {
     pub name: String,
-    /// Index into `Runtime::pools`.
+    /// Index into `Snapshot::pools`.
     pub pool: usize,
     /// The pool's name (indexes change between runtimes, names do not).
     pub pool_name: String,

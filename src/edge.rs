@@ -24,7 +24,7 @@
 //! HTTP/2 connections (ALPN `h2`) go to Pingora's own loop.
 
 use crate::error::GatewayError;
-use crate::state::SharedRuntime;
+use crate::state::SharedSnapshot;
 use async_trait::async_trait;
 use bytes::BytesMut;
 use pingora::apps::{HttpPersistentSettings, HttpServerApp, ServerApp};
@@ -42,7 +42,7 @@ use tokio::time::Instant;
 /// A listener's application behind the bounded connection loop.
 pub struct Edge<A> {
     app: Arc<A>,
-    runtime: SharedRuntime,
+    runtime: SharedSnapshot,
     /// Validate every head with `httparse` (admin and metrics listeners).
     strict: bool,
     open: AtomicUsize,
@@ -51,7 +51,7 @@ pub struct Edge<A> {
 
 impl<A> Edge<A> {
     /// `strict`: answer every malformed head 400 here (see the module docs).
-    pub fn new(app: A, runtime: SharedRuntime, strict: bool) -> Edge<A> {
+    pub fn new(app: A, runtime: SharedSnapshot, strict: bool) -> Edge<A> {
         Edge {
             app: Arc::new(app),
             runtime,

@@ -109,7 +109,7 @@ fn main() -> ExitCode {
             let problems = match sluice::config::read_file(&config) {
                 Ok((cfg, mut problems)) => {
                     let live = sluice::live::LiveState::local();
-                    if let Err(built) = sluice::state::Runtime::build(cfg, &live) {
+                    if let Err(built) = sluice::state::Snapshot::build(cfg, &live) {
                         // A key already reported (a missing pool, say) is
                         // not reported again by the build.
                         let known: Vec<String> = problems.iter().map(|p| p.path.clone()).collect();

@@ -9,7 +9,7 @@ use crate::edge::Edge;
 use crate::lifecycle::Signals;
 use crate::live::{Counters, LiveState};
 use crate::proxy::Gateway;
-use crate::state::{Runtime, SharedRuntime};
+use crate::state::{SharedSnapshot, Snapshot};
 use crate::store::config_file::Entities;
 use crate::store::lazy::LazyRedisStore;
 use crate::store::open;
@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 /// Refreshes upstream names and runs health checks on the current runtime.
 pub struct Upkeep {
-    runtime: SharedRuntime,
+    runtime: SharedSnapshot,
 }
 
 #[async_trait]
@@ -119,7 +119,7 @@ pub fn run_with_state(
         _ => Counters::Local(Arc::new(LocalCounterStore::new(Arc::new(SystemClock)))),
     };
     let live = LiveState::new(store);
-    let runtime = Runtime::build(config.clone(), &live).map_err(|problems| {
+    let runtime = Snapshot::build(config.clone(), &live).map_err(|problems| {
         ServerError::Config(
             problems
                 .iter()
@@ -139,7 +139,7 @@ pub fn run_with_state(
         runtime.health_check_pools().await;
     });
     drop(startup);
-    let shared: SharedRuntime = Arc::new(ArcSwap::from_pointee(runtime));
+    let shared: SharedSnapshot = Arc::new(ArcSwap::from_pointee(runtime));
     crate::metrics::metrics().config_applied(true);
     if let Some(log) = &config.access_log {
         crate::metrics::access_log::start(&log.path).map_err(ServerError::Setup)?;

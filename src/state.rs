@@ -1,4 +1,4 @@
-//! The compiled, immutable [`Runtime`]: namespaces, matchers, router, key
+//! The compiled, immutable [`Snapshot`]: namespaces, matchers, router, key
 //! ring and upstream pools built from one [`Config`]. It lives behind an
 //! `ArcSwap`; a request loads it once in `request_filter` and keeps that
 //! `Arc` to the end, so a swapped-in runtime never changes a request mid-way.
@@ -34,7 +34,7 @@ pub struct NamespaceRt {
 #[derive(Debug, Clone)]
 pub struct KeyRt {
     pub name: String,
-    /// Index into [`Runtime::namespaces`].
+    /// Index into [`Snapshot::namespaces`].
     pub namespace: Option<usize>,
     /// The models it may use (exact or `prefix*`); none = any.
     pub models: Option<Vec<String>>,
@@ -53,7 +53,7 @@ impl KeyRt {
 }
 
 /// Everything the request path reads, compiled.
-pub struct Runtime {
+pub struct Snapshot {
     pub config: Config,
     pub namespaces: Vec<NamespaceRt>,
     pub resolver: NamespaceResolver,
@@ -174,14 +174,14 @@ impl LimitsRt {
 }
 
 /// The runtime shared by every service.
-pub type SharedRuntime = Arc<ArcSwap<Runtime>>;
+pub type SharedSnapshot = Arc<ArcSwap<Snapshot>>;
 
-impl Runtime {
+impl Snapshot {
     /// Compiles a validated config over the process's live state (limit
     /// counters, server and deployment state, metric windows: kept across
     /// builds). Problems here mean the config changed under validation's
     /// feet; they are reported the same way.
-    pub fn build(config: Config, live: &Arc<LiveState>) -> Result<Runtime, Vec<Problem>> {
+    pub fn build(config: Config, live: &Arc<LiveState>) -> Result<Snapshot, Vec<Problem>> {
         live.prune();
         let store = live.counters();
         let mut problems = Vec::new();
@@ -301,7 +301,7 @@ impl Runtime {
             .map(|p| (p.name.clone(), p.servers.first().map(|s| s.provider)))
             .collect();
         let handles = MetricHandles::new(&config, &router, &pool_labels, &limits.rules, live);
-        Ok(Runtime {
+        Ok(Snapshot {
             handles,
             live: live.clone(),
             limits,

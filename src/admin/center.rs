@@ -1,6 +1,6 @@
 //! Hot apply: every accepted change takes the current entity snapshot,
 //! applies the change, validates the whole config over the YAML's settings
-//! (the checks of `sluice check`), compiles a new [`Runtime`] on the same
+//! (the checks of `sluice check`), compiles a new [`Snapshot`] on the same
 //! counter store, resolves its upstream names and probes their health,
 //! commits the snapshot to the store (one transaction, refused when another
 //! instance committed first: then the center catches up and redoes the
@@ -17,7 +17,7 @@
 
 use super::ApiError;
 use crate::config::{Config, Problem};
-use crate::state::{Runtime, SharedRuntime};
+use crate::state::{SharedSnapshot, Snapshot};
 use crate::store::config_bus::ConfigBus;
 use crate::store::config_file::Entities;
 use crate::store::entity_store::{EntityStore, SaveError};
@@ -31,19 +31,16 @@ use std::time::Duration;
 const ATTEMPTS: u64 = 20;
 
 /// Pause before retrying a change that lost a commit race: random-ish
-/// (clock nanos) and growing with the attempt, so two instances writing
+/// (`fastrand`) and growing with the attempt, so two instances writing
 /// at once fall out of step instead of colliding again (a fixed retry
 /// let one side lose five times in a row under load).
 fn backoff(attempt: u64) -> Duration {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::from(d.subsec_nanos()));
-    Duration::from_millis((5 + nanos % 20) * attempt.min(10))
+    Duration::from_millis(fastrand::u64(5..25) * attempt.min(10))
 }
 
 /// The config center's state: the applied snapshot and where it is stored.
 pub struct ConfigCenter {
-    runtime: SharedRuntime,
+    runtime: SharedSnapshot,
     /// The YAML's settings, before any setting fragment (read again on
     /// SIGHUP).
     base: ArcSwap<Config>,
@@ -60,7 +57,7 @@ impl ConfigCenter {
     /// `entities` must be what `runtime` was built from (over the YAML
     /// settings `base`); with no `store`, changes apply but are not persisted.
     pub fn new(
-        runtime: SharedRuntime,
+        runtime: SharedSnapshot,
         base: Config,
         store: Option<Arc<dyn EntityStore>>,
         bus: Option<Arc<ConfigBus>>,
@@ -84,7 +81,7 @@ impl ConfigCenter {
     }
 
     /// The running runtime.
-    pub fn runtime(&self) -> Arc<Runtime> {
+    pub fn runtime(&self) -> Arc<Snapshot> {
         self.runtime.load_full()
     }
 
@@ -99,9 +96,9 @@ impl ConfigCenter {
     }
 
     /// Validates `next` over the YAML settings and compiles it, ready to swap.
-    async fn compile(&self, next: &Entities, rt: &Runtime) -> Result<Runtime, Vec<Problem>> {
+    async fn compile(&self, next: &Entities, rt: &Snapshot) -> Result<Snapshot, Vec<Problem>> {
         let config = next.config_over(&self.base.load())?;
-        let fresh = Runtime::build(config, &rt.live)?;
+        let fresh = Snapshot::build(config, &rt.live)?;
         fresh.warm_tokenizers();
         // New pools start unresolved: resolve and probe before any request sees them.
         fresh.refresh_pools().await;
@@ -109,7 +106,7 @@ impl ConfigCenter {
         Ok(fresh)
     }
 
-    fn swap(&self, fresh: Runtime, next: Entities) {
+    fn swap(&self, fresh: Snapshot, next: Entities) {
         status().set_revision(next.revision);
         self.runtime.store(Arc::new(fresh));
         self.current.store(Arc::new(next));
@@ -122,7 +119,7 @@ impl ConfigCenter {
     /// again on a newer snapshot when another instance committed first.
     pub async fn mutate<T>(
         &self,
-        change: impl Fn(&mut Entities, &Runtime) -> Result<T, ApiError>,
+        change: impl Fn(&mut Entities, &Snapshot) -> Result<T, ApiError>,
     ) -> Result<T, ApiError> {
         let _guard = self.lock.lock().await;
         for attempt in 1..=ATTEMPTS {
@@ -168,7 +165,7 @@ impl ConfigCenter {
         let rt = self.runtime.load_full();
         let current = self.current.load_full();
         let config = current.config_over(&yaml).map_err(|p| join(&p, &current))?;
-        let fresh = Runtime::build(config, &rt.live).map_err(|p| join(&p, &current))?;
+        let fresh = Snapshot::build(config, &rt.live).map_err(|p| join(&p, &current))?;
         fresh.warm_tokenizers();
         fresh.refresh_pools().await;
         fresh.health_check_pools().await;

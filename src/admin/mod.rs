@@ -16,7 +16,7 @@ pub mod openapi;
 pub mod route;
 pub mod routes;
 
-use crate::state::SharedRuntime;
+use crate::state::SharedSnapshot;
 use crate::store::config_file::Entities;
 use async_trait::async_trait;
 use center::ConfigCenter;
@@ -66,14 +66,14 @@ impl ApiError {
 
 /// The admin HTTP app.
 pub struct AdminApp {
-    runtime: SharedRuntime,
+    runtime: SharedSnapshot,
     center: Arc<ConfigCenter>,
 }
 
 impl AdminApp {
     /// An admin app whose changes apply to `runtime` but are not persisted
     /// (the entities start as the runtime's config has them).
-    pub fn new(runtime: SharedRuntime) -> Self {
+    pub fn new(runtime: SharedSnapshot) -> Self {
         let config = runtime.load().config.clone();
         let entities = Entities::from_config(&config);
         let center = ConfigCenter::new(runtime.clone(), config, None, None, entities);
@@ -81,7 +81,7 @@ impl AdminApp {
     }
 
     /// An admin app over `center` (which applies to `runtime`).
-    pub fn with_center(runtime: SharedRuntime, center: Arc<ConfigCenter>) -> Self {
+    pub fn with_center(runtime: SharedSnapshot, center: Arc<ConfigCenter>) -> Self {
         AdminApp { center, runtime }
     }
 

@@ -110,11 +110,10 @@ impl Call<'_> {
             .ok_or_else(ApiError::not_found)
     }
 
-    /// Query parameter `name`, when given and not empty.
+    /// Query parameter `name`, when given and not empty (the gateway's
+    /// one query decoder, `sluice_filters::facts::query_param`).
     pub fn query_param(&self, name: &str) -> Option<String> {
-        form_urlencoded::parse(self.query.as_bytes())
-            .find(|(k, v)| k == name && !v.is_empty())
-            .map(|(_, v)| v.into_owned())
+        sluice_filters::facts::query_param(&self.query, name).filter(|v| !v.is_empty())
     }
 }
 

@@ -2,7 +2,7 @@
 //! in range, and nothing is configured that could never take effect. Every
 //! problem is reported, each with its path. Patterns (matchers, proxy rules)
 //! and rule settings are checked where they are compiled, once: by the
-//! snapshot build (`crate::state::Runtime::build`), which `sluice check`
+//! snapshot build (`crate::state::Snapshot::build`), which `sluice check`
 //! and every admin change also run.
 
 use super::problem::Problem;

@@ -2,7 +2,7 @@
 //! instead of admitting and proxying them. The proxy dispatches on this
 //! and the admin dry-run reports it, so both agree.
 
-use crate::state::Runtime;
+use crate::state::Snapshot;
 
 /// One of the gateway's own answers on the proxy listener.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,7 +37,7 @@ impl Endpoint {
 /// (`/healthz`, `/health`, ...) come first, before authentication; the
 /// catalog's endpoints exist only when there is a catalog (otherwise those
 /// paths are routed upstream like any request).
-pub fn endpoint(rt: &Runtime, method: &str, path: &str) -> Option<Endpoint> {
+pub fn endpoint(rt: &Snapshot, method: &str, path: &str) -> Option<Endpoint> {
     if method != "GET" && method != "HEAD" {
         return None;
     }

@@ -32,7 +32,7 @@ pub use endpoint::{endpoint, Endpoint};
 
 use crate::catalog::Operation;
 use crate::error::{clip, GatewayError};
-use crate::state::Runtime;
+use crate::state::Snapshot;
 use bytes::Bytes;
 use serde_json::Value;
 use sluice_filters::auth::extract_key;
@@ -80,7 +80,7 @@ pub struct Decision {
 /// Where an admitted request goes and what is sent.
 #[derive(Debug)]
 pub struct Target {
-    /// Index into `Runtime::pools` (a catalog model's first deployment's).
+    /// Index into `Snapshot::pools` (a catalog model's first deployment's).
     pub pool: usize,
     /// Path and query to send upstream when a route or an alias rewrote
     /// the path.
@@ -110,7 +110,7 @@ pub fn alias_of(path: &str) -> Option<&'static str> {
 /// Checks the API key; returns the index of the key that matched (none
 /// when auth is off).
 pub fn authenticate(
-    rt: &Runtime,
+    rt: &Snapshot,
     headers: &dyn HeaderLookup,
 ) -> Result<Option<usize>, GatewayError> {
     if !rt.config.auth.enabled {
@@ -133,7 +133,7 @@ pub fn authenticate(
 }
 
 /// Decides where `req`, authenticated as `key`, goes (steps 2–7 above).
-pub fn decide(rt: &Runtime, req: Request<'_>, key: Option<usize>) -> Decision {
+pub fn decide(rt: &Snapshot, req: Request<'_>, key: Option<usize>) -> Decision {
     let mut d = Decision {
         llm: None,
         matched: None,
@@ -147,7 +147,7 @@ pub fn decide(rt: &Runtime, req: Request<'_>, key: Option<usize>) -> Decision {
 }
 
 fn target(
-    rt: &Runtime,
+    rt: &Snapshot,
     req: Request<'_>,
     key: Option<usize>,
     d: &mut Decision,

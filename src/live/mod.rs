@@ -1,5 +1,5 @@
 //! Live state: what the gateway learns and counts while it runs, kept apart
-//! from the compiled config snapshot ([`crate::state::Runtime`]) so that a
+//! from the compiled config snapshot ([`crate::state::Snapshot`]) so that a
 //! config change — every admin write swaps in a new snapshot — keeps it.
 //!
 //! One [`LiveState`] is made at startup and handed to every snapshot build.

@@ -5,7 +5,7 @@
 //! request figures.
 
 use super::metrics;
-use crate::state::{Runtime, SharedRuntime};
+use crate::state::{SharedSnapshot, Snapshot};
 use async_trait::async_trait;
 use http::Response;
 use pingora::apps::http_app::ServeHttp;
@@ -22,7 +22,7 @@ pub struct Answer {
 
 /// Answers `path` when it is a metrics endpoint and `metrics.token` is set
 /// (none otherwise). `authorization` is the request's header value.
-pub fn answer(rt: &Runtime, path: &str, authorization: Option<&str>) -> Option<Answer> {
+pub fn answer(rt: &Snapshot, path: &str, authorization: Option<&str>) -> Option<Answer> {
     let token = rt.config.metrics.token.as_ref()?;
     let json = |status: u16, v: serde_json::Value| Answer {
         status,
@@ -72,7 +72,7 @@ pub fn answer(rt: &Runtime, path: &str, authorization: Option<&str>) -> Option<A
 
 /// The dedicated metrics listener (`metrics.listen`): only these endpoints.
 pub struct MetricsApp {
-    pub runtime: SharedRuntime,
+    pub runtime: SharedSnapshot,
 }
 
 #[async_trait]

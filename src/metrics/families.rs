@@ -3,7 +3,7 @@
 
 use crate::live::labels::{MetricHandles, CLASSES, NONE};
 use crate::live::window::{self, Finished};
-use crate::state::Runtime;
+use crate::state::Snapshot;
 use prometheus::{
     histogram_opts, opts, CounterVec, Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Registry, TextEncoder,
@@ -185,7 +185,7 @@ impl Families {
     }
 
     /// Sets the per-server gauges from the running runtime.
-    pub fn refresh_upstreams(&self, rt: &Runtime) {
+    pub fn refresh_upstreams(&self, rt: &Snapshot) {
         self.upstream_healthy.reset();
         self.circuit_open.reset();
         self.upstream_inflight.reset();

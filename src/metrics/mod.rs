@@ -152,7 +152,7 @@ impl Metrics {
 
     /// Prometheus text exposition; upstream health and circuit state are
     /// read from `rt` at scrape time.
-    pub fn render(&self, rt: &crate::state::Runtime) -> String {
+    pub fn render(&self, rt: &crate::state::Snapshot) -> String {
         self.f.refresh_upstreams(rt);
         self.f.encode()
     }

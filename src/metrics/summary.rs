@@ -7,7 +7,7 @@
 use super::metrics;
 use crate::clock::{rfc3339, unix_secs};
 use crate::live::window::{now_minute, Series, Slot};
-use crate::state::Runtime;
+use crate::state::Snapshot;
 use serde_json::{json, Value};
 use sluice_filters::limits::rules::RuleConfig;
 
@@ -79,7 +79,7 @@ fn window_json(s: &Series, minute: u64) -> (Slot, Slot, Value) {
 }
 
 /// `GET /metrics/summary`.
-pub fn summary(rt: &Runtime) -> Value {
+pub fn summary(rt: &Snapshot) -> Value {
     let h = &rt.handles;
     let minute = now_minute();
     let namespaces: Vec<Value> = h
@@ -149,12 +149,12 @@ pub fn summary(rt: &Runtime) -> Value {
     })
 }
 
-fn ns_index(rt: &Runtime, id: u64) -> Option<usize> {
+fn ns_index(rt: &Snapshot, id: u64) -> Option<usize> {
     rt.namespaces.iter().position(|n| n.id == id)
 }
 
 /// Admin `GET /api/v1/namespaces/{id}/usage`; none = no such namespace.
-pub fn usage(rt: &Runtime, id: u64) -> Option<Value> {
+pub fn usage(rt: &Snapshot, id: u64) -> Option<Value> {
     let i = ns_index(rt, id)?;
     let s = rt.handles.ns_series.get(i)?;
     let r = rate(s, now_minute());
@@ -184,7 +184,7 @@ pub fn usage(rt: &Runtime, id: u64) -> Option<Value> {
 }
 
 /// Admin `GET /api/v1/namespaces/usage/overview`.
-pub fn overview(rt: &Runtime) -> Value {
+pub fn overview(rt: &Snapshot) -> Value {
     let minute = now_minute();
     Value::Array(
         rt.namespaces
@@ -204,7 +204,7 @@ pub fn overview(rt: &Runtime) -> Value {
 
 /// Admin `GET /api/v1/namespaces/{id}/monitoring`: the last 5 minutes
 /// (oldest first, the current minute last).
-pub fn monitoring(rt: &Runtime, id: u64) -> Option<Value> {
+pub fn monitoring(rt: &Snapshot, id: u64) -> Option<Value> {
     let i = ns_index(rt, id)?;
     let minutes = rt.handles.ns_series.get(i)?.minutes(now_minute(), 5);
     let col = |f: fn(&Slot) -> u64| minutes.iter().map(f).collect::<Vec<u64>>();

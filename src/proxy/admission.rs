@@ -13,7 +13,7 @@ use super::observed::Observed;
 use crate::decision::body::wants_usage;
 use crate::decision::{self, LlmFields, Target};
 use crate::error::GatewayError;
-use crate::state::Runtime;
+use crate::state::Snapshot;
 use bytes::{Bytes, BytesMut};
 use http::HeaderMap;
 use pingora::proxy::Session;
@@ -50,7 +50,7 @@ const SCAN_HEADERS: usize = 16;
 /// known so far).
 pub async fn admit(
     session: &mut Session,
-    rt: &Runtime,
+    rt: &Snapshot,
     request_id: &str,
     obs: &mut Observed,
 ) -> Result<Plan, GatewayError> {

@@ -29,7 +29,7 @@ use super::ctx::{CatalogAttempts, CatalogPlan, RequestCtx};
 use crate::catalog::DeploymentRt;
 use crate::error::GatewayError;
 use crate::providers::{self, response::ResponseAdapter};
-use crate::state::Runtime;
+use crate::state::Snapshot;
 use crate::upstream::ServerRt;
 use bytes::Bytes;
 use pingora::http::{RequestHeader, ResponseHeader};
@@ -42,7 +42,7 @@ use std::time::{Duration, Instant};
 /// left to try (the error to answer with).
 pub async fn pick(
     ctx: &mut RequestCtx,
-    rt: &Runtime,
+    rt: &Snapshot,
     cp: &CatalogPlan,
 ) -> Result<(usize, Backend, Arc<ServerRt>), GatewayError> {
     let model = &rt.catalog.models[cp.model];
@@ -130,13 +130,13 @@ fn jitter() -> f64 {
 }
 
 /// The deployment of the current attempt.
-fn current<'a>(ctx: &RequestCtx, rt: &'a Runtime, cp: &CatalogPlan) -> Option<&'a DeploymentRt> {
+fn current<'a>(ctx: &RequestCtx, rt: &'a Snapshot, cp: &CatalogPlan) -> Option<&'a DeploymentRt> {
     let (i, _) = ctx.catalog.as_ref()?.current.as_ref()?;
     rt.catalog.models[cp.model].deployments.get(*i)
 }
 
 /// Records the current attempt's outcome once.
-fn record(ctx: &mut RequestCtx, rt: &Runtime, cp: &CatalogPlan, success: bool, ttfb: bool) {
+fn record(ctx: &mut RequestCtx, rt: &Snapshot, cp: &CatalogPlan, success: bool, ttfb: bool) {
     let Some(st) = ctx.catalog.as_mut() else {
         return;
     };
@@ -150,13 +150,13 @@ fn record(ctx: &mut RequestCtx, rt: &Runtime, cp: &CatalogPlan, success: bool, t
 }
 
 /// A connection attempt failed: the deployment failed.
-pub fn connect_failed(ctx: &mut RequestCtx, rt: &Runtime, cp: &CatalogPlan) {
+pub fn connect_failed(ctx: &mut RequestCtx, rt: &Snapshot, cp: &CatalogPlan) {
     record(ctx, rt, cp, false, false);
 }
 
 /// An error after connecting, before or after the header. `true` = the
 /// error is a status this module turned into a retry.
-pub fn proxy_failed(ctx: &mut RequestCtx, rt: &Runtime, cp: &CatalogPlan) -> bool {
+pub fn proxy_failed(ctx: &mut RequestCtx, rt: &Snapshot, cp: &CatalogPlan) -> bool {
     if let Some(st) = ctx.catalog.as_mut() {
         if st.retry_status.take().is_some() {
             return true;
@@ -171,7 +171,7 @@ pub fn proxy_failed(ctx: &mut RequestCtx, rt: &Runtime, cp: &CatalogPlan) -> boo
 /// Path, framing and provider headers of the current attempt.
 pub fn request_header(
     ctx: &RequestCtx,
-    rt: &Runtime,
+    rt: &Snapshot,
     cp: &CatalogPlan,
     req: &mut RequestHeader,
 ) -> Result<()> {
@@ -221,7 +221,7 @@ fn retry_after_ms(header: &ResponseHeader) -> Option<u64> {
 /// docs); otherwise the answer is adapted for the client.
 pub fn on_response_header(
     ctx: &mut RequestCtx,
-    rt: &Runtime,
+    rt: &Snapshot,
     cp: &CatalogPlan,
     header: &mut ResponseHeader,
     replayable: bool,

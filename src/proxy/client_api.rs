@@ -11,7 +11,7 @@ use super::admission::Headers;
 use super::ctx::RequestCtx;
 use super::reply;
 use crate::decision::{self, Endpoint};
-use crate::state::Runtime;
+use crate::state::Snapshot;
 use pingora::proxy::Session;
 use pingora::Result;
 use sluice_filters::balance::ReportFilter;
@@ -21,7 +21,7 @@ use sluice_filters::balance::ReportFilter;
 pub async fn serve(
     session: &mut Session,
     ctx: &RequestCtx,
-    rt: &Runtime,
+    rt: &Snapshot,
     endpoint: Endpoint,
 ) -> Result<()> {
     let req = session.req_header();

@@ -5,7 +5,7 @@
 pub use super::plan::{CatalogPlan, Handoff, LlmFields, Plan, Role};
 use crate::error::GatewayError;
 use crate::providers::UpstreamRequest;
-use crate::state::Runtime;
+use crate::state::Snapshot;
 use crate::upstream::ServerRt;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -45,7 +45,7 @@ pub struct RequestCtx {
     pub role: Role,
     pub request_id: String,
     pub started: Instant,
-    pub runtime: Option<Arc<Runtime>>,
+    pub runtime: Option<Arc<Snapshot>>,
     pub plan: Option<Arc<Plan>>,
     /// The server of the current attempt (its in-flight count is held).
     pub server: Option<Arc<ServerRt>>,

@@ -11,7 +11,7 @@ use crate::control::ConfigControl;
 use crate::decision::Endpoint;
 use crate::error::GatewayError;
 use crate::metrics::metrics;
-use crate::state::Runtime;
+use crate::state::Snapshot;
 use pingora::proxy::Session;
 use pingora::Result;
 use serde_json::json;
@@ -21,7 +21,7 @@ use serde_json::json;
 pub async fn serve(
     session: &mut Session,
     ctx: &RequestCtx,
-    rt: &Runtime,
+    rt: &Snapshot,
     endpoint: Endpoint,
     center: Option<&dyn ConfigControl>,
 ) -> Result<bool> {
@@ -112,7 +112,7 @@ pub async fn serve(
 }
 
 /// The `/health` body: healthy when every pool has a usable server.
-pub fn health(rt: &Runtime) -> (u16, serde_json::Value) {
+pub fn health(rt: &Snapshot) -> (u16, serde_json::Value) {
     let mut pools = serde_json::Map::new();
     let mut all_ok = true;
     // Only pools something routes to decide the gateway's health: a pool

@@ -8,7 +8,7 @@
 
 use super::ctx::{Plan, RequestCtx};
 use crate::config::ProviderKind;
-use crate::state::Runtime;
+use crate::state::Snapshot;
 use crate::upstream::ServerRt;
 use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
@@ -71,7 +71,7 @@ fn strip(req: &mut RequestHeader, name: &HeaderName) {
 /// Rewrites the request header sent upstream.
 pub fn prepare(
     req: &mut RequestHeader,
-    rt: &Runtime,
+    rt: &Snapshot,
     plan: &Plan,
     server: &ServerRt,
     ctx: &RequestCtx,

@@ -6,7 +6,7 @@
 
 use crate::error::{GatewayError, LimitDenial};
 use crate::metrics::metrics;
-use crate::state::Runtime;
+use crate::state::Snapshot;
 use serde_json::Value;
 use sluice_filters::facts::HeaderLookup;
 use sluice_filters::limits::plan::{self, Decision, Denial, RequestView, Reservation};
@@ -64,7 +64,7 @@ pub struct LimitInput<'a> {
 
 /// Runs the rules of the request's namespace. `Ok(None)` = no rule applies
 /// (nothing counted, nothing to settle).
-pub async fn admit(rt: &Runtime, input: &LimitInput<'_>) -> Result<Option<Granted>, GatewayError> {
+pub async fn admit(rt: &Snapshot, input: &LimitInput<'_>) -> Result<Option<Granted>, GatewayError> {
     let limits = &rt.limits;
     let Some(indexes) = limits.by_namespace.get(input.namespace) else {
         return Ok(None);
@@ -226,7 +226,7 @@ fn store_recovered() {
 /// Gives back what the request held (`Reservation::into_settlement`):
 /// its concurrency slots, and the difference between the reserved and the
 /// used tokens.
-pub async fn settle(rt: &Runtime, ops: &[Settle]) {
+pub async fn settle(rt: &Snapshot, ops: &[Settle]) {
     if ops.is_empty() {
         return;
     }

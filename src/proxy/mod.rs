@@ -32,7 +32,7 @@ pub use endpoints::health;
 
 use crate::error::GatewayError;
 use crate::metrics::metrics;
-use crate::state::SharedRuntime;
+use crate::state::SharedSnapshot;
 use async_trait::async_trait;
 use bytes::Bytes;
 use ctx::{Handoff, RequestCtx, Role};
@@ -83,14 +83,14 @@ async fn settle(ctx: &mut RequestCtx) {
 
 /// The gateway's proxy logic.
 pub struct Gateway {
-    runtime: SharedRuntime,
+    runtime: SharedSnapshot,
     /// For `GET /refresh-config` (none in tests that build a bare gateway).
     center: Option<Arc<dyn crate::control::ConfigControl>>,
 }
 
 impl Gateway {
     pub fn new(
-        runtime: SharedRuntime,
+        runtime: SharedSnapshot,
         center: Option<Arc<dyn crate::control::ConfigControl>>,
     ) -> Self {
         Gateway { runtime, center }

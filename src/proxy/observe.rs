@@ -12,7 +12,7 @@ use super::plan::Role;
 use crate::metrics::access_log::{self, Line};
 use crate::metrics::families::Record;
 use crate::metrics::metrics;
-use crate::state::Runtime;
+use crate::state::Snapshot;
 use pingora::protocols::http::HttpTask;
 use pingora::proxy::Session;
 use prometheus::Histogram;
@@ -20,7 +20,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 /// Admission resolved the model: keep its label (and the name for the
 /// access log).
-pub fn model(obs: &mut Observed, rt: &Runtime, model: Option<&str>, stream: bool) {
+pub fn model(obs: &mut Observed, rt: &Snapshot, model: Option<&str>, stream: bool) {
     obs.model = Some(rt.handles.models.index(model));
     obs.stream = stream;
     if access_log::enabled() {
@@ -35,7 +35,7 @@ pub fn model(obs: &mut Observed, rt: &Runtime, model: Option<&str>, stream: bool
 }
 
 /// A limit rule denied the request: count it with its namespace and rule.
-pub fn denied(obs: &mut Observed, rt: &Runtime, rule_id: u64, code: &str) {
+pub fn denied(obs: &mut Observed, rt: &Snapshot, rule_id: u64, code: &str) {
     obs.denied = true;
     let rule = rt
         .limits
@@ -58,7 +58,7 @@ pub fn admitted(ctx: &mut RequestCtx) {
 }
 
 fn series<'a>(
-    rt: &'a Runtime,
+    rt: &'a Snapshot,
     obs: &Observed,
 ) -> impl Iterator<Item = &'a std::sync::Arc<crate::live::window::Series>> {
     let h = &rt.handles;

@@ -4,7 +4,7 @@
 
 use super::limits::Granted;
 use crate::catalog::Operation;
-use crate::state::Runtime;
+use crate::state::Snapshot;
 use bytes::Bytes;
 use std::sync::Arc;
 
@@ -13,11 +13,11 @@ pub use crate::decision::LlmFields;
 /// What admission decided for a request.
 #[derive(Debug)]
 pub struct Plan {
-    /// Index into `Runtime::namespaces`.
+    /// Index into `Snapshot::namespaces`.
     pub namespace: usize,
-    /// Index into `Runtime::keys`, when a key authenticated the request.
+    /// Index into `Snapshot::keys`, when a key authenticated the request.
     pub key: Option<usize>,
-    /// Index into `Runtime::pools`.
+    /// Index into `Snapshot::pools`.
     pub pool: usize,
     /// Path and query to send upstream when a route rewrote the path.
     pub upstream_uri: Option<String>,
@@ -52,7 +52,7 @@ pub struct Plan {
 /// A request served by the model catalog.
 #[derive(Debug)]
 pub struct CatalogPlan {
-    /// Index into `Runtime::catalog.models`.
+    /// Index into `Snapshot::catalog.models`.
     pub model: usize,
     pub op: Operation,
     /// The request body after admission's rewrites; each attempt adapts it
@@ -73,7 +73,7 @@ pub struct CatalogPlan {
 pub struct CatalogOutcome {
     pub deployment: Option<String>,
     pub provider: Option<&'static str>,
-    /// Index into `Runtime::pools` of the deployment's pool.
+    /// Index into `Snapshot::pools` of the deployment's pool.
     pub pool: Option<usize>,
     /// (prompt, completion) tokens as the provider reported them.
     pub usage: Option<(u64, u64)>,
@@ -83,7 +83,7 @@ pub struct CatalogOutcome {
 
 /// Passed to the subrequest through Pingora's `user_ctx`.
 pub struct Handoff {
-    pub runtime: Arc<Runtime>,
+    pub runtime: Arc<Snapshot>,
     pub plan: Arc<Plan>,
     pub request_id: String,
 }

@@ -64,7 +64,7 @@ impl EntityStore for FileStore {
         let store = self.clone();
         tokio::task::spawn_blocking(move || FileStore::load(&store))
             .await
-            .map_err(|e| StoreError::Runtime(e.to_string()))?
+            .map_err(|e| StoreError::Snapshot(e.to_string()))?
     }
 
     async fn save(&self, _prev: &Entities, next: &Entities) -> Result<(), SaveError> {
@@ -73,7 +73,7 @@ impl EntityStore for FileStore {
         let next = next.clone();
         tokio::task::spawn_blocking(move || FileStore::save(&store, &next))
             .await
-            .map_err(|e| SaveError::Unavailable(StoreError::Runtime(e.to_string())))?
+            .map_err(|e| SaveError::Unavailable(StoreError::Snapshot(e.to_string())))?
             .map_err(SaveError::Unavailable)
     }
 

@@ -28,7 +28,7 @@ pub enum StoreError {
     Corrupt(String),
     /// The config I/O runtime could not start or lost a task.
     #[error("{0}")]
-    Runtime(String),
+    Snapshot(String),
     /// Another failure, with where it happened.
     #[error("{context}: {source}")]
     Context {

@@ -20,7 +20,7 @@ pub fn handle() -> Result<tokio::runtime::Handle, StoreError> {
             .thread_name("sluice-config-io")
             .enable_all()
             .build()
-            .map_err(|e| StoreError::Runtime(format!("cannot start the config I/O runtime: {e}")))
+            .map_err(|e| StoreError::Snapshot(format!("cannot start the config I/O runtime: {e}")))
     });
     rt.as_ref()
         .map(|r| r.handle().clone())
@@ -44,7 +44,7 @@ pub async fn run<T: Send + 'static>(
             })
     });
     task.await
-        .map_err(|e| StoreError::Runtime(format!("store task failed: {e}")))?
+        .map_err(|e| StoreError::Snapshot(format!("store task failed: {e}")))?
 }
 
 /// Runs `fut` on the I/O runtime from synchronous code (startup).

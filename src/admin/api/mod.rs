@@ -11,7 +11,7 @@ use super::center::ConfigCenter;
 use super::route::{Body, Call, List, NoBody, Pending, Reply};
 use super::ApiError;
 use crate::config::{Matcher, Namespace, ProxyRule, Rule, UpstreamServer};
-use crate::state::Runtime;
+use crate::state::Snapshot;
 use crate::store::config_file::Entities;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};

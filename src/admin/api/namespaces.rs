@@ -188,7 +188,7 @@ fn rename(e: &mut Entities, old: &str, new: &str) {
 }
 
 /// Deletes namespace `id` (409 while anything references it).
-pub(super) fn delete_in(e: &mut Entities, rt: &Runtime, id: u64) -> Result<(), ApiError> {
+pub(super) fn delete_in(e: &mut Entities, rt: &Snapshot, id: u64) -> Result<(), ApiError> {
     let i = position(&e.namespaces, id, |n| n.id)?;
     let code = e.namespaces[i].namespace_code.clone();
     let is = |n: &Option<String>| n.as_deref() == Some(code.as_str());

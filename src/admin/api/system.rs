@@ -241,7 +241,7 @@ fn op_name(item: &BatchOp) -> String {
 }
 
 /// One batch operation, applied to the batch's working snapshot.
-fn apply_op(e: &mut Entities, rt: &Runtime, item: &BatchOp) -> Result<u64, ApiError> {
+fn apply_op(e: &mut Entities, rt: &Snapshot, item: &BatchOp) -> Result<u64, ApiError> {
     use OpKind::*;
     let kind = match &item.op {
         None => return Err(ApiError::bad_request("缺少必要字段: op")),

@@ -188,7 +188,7 @@ pub fn health(_: &Call<'_>, _: NoBody) -> Reply<TokenHealth> {
 /// The encoding for a request: an explicit `encoding`, else the model's
 /// through the running map. Returns `(encoding, estimated)`.
 fn encoding_for(
-    rt: &Runtime,
+    rt: &Snapshot,
     encoding: Option<&str>,
     model: &str,
 ) -> Result<(Encoding, bool), ApiError> {

@@ -103,10 +103,7 @@ fn typed<T: DeserializeOwned>(v: Value) -> Reply<T> {
 }
 
 pub fn health(_: &Call<'_>, _: NoBody) -> Reply<StatusView> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let now = crate::clock::unix_secs();
     let st = status();
     Ok(StatusView {
         status: if st.healthy() { "healthy" } else { "degraded" },

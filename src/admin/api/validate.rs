@@ -139,11 +139,11 @@ fn matcher_config(m: &Matcher) -> Value {
     })
 }
 
-fn matcher_by_id(rt: &Runtime, id: u64) -> Option<&Matcher> {
+fn matcher_by_id(rt: &Snapshot, id: u64) -> Option<&Matcher> {
     rt.config.matchers.iter().find(|m| m.id == id)
 }
 
-fn namespace_info(rt: &Runtime, index: usize) -> Value {
+fn namespace_info(rt: &Snapshot, index: usize) -> Value {
     let n = &rt.namespaces[index];
     json!({
         "namespace_id": n.id,
@@ -154,7 +154,7 @@ fn namespace_info(rt: &Runtime, index: usize) -> Value {
 }
 
 /// Everything the proxy would decide for a sample, minus limits.
-struct Outcome {
+struct DryRun {
     /// The gateway answers the path itself.
     endpoint: Option<Endpoint>,
     key: Result<Option<usize>, GatewayError>,
@@ -163,14 +163,14 @@ struct Outcome {
     decision: Option<Decision>,
 }
 
-impl Outcome {
+impl DryRun {
     fn matched(&self) -> Option<&NamespaceDecision> {
         self.decision.as_ref()?.matched.as_ref()
     }
 }
 
 /// Runs the sample through what live traffic goes through, in its order.
-fn evaluate(rt: &Runtime, s: &Sample) -> Outcome {
+fn evaluate(rt: &Snapshot, s: &Sample) -> DryRun {
     let endpoint = decision::endpoint(rt, &s.method, &s.path);
     let key = decision::authenticate(rt, &s.headers);
     let bound = key
@@ -190,7 +190,7 @@ fn evaluate(rt: &Runtime, s: &Sample) -> Outcome {
         };
         decision::decide(rt, request, key.as_ref().ok().copied().flatten())
     });
-    Outcome {
+    DryRun {
         endpoint,
         key,
         bound,
@@ -199,7 +199,7 @@ fn evaluate(rt: &Runtime, s: &Sample) -> Outcome {
 }
 
 /// What the proxy would answer before limits: `{"result", "status", "reason"}`.
-fn verdict(rt: &Runtime, s: &Sample, o: &Outcome) -> Value {
+fn verdict(rt: &Snapshot, s: &Sample, o: &DryRun) -> Value {
     let refused = |result: &str, e: &GatewayError| json!({"result": result, "status": e.status(), "reason": e.to_string()});
     if let Some(why) = &s.bad_path {
         return refused(
@@ -238,7 +238,7 @@ fn verdict(rt: &Runtime, s: &Sample, o: &Outcome) -> Value {
     }
 }
 
-fn route_view(rt: &Runtime, o: &Outcome, s: &Sample) -> Value {
+fn route_view(rt: &Snapshot, o: &DryRun, s: &Sample) -> Value {
     let Some(d) = &o.decision else {
         return Value::Null;
     };
@@ -285,7 +285,7 @@ fn route_view(rt: &Runtime, o: &Outcome, s: &Sample) -> Value {
     }
 }
 
-fn key_view(rt: &Runtime, o: &Outcome) -> Value {
+fn key_view(rt: &Snapshot, o: &DryRun) -> Value {
     match &o.key {
         Ok(None) => Value::Null,
         Ok(Some(k)) => json!({
@@ -297,7 +297,7 @@ fn key_view(rt: &Runtime, o: &Outcome) -> Value {
 }
 
 /// `POST /api/v1/route/namespace`: the namespace (and route) a request gets.
-pub fn route_namespace(rt: &Runtime, b: &SampleRequest) -> Reply {
+pub fn route_namespace(rt: &Snapshot, b: &SampleRequest) -> Reply {
     let s = Sample::parse(b)?;
     let o = evaluate(rt, &s);
     let mut out = Map::new();
@@ -365,7 +365,7 @@ pub fn route_namespace(rt: &Runtime, b: &SampleRequest) -> Reply {
 /// `POST /api/v1/route/validate`: every active matcher, in evaluation
 /// order, with whether it matches the request, which one decided, and the
 /// overall decision.
-pub fn route_validate(rt: &Runtime, b: &SampleRequest) -> Reply {
+pub fn route_validate(rt: &Snapshot, b: &SampleRequest) -> Reply {
     let s = Sample::parse(b)?;
     let facts = s.facts();
     let o = evaluate(rt, &s);
@@ -412,7 +412,7 @@ pub fn route_validate(rt: &Runtime, b: &SampleRequest) -> Reply {
 
 /// `POST /api/v1/namespaces/{id}/validate`: whether the request is admitted
 /// into namespace `id`, with each of its matchers' result.
-pub fn validate_namespace(rt: &Runtime, id: u64, b: &SampleRequest) -> Reply {
+pub fn validate_namespace(rt: &Snapshot, id: u64, b: &SampleRequest) -> Reply {
     let index = rt
         .namespaces
         .iter()
