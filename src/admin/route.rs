@@ -113,7 +113,7 @@ impl Call<'_> {
     /// Query parameter `name`, when given and not empty (the gateway's
     /// one query decoder, `sluice_filters::facts::query_param`).
     pub fn query_param(&self, name: &str) -> Option<String> {
-        sluice_filters::facts::query_param(&self.query, name).filter(|v| !v.is_empty())
+        sluice_filters::facts::query_param(self.query, name).filter(|v| !v.is_empty())
     }
 }
 
