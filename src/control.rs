@@ -5,6 +5,7 @@
 //! `admin::center::ConfigCenter`).
 
 use crate::config::Config;
+use crate::store::StoreError;
 use async_trait::async_trait;
 
 /// The config center's operations other modules use.
@@ -13,11 +14,16 @@ pub trait ConfigControl: Send + Sync {
     /// Loads the stored config when it is newer than the running one (the
     /// catch-up the bus and the periodic revision check do). `Ok(true)`
     /// when a newer config was applied.
-    async fn catch_up(&self) -> Result<bool, String>;
+    async fn catch_up(&self) -> Result<bool, StoreError>;
 
     /// `yaml` (the config file read again) replaces the settings the
     /// entities apply over; validated and compiled like any change, and
     /// nothing changes when it fails. Returns the settings that differ but
     /// only take effect after a restart.
-    async fn reload_settings(&self, yaml: Config) -> Result<Vec<String>, String>;
+    async fn reload_settings(&self, yaml: Config) -> Result<Vec<String>, Rejected>;
 }
+
+/// A config change refused: its problems, as one message.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct Rejected(pub String);

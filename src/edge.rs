@@ -181,7 +181,7 @@ impl<A> Edge<A> {
             if let Some(end) = head_end(&buf) {
                 if self.strict {
                     if let Err(why) = check_head(&buf[..end]) {
-                        return Head::Reject(GatewayError::InvalidRequest(why));
+                        return Head::Reject(GatewayError::InvalidRequest(why.to_string()));
                     }
                 }
                 return Head::Ready(buf);
@@ -203,21 +203,30 @@ fn head_end(buf: &[u8]) -> Option<usize> {
     }
 }
 
+/// Why a request head is refused before Pingora parses it.
+#[derive(Debug, thiserror::Error)]
+enum BadHead {
+    #[error("incomplete request head")]
+    Incomplete,
+    #[error("malformed request head: {0}")]
+    Malformed(#[from] httparse::Error),
+    #[error("an HTTP/1.1 request must carry a Host header")]
+    NoHost,
+}
+
 /// A complete head parsed as HTTP/1.x; HTTP/1.1 must name its `Host`.
-fn check_head(head: &[u8]) -> Result<(), String> {
+fn check_head(head: &[u8]) -> Result<(), BadHead> {
     let mut headers = [httparse::EMPTY_HEADER; 128];
     let mut req = httparse::Request::new(&mut headers);
-    match req.parse(head) {
-        Ok(httparse::Status::Complete(_)) => {}
-        Ok(httparse::Status::Partial) => return Err("incomplete request head".into()),
-        Err(e) => return Err(format!("malformed request head: {e}")),
+    if req.parse(head)?.is_partial() {
+        return Err(BadHead::Incomplete);
     }
     let has_host = req
         .headers
         .iter()
         .any(|h| h.name.eq_ignore_ascii_case("host"));
     if req.version == Some(1) && !has_host {
-        return Err("an HTTP/1.1 request must carry a Host header".into());
+        return Err(BadHead::NoHost);
     }
     Ok(())
 }
@@ -315,7 +324,7 @@ mod tests {
         assert!(check_head(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").is_ok());
         assert!(check_head(b"GET / HTTP/1.0\r\n\r\n").is_ok());
         let no_host = check_head(b"GET / HTTP/1.1\r\nA: b\r\n\r\n").unwrap_err();
-        assert!(no_host.contains("Host"), "{no_host}");
+        assert!(matches!(no_host, super::BadHead::NoHost), "{no_host}");
         assert!(check_head(b"GET / HTTP/1.1\r\nBad Header\r\n\r\n").is_err());
         assert!(check_head(b"\x01\x02 / HTTP/1.1\r\n\r\n").is_err());
     }

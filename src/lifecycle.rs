@@ -59,13 +59,11 @@ pub fn in_flight() -> usize {
 /// Makes SIGHUP harmless from now on (its default action kills the
 /// process): tokio keeps a signal's handler installed once registered, so
 /// a SIGHUP that arrives before [`Signals`] listens is ignored, not fatal.
-pub fn hold_sighup() -> Result<(), String> {
+pub fn hold_sighup() -> std::io::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the signal runtime: {e}"))?;
+        .build()?;
     rt.block_on(async { signal(SignalKind::hangup()).map(drop) })
-        .map_err(|e| format!("cannot handle SIGHUP: {e}"))
 }
 
 /// The gateway's [`ShutdownSignalWatch`]: see the module docs.

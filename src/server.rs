@@ -66,8 +66,11 @@ pub enum ServerError {
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     /// A runtime, signal handler or file could not be set up.
-    #[error("{0}")]
-    Setup(String),
+    #[error("cannot start {what}: {source}")]
+    Setup {
+        what: &'static str,
+        source: std::io::Error,
+    },
 }
 
 /// Builds and runs the gateway; returns only on error before start.
@@ -88,7 +91,10 @@ pub fn run_with_state(
     state_path: Option<PathBuf>,
     reimport: bool,
 ) -> Result<(), ServerError> {
-    crate::lifecycle::hold_sighup().map_err(ServerError::Setup)?;
+    crate::lifecycle::hold_sighup().map_err(|source| ServerError::Setup {
+        what: "the SIGHUP handler",
+        source,
+    })?;
     let opened = match state_path {
         Some(path) => Some(open::open(&yaml, path, reimport)?),
         None => None,
@@ -133,7 +139,10 @@ pub fn run_with_state(
     let startup = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| ServerError::Setup(format!("cannot start the startup runtime: {e}")))?;
+        .map_err(|source| ServerError::Setup {
+            what: "the startup runtime",
+            source,
+        })?;
     startup.block_on(async {
         runtime.refresh_pools().await;
         runtime.health_check_pools().await;
@@ -142,7 +151,10 @@ pub fn run_with_state(
     let shared: SharedSnapshot = Arc::new(ArcSwap::from_pointee(runtime));
     crate::metrics::metrics().config_applied(true);
     if let Some(log) = &config.access_log {
-        crate::metrics::access_log::start(&log.path).map_err(ServerError::Setup)?;
+        crate::metrics::access_log::start(&log.path).map_err(|source| ServerError::Setup {
+            what: "the access log (access_log.path)",
+            source,
+        })?;
     }
 
     // Pingora's grace period starts when its listeners close; the gateway

@@ -17,11 +17,13 @@
 
 use super::ApiError;
 use crate::config::{Config, Problem};
+use crate::control::Rejected;
 use crate::state::{SharedSnapshot, Snapshot};
 use crate::store::config_bus::ConfigBus;
 use crate::store::config_file::Entities;
 use crate::store::entity_store::{EntityStore, SaveError};
 use crate::store::status::status;
+use crate::store::StoreError;
 use arc_swap::ArcSwap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -160,12 +162,14 @@ impl ConfigCenter {
     /// change is validated and compiled like any other and changes nothing
     /// when it fails. Returns the settings that differ but only take effect
     /// after a restart (listeners, threads, stores).
-    pub async fn reload_settings(&self, yaml: Config) -> Result<Vec<String>, String> {
+    pub async fn reload_settings(&self, yaml: Config) -> Result<Vec<String>, Rejected> {
         let _guard = self.lock.lock().await;
         let rt = self.runtime.load_full();
         let current = self.current.load_full();
-        let config = current.config_over(&yaml).map_err(|p| join(&p, &current))?;
-        let fresh = Snapshot::build(config, &rt.live).map_err(|p| join(&p, &current))?;
+        let config = current
+            .config_over(&yaml)
+            .map_err(|p| Rejected(join(&p, &current)))?;
+        let fresh = Snapshot::build(config, &rt.live).map_err(|p| Rejected(join(&p, &current)))?;
         fresh.warm_tokenizers();
         fresh.refresh_pools().await;
         fresh.health_check_pools().await;
@@ -194,7 +198,7 @@ impl ConfigCenter {
     }
 
     /// Loads and applies a newer stored snapshot, if there is one.
-    pub async fn catch_up(&self) -> Result<bool, String> {
+    pub async fn catch_up(&self) -> Result<bool, StoreError> {
         let _guard = self.lock.lock().await;
         self.catch_up_locked().await
     }
@@ -202,17 +206,17 @@ impl ConfigCenter {
 
 #[async_trait::async_trait]
 impl crate::control::ConfigControl for ConfigCenter {
-    async fn catch_up(&self) -> Result<bool, String> {
+    async fn catch_up(&self) -> Result<bool, StoreError> {
         ConfigCenter::catch_up(self).await
     }
 
-    async fn reload_settings(&self, yaml: Config) -> Result<Vec<String>, String> {
+    async fn reload_settings(&self, yaml: Config) -> Result<Vec<String>, Rejected> {
         ConfigCenter::reload_settings(self, yaml).await
     }
 }
 
 impl ConfigCenter {
-    async fn catch_up_locked(&self) -> Result<bool, String> {
+    async fn catch_up_locked(&self) -> Result<bool, StoreError> {
         let Some(store) = &self.store else {
             return Ok(false);
         };
@@ -221,7 +225,7 @@ impl ConfigCenter {
             Ok(r) => r,
             Err(e) => {
                 status().set_store_ok(false);
-                return Err(e.to_string());
+                return Err(e);
             }
         };
         status().set_store_ok(true);
@@ -234,7 +238,7 @@ impl ConfigCenter {
         };
         let next = match cached {
             Some(e) => e,
-            None => match store.load().await.map_err(|e| e.to_string())? {
+            None => match store.load().await? {
                 Some(e) => e,
                 None => return Ok(false),
             },

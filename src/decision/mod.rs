@@ -287,7 +287,7 @@ fn target(
             }
         }
         if let Some(why) = refusal {
-            return Err(GatewayError::InvalidRequest(why));
+            return Err(GatewayError::InvalidRequest(why.to_string()));
         }
     }
     let mut target = Target {

@@ -58,7 +58,7 @@ enum Msg {
 
 static SENDER: OnceLock<SyncSender<Msg>> = OnceLock::new();
 
-fn open(path: &str) -> Result<Box<dyn Write + Send>, String> {
+fn open(path: &str) -> std::io::Result<Box<dyn Write + Send>> {
     if path == "-" {
         return Ok(Box::new(std::io::stdout()));
     }
@@ -66,22 +66,24 @@ fn open(path: &str) -> Result<Box<dyn Write + Send>, String> {
         .create(true)
         .append(true)
         .open(path)
-        .map_err(|e| format!("access_log.path: cannot open {path}: {e}"))?;
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{path}: {e}")))?;
     Ok(Box::new(file))
 }
 
 /// Starts the writer for `path` (`-` = standard output). Call once at start.
-pub fn start(path: &str) -> Result<(), String> {
+pub fn start(path: &str) -> std::io::Result<()> {
     let out = open(path)?;
     let (tx, rx) = sync_channel(QUEUE);
     let path = path.to_string();
     std::thread::Builder::new()
         .name("sluice access log".into())
-        .spawn(move || write_lines(rx, out, &path))
-        .map_err(|e| format!("cannot start the access log writer: {e}"))?;
-    SENDER
-        .set(tx)
-        .map_err(|_| "the access log is already started".to_string())
+        .spawn(move || write_lines(rx, out, &path))?;
+    SENDER.set(tx).map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            "the access log is already started",
+        )
+    })
 }
 
 fn write_lines(rx: Receiver<Msg>, out: Box<dyn Write + Send>, path: &str) {

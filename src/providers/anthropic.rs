@@ -4,7 +4,7 @@
 //! Auth (`x-api-key`) comes from the server's key. Responses are
 //! translated back in [`super::response`].
 
-use super::UpstreamRequest;
+use super::{Refusal, UpstreamRequest};
 use crate::catalog::{DeploymentRt, Operation};
 use bytes::Bytes;
 use pingora::http::RequestHeader;
@@ -14,15 +14,15 @@ use sluice_filters::translate::openai_to_anthropic;
 /// The API version sent when the client did not choose one.
 pub const VERSION: &str = "2023-06-01";
 
-pub fn request(op: Operation, d: &DeploymentRt, body: &Value) -> Result<UpstreamRequest, String> {
+pub fn request(op: Operation, d: &DeploymentRt, body: &Value) -> Result<UpstreamRequest, Refusal> {
     if op != Operation::Chat {
-        return Err("anthropic serves chat only".into());
+        return Err(Refusal::ChatOnly("anthropic"));
     }
-    let mut out = openai_to_anthropic(body, d.default_max_tokens).map_err(|e| e.to_string())?;
+    let mut out = openai_to_anthropic(body, d.default_max_tokens)?;
     if let Value::Object(map) = &mut out {
         map.insert("model".into(), Value::String(d.model.clone()));
     }
-    let body = serde_json::to_vec(&out).map_err(|e| e.to_string())?;
+    let body = serde_json::to_vec(&out)?;
     Ok(UpstreamRequest {
         uri: "/v1/messages".into(),
         body: Bytes::from(body),
@@ -30,13 +30,12 @@ pub fn request(op: Operation, d: &DeploymentRt, body: &Value) -> Result<Upstream
 }
 
 /// What [`request`] would refuse, without serializing.
-pub fn check(op: Operation, d: &DeploymentRt, body: &Value) -> Result<(), String> {
+pub fn check(op: Operation, d: &DeploymentRt, body: &Value) -> Result<(), Refusal> {
     if op != Operation::Chat {
-        return Err("anthropic serves chat only".into());
+        return Err(Refusal::ChatOnly("anthropic"));
     }
-    openai_to_anthropic(body, d.default_max_tokens)
-        .map(drop)
-        .map_err(|e| e.to_string())
+    openai_to_anthropic(body, d.default_max_tokens)?;
+    Ok(())
 }
 
 pub fn headers(req: &mut RequestHeader) -> pingora::Result<()> {

@@ -3,13 +3,13 @@
 //! the model, `model` is set to the catalog's name anyway). Auth (`api-key`)
 //! comes from the server's key.
 
-use super::{with_model, UpstreamRequest};
+use super::{with_model, Refusal, UpstreamRequest};
 use crate::catalog::{DeploymentRt, Operation};
 use serde_json::Value;
 
-pub fn request(op: Operation, d: &DeploymentRt, body: &Value) -> Result<UpstreamRequest, String> {
+pub fn request(op: Operation, d: &DeploymentRt, body: &Value) -> Result<UpstreamRequest, Refusal> {
     let Some((deployment, version)) = &d.azure else {
-        return Err("azure deployment without deployment/api_version".into());
+        return Err(Refusal::AzureUnconfigured);
     };
     let what = match op {
         Operation::Chat => "chat/completions",

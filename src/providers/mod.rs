@@ -27,9 +27,23 @@ pub struct UpstreamRequest {
     pub body: Bytes,
 }
 
-/// Builds the request for deployment `d`; `Err` names the field the
-/// provider cannot take (the deployment is skipped).
-pub fn request(op: Operation, d: &DeploymentRt, body: &Value) -> Result<UpstreamRequest, String> {
+/// Why a provider cannot take a request (the deployment is skipped, or
+/// the request refused with 400 when no deployment can take it).
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    #[error("{0} serves chat only")]
+    ChatOnly(&'static str),
+    #[error("azure deployment without deployment/api_version")]
+    AzureUnconfigured,
+    #[error(transparent)]
+    Untranslatable(#[from] sluice_filters::translate::TranslateError),
+    #[error("the body could not be encoded: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+/// Builds the request for deployment `d`; `Err` says what the provider
+/// cannot take.
+pub fn request(op: Operation, d: &DeploymentRt, body: &Value) -> Result<UpstreamRequest, Refusal> {
     match d.provider {
         ProviderKind::Openai => openai::request(op, d, body),
         ProviderKind::OpenaiCompatible => openai_compatible::request(op, d, body),
@@ -41,7 +55,7 @@ pub fn request(op: Operation, d: &DeploymentRt, body: &Value) -> Result<Upstream
 /// Whether deployment `d` can take `body` at all (what [`request`] would
 /// refuse for the request itself, checked without building it): only
 /// Anthropic refuses requests, those its translation cannot express.
-pub fn check(op: Operation, d: &DeploymentRt, body: &Value) -> Result<(), String> {
+pub fn check(op: Operation, d: &DeploymentRt, body: &Value) -> Result<(), Refusal> {
     match d.provider {
         ProviderKind::Anthropic => anthropic::check(op, d, body),
         _ => Ok(()),
@@ -58,14 +72,12 @@ pub fn headers(provider: ProviderKind, req: &mut RequestHeader) -> pingora::Resu
 }
 
 /// The body with `model` set to the deployment's model, serialized.
-fn with_model(body: &Value, model: &str) -> Result<Bytes, String> {
+fn with_model(body: &Value, model: &str) -> Result<Bytes, Refusal> {
     let mut body = body.clone();
     if let Value::Object(map) = &mut body {
         map.insert("model".into(), Value::String(model.to_string()));
     }
-    serde_json::to_vec(&body)
-        .map(Bytes::from)
-        .map_err(|e| e.to_string())
+    Ok(Bytes::from(serde_json::to_vec(&body)?))
 }
 
 /// The OpenAI path of an operation.

@@ -22,24 +22,32 @@ use std::cell::RefCell;
 /// percent-encoded unreserved characters), so matchers, routes and the
 /// upstream all see one spelling of it. An ambiguous or malformed path is
 /// refused with the reason.
-pub fn normalize_path(req: &mut RequestHeader) -> std::result::Result<(), String> {
-    let normal = match sluice_filters::path::normalize(req.uri.path()) {
-        Ok(std::borrow::Cow::Borrowed(_)) => return Ok(()),
-        Ok(std::borrow::Cow::Owned(p)) => p,
-        Err(e) => return Err(format!("request path refused: {e}")),
+pub fn normalize_path(req: &mut RequestHeader) -> std::result::Result<(), PathRefused> {
+    let normal = match sluice_filters::path::normalize(req.uri.path())? {
+        std::borrow::Cow::Borrowed(_) => return Ok(()),
+        std::borrow::Cow::Owned(p) => p,
     };
     let target = match req.uri.query() {
         Some(q) => format!("{normal}?{q}"),
         None => normal,
     };
     let mut parts = req.uri.clone().into_parts();
-    parts.path_and_query = Some(
-        http::uri::PathAndQuery::from_maybe_shared(Bytes::from(target))
-            .map_err(|e| format!("request path refused: {e}"))?,
-    );
-    let uri = http::Uri::from_parts(parts).map_err(|e| format!("request path refused: {e}"))?;
-    req.set_uri(uri);
+    parts.path_and_query = Some(http::uri::PathAndQuery::from_maybe_shared(Bytes::from(
+        target,
+    ))?);
+    req.set_uri(http::Uri::from_parts(parts)?);
     Ok(())
+}
+
+/// Why a request path is refused (400).
+#[derive(Debug, thiserror::Error)]
+pub enum PathRefused {
+    #[error("request path refused: {0}")]
+    Ambiguous(#[from] sluice_filters::path::PathError),
+    #[error("request path refused: {0}")]
+    Uri(#[from] http::uri::InvalidUri),
+    #[error("request path refused: {0}")]
+    Parts(#[from] http::uri::InvalidUriParts),
 }
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1) plus ones a proxy must not pass on.

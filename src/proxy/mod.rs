@@ -163,7 +163,7 @@ impl ProxyHttp for Gateway {
         let checked = if no_host {
             Err("an HTTP/1.1 request must carry a Host header".to_string())
         } else {
-            headers::normalize_path(session.req_header_mut())
+            headers::normalize_path(session.req_header_mut()).map_err(|e| e.to_string())
         };
         if let Err(why) = checked {
             let err = GatewayError::InvalidRequest(why);
