@@ -27,6 +27,60 @@ pub enum Operation {
     Embeddings,
 }
 
+impl Operation {
+    /// The bandit report's `capability`.
+    pub fn capability(self) -> &'static str {
+        match self {
+            Operation::Chat => "chat",
+            Operation::Embeddings => "embeddings",
+        }
+    }
+}
+
+/// What the bandit report tells apart for one deployment: the operation
+/// it served and the channel the request came by (`/internal/v1/…` or
+/// the public paths).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Arm {
+    pub op: Operation,
+    pub internal: bool,
+}
+
+impl Arm {
+    /// Every arm, in report order.
+    pub const ALL: [Arm; 4] = [
+        Arm {
+            op: Operation::Chat,
+            internal: false,
+        },
+        Arm {
+            op: Operation::Chat,
+            internal: true,
+        },
+        Arm {
+            op: Operation::Embeddings,
+            internal: false,
+        },
+        Arm {
+            op: Operation::Embeddings,
+            internal: true,
+        },
+    ];
+
+    /// Index into `DeploymentLive::arms`.
+    pub fn index(self) -> usize {
+        usize::from(self.op == Operation::Embeddings) * 2 + usize::from(self.internal)
+    }
+
+    pub fn channel(self) -> &'static str {
+        if self.internal {
+            "internal"
+        } else {
+            "external"
+        }
+    }
+}
+
 /// The catalog of one runtime.
 #[derive(Default)]
 pub struct Catalog {
@@ -38,6 +92,8 @@ pub struct Catalog {
 pub struct ModelRt {
     pub name: String,
     pub owned_by: String,
+    /// What it serves; none = either operation.
+    pub capability: Option<Operation>,
     pub routing: StrategyConfig,
     pub stats: StatsConfig,
     pub deployments: Vec<DeploymentRt>,
@@ -153,19 +209,42 @@ impl Catalog {
         Value::Object(models)
     }
 
-    /// `GET /internal/v1/bandit/report`: one arm per deployment.
+    /// `GET /internal/v1/bandit/report`: one arm per deployment,
+    /// operation (`capability`) and channel it has served; a deployment
+    /// that has served nothing yet is one arm with empty statistics, of
+    /// its model's declared capability (`chat` when none is declared) on
+    /// the external channel.
     pub fn bandit_report(&self, filter: &ReportFilter) -> Value {
         let mut arms: Vec<(ArmLabels, ArmStats)> = Vec::new();
         for m in &self.models {
             for d in &m.deployments {
-                let labels = ArmLabels {
-                    arm_id: format!("{}/{}", m.name, d.name),
-                    capability: "chat".into(),
+                let live = d.lock();
+                let label = |arm: Arm| ArmLabels {
+                    arm_id: format!(
+                        "{}/{}/{}/{}",
+                        m.name,
+                        d.name,
+                        arm.op.capability(),
+                        arm.channel()
+                    ),
+                    capability: arm.op.capability().into(),
                     model: m.name.clone(),
-                    channel: "internal".into(),
+                    channel: arm.channel().into(),
                 };
-                let stats = d.lock().stats.clone();
-                arms.push((labels, stats));
+                let used: Vec<Arm> = Arm::ALL
+                    .into_iter()
+                    .filter(|a| live.arms[a.index()].selections > 0)
+                    .collect();
+                if used.is_empty() {
+                    let idle = Arm {
+                        op: m.capability.unwrap_or(Operation::Chat),
+                        internal: false,
+                    };
+                    arms.push((label(idle), ArmStats::new()));
+                }
+                for arm in used {
+                    arms.push((label(arm), live.arms[arm.index()].clone()));
+                }
             }
         }
         let report = balance::build_report(arms.iter().map(|(l, s)| (l, s)), filter);
@@ -223,6 +302,10 @@ impl ModelRt {
         ModelRt {
             name: m.name.clone(),
             owned_by: m.owned_by.clone().unwrap_or_else(|| "sluice".into()),
+            capability: m.capability.map(|c| match c {
+                crate::config::Capability::Chat => Operation::Chat,
+                crate::config::Capability::Embeddings => Operation::Embeddings,
+            }),
             routing: m.routing.clone(),
             stats: m.stats.clone(),
             deployments,
@@ -280,22 +363,26 @@ impl DeploymentRt {
     /// Whether the breaker lets an attempt through now (a half-open probe
     /// slot is taken: [`DeploymentRt::record`] must follow). Records the
     /// selection in the arm's statistics when it does.
-    pub fn admit(&self) -> bool {
+    pub fn admit(&self, arm: Arm) -> bool {
         let now = now_ms();
         let mut live = self.lock();
         let ok = live.breaker.allow(now);
         if ok {
-            live.stats.record_selected(wall_ms());
+            let wall = wall_ms();
+            live.stats.record_selected(wall);
+            live.arms[arm.index()].record_selected(wall);
         }
         ok
     }
 
-    /// The outcome of an attempt: breaker and statistics.
-    pub fn record(&self, cfg: &StatsConfig, success: bool, ttfb_ms: Option<u64>) {
+    /// The outcome of an attempt: breaker and statistics (the strategy's,
+    /// and the report's of `arm`).
+    pub fn record(&self, cfg: &StatsConfig, arm: Arm, success: bool, ttfb_ms: Option<u64>) {
         let now = now_ms();
         let mut live = self.lock();
         live.breaker.record(now, success);
         live.stats.record_outcome(cfg, success, ttfb_ms);
+        live.arms[arm.index()].record_outcome(cfg, success, ttfb_ms);
     }
 
     /// Keeps requests away for `ms` (a `Retry-After`).

@@ -39,11 +39,15 @@ enum Command {
         #[arg(long)]
         reimport_yaml: bool,
     },
-    /// Validate a config file and list every problem.
+    /// Validate a config file: list every error (exit 2) and every
+    /// warning (what could never take effect yet; exit 0 unless --strict).
     Check {
         /// Config file.
         #[arg(short, long, default_value = "conf/sluice.yaml")]
         config: String,
+        /// Fail (exit 1) on warnings too.
+        #[arg(long)]
+        strict: bool,
     },
     /// Run a mock LLM upstream (OpenAI, Azure and Anthropic wire formats).
     Mock {
@@ -105,29 +109,48 @@ fn main() -> ExitCode {
         // Load (parse, references, ranges) and build (compile matchers,
         // rules, proxy rules, the catalog): what a start would do, every
         // problem reported at once.
-        Command::Check { config } => {
-            let problems = match sluice::config::read_file(&config) {
+        Command::Check { config, strict } => {
+            let (problems, warnings) = match sluice::config::read_file(&config) {
                 Ok((cfg, mut problems)) => {
                     let live = sluice::live::LiveState::local();
-                    if let Err(built) = sluice::state::Snapshot::build(cfg, &live) {
-                        // A key already reported (a missing pool, say) is
-                        // not reported again by the build.
-                        let known: Vec<String> = problems.iter().map(|p| p.path.clone()).collect();
-                        problems.extend(built.into_iter().filter(|p| !known.contains(&p.path)));
+                    let warnings = cfg.warnings();
+                    match sluice::state::Snapshot::build(cfg, &live) {
+                        Ok(built) => (problems, built.warnings),
+                        Err(built) => {
+                            // A key already reported (a missing pool, say)
+                            // is not reported again by the build.
+                            let known: Vec<String> =
+                                problems.iter().map(|p| p.path.clone()).collect();
+                            problems.extend(built.into_iter().filter(|p| !known.contains(&p.path)));
+                            (problems, warnings)
+                        }
                     }
-                    problems
                 }
-                Err(problems) => problems,
+                Err(problems) => (problems, Vec::new()),
             };
-            if problems.is_empty() {
+            if !problems.is_empty() {
+                eprintln!("{config}: {} problem(s):", problems.len());
+                for p in &problems {
+                    eprintln!("  - {p}");
+                }
+            }
+            if !warnings.is_empty() {
+                eprintln!(
+                    "{config}: {} warning(s), configured but never taking effect yet:",
+                    warnings.len()
+                );
+                for w in &warnings {
+                    eprintln!("  - {w}");
+                }
+            }
+            if !problems.is_empty() {
+                ExitCode::from(2)
+            } else if strict && !warnings.is_empty() {
+                ExitCode::from(1)
+            } else {
                 println!("{config}: OK");
-                return ExitCode::SUCCESS;
+                ExitCode::SUCCESS
             }
-            eprintln!("{config}: {} problem(s):", problems.len());
-            for p in &problems {
-                eprintln!("  - {p}");
-            }
-            ExitCode::from(2)
         }
         Command::Run {
             config,

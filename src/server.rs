@@ -117,11 +117,15 @@ pub fn run_with_state(
         ))
     })?;
     let store = match (&config.counters.store, &config.counters.redis_url) {
-        (CounterStoreKind::Redis, Some(url)) => Counters::Shared(Arc::new(LazyRedisStore::new(
-            url.expose(),
-            &config.counters.key_prefix,
-            std::time::Duration::from_millis(config.counters.timeout_ms),
-        ))),
+        (CounterStoreKind::Redis, Some(url)) => {
+            // Reported by `/health` from here on; each call updates it.
+            crate::store::status::status().set_counters(true);
+            Counters::Shared(Arc::new(LazyRedisStore::new(
+                url.expose(),
+                &config.counters.key_prefix,
+                std::time::Duration::from_millis(config.counters.timeout_ms),
+            )))
+        }
         _ => Counters::Local(Arc::new(LocalCounterStore::new(Arc::new(SystemClock)))),
     };
     let live = LiveState::new(store);
@@ -134,6 +138,9 @@ pub fn run_with_state(
                 .join("\n"),
         )
     })?;
+    for w in &runtime.warnings {
+        log::warn!("config: {w} (GET /api/v1/status lists these)");
+    }
     runtime.warm_tokenizers();
     // Resolve names and probe health once before taking traffic.
     let startup = tokio::runtime::Builder::new_current_thread()

@@ -70,6 +70,9 @@ pub struct Snapshot {
     pub handles: MetricHandles,
     /// What the process learns while it runs (shared by every runtime).
     pub live: Arc<LiveState>,
+    /// What is configured but can never take effect yet (logged at start,
+    /// answered with every admin change, listed by `GET /api/v1/status`).
+    pub warnings: Vec<Problem>,
 }
 
 /// The limit rules, compiled, and where their counters live.
@@ -94,6 +97,7 @@ impl LimitsRt {
         namespaces: &[NamespaceRt],
         store: Counters,
         problems: &mut Vec<Problem>,
+        warnings: &mut Vec<Problem>,
     ) -> LimitsRt {
         let mut active: Vec<(&crate::config::Rule, usize)> = config
             .rules
@@ -108,7 +112,7 @@ impl LimitsRt {
         for (r, i) in active {
             match RuleConfig::parse(&r.rule_type, &r.rule_config) {
                 Ok(rule) if rule.key_by() == KeyBy::ApiKey && !config.auth.enabled => {
-                    problems.push(Problem::new(
+                    warnings.push(Problem::new(
                         format!("rules[{i}].rule_config.key_by"),
                         "api_key needs auth.enabled: with auth off no request has a key, so this rule could never apply",
                     ));
@@ -292,7 +296,8 @@ impl Snapshot {
             .as_deref()
             .and_then(|h| HeaderName::from_bytes(h.as_bytes()).ok());
 
-        let limits = LimitsRt::build(&config, &namespaces, store, &mut problems);
+        let mut warnings = config.warnings();
+        let limits = LimitsRt::build(&config, &namespaces, store, &mut problems, &mut warnings);
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -314,6 +319,7 @@ impl Snapshot {
             keyring,
             keys,
             auth_header,
+            warnings,
         })
     }
 

@@ -577,10 +577,11 @@ async fn models_per_key_and_bandit_report() {
     assert_eq!(v["summary"]["total_arms"], 2);
     let arm = items
         .iter()
-        .find(|i| i["arm_id"] == "m/a")
-        .expect("arm m/a");
+        .find(|i| i["arm_id"] == "m/a/chat/internal")
+        .expect("arm m/a/chat/internal");
     assert_eq!(arm["model"], "m");
     assert_eq!(arm["capability"], "chat");
+    assert_eq!(arm["channel"], "internal");
     assert_eq!(arm["total_trials"], 3, "{v}");
     assert_eq!(arm["successes"], 2, "{v}");
     assert!(
@@ -597,6 +598,23 @@ async fn models_per_key_and_bandit_report() {
         .await
         .unwrap();
     assert_eq!(v["items"].as_array().map(Vec::len), Some(0));
+
+    // The public path is the external channel: an arm of its own.
+    let r = send(&gw, "/v1/chat/completions", &chat("m", false), &[]).await;
+    assert_eq!(r.status(), 200);
+    let v: Value = client
+        .get(gw.url("/internal/v1/bandit/report?model=m&channel=external"))
+        .bearer_auth("sk-test")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let items = v["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{v}");
+    assert_eq!(items[0]["arm_id"], "m/a/chat/external", "{v}");
+    assert_eq!(items[0]["total_trials"], 1, "{v}");
 }
 
 /// `session_id` on the internal channel is echoed back (body of
@@ -735,7 +753,7 @@ async fn embeddings_through_azure_with_openai_fallback() {
         provider_server("az", "azp", m.addr.port(), "azure", "az"),
         provider_server("an", "anp", m.addr.port(), "anthropic", "k"),
     ];
-    let models = "  - name: emb\n    breaker: {consecutive_failures: 100, error_rate: 0}\n    deployments:\n      - {name: claude, upstream: anp, priority: 0}\n      - {name: east, upstream: azp, deployment: emb-prod, api_version: 2024-10-21, priority: 1}\n      - {name: openai, upstream: p, model: text-embedding-3-small, priority: 2}\n";
+    let models = "  - name: emb\n    capability: embeddings\n    breaker: {consecutive_failures: 100, error_rate: 0}\n    deployments:\n      - {name: claude, upstream: anp, priority: 0}\n      - {name: east, upstream: azp, deployment: emb-prod, api_version: 2024-10-21, priority: 1}\n      - {name: openai, upstream: p, model: text-embedding-3-small, priority: 2}\n";
     let gw = Gateway::start(&catalog(&servers, models)).await;
     let body = json!({"model": "emb", "input": ["one two", "three"]});
     let r = send(&gw, "/v1/embeddings", &body, &[]).await;
@@ -762,6 +780,51 @@ async fn embeddings_through_azure_with_openai_fallback() {
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["source"], "upstream");
     assert_eq!(v["upstream_status"], 500);
+
+    // An embedding model refuses chat requests, before any upstream call.
+    let before = served(&m);
+    let r = send(&gw, "/v1/chat/completions", &chat("emb", false), &[]).await;
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("serves embeddings requests only"),
+        "{v}"
+    );
+    assert_eq!(served(&m), before);
+
+    // The bandit report names the capability and channel each arm served.
+    let v: Value = reqwest::Client::new()
+        .get(gw.url("/internal/v1/bandit/report?model=emb"))
+        .bearer_auth("sk-test")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let arms: Vec<(String, String, String)> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            let s = |k: &str| i[k].as_str().unwrap_or_default().to_string();
+            (s("arm_id"), s("capability"), s("channel"))
+        })
+        .collect();
+    for (id, cap, channel) in [
+        ("emb/claude/embeddings/external", "embeddings", "external"),
+        ("emb/east/embeddings/external", "embeddings", "external"),
+        ("emb/east/embeddings/internal", "embeddings", "internal"),
+        ("emb/openai/embeddings/internal", "embeddings", "internal"),
+    ] {
+        assert!(
+            arms.contains(&(id.into(), cap.into(), channel.into())),
+            "{id} missing in {arms:?}"
+        );
+    }
 }
 
 /// `sluice mock`'s load-test knobs: every N-th model call fails in the

@@ -88,6 +88,18 @@ impl ConfigCenter {
     }
 
     /// The Redis bus, when configured.
+    /// The applied config's warnings (what can never take effect yet),
+    /// entities named by id.
+    pub fn warnings(&self) -> Vec<String> {
+        let e = self.current.load();
+        self.runtime
+            .load()
+            .warnings
+            .iter()
+            .map(|p| describe(p, &e))
+            .collect()
+    }
+
     pub fn bus(&self) -> Option<&Arc<ConfigBus>> {
         self.bus.as_ref()
     }

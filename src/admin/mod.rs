@@ -108,12 +108,22 @@ impl AdminApp {
             None
         };
         let query = session.req_header().uri.query().unwrap_or("").to_string();
+        let changed = std::sync::atomic::AtomicBool::new(false);
         let call = Call {
             center: &self.center,
             param,
             query: &query,
+            changed: &changed,
         };
-        r.op.call(call, body).await
+        let mut answer = r.op.call(call, body).await?;
+        // A change is accepted whatever else exists yet; what it leaves
+        // that can never take effect is said with it.
+        if changed.into_inner() {
+            if let Value::Object(map) = &mut answer {
+                map.insert("warnings".into(), json!(self.center.warnings()));
+            }
+        }
+        Ok(answer)
     }
 }
 

@@ -100,6 +100,9 @@ pub struct Call<'a> {
     pub param: Option<&'a str>,
     /// The raw query string ("" when none).
     pub query: &'a str,
+    /// Set when the handler changed the config ([`Call::mutate`]): the
+    /// answer then carries the config's `warnings`.
+    pub changed: &'a std::sync::atomic::AtomicBool,
 }
 
 impl Call<'_> {
@@ -108,6 +111,21 @@ impl Call<'_> {
         self.param
             .and_then(|p| p.parse().ok())
             .ok_or_else(ApiError::not_found)
+    }
+
+    /// Applies a change through [`ConfigCenter::mutate`], noting that
+    /// this call changed the config.
+    pub async fn mutate<T>(
+        &self,
+        change: impl Fn(
+            &mut crate::store::config_file::Entities,
+            &crate::state::Snapshot,
+        ) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        let out = self.center.mutate(change).await?;
+        self.changed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        Ok(out)
     }
 
     /// Query parameter `name`, when given and not empty (the gateway's

@@ -40,8 +40,22 @@ pub struct CatalogModel {
     /// Who owns the model in `GET /v1/models` (default `sluice`).
     #[serde(default)]
     pub owned_by: Option<String>,
+    /// What the model serves: `chat` (`/v1/chat/completions`) or
+    /// `embeddings` (`/v1/embeddings`); requests of the other kind are
+    /// refused (400). None = either. The bandit report's `capability`.
+    #[serde(default)]
+    pub capability: Option<Capability>,
     /// The candidates, at least one.
     pub deployments: Vec<Deployment>,
+}
+
+/// What a catalog model serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Capability {
+    Chat,
+    #[serde(alias = "embedding")]
+    Embeddings,
 }
 
 /// One place a model can be served from.

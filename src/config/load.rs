@@ -287,6 +287,12 @@ impl Config {
         validate(self, &mut problems);
         problems
     }
+
+    /// What is well formed but could never take effect yet (a rule of a
+    /// namespace no request reaches, say): reported, not refused.
+    pub fn warnings(&self) -> Vec<Problem> {
+        super::validate::warnings(self)
+    }
 }
 
 #[cfg(test)]

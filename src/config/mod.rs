@@ -13,7 +13,7 @@ mod problem;
 pub mod secret;
 mod validate;
 
-pub use catalog::{CatalogModel, Deployment};
+pub use catalog::{Capability, CatalogModel, Deployment};
 pub use fragments::NginxConfig;
 pub use load::{load_file, load_str, read_file};
 pub use model::*;

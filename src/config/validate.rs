@@ -1,6 +1,10 @@
-//! Semantic checks over a parsed [`Config`]: references resolve, values are
-//! in range, and nothing is configured that could never take effect. Every
-//! problem is reported, each with its path. Patterns (matchers, proxy rules)
+//! Semantic checks over a parsed [`Config`]: references resolve and values
+//! are in range ([`validate`]: errors, the config is refused), and what
+//! is well formed but could never take effect yet is named ([`warnings`]:
+//! a matcher every key binding overrides, a rule, proxy rule or route of a
+//! namespace no request reaches). Warnings let an operator build a tenant
+//! in any order; they are reported, never silent. Every problem is
+//! reported, each with its path. Patterns (matchers, proxy rules)
 //! and rule settings are checked where they are compiled, once: by the
 //! snapshot build (`crate::state::Snapshot::build`), which `sluice check`
 //! and every admin change also run.
@@ -25,6 +29,17 @@ pub(super) fn validate(c: &Config, problems: &mut Vec<Problem>) {
     v.counters();
     v.models();
     v.config_store();
+}
+
+/// What is well formed but could never take effect yet (see the module docs).
+pub(super) fn warnings(c: &Config) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let mut v = Validator {
+        c,
+        problems: &mut problems,
+    };
+    v.unreachable();
+    problems
 }
 
 struct Validator<'a> {
@@ -399,6 +414,17 @@ impl Validator<'_> {
     }
 
     fn matchers(&mut self) {
+        for (i, m) in self.c.matchers.iter().enumerate() {
+            if m.is_active {
+                self.namespace_ref(format!("matchers[{i}].namespace"), &m.namespace);
+            }
+        }
+    }
+
+    /// The warnings pass: entities that reference a namespace that exists
+    /// but can never apply to a request.
+    fn unreachable(&mut self) {
+        const NEVER: &str = "(it is not the default_namespace, no active allow matcher or namespace route targets it, no API key is bound to it), so this";
         // With auth on and every key bound to a namespace, matchers of other
         // namespaces never run.
         let a = &self.c.auth;
@@ -413,10 +439,7 @@ impl Validator<'_> {
         });
         for (i, m) in self.c.matchers.iter().enumerate() {
             let path = format!("matchers[{i}]");
-            if !m.is_active {
-                continue;
-            }
-            if !self.namespace_ref(format!("{path}.namespace"), &m.namespace) {
+            if !m.is_active || self.namespace(&m.namespace).is_none() {
                 continue;
             }
             if let Some(bound) = &bound {
@@ -431,6 +454,37 @@ impl Validator<'_> {
                 }
             }
         }
+        let c = self.c;
+        let scoped = c
+            .rules
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.status)
+            .map(|(i, r)| (format!("rules[{i}]"), "rule", &r.namespace))
+            .chain(
+                c.proxy_rules
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, r)| r.is_active)
+                    .map(|(i, r)| (format!("proxy_rules[{i}]"), "proxy rule", &r.namespace)),
+            )
+            .chain(
+                c.routes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| (format!("routes[{i}]"), "route", &r.namespace)),
+            );
+        for (path, what, ns) in scoped {
+            let Some(ns) = ns else { continue };
+            if self.namespace(ns).is_some() && !self.reachable(ns) {
+                self.problem(
+                    format!("{path}.namespace"),
+                    format!(
+                        "no request can reach namespace {ns:?} {NEVER} {what} could never apply"
+                    ),
+                );
+            }
+        }
     }
 
     fn rules(&mut self) {
@@ -440,16 +494,8 @@ impl Validator<'_> {
             if !ids.insert(r.id) {
                 self.problem(format!("{path}.id"), format!("duplicate id {}", r.id));
             }
-            if !r.status {
-                continue;
-            }
-            if let Some(ns) = &r.namespace {
-                if self.namespace_ref(format!("{path}.namespace"), ns) && !self.reachable(ns) {
-                    self.problem(
-                        format!("{path}.namespace"),
-                        format!("no request can reach namespace {ns:?} (it is not the default_namespace, no active allow matcher targets it, no API key is bound to it), so this rule could never apply"),
-                    );
-                }
+            if let (true, Some(ns)) = (r.status, &r.namespace) {
+                self.namespace_ref(format!("{path}.namespace"), ns);
             }
         }
     }
@@ -548,12 +594,7 @@ impl Validator<'_> {
             }
             self.pool_ref(format!("{path}.upstream"), &r.upstream);
             if let Some(ns) = &r.namespace {
-                if self.namespace_ref(format!("{path}.namespace"), ns) && !self.reachable(ns) {
-                    self.problem(
-                        format!("{path}.namespace"),
-                        format!("no request can reach namespace {ns:?} (it is not the default_namespace, no active allow matcher targets it, no API key is bound to it), so this rule could never apply"),
-                    );
-                }
+                self.namespace_ref(format!("{path}.namespace"), ns);
             }
         }
     }
@@ -564,12 +605,7 @@ impl Validator<'_> {
             let path = format!("routes[{i}]");
             self.pool_ref(format!("{path}.upstream"), &r.upstream);
             if let Some(ns) = &r.namespace {
-                if self.namespace_ref(format!("{path}.namespace"), ns) && !self.reachable(ns) {
-                    self.problem(
-                        format!("{path}.namespace"),
-                        format!("no request can reach namespace {ns:?} (it is not the default_namespace, no active allow matcher targets it, no API key is bound to it), so this rule could never apply"),
-                    );
-                }
+                self.namespace_ref(format!("{path}.namespace"), ns);
             }
             let key = (normalize_prefix(&r.prefix), r.namespace.as_deref());
             if let Some(first) = seen.insert(key, i) {

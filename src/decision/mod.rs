@@ -273,6 +273,16 @@ fn target(
     // Refusals that do not depend on the limits come before them: a
     // catalog request no deployment can take is the client's error, a 400
     // now (not a failure mid-attempt).
+    if let Some((op, model)) = catalog {
+        let m = &rt.catalog.models[model];
+        if let Some(serves) = m.capability.filter(|c| *c != op) {
+            return Err(GatewayError::InvalidRequest(format!(
+                "model {:?} serves {} requests only",
+                m.name,
+                serves.capability()
+            )));
+        }
+    }
     if let (Some((op, model)), Some(json)) = (catalog, json.as_ref()) {
         let mut refusal = None;
         for dep in &rt.catalog.models[model].deployments {

@@ -51,7 +51,11 @@ impl Counters {
     pub async fn admit(&self, checks: &[Check]) -> Result<Admission, StoreError> {
         match self {
             Counters::Local(local) => Ok(local.admit_now(checks)),
-            Counters::Shared(store) => store.admit(checks).await,
+            Counters::Shared(store) => {
+                let out = store.admit(checks).await;
+                crate::store::status::status().set_counters(out.is_ok());
+                out
+            }
         }
     }
 
@@ -62,7 +66,11 @@ impl Counters {
                 local.settle_now(ops);
                 Ok(())
             }
-            Counters::Shared(store) => store.settle(ops).await,
+            Counters::Shared(store) => {
+                let out = store.settle(ops).await;
+                crate::store::status::status().set_counters(out.is_ok());
+                out
+            }
         }
     }
 }
@@ -154,6 +162,7 @@ impl LiveState {
             Mutex::new(DeploymentLive {
                 breaker: Breaker::new(breaker.clone()),
                 stats: ArmStats::new(),
+                arms: Default::default(),
                 cooldown_until_ms: 0,
             })
         })
@@ -227,6 +236,9 @@ impl ServerLive {
 pub struct DeploymentLive {
     pub breaker: Breaker,
     pub stats: ArmStats,
+    /// The same, per operation and channel, for the bandit report
+    /// (indexed by `catalog::Arm::index`).
+    pub arms: [ArmStats; 4],
     /// A `Retry-After` keeps requests away until then (monotonic ms).
     pub cooldown_until_ms: u64,
 }

@@ -14,6 +14,9 @@
 //! - `ANY /echo/...`: answers with what it received (method, path, query,
 //!   headers, body length and FNV-1a hash), for header hygiene and body tests.
 //! - `POST /mock/health` `{"status":503}`: sets what `/health` answers.
+//! - `POST /mock/fail` `{"status":503}`: every model call is answered with
+//!   that status in the provider's error format from now on; `{"status":0}`
+//!   (or `{}`) ends it.
 //!
 //! Per-request behaviour can be overridden with request headers:
 //! `x-mock-latency-ms` (delay before the response header),
@@ -90,6 +93,8 @@ pub struct MockState {
     pub options: MockOptions,
     /// What `GET /health` answers.
     pub health_status: AtomicU16,
+    /// `POST /mock/fail`: the status every model call gets (0 = none).
+    pub fail_now: AtomicU16,
     /// Requests served (all paths but `/health`).
     pub requests: AtomicU64,
     /// SSE responses whose last event has been produced.
@@ -108,6 +113,10 @@ impl MockState {
     fn forced(&self) -> Option<(u16, bool)> {
         let o = &self.options;
         let n = self.calls.fetch_add(1, Relaxed) + 1;
+        let now = self.fail_now.load(Relaxed);
+        if now != 0 {
+            return Some((now, now == 429));
+        }
         if o.fail_every > 0 && n % o.fail_every == 0 {
             return Some((o.fail_status, false));
         }
@@ -132,6 +141,7 @@ impl MockState {
         Arc::new(MockState {
             options,
             health_status: AtomicU16::new(200),
+            fail_now: AtomicU16::new(0),
             requests: AtomicU64::new(0),
             streams_completed: AtomicU64::new(0),
             streams_aborted: AtomicU64::new(0),
@@ -300,6 +310,15 @@ async fn handle(
         return Ok(resp);
     }
     let resp = match (method.as_str(), path.as_str()) {
+        ("POST", "/mock/fail") => {
+            let status = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v["status"].as_u64())
+                .filter(|s| (400..600).contains(s))
+                .unwrap_or(0) as u16;
+            state.fail_now.store(status, Relaxed);
+            full(200, "application/json", json!({"failing_with": status}).to_string(), &id)
+        }
         ("POST", "/mock/health") => {
             let status = serde_json::from_slice::<serde_json::Value>(&body)
                 .ok()

@@ -146,6 +146,7 @@ pub async fn admit(
             Some(CatalogPlan {
                 model,
                 op,
+                internal: session.req_header().uri.path().starts_with("/internal/"),
                 include_usage: wants_usage(&json),
                 body: json,
                 estimated_tokens: prompt

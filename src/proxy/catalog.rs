@@ -98,7 +98,7 @@ pub async fn pick(
                 continue;
             }
         };
-        if !d.admit() {
+        if !d.admit(cp.arm()) {
             st.skipped.get_or_insert(Skipped::CircuitOpen);
             st.pos += 1;
             continue;
@@ -145,7 +145,12 @@ fn record(ctx: &mut RequestCtx, rt: &Snapshot, cp: &CatalogPlan, success: bool, 
     }
     let ttfb_ms = ttfb.then(|| st.attempt_started.elapsed().as_millis() as u64);
     if let Some(d) = current(ctx, rt, cp) {
-        d.record(&rt.catalog.models[cp.model].stats, success, ttfb_ms);
+        d.record(
+            &rt.catalog.models[cp.model].stats,
+            cp.arm(),
+            success,
+            ttfb_ms,
+        );
     }
 }
 

@@ -145,15 +145,11 @@ pub fn health(rt: &Snapshot) -> (u16, serde_json::Value) {
     let timestamp = crate::clock::unix_secs();
     let status = if all_ok { "healthy" } else { "unhealthy" };
     let store = crate::store::status::status();
-    // A config store outage degrades, never stops, serving: the last good
-    // config keeps routing.
-    let overall = if all_ok && !store.healthy() {
-        "degraded"
-    } else {
-        status
-    };
+    // The gateway is healthy when it can serve: a config store or Redis
+    // outage shows in its own entry (the last good config keeps routing;
+    // limit rules apply their fail_mode).
     let mut body = json!({
-        "status": overall,
+        "status": status,
         "service": "sluice",
         "version": env!("CARGO_PKG_VERSION"),
         "timestamp": timestamp,
@@ -170,6 +166,9 @@ pub fn health(rt: &Snapshot) -> (u16, serde_json::Value) {
             "upstream_failures": m.upstream_failures(),
         }
     });
+    if let Some(redis) = store.redis_json() {
+        body["services"]["redis"] = redis;
+    }
     if !rt.catalog.is_empty() {
         // Per model, per deployment: breaker state and statistics.
         body["services"]["models"] = rt.catalog.health_json();

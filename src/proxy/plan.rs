@@ -55,6 +55,9 @@ pub struct CatalogPlan {
     /// Index into `Snapshot::catalog.models`.
     pub model: usize,
     pub op: Operation,
+    /// Came by the internal channel (`/internal/v1/…`): the bandit
+    /// report's channel.
+    pub internal: bool,
     /// The request body after admission's rewrites; each attempt adapts it
     /// to its deployment's provider.
     pub body: serde_json::Value,
@@ -98,4 +101,14 @@ pub enum Role {
     Parent,
     /// The subrequest doing the proxying for a parent.
     Child,
+}
+
+impl CatalogPlan {
+    /// The bandit report's arm of this request.
+    pub fn arm(&self) -> crate::catalog::Arm {
+        crate::catalog::Arm {
+            op: self.op,
+            internal: self.internal,
+        }
+    }
 }

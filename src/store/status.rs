@@ -1,7 +1,8 @@
 //! The config store's health as `/health` (admin and gateway) reports it:
 //! which store, whether it answered its last call, and the Redis bus. The
 //! config center updates it on every store call and every version check;
-//! readers never wait on the store.
+//! readers never wait on the store. It also keeps whether the Redis
+//! counter store answered its last call (set by `live::Counters`).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::OnceLock;
@@ -16,6 +17,8 @@ pub struct StoreStatus {
     kind: OnceLock<&'static str>,
     store_ok: AtomicBool,
     bus: AtomicU8,
+    /// The Redis counter store: off, or whether its last call succeeded.
+    counters: AtomicU8,
     revision: AtomicU64,
 }
 
@@ -23,6 +26,7 @@ static STATUS: StoreStatus = StoreStatus {
     kind: OnceLock::new(),
     store_ok: AtomicBool::new(true),
     bus: AtomicU8::new(BUS_OFF),
+    counters: AtomicU8::new(BUS_OFF),
     revision: AtomicU64::new(0),
 };
 
@@ -86,6 +90,42 @@ impl StoreStatus {
         }
     }
 
+    /// Records how the Redis counter store's last call went (called
+    /// once with `true` at start when counters are in Redis).
+    pub fn set_counters(&self, ok: bool) {
+        let v = if ok { BUS_UP } else { BUS_DOWN };
+        if self.counters.load(Relaxed) != v {
+            self.counters.store(v, Relaxed);
+        }
+    }
+
+    /// `Some(ok)` when counters are kept in Redis.
+    pub fn counters_ok(&self) -> Option<bool> {
+        match self.counters.load(Relaxed) {
+            BUS_UP => Some(true),
+            BUS_DOWN => Some(false),
+            _ => None,
+        }
+    }
+
+    /// The gateway `/health` `redis` entry: every use of Redis configured
+    /// (counters, config bus) and whether each answered its last call;
+    /// `None` when Redis is not used.
+    pub fn redis_json(&self) -> Option<serde_json::Value> {
+        let mut uses = serde_json::Map::new();
+        if let Some(ok) = self.counters_ok() {
+            uses.insert("counters".into(), word(ok).into());
+        }
+        if let Some(ok) = self.bus_ok() {
+            uses.insert("config_bus".into(), word(ok).into());
+        }
+        if uses.is_empty() {
+            return None;
+        }
+        let ok = uses.values().all(|v| v == "healthy");
+        Some(serde_json::json!({"status": word(ok), "uses": uses}))
+    }
+
     /// The config revision this process runs.
     pub fn set_revision(&self, r: u64) {
         self.revision.store(r, Relaxed);
@@ -113,7 +153,7 @@ impl StoreStatus {
     /// The `config_center` entry of the gateway `/health`.
     pub fn config_center_json(&self) -> serde_json::Value {
         serde_json::json!({
-            "status": if self.healthy() { "healthy" } else { "degraded" },
+            "status": word(self.healthy()),
             "source": self.kind(),
             "storage": self.storage_json(),
             "revision": self.revision(),

@@ -339,7 +339,7 @@ pub(super) fn create_in(e: &mut Entities, ns_id: u64, b: &MatcherCreate) -> Resu
 pub fn create(c: Call<'_>, b: MatcherCreate) -> Pending<'_, MatcherSaved> {
     Box::pin(async move {
         let ns = c.id()?;
-        let id = c.center.mutate(|e, _| create_in(e, ns, &b)).await?;
+        let id = c.mutate(|e, _| create_in(e, ns, &b)).await?;
         Ok(MatcherSaved {
             message: "报文匹配器创建成功",
             matcher_id: id,
@@ -387,7 +387,7 @@ pub(super) fn update_in(e: &mut Entities, id: u64, b: &MatcherUpdate) -> Result<
 pub fn update(c: Call<'_>, b: MatcherUpdate) -> Pending<'_, MatcherSaved> {
     Box::pin(async move {
         let id = c.id()?;
-        c.center.mutate(|e, _| update_in(e, id, &b)).await?;
+        c.mutate(|e, _| update_in(e, id, &b)).await?;
         Ok(MatcherSaved {
             message: "报文匹配器更新成功",
             matcher_id: id,
@@ -406,7 +406,7 @@ pub(super) fn delete_in(e: &mut Entities, id: u64) -> Result<(), ApiError> {
 pub fn delete(c: Call<'_>, _: NoBody) -> Pending<'_, MatcherSaved> {
     Box::pin(async move {
         let id = c.id()?;
-        c.center.mutate(|e, _| delete_in(e, id)).await?;
+        c.mutate(|e, _| delete_in(e, id)).await?;
         Ok(MatcherSaved {
             message: "报文匹配器删除成功",
             matcher_id: id,

@@ -131,7 +131,7 @@ fn saved(c: &ConfigCenter, message: &'static str, id: u64) -> Reply<NamespaceSav
 
 pub fn create(c: Call<'_>, b: NamespaceCreate) -> Pending<'_, NamespaceSaved> {
     Box::pin(async move {
-        let id = c.center.mutate(|e, _| create_in(e, &b)).await?;
+        let id = c.mutate(|e, _| create_in(e, &b)).await?;
         saved(c.center, "命名空间创建成功", id)
     })
 }
@@ -165,7 +165,7 @@ pub(super) fn update_in(e: &mut Entities, id: u64, b: &NamespaceUpdate) -> Resul
 pub fn update(c: Call<'_>, b: NamespaceUpdate) -> Pending<'_, NamespaceSaved> {
     Box::pin(async move {
         let id = c.id()?;
-        c.center.mutate(|e, _| update_in(e, id, &b)).await?;
+        c.mutate(|e, _| update_in(e, id, &b)).await?;
         saved(c.center, "命名空间更新成功", id)
     })
 }
@@ -257,7 +257,7 @@ pub(super) fn delete_in(e: &mut Entities, rt: &Snapshot, id: u64) -> Result<(), 
 pub fn delete(c: Call<'_>, _: NoBody) -> Pending<'_, NamespaceDeleted> {
     Box::pin(async move {
         let id = c.id()?;
-        c.center.mutate(|e, rt| delete_in(e, rt, id)).await?;
+        c.mutate(|e, rt| delete_in(e, rt, id)).await?;
         Ok(NamespaceDeleted {
             message: "命名空间删除成功",
             namespace_id: id,

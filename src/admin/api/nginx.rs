@@ -199,7 +199,7 @@ fn saved(c: &ConfigCenter, message: &'static str, id: u64) -> Reply<NginxSaved> 
 
 pub fn create(c: Call<'_>, b: NginxCreate) -> Pending<'_, NginxSaved> {
     Box::pin(async move {
-        let id = c.center.mutate(|e, _| create_in(e, &b)).await?;
+        let id = c.mutate(|e, _| create_in(e, &b)).await?;
         saved(c.center, "nginx配置创建成功", id)
     })
 }
@@ -227,7 +227,7 @@ pub(super) fn update_in(e: &mut Entities, id: u64, b: &NginxUpdate) -> Result<()
 pub fn update(c: Call<'_>, b: NginxUpdate) -> Pending<'_, NginxSaved> {
     Box::pin(async move {
         let id = c.id()?;
-        c.center.mutate(|e, _| update_in(e, id, &b)).await?;
+        c.mutate(|e, _| update_in(e, id, &b)).await?;
         saved(c.center, "nginx配置更新成功", id)
     })
 }
@@ -242,7 +242,7 @@ pub(super) fn delete_in(e: &mut Entities, id: u64) -> Result<(), ApiError> {
 pub fn delete(c: Call<'_>, _: NoBody) -> Pending<'_, NginxDeleted> {
     Box::pin(async move {
         let id = c.id()?;
-        c.center.mutate(|e, _| delete_in(e, id)).await?;
+        c.mutate(|e, _| delete_in(e, id)).await?;
         Ok(NginxDeleted {
             message: "nginx配置删除成功",
             config_id: id,

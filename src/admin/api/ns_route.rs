@@ -171,7 +171,7 @@ pub(super) fn save_in(e: &mut Entities, ns_id: u64, b: &NsRouteSave) -> Result<u
 pub fn save(c: Call<'_>, b: NsRouteSave) -> Pending<'_, NsRouteSaved> {
     Box::pin(async move {
         let ns = c.id()?;
-        let id = c.center.mutate(|e, _| save_in(e, ns, &b)).await?;
+        let id = c.mutate(|e, _| save_in(e, ns, &b)).await?;
         Ok(NsRouteSaved {
             message: "命名空间路由规则保存成功",
             route_id: id,
@@ -183,24 +183,23 @@ pub fn save(c: Call<'_>, b: NsRouteSave) -> Pending<'_, NsRouteSaved> {
 pub fn delete(c: Call<'_>, _: NoBody) -> Pending<'_, NsRouteDeleted> {
     Box::pin(async move {
         let ns = c.id()?;
-        c.center
-            .mutate(|e, _| {
-                let code = ns_code_of(e, ns)?;
-                let gone: Vec<u64> = e
-                    .routes
-                    .iter()
-                    .filter(|r| r.namespace.as_deref() == Some(code.as_str()))
-                    .map(|r| r.id)
-                    .collect();
-                if gone.is_empty() {
-                    return Err(ApiError::not_found());
-                }
-                e.routes
-                    .retain(|r| r.namespace.as_deref() != Some(code.as_str()));
-                gone.iter().for_each(|id| e.forget(RT, *id));
-                Ok(())
-            })
-            .await?;
+        c.mutate(|e, _| {
+            let code = ns_code_of(e, ns)?;
+            let gone: Vec<u64> = e
+                .routes
+                .iter()
+                .filter(|r| r.namespace.as_deref() == Some(code.as_str()))
+                .map(|r| r.id)
+                .collect();
+            if gone.is_empty() {
+                return Err(ApiError::not_found());
+            }
+            e.routes
+                .retain(|r| r.namespace.as_deref() != Some(code.as_str()));
+            gone.iter().for_each(|id| e.forget(RT, *id));
+            Ok(())
+        })
+        .await?;
         Ok(NsRouteDeleted {
             message: "命名空间路由规则删除成功",
             namespace_id: ns,

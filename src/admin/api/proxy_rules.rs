@@ -195,7 +195,7 @@ fn saved(c: &ConfigCenter, message: &'static str, id: u64) -> Reply<ProxyRuleSav
 
 pub fn create(c: Call<'_>, b: ProxyRuleCreate) -> Pending<'_, ProxyRuleSaved> {
     Box::pin(async move {
-        let id = c.center.mutate(|e, _| create_in(e, &b)).await?;
+        let id = c.mutate(|e, _| create_in(e, &b)).await?;
         saved(c.center, "代理规则创建成功", id)
     })
 }
@@ -237,7 +237,7 @@ pub(super) fn update_in(e: &mut Entities, id: u64, b: &ProxyRuleUpdate) -> Resul
 pub fn update(c: Call<'_>, b: ProxyRuleUpdate) -> Pending<'_, ProxyRuleSaved> {
     Box::pin(async move {
         let id = c.id()?;
-        c.center.mutate(|e, _| update_in(e, id, &b)).await?;
+        c.mutate(|e, _| update_in(e, id, &b)).await?;
         saved(c.center, "代理规则更新成功", id)
     })
 }
@@ -253,7 +253,7 @@ pub(super) fn delete_in(e: &mut Entities, id: u64) -> Result<(), ApiError> {
 pub fn delete(c: Call<'_>, _: NoBody) -> Pending<'_, ProxyRuleDeleted> {
     Box::pin(async move {
         let id = c.id()?;
-        c.center.mutate(|e, _| delete_in(e, id)).await?;
+        c.mutate(|e, _| delete_in(e, id)).await?;
         Ok(ProxyRuleDeleted {
             message: "代理规则删除成功",
             rule_id: id,

@@ -200,7 +200,7 @@ pub(super) fn create_in(e: &mut Entities, ns_id: u64, b: &RuleCreate) -> Result<
 pub fn create(c: Call<'_>, b: RuleCreate) -> Pending<'_, RuleSaved> {
     Box::pin(async move {
         let ns = c.id()?;
-        let id = c.center.mutate(|e, _| create_in(e, ns, &b)).await?;
+        let id = c.mutate(|e, _| create_in(e, ns, &b)).await?;
         Ok(RuleSaved {
             message: "规则创建成功",
             rule_id: id,
@@ -238,7 +238,7 @@ pub(super) fn update_in(e: &mut Entities, id: u64, b: &RuleUpdate) -> Result<(),
 pub fn update(c: Call<'_>, b: RuleUpdate) -> Pending<'_, RuleSaved> {
     Box::pin(async move {
         let id = c.id()?;
-        c.center.mutate(|e, _| update_in(e, id, &b)).await?;
+        c.mutate(|e, _| update_in(e, id, &b)).await?;
         Ok(RuleSaved {
             message: "规则更新成功",
             rule_id: id,
@@ -257,7 +257,7 @@ pub(super) fn delete_in(e: &mut Entities, id: u64) -> Result<(), ApiError> {
 pub fn delete(c: Call<'_>, _: NoBody) -> Pending<'_, RuleSaved> {
     Box::pin(async move {
         let id = c.id()?;
-        c.center.mutate(|e, _| delete_in(e, id)).await?;
+        c.mutate(|e, _| delete_in(e, id)).await?;
         Ok(RuleSaved {
             message: "规则删除成功",
             rule_id: id,

@@ -273,7 +273,7 @@ fn saved(c: &ConfigCenter, message: &'static str, id: u64) -> Reply<ServerSaved>
 
 pub fn create(c: Call<'_>, b: ServerCreate) -> Pending<'_, ServerSaved> {
     Box::pin(async move {
-        let id = c.center.mutate(|e, _| create_in(e, &b)).await?;
+        let id = c.mutate(|e, _| create_in(e, &b)).await?;
         saved(c.center, "上游服务器创建成功", id)
     })
 }
@@ -362,7 +362,7 @@ pub(super) fn update_in(e: &mut Entities, id: u64, b: &ServerUpdate) -> Result<(
 pub fn update(c: Call<'_>, b: ServerUpdate) -> Pending<'_, ServerSaved> {
     Box::pin(async move {
         let id = c.id()?;
-        c.center.mutate(|e, _| update_in(e, id, &b)).await?;
+        c.mutate(|e, _| update_in(e, id, &b)).await?;
         saved(c.center, "上游服务器更新成功", id)
     })
 }
@@ -406,7 +406,7 @@ pub(super) fn delete_in(e: &mut Entities, id: u64) -> Result<(), ApiError> {
 pub fn delete(c: Call<'_>, _: NoBody) -> Pending<'_, ServerDeleted> {
     Box::pin(async move {
         let id = c.id()?;
-        c.center.mutate(|e, _| delete_in(e, id)).await?;
+        c.mutate(|e, _| delete_in(e, id)).await?;
         Ok(ServerDeleted {
             message: "上游服务器删除成功",
             server_id: id,

@@ -304,7 +304,6 @@ fn apply_op(e: &mut Entities, rt: &Snapshot, item: &BatchOp) -> Result<u64, ApiE
 pub fn batch_dual_write(c: Call<'_>, b: Batch) -> Pending<'_, BatchDone> {
     Box::pin(async move {
         let results = c
-            .center
             .mutate(|e, rt| {
                 b.0.iter()
                     .enumerate()

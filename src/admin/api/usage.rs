@@ -12,14 +12,19 @@ use std::collections::BTreeMap;
 /// `GET /health` and `GET /api/v1/status`.
 #[derive(Serialize, ToSchema)]
 pub struct StatusView {
-    /// `healthy`, or `degraded` when the store or the cache does not answer.
+    /// `healthy`, or `unhealthy` when the store or the cache does not
+    /// answer (the last applied config keeps serving either way).
     pub status: &'static str,
     /// Each configured store (`file`, `mysql`, `redis`) → `healthy`/`unhealthy`.
     pub storage: BTreeMap<String, String>,
     /// Revision of the applied config.
     pub revision: u64,
-    /// Unix seconds.
-    pub timestamp: u64,
+    /// ISO 8601 (RFC 3339, UTC, milliseconds).
+    pub timestamp: String,
+    /// `/api/v1/status` only: what is configured but can never take
+    /// effect yet (a rule of a namespace no request reaches, say).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warnings: Option<Vec<String>>,
 }
 
 /// The admin `GET /stats`: the cache-stats fields (all zero: Sluice has no
@@ -103,13 +108,21 @@ fn typed<T: DeserializeOwned>(v: Value) -> Reply<T> {
 }
 
 pub fn health(_: &Call<'_>, _: NoBody) -> Reply<StatusView> {
-    let now = crate::clock::unix_secs();
     let st = status();
     Ok(StatusView {
-        status: if st.healthy() { "healthy" } else { "degraded" },
+        status: if st.healthy() { "healthy" } else { "unhealthy" },
         storage: typed(st.storage_json())?,
         revision: st.revision(),
-        timestamp: now,
+        timestamp: crate::clock::rfc3339_millis(std::time::SystemTime::now()),
+        warnings: None,
+    })
+}
+
+/// `GET /api/v1/status`: [`health`] and the config's warnings.
+pub fn system_status(c: &Call<'_>, b: NoBody) -> Reply<StatusView> {
+    Ok(StatusView {
+        warnings: Some(c.center.warnings()),
+        ..health(c, b)?
     })
 }
 

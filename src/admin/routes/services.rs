@@ -21,8 +21,8 @@ pub(super) const SERVICES: &[Route] = &[
         GET,
         "/api/v1/status",
         "system",
-        "系统状态（与 /health 一致）",
-        &Direct(usage::health),
+        "系统状态（与 /health 一致），另列出配置告警（永远不会生效的配置）",
+        &Direct(usage::system_status),
     ),
     Route::new(
         GET,
