@@ -41,6 +41,9 @@ pub enum GatewayError {
     UpstreamError,
     #[error("no healthy upstream server is available")]
     NoHealthyUpstream,
+    /// Every usable server is at its `max_connections`.
+    #[error("the upstream servers are at their concurrency limit (max_connections)")]
+    UpstreamConcurrency,
     #[error("the upstream did not answer in time")]
     UpstreamTimeout,
     #[error("internal gateway error")]
@@ -82,7 +85,7 @@ impl GatewayError {
             GatewayError::TooManyConnections => 503,
             GatewayError::InvalidRequest(_) => 400,
             GatewayError::UpstreamConnect | GatewayError::UpstreamError => 502,
-            GatewayError::NoHealthyUpstream => 503,
+            GatewayError::NoHealthyUpstream | GatewayError::UpstreamConcurrency => 503,
             GatewayError::UpstreamTimeout => 504,
             GatewayError::Internal => 500,
             GatewayError::UpstreamStatus(s) => upstream_client_status(*s),
@@ -107,6 +110,7 @@ impl GatewayError {
             GatewayError::UpstreamConnect => "upstream_connect_error",
             GatewayError::UpstreamError => "upstream_error",
             GatewayError::NoHealthyUpstream => "no_healthy_upstream",
+            GatewayError::UpstreamConcurrency => "upstream_concurrency_exceeded",
             GatewayError::UpstreamTimeout => "upstream_timeout",
             GatewayError::Internal => "internal_error",
             GatewayError::UpstreamStatus(s) => upstream_code(upstream_client_status(*s)).0,
@@ -131,9 +135,10 @@ impl GatewayError {
             | GatewayError::UpstreamError
             | GatewayError::UpstreamStatus(_)
             | GatewayError::UpstreamTimeout => "upstream",
-            GatewayError::Internal | GatewayError::NoHealthyUpstream | GatewayError::Limited(_) => {
-                "gateway"
-            }
+            GatewayError::Internal
+            | GatewayError::NoHealthyUpstream
+            | GatewayError::UpstreamConcurrency
+            | GatewayError::Limited(_) => "gateway",
             _ => "client",
         }
     }

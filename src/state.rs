@@ -111,7 +111,7 @@ impl LimitsRt {
         let mut scopes = Vec::new();
         for (r, i) in active {
             match RuleConfig::parse(&r.rule_type, &r.rule_config) {
-                Ok(rule) if rule.key_by() == KeyBy::ApiKey && !config.auth.enabled => {
+                Ok(rule) if rule.key_by().contains(KeyBy::ApiKey) && !config.auth.enabled => {
                     warnings.push(Problem::new(
                         format!("rules[{i}].rule_config.key_by"),
                         "api_key needs auth.enabled: with auth off no request has a key, so this rule could never apply",
@@ -126,6 +126,38 @@ impl LimitsRt {
                     rules.push(LimitRule::new(r.id, r.rule_name.clone(), config));
                 }
                 Err(e) => problems.push(Problem::new(format!("rules[{i}]"), e)),
+            }
+        }
+        // A route's own `max_concurrency`: a concurrency cap per API key
+        // (per route with auth off) on the requests that took it.
+        for r in &config.routes {
+            let Some(max) = r.max_concurrency else {
+                continue;
+            };
+            let key_by = if config.auth.enabled {
+                serde_json::json!(["api_key", "route"])
+            } else {
+                serde_json::json!("route")
+            };
+            let cap = RuleConfig::parse(
+                "concurrency",
+                &serde_json::json!({"max_concurrent": max, "key_by": key_by}),
+            );
+            match cap {
+                Ok(cap) => {
+                    scopes.push(
+                        r.namespace
+                            .as_deref()
+                            .map(|code| namespaces.iter().position(|n| n.code == code)),
+                    );
+                    rules.push(LimitRule::for_route(
+                        ROUTE_CAP_IDS + r.id,
+                        format!("route {} max_concurrency", r.prefix),
+                        cap,
+                        sluice_filters::routing::normalize_prefix(&r.prefix),
+                    ));
+                }
+                Err(e) => problems.push(Problem::new(format!("routes[id={}]", r.id), e)),
             }
         }
         let by_namespace: Vec<Vec<usize>> = (0..namespaces.len())
@@ -176,6 +208,10 @@ impl LimitsRt {
         }
     }
 }
+
+/// Ids of the limit rules made from routes' `max_concurrency` (this plus
+/// the route's id; far above the ids rules are given).
+pub const ROUTE_CAP_IDS: u64 = 1 << 48;
 
 /// The runtime shared by every service.
 pub type SharedSnapshot = Arc<ArcSwap<Snapshot>>;
@@ -263,6 +299,7 @@ impl Snapshot {
                     target,
                     strip_prefix: r.strip_prefix,
                     namespace: r.namespace.as_deref().and_then(ns_index),
+                    max_concurrency: r.max_concurrency,
                 }),
                 None => problems.push(Problem::new(
                     format!("routes[{i}].upstream"),

@@ -1194,14 +1194,73 @@ async fn namespace_route_crud() {
     let b_id = v["server_id"].as_u64().unwrap();
     let (s, _) = api.get("/api/v1/namespaces/1/route").await;
     assert_eq!(s, 404);
+    for bad in ["cookie:a=b", "header:x-tenant", "prefix:v1"] {
+        let (s, v) = api
+            .post(
+                "/api/v1/namespaces/1/route",
+                json!({"match_strategy": bad, "upstream_server_id": b_id}),
+            )
+            .await;
+        assert_eq!(s, 400, "{bad}: {v}");
+        assert!(detail(&v).contains("match_strategy"), "{v}");
+    }
+
+    // header: strategy: requests carrying it land in the namespace (and
+    // go where its route says).
     let (s, v) = api
         .post(
-            "/api/v1/namespaces/1/route",
-            json!({"match_strategy": "header:x-tenant=enterprise", "upstream_server_id": b_id}),
+            "/api/v1/namespaces",
+            json!({"namespace_name": "Enterprise", "namespace_code": "ent"}),
         )
         .await;
-    assert_eq!(s, 400, "{v}");
-    assert!(detail(&v).contains("match_strategy"), "{v}");
+    assert_eq!(s, 200, "{v}");
+    let ent = v["namespace_id"].as_u64().unwrap();
+    let (s, v) = api
+        .post(
+            &format!("/api/v1/namespaces/{ent}/route"),
+            json!({"match_strategy": "header:x-tenant=enterprise", "priority": 10,
+                   "upstream_server_id": b_id}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["route"]["match_strategy"], "header:x-tenant=enterprise");
+    assert_eq!(v["route"]["priority"], 10);
+    assert_eq!(v["route"]["status"], 1);
+    assert_eq!(v["warnings"], json!([]), "{v}");
+    assert_eq!(
+        chat_served_by(&gw, &c, &[("x-tenant", "enterprise")]).await,
+        "b"
+    );
+    assert_eq!(chat_served_by(&gw, &c, &[]).await, "a");
+    let (s, v) = api
+        .post(
+            "/api/v1/route/namespace",
+            json!({"headers": {"x-tenant": "enterprise"}, "path": "/v1/chat/completions"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["namespace_code"], "ent", "{v}");
+    // Switched off: the header no longer selects it.
+    let (s, v) = api
+        .post(
+            &format!("/api/v1/namespaces/{ent}/route"),
+            json!({"status": 0}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["route"]["status"], 0);
+    assert_eq!(
+        chat_served_by(&gw, &c, &[("x-tenant", "enterprise")]).await,
+        "a"
+    );
+    let (s, _) = api.delete(&format!("/api/v1/namespaces/{ent}/route")).await;
+    assert_eq!(s, 200);
+    let (s, _) = api.get(&format!("/api/v1/namespaces/{ent}/route")).await;
+    assert_eq!(s, 404);
+    let (_, v) = api.get("/api/v1/matchers").await;
+    assert!(!v.to_string().contains("enterprise"), "{v}");
+
+    // prefix: strategy on namespace 1.
     let (s, v) = api
         .post(
             "/api/v1/namespaces/1/route",

@@ -402,3 +402,82 @@ async fn only_model_calls_spend_tokens() {
     let prompt = v["usage"]["prompt_tokens"].as_u64().unwrap();
     assert_eq!(remaining, 1000 - prompt - 4, "only this call's reservation");
 }
+
+/// Holds one request in flight on `gw` (a stream whose first event has
+/// arrived); dropping it frees the slot.
+async fn hold(gw: &Gateway, c: &reqwest::Client) -> impl Sized {
+    let held = gw.slow_stream(c, 40, 50).await;
+    assert_eq!(held.status(), 200);
+    let mut body = held.bytes_stream();
+    body.next().await.unwrap().unwrap();
+    body
+}
+
+async fn denied_code(gw: &Gateway, c: &reqwest::Client) -> String {
+    let r = gw.chat(c, false).await;
+    assert_eq!(r.status(), 503);
+    let v: Value = r.json().await.unwrap();
+    v["error"]["code"].as_str().unwrap_or_default().to_string()
+}
+
+/// The two concurrency codes: a cap on every request in flight is the
+/// downstream cap; a cap per route (with the key: `key_by: [api_key,
+/// route]`), a route's own `max_concurrency` and the servers'
+/// `max_connections` guard the upstream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn downstream_and_upstream_concurrency_codes() {
+    let m = mock("a").await;
+    let c = reqwest::Client::new();
+    let cases = [
+        (
+            with_rules(
+                m.addr.port(),
+                "  - {rule_name: all, rule_type: concurrency, rule_config: {max_concurrent: 1, key_by: global}}\n",
+            ),
+            "downstream_concurrency_exceeded",
+        ),
+        (
+            with_rules(
+                m.addr.port(),
+                "  - {rule_name: pair, rule_type: concurrency, rule_config: {max_concurrent: 1, key_by: [api_key, route]}}\n",
+            ),
+            "upstream_concurrency_exceeded",
+        ),
+        (
+            config(
+                &[server("a", "p", m.addr.port(), "")],
+                "routes:\n  - {prefix: /, upstream: p, max_concurrency: 1}\n",
+            ),
+            "upstream_concurrency_exceeded",
+        ),
+        (
+            config(
+                &[server("a", "p", m.addr.port(), "    max_connections: 1\n")],
+                CATCH_ALL,
+            ),
+            "upstream_concurrency_exceeded",
+        ),
+    ];
+    for (yaml, code) in cases {
+        let gw = Gateway::start(&yaml).await;
+        let held = hold(&gw, &c).await;
+        assert_eq!(denied_code(&gw, &c).await, code, "{yaml}");
+        drop(held);
+        eventually("the slot comes back", async || {
+            gw.chat(&c, false).await.status() == 200
+        })
+        .await;
+    }
+
+    // A route's own cap replaces the servers' max_connections: two in
+    // flight through a route allowing two, on a server allowing one.
+    let yaml = config(
+        &[server("a", "p", m.addr.port(), "    max_connections: 1\n")],
+        "routes:\n  - {prefix: /, upstream: p, max_concurrency: 2}\n",
+    );
+    let gw = Gateway::start(&yaml).await;
+    let first = hold(&gw, &c).await;
+    let second = hold(&gw, &c).await;
+    assert_eq!(denied_code(&gw, &c).await, "upstream_concurrency_exceeded");
+    drop((first, second));
+}

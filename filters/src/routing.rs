@@ -118,6 +118,9 @@ pub struct PrefixRoute {
     pub strip_prefix: bool,
     /// Only requests of this namespace (index); `None` = any namespace.
     pub namespace: Option<usize>,
+    /// The route's own cap on requests in flight (per API key), which
+    /// replaces the servers' `max_connections`; `None` = the servers'.
+    pub max_concurrency: Option<u64>,
 }
 
 /// Normalises a prefix: leading `/`, no trailing `/` (except for `/` itself).
@@ -195,6 +198,11 @@ pub struct Router {
 }
 
 impl Router {
+    /// The prefix route a [`RouteMatch::Prefix`] names.
+    pub fn prefix(&self, index: usize) -> Option<&PrefixRoute> {
+        self.prefixes.get(index)
+    }
+
     /// Builds a router; inactive rules must already be left out.
     pub fn new(mut rules: Vec<CompiledProxyRule>, prefixes: Vec<PrefixRoute>) -> Self {
         rules.sort_by_key(|r| (r.priority, r.id));
@@ -259,6 +267,7 @@ mod tests {
             target,
             strip_prefix: strip,
             namespace: None,
+            max_concurrency: None,
         }
     }
 

@@ -173,6 +173,10 @@ pub struct Matcher {
     /// Inactive matchers are skipped.
     #[serde(default = "yes", deserialize_with = "flag")]
     pub is_active: bool,
+    /// The namespace route's `header:`/`query:` match strategy (saved and
+    /// shown through `/api/v1/namespaces/{id}/route`); one per namespace.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub namespace_route: bool,
 }
 
 impl Matcher {
@@ -260,6 +264,11 @@ pub struct Route {
     /// Only requests of this namespace (code); none = all namespaces.
     #[serde(default)]
     pub namespace: Option<String>,
+    /// Most requests in flight through this route per API key (per route
+    /// when auth is off); more get 503 `upstream_concurrency_exceeded`.
+    /// Replaces the servers' `max_connections` for this route's requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrency: Option<u64>,
 }
 
 /// A client API key.

@@ -607,6 +607,12 @@ impl Validator<'_> {
             if let Some(ns) = &r.namespace {
                 self.namespace_ref(format!("{path}.namespace"), ns);
             }
+            if r.max_concurrency == Some(0) {
+                self.problem(
+                    format!("{path}.max_concurrency"),
+                    "must be at least 1 (0 would refuse every request; omit it for no cap)",
+                );
+            }
             let key = (normalize_prefix(&r.prefix), r.namespace.as_deref());
             if let Some(first) = seen.insert(key, i) {
                 self.problem(

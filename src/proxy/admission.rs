@@ -78,6 +78,13 @@ pub async fn admit(
         obs.route = Some(rt.handles.route_index(route));
         obs.pool = Some(route.target());
     }
+    // A route with its own `max_concurrency` (counted by the limits)
+    // replaces the servers' `max_connections`.
+    let route_capped = matches!(
+        d.route,
+        Some(sluice_filters::routing::RouteMatch::Prefix { index, .. })
+            if rt.router.prefix(index).is_some_and(|p| p.max_concurrency.is_some())
+    );
     let target = d.outcome?;
     let (Some(namespace), Some(llm)) = (d.namespace, d.llm) else {
         return Err(GatewayError::Internal);
@@ -175,6 +182,7 @@ pub async fn admit(
         reported_usage: Default::default(),
         session_id,
         client_format,
+        route_capped,
     })
 }
 

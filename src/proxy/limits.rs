@@ -90,9 +90,12 @@ pub async fn admit(rt: &Snapshot, input: &LimitInput<'_>) -> Result<Option<Grant
         return Ok(None);
     }
     // The route's label is a counter key part only for `key_by: route`.
-    let by_route = rules
-        .iter()
-        .any(|r| r.config.key_by() == sluice_filters::limits::rules::KeyBy::Route);
+    let by_route = rules.iter().any(|r| {
+        r.only_route.is_some()
+            || r.config
+                .key_by()
+                .contains(sluice_filters::limits::rules::KeyBy::Route)
+    });
     let route = if by_route {
         input
             .route

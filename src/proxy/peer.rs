@@ -33,10 +33,12 @@ pub async fn select(ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
             Err(err) => return Err(fail(ctx, err)),
         }
     } else {
-        let Some((backend, server)) = rt.pools[plan.pool].select(&ctx.tried) else {
+        let pool = &rt.pools[plan.pool];
+        let Some((backend, server)) = pool.select_capped(&ctx.tried, !plan.route_capped) else {
             // After failed attempts, report what went wrong with them.
             let err = match ctx.error.take() {
                 Some(prev) if ctx.attempts > 0 => prev,
+                _ if pool.any_full() => GatewayError::UpstreamConcurrency,
                 _ => GatewayError::NoHealthyUpstream,
             };
             return Err(fail(ctx, err));

@@ -37,6 +37,9 @@ pub struct Plan {
     pub client_wants_usage: bool,
     /// The body's `model` is a catalog model: its deployments serve it.
     pub catalog: Option<CatalogPlan>,
+    /// The route has its own `max_concurrency`: servers' `max_connections`
+    /// do not apply to this request.
+    pub route_capped: bool,
     /// (prompt, completion) tokens the upstream reported in an answer
     /// nobody metered (token metrics only); set by the session that read
     /// the answer (direct or subrequest).

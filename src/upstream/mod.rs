@@ -152,14 +152,31 @@ impl Pool {
 
     /// Picks a server: healthy, not ejected, not full, not in `tried`.
     pub fn select(&self, tried: &[u64]) -> Option<(Backend, Arc<ServerRt>)> {
+        self.select_capped(tried, true)
+    }
+
+    /// [`Pool::select`]; `respect_caps: false` ignores the servers'
+    /// `max_connections` (a route with its own `max_concurrency`).
+    pub fn select_capped(
+        &self,
+        tried: &[u64],
+        respect_caps: bool,
+    ) -> Option<(Backend, Arc<ServerRt>)> {
         let now = mono_ms();
         let backend = self.lb.select_with(b"", 256, |b, healthy| {
             healthy
-                && server_of(b)
-                    .is_some_and(|s| !s.is_ejected(now) && !s.is_full() && !tried.contains(&s.id))
+                && server_of(b).is_some_and(|s| {
+                    !s.is_ejected(now) && !(respect_caps && s.is_full()) && !tried.contains(&s.id)
+                })
         })?;
         let server = server_of(&backend)?.clone();
         Some((backend, server))
+    }
+
+    /// Whether some server is at its `max_connections` (a failed
+    /// selection is then the upstream concurrency cap, not ill health).
+    pub fn any_full(&self) -> bool {
+        self.servers.iter().any(|s| s.is_full())
     }
 
     /// How many servers are currently usable: healthy and not ejected (for `/health`).

@@ -24,7 +24,9 @@
 //! `default_output_tokens`. Settling charges or refunds `actual - g`.
 //!
 //! Denials: rate 429 `rate_limited`, budget and per-request caps 429
-//! `token_limit_exceeded`, concurrency 503 `concurrency_limited`, store down
+//! `token_limit_exceeded`, concurrency 503 `concurrency_limited` (or
+//! `downstream_concurrency_exceeded` / `upstream_concurrency_exceeded`,
+//! see [`concurrency_code`]), store down
 //! with a `fail_mode: closed` rule 503 `limits_unavailable`. When several
 //! checks fail, `Retry-After` is the longest wait among them (all must
 //! clear) and the message names that check's rule. A concurrency slot
@@ -38,7 +40,7 @@
 //! `"20ms"`). Concurrency is not a rate and sets none of them. The gateway
 //! adds `Retry-After` from [`Denial::retry_after_secs`].
 
-use super::rules::{FailMode, KeyBy, RateAlgorithm, RuleConfig};
+use super::rules::{FailMode, KeyBy, KeyBySet, RateAlgorithm, RuleConfig};
 use super::store::{Admission, Check, CheckStatus, Settle};
 use crate::facts::HeaderLookup;
 use smallvec::SmallVec;
@@ -58,21 +60,33 @@ pub struct Rule {
     /// `"{id}:{dimension}:"`, the start of each of the rule's counter keys,
     /// made once instead of per request.
     key_prefix: String,
+    /// Applies only to requests that took this route (its label): a
+    /// route's own `max_concurrency`.
+    pub only_route: Option<String>,
 }
 
 impl Rule {
     pub fn new(id: u64, name: String, config: RuleConfig) -> Rule {
-        let dimension = config.key_by().as_str();
+        let dimension = config.key_by().name();
         let mut key_prefix = String::with_capacity(22 + dimension.len());
         push_u64(&mut key_prefix, id);
         key_prefix.push(':');
-        key_prefix.push_str(dimension);
+        key_prefix.push_str(&dimension);
         key_prefix.push(':');
         Rule {
             id,
             name,
             config,
             key_prefix,
+            only_route: None,
+        }
+    }
+
+    /// A rule for the requests of one route only (its label).
+    pub fn for_route(id: u64, name: String, config: RuleConfig, route: String) -> Rule {
+        Rule {
+            only_route: Some(route),
+            ..Rule::new(id, name, config)
         }
     }
 }
@@ -287,6 +301,9 @@ pub fn plan(rules: &[&Rule], req: &RequestView<'_>, s: &PlanSettings) -> Result<
     let mut checks = SmallVec::new();
     let mut owners = SmallVec::new();
     for (index, rule) in rules.iter().enumerate() {
+        if rule.only_route.as_ref().is_some_and(|r| r != req.route) {
+            continue;
+        }
         let Some(check) = rule_check(rule, req, s, tokens)? else {
             continue;
         };
@@ -423,25 +440,35 @@ fn stateless_denial(rule: &Rule, message: String) -> Denial {
 /// `"{rule_id}:{dimension}:{value}"`, or None when the request has no value
 /// for the rule's dimension.
 fn counter_key(rule: &Rule, req: &RequestView<'_>) -> Option<String> {
-    let key_by = rule.config.key_by();
-    let value = match key_by {
-        KeyBy::Namespace => Some(req.namespace),
-        KeyBy::ApiKey => req.api_key,
-        KeyBy::Route => Some(req.route),
-        KeyBy::Model => req.model,
-        KeyBy::Header => rule
-            .config
-            .header_name()
-            .and_then(|name| req.headers.header(name)),
-        KeyBy::Upstream => Some(req.upstream),
-        KeyBy::Global => Some("*"),
-    }
-    .filter(|v| !v.is_empty())?;
-    let mut key = String::with_capacity(rule.key_prefix.len() + value.len());
+    let value = |key_by: KeyBy| {
+        match key_by {
+            KeyBy::Namespace => Some(req.namespace),
+            KeyBy::ApiKey => req.api_key,
+            KeyBy::Route => Some(req.route),
+            KeyBy::Model => req.model,
+            KeyBy::Header => rule
+                .config
+                .header_name()
+                .and_then(|name| req.headers.header(name)),
+            KeyBy::Upstream => Some(req.upstream),
+            KeyBy::Global => Some("*"),
+        }
+        .filter(|v| !v.is_empty())
+    };
+    let mut key = String::with_capacity(rule.key_prefix.len() + 32);
     key.push_str(&rule.key_prefix);
-    key.push_str(value);
+    for (i, dim) in rule.config.key_by().dims().iter().enumerate() {
+        if i > 0 {
+            key.push(KEY_SEPARATOR);
+        }
+        key.push_str(value(*dim)?);
+    }
     Some(key)
 }
+
+/// Between the values of a multi-dimension `key_by` in a counter key (a
+/// control character: no header value, key name or path holds one).
+const KEY_SEPARATOR: char = '\u{1f}';
 
 /// Who a counter key counts, for messages: `namespace "ns"`, `all requests`.
 fn subject(rule: &Rule, key: &str) -> String {
@@ -454,6 +481,12 @@ fn subject(rule: &Rule, key: &str) -> String {
             "header {} {value:?}",
             rule.config.header_name().unwrap_or("?")
         ),
+        multi if multi.contains('+') => multi
+            .split('+')
+            .zip(value.split(KEY_SEPARATOR))
+            .map(|(d, v)| format!("{d} {v:?}"))
+            .collect::<Vec<_>>()
+            .join(", "),
         other => format!("{other} {value:?}"),
     }
 }
@@ -623,6 +656,21 @@ fn wait_ms(check: &Check, status: &CheckStatus) -> u64 {
     }
 }
 
+/// The code of a concurrency denial: a cap on every request in flight
+/// (`key_by: global`) is the downstream cap, `downstream_concurrency_exceeded`;
+/// a cap per route or upstream (alone or with other dimensions, such as
+/// `[api_key, route]`) guards the upstream, `upstream_concurrency_exceeded`;
+/// any other (per namespace, key, model, header) is `concurrency_limited`.
+pub fn concurrency_code(key_by: &KeyBySet) -> &'static str {
+    if key_by.contains(KeyBy::Global) {
+        "downstream_concurrency_exceeded"
+    } else if key_by.contains(KeyBy::Route) || key_by.contains(KeyBy::Upstream) {
+        "upstream_concurrency_exceeded"
+    } else {
+        "concurrency_limited"
+    }
+}
+
 /// Status, code and the sentence of a failed check.
 fn describe(
     check: &Check,
@@ -663,7 +711,7 @@ fn describe(
         ),
         Check::Concurrency { key, limit, .. } => (
             503,
-            "concurrency_limited",
+            rule.map_or("concurrency_limited", |r| concurrency_code(r.config.key_by())),
             format!(
                 "concurrency limit of {limit} requests in flight reached for {}",
                 who(key)

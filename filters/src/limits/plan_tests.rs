@@ -114,6 +114,23 @@ fn counter_keys_follow_key_by() {
 }
 
 #[test]
+fn a_key_by_list_counts_each_combination() {
+    let h = headers();
+    let rules = [rule(
+        4,
+        "pair",
+        "concurrency",
+        json!({"max_concurrent": 1, "key_by": ["api_key", "route"]}),
+    )];
+    let p = planned(&rules, &view(&h)).unwrap();
+    assert_eq!(keys(&p), ["4:api_key+route:team-a\u{1f}/v1/chat"]);
+    // Without one of the values the rule does not count the request.
+    let mut req = view(&h);
+    req.api_key = None;
+    assert!(planned(&rules, &req).unwrap().is_empty());
+}
+
+#[test]
 fn a_rule_without_a_value_for_its_dimension_does_not_apply() {
     let h = headers();
     let mut req = view(&h);

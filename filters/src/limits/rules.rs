@@ -59,6 +59,94 @@ impl KeyBy {
     }
 }
 
+/// What a rule counts by: one dimension (`key_by: api_key`) or several
+/// at once (`key_by: [api_key, route]`: one counter per API key and route
+/// pair). A request without a value for any of them is not counted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyBySet(Vec<KeyBy>);
+
+/// Dimensions a `key_by` list may combine at most.
+pub const MAX_KEY_BY: usize = 3;
+
+impl Default for KeyBySet {
+    fn default() -> Self {
+        KeyBySet(vec![KeyBy::Namespace])
+    }
+}
+
+impl From<KeyBy> for KeyBySet {
+    fn from(k: KeyBy) -> Self {
+        KeyBySet(vec![k])
+    }
+}
+
+impl KeyBySet {
+    /// The dimensions, in the order written.
+    pub fn dims(&self) -> &[KeyBy] {
+        &self.0
+    }
+
+    /// Whether `k` is one of the dimensions.
+    pub fn contains(&self, k: KeyBy) -> bool {
+        self.0.contains(&k)
+    }
+
+    /// The dimension in counter keys: `api_key`, or `api_key+route`.
+    pub fn name(&self) -> String {
+        self.0
+            .iter()
+            .map(|k| k.as_str())
+            .collect::<Vec<_>>()
+            .join("+")
+    }
+}
+
+impl Serialize for KeyBySet {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0.as_slice() {
+            [one] => one.serialize(s),
+            many => many.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for KeyBySet {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Spelled {
+            One(KeyBy),
+            Many(Vec<KeyBy>),
+        }
+        use serde::de::Error;
+        let dims = match Spelled::deserialize(d)? {
+            Spelled::One(k) => vec![k],
+            Spelled::Many(v) => v,
+        };
+        if dims.is_empty() || dims.len() > MAX_KEY_BY {
+            return Err(D::Error::custom(format!(
+                "key_by: a list of 1 to {MAX_KEY_BY} dimensions"
+            )));
+        }
+        let mut seen = Vec::new();
+        for k in &dims {
+            if seen.contains(k) {
+                return Err(D::Error::custom(format!(
+                    "key_by: {} is listed twice",
+                    k.as_str()
+                )));
+            }
+            seen.push(*k);
+        }
+        if dims.len() > 1 && dims.contains(&KeyBy::Global) {
+            return Err(D::Error::custom(
+                "key_by: global counts every request together; it combines with nothing",
+            ));
+        }
+        Ok(KeyBySet(dims))
+    }
+}
+
 /// What a rule does when the counter store cannot be reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -120,7 +208,7 @@ pub struct RateLimitConfig {
     pub burst: Option<u64>,
     /// What the counter is per.
     #[serde(default)]
-    pub key_by: KeyBy,
+    pub key_by: KeyBySet,
     /// The header counted by (`key_by: header` only), lower case.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub header_name: Option<String>,
@@ -159,7 +247,7 @@ pub struct ConcurrencyConfig {
     pub max_concurrent: u64,
     /// What the counter is per.
     #[serde(default)]
-    pub key_by: KeyBy,
+    pub key_by: KeyBySet,
     /// The header counted by (`key_by: header` only), lower case.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub header_name: Option<String>,
@@ -197,7 +285,7 @@ pub struct TokenLimitConfig {
     pub max_tokens_per_window: Option<u64>,
     /// What the budget is per (default namespace).
     #[serde(default)]
-    pub key_by: KeyBy,
+    pub key_by: KeyBySet,
     /// The header counted by (`key_by: header` only), lower case.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub header_name: Option<String>,
@@ -287,11 +375,11 @@ impl RuleConfig {
     }
 
     /// What the rule counts by.
-    pub fn key_by(&self) -> KeyBy {
+    pub fn key_by(&self) -> &KeyBySet {
         match self {
-            RuleConfig::RateLimit(c) => c.key_by,
-            RuleConfig::Concurrency(c) => c.key_by,
-            RuleConfig::TokenLimit(c) => c.key_by,
+            RuleConfig::RateLimit(c) => &c.key_by,
+            RuleConfig::Concurrency(c) => &c.key_by,
+            RuleConfig::TokenLimit(c) => &c.key_by,
         }
     }
 
@@ -308,17 +396,17 @@ impl RuleConfig {
         let header = match &mut self {
             RuleConfig::RateLimit(c) => {
                 validate_rate(c)?;
-                (c.key_by, &mut c.header_name)
+                (&c.key_by, &mut c.header_name)
             }
             RuleConfig::Concurrency(c) => {
                 if c.max_concurrent == 0 {
                     return Err("rule_config.max_concurrent: must be at least 1 (0 would reject every request; disable the rule instead)".into());
                 }
-                (c.key_by, &mut c.header_name)
+                (&c.key_by, &mut c.header_name)
             }
             RuleConfig::TokenLimit(c) => {
                 validate_tokens(c)?;
-                (c.key_by, &mut c.header_name)
+                (&c.key_by, &mut c.header_name)
             }
         };
         validate_header(header.0, header.1)?;
@@ -434,10 +522,11 @@ fn window_secs(field: &str, secs: u64, unit: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn validate_header(key_by: KeyBy, header: &mut Option<String>) -> Result<(), String> {
-    match (key_by, header.as_mut()) {
-        (KeyBy::Header, None) => Err("rule_config.header_name: missing; \"key_by\": \"header\" needs the header to count by, e.g. {\"header_name\": \"x-team\"}".into()),
-        (KeyBy::Header, Some(name)) => {
+fn validate_header(key_by: &KeyBySet, header: &mut Option<String>) -> Result<(), String> {
+    let counts_header = key_by.contains(KeyBy::Header);
+    match (counts_header, header.as_mut()) {
+        (true, None) => Err("rule_config.header_name: missing; \"key_by\": \"header\" needs the header to count by, e.g. {\"header_name\": \"x-team\"}".into()),
+        (true, Some(name)) => {
             let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
             if name.is_empty() || !name.bytes().all(token) {
                 return Err(format!("rule_config.header_name: {name:?} is not a valid header name; write e.g. \"x-team\""));
@@ -445,9 +534,9 @@ fn validate_header(key_by: KeyBy, header: &mut Option<String>) -> Result<(), Str
             name.make_ascii_lowercase();
             Ok(())
         }
-        (other, Some(_)) => Err(format!(
+        (false, Some(_)) => Err(format!(
             "rule_config.header_name: only used with \"key_by\": \"header\" (this rule counts by {}); set key_by to header or remove header_name",
-            other.as_str()
+            key_by.name()
         )),
         (_, None) => Ok(()),
     }
@@ -461,6 +550,8 @@ enum Kind {
     Text,
     Flag,
     OneOf(&'static [&'static str]),
+    /// One of the options, or a list of distinct ones.
+    OneOrList(&'static [&'static str]),
 }
 
 struct Field {
@@ -514,7 +605,7 @@ const fn defaulted(
     }
 }
 
-const KEY_BY_FIELD: Field = defaulted("key_by", Kind::OneOf(KEY_BY), "namespace", "What the counter is per: namespace, api_key (key name), route, model, header (header_name), upstream (pool) or global. Requests without a value for it are not counted by this rule.");
+const KEY_BY_FIELD: Field = defaulted("key_by", Kind::OneOrList(KEY_BY), "namespace", "What the counter is per: namespace, api_key (key name), route, model, header (header_name), upstream (pool) or global; or a list of up to three of them counted together, e.g. [api_key, route] (one counter per key and route). Requests without a value for it are not counted by this rule.");
 const HEADER_FIELD: Field = field(
     "header_name",
     Kind::Text,
@@ -641,6 +732,15 @@ fn checked_value(name: &str, kind: Kind, value: &Value) -> Result<Value, String>
             };
         }
         Kind::OneOf(options) => value.as_str().is_some_and(|s| options.contains(&s)),
+        Kind::OneOrList(options) => match value {
+            Value::Array(items) => {
+                !items.is_empty()
+                    && items
+                        .iter()
+                        .all(|v| v.as_str().is_some_and(|s| options.contains(&s)))
+            }
+            other => other.as_str().is_some_and(|s| options.contains(&s)),
+        },
     };
     if ok {
         return Ok(value.clone());
@@ -652,6 +752,10 @@ fn checked_value(name: &str, kind: Kind, value: &Value) -> Result<Value, String>
         Kind::Text => format!("rule_config.{name}: expected a string, got {value}"),
         Kind::OneOf(options) => format!(
             "rule_config.{name}: expected one of {}, got {value}",
+            options.join(", ")
+        ),
+        Kind::OneOrList(options) => format!(
+            "rule_config.{name}: expected one of {}, or a list of them, got {value}",
             options.join(", ")
         ),
         Kind::Flag => format!("rule_config.{name}: expected true or false, got {value}"),
@@ -686,12 +790,15 @@ fn field_schema(f: &Field) -> Value {
     let mut m = Map::new();
     let ty = match f.kind {
         Kind::Count => "number",
-        Kind::Text | Kind::OneOf(_) => "string",
+        Kind::Text | Kind::OneOf(_) | Kind::OneOrList(_) => "string",
         Kind::Flag => "boolean",
     };
     m.insert("type".into(), ty.into());
-    if let Kind::OneOf(options) = f.kind {
+    if let Kind::OneOf(options) | Kind::OneOrList(options) = f.kind {
         m.insert("enum".into(), options.to_vec().into());
+    }
+    if let Kind::OneOrList(_) = f.kind {
+        m.insert("list_allowed".into(), Value::Bool(true));
     }
     if let Some(d) = f.default {
         let value = match f.kind {

@@ -33,7 +33,10 @@ fn seed_000_examples_parse() {
     let c = rate(json!({"max_qps": 50, "time_window_seconds": 1}));
     assert_eq!((c.limit(), c.window_ms()), (50, 1000));
     assert_eq!(c.algorithm, RateAlgorithm::FixedWindow);
-    assert_eq!((c.key_by, c.fail_mode), (KeyBy::Namespace, FailMode::Open));
+    assert_eq!(
+        (c.key_by, c.fail_mode),
+        (KeyBySet::from(KeyBy::Namespace), FailMode::Open)
+    );
     assert_eq!(rate(json!({"max_qps": 50})).time_window_seconds, 1);
     let t = tokens(json!({"max_tokens": 4096}));
     assert_eq!(t.max_tokens, Some(4096));
@@ -75,7 +78,7 @@ fn header_names_are_lower_cased() {
     )
     .unwrap();
     assert_eq!(c.header_name(), Some("x-team"));
-    assert_eq!(c.key_by(), KeyBy::Header);
+    assert_eq!(c.key_by(), &KeyBySet::from(KeyBy::Header));
 }
 
 #[test]
@@ -257,4 +260,35 @@ fn every_schema_field_is_a_config_field() {
         );
         parse(rule_type, config).unwrap();
     }
+}
+
+#[test]
+fn key_by_takes_a_list() {
+    let c = parse(
+        "concurrency",
+        json!({"max_concurrent": 2, "key_by": ["api_key", "route"]}),
+    )
+    .unwrap();
+    assert_eq!(c.key_by().dims(), [KeyBy::ApiKey, KeyBy::Route]);
+    assert_eq!(c.key_by().name(), "api_key+route");
+    for (bad, says) in [
+        (json!([]), "expected one of"),
+        (json!(["api_key", "api_key"]), "listed twice"),
+        (json!(["global", "route"]), "combines with nothing"),
+        (json!(["api_key", "route", "model", "upstream"]), "1 to 3"),
+        (json!(["api_key", "colour"]), "expected one of"),
+    ] {
+        let e = err("concurrency", json!({"max_concurrent": 2, "key_by": bad}));
+        assert!(e.contains(says), "{bad}: {e}");
+    }
+    let e = err(
+        "rate_limit",
+        json!({"max_qps": 2, "key_by": ["api_key", "header"]}),
+    );
+    assert!(e.contains("header_name: missing"), "{e}");
+    assert!(parse(
+        "rate_limit",
+        json!({"max_qps": 2, "key_by": ["api_key", "header"], "header_name": "x-team"})
+    )
+    .is_ok());
 }

@@ -165,6 +165,10 @@ pub struct RouteNamespaceView {
     pub message: Option<String>,
     pub route: Option<RouteTarget>,
     pub api_key: Option<KeyView>,
+    /// The namespace the sample's API key is bound to, when that overrides
+    /// what the matchers decide (live traffic with this key lands there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_namespace: Option<String>,
     pub decision: Verdict,
 }
 

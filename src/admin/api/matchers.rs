@@ -332,6 +332,7 @@ pub(super) fn create_in(e: &mut Entities, ns_id: u64, b: &MatcherCreate) -> Resu
         action: f.action.map(Into::into).unwrap_or_default(),
         priority: b.priority.unwrap_or(0),
         is_active: b.is_active.unwrap_or(true),
+        namespace_route: false,
     });
     Ok(id)
 }

@@ -300,8 +300,34 @@ fn key_view(rt: &Snapshot, o: &DryRun) -> Value {
 pub fn route_namespace(rt: &Snapshot, b: &SampleRequest) -> Reply {
     let s = Sample::parse(b)?;
     let o = evaluate(rt, &s);
+    // The namespace comes from the matchers alone (the contract's
+    // answer); what the sample's API key changes is said apart.
+    let alone = o.decision.as_ref().map(|_| {
+        let request = decision::Request {
+            method: &s.method,
+            path: &s.path,
+            query: s.query.as_deref(),
+            headers: &s.headers,
+            body: s.body.clone(),
+        };
+        decision::decide(rt, request, None).matched
+    });
+    let alone = alone.flatten();
     let mut out = Map::new();
-    match o.matched() {
+    if let (Some(NamespaceDecision::Namespace { index, .. }), Some(bound)) = (o.matched(), o.bound)
+    {
+        let by_matchers = match &alone {
+            Some(NamespaceDecision::Namespace { index, .. }) => Some(*index),
+            _ => None,
+        };
+        if by_matchers != Some(*index) && *index == bound {
+            out.insert(
+                "key_namespace".into(),
+                rt.namespaces[bound].code.clone().into(),
+            );
+        }
+    }
+    match alone.as_ref() {
         None => {
             out.insert("matched".into(), false.into());
             out.insert("target_namespace".into(), Value::Null);
@@ -324,12 +350,10 @@ pub fn route_namespace(rt: &Snapshot, b: &SampleRequest) -> Reply {
             );
             out.insert("namespace_info".into(), namespace_info(rt, *index));
             if matcher.is_none() {
-                let msg = if o.bound.is_some() {
-                    "未找到匹配的规则，使用 API 密钥绑定的命名空间"
-                } else {
-                    "未找到匹配的规则，使用默认命名空间"
-                };
-                out.insert("message".into(), msg.into());
+                out.insert(
+                    "message".into(),
+                    "未找到匹配的规则，使用默认命名空间".into(),
+                );
             }
         }
         Some(NamespaceDecision::Deny { matcher }) => {
