@@ -166,7 +166,8 @@ impl Pool {
         let backend = self.lb.select_with(b"", 256, |b, healthy| {
             healthy
                 && server_of(b).is_some_and(|s| {
-                    !s.is_ejected(now) && !(respect_caps && s.is_full()) && !tried.contains(&s.id)
+                    let full = respect_caps && s.is_full();
+                    !(s.is_ejected(now) || full || tried.contains(&s.id))
                 })
         })?;
         let server = server_of(&backend)?.clone();
