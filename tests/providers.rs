@@ -384,7 +384,11 @@ async fn cost_from_catalog_prices_in_metrics() {
             let text = gw.metrics(&client, "metrics-token").await;
             let cost: f64 = text
                 .lines()
-                .filter(|l| l.starts_with("sluice_cost_total{") && l.contains("model=\"priced\""))
+                .filter(|l| {
+                    l.starts_with("sluice_cost_total{")
+                        && l.contains("model=\"priced\"")
+                        && l.contains("provider=\"anthropic\"")
+                })
                 .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
                 .sum();
             let anthropic_requests = text.lines().any(|l| {

@@ -399,6 +399,11 @@ pub struct Config {
     pub forward_xff: bool,
     /// Namespace (code) of requests no matcher claims; none = such requests get 403.
     pub default_namespace: Option<String>,
+    /// A request header whose value, a namespace code, picks the namespace
+    /// when no matcher and no key binding does (`x-channel-code`); none =
+    /// off. Lets clients choose any namespace: turn it on only where they
+    /// may.
+    pub channel_header: Option<String>,
     pub namespaces: Vec<Namespace>,
     pub upstream_servers: Vec<UpstreamServer>,
     pub matchers: Vec<Matcher>,

@@ -267,6 +267,14 @@ impl Validator<'_> {
                 self.problem(format!("{path}.id"), format!("duplicate id {}", ns.id));
             }
         }
+        if let Some(h) = &self.c.channel_header {
+            if http::HeaderName::from_bytes(h.as_bytes()).is_err() {
+                self.problem(
+                    "channel_header",
+                    format!("{h:?} is not a header name; write e.g. x-channel-code"),
+                );
+            }
+        }
     }
 
     fn upstream_servers(&mut self) {
@@ -503,7 +511,11 @@ impl Validator<'_> {
     /// Whether some request can land in namespace `code`.
     fn reachable(&self, code: &str) -> bool {
         let c = self.c;
-        c.default_namespace.as_deref() == Some(code)
+        let a = &c.auth;
+        let unbound_requests =
+            !a.enabled || a.keys.is_empty() || a.keys.iter().any(|k| k.namespace.is_none());
+        (c.channel_header.is_some() && unbound_requests)
+            || c.default_namespace.as_deref() == Some(code)
             || c.matchers
                 .iter()
                 .any(|m| m.is_active && m.action == MatchAction::Allow && m.namespace == code)

@@ -96,11 +96,13 @@ pub struct Target {
     pub session_id: Option<String>,
 }
 
-/// The OpenAI path an alias stands for: `/api/chat/completions` and the
-/// internal channel's `/internal/v1/…`.
+/// The OpenAI path an alias stands for: `/api/chat` and
+/// `/api/chat/completions`, and the internal channel's `/internal/v1/…`.
 pub fn alias_of(path: &str) -> Option<&'static str> {
     match path {
-        "/api/chat/completions" | "/internal/v1/chat/completions" => Some("/v1/chat/completions"),
+        "/api/chat" | "/api/chat/completions" | "/internal/v1/chat/completions" => {
+            Some("/v1/chat/completions")
+        }
         "/internal/v1/embeddings" => Some("/v1/embeddings"),
         "/internal/v1/models" => Some("/v1/models"),
         _ => None,
@@ -198,7 +200,32 @@ fn target(
         raw_body: &req.body,
     };
     let bound = key.and_then(|k| rt.keys[k].namespace);
-    let matched = d.matched.insert(rt.resolver.resolve(&as_sent, bound));
+    let mut resolved = rt.resolver.resolve(&as_sent, bound);
+    // `channel_header` (`X-Channel-Code: <namespace code>`) picks the
+    // namespace when no matcher decided and no key binding did.
+    if let (NamespaceDecision::Namespace { matcher: None, .. }, None)
+    | (NamespaceDecision::NoNamespace, None) = (&resolved, bound)
+    {
+        let channel = rt.config.channel_header.as_deref();
+        if let Some((name, code)) = channel.and_then(|h| Some((h, req.headers.header(h)?))) {
+            match rt.namespaces.iter().position(|n| n.code == code) {
+                Some(index) => {
+                    resolved = NamespaceDecision::Namespace {
+                        index,
+                        matcher: None,
+                    }
+                }
+                None => {
+                    d.matched = Some(NamespaceDecision::NoNamespace);
+                    return Err(GatewayError::Forbidden(format!(
+                        "{name} {:?} names no namespace",
+                        clip(code)
+                    )));
+                }
+            }
+        }
+    }
+    let matched = d.matched.insert(resolved);
     let namespace = match *matched {
         NamespaceDecision::Namespace { index, .. } if rt.namespaces[index].active => index,
         NamespaceDecision::Namespace { index, .. } => {

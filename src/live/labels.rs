@@ -267,7 +267,8 @@ impl MetricHandles {
             ttft: Grid::new(n * m),
             gap: Grid::new(n * m),
             tokens: Grid::new(n * m * 2),
-            cost: Grid::new(n * m),
+            // Per pool (its provider is the label), plus none.
+            cost: Grid::new(n * m * (pools.len() + 1)),
             ttfb: Grid::new(pools.len()),
             pools: pools.iter().map(|(name, _)| name.clone()).collect(),
             providers: pools

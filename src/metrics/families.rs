@@ -140,9 +140,9 @@ impl Families {
             CounterVec::new(
                 opts!(
                     "sluice_cost_total",
-                    "Cost of metered requests in USD (0 until the model catalog exists)."
+                    "Cost of metered requests in USD by namespace, model and provider (0 for requests outside the model catalog: they have no price)."
                 ),
-                &["namespace", "model"],
+                &["namespace", "model", "provider"],
             )
             .unwrap(),
         );
@@ -295,9 +295,11 @@ impl Families {
         if r.tokens.is_some() || r.cost.is_some() {
             // Requests outside the catalog have no price: their series
             // exists and stays at 0.
+            let pools = h.providers.len() + 1;
+            let pool = r.pool.unwrap_or(pools - 1).min(pools - 1);
             h.cost
-                .get(ns * m + model, || {
-                    self.cost.with_label_values(&[ns_l, model_l])
+                .get((ns * m + model) * pools + pool, || {
+                    self.cost.with_label_values(&[ns_l, model_l, provider])
                 })
                 .inc_by(r.cost.unwrap_or(0.0).max(0.0));
         }
