@@ -11,6 +11,10 @@
 //! | `proxy_connect_timeout TIME` | `timeouts.connect_ms` |
 //! | `proxy_read_timeout TIME` | `timeouts.first_byte_ms` and `timeouts.idle_ms` |
 //! | `keepalive_timeout TIME` | `timeouts.client_keepalive_s` (0 = no keep-alive) |
+//! | `gzip on\|off` | `compression.gzip` |
+//! | `gzip_comp_level 1..9` | `compression.level` |
+//! | `gzip_types TYPE...` | `compression.types` (`*` = any) |
+//! | `gzip_min_length SIZE` | `compression.min_length` |
 
 use super::{Config, Problem};
 use serde::{Deserialize, Serialize};
@@ -34,16 +38,17 @@ pub struct NginxConfig {
 }
 
 /// A directive Sluice applies, with its parsed value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Directive {
     ClientMaxBodySize(usize),
     ProxyConnectTimeoutMs(u64),
     ProxyReadTimeoutMs(u64),
     KeepaliveTimeoutS(u64),
+    Gzip(bool),
+    GzipCompLevel(u32),
+    GzipTypes(Vec<String>),
+    GzipMinLength(usize),
 }
-
-/// Why gzip is refused (named in the 400).
-const NO_GZIP: &str = "Sluice does not compress responses (streamed answers are metered and must reach the client unbuffered); remove it";
 
 /// Parses `content` into directives; the error names the directive.
 pub fn parse(content: &str) -> Result<Vec<Directive>, String> {
@@ -92,12 +97,38 @@ pub fn parse(content: &str) -> Result<Vec<Directive>, String> {
                 }
                 Directive::KeepaliveTimeoutS(ms / 1000)
             }
-            "gzip" | "gzip_comp_level" | "gzip_types" | "gzip_min_length" => {
-                return Err(format!("{name}: {NO_GZIP}"))
+            "gzip" => match one()? {
+                "on" => Directive::Gzip(true),
+                "off" => Directive::Gzip(false),
+                v => return Err(format!("{name}: {v:?}: write on or off")),
+            },
+            "gzip_comp_level" => match one()?.parse::<u32>() {
+                Ok(l @ 1..=9) => Directive::GzipCompLevel(l),
+                _ => return Err(format!("{name}: a level from 1 to 9")),
+            },
+            "gzip_types" => {
+                if args.is_empty() {
+                    return Err(format!("{name}: at least one media type (or *)"));
+                }
+                for t in args {
+                    let ok = *t == "*"
+                        || t.split_once('/').is_some_and(|(a, b)| {
+                            !a.is_empty() && !b.is_empty() && !b.contains('/')
+                        });
+                    if !ok {
+                        return Err(format!("{name}: {t:?} is not a media type (e.g. application/json) or *"));
+                    }
+                }
+                Directive::GzipTypes(args.iter().map(|t| t.to_ascii_lowercase()).collect())
+            }
+            "gzip_min_length" => {
+                let v = one()?;
+                let n = if v == "0" { 0 } else { size(name, v)? };
+                Directive::GzipMinLength(n)
             }
             other => {
                 return Err(format!(
-                    "{other}: unsupported directive (Sluice applies client_max_body_size, proxy_connect_timeout, proxy_read_timeout, keepalive_timeout)"
+                    "{other}: unsupported directive (Sluice applies client_max_body_size, proxy_connect_timeout, proxy_read_timeout, keepalive_timeout, gzip, gzip_comp_level, gzip_types, gzip_min_length)"
                 ))
             }
         };
@@ -190,6 +221,10 @@ fn set(d: Directive, c: &mut Config) {
             c.timeouts.idle_ms = ms;
         }
         Directive::KeepaliveTimeoutS(s) => c.timeouts.client_keepalive_s = Some(s),
+        Directive::Gzip(on) => c.compression.gzip = on,
+        Directive::GzipCompLevel(l) => c.compression.level = l,
+        Directive::GzipTypes(t) => c.compression.types = t,
+        Directive::GzipMinLength(n) => c.compression.min_length = n,
     }
 }
 
@@ -217,8 +252,20 @@ mod tests {
 
     #[test]
     fn refuses_what_it_cannot_apply_by_name() {
+        assert_eq!(
+            parse("gzip on; gzip_comp_level 6; gzip_types application/json text/plain; gzip_min_length 1k;").unwrap(),
+            vec![
+                Directive::Gzip(true),
+                Directive::GzipCompLevel(6),
+                Directive::GzipTypes(vec!["application/json".into(), "text/plain".into()]),
+                Directive::GzipMinLength(1024),
+            ]
+        );
         for (text, name) in [
-            ("gzip on; gzip_comp_level 6;", "gzip"),
+            ("gzip maybe;", "gzip"),
+            ("gzip_comp_level 10;", "gzip_comp_level"),
+            ("gzip_types json;", "gzip_types"),
+            ("gzip_vary on;", "gzip_vary"),
             ("worker_processes 4;", "worker_processes"),
             ("client_max_body_size 0;", "client_max_body_size"),
             ("client_max_body_size lots;", "client_max_body_size"),

@@ -397,6 +397,8 @@ pub struct Config {
     pub config_store: ConfigStoreSettings,
     /// Add `X-Forwarded-For` with the client address to upstream requests.
     pub forward_xff: bool,
+    /// gzip of upstream answers to clients that accept it.
+    pub compression: Compression,
     /// Namespace (code) of requests no matcher claims; none = such requests get 403.
     pub default_namespace: Option<String>,
     /// A request header whose value, a namespace code, picks the namespace
@@ -412,4 +414,53 @@ pub struct Config {
     pub rules: Vec<Rule>,
     /// The model catalog: public model names → deployments (YAML only).
     pub models: Vec<CatalogModel>,
+}
+
+/// gzip of upstream answers (the `gzip*` nginx directives map here):
+/// applied to a response when `gzip` is on, the client accepts gzip, its
+/// `Content-Type` is one of `types` (or `types` holds `*`) and its
+/// `Content-Length`, when it has one, is at least `min_length`. Streams
+/// (`text/event-stream`) and the gateway's own answers are never
+/// compressed: events must reach the client as they are produced.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Compression {
+    pub gzip: bool,
+    /// 1 (fastest) to 9 (smallest).
+    pub level: u32,
+    /// Media types compressed (`text/html` always, as nginx does).
+    pub types: Vec<String>,
+    /// Smallest `Content-Length` compressed, in bytes.
+    pub min_length: usize,
+}
+
+impl Default for Compression {
+    fn default() -> Self {
+        Compression {
+            gzip: false,
+            level: 1,
+            types: Vec::new(),
+            min_length: 20,
+        }
+    }
+}
+
+impl Compression {
+    /// Whether a response of `content_type` and `content_length` is
+    /// compressed (the client's `Accept-Encoding` aside).
+    pub fn applies(&self, content_type: Option<&str>, content_length: Option<usize>) -> bool {
+        let mime = content_type
+            .and_then(|t| t.split(';').next())
+            .map(|t| t.trim().to_ascii_lowercase())
+            .unwrap_or_default();
+        self.gzip
+            && mime != "text/event-stream"
+            && !mime.is_empty()
+            && content_length.is_none_or(|l| l >= self.min_length)
+            && (mime == "text/html"
+                || self
+                    .types
+                    .iter()
+                    .any(|t| t == "*" || t.eq_ignore_ascii_case(&mime)))
+    }
 }

@@ -29,6 +29,7 @@ pub(super) fn validate(c: &Config, problems: &mut Vec<Problem>) {
     v.counters();
     v.models();
     v.config_store();
+    v.compression();
 }
 
 /// What is well formed but could never take effect yet (see the module docs).
@@ -524,6 +525,27 @@ impl Validator<'_> {
                     .keys
                     .iter()
                     .any(|k| k.namespace.as_deref() == Some(code)))
+    }
+
+    fn compression(&mut self) {
+        let c = &self.c.compression;
+        if !(1..=9).contains(&c.level) {
+            self.problem(
+                "compression.level",
+                "a level from 1 (fastest) to 9 (smallest)",
+            );
+        }
+        for (i, t) in c.types.iter().enumerate() {
+            let ok = t == "*"
+                || t.split_once('/')
+                    .is_some_and(|(a, b)| !a.is_empty() && !b.is_empty() && !b.contains('/'));
+            if !ok {
+                self.problem(
+                    format!("compression.types[{i}]"),
+                    format!("{t:?} is not a media type (e.g. application/json) or *"),
+                );
+            }
+        }
     }
 
     fn counters(&mut self) {

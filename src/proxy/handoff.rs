@@ -59,6 +59,16 @@ pub async fn run(session: &mut Session, ctx: &mut RequestCtx, plan: Arc<Plan>) -
         InputBody::Bytes(vec![plan.body.clone()])
     };
 
+    // gzip is settled before the pipe writes the child's header (the
+    // pipe's filter cannot reach the session): a catalog answer is SSE
+    // when the request streams, else JSON in OpenAI's shape.
+    let answer_type = if plan.llm.stream {
+        "text/event-stream"
+    } else {
+        "application/json"
+    };
+    super::compression::decide_type(session, &rt.config.compression, answer_type);
+
     let start = Instant::now();
     let last_task_ms = Arc::new(AtomicU64::new(0));
     let header_seen = Arc::new(AtomicBool::new(false));

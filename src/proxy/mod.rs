@@ -15,6 +15,7 @@ mod admission;
 mod catalog;
 mod client_api;
 mod client_format;
+mod compression;
 pub mod ctx;
 mod endpoints;
 mod handoff;
@@ -130,6 +131,9 @@ impl ProxyHttp for Gateway {
                 req.remove_header(&http::header::TRANSFER_ENCODING);
                 req.insert_header(http::header::CONTENT_LENGTH, len)?;
             }
+        }
+        if ctx.role != Role::Child {
+            compression::enable(session, &self.runtime.load().config.compression);
         }
         if ctx.plan.as_ref().is_some_and(|p| p.catalog.is_some()) {
             // Catalog attempts may be retried after the body was sent:
@@ -347,6 +351,12 @@ impl ProxyHttp for Gateway {
         // The client side of the pipeline (a parent runs it in its pipe).
         if ctx.role == Role::Direct {
             ctx.pipeline.on_header(upstream_response)?;
+        }
+        // gzip for what reaches the client, by its final header.
+        if ctx.role != Role::Child {
+            if let Some(rt) = &ctx.runtime {
+                compression::decide(session, &rt.config.compression, upstream_response);
+            }
         }
         Ok(())
     }

@@ -25,6 +25,7 @@ pub async fn send(
         header.insert_header(*name, value.as_str())?;
     }
     let head_only = session.req_header().method == http::Method::HEAD;
+    super::compression::off(session);
     session
         .write_response_header(Box::new(header), head_only)
         .await?;

@@ -20,8 +20,10 @@ pub struct NginxView {
     pub config_content: String,
     /// The applied values of its directives (`client_max_body_size` in
     /// bytes, `proxy_connect_timeout_ms`, `proxy_read_timeout_ms`,
-    /// `keepalive_timeout_s`).
-    pub config_value: BTreeMap<&'static str, u64>,
+    /// `keepalive_timeout_s`, `gzip`, `gzip_comp_level`, `gzip_types`,
+    /// `gzip_min_length`).
+    #[schema(value_type = Object)]
+    pub config_value: BTreeMap<&'static str, Value>,
     pub is_active: i64,
     /// Same as `is_active`.
     pub status: i64,
@@ -79,15 +81,20 @@ pub struct NginxDeleted {
 }
 
 /// The applied values of a fragment's directives.
-fn config_value(content: &str) -> BTreeMap<&'static str, u64> {
+fn config_value(content: &str) -> BTreeMap<&'static str, Value> {
+    use fragments::Directive as D;
     fragments::parse(content)
         .unwrap_or_default()
         .into_iter()
         .map(|d| match d {
-            fragments::Directive::ClientMaxBodySize(n) => ("client_max_body_size", n as u64),
-            fragments::Directive::ProxyConnectTimeoutMs(ms) => ("proxy_connect_timeout_ms", ms),
-            fragments::Directive::ProxyReadTimeoutMs(ms) => ("proxy_read_timeout_ms", ms),
-            fragments::Directive::KeepaliveTimeoutS(s) => ("keepalive_timeout_s", s),
+            D::ClientMaxBodySize(n) => ("client_max_body_size", json!(n)),
+            D::ProxyConnectTimeoutMs(ms) => ("proxy_connect_timeout_ms", json!(ms)),
+            D::ProxyReadTimeoutMs(ms) => ("proxy_read_timeout_ms", json!(ms)),
+            D::KeepaliveTimeoutS(s) => ("keepalive_timeout_s", json!(s)),
+            D::Gzip(on) => ("gzip", json!(on)),
+            D::GzipCompLevel(l) => ("gzip_comp_level", json!(l)),
+            D::GzipTypes(t) => ("gzip_types", json!(t)),
+            D::GzipMinLength(n) => ("gzip_min_length", json!(n)),
         })
         .collect()
 }
