@@ -1039,7 +1039,7 @@ async fn nginx_configs_apply_and_refuse_what_they_cannot() {
     assert_eq!(send_big().await.unwrap().status(), 413);
 
     for (content, name) in [
-        ("gzip on; gzip_comp_level 6;", "gzip"),
+        ("gzip on; gzip_proxied any;", "gzip_proxied"),
         ("worker_connections 1024;", "worker_connections"),
         ("client_max_body_size 0;", "client_max_body_size"),
     ] {
@@ -1239,7 +1239,7 @@ async fn namespace_route_crud() {
         )
         .await;
     assert_eq!(s, 200, "{v}");
-    assert_eq!(v["namespace_code"], "ent", "{v}");
+    assert_eq!(v["target_namespace"], "ent", "{v}");
     // Switched off: the header no longer selects it.
     let (s, v) = api
         .post(

@@ -381,3 +381,45 @@ async fn admin_list(gw: &Gateway) -> Vec<(u64, String)> {
     assert_eq!(list.len(), 5, "{v}");
     list
 }
+
+/// The namespace dry run answers from the matchers alone; what a key
+/// bound to a namespace changes is said apart (`key_namespace`), and is
+/// where live traffic with that key lands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespace_dry_run_names_the_key_binding_apart() {
+    let (a, b, cat) = (mock("a").await, mock("b").await, mock("cat").await);
+    let yaml = dry_config(a.addr.port(), b.addr.port(), cat.addr.port()).replace(
+        "      key: sk-test\n",
+        "      key: sk-test\n    - name: bound\n      key: sk-bound\n      namespace: acme\n",
+    );
+    assert!(yaml.contains("sk-bound"));
+    let gw = Gateway::start(&yaml).await;
+    let sample = json!({"method": "POST", "path": "/v1/chat/completions",
+        "headers": {"authorization": "Bearer sk-bound"},
+        "body": {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}});
+    let v = admin(&gw, "/api/v1/route/namespace", sample.clone()).await;
+    assert_eq!(v["target_namespace"], "default", "{v}");
+    assert_eq!(v["matched"], false, "{v}");
+    assert_eq!(v["key_namespace"], "acme", "{v}");
+    // Live traffic with that key: acme's proxy rule sends it to b.
+    let r = reqwest::Client::new()
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth("sk-bound")
+        .json(&sample["body"])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-mock-id"], "b");
+    // Without the key the contract's sample is answered from the matchers.
+    let v = admin(
+        &gw,
+        "/api/v1/route/namespace",
+        json!({"headers": {"x-tenant": "acme"}, "query_params": {"model": "gpt-4"},
+               "body": {"prompt": "Hello"}, "path": "/v1/chat/completions"}),
+    )
+    .await;
+    assert_eq!(v["target_namespace"], "acme", "{v}");
+    assert_eq!(v["matched"], true, "{v}");
+    assert!(v.get("key_namespace").is_none(), "{v}");
+}

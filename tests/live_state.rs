@@ -106,7 +106,8 @@ async fn ejection_and_in_flight_counts_survive_admin_changes() {
     let r = gw.chat(&client, false).await;
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
     let v: Value = r.json().await.unwrap();
-    assert_eq!(v["error"]["code"], "no_healthy_upstream", "{v}");
+    // The live one is at its max_connections: the upstream cap.
+    assert_eq!(v["error"]["code"], "upstream_concurrency_exceeded", "{v}");
 
     // The streams end (client gone): their slots come back to the same
     // counters, and the server takes requests again.

@@ -273,7 +273,7 @@ async fn max_connections_caps_requests_in_flight_per_server() {
     assert_eq!(r.status(), 503);
     assert_eq!(
         r.json::<Value>().await.unwrap()["error"]["code"],
-        "no_healthy_upstream"
+        "upstream_concurrency_exceeded"
     );
     while let Some(chunk) = stream.next().await {
         chunk.unwrap();
