@@ -257,6 +257,17 @@ fn breaker_state(s: BreakerState) -> &'static str {
 }
 
 impl ModelRt {
+    /// The highest input and output prices of its deployments: what a
+    /// request reserves against money budgets (it settles at the price of
+    /// the deployment that answered).
+    pub fn dearest_price(&self) -> sluice_filters::limits::plan::Price {
+        let max = |f: fn(&DeploymentRt) -> f64| self.deployments.iter().map(f).fold(0.0, f64::max);
+        sluice_filters::limits::plan::Price::per_million(
+            max(|d| d.price_input_per_m),
+            max(|d| d.price_output_per_m),
+        )
+    }
+
     fn build(
         m: &CatalogModel,
         config: &Config,

@@ -122,6 +122,7 @@ impl GatewayError {
     pub fn kind(&self) -> &'static str {
         match self.status() {
             401 | 403 => "authentication_error",
+            402 => "insufficient_quota",
             400 | 404 | 408 | 413 | 431 => "invalid_request_error",
             429 => "rate_limit_error",
             _ => "gateway_error",

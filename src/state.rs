@@ -111,6 +111,18 @@ impl LimitsRt {
         let mut scopes = Vec::new();
         for (r, i) in active {
             match RuleConfig::parse(&r.rule_type, &r.rule_config) {
+                Ok(RuleConfig::Budget(_))
+                    if !config.models.iter().any(|m| {
+                        m.deployments
+                            .iter()
+                            .any(|d| d.price_input_per_m > 0.0 || d.price_output_per_m > 0.0)
+                    }) =>
+                {
+                    warnings.push(Problem::new(
+                        format!("rules[{i}].rule_type"),
+                        "a budget counts the price of catalog models, and no catalog deployment has a price (price_input_per_m, price_output_per_m), so this rule could never apply",
+                    ));
+                }
                 Ok(rule) if rule.key_by().contains(KeyBy::ApiKey) && !config.auth.enabled => {
                     warnings.push(Problem::new(
                         format!("rules[{i}].rule_config.key_by"),
@@ -177,8 +189,12 @@ impl LimitsRt {
         let counts_tokens = by_namespace
             .iter()
             .map(|idx| {
-                idx.iter()
-                    .any(|&i| matches!(rules[i].config, RuleConfig::TokenLimit(_)))
+                idx.iter().any(|&i| {
+                    matches!(
+                        rules[i].config,
+                        RuleConfig::TokenLimit(_) | RuleConfig::Budget(_)
+                    )
+                })
             })
             .collect();
         let mut overrides: Vec<(String, Encoding)> = config

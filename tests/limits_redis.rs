@@ -144,3 +144,127 @@ async fn unreachable_redis_applies_each_fail_mode() {
         .unwrap();
     assert!(errors >= 1, "{text}");
 }
+
+/// A money budget over two instances and 32 concurrent clients: the
+/// admitted requests' cost never exceeds it, it is used to within one
+/// request, every refusal is 402 `budget_exceeded`, and a later request
+/// sees the settled remainder in `x-budget-remaining-usd`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_never_overspend_a_money_budget() {
+    let m = mock("a").await;
+    let prefix = unique_prefix();
+    // $0.01 a day; $10 / $30 per million input / output tokens: a call of
+    // about 9 prompt and 16 completion tokens costs about $0.00057.
+    let rules = "  - rule_name: cents\n    rule_type: budget\n    rule_config: {max_usd: 0.01, period: day, key_by: api_key}\n";
+    let yaml = shared_config(m.addr.port(), &redis_url(), &prefix, rules).replace(
+        "rules:\n",
+        "models:\n  - name: priced\n    deployments:\n      - {name: d, upstream: p, price_input_per_m: 10, price_output_per_m: 30}\nrules:\n",
+    );
+    let (a, b) = (Gateway::start(&yaml).await, Gateway::start(&yaml).await);
+    let body = json!({"model": "priced", "max_tokens": 16,
+        "messages": [{"role": "user", "content": "hello there"}]});
+    let cost = |v: &Value| {
+        let (p, c) = (
+            v["usage"]["prompt_tokens"].as_u64().unwrap(),
+            v["usage"]["completion_tokens"].as_u64().unwrap(),
+        );
+        p * 10 + c * 30
+    };
+    let mut results = Vec::new();
+    // 32 clients at once, twice.
+    for _ in 0..2 {
+        results.extend(burst(&[&a, &b], 32, &body).await);
+    }
+    let admitted: Vec<&Value> = results
+        .iter()
+        .filter(|(s, _)| *s == 200)
+        .map(|(_, v)| v)
+        .collect();
+    let spent: u64 = admitted.iter().map(|v| cost(v)).sum();
+    let one = cost(admitted[0]);
+    assert!(spent <= 10_000, "spent {spent} of 10000 micro-USD");
+    assert!(
+        10_000 - spent < one,
+        "spent {spent}: more than one request left unspent"
+    );
+    for (s, v) in &results {
+        assert!(
+            *s == 200 || (*s == 402 && v["error"]["code"] == "budget_exceeded"),
+            "{s} {v}"
+        );
+    }
+    let r = post(&reqwest::Client::new(), b.url("/v1/chat/completions"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 402);
+    let left = (10_000 - spent) as f64 / 1e6;
+    let shown: f64 = r.headers()["x-budget-remaining-usd"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((shown - left).abs() < 1e-9, "{shown} vs {left}");
+    assert_eq!(r.headers()["x-budget-limit-usd"], "0.01");
+}
+
+/// A stream the budget caps is cut cleanly at what the money buys and is
+/// charged what it delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_cut_by_a_money_budget_is_charged_what_it_delivered() {
+    let m = mock("a").await;
+    let prefix = unique_prefix();
+    // $0.0005: after a prompt of about 9 tokens ($0.00009) it buys 13
+    // output tokens at $30 per million.
+    let rules = "  - rule_name: small\n    rule_type: budget\n    rule_config: {max_usd: 0.0005, period: hour}\n";
+    let yaml = shared_config(m.addr.port(), &redis_url(), &prefix, rules).replace(
+        "rules:\n",
+        "models:\n  - name: priced\n    deployments:\n      - {name: d, upstream: p, price_input_per_m: 10, price_output_per_m: 30}\nrules:\n",
+    );
+    let gw = Gateway::start(&yaml).await;
+    let body = json!({"model": "priced", "stream": true, "stream_options": {"include_usage": true},
+        "messages": [{"role": "user", "content": "hello there"}]});
+    let r = post(&reqwest::Client::new(), gw.url("/v1/chat/completions"))
+        .header("x-mock-tokens", "200")
+        .header("x-mock-ignore-max-tokens", "1")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
+    let usage: Value = text
+        .split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .filter_map(|e| serde_json::from_str::<Value>(e).ok())
+        .find(|v| v["usage"].is_object())
+        .map(|v| v["usage"].clone())
+        .expect("usage chunk");
+    let (p, c) = (
+        usage["prompt_tokens"].as_u64().unwrap(),
+        usage["completion_tokens"].as_u64().unwrap(),
+    );
+    assert!(c < 200 && p * 10 + c * 30 <= 500, "{usage}");
+    // The charge is what was delivered: what is left says so.
+    let r = post(&reqwest::Client::new(), gw.url("/v1/chat/completions"))
+        .json(&json!({"model": "priced", "max_tokens": 1,
+            "messages": [{"role": "user", "content": "hello there"}]}))
+        .send()
+        .await
+        .unwrap();
+    // Less is left than the next request's prompt and one token: 402, and
+    // what is left is the budget minus what the stream delivered.
+    assert_eq!(r.status(), 402);
+    let spent_first = p * 10 + c * 30;
+    let shown: f64 = r.headers()["x-budget-remaining-usd"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (shown - (500 - spent_first) as f64 / 1e6).abs() < 1e-9,
+        "left {shown}, delivered {spent_first} micro-USD"
+    );
+}

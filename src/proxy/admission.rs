@@ -112,6 +112,7 @@ pub async fn admit(
             body_len: body.len(),
             headers: &headers,
             request_id,
+            price: d.catalog.map(|(_, m)| rt.catalog.models[m].dearest_price()),
         },
     )
     .await

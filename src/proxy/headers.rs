@@ -274,6 +274,8 @@ pub fn downstream(
 fn rate_value(index: usize, value: RateValue) -> HeaderValue {
     match value {
         RateValue::Count(_) if index % 3 == 1 => format_value(value),
+        // The money budget's headers (rare): formatted each time.
+        RateValue::Usd(_) => format_value(value),
         RateValue::Count(n) | RateValue::Reset(n) => SHARED_VALUES.with(|cache| {
             let Ok(mut cache) = cache.try_borrow_mut() else {
                 return format_value(value);
@@ -296,8 +298,8 @@ fn rate_value(index: usize, value: RateValue) -> HeaderValue {
 thread_local! {
     /// By header index: the last value this thread wrote for the `limit`
     /// and `reset` headers, with the number it shows.
-    static SHARED_VALUES: RefCell<[Option<(u64, HeaderValue)>; 6]> =
-        const { RefCell::new([None, None, None, None, None, None]) };
+    static SHARED_VALUES: RefCell<[Option<(u64, HeaderValue)>; 9]> =
+        const { RefCell::new([None, None, None, None, None, None, None, None, None]) };
 }
 
 /// `value` formatted on the stack, in a fresh (unshared) header value.
@@ -333,6 +335,7 @@ fn with_text<T>(value: RateValue, f: impl FnOnce(&[u8]) -> T) -> T {
             let mut buf = DurationBuf::default();
             f(buf.format(ms))
         }
+        RateValue::Usd(micros) => f(sluice_filters::limits::rules::Usd::text(micros).as_bytes()),
     }
 }
 

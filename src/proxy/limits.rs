@@ -60,6 +60,8 @@ pub struct LimitInput<'a> {
     pub body_len: usize,
     pub headers: &'a dyn HeaderLookup,
     pub request_id: &'a str,
+    /// What its tokens cost (a catalog model's dearest deployment).
+    pub price: Option<plan::Price>,
 }
 
 /// Runs the rules of the request's namespace. `Ok(None)` = no rule applies
@@ -84,7 +86,9 @@ pub async fn admit(rt: &Snapshot, input: &LimitInput<'_>) -> Result<Option<Grant
     let rules: SmallVec<[&plan::Rule; 8]> = indexes
         .iter()
         .map(|&i| &limits.rules[i])
-        .filter(|r| model_call || !matches!(r.config, RuleConfig::TokenLimit(_)))
+        .filter(|r| {
+            model_call || !matches!(r.config, RuleConfig::TokenLimit(_) | RuleConfig::Budget(_))
+        })
         .collect();
     if rules.is_empty() {
         return Ok(None);
@@ -137,6 +141,7 @@ pub async fn admit(rt: &Snapshot, input: &LimitInput<'_>) -> Result<Option<Grant
             prompt_tokens,
             requested_output,
             choices: if generation { input.choices } else { 1 },
+            price: input.price,
         };
         plan::plan(&rules, &view, &limits.settings).map_err(deny)?
     };

@@ -53,7 +53,29 @@ async fn settle(ctx: &mut RequestCtx) {
     let Some(granted) = &plan.granted else {
         return;
     };
-    let used = match ctx.pipeline.meter().map(|m| m.usage()) {
+    let usage = ctx.pipeline.meter().map(|m| m.usage());
+    // Money budgets settle at what was delivered (or what the provider
+    // reported), at the prices of the deployment that answered.
+    let spent = match (&usage, &plan.catalog) {
+        (Some(Some((prompt, completion, _))), Some(cp)) => {
+            let model = &rt.catalog.models[cp.model];
+            let answered = cp.outcome.lock().ok().and_then(|o| o.deployment.clone());
+            let price = answered
+                .and_then(|name| model.deployments.iter().find(|d| d.name == name))
+                .map_or_else(
+                    || model.dearest_price(),
+                    |d| {
+                        sluice_filters::limits::plan::Price::per_million(
+                            d.price_input_per_m,
+                            d.price_output_per_m,
+                        )
+                    },
+                );
+            Some(price.micros(*prompt, *completion))
+        }
+        _ => None,
+    };
+    let used = match usage {
         Some(Some((prompt, completion, truncated))) => {
             metrics().truncated(truncated);
             prompt + completion
@@ -73,9 +95,9 @@ async fn settle(ctx: &mut RequestCtx) {
         .and_then(|p| p.granted.as_mut())
         .and_then(|g| g.reservation.take())
     {
-        Some(reservation) => reservation.into_settlement(used),
+        Some(reservation) => reservation.into_settlement_priced(used, spent),
         None => match plan.granted.as_ref().and_then(|g| g.reservation.as_ref()) {
-            Some(reservation) => reservation.clone().into_settlement(used),
+            Some(reservation) => reservation.clone().into_settlement_priced(used, spent),
             None => return,
         },
     };

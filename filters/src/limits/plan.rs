@@ -40,7 +40,7 @@
 //! `"20ms"`). Concurrency is not a rate and sets none of them. The gateway
 //! adds `Retry-After` from [`Denial::retry_after_secs`].
 
-use super::rules::{FailMode, KeyBy, KeyBySet, RateAlgorithm, RuleConfig};
+use super::rules::{FailMode, KeyBy, KeyBySet, RateAlgorithm, RuleConfig, Usd};
 use super::store::{Admission, Check, CheckStatus, Settle};
 use crate::facts::HeaderLookup;
 use smallvec::SmallVec;
@@ -116,6 +116,47 @@ pub struct RequestView<'a> {
     /// (`n`, or `best_of` where larger); at least 1. Reservations and caps
     /// cover all of them: a per-request cap bounds their total.
     pub choices: u64,
+    /// What its tokens cost (a catalog model: its dearest deployment's
+    /// prices); none = not priced, money budgets do not count it.
+    pub price: Option<Price>,
+}
+
+/// Token prices in pico-USD (10⁻¹² dollars) per token: a price of X
+/// dollars per million tokens is X × 10⁶ here, whole for any price
+/// written with up to six decimals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Price {
+    pub input_pico: u64,
+    pub output_pico: u64,
+}
+
+impl Price {
+    /// From dollars per million tokens.
+    pub fn per_million(input: f64, output: f64) -> Price {
+        let pico = |usd: f64| (usd.max(0.0) * 1e6).round() as u64;
+        Price {
+            input_pico: pico(input),
+            output_pico: pico(output),
+        }
+    }
+
+    /// The price of `prompt` input and `output` output tokens in micro-USD,
+    /// rounded up.
+    pub fn micros(&self, prompt: u64, output: u64) -> u64 {
+        let pico = u128::from(prompt) * u128::from(self.input_pico)
+            + u128::from(output) * u128::from(self.output_pico);
+        u64::try_from(pico.div_ceil(1_000_000)).unwrap_or(u64::MAX)
+    }
+
+    /// Output tokens `micros` buys after `prompt` (None: output is free).
+    pub fn output_for(&self, micros: u64, prompt: u64) -> Option<u64> {
+        if self.output_pico == 0 {
+            return None;
+        }
+        let left = (u128::from(micros) * 1_000_000)
+            .saturating_sub(u128::from(prompt) * u128::from(self.input_pico));
+        Some(u64::try_from(left / u128::from(self.output_pico)).unwrap_or(u64::MAX))
+    }
 }
 
 /// Gateway-wide settings of the plan.
@@ -134,6 +175,8 @@ struct Owner {
     index: usize,
     rule_id: u64,
     fail_closed: bool,
+    /// A money budget (its check counts micro-USD, not tokens).
+    money: bool,
 }
 
 /// The checks of one request and how to read the answer.
@@ -146,6 +189,7 @@ pub struct LimitPlan {
     owners: SmallVec<[Owner; 4]>,
     prompt_tokens: u64,
     static_cap: Option<u64>,
+    price: Option<Price>,
 }
 
 /// What to do with the request.
@@ -169,6 +213,8 @@ pub struct Reservation {
     /// Tokens reserved in every budget (prompt + expected output); 0
     /// without budgets.
     pub reserved_tokens: u64,
+    /// Micro-USD reserved in every money budget; 0 without them.
+    pub reserved_micros: u64,
     /// `x-ratelimit-*` headers for the response (formatted only when
     /// written: [`RateHeaders::for_each`]).
     pub rate: RateHeaders,
@@ -176,6 +222,8 @@ pub struct Reservation {
     leases: SmallVec<[(String, String); 2]>,
     /// Budget windows reserved in: (key, window_ms, window_start_ms).
     budgets: SmallVec<[(String, u64, u64); 2]>,
+    /// Money budget windows reserved in, the same way.
+    money: SmallVec<[(String, u64, u64); 1]>,
 }
 
 /// The figures of OpenAI's `x-ratelimit-*` headers, kept as numbers until
@@ -186,6 +234,8 @@ pub struct RateHeaders {
     pub requests: Option<RateLine>,
     /// From the token budget with the least remaining.
     pub tokens: Option<RateLine>,
+    /// From the money budget with the least remaining (micro-USD).
+    pub budget: Option<RateLine>,
 }
 
 /// One `limit` / `remaining` / `reset` triple.
@@ -202,17 +252,22 @@ pub struct RateLine {
 pub enum RateValue {
     Count(u64),
     Reset(u64),
+    /// Micro-USD, written as dollars.
+    Usd(u64),
 }
 
 /// The names of [`RateHeaders`], in OpenAI's order (requests, then tokens):
 /// [`RateHeaders::for_each`] passes the index.
-pub const RATE_HEADER_NAMES: [&str; 6] = [
+pub const RATE_HEADER_NAMES: [&str; 9] = [
     "x-ratelimit-limit-requests",
     "x-ratelimit-remaining-requests",
     "x-ratelimit-reset-requests",
     "x-ratelimit-limit-tokens",
     "x-ratelimit-remaining-tokens",
     "x-ratelimit-reset-tokens",
+    "x-budget-limit-usd",
+    "x-budget-remaining-usd",
+    "x-budget-reset",
 ];
 
 impl RateHeaders {
@@ -225,6 +280,11 @@ impl RateHeaders {
                 f(base + 1, RateValue::Count(l.remaining));
                 f(base + 2, RateValue::Reset(l.reset_ms));
             }
+        }
+        if let Some(l) = self.budget {
+            f(6, RateValue::Usd(l.limit));
+            f(7, RateValue::Usd(l.remaining));
+            f(8, RateValue::Reset(l.reset_ms));
         }
     }
 
@@ -239,6 +299,7 @@ impl RateHeaders {
                     s
                 }
                 RateValue::Reset(ms) => duration(ms),
+                RateValue::Usd(micros) => Usd::text(micros),
             };
             out.push((RATE_HEADER_NAMES[i], text));
         });
@@ -312,6 +373,7 @@ pub fn plan(rules: &[&Rule], req: &RequestView<'_>, s: &PlanSettings) -> Result<
             index,
             rule_id: rule.id,
             fail_closed: rule.config.fail_mode() == FailMode::Closed,
+            money: matches!(rule.config, RuleConfig::Budget(_)),
         });
     }
     Ok(LimitPlan {
@@ -319,6 +381,7 @@ pub fn plan(rules: &[&Rule], req: &RequestView<'_>, s: &PlanSettings) -> Result<
         owners,
         prompt_tokens: prompt,
         static_cap,
+        price: req.price,
     })
 }
 
@@ -365,6 +428,36 @@ fn rule_check(
             lease_id: req.request_id.to_string(),
             lease_ms: s.lease_ms,
         },
+        RuleConfig::Budget(c) => {
+            let Some(price) = req.price else {
+                return Ok(None);
+            };
+            let prompt = req.prompt_tokens;
+            let need = price.micros(prompt, 1);
+            let want = price.micros(prompt, tokens.want.saturating_sub(prompt).max(1));
+            let limit = c.max_usd.0;
+            if need > limit {
+                let message = format!(
+                    "the prompt ({prompt} tokens) costs ${} with one output token, more than the budget of ${} per {} for {}; this request can never fit",
+                    Usd::text(need),
+                    Usd::text(limit),
+                    duration(c.window_ms()),
+                    subject(rule, &key)
+                );
+                return Err(Denial {
+                    status: 402,
+                    code: "budget_exceeded",
+                    ..stateless_denial(rule, message)
+                });
+            }
+            Check::Tokens {
+                key,
+                limit,
+                window_ms: c.window_ms(),
+                need,
+                want,
+            }
+        }
         RuleConfig::TokenLimit(c) => {
             let Some((window_ms, limit)) = c.budget() else {
                 return Ok(None);
@@ -571,33 +664,46 @@ impl LimitPlan {
     }
 
     fn into_reservation(self, statuses: &[CheckStatus]) -> Reservation {
-        let rate = rate_headers(&self.checks, statuses);
+        let rate = rate_headers(&self.checks, &self.owners, statuses);
         let mut leases = SmallVec::new();
         let mut budgets = SmallVec::new();
+        let mut money = SmallVec::new();
         let mut granted: Option<u64> = None;
-        for (check, status) in self.checks.into_iter().zip(statuses) {
+        let mut granted_micros: Option<u64> = None;
+        let min = |g: Option<u64>, v: u64| Some(g.map_or(v, |g| g.min(v)));
+        for ((check, status), owner) in self.checks.into_iter().zip(statuses).zip(&self.owners) {
             match check {
                 Check::Concurrency { key, lease_id, .. } => {
                     leases.push((key, lease_id));
                 }
+                Check::Tokens { key, window_ms, .. } if owner.money => {
+                    money.push((key, window_ms, status.window_start_ms));
+                    granted_micros = min(granted_micros, status.granted);
+                }
                 Check::Tokens { key, window_ms, .. } => {
                     budgets.push((key, window_ms, status.window_start_ms));
-                    granted = Some(granted.map_or(status.granted, |g| g.min(status.granted)));
+                    granted = min(granted, status.granted);
                 }
                 _ => {}
             }
         }
         let budget_cap = granted.map(|g| g.saturating_sub(self.prompt_tokens));
-        let output_cap = match (self.static_cap, budget_cap) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        // What the money granted still buys after the prompt.
+        let money_cap = granted_micros
+            .zip(self.price)
+            .and_then(|(g, p)| p.output_for(g, self.prompt_tokens));
+        let output_cap = [self.static_cap, budget_cap, money_cap]
+            .into_iter()
+            .flatten()
+            .min();
         Reservation {
             output_cap,
             reserved_tokens: granted.unwrap_or(0),
+            reserved_micros: granted_micros.unwrap_or(0),
             rate,
             leases,
             budgets,
+            money,
         }
     }
 
@@ -624,7 +730,11 @@ impl LimitPlan {
         let (check, status) = (&self.checks[i], &statuses[i]);
         let rule = self.rule(rules, &owner);
         let retry_after_secs = wait.div_ceil(1000).max(1);
-        let (http, code, what) = describe(check, status, rule, self.prompt_tokens);
+        let (http, code, what) = if owner.money {
+            describe_money(check, status, rule, self.prompt_tokens)
+        } else {
+            describe(check, status, rule, self.prompt_tokens)
+        };
         Denial {
             status: http,
             code,
@@ -633,7 +743,7 @@ impl LimitPlan {
                 rule_label(rule, owner.rule_id)
             ),
             retry_after_secs,
-            headers: rate_headers(&self.checks, statuses).pairs(),
+            headers: rate_headers(&self.checks, &self.owners, statuses).pairs(),
             rule_id: owner.rule_id,
         }
     }
@@ -669,6 +779,37 @@ pub fn concurrency_code(key_by: &KeyBySet) -> &'static str {
     } else {
         "concurrency_limited"
     }
+}
+
+/// Status, code and the sentence of a failed money budget (402).
+fn describe_money(
+    check: &Check,
+    status: &CheckStatus,
+    rule: Option<&Rule>,
+    prompt: u64,
+) -> (u16, &'static str, String) {
+    let Check::Tokens {
+        key,
+        limit,
+        window_ms,
+        need,
+        ..
+    } = check
+    else {
+        return describe(check, status, rule, prompt);
+    };
+    let who = rule.map_or_else(|| key.to_string(), |r| subject(r, key));
+    (
+        402,
+        "budget_exceeded",
+        format!(
+            "budget of ${} per {} for {who} has ${} left; this request needs at least ${} ({prompt} prompt tokens + 1 output)",
+            Usd::text(*limit),
+            duration(*window_ms),
+            Usd::text(status.remaining),
+            Usd::text(*need)
+        ),
+    )
 }
 
 /// Status, code and the sentence of a failed check.
@@ -737,15 +878,24 @@ fn describe(
 }
 
 /// OpenAI's `x-ratelimit-*` headers from the most restrictive request-rate
-/// check and the most restrictive token budget.
-fn rate_headers(checks: &[Check], statuses: &[CheckStatus]) -> RateHeaders {
-    let tightest = |want_tokens: bool| {
+/// check and the most restrictive token budget, and the `x-budget-*`
+/// ones from the most restrictive money budget.
+fn rate_headers(checks: &[Check], owners: &[Owner], statuses: &[CheckStatus]) -> RateHeaders {
+    #[derive(PartialEq)]
+    enum Line {
+        Requests,
+        Tokens,
+        Money,
+    }
+    let tightest = |want: Line| {
         checks
             .iter()
+            .zip(owners)
             .zip(statuses)
-            .filter(|(c, _)| match c {
-                Check::Window { .. } | Check::Bucket { .. } => !want_tokens,
-                Check::Tokens { .. } => want_tokens,
+            .filter(|((c, o), _)| match c {
+                Check::Window { .. } | Check::Bucket { .. } => want == Line::Requests,
+                Check::Tokens { .. } if o.money => want == Line::Money,
+                Check::Tokens { .. } => want == Line::Tokens,
                 Check::Concurrency { .. } => false,
             })
             .map(|(_, s)| s)
@@ -760,8 +910,9 @@ fn rate_headers(checks: &[Check], statuses: &[CheckStatus]) -> RateHeaders {
         reset_ms: s.reset_ms,
     };
     RateHeaders {
-        requests: tightest(false).map(line),
-        tokens: tightest(true).map(line),
+        requests: tightest(Line::Requests).map(line),
+        tokens: tightest(Line::Tokens).map(line),
+        budget: tightest(Line::Money).map(line),
     }
 }
 
@@ -856,6 +1007,27 @@ impl Reservation {
     /// operations instead of copying them (the request path: a request
     /// settles once).
     pub fn into_settlement(self, actual_total_tokens: u64) -> Settlement {
+        self.into_settlement_priced(actual_total_tokens, None)
+    }
+
+    /// [`Self::into_settlement`] that also settles the money budgets at
+    /// `actual_micros` (what the request cost); None keeps what they
+    /// reserved.
+    pub fn into_settlement_priced(
+        self,
+        actual_total_tokens: u64,
+        actual_micros: Option<u64>,
+    ) -> Settlement {
+        let signed = |actual: u64, reserved: u64| {
+            i64::try_from(i128::from(actual) - i128::from(reserved)).unwrap_or(
+                if actual > reserved {
+                    i64::MAX
+                } else {
+                    i64::MIN
+                },
+            )
+        };
+        let money_delta = actual_micros.map_or(0, |m| signed(m, self.reserved_micros));
         let delta =
             i64::try_from(i128::from(actual_total_tokens) - i128::from(self.reserved_tokens))
                 .unwrap_or(if actual_total_tokens > self.reserved_tokens {
@@ -881,6 +1053,18 @@ impl Reservation {
                     }),
             );
         }
+        if money_delta != 0 {
+            ops.extend(
+                self.money
+                    .into_iter()
+                    .map(|(key, window_ms, window_start_ms)| Settle::Tokens {
+                        key,
+                        window_ms,
+                        window_start_ms,
+                        delta: money_delta,
+                    }),
+            );
+        }
         ops
     }
 
@@ -892,7 +1076,12 @@ impl Reservation {
 
     /// True when the reservation holds nothing in the store.
     pub fn is_empty(&self) -> bool {
-        self.leases.is_empty() && self.budgets.is_empty()
+        self.leases.is_empty() && self.budgets.is_empty() && self.money.is_empty()
+    }
+
+    /// Whether a money budget holds part of this request.
+    pub fn has_money(&self) -> bool {
+        !self.money.is_empty()
     }
 }
 

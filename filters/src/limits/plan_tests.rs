@@ -33,6 +33,7 @@ fn view(h: &Vec<(String, String)>) -> RequestView<'_> {
         prompt_tokens: 100,
         requested_output: Some(200),
         choices: 1,
+        price: None,
     }
 }
 
@@ -846,4 +847,73 @@ fn prompt_ceiling_is_the_largest_threshold_of_the_applicable_rules() {
         let denial = plan(&rules, &req, &SETTINGS).err().unwrap();
         assert_eq!(denial.rule_id, 2, "{prompt}");
     }
+}
+
+#[test]
+fn money_budgets_reserve_the_price_cap_the_output_and_settle_the_cost() {
+    let h = headers();
+    // $0.01 a day; $10 per 1M input tokens, $30 per 1M output.
+    let rules = [rule(
+        9,
+        "daily",
+        "budget",
+        json!({"max_usd": 0.01, "key_by": "api_key"}),
+    )];
+    let mut req = view(&h);
+    // Unpriced (outside the catalog): not counted.
+    assert!(planned(&rules, &req).unwrap().is_empty());
+    req.price = Some(Price::per_million(10.0, 30.0));
+    let p = planned(&rules, &req).unwrap();
+    // 100 prompt tokens = 1000 micro-USD; 200 output = 6000.
+    assert_eq!(
+        p.checks[0],
+        Check::Tokens {
+            key: "9:api_key:team-a".into(),
+            limit: 10_000,
+            window_ms: 86_400_000,
+            need: 1_030,
+            want: 7_000,
+        }
+    );
+    let store = LocalCounterStore::new(FakeClock::at(0));
+    let Decision::Allow(r) = p.decide(
+        &rules.iter().collect::<Vec<_>>(),
+        &store.admit_now(&p.checks),
+    ) else {
+        panic!("denied")
+    };
+    assert_eq!((r.reserved_micros, r.output_cap), (7_000, Some(200)));
+    assert_eq!(r.rate.budget.map(|l| l.remaining), Some(3_000));
+    let headers = r.rate.pairs();
+    assert!(
+        headers.contains(&("x-budget-remaining-usd", "0.003".into())),
+        "{headers:?}"
+    );
+    // It cost less: the difference comes back.
+    store.settle_now(&r.into_settlement_priced(150, Some(2_500)).into_vec());
+    // The next one is capped at what $0.0075 buys after its prompt:
+    // (7500 - 1000) / 30 = 216 output tokens.
+    let p = planned(&rules, &req).unwrap();
+    let Decision::Allow(r) = p.decide(
+        &rules.iter().collect::<Vec<_>>(),
+        &store.admit_now(&p.checks),
+    ) else {
+        panic!("denied")
+    };
+    assert_eq!(r.output_cap, Some(200));
+    assert_eq!(r.reserved_micros, 7_000);
+    // A third finds $0.0005 left: less than the prompt and one token.
+    let p = planned(&rules, &req).unwrap();
+    let Decision::Deny(d) = p.decide(
+        &rules.iter().collect::<Vec<_>>(),
+        &store.admit_now(&p.checks),
+    ) else {
+        panic!("admitted")
+    };
+    assert_eq!((d.status, d.code), (402, "budget_exceeded"));
+    assert!(d.message.contains("$0.0005 left"), "{}", d.message);
+    // A prompt that alone costs more than the budget can never fit.
+    req.prompt_tokens = 2_000;
+    let d = planned(&rules, &req).unwrap_err();
+    assert_eq!((d.status, d.code), (402, "budget_exceeded"));
 }

@@ -320,6 +320,94 @@ impl TokenLimitConfig {
     }
 }
 
+/// An amount of money, kept in micro-USD (millionths of a dollar) so the
+/// counter store adds whole numbers; written as a decimal number of
+/// dollars (`12.5`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Usd(pub u64);
+
+impl Usd {
+    /// Micro-USD in one dollar.
+    pub const MICROS: f64 = 1_000_000.0;
+
+    /// Dollars as a decimal text (`0.000123`, `25`).
+    pub fn text(micros: u64) -> String {
+        let (whole, frac) = (micros / 1_000_000, micros % 1_000_000);
+        if frac == 0 {
+            return whole.to_string();
+        }
+        let digits = format!("{frac:06}");
+        format!("{whole}.{}", digits.trim_end_matches('0'))
+    }
+}
+
+impl Serialize for Usd {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(self.0 as f64 / Usd::MICROS)
+    }
+}
+
+impl<'de> Deserialize<'de> for Usd {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let dollars = f64::deserialize(d)?;
+        if !dollars.is_finite() || !(0.0..=1e12).contains(&dollars) {
+            return Err(D::Error::custom(
+                "an amount of dollars from 0 to 1e12, such as 25 or 0.5",
+            ));
+        }
+        Ok(Usd((dollars * Usd::MICROS).round() as u64))
+    }
+}
+
+/// The period of a money budget, aligned to UTC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Period {
+    Hour,
+    Day,
+    Week,
+}
+
+/// `rule_type: budget`: money spent per period on catalog models (priced
+/// by the deployment that answers). A request reserves its price at
+/// admission (its prompt, counted exactly, and the output it may produce,
+/// at the model's dearest deployment), its output is capped at what the
+/// budget still buys, and it settles at its actual usage and deployment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetConfig {
+    /// Dollars allowed per period.
+    pub max_usd: Usd,
+    /// `hour`, `day` (default) or `week`, aligned to UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<Period>,
+    /// A window of this many minutes instead of `period`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_minutes: Option<u64>,
+    /// What the budget is per (default namespace).
+    #[serde(default)]
+    pub key_by: KeyBySet,
+    /// The header counted by (`key_by: header` only), lower case.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header_name: Option<String>,
+    /// Behaviour when the counter store is down.
+    #[serde(default)]
+    pub fail_mode: FailMode,
+}
+
+impl BudgetConfig {
+    /// The window in milliseconds.
+    pub fn window_ms(&self) -> u64 {
+        match (self.window_minutes, self.period) {
+            (Some(m), _) => m.saturating_mul(60_000),
+            (None, Some(Period::Hour)) => 3_600_000,
+            (None, Some(Period::Week)) => 7 * 86_400_000,
+            (None, Some(Period::Day) | None) => 86_400_000,
+        }
+    }
+}
+
 /// A parsed, validated limit rule config.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
@@ -327,6 +415,7 @@ pub enum RuleConfig {
     RateLimit(RateLimitConfig),
     Concurrency(ConcurrencyConfig),
     TokenLimit(TokenLimitConfig),
+    Budget(BudgetConfig),
 }
 
 impl RuleConfig {
@@ -351,6 +440,7 @@ impl RuleConfig {
         let parsed = match spec.name {
             "rate_limit" => RuleConfig::RateLimit(from_clean(clean)?),
             "concurrency" => RuleConfig::Concurrency(from_clean(clean)?),
+            "budget" => RuleConfig::Budget(from_clean(clean)?),
             _ => RuleConfig::TokenLimit(from_clean(clean)?),
         };
         parsed.validated()
@@ -362,6 +452,7 @@ impl RuleConfig {
             RuleConfig::RateLimit(_) => "rate_limit",
             RuleConfig::Concurrency(_) => "concurrency",
             RuleConfig::TokenLimit(_) => "token_limit",
+            RuleConfig::Budget(_) => "budget",
         }
     }
 
@@ -371,6 +462,7 @@ impl RuleConfig {
             RuleConfig::RateLimit(c) => c.fail_mode,
             RuleConfig::Concurrency(c) => c.fail_mode,
             RuleConfig::TokenLimit(c) => c.fail_mode,
+            RuleConfig::Budget(c) => c.fail_mode,
         }
     }
 
@@ -380,6 +472,7 @@ impl RuleConfig {
             RuleConfig::RateLimit(c) => &c.key_by,
             RuleConfig::Concurrency(c) => &c.key_by,
             RuleConfig::TokenLimit(c) => &c.key_by,
+            RuleConfig::Budget(c) => &c.key_by,
         }
     }
 
@@ -389,6 +482,7 @@ impl RuleConfig {
             RuleConfig::RateLimit(c) => c.header_name.as_deref(),
             RuleConfig::Concurrency(c) => c.header_name.as_deref(),
             RuleConfig::TokenLimit(c) => c.header_name.as_deref(),
+            RuleConfig::Budget(c) => c.header_name.as_deref(),
         }
     }
 
@@ -406,6 +500,25 @@ impl RuleConfig {
             }
             RuleConfig::TokenLimit(c) => {
                 validate_tokens(c)?;
+                (&c.key_by, &mut c.header_name)
+            }
+            RuleConfig::Budget(c) => {
+                if c.max_usd.0 == 0 {
+                    return Err("rule_config.max_usd: must be more than 0 (0 would refuse every priced request; disable the rule instead)".into());
+                }
+                match (c.period, c.window_minutes) {
+                    (Some(_), Some(_)) => {
+                        return Err(
+                            "rule_config.window_minutes: give period or window_minutes, not both"
+                                .into(),
+                        )
+                    }
+                    (_, Some(0)) => {
+                        return Err("rule_config.window_minutes: must be at least 1".into())
+                    }
+                    (_, Some(m)) => window_secs("window_minutes", m.saturating_mul(60), "minutes")?,
+                    _ => {}
+                }
                 (&c.key_by, &mut c.header_name)
             }
         };
@@ -552,6 +665,8 @@ enum Kind {
     OneOf(&'static [&'static str]),
     /// One of the options, or a list of distinct ones.
     OneOrList(&'static [&'static str]),
+    /// A non-negative decimal number (dollars).
+    Amount,
 }
 
 struct Field {
@@ -613,6 +728,8 @@ const HEADER_FIELD: Field = field(
 );
 const FAIL_FIELD: Field = defaulted("fail_mode", Kind::OneOf(FAIL_MODE), "open", "When the counter store is unreachable: open lets requests through uncounted, closed rejects them with 503.");
 
+const PERIODS: &[&str] = &["hour", "day", "week"];
+
 const RULE_TYPES: &[RuleType] = &[
     RuleType {
         name: "rate_limit",
@@ -655,6 +772,21 @@ const RULE_TYPES: &[RuleType] = &[
             defaulted("time_window_enabled", Kind::Flag, "false", "Enables the token budget (needs time_window_minutes and max_tokens_per_window)."),
             field("time_window_minutes", Kind::Count, "Budget window length in minutes (windows aligned to the clock)."),
             field("max_tokens_per_window", Kind::Count, "Tokens (prompt + output) allowed per window."),
+            KEY_BY_FIELD,
+            HEADER_FIELD,
+            FAIL_FIELD,
+        ],
+    },
+    RuleType {
+        name: "budget",
+        description: "Dollars spent per period on catalog models (priced by their deployments); a request reserves its price, its output is capped at what the budget still buys, and it settles at its actual usage. Over budget: 402 budget_exceeded.",
+        fields: &[
+            Field {
+                required: true,
+                ..field("max_usd", Kind::Amount, "Dollars allowed per period, e.g. 25 or 0.5.")
+            },
+            defaulted("period", Kind::OneOf(PERIODS), "day", "hour, day or week, aligned to UTC."),
+            field("window_minutes", Kind::Count, "A window of this many minutes instead of period."),
             KEY_BY_FIELD,
             HEADER_FIELD,
             FAIL_FIELD,
@@ -719,6 +851,7 @@ fn check_fields(spec: &RuleType, config: &Value) -> Result<Map<String, Value>, S
 fn checked_value(name: &str, kind: Kind, value: &Value) -> Result<Value, String> {
     let ok = match kind {
         Kind::Count => value.as_u64().is_some(),
+        Kind::Amount => value.as_f64().is_some_and(|v| v >= 0.0),
         Kind::Text => value.is_string(),
         Kind::Flag => {
             // The admin API writes flags as 1/0 elsewhere; accept both spellings.
@@ -748,6 +881,9 @@ fn checked_value(name: &str, kind: Kind, value: &Value) -> Result<Value, String>
     Err(match kind {
         Kind::Count => {
             format!("rule_config.{name}: expected a whole number such as 50, got {value}")
+        }
+        Kind::Amount => {
+            format!("rule_config.{name}: expected an amount such as 25 or 0.5, got {value}")
         }
         Kind::Text => format!("rule_config.{name}: expected a string, got {value}"),
         Kind::OneOf(options) => format!(
@@ -789,7 +925,7 @@ pub fn rule_types_schema() -> Value {
 fn field_schema(f: &Field) -> Value {
     let mut m = Map::new();
     let ty = match f.kind {
-        Kind::Count => "number",
+        Kind::Count | Kind::Amount => "number",
         Kind::Text | Kind::OneOf(_) | Kind::OneOrList(_) => "string",
         Kind::Flag => "boolean",
     };
