@@ -156,10 +156,10 @@ async fn two_instances_never_overspend_a_money_budget() {
     // $0.01 a day; $10 / $30 per million input / output tokens: a call of
     // about 9 prompt and 16 completion tokens costs about $0.00057.
     let rules = "  - rule_name: cents\n    rule_type: budget\n    rule_config: {max_usd: 0.01, period: day, key_by: api_key}\n";
-    let yaml = shared_config(m.addr.port(), &redis_url(), &prefix, rules).replace(
+    let yaml = with_admin(&shared_config(m.addr.port(), &redis_url(), &prefix, rules).replace(
         "rules:\n",
-        "models:\n  - name: priced\n    deployments:\n      - {name: d, upstream: p, price_input_per_m: 10, price_output_per_m: 30}\nrules:\n",
-    );
+        "admin: {tokens: [ledger-tok]}\nmodels:\n  - name: priced\n    deployments:\n      - {name: d, upstream: p, price_input_per_m: 10, price_output_per_m: 30}\nrules:\n",
+    ));
     let (a, b) = (Gateway::start(&yaml).await, Gateway::start(&yaml).await);
     let body = json!({"model": "priced", "max_tokens": 16,
         "messages": [{"role": "user", "content": "hello there"}]});
@@ -207,6 +207,22 @@ async fn two_instances_never_overspend_a_money_budget() {
         .unwrap();
     assert!((shown - left).abs() < 1e-9, "{shown} vs {left}");
     assert_eq!(r.headers()["x-budget-limit-usd"], "0.01");
+
+    // The spend ledger, shared through Redis: either instance answers the
+    // sum of what both settled, exactly.
+    for gw in [&a, &b] {
+        let (s, v) = Admin::new(gw, "ledger-tok").get("/api/v1/spend").await;
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(v["currency"], "USD");
+        assert_eq!(v["total_micros"], spent, "{v}");
+        assert_eq!(v["items"][0]["namespace"], "default", "{v}");
+        assert_eq!(v["items"][0]["key"], "test", "{v}");
+        assert_eq!(v["items"][0]["model"], "priced", "{v}");
+        let (s, v) = Admin::new(gw, "ledger-tok")
+            .get("/api/v1/spend?day=yesterday")
+            .await;
+        assert_eq!(s, 400, "{v}");
+    }
 }
 
 /// A stream the budget caps is cut cleanly at what the money buys and is

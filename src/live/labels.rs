@@ -190,8 +190,10 @@ pub struct MetricHandles {
     pub gap: Grid<Histogram>,
     /// Namespace × model × direction (0 = in, 1 = out).
     pub tokens: Grid<IntCounter>,
-    /// Namespace × model.
+    /// Namespace × model × pool (+none).
     pub cost: Grid<Counter>,
+    /// Namespace × key (+none) × model: the spend ledger.
+    pub spend: Grid<Counter>,
     /// Per pool.
     pub ttfb: Grid<Histogram>,
     /// History per namespace, route (without `none`) and key.
@@ -269,6 +271,7 @@ impl MetricHandles {
             tokens: Grid::new(n * m * 2),
             // Per pool (its provider is the label), plus none.
             cost: Grid::new(n * m * (pools.len() + 1)),
+            spend: Grid::new(n * (keys.len() + 1) * m),
             ttfb: Grid::new(pools.len()),
             pools: pools.iter().map(|(name, _)| name.clone()).collect(),
             providers: pools

@@ -59,6 +59,15 @@ impl Counters {
         }
     }
 
+    /// The spend ledger of `day` (`YYYY-MM-DD`, UTC): entries are
+    /// namespace, key name and model joined by [`LEDGER_SEPARATOR`].
+    pub async fn spend(&self, day: &str) -> Result<Vec<(String, u64)>, StoreError> {
+        match self {
+            Counters::Local(local) => Ok(local.spend_now(day)),
+            Counters::Shared(store) => store.spend(day).await,
+        }
+    }
+
     /// Applies settlements.
     pub async fn settle(&self, ops: &[Settle]) -> Result<(), StoreError> {
         match self {
@@ -74,6 +83,9 @@ impl Counters {
         }
     }
 }
+
+/// Between the parts (namespace, key, model) of a spend ledger entry.
+pub const LEDGER_SEPARATOR: &str = "\u{1f}";
 
 /// The live state of the process (see the module docs).
 pub struct LiveState {

@@ -63,6 +63,7 @@ pub struct Families {
     overhead_total: Histogram,
     pub tokens: IntCounterVec,
     pub cost: CounterVec,
+    pub spend: CounterVec,
     pub denials: IntCounterVec,
     pub upstream_failures: IntCounterVec,
     pub retries: IntCounterVec,
@@ -146,7 +147,19 @@ impl Families {
             )
             .unwrap(),
         );
+        let spend = reg(
+            &r,
+            CounterVec::new(
+                opts!(
+                    "sluice_spend_usd_total",
+                    "The spend ledger: what catalog requests cost in USD by namespace, API key (its name) and model, at the answering deployment's prices."
+                ),
+                &["namespace", "key", "model"],
+            )
+            .unwrap(),
+        );
         Families {
+            spend,
             requests: counter_vec(&r, "sluice_requests_total", "Client requests by namespace, route, model, provider and response status class.", &["namespace", "route", "model", "provider", "class"]),
             duration: histogram_vec(&r, "sluice_request_duration_seconds", "Time from request to end of response.", &["namespace", "route"], LATENCY_S),
             ttfb: histogram_vec(&r, "sluice_upstream_ttfb_seconds", "Time from sending the request upstream to the upstream response header.", &["upstream"], LATENCY_S),
@@ -302,6 +315,16 @@ impl Families {
                     self.cost.with_label_values(&[ns_l, model_l, provider])
                 })
                 .inc_by(r.cost.unwrap_or(0.0).max(0.0));
+        }
+        if let Some(cost) = r.cost.filter(|c| *c > 0.0) {
+            let keys = h.keys.len() + 1;
+            let key = r.key.unwrap_or(keys - 1).min(keys - 1);
+            let key_l = h.keys.get(key).map_or("none", |k| k.name.as_str());
+            h.spend
+                .get((ns * keys + key) * m + model, || {
+                    self.spend.with_label_values(&[ns_l, key_l, model_l])
+                })
+                .inc_by(cost);
         }
         if let Some(before) = r.before_upstream {
             let b = before.as_secs_f64();

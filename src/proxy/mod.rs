@@ -33,7 +33,7 @@ pub use endpoints::health;
 
 use crate::error::GatewayError;
 use crate::metrics::metrics;
-use crate::state::SharedSnapshot;
+use crate::state::{SharedSnapshot, Snapshot};
 use async_trait::async_trait;
 use bytes::Bytes;
 use ctx::{Handoff, RequestCtx, Role};
@@ -41,25 +41,27 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorType, Result};
+use plan::Plan;
+use sluice_filters::limits::store::Settle;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Settles the request's reservation with what it actually used and
-/// counts its tokens.
-async fn settle(ctx: &mut RequestCtx) {
-    let (Some(rt), Some(plan)) = (&ctx.runtime, &mut ctx.plan) else {
-        return;
+/// What a catalog request cost in micro-USD: its delivered (or reported)
+/// usage at the prices of the deployment that answered; None when unknown
+/// or not a catalog request.
+fn spent_micros(
+    rt: &Snapshot,
+    plan: &Plan,
+    usage: Option<Option<(u64, u64, bool)>>,
+) -> Option<u64> {
+    let cp = plan.catalog.as_ref()?;
+    let model = &rt.catalog.models[cp.model];
+    let (answered, reported) = match cp.outcome.lock() {
+        Ok(o) => (o.deployment.clone(), o.cost),
+        Err(_) => (None, None),
     };
-    let Some(granted) = &plan.granted else {
-        return;
-    };
-    let usage = ctx.pipeline.meter().map(|m| m.usage());
-    // Money budgets settle at what was delivered (or what the provider
-    // reported), at the prices of the deployment that answered.
-    let spent = match (&usage, &plan.catalog) {
-        (Some(Some((prompt, completion, _))), Some(cp)) => {
-            let model = &rt.catalog.models[cp.model];
-            let answered = cp.outcome.lock().ok().and_then(|o| o.deployment.clone());
+    match usage {
+        Some(Some((prompt, completion, _))) => {
             let price = answered
                 .and_then(|name| model.deployments.iter().find(|d| d.name == name))
                 .map_or_else(
@@ -71,9 +73,52 @@ async fn settle(ctx: &mut RequestCtx) {
                         )
                     },
                 );
-            Some(price.micros(*prompt, *completion))
+            Some(price.micros(prompt, completion))
         }
-        _ => None,
+        Some(None) => None,
+        None => reported.map(|usd| (usd.max(0.0) * 1e6).round() as u64),
+    }
+}
+
+/// The spend ledger entry of what a request cost: today (UTC), and
+/// namespace, key name and model joined by a unit separator.
+fn ledger_entry(rt: &Snapshot, plan: &Plan, micros: u64) -> Option<Settle> {
+    let cp = plan.catalog.as_ref()?;
+    let day = crate::clock::rfc3339(crate::clock::unix_secs());
+    Some(Settle::Spend {
+        day: day.get(..10)?.to_string(),
+        entry: [
+            rt.namespaces
+                .get(plan.namespace)
+                .map_or("none", |n| n.code.as_str()),
+            plan.key
+                .and_then(|k| rt.keys.get(k))
+                .map_or("none", |k| k.name.as_str()),
+            rt.catalog.models[cp.model].name.as_str(),
+        ]
+        .join(crate::live::LEDGER_SEPARATOR),
+        micros,
+    })
+}
+
+/// Settles the request's reservation with what it actually used, counts
+/// its tokens and records what it cost in the spend ledger.
+async fn settle(ctx: &mut RequestCtx) {
+    let (Some(rt), Some(plan)) = (&ctx.runtime, &mut ctx.plan) else {
+        return;
+    };
+    let usage = ctx.pipeline.meter().map(|m| m.usage());
+    // Money budgets settle at what was delivered (or what the provider
+    // reported), at the prices of the deployment that answered.
+    let spent = spent_micros(rt, plan, usage);
+    let ledger = spent
+        .filter(|m| *m > 0)
+        .and_then(|m| ledger_entry(rt, plan, m));
+    let Some(granted) = &plan.granted else {
+        if let Some(op) = ledger {
+            limits::settle(rt, &[op]).await;
+        }
+        return;
     };
     let used = match usage {
         Some(Some((prompt, completion, truncated))) => {
@@ -91,17 +136,20 @@ async fn settle(ctx: &mut RequestCtx) {
     // A request settles once, here: the reservation is moved out of the
     // plan when nothing else holds the plan (the usual case), so its keys
     // are not copied; otherwise it is copied.
-    let ops = match Arc::get_mut(plan)
+    let mut ops = match Arc::get_mut(plan)
         .and_then(|p| p.granted.as_mut())
         .and_then(|g| g.reservation.take())
     {
         Some(reservation) => reservation.into_settlement_priced(used, spent),
         None => match plan.granted.as_ref().and_then(|g| g.reservation.as_ref()) {
             Some(reservation) => reservation.clone().into_settlement_priced(used, spent),
-            None => return,
+            None => Default::default(),
         },
     };
-    limits::settle(rt, &ops).await;
+    ops.extend(ledger);
+    if !ops.is_empty() {
+        limits::settle(rt, &ops).await;
+    }
 }
 
 /// The gateway's proxy logic.

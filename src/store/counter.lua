@@ -12,6 +12,7 @@
 --          'T' token budget    limit, window_ms, need, want
 --   settle 'R' release lease   lease_id
 --          'K' token delta     window_ms, window_start_ms, delta
+--          'L' spend ledger    entry, micros, ttl_ms (KEYS[i] is the day's hash)
 --
 -- admit evaluates every check on its own against the state before the call
 -- and commits all of them or none (see store.rs in sluice-filters for the
@@ -101,6 +102,10 @@ if mode == 'settle' then
         redis.call('PEXPIRE', key, s(ws + window - now))
         applied = applied + 1
       end
+    elseif kind == 'L' then
+      redis.call('HINCRBY', key, ARGV[b + 1], ARGV[b + 2])
+      redis.call('PEXPIRE', key, ARGV[b + 3])
+      applied = applied + 1
     end
   end
   return { applied }

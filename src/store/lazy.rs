@@ -53,4 +53,8 @@ impl CounterStore for LazyRedisStore {
     async fn settle(&self, ops: &[Settle]) -> Result<(), StoreError> {
         self.store().await?.settle(ops).await
     }
+
+    async fn spend(&self, day: &str) -> Result<Vec<(String, u64)>, StoreError> {
+        self.store().await?.spend(day).await
+    }
 }

@@ -59,7 +59,7 @@ use fred::prelude::*;
 use fred::types::config::UnresponsiveConfig;
 use fred::types::scripts::Script;
 use sluice_filters::limits::store::{
-    Admission, Check, CheckStatus, CounterStore, Settle, StoreError,
+    Admission, Check, CheckStatus, CounterStore, Settle, StoreError, LEDGER_DAYS,
 };
 
 /// The admit/settle script.
@@ -308,6 +308,16 @@ impl RedisCounterStore {
                     ],
                 )
             }
+            Settle::Spend { day, entry, micros } => (
+                self.key("sp", day),
+                [
+                    "L".to_string(),
+                    entry.clone(),
+                    (*micros).min(MAX_COUNT).to_string(),
+                    (LEDGER_DAYS * 86_400_000).to_string(),
+                    String::new(),
+                ],
+            ),
         };
         keys.push(key);
         args.extend(item);
@@ -359,6 +369,23 @@ impl CounterStore for RedisCounterStore {
         }
         let reply = self.run(keys, args).await?;
         decode_admission(&reply, checks.len())
+    }
+
+    async fn spend(&self, day: &str) -> Result<Vec<(String, u64)>, StoreError> {
+        if !self.client.is_connected() {
+            return Err(StoreError("redis not connected".into()));
+        }
+        let key = self.key("sp", day);
+        let call = self
+            .client
+            .hgetall::<std::collections::HashMap<String, u64>, _>(key);
+        let map = tokio::time::timeout(self.timeout, call)
+            .await
+            .map_err(|_| StoreError("redis: no answer in time".into()))?
+            .map_err(|e| StoreError(e.to_string()))?;
+        let mut out: Vec<(String, u64)> = map.into_iter().collect();
+        out.sort();
+        Ok(out)
     }
 
     async fn settle(&self, ops: &[Settle]) -> Result<(), StoreError> {

@@ -163,6 +163,9 @@ struct State {
     /// key → its leases.
     leases: HashMap<String, LeaseSet>,
     tokens: HashMap<String, Counted>,
+    /// The spend ledger: day → entry → micro-USD (the last
+    /// `LEDGER_DAYS` days).
+    spend: std::collections::BTreeMap<String, HashMap<String, u64>>,
     calls: u64,
 }
 
@@ -227,6 +230,18 @@ impl LocalCounterStore {
         state.tick(now);
     }
 
+    /// The spend ledger of `day` (sorted by entry).
+    pub fn spend_now(&self, day: &str) -> Vec<(String, u64)> {
+        let mut out: Vec<(String, u64)> = self
+            .lock()
+            .spend
+            .get(day)
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), *v)).collect())
+            .unwrap_or_default();
+        out.sort();
+        out
+    }
+
     /// Drops every expired window, full bucket and expired lease now
     /// (otherwise done every [`SWEEP_EVERY`] calls).
     pub fn sweep(&self) {
@@ -273,6 +288,10 @@ impl CounterStore for LocalCounterStore {
     async fn settle(&self, ops: &[Settle]) -> Result<(), StoreError> {
         self.settle_now(ops);
         Ok(())
+    }
+
+    async fn spend(&self, day: &str) -> Result<Vec<(String, u64)>, StoreError> {
+        Ok(self.spend_now(day))
     }
 }
 
@@ -603,6 +622,14 @@ impl State {
                             },
                         );
                     }
+                }
+            }
+            Settle::Spend { day, entry, micros } => {
+                let day_map = self.spend.entry(day.clone()).or_default();
+                let v = day_map.entry(entry.clone()).or_insert(0);
+                *v = v.saturating_add(*micros);
+                while self.spend.len() as u64 > super::store::LEDGER_DAYS {
+                    self.spend.pop_first();
                 }
             }
         }

@@ -125,7 +125,17 @@ pub enum Settle {
         window_start_ms: u64,
         delta: i64,
     },
+    /// Adds `micros` (micro-USD) to the spend ledger of `day`
+    /// (`YYYY-MM-DD`, UTC) under `entry`; a day is kept [`LEDGER_DAYS`].
+    Spend {
+        day: String,
+        entry: String,
+        micros: u64,
+    },
 }
+
+/// Days a spend ledger is kept.
+pub const LEDGER_DAYS: u64 = 35;
 
 /// A store failure (e.g. Redis unreachable). The caller applies each rule's
 /// `fail_mode`.
@@ -160,4 +170,6 @@ pub trait CounterStore: Send + Sync {
     async fn admit(&self, checks: &[Check]) -> Result<Admission, StoreError>;
     /// Applies settlements (best effort per item, one round trip).
     async fn settle(&self, ops: &[Settle]) -> Result<(), StoreError>;
+    /// The spend ledger of `day`: every entry and its micro-USD.
+    async fn spend(&self, day: &str) -> Result<Vec<(String, u64)>, StoreError>;
 }

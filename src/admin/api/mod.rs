@@ -122,6 +122,7 @@ pub mod nginx;
 pub mod ns_route;
 pub mod proxy_rules;
 pub mod rules;
+pub mod sample;
 pub mod servers;
 pub mod system;
 pub mod tokens;

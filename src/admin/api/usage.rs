@@ -145,3 +145,89 @@ pub fn monitoring(c: &Call<'_>, _: NoBody) -> Reply<MonitoringView> {
         .ok_or_else(ApiError::not_found)?;
     typed(v)
 }
+
+/// One line of the spend ledger.
+#[derive(Serialize, ToSchema)]
+pub struct SpendItem {
+    pub namespace: String,
+    /// The API key's name (`none` without a key).
+    pub key: String,
+    pub model: String,
+    pub usd: f64,
+    /// The same in micro-USD (exact).
+    pub micros: u64,
+}
+
+/// `GET /api/v1/spend`: what catalog requests cost on one day (UTC), per
+/// namespace, API key and model, from the counter store (shared by every
+/// instance when it is Redis).
+#[derive(Serialize, ToSchema)]
+pub struct SpendView {
+    /// `YYYY-MM-DD`.
+    pub day: String,
+    /// `USD`.
+    pub currency: &'static str,
+    pub total_usd: f64,
+    pub total_micros: u64,
+    pub items: Vec<SpendItem>,
+}
+
+pub fn spend(c: Call<'_>, _: NoBody) -> Pending<'_, SpendView> {
+    Box::pin(async move {
+        let today = crate::clock::rfc3339(crate::clock::unix_secs());
+        let day = match c.query_param("day") {
+            Some(d) => d,
+            None => today.get(..10).unwrap_or_default().to_string(),
+        };
+        let valid = day.len() == 10
+            && day.bytes().enumerate().all(|(i, b)| {
+                if i == 4 || i == 7 {
+                    b == b'-'
+                } else {
+                    b.is_ascii_digit()
+                }
+            });
+        if !valid {
+            return Err(ApiError::bad_request(format!(
+                "day: {day:?} 不是日期，请写 YYYY-MM-DD（UTC）"
+            )));
+        }
+        let (ns, key, model) = (
+            c.query_param("namespace"),
+            c.query_param("key"),
+            c.query_param("model"),
+        );
+        let rt = c.center.runtime();
+        let rows = rt
+            .live
+            .counters()
+            .spend(&day)
+            .await
+            .map_err(|e| ApiError::new(503, format!("计数存储不可用: {e}")))?;
+        let items: Vec<SpendItem> = rows
+            .into_iter()
+            .filter_map(|(entry, micros)| {
+                let mut parts = entry.split(crate::live::LEDGER_SEPARATOR);
+                let (n, k, m) = (parts.next()?, parts.next()?, parts.next()?);
+                let keep = ns.as_deref().is_none_or(|x| x == n)
+                    && key.as_deref().is_none_or(|x| x == k)
+                    && model.as_deref().is_none_or(|x| x == m);
+                keep.then(|| SpendItem {
+                    namespace: n.to_string(),
+                    key: k.to_string(),
+                    model: m.to_string(),
+                    usd: micros as f64 / 1e6,
+                    micros,
+                })
+            })
+            .collect();
+        let total_micros = items.iter().map(|i| i.micros).sum::<u64>();
+        Ok(SpendView {
+            day,
+            currency: "USD",
+            total_usd: total_micros as f64 / 1e6,
+            total_micros,
+            items,
+        })
+    })
+}

@@ -7,7 +7,7 @@
 //! even when the sample's API key is missing or wrong (as if it had none),
 //! so an operator sees where the request would land.
 
-use super::dry_run::{SampleQuery, SampleRequest};
+use super::sample::{SampleQuery, SampleRequest};
 use super::*;
 use crate::decision::{self, Decision, Endpoint};
 use crate::error::GatewayError;

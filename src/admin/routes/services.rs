@@ -55,6 +55,20 @@ pub(super) const SERVICES: &[Route] = &[
         &Direct(usage::monitoring),
     )
     .errors(READ_ID),
+    Route::new(
+        GET,
+        "/api/v1/spend",
+        "usage",
+        "花费账本：某日（UTC）按命名空间、API 密钥、模型的花费（美元）",
+        &Async(usage::spend),
+    )
+    .query(&[
+        ("day", "YYYY-MM-DD (UTC); default today"),
+        ("namespace", "only this namespace code"),
+        ("key", "only this API key name"),
+        ("model", "only this model"),
+    ])
+    .errors(&[400, 503]),
     // Routing dry runs.
     Route::new(
         POST,
