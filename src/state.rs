@@ -38,6 +38,9 @@ pub struct KeyRt {
     pub namespace: Option<usize>,
     /// The models it may use (exact or `prefix*`); none = any.
     pub models: Option<Vec<String>>,
+    /// Signs its requests (`auth.keys[].signing`): the secret, for
+    /// verifying them; never matched as a bearer key.
+    pub signing_secret: Option<crate::config::Secret<String>>,
 }
 
 impl KeyRt {
@@ -341,6 +344,7 @@ impl Snapshot {
                 name: k.name.clone(),
                 namespace: k.namespace.as_deref().and_then(ns_index),
                 models: k.models.clone(),
+                signing_secret: k.signing.then(|| k.key.clone()),
             })
             .collect();
         let auth_header = config

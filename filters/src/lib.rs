@@ -30,6 +30,7 @@ pub mod matcher;
 pub mod path;
 pub mod pattern;
 pub mod routing;
+pub mod signing;
 pub mod stream;
 pub mod tokens;
 pub mod translate;

@@ -224,6 +224,9 @@ pub struct AuthSettings {
     pub header: Option<String>,
     /// The accepted keys.
     pub keys: Vec<ApiKey>,
+    /// Signed requests: the largest gap, in seconds, between a request's
+    /// `x-sluice-timestamp` and the gateway's clock.
+    pub signing_max_skew_s: u64,
 }
 
 impl Default for AuthSettings {
@@ -232,6 +235,7 @@ impl Default for AuthSettings {
             enabled: true,
             header: None,
             keys: Vec::new(),
+            signing_max_skew_s: 300,
         }
     }
 }

@@ -287,6 +287,12 @@ pub struct ApiKey {
     /// and `GET /v1/models` lists only these catalog models.
     #[serde(default)]
     pub models: Option<Vec<String>>,
+    /// An access key for signed requests (external clients): `name` is the
+    /// access key id the client sends in `x-sluice-key-id` and `key` the
+    /// secret it signs with (HMAC-SHA256; docs/request-safety.md). The
+    /// secret is never accepted as a bearer key.
+    #[serde(default)]
+    pub signing: bool,
 }
 
 /// A limit rule: `rate_limit`, `concurrency` or `token_limit`

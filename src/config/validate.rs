@@ -376,6 +376,9 @@ impl Validator<'_> {
         if !a.enabled {
             return;
         }
+        if !(1..=3600).contains(&a.signing_max_skew_s) {
+            self.problem("auth.signing_max_skew_s", "from 1 to 3600 seconds");
+        }
         if a.keys.is_empty() {
             self.problem(
                 "auth.keys",
@@ -399,6 +402,11 @@ impl Validator<'_> {
                 );
             } else if !keys.insert(k.key.expose().as_str()) {
                 self.problem(format!("{path}.key"), "the same key is configured twice");
+            } else if k.signing && k.key.expose().len() < 16 {
+                self.problem(
+                    format!("{path}.key"),
+                    "a signing secret needs at least 16 characters",
+                );
             }
             if let Some(ns) = &k.namespace {
                 self.namespace_ref(format!("{path}.namespace"), ns);

@@ -39,6 +39,7 @@ use sluice_filters::auth::extract_key;
 use sluice_filters::facts::{HeaderLookup, RequestFacts};
 use sluice_filters::matcher::NamespaceDecision;
 use sluice_filters::routing::RouteMatch;
+use sluice_filters::signing;
 
 /// The wire format the client speaks, when it is not OpenAI's.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +75,9 @@ pub struct Decision {
     pub route: Option<RouteMatch>,
     /// The catalog model that serves the request, and the operation.
     pub catalog: Option<(Operation, usize)>,
+    /// A signed request's nonce, to accept once (the caller's check:
+    /// the counter store is shared by every instance).
+    pub nonce: Option<String>,
     pub outcome: Result<Target, GatewayError>,
 }
 
@@ -118,6 +122,16 @@ pub fn authenticate(
     if !rt.config.auth.enabled {
         return Ok(None);
     }
+    // A signed request names its access key; the signature is checked
+    // with the body ([`decide`], [`verify_signature`]).
+    if let Some(id) = headers.header(signing::KEY_ID) {
+        return rt
+            .keys
+            .iter()
+            .position(|k| k.signing_secret.is_some() && k.name == id)
+            .map(Some)
+            .ok_or_else(|| GatewayError::Unauthorized("unknown access key id".into()));
+    }
     let custom = rt
         .auth_header
         .as_ref()
@@ -128,10 +142,42 @@ pub fn authenticate(
         custom,
     )
     .ok_or_else(|| GatewayError::Unauthorized("missing API key".into()))?;
-    rt.keyring
-        .lookup(presented.as_bytes())
-        .map(Some)
-        .ok_or_else(|| GatewayError::Unauthorized("invalid API key".into()))
+    match rt.keyring.lookup(presented.as_bytes()) {
+        // A signing secret never travels: presented as a bearer key it is
+        // refused like any unknown key.
+        Some(k) if rt.keys[k].signing_secret.is_none() => Ok(Some(k)),
+        _ => Err(GatewayError::Unauthorized("invalid API key".into())),
+    }
+}
+
+/// Checks the signature of a request made with a signing key (any other
+/// key passes); returns the nonce to accept once.
+pub fn verify_signature(
+    rt: &Snapshot,
+    key: Option<usize>,
+    req: &Request<'_>,
+    now_secs: u64,
+) -> Result<Option<String>, GatewayError> {
+    let Some(secret) = key.and_then(|k| rt.keys[k].signing_secret.as_ref()) else {
+        return Ok(None);
+    };
+    let signed = signing::Signed {
+        method: req.method,
+        path: req.path,
+        query: req.query,
+        timestamp: req.headers.header(signing::TIMESTAMP),
+        nonce: req.headers.header(signing::NONCE),
+        signature: req.headers.header(signing::SIGNATURE),
+        body: &req.body,
+    };
+    signing::verify(
+        &signed,
+        secret.expose().as_bytes(),
+        now_secs,
+        rt.config.auth.signing_max_skew_s,
+    )
+    .map(|nonce| Some(nonce.to_string()))
+    .map_err(|e| GatewayError::Unauthorized(e.to_string()))
 }
 
 /// Decides where `req`, authenticated as `key`, goes (steps 2–7 above).
@@ -142,8 +188,16 @@ pub fn decide(rt: &Snapshot, req: Request<'_>, key: Option<usize>) -> Decision {
         namespace: None,
         route: None,
         catalog: None,
+        nonce: None,
         outcome: Err(GatewayError::Internal),
     };
+    match verify_signature(rt, key, &req, crate::clock::unix_secs()) {
+        Ok(nonce) => d.nonce = nonce,
+        Err(e) => {
+            d.outcome = Err(e);
+            return d;
+        }
+    }
     d.outcome = target(rt, req, key, &mut d);
     d
 }

@@ -78,6 +78,10 @@ pub async fn admit(
         obs.route = Some(rt.handles.route_index(route));
         obs.pool = Some(route.target());
     }
+    // A signed request's nonce is accepted once, on every instance.
+    if let (Ok(_), Some(nonce), Some(k)) = (&d.outcome, &d.nonce, key) {
+        nonce_once(rt, k, nonce).await?;
+    }
     // A route with its own `max_concurrency` (counted by the limits)
     // replaces the servers' `max_connections`.
     let route_capped = matches!(
@@ -338,5 +342,34 @@ mod tests {
         let mut body = json!({"messages": [], "n": 100});
         let llm = llm_fields(&body).unwrap();
         assert!(rewrite_body(&mut body, &llm, Some(50), false).is_err());
+    }
+}
+
+/// Accepts a signed request's nonce once: a sliding window of one per
+/// access key and nonce, in the counter store (shared by every instance
+/// with Redis), remembered for twice the allowed clock skew.
+pub async fn nonce_once(rt: &Snapshot, key: usize, nonce: &str) -> Result<(), GatewayError> {
+    use sluice_filters::limits::store::Check;
+    let check = Check::Window {
+        key: format!("nonce:{}:{nonce}", rt.keys[key].name),
+        limit: 1,
+        window_ms: rt.config.auth.signing_max_skew_s.saturating_mul(2000),
+        sliding: true,
+        cost: 1,
+    };
+    match rt.live.counters().admit(std::slice::from_ref(&check)).await {
+        Ok(a) if a.admitted => Ok(()),
+        Ok(_) => Err(GatewayError::Unauthorized(
+            "this nonce was already used: sign each request with a new x-sluice-nonce".into(),
+        )),
+        Err(_) => Err(GatewayError::Limited(Box::new(crate::error::LimitDenial {
+            status: 503,
+            code: "limits_unavailable",
+            message: "the nonce store is unavailable: signed requests cannot be accepted now"
+                .into(),
+            retry_after_secs: 1,
+            headers: Vec::new(),
+            rule_id: 0,
+        }))),
     }
 }

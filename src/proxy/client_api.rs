@@ -30,6 +30,23 @@ pub async fn serve(
         Ok(k) => k,
         Err(e) => return reply::error(session, &e, &ctx.request_id).await,
     };
+    // A signed request: the signature (empty body), then the nonce once.
+    let signed = decision::Request {
+        method: req.method.as_str(),
+        path: req.uri.path(),
+        query: req.uri.query(),
+        headers: &Headers(&req.headers),
+        body: bytes::Bytes::new(),
+    };
+    let nonce = match decision::verify_signature(rt, key, &signed, crate::clock::unix_secs()) {
+        Ok(n) => n,
+        Err(e) => return reply::error(session, &e, &ctx.request_id).await,
+    };
+    if let (Some(nonce), Some(k)) = (nonce, key) {
+        if let Err(e) = super::admission::nonce_once(rt, k, &nonce).await {
+            return reply::error(session, &e, &ctx.request_id).await;
+        }
+    }
     let body = match endpoint {
         Endpoint::BanditReport => {
             let filter = ReportFilter {
