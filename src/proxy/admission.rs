@@ -319,32 +319,6 @@ async fn read_body(
     Ok((buf.freeze(), true))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::decision::body::llm_fields;
-    use serde_json::json;
-
-    #[test]
-    fn both_output_fields_are_clamped_to_the_share_of_each_choice() {
-        let mut body =
-            json!({"messages": [], "max_tokens": 5000, "max_completion_tokens": 10, "n": 5});
-        let llm = llm_fields(&body).unwrap();
-        assert!(rewrite_body(&mut body, &llm, Some(50), false).unwrap());
-        assert_eq!(body["max_tokens"], 10);
-        assert_eq!(body["max_completion_tokens"], 10);
-        // Neither given: the model's field is added with the share.
-        let mut body = json!({"messages": [], "model": "gpt-4o", "n": 4});
-        let llm = llm_fields(&body).unwrap();
-        assert!(rewrite_body(&mut body, &llm, Some(50), false).unwrap());
-        assert_eq!(body["max_tokens"], 12);
-        // More choices than tokens in the cap: refused.
-        let mut body = json!({"messages": [], "n": 100});
-        let llm = llm_fields(&body).unwrap();
-        assert!(rewrite_body(&mut body, &llm, Some(50), false).is_err());
-    }
-}
-
 /// Accepts a signed request's nonce once: a sliding window of one per
 /// access key and nonce, in the counter store (shared by every instance
 /// with Redis), remembered for twice the allowed clock skew.
@@ -371,5 +345,31 @@ pub async fn nonce_once(rt: &Snapshot, key: usize, nonce: &str) -> Result<(), Ga
             headers: Vec::new(),
             rule_id: 0,
         }))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decision::body::llm_fields;
+    use serde_json::json;
+
+    #[test]
+    fn both_output_fields_are_clamped_to_the_share_of_each_choice() {
+        let mut body =
+            json!({"messages": [], "max_tokens": 5000, "max_completion_tokens": 10, "n": 5});
+        let llm = llm_fields(&body).unwrap();
+        assert!(rewrite_body(&mut body, &llm, Some(50), false).unwrap());
+        assert_eq!(body["max_tokens"], 10);
+        assert_eq!(body["max_completion_tokens"], 10);
+        // Neither given: the model's field is added with the share.
+        let mut body = json!({"messages": [], "model": "gpt-4o", "n": 4});
+        let llm = llm_fields(&body).unwrap();
+        assert!(rewrite_body(&mut body, &llm, Some(50), false).unwrap());
+        assert_eq!(body["max_tokens"], 12);
+        // More choices than tokens in the cap: refused.
+        let mut body = json!({"messages": [], "n": 100});
+        let llm = llm_fields(&body).unwrap();
+        assert!(rewrite_body(&mut body, &llm, Some(50), false).is_err());
     }
 }
