@@ -481,3 +481,36 @@ async fn downstream_and_upstream_concurrency_codes() {
     assert_eq!(denied_code(&gw, &c).await, "upstream_concurrency_exceeded");
     drop((first, second));
 }
+
+/// Rules scoped to a channel: the internal channel (`/internal/v1/…`)
+/// and the external one (every other path) count apart, with their own
+/// limits; the channel is a label of `sluice_requests_total`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_scoped_to_a_channel() {
+    let m = mock("a").await;
+    let rules = "  - {rule_name: internal-3, rule_type: rate_limit, rule_config: {max_requests: 3, time_window_seconds: 60, key_by: api_key, channel: internal}}\n  - {rule_name: external-1, rule_type: rate_limit, rule_config: {max_requests: 1, time_window_seconds: 60, key_by: api_key, channel: external}}\nmetrics: {token: mt}\n";
+    let gw = Gateway::start(&with_rules(m.addr.port(), rules)).await;
+    let c = reqwest::Client::new();
+    let send = |path: &'static str| {
+        let req = post(&c, gw.url(path)).json(&chat_body(false));
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    let mut external = Vec::new();
+    for _ in 0..2 {
+        external.push(send("/v1/chat/completions").await);
+    }
+    let mut internal = Vec::new();
+    for _ in 0..4 {
+        internal.push(send("/internal/v1/chat/completions").await);
+    }
+    assert_eq!(external, [200, 429]);
+    assert_eq!(internal, [200, 200, 200, 429]);
+    let text = gw.metrics(&c, "mt").await;
+    for channel in ["internal", "external"] {
+        assert!(
+            text.lines().any(|l| l.starts_with("sluice_requests_total{")
+                && l.contains(&format!("channel=\"{channel}\""))),
+            "no {channel} series in\n{text}"
+        );
+    }
+}

@@ -61,6 +61,9 @@ pub const OTHER: &str = "other";
 pub const CLASSES: [&str; 6] = ["none", "1xx", "2xx", "3xx", "4xx", "5xx"];
 
 /// The label of a provider kind.
+/// Every provider label, `none` last: the requests family's provider index.
+pub const PROVIDER_LABELS: [&str; 5] = ["openai", "openai_compatible", "azure", "anthropic", NONE];
+
 pub fn provider_label(p: ProviderKind) -> &'static str {
     match p {
         ProviderKind::Openai => "openai",
@@ -264,7 +267,8 @@ impl MetricHandles {
                 .iter()
                 .map(|k| live.series(Kind::Key, &k.name))
                 .collect(),
-            requests: Grid::new(n * r * m * CLASSES.len()),
+            // × provider (the labels of PROVIDER_LABELS) × channel.
+            requests: Grid::new(n * r * m * CLASSES.len() * PROVIDER_LABELS.len() * 2),
             duration: Grid::new(n * r),
             ttft: Grid::new(n * m),
             gap: Grid::new(n * m),

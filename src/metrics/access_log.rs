@@ -22,6 +22,8 @@ pub struct Line<'a> {
     /// Path without the query string.
     pub path: &'a str,
     pub namespace: &'a str,
+    /// `internal` (`/internal/v1/…`) or `external`.
+    pub channel: &'a str,
     pub route: &'a str,
     /// The key's configured name (never the key).
     pub key_name: &'a str,

@@ -42,6 +42,8 @@ pub struct Record {
     /// Cost from the catalog's prices (catalog requests with usage).
     pub cost: Option<f64>,
     pub denied: bool,
+    /// Came by the internal channel (`/internal/v1/…`).
+    pub internal: bool,
     /// Time in the gateway before the upstream attempt (none when the
     /// request never went upstream).
     pub before_upstream: Option<Duration>,
@@ -160,7 +162,7 @@ impl Families {
         );
         Families {
             spend,
-            requests: counter_vec(&r, "sluice_requests_total", "Client requests by namespace, route, model, provider and response status class.", &["namespace", "route", "model", "provider", "class"]),
+            requests: counter_vec(&r, "sluice_requests_total", "Client requests by namespace, route, model, provider, response status class and channel (internal: /internal/v1/..., external: the rest).", &["namespace", "route", "model", "provider", "class", "channel"]),
             duration: histogram_vec(&r, "sluice_request_duration_seconds", "Time from request to end of response.", &["namespace", "route"], LATENCY_S),
             ttfb: histogram_vec(&r, "sluice_upstream_ttfb_seconds", "Time from sending the request upstream to the upstream response header.", &["upstream"], LATENCY_S),
             ttft: histogram_vec(&r, "sluice_ttft_seconds", "Streams: time from the client request to the first body chunk (first token).", &["namespace", "model"], LATENCY_S),
@@ -274,19 +276,27 @@ impl Families {
             h.route_label(r.route),
             h.model_label(model),
         );
+        let provider_i = crate::live::labels::PROVIDER_LABELS
+            .iter()
+            .position(|p| *p == provider)
+            .unwrap_or(crate::live::labels::PROVIDER_LABELS.len() - 1);
+        let channel = if r.internal { "internal" } else { "external" };
+        let cell = ((((ns * rn + route) * m + model) * CLASSES.len() + class)
+            * crate::live::labels::PROVIDER_LABELS.len()
+            + provider_i)
+            * 2
+            + usize::from(r.internal);
         h.requests
-            .get(
-                ((ns * rn + route) * m + model) * CLASSES.len() + class,
-                || {
-                    self.requests.with_label_values(&[
-                        ns_l,
-                        route_l,
-                        model_l,
-                        provider,
-                        CLASSES[class],
-                    ])
-                },
-            )
+            .get(cell, || {
+                self.requests.with_label_values(&[
+                    ns_l,
+                    route_l,
+                    model_l,
+                    provider,
+                    CLASSES[class],
+                    channel,
+                ])
+            })
             .inc();
         let secs = r.elapsed.as_secs_f64();
         h.duration

@@ -117,6 +117,7 @@ pub async fn admit(
             headers: &headers,
             request_id,
             price: d.catalog.map(|(_, m)| rt.catalog.models[m].dearest_price()),
+            internal: session.req_header().uri.path().starts_with("/internal/"),
         },
     )
     .await

@@ -62,6 +62,8 @@ pub struct LimitInput<'a> {
     pub request_id: &'a str,
     /// What its tokens cost (a catalog model's dearest deployment).
     pub price: Option<plan::Price>,
+    /// Came by the internal channel.
+    pub internal: bool,
 }
 
 /// Runs the rules of the request's namespace. `Ok(None)` = no rule applies
@@ -142,6 +144,7 @@ pub async fn admit(rt: &Snapshot, input: &LimitInput<'_>) -> Result<Option<Grant
             requested_output,
             choices: if generation { input.choices } else { 1 },
             price: input.price,
+            internal: input.internal,
         };
         plan::plan(&rules, &view, &limits.settings).map_err(deny)?
     };

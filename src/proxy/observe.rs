@@ -241,6 +241,7 @@ pub fn finish(session: &Session, ctx: &mut RequestCtx, status: u16, settle: Dura
         tokens,
         cost,
         denied: obs.denied,
+        internal: session.req_header().uri.path().starts_with("/internal/"),
         before_upstream,
         settle,
     };
@@ -272,6 +273,11 @@ pub fn finish(session: &Session, ctx: &mut RequestCtx, status: u16, settle: Dura
             method: req.method.as_str(),
             path: req.uri.path(),
             namespace: h.ns_label(obs.namespace),
+            channel: if req.uri.path().starts_with("/internal/") {
+                "internal"
+            } else {
+                "external"
+            },
             route: h.route_label(obs.route),
             key_name: obs
                 .key

@@ -214,7 +214,7 @@ proptest! {
             let req = RequestView {
                 namespace: "ns", api_key: Some("k"), route: "/", model: Some("m"),
                 upstream: "u", headers: &headers, request_id: &id,
-                prompt_tokens: prompt, requested_output: max_tokens, choices: 1, price: None,
+                prompt_tokens: prompt, requested_output: max_tokens, choices: 1, price: None, internal: false,
             };
             let Ok(p) = plan(&refs, &req, &settings) else { continue };
             let left = per_window.saturating_sub(store.tokens_used("1:namespace:ns", 600_000));

@@ -40,7 +40,7 @@
 //! `"20ms"`). Concurrency is not a rate and sets none of them. The gateway
 //! adds `Retry-After` from [`Denial::retry_after_secs`].
 
-use super::rules::{FailMode, KeyBy, KeyBySet, RateAlgorithm, RuleConfig, Usd};
+use super::rules::{Channel, FailMode, KeyBy, KeyBySet, RateAlgorithm, RuleConfig, Usd};
 use super::store::{Admission, Check, CheckStatus, Settle};
 use crate::facts::HeaderLookup;
 use smallvec::SmallVec;
@@ -119,6 +119,8 @@ pub struct RequestView<'a> {
     /// What its tokens cost (a catalog model: its dearest deployment's
     /// prices); none = not priced, money budgets do not count it.
     pub price: Option<Price>,
+    /// Came by the internal channel (`/internal/v1/…`).
+    pub internal: bool,
 }
 
 /// Token prices in pico-USD (10⁻¹² dollars) per token: a price of X
@@ -363,6 +365,14 @@ pub fn plan(rules: &[&Rule], req: &RequestView<'_>, s: &PlanSettings) -> Result<
     let mut owners = SmallVec::new();
     for (index, rule) in rules.iter().enumerate() {
         if rule.only_route.as_ref().is_some_and(|r| r != req.route) {
+            continue;
+        }
+        let channel = if req.internal {
+            Channel::Internal
+        } else {
+            Channel::External
+        };
+        if rule.config.channel().is_some_and(|c| c != channel) {
             continue;
         }
         let Some(check) = rule_check(rule, req, s, tokens)? else {

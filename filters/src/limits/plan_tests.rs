@@ -34,6 +34,7 @@ fn view(h: &Vec<(String, String)>) -> RequestView<'_> {
         requested_output: Some(200),
         choices: 1,
         price: None,
+        internal: false,
     }
 }
 

@@ -147,6 +147,16 @@ impl<'de> Deserialize<'de> for KeyBySet {
     }
 }
 
+/// The channel a request came by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    /// `/internal/v1/…`: the internal channel.
+    Internal,
+    /// Every other path (`/v1/…`).
+    External,
+}
+
 /// What a rule does when the counter store cannot be reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -215,6 +225,10 @@ pub struct RateLimitConfig {
     /// Behaviour when the counter store is down.
     #[serde(default)]
     pub fail_mode: FailMode,
+    /// Only requests of this channel (`internal`: `/internal/v1/…`;
+    /// `external`: every other path); none = both.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<Channel>,
 }
 
 impl RateLimitConfig {
@@ -254,6 +268,10 @@ pub struct ConcurrencyConfig {
     /// Behaviour when the counter store is down.
     #[serde(default)]
     pub fail_mode: FailMode,
+    /// Only requests of this channel (`internal`: `/internal/v1/…`;
+    /// `external`: every other path); none = both.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<Channel>,
 }
 
 /// `rule_type: token_limit`: per-request token caps and a token budget per
@@ -292,6 +310,10 @@ pub struct TokenLimitConfig {
     /// Behaviour when the counter store is down.
     #[serde(default)]
     pub fail_mode: FailMode,
+    /// Only requests of this channel (`internal`: `/internal/v1/…`;
+    /// `external`: every other path); none = both.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<Channel>,
 }
 
 impl TokenLimitConfig {
@@ -394,6 +416,10 @@ pub struct BudgetConfig {
     /// Behaviour when the counter store is down.
     #[serde(default)]
     pub fail_mode: FailMode,
+    /// Only requests of this channel (`internal`: `/internal/v1/…`;
+    /// `external`: every other path); none = both.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<Channel>,
 }
 
 impl BudgetConfig {
@@ -463,6 +489,16 @@ impl RuleConfig {
             RuleConfig::Concurrency(c) => c.fail_mode,
             RuleConfig::TokenLimit(c) => c.fail_mode,
             RuleConfig::Budget(c) => c.fail_mode,
+        }
+    }
+
+    /// The channel the rule is limited to, if any.
+    pub fn channel(&self) -> Option<Channel> {
+        match self {
+            RuleConfig::RateLimit(c) => c.channel,
+            RuleConfig::Concurrency(c) => c.channel,
+            RuleConfig::TokenLimit(c) => c.channel,
+            RuleConfig::Budget(c) => c.channel,
         }
     }
 
@@ -726,6 +762,12 @@ const HEADER_FIELD: Field = field(
     Kind::Text,
     "The header counted by; only with key_by header.",
 );
+const CHANNELS: &[&str] = &["internal", "external"];
+const CHANNEL_FIELD: Field = field(
+    "channel",
+    Kind::OneOf(CHANNELS),
+    "Only requests of this channel: internal (/internal/v1/...) or external (every other path); absent = both.",
+);
 const FAIL_FIELD: Field = defaulted("fail_mode", Kind::OneOf(FAIL_MODE), "open", "When the counter store is unreachable: open lets requests through uncounted, closed rejects them with 503.");
 
 const PERIODS: &[&str] = &["hour", "day", "week"];
@@ -743,6 +785,7 @@ const RULE_TYPES: &[RuleType] = &[
             KEY_BY_FIELD,
             HEADER_FIELD,
             FAIL_FIELD,
+            CHANNEL_FIELD,
         ],
     },
     RuleType {
@@ -759,6 +802,7 @@ const RULE_TYPES: &[RuleType] = &[
             KEY_BY_FIELD,
             HEADER_FIELD,
             FAIL_FIELD,
+            CHANNEL_FIELD,
         ],
     },
     RuleType {
@@ -775,6 +819,7 @@ const RULE_TYPES: &[RuleType] = &[
             KEY_BY_FIELD,
             HEADER_FIELD,
             FAIL_FIELD,
+            CHANNEL_FIELD,
         ],
     },
     RuleType {
@@ -790,6 +835,7 @@ const RULE_TYPES: &[RuleType] = &[
             KEY_BY_FIELD,
             HEADER_FIELD,
             FAIL_FIELD,
+            CHANNEL_FIELD,
         ],
     },
 ];
