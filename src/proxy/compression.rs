@@ -33,6 +33,9 @@ pub fn enable(session: &mut Session, c: &Compression) {
 
 /// Keeps gzip for an upstream answer the settings cover, else turns it off.
 pub fn decide(session: &mut Session, c: &Compression, resp: &ResponseHeader) {
+    if !c.gzip {
+        return;
+    }
     let header = |name| resp.headers.get(name).and_then(|v| v.to_str().ok());
     let length = header(http::header::CONTENT_LENGTH).and_then(|v| v.parse().ok());
     if !c.applies(header(http::header::CONTENT_TYPE), length) {
@@ -42,7 +45,7 @@ pub fn decide(session: &mut Session, c: &Compression, resp: &ResponseHeader) {
 
 /// [`decide`] for an answer known only by its type (length unknown).
 pub fn decide_type(session: &mut Session, c: &Compression, content_type: &str) {
-    if !c.applies(Some(content_type), None) {
+    if c.gzip && !c.applies(Some(content_type), None) {
         off(session);
     }
 }
