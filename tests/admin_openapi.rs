@@ -88,6 +88,15 @@ fn top_types(doc: &Value, schema: &Value) -> Vec<String> {
             .flat_map(|a| top_types(doc, a))
             .collect();
     }
+    // `allOf`: every part describes the same value; the first that names
+    // a type says it.
+    if let Some(parts) = schema["allOf"].as_array() {
+        return parts
+            .iter()
+            .map(|p| top_types(doc, p))
+            .find(|t| !t.is_empty())
+            .unwrap_or_default();
+    }
     match &schema["type"] {
         Value::String(t) => vec![t.clone()],
         Value::Array(ts) => ts

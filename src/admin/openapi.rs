@@ -92,6 +92,25 @@ fn json_content(schema: RefOr<Schema>, example: Option<Value>) -> utoipa::openap
         .build()
 }
 
+/// `ok` and the `warnings` every answer to a change carries.
+fn with_warnings(ok: RefOr<Schema>) -> RefOr<Schema> {
+    use utoipa::openapi::schema::{AllOfBuilder, ArrayBuilder};
+    let warnings = ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .property(
+            "warnings",
+            ArrayBuilder::new()
+                .items(ObjectBuilder::new().schema_type(Type::String))
+                .description(Some(
+                    "Present when the call changed the configuration: what in the applied configuration can never take effect yet (empty when nothing).",
+                )),
+        )
+        .build();
+    RefOr::T(Schema::AllOf(
+        AllOfBuilder::new().item(ok).item(warnings).build(),
+    ))
+}
+
 /// The operation of one route.
 fn operation(r: &Route, schemas: &mut Schemas) -> utoipa::openapi::path::Operation {
     let mut op = OperationBuilder::new()
@@ -143,6 +162,12 @@ fn operation(r: &Route, schemas: &mut Schemas) -> utoipa::openapi::path::Operati
         ));
     }
     let ok = r.op.response(schemas);
+    // An answer to a change carries the config's `warnings` too.
+    let ok = if r.method == "GET" {
+        ok
+    } else {
+        with_warnings(ok)
+    };
     for s in r.statuses() {
         let content = if s == 200 {
             json_content(ok.clone(), None)
