@@ -18,7 +18,7 @@ use sluice_filters::limits::rules::{KeyBy, RuleConfig};
 use sluice_filters::matcher::{CompiledMatcher, NamespaceResolver};
 use sluice_filters::routing::{CompiledProxyRule, PrefixRoute, Router};
 use sluice_filters::tokens::{Encoding, TokenizerMap};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 /// A namespace as the request path needs it.
@@ -41,6 +41,15 @@ pub struct KeyRt {
     /// Signs its requests (`auth.keys[].signing`): the secret, for
     /// verifying them; never matched as a bearer key.
     pub signing_secret: Option<crate::config::Secret<String>>,
+    /// A virtual key's expiry (Unix seconds).
+    pub expires_at: Option<u64>,
+}
+
+/// 64 hex digits as bytes.
+fn sha256_hex(text: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(text, &mut out).ok()?;
+    Some(out)
 }
 
 impl KeyRt {
@@ -64,6 +73,9 @@ pub struct Snapshot {
     pub pools: Vec<Pool>,
     pub keyring: KeyRing,
     pub keys: Vec<KeyRt>,
+    /// SHA-256 of a virtual key's secret → its index in `keys`, and the
+    /// Unix second a rotated-out secret stops working.
+    pub virtual_keys: HashMap<[u8; 32], (usize, Option<u64>)>,
     /// The operator's extra auth header, if any.
     pub auth_header: Option<HeaderName>,
     pub limits: LimitsRt,
@@ -336,7 +348,7 @@ impl Snapshot {
                 .iter()
                 .map(|k| k.key.expose().as_bytes().to_vec()),
         );
-        let keys = config
+        let mut keys: Vec<KeyRt> = config
             .auth
             .keys
             .iter()
@@ -345,8 +357,31 @@ impl Snapshot {
                 namespace: k.namespace.as_deref().and_then(ns_index),
                 models: k.models.clone(),
                 signing_secret: k.signing.then(|| k.key.clone()),
+                expires_at: None,
             })
             .collect();
+        // Keys created through the admin API, after the YAML's (the
+        // metric labels list them in the same order): by the SHA-256 of
+        // their secret (and of the previous one during a rotation).
+        let mut virtual_keys = HashMap::new();
+        for v in config.virtual_keys.iter().filter(|v| v.is_active) {
+            let index = keys.len();
+            keys.push(KeyRt {
+                name: v.name.clone(),
+                namespace: v.namespace.as_deref().and_then(ns_index),
+                models: v.models.clone(),
+                signing_secret: None,
+                expires_at: v.expires_at,
+            });
+            if let Some(h) = sha256_hex(&v.key_sha256) {
+                virtual_keys.insert(h, (index, None));
+            }
+            if let (Some(prev), Some(until)) = (&v.previous_sha256, v.previous_until) {
+                if let Some(h) = sha256_hex(prev) {
+                    virtual_keys.insert(h, (index, Some(until)));
+                }
+            }
+        }
         let auth_header = config
             .auth
             .header
@@ -375,6 +410,7 @@ impl Snapshot {
             pools,
             keyring,
             keys,
+            virtual_keys,
             auth_header,
             warnings,
         })

@@ -34,6 +34,7 @@ struct Ids {
     proxy_rule: u64,
     rule: u64,
     nginx: u64,
+    api_key: u64,
 }
 
 async fn create(gw: &Gateway, path: &str, body: Value, id_field: &str) -> u64 {
@@ -56,6 +57,7 @@ fn concrete(template: &str, ids: &Ids) -> String {
             "{rule_id}" if under_proxy => ids.proxy_rule.to_string(),
             "{rule_id}" => ids.rule.to_string(),
             "{config_id}" => ids.nginx.to_string(),
+            "{key_id}" => ids.api_key.to_string(),
             other => {
                 assert!(!other.starts_with('{'), "unknown parameter {other}");
                 other.to_string()
@@ -231,6 +233,13 @@ async fn openapi_document_matches_the_live_server() {
         "route_id",
     )
     .await;
+    let api_key = create(
+        &gw,
+        "/api/v1/api-keys",
+        json!({"name": "walk-key", "namespace_id": namespace}),
+        "key_id",
+    )
+    .await;
     let ids = Ids {
         namespace,
         server,
@@ -238,6 +247,7 @@ async fn openapi_document_matches_the_live_server() {
         proxy_rule,
         rule,
         nginx,
+        api_key,
     };
 
     // A documented required field left out: 400 naming it.

@@ -25,6 +25,7 @@ const SECTIONS: &[&str] = &[
     "compression",
     "default_namespace",
     "channel_header",
+    "virtual_keys",
     "namespaces",
     "upstream_servers",
     "matchers",
@@ -106,6 +107,7 @@ fn read_str(
         compression: p.section("compression"),
         default_namespace: p.section("default_namespace"),
         channel_header: p.section("channel_header"),
+        virtual_keys: p.list("virtual_keys"),
         namespaces: p.list("namespaces"),
         upstream_servers: p.list("upstream_servers"),
         matchers: p.list("matchers"),
@@ -276,6 +278,7 @@ fn assign_ids(config: &mut Config) {
     }
     fill(&mut config.namespaces, |n| &mut n.id);
     fill(&mut config.upstream_servers, |s| &mut s.id);
+    fill(&mut config.virtual_keys, |k| &mut k.id);
     fill(&mut config.matchers, |m| &mut m.id);
     fill(&mut config.proxy_rules, |r| &mut r.id);
     fill(&mut config.rules, |r| &mut r.id);

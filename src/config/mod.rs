@@ -410,6 +410,8 @@ pub struct Config {
     /// off. Lets clients choose any namespace: turn it on only where they
     /// may.
     pub channel_header: Option<String>,
+    /// API keys created through the admin API (hashed).
+    pub virtual_keys: Vec<VirtualKey>,
     pub namespaces: Vec<Namespace>,
     pub upstream_servers: Vec<UpstreamServer>,
     pub matchers: Vec<Matcher>,

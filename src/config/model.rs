@@ -295,6 +295,42 @@ pub struct ApiKey {
     pub signing: bool,
 }
 
+/// An API key created through the admin API (`/api/v1/api-keys`): only
+/// the SHA-256 of its secret is kept. Stored with the other entities, so a
+/// revocation reaches every instance with the config bus.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct VirtualKey {
+    /// Numeric id; assigned in file order when omitted.
+    #[serde(default)]
+    pub id: u64,
+    /// Label in logs and metrics (unique among all keys).
+    pub name: String,
+    /// Lower-case hex SHA-256 of the secret.
+    pub key_sha256: String,
+    /// The secret's first characters, to tell keys apart in lists.
+    #[serde(default)]
+    pub prefix: String,
+    /// After a rotation: the previous secret's SHA-256, accepted until
+    /// `previous_until` (Unix seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_until: Option<u64>,
+    /// Unix seconds after which the key is refused; none = never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<u64>,
+    /// Namespace (code) the key belongs to; none = matchers decide.
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// The models it may ask for (exact names or `prefix*`); none = any.
+    #[serde(default)]
+    pub models: Option<Vec<String>>,
+    /// Inactive keys are refused.
+    #[serde(default = "yes", deserialize_with = "flag")]
+    pub is_active: bool,
+}
+
 /// A limit rule: `rate_limit`, `concurrency` or `token_limit`
 /// with its `rule_config` (schemas at `GET /api/v1/rules/types`).
 #[derive(Debug, Clone, Deserialize, Serialize)]

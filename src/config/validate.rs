@@ -30,6 +30,7 @@ pub(super) fn validate(c: &Config, problems: &mut Vec<Problem>) {
     v.models();
     v.config_store();
     v.compression();
+    v.virtual_keys();
 }
 
 /// What is well formed but could never take effect yet (see the module docs).
@@ -533,6 +534,30 @@ impl Validator<'_> {
                     .keys
                     .iter()
                     .any(|k| k.namespace.as_deref() == Some(code)))
+    }
+
+    fn virtual_keys(&mut self) {
+        let hex64 = |h: &str| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit());
+        let mut names: HashSet<&str> = self.c.auth.keys.iter().map(|k| k.name.as_str()).collect();
+        let mut ids = HashSet::new();
+        for (i, v) in self.c.virtual_keys.iter().enumerate() {
+            let path = format!("virtual_keys[{i}]");
+            if !ids.insert(v.id) {
+                self.problem(format!("{path}.id"), format!("duplicate id {}", v.id));
+            }
+            if v.name.trim().is_empty() || !names.insert(v.name.as_str()) {
+                self.problem(
+                    format!("{path}.name"),
+                    format!("{:?}: empty, or the name of another key", v.name),
+                );
+            }
+            if !hex64(&v.key_sha256) || v.previous_sha256.as_deref().is_some_and(|h| !hex64(h)) {
+                self.problem(format!("{path}.key_sha256"), "64 hex digits (SHA-256)");
+            }
+            if let Some(ns) = &v.namespace {
+                self.namespace_ref(format!("{path}.namespace"), ns);
+            }
+        }
     }
 
     fn compression(&mut self) {

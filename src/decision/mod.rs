@@ -146,7 +146,31 @@ pub fn authenticate(
         // A signing secret never travels: presented as a bearer key it is
         // refused like any unknown key.
         Some(k) if rt.keys[k].signing_secret.is_none() => Ok(Some(k)),
-        _ => Err(GatewayError::Unauthorized("invalid API key".into())),
+        Some(_) => Err(GatewayError::Unauthorized("invalid API key".into())),
+        None => virtual_key(rt, presented.as_bytes()),
+    }
+}
+
+/// A key created through the admin API: found by the SHA-256 of what was
+/// presented; refused once it (or, after a rotation, its previous secret)
+/// has expired.
+fn virtual_key(rt: &Snapshot, presented: &[u8]) -> Result<Option<usize>, GatewayError> {
+    use sha2::{Digest, Sha256};
+    if rt.virtual_keys.is_empty() {
+        return Err(GatewayError::Unauthorized("invalid API key".into()));
+    }
+    let digest: [u8; 32] = Sha256::digest(presented).into();
+    let now = crate::clock::unix_secs();
+    match rt.virtual_keys.get(&digest) {
+        Some(&(k, until))
+            if until.is_none_or(|u| now < u) && rt.keys[k].expires_at.is_none_or(|e| now < e) =>
+        {
+            Ok(Some(k))
+        }
+        Some(_) => Err(GatewayError::Unauthorized(
+            "this API key has expired".into(),
+        )),
+        None => Err(GatewayError::Unauthorized("invalid API key".into())),
     }
 }
 

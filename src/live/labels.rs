@@ -255,6 +255,16 @@ impl MetricHandles {
                 name: k.name.clone(),
                 masked: mask(k.key.expose()),
             })
+            .chain(
+                config
+                    .virtual_keys
+                    .iter()
+                    .filter(|v| v.is_active)
+                    .map(|v| KeyLabel {
+                        name: v.name.clone(),
+                        masked: format!("{}…", v.prefix),
+                    }),
+            )
             .collect();
         let (n, r, m) = (namespaces.len() + 1, routes.len() + 1, models.labels.len());
         MetricHandles {

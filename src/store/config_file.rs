@@ -15,7 +15,7 @@
 use super::StoreError;
 use crate::config::{
     fragments, Config, Matcher, Namespace, NginxConfig, Problem, ProxyRule, Route, Rule,
-    UpstreamServer,
+    UpstreamServer, VirtualKey,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -48,6 +48,9 @@ pub struct Entities {
     /// The admin API's "nginx configs": setting fragments applied over the YAML's settings.
     #[serde(default)]
     pub nginx_configs: Vec<NginxConfig>,
+    /// API keys created through the admin API (hashed).
+    #[serde(default)]
+    pub virtual_keys: Vec<VirtualKey>,
     /// Config version: raised by one with every committed change (the
     /// stores refuse a change made on an older version).
     #[serde(default)]
@@ -74,6 +77,7 @@ impl Entities {
             routes: c.routes.clone(),
             rules: c.rules.clone(),
             nginx_configs: Vec::new(),
+            virtual_keys: c.virtual_keys.clone(),
             revision: 0,
             last_ids: BTreeMap::new(),
             stamps: BTreeMap::new(),
@@ -90,6 +94,7 @@ impl Entities {
         c.proxy_rules = self.proxy_rules.clone();
         c.routes = self.routes.clone();
         c.rules = self.rules.clone();
+        c.virtual_keys = self.virtual_keys.clone();
         fragments::apply(&self.nginx_configs, c)
     }
 
@@ -115,6 +120,7 @@ impl Entities {
             "proxy_rules" => self.proxy_rules.iter().map(|r| r.id).max(),
             "routes" => self.routes.iter().map(|r| r.id).max(),
             "nginx_configs" => self.nginx_configs.iter().map(|r| r.id).max(),
+            "virtual_keys" => self.virtual_keys.iter().map(|k| k.id).max(),
             _ => self.rules.iter().map(|r| r.id).max(),
         }
         .unwrap_or(0);
@@ -156,6 +162,7 @@ impl Entities {
             "routes": self.routes,
             "rules": self.rules,
             "nginx_configs": self.nginx_configs,
+            "virtual_keys": self.virtual_keys,
             "revision": self.revision,
             "last_ids": self.last_ids,
             "stamps": self.stamps,

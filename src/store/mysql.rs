@@ -31,7 +31,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// The entity kinds, as named in [`Entities`] and in the table names.
-pub const KINDS: [&str; 7] = [
+pub const KINDS: [&str; 8] = [
     "namespaces",
     "upstream_servers",
     "matchers",
@@ -39,6 +39,7 @@ pub const KINDS: [&str; 7] = [
     "routes",
     "rules",
     "nginx_configs",
+    "virtual_keys",
 ];
 
 /// Versioned migrations: (version, what, statements).
@@ -54,6 +55,12 @@ const MIGRATIONS: &[(u32, &str, &[&str])] = &[(
         "CREATE TABLE IF NOT EXISTS sluice_routes (id BIGINT UNSIGNED PRIMARY KEY, body LONGTEXT NOT NULL, created_at VARCHAR(19) NULL, updated_at VARCHAR(19) NULL) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
         "CREATE TABLE IF NOT EXISTS sluice_rules (id BIGINT UNSIGNED PRIMARY KEY, body LONGTEXT NOT NULL, created_at VARCHAR(19) NULL, updated_at VARCHAR(19) NULL) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
         "CREATE TABLE IF NOT EXISTS sluice_nginx_configs (id BIGINT UNSIGNED PRIMARY KEY, body LONGTEXT NOT NULL, created_at VARCHAR(19) NULL, updated_at VARCHAR(19) NULL) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+    ],
+), (
+    2,
+    "API keys created through the admin API",
+    &[
+        "CREATE TABLE IF NOT EXISTS sluice_virtual_keys (id BIGINT UNSIGNED PRIMARY KEY, body LONGTEXT NOT NULL, created_at VARCHAR(19) NULL, updated_at VARCHAR(19) NULL) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
     ],
 )];
 
@@ -199,6 +206,14 @@ fn rows(e: &Entities) -> BTreeMap<(&'static str, u64), Row> {
         "nginx_configs",
         &e.nginx_configs,
         |r| r.id,
+        plain,
+    );
+    add(
+        &mut out,
+        e,
+        "virtual_keys",
+        &e.virtual_keys,
+        |k| k.id,
         plain,
     );
     out

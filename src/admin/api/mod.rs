@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use utoipa::ToSchema;
 
+pub mod api_keys;
 pub mod de;
 
 /// `1`/`0` as the API shows flags.

@@ -185,6 +185,9 @@ fn rename(e: &mut Entities, old: &str, new: &str) {
     e.proxy_rules.iter_mut().for_each(|r| fix(&mut r.namespace));
     e.routes.iter_mut().for_each(|r| fix(&mut r.namespace));
     e.rules.iter_mut().for_each(|r| fix(&mut r.namespace));
+    e.virtual_keys
+        .iter_mut()
+        .for_each(|k| fix(&mut k.namespace));
 }
 
 /// Deletes namespace `id` (409 while anything references it).
@@ -236,6 +239,12 @@ pub(super) fn delete_in(e: &mut Entities, rt: &Snapshot, id: u64) -> Result<(), 
         .iter()
         .filter(|k| is(&k.namespace))
         .map(|k| k.name.as_str())
+        .chain(
+            e.virtual_keys
+                .iter()
+                .filter(|k| is(&k.namespace))
+                .map(|k| k.name.as_str()),
+        )
         .collect();
     if !keys.is_empty() {
         refs.push(format!("auth.keys [{}]", keys.join(", ")));

@@ -2,7 +2,9 @@
 //! matchers, proxy rules, limit rules, namespace routes and nginx configs.
 
 use super::*;
-use crate::admin::api::{matchers, namespaces, nginx, ns_route, proxy_rules, rules, servers};
+use crate::admin::api::{
+    api_keys, matchers, namespaces, nginx, ns_route, proxy_rules, rules, servers,
+};
 
 pub(super) const CONFIG: &[Route] = &[
     // Namespaces.
@@ -264,6 +266,46 @@ pub(super) const CONFIG: &[Route] = &[
         "nginx-configs",
         "删除设置片段",
         &Async(nginx::delete),
+    )
+    .errors(READ_ID),
+    // API keys created through the admin API.
+    Route::new(
+        GET,
+        "/api/v1/api-keys",
+        "api-keys",
+        "API 密钥列表（只显示前缀，不显示密钥）",
+        &Direct(api_keys::list),
+    ),
+    Route::new(
+        POST,
+        "/api/v1/api-keys",
+        "api-keys",
+        "创建 API 密钥（密钥只在此应答中出现一次；只保存其 SHA-256）",
+        &Async(api_keys::create),
+    )
+    .errors(CHANGE),
+    Route::new(
+        GET,
+        "/api/v1/api-keys/{key_id}",
+        "api-keys",
+        "API 密钥详情",
+        &Direct(api_keys::get),
+    )
+    .errors(READ_ID),
+    Route::new(
+        POST,
+        "/api/v1/api-keys/{key_id}/rotate",
+        "api-keys",
+        "轮换密钥：新密钥只显示一次，旧密钥在 overlap_seconds 内仍可用",
+        &Async(api_keys::rotate),
+    )
+    .errors(POST_ID),
+    Route::new(
+        DELETE,
+        "/api/v1/api-keys/{key_id}",
+        "api-keys",
+        "吊销 API 密钥（各实例随配置同步立即拒绝）",
+        &Async(api_keys::delete),
     )
     .errors(READ_ID),
 ];
