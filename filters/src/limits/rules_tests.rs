@@ -200,11 +200,26 @@ fn fail_mode_is_read_from_every_type() {
 }
 
 #[test]
-fn schema_lists_the_three_types_with_seed_names() {
+fn schema_lists_the_seed_types_and_budget() {
     let schema = rule_types_schema();
     let types = schema["rule_types"].as_array().unwrap();
     let names: Vec<&str> = types.iter().map(|t| t["type"].as_str().unwrap()).collect();
-    assert_eq!(names, ["rate_limit", "concurrency", "token_limit"]);
+    assert_eq!(
+        names,
+        ["rate_limit", "concurrency", "token_limit", "budget"]
+    );
+    let budget = &types[3]["config_schema"];
+    assert_eq!(budget["max_usd"]["type"], "number");
+    assert_eq!(budget["max_usd"]["required"], json!(true));
+    assert_eq!(budget["period"]["enum"], json!(["hour", "day", "week"]));
+    assert_eq!(
+        types[0]["config_schema"]["channel"]["enum"],
+        json!(["internal", "external"])
+    );
+    assert_eq!(
+        types[0]["config_schema"]["key_by"]["list_allowed"],
+        json!(true)
+    );
     let token = &types[2]["config_schema"];
     for (field, ty) in [
         ("model_name", "string"),
@@ -237,15 +252,19 @@ fn every_schema_field_is_a_config_field() {
     let full = [
         (
             "rate_limit",
-            json!({"max_requests": 2, "max_qps": null, "time_window_seconds": 2, "algorithm": "token_bucket", "burst": 3, "key_by": "header", "header_name": "x-a", "fail_mode": "closed"}),
+            json!({"max_requests": 2, "max_qps": null, "time_window_seconds": 2, "algorithm": "token_bucket", "burst": 3, "key_by": "header", "header_name": "x-a", "fail_mode": "closed", "channel": "external"}),
         ),
         (
             "concurrency",
-            json!({"max_concurrent": 1, "key_by": "header", "header_name": "x-a", "fail_mode": "open"}),
+            json!({"max_concurrent": 1, "key_by": "header", "header_name": "x-a", "fail_mode": "open", "channel": "internal"}),
         ),
         (
             "token_limit",
-            json!({"model_name": "m", "max_tokens": 9, "max_input_tokens": 5, "max_output_tokens": 4, "time_window_enabled": true, "time_window_minutes": 1, "max_tokens_per_window": 100, "key_by": "header", "header_name": "x-a", "fail_mode": "open"}),
+            json!({"model_name": "m", "max_tokens": 9, "max_input_tokens": 5, "max_output_tokens": 4, "time_window_enabled": true, "time_window_minutes": 1, "max_tokens_per_window": 100, "key_by": "header", "header_name": "x-a", "fail_mode": "open", "channel": "internal"}),
+        ),
+        (
+            "budget",
+            json!({"max_usd": 2.5, "period": null, "window_minutes": 30, "key_by": ["header", "api_key"], "header_name": "x-a", "fail_mode": "closed", "channel": "external"}),
         ),
     ];
     let schema = rule_types_schema();
