@@ -505,3 +505,60 @@ async fn gzip_from_nginx_configs_applies_live() {
     let r = send(&gw, "/v1/chat/completions", &chat("gpt-4o"), &gz).await;
     assert_eq!(header(&r, "content-encoding"), "");
 }
+
+/// The internal channel's decision trace: the key that made a request
+/// reads what was decided for it by its trace id; another key cannot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn internal_channel_decision_trace() {
+    let m = Mocks::start().await;
+    let gw = Gateway::start(&shipped(&m, |y| {
+        y.replace(
+            "      # namespace: default ",
+            "    - {name: other, key: sk-other-key}\n      # namespace: default ",
+        )
+    }))
+    .await;
+    let c = reqwest::Client::new();
+    let r = c
+        .post(gw.url("/internal/v1/chat/completions"))
+        .bearer_auth(KEY)
+        .header("x-request-id", "trace-me-1")
+        .json(&chat("gpt-4o"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let trace = |key: &'static str, id: &'static str| {
+        let req = c
+            .get(gw.url(&format!("/internal/v1/debug/trace/{id}")))
+            .bearer_auth(key);
+        async move {
+            let r = req.send().await.unwrap();
+            (
+                r.status().as_u16(),
+                r.json::<Value>().await.unwrap_or_default(),
+            )
+        }
+    };
+    let (s, v) = trace(KEY, "trace-me-1").await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["status"], 200, "{v}");
+    assert_eq!(v["namespace"], "default", "{v}");
+    assert_eq!(v["model"], "gpt-4o", "{v}");
+    assert_eq!(v["catalog"]["deployment"], "primary", "{v}");
+    assert_eq!(v["attempts"], 1, "{v}");
+    assert!(v["tokens"]["out"].as_u64().unwrap() > 0, "{v}");
+    assert_eq!(trace("sk-other-key", "trace-me-1").await.0, 404);
+    assert_eq!(trace(KEY, "no-such-trace").await.0, 404);
+    // External traffic is not traced.
+    let r = c
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(KEY)
+        .header("x-request-id", "trace-me-2")
+        .json(&chat("gpt-4o"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(trace(KEY, "trace-me-2").await.0, 404);
+}

@@ -24,14 +24,23 @@ pub enum Endpoint {
     /// `GET /internal/v1/bandit/report`, from the model catalog; needs an
     /// API key.
     BanditReport,
+    /// `GET /internal/v1/debug/trace/{trace_id}`: the decision trace of a
+    /// recent internal-channel request made with the same key.
+    Trace,
 }
 
 impl Endpoint {
     /// Whether the answer needs a valid API key (client API endpoints).
     pub fn needs_key(self) -> bool {
-        matches!(self, Endpoint::Models { .. } | Endpoint::BanditReport)
+        matches!(
+            self,
+            Endpoint::Models { .. } | Endpoint::BanditReport | Endpoint::Trace
+        )
     }
 }
+
+/// Where the decision traces are answered (`{trace_id}` follows).
+pub const TRACE_PREFIX: &str = "/internal/v1/debug/trace/";
 
 /// The gateway endpoint `method path` is, if any. Probes and scrapes
 /// (`/healthz`, `/health`, ...) come first, before authentication; the
@@ -53,8 +62,14 @@ pub fn endpoint(rt: &Snapshot, method: &str, path: &str) -> Option<Endpoint> {
         }
         _ => None,
     };
-    if own.is_some() || method != "GET" || rt.catalog.is_empty() {
+    if own.is_some() || method != "GET" {
         return own;
+    }
+    if path.starts_with(TRACE_PREFIX) {
+        return Some(Endpoint::Trace);
+    }
+    if rt.catalog.is_empty() {
+        return None;
     }
     match path {
         "/v1/models" => Some(Endpoint::Models { internal: false }),

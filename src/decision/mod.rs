@@ -28,7 +28,7 @@ pub mod body;
 mod endpoint;
 
 pub use body::LlmFields;
-pub use endpoint::{endpoint, Endpoint};
+pub use endpoint::{endpoint, Endpoint, TRACE_PREFIX};
 
 use crate::catalog::Operation;
 use crate::error::{clip, GatewayError};

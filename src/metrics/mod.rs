@@ -13,6 +13,7 @@ pub mod access_log;
 pub mod endpoints;
 pub mod families;
 pub mod summary;
+pub mod trace;
 pub mod ui;
 
 pub use crate::live::MetricHandles;

@@ -56,6 +56,27 @@ pub async fn serve(
             };
             rt.catalog.bandit_report(&filter)
         }
+        Endpoint::Trace => {
+            // Only the key that made the request sees its trace.
+            let id = req
+                .uri
+                .path()
+                .strip_prefix(crate::decision::TRACE_PREFIX)
+                .unwrap_or_default();
+            let caller = key.map(|k| rt.keys[k].name.as_str());
+            match crate::metrics::trace::find(id)
+                .filter(|t| t["key_name"].as_str() == Some(caller.unwrap_or("-")))
+            {
+                Some(t) => t,
+                None => {
+                    let e = crate::error::GatewayError::RouteNotFound(format!(
+                        "no trace {id:?} of this key on this instance (the last {} internal-channel requests are kept)",
+                        crate::metrics::trace::KEEP
+                    ));
+                    return reply::error(session, &e, &ctx.request_id).await;
+                }
+            }
+        }
         Endpoint::Models { internal } => {
             let key = key.map(|k| &rt.keys[k]);
             rt.catalog

@@ -27,7 +27,7 @@ pub async fn serve(
 ) -> Result<bool> {
     let req = session.req_header();
     match endpoint {
-        Endpoint::Models { .. } | Endpoint::BanditReport => {
+        Endpoint::Models { .. } | Endpoint::BanditReport | Endpoint::Trace => {
             super::client_api::serve(session, ctx, rt, endpoint).await?;
         }
         Endpoint::Healthz if crate::lifecycle::draining() => {

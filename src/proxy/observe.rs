@@ -261,6 +261,42 @@ pub fn finish(session: &Session, ctx: &mut RequestCtx, status: u16, settle: Dura
         }
     }
     ctx.observed.in_series = false;
+    // The internal channel keeps a decision trace of each request.
+    if session.req_header().uri.path().starts_with("/internal/") {
+        let obs = &ctx.observed;
+        let granted = ctx.plan.as_ref().and_then(|p| p.granted.as_ref());
+        let (tin, tout) = tokens.unwrap_or((0, 0));
+        crate::metrics::trace::record(
+            &ctx.request_id,
+            serde_json::json!({
+                "trace_id": ctx.request_id,
+                "finished_at": crate::clock::rfc3339_millis(SystemTime::now()),
+                "method": session.req_header().method.as_str(),
+                "path": session.req_header().uri.path(),
+                "status": status,
+                "error": obs.error,
+                "namespace": h.ns_label(obs.namespace),
+                "route": h.route_label(obs.route),
+                "key_name": obs.key.and_then(|k| h.keys.get(k)).map_or("-", |k| k.name.as_str()),
+                "model": h.model_label(model),
+                "catalog": ctx.plan.as_ref().and_then(|p| p.catalog.as_ref()).map(|_| serde_json::json!({
+                    "deployment": outcome.deployment,
+                    "provider": outcome.provider,
+                })),
+                "upstream": pool.and_then(|p| h.pools.get(p)),
+                "attempts": ctx.attempts,
+                "limits": {
+                    "denied": obs.denied,
+                    "metered": granted.is_some_and(|g| g.metered),
+                    "prompt_tokens": granted.map(|g| g.prompt_tokens),
+                    "output_cap": granted.and_then(|g| g.output_cap),
+                },
+                "tokens": {"in": tin, "out": tout},
+                "cost_usd": cost,
+                "latency_ms": elapsed.as_secs_f64() * 1000.0,
+            }),
+        );
+    }
     if access_log::enabled() {
         let obs = &ctx.observed;
         let gateway = before_upstream.map_or(elapsed, |b| b + settle);
