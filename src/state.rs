@@ -126,6 +126,19 @@ impl LimitsRt {
         let mut scopes = Vec::new();
         for (r, i) in active {
             match RuleConfig::parse(&r.rule_type, &r.rule_config) {
+                Ok(RuleConfig::Budget(b))
+                    if b.fallback_model
+                        .as_deref()
+                        .is_some_and(|f| !config.models.iter().any(|m| m.name == f)) =>
+                {
+                    problems.push(Problem::new(
+                        format!("rules[{i}].rule_config.fallback_model"),
+                        format!(
+                            "{:?} is not a model of the catalog",
+                            b.fallback_model.as_deref().unwrap_or_default()
+                        ),
+                    ));
+                }
                 Ok(RuleConfig::Budget(_))
                     if !config.models.iter().any(|m| {
                         m.deployments

@@ -514,3 +514,50 @@ async fn rules_scoped_to_a_channel() {
         );
     }
 }
+
+/// A budget's `fallback_model`: a request the budget cannot hold at its
+/// model's price is served by the cheaper catalog model instead; once even
+/// that does not fit, 402.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_budget_falls_back_to_a_cheaper_model() {
+    let m = mock("a").await;
+    // $1000 per million tokens either way: a call of ~9 prompt and 16
+    // output tokens costs ~$0.025; the cheap model ~$0.0025 a call.
+    let rules = "  - {rule_name: small, rule_type: budget, rule_config: {max_usd: 0.03, fallback_model: cheap}}\nmodels:\n  - name: pricey\n    deployments: [{name: d, upstream: p, price_input_per_m: 1000, price_output_per_m: 1000}]\n  - name: cheap\n    deployments: [{name: d, upstream: p, price_input_per_m: 100, price_output_per_m: 100}]\n";
+    let gw = Gateway::start(&with_rules(m.addr.port(), rules)).await;
+    let c = reqwest::Client::new();
+    let body = json!({"model": "pricey", "max_tokens": 16,
+        "messages": [{"role": "user", "content": "hello there"}]});
+    let call = || {
+        let req = post(&c, gw.url("/v1/chat/completions")).json(&body);
+        async move {
+            let r = req.send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or_default())
+        }
+    };
+    let (s, v) = call().await;
+    assert_eq!((s, v["model"].as_str()), (200, Some("pricey")), "{v}");
+    // Not enough left for the pricey model: the cheap one answers, until
+    // even it does not fit.
+    let (s, v) = call().await;
+    assert_eq!((s, v["model"].as_str()), (200, Some("cheap")), "{v}");
+    let mut last = (s, v);
+    for _ in 0..5 {
+        last = call().await;
+        if last.0 != 200 {
+            break;
+        }
+        assert_eq!(last.1["model"], "cheap", "{}", last.1);
+    }
+    assert_eq!(last.0, 402, "{}", last.1);
+    assert_eq!(last.1["error"]["code"], "budget_exceeded");
+
+    // A fallback that is not a catalog model is refused at load.
+    let out = sluice_check(&with_rules(
+        m.addr.port(),
+        "  - {rule_name: b, rule_type: budget, rule_config: {max_usd: 1, fallback_model: nowhere}}\nmodels:\n  - name: x\n    deployments: [{name: d, upstream: p, price_input_per_m: 1}]\n",
+    ));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("fallback_model"));
+}

@@ -60,6 +60,69 @@ pub async fn admit(
         + std::time::Duration::from_millis(rt.config.clients.body_timeout_ms);
     let (body, has_body) =
         read_body(session, rt.config.limits.max_body_bytes, body_deadline).await?;
+    let first = admit_body(
+        session,
+        rt,
+        request_id,
+        obs,
+        key,
+        body.clone(),
+        has_body,
+        true,
+    )
+    .await;
+    // A budget with a `fallback_model` serves the request with that
+    // cheaper catalog model instead of refusing it (once).
+    let outcome = match first {
+        Err(GatewayError::Limited(d)) if d.code == "budget_exceeded" => {
+            match fallback_body(rt, d.rule_id, &body) {
+                Some(cheaper) => {
+                    admit_body(session, rt, request_id, obs, key, cheaper, has_body, false).await
+                }
+                None => Err(GatewayError::Limited(d)),
+            }
+        }
+        other => other,
+    };
+    outcome.inspect_err(|e| {
+        if let GatewayError::Limited(d) = e {
+            observe::denied(obs, rt, d.rule_id, d.code);
+        }
+    })
+}
+
+/// The body with its `model` replaced by the `fallback_model` of budget
+/// rule `rule_id`, when it has one and the request does not already ask
+/// for it.
+fn fallback_body(rt: &Snapshot, rule_id: u64, body: &Bytes) -> Option<Bytes> {
+    let rule = rt.limits.rules.iter().find(|r| r.id == rule_id)?;
+    let sluice_filters::limits::rules::RuleConfig::Budget(c) = &rule.config else {
+        return None;
+    };
+    let cheaper = c.fallback_model.as_deref()?;
+    let mut json: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let map = json.as_object_mut()?;
+    if map.get("model").and_then(|m| m.as_str()) == Some(cheaper) {
+        return None;
+    }
+    map.insert("model".into(), cheaper.into());
+    serde_json::to_vec(&json).ok().map(Bytes::from)
+}
+
+/// Admission after the body was read (again with another body for a
+/// budget's fallback model; `first` = the nonce of a signed request is
+/// still to be accepted).
+#[allow(clippy::too_many_arguments)]
+async fn admit_body(
+    session: &mut Session,
+    rt: &Snapshot,
+    request_id: &str,
+    obs: &mut Observed,
+    key: Option<usize>,
+    body: Bytes,
+    has_body: bool,
+    first: bool,
+) -> Result<Plan, GatewayError> {
     let req = session.req_header();
     let headers = Headers(&req.headers);
     let request = decision::Request {
@@ -79,7 +142,7 @@ pub async fn admit(
         obs.pool = Some(route.target());
     }
     // A signed request's nonce is accepted once, on every instance.
-    if let (Ok(_), Some(nonce), Some(k)) = (&d.outcome, &d.nonce, key) {
+    if let (true, Ok(_), Some(nonce), Some(k)) = (first, &d.outcome, &d.nonce, key) {
         nonce_once(rt, k, nonce).await?;
     }
     // A route with its own `max_concurrency` (counted by the limits)
@@ -120,12 +183,7 @@ pub async fn admit(
             internal: session.req_header().uri.path().starts_with("/internal/"),
         },
     )
-    .await
-    .inspect_err(|e| {
-        if let GatewayError::Limited(d) = e {
-            observe::denied(obs, rt, d.rule_id, d.code);
-        }
-    })?;
+    .await?;
     let metered = granted.as_ref().is_some_and(|g| g.metered);
     let client_wants_usage = parsed.as_ref().is_some_and(wants_usage);
     if let (Some(json), Some(g)) = (parsed.as_mut(), &granted) {

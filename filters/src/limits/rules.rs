@@ -420,6 +420,10 @@ pub struct BudgetConfig {
     /// `external`: every other path); none = both.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channel: Option<Channel>,
+    /// A cheaper catalog model that serves a request this budget cannot
+    /// hold at its own model's price, instead of refusing it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_model: Option<String>,
 }
 
 impl BudgetConfig {
@@ -832,6 +836,7 @@ const RULE_TYPES: &[RuleType] = &[
             },
             defaulted("period", Kind::OneOf(PERIODS), "day", "hour, day or week, aligned to UTC."),
             field("window_minutes", Kind::Count, "A window of this many minutes instead of period."),
+            field("fallback_model", Kind::Text, "A cheaper catalog model that serves a request the budget cannot hold at its own model's price, instead of refusing it (402 when even that does not fit)."),
             KEY_BY_FIELD,
             HEADER_FIELD,
             FAIL_FIELD,

@@ -264,7 +264,7 @@ fn every_schema_field_is_a_config_field() {
         ),
         (
             "budget",
-            json!({"max_usd": 2.5, "period": null, "window_minutes": 30, "key_by": ["header", "api_key"], "header_name": "x-a", "fail_mode": "closed", "channel": "external"}),
+            json!({"max_usd": 2.5, "period": null, "window_minutes": 30, "key_by": ["header", "api_key"], "header_name": "x-a", "fail_mode": "closed", "channel": "external", "fallback_model": "cheap"}),
         ),
     ];
     let schema = rule_types_schema();
