@@ -403,6 +403,14 @@ impl DeploymentRt {
         live.cooldown_until_ms = live.cooldown_until_ms.max(until);
     }
 
+    /// Its prices, per token (money budgets, the spend ledger).
+    pub fn price(&self) -> sluice_filters::limits::plan::Price {
+        sluice_filters::limits::plan::Price::per_million(
+            self.price_input_per_m,
+            self.price_output_per_m,
+        )
+    }
+
     /// The price of `prompt` input and `completion` output tokens.
     pub fn cost(&self, prompt: u64, completion: u64) -> f64 {
         (prompt as f64 * self.price_input_per_m + completion as f64 * self.price_output_per_m)

@@ -83,21 +83,17 @@ pub fn canonical(s: &Signed<'_>, timestamp: &str, nonce: &str) -> String {
 
 /// The signature of a request with `secret` (what a client sends).
 pub fn sign(secret: &[u8], s: &Signed<'_>, timestamp: &str, nonce: &str) -> String {
-    hex::encode(
-        mac(secret, &canonical(s, timestamp, nonce))
-            .finalize()
-            .into_bytes(),
-    )
+    mac(secret, &canonical(s, timestamp, nonce))
+        .map(|m| hex::encode(m.finalize().into_bytes()))
+        .unwrap_or_default()
 }
 
-fn mac(secret: &[u8], text: &str) -> Hmac<Sha256> {
-    // HMAC takes a key of any length: `new_from_slice` cannot fail.
-    let mut m = match Hmac::<Sha256>::new_from_slice(secret) {
-        Ok(m) => m,
-        Err(_) => Hmac::<Sha256>::new(&Default::default()),
-    };
+/// HMAC-SHA256 of `text` keyed by `secret` (HMAC takes a key of any
+/// length, so this fails only in theory).
+fn mac(secret: &[u8], text: &str) -> Result<Hmac<Sha256>, SigningError> {
+    let mut m = Hmac::<Sha256>::new_from_slice(secret).map_err(|_| SigningError::BadSignature)?;
     m.update(text.as_bytes());
-    m
+    Ok(m)
 }
 
 /// Checks a signed request at `now_secs` with `secret`; returns the nonce
@@ -127,7 +123,7 @@ pub fn verify<'a>(
         return Err(SigningError::BadNonce);
     }
     let given = hex::decode(signature.trim()).map_err(|_| SigningError::BadSignature)?;
-    mac(secret, &canonical(s, timestamp, nonce))
+    mac(secret, &canonical(s, timestamp, nonce))?
         .verify_slice(&given)
         .map_err(|_| SigningError::BadSignature)?;
     Ok(nonce)

@@ -100,6 +100,12 @@ pub struct Target {
     pub session_id: Option<String>,
 }
 
+/// Whether `path` is on the internal channel (`/internal/v1/…`): the
+/// channel label of metrics, traces, rules and the bandit report.
+pub fn internal_channel(path: &str) -> bool {
+    path.starts_with("/internal/")
+}
+
 /// The OpenAI path an alias stands for: `/api/chat` and
 /// `/api/chat/completions`, and the internal channel's `/internal/v1/…`.
 pub fn alias_of(path: &str) -> Option<&'static str> {
@@ -420,7 +426,7 @@ fn target(
     }
     // The internal channel's `session_id` is echoed back, never sent
     // upstream (providers refuse unknown fields).
-    if req.path.starts_with("/internal/") {
+    if internal_channel(req.path) {
         if let Some(Value::Object(map)) = target.json.as_mut() {
             match map.remove("session_id") {
                 None | Some(Value::Null) => {}

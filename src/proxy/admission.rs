@@ -124,6 +124,7 @@ async fn admit_body(
     first: bool,
 ) -> Result<Plan, GatewayError> {
     let req = session.req_header();
+    let internal = decision::internal_channel(req.uri.path());
     let headers = Headers(&req.headers);
     let request = decision::Request {
         method: req.method.as_str(),
@@ -180,7 +181,7 @@ async fn admit_body(
             headers: &headers,
             request_id,
             price: d.catalog.map(|(_, m)| rt.catalog.models[m].dearest_price()),
-            internal: session.req_header().uri.path().starts_with("/internal/"),
+            internal,
         },
     )
     .await?;
@@ -217,7 +218,7 @@ async fn admit_body(
             Some(CatalogPlan {
                 model,
                 op,
-                internal: session.req_header().uri.path().starts_with("/internal/"),
+                internal,
                 include_usage: wants_usage(&json),
                 body: json,
                 estimated_tokens: prompt

@@ -64,15 +64,7 @@ fn spent_micros(
         Some(Some((prompt, completion, _))) => {
             let price = answered
                 .and_then(|name| model.deployments.iter().find(|d| d.name == name))
-                .map_or_else(
-                    || model.dearest_price(),
-                    |d| {
-                        sluice_filters::limits::plan::Price::per_million(
-                            d.price_input_per_m,
-                            d.price_output_per_m,
-                        )
-                    },
-                );
+                .map_or_else(|| model.dearest_price(), |d| d.price());
             Some(price.micros(prompt, completion))
         }
         Some(None) => None,

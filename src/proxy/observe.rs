@@ -229,6 +229,7 @@ pub fn finish(session: &Session, ctx: &mut RequestCtx, status: u16, settle: Dura
                 .and_then(|p| p.reported_usage.get().copied())
         });
     let cost = outcome.cost;
+    let internal = crate::decision::internal_channel(session.req_header().uri.path());
     let before_upstream = obs.upstream_at.map(|t| t - ctx.started);
     let record = Record {
         namespace: obs.namespace,
@@ -241,7 +242,7 @@ pub fn finish(session: &Session, ctx: &mut RequestCtx, status: u16, settle: Dura
         tokens,
         cost,
         denied: obs.denied,
-        internal: session.req_header().uri.path().starts_with("/internal/"),
+        internal,
         before_upstream,
         settle,
     };
@@ -262,7 +263,7 @@ pub fn finish(session: &Session, ctx: &mut RequestCtx, status: u16, settle: Dura
     }
     ctx.observed.in_series = false;
     // The internal channel keeps a decision trace of each request.
-    if session.req_header().uri.path().starts_with("/internal/") {
+    if internal {
         let obs = &ctx.observed;
         let granted = ctx.plan.as_ref().and_then(|p| p.granted.as_ref());
         let (tin, tout) = tokens.unwrap_or((0, 0));
@@ -309,11 +310,7 @@ pub fn finish(session: &Session, ctx: &mut RequestCtx, status: u16, settle: Dura
             method: req.method.as_str(),
             path: req.uri.path(),
             namespace: h.ns_label(obs.namespace),
-            channel: if req.uri.path().starts_with("/internal/") {
-                "internal"
-            } else {
-                "external"
-            },
+            channel: if internal { "internal" } else { "external" },
             route: h.route_label(obs.route),
             key_name: obs
                 .key
