@@ -21,6 +21,11 @@ pub trait ConfigControl: Send + Sync {
     /// nothing changes when it fails. Returns the settings that differ but
     /// only take effect after a restart.
     async fn reload_settings(&self, yaml: Config) -> Result<Vec<String>, Rejected>;
+
+    /// Ends every session of user `id`: raises its `token_version`, so
+    /// every token issued before is refused on every instance once the
+    /// change reaches it.
+    async fn end_sessions(&self, id: u64) -> Result<(), Rejected>;
 }
 
 /// A config change refused: its problems, as one message.

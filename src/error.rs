@@ -161,6 +161,20 @@ impl GatewayError {
 }
 
 impl GatewayError {
+    /// The body an external-channel client gets (every path but
+    /// `/internal/…`): OpenAI's error object with `code`, `message`, `type`
+    /// and `trace_id` only. No `source`, no provider status or code, and
+    /// an upstream failure described without the provider's words.
+    pub fn external_body(&self, trace_id: &str) -> Vec<u8> {
+        let message = match self {
+            GatewayError::UpstreamStatus(s) => {
+                external_upstream_message(upstream_client_status(*s)).to_string()
+            }
+            other => other.to_string(),
+        };
+        external_shape(self.code(), &message, self.kind(), trace_id)
+    }
+
     /// The body in Anthropic's error shape, for clients of the Messages
     /// API (`POST /v1/messages`): `{"type":"error","error":{"type",
     /// "message"}}`, with the gateway's `code` and `trace_id` beside them.
@@ -174,7 +188,13 @@ impl GatewayError {
             503 | 529 => "overloaded_error",
             _ => "api_error",
         };
-        json!({"type": "error", "error": {"type": kind, "message": self.to_string(),
+        let message = match self {
+            GatewayError::UpstreamStatus(s) => {
+                external_upstream_message(upstream_client_status(*s)).to_string()
+            }
+            other => other.to_string(),
+        };
+        json!({"type": "error", "error": {"type": kind, "message": message,
             "code": self.code(), "trace_id": trace_id}})
         .to_string()
         .into_bytes()
@@ -228,6 +248,39 @@ fn shape(
     })
     .to_string()
     .into_bytes()
+}
+
+/// The external channel's error shape (see [`GatewayError::external_body`]).
+fn external_shape(code: &str, message: &str, kind: &str, trace_id: &str) -> Vec<u8> {
+    json!({
+        "error": {"code": code, "message": message, "type": kind, "trace_id": trace_id},
+        "code": code,
+        "message": message,
+        "trace_id": trace_id,
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// What an external client is told about an upstream failure answered
+/// with client status `status`.
+fn external_upstream_message(status: u16) -> &'static str {
+    match status {
+        429 => "the model provider is limiting requests: retry later",
+        400..=499 => "the model provider refused the request as invalid",
+        503 => "the model provider is unavailable: retry later",
+        504 => "the model provider did not answer in time",
+        _ => "the model provider failed to answer",
+    }
+}
+
+/// A provider's error answer for an external-channel client: the
+/// gateway's code for the status and a message of its own; the provider's
+/// body (which may name deployments, accounts or internal ids) is dropped.
+pub fn external_upstream_error_body(upstream_status: u16, trace_id: &str) -> Vec<u8> {
+    let status = upstream_client_status(upstream_status);
+    let (code, kind) = upstream_code(status);
+    external_shape(code, external_upstream_message(status), kind, trace_id)
 }
 
 /// The status a client gets for an upstream's final error answer (seed
@@ -292,6 +345,28 @@ mod tests {
         assert_eq!(v["code"], "route_not_found");
         assert_eq!(v["source"], "client");
         assert_eq!(v["error"]["message"], v["message"]);
+    }
+
+    #[test]
+    fn external_bodies_carry_no_internals() {
+        let v: serde_json::Value =
+            serde_json::from_slice(&GatewayError::UpstreamStatus(503).external_body("t-1"))
+                .unwrap();
+        assert_eq!(v["code"], "upstream_unavailable");
+        assert_eq!(v["trace_id"], "t-1");
+        assert_eq!(v["error"]["trace_id"], "t-1");
+        for gone in ["source", "upstream_status", "upstream_code"] {
+            assert!(
+                v.get(gone).is_none() && v["error"].get(gone).is_none(),
+                "{v}"
+            );
+        }
+        assert!(!v.to_string().contains("503"), "{v}");
+        let v: serde_json::Value =
+            serde_json::from_slice(&external_upstream_error_body(401, "t")).unwrap();
+        assert_eq!(v["code"], "upstream_error");
+        assert_eq!(v["message"], "the model provider failed to answer");
+        assert_eq!(v.as_object().unwrap().len(), 4, "{v}");
     }
 
     #[test]

@@ -30,6 +30,7 @@ pub mod control;
 pub mod decision;
 pub mod edge;
 pub mod error;
+pub mod identity;
 pub mod lifecycle;
 pub mod live;
 pub mod logging;

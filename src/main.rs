@@ -79,6 +79,9 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         rate_limit_rps: u64,
     },
+    /// Print the argon2id hash of a password read from standard input
+    /// (for `users[].password_hash` in the YAML).
+    HashPassword,
 }
 
 fn load(path: &str) -> Result<sluice::config::Config, ExitCode> {
@@ -166,6 +169,31 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("sluice: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::HashPassword => {
+            let mut line = String::new();
+            if std::io::stdin().read_line(&mut line).is_err() {
+                eprintln!("sluice hash-password: cannot read standard input");
+                return ExitCode::FAILURE;
+            }
+            let password = line.trim_end_matches(['\r', '\n']);
+            if password.chars().count() < sluice::identity::password::MIN_LEN {
+                eprintln!(
+                    "sluice hash-password: a password needs at least {} characters",
+                    sluice::identity::password::MIN_LEN
+                );
+                return ExitCode::from(2);
+            }
+            match sluice::identity::password::hash(password) {
+                Ok(h) => {
+                    println!("{h}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("sluice hash-password: {e}");
                     ExitCode::FAILURE
                 }
             }

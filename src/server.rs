@@ -47,6 +47,28 @@ impl BackgroundService for Upkeep {
     }
 }
 
+/// Keeps the JWKS of external issuers fresh (`identity::jwks`): each
+/// second, the sources that are due are read or fetched.
+pub struct JwksUpkeep {
+    runtime: SharedSnapshot,
+}
+
+#[async_trait]
+impl BackgroundService for JwksUpkeep {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            }
+            let rt = self.runtime.load_full();
+            if !rt.config.auth.issuers.is_empty() {
+                crate::identity::jwks::refresh(&rt).await;
+            }
+        }
+    }
+}
+
 /// Worker threads: the configured number, or one per core.
 fn threads(config: &Config) -> usize {
     if config.server.threads > 0 {
@@ -153,6 +175,7 @@ pub fn run_with_state(
     startup.block_on(async {
         runtime.refresh_pools().await;
         runtime.health_check_pools().await;
+        crate::identity::jwks::refresh(&runtime).await;
     });
     drop(startup);
     let shared: SharedSnapshot = Arc::new(ArcSwap::from_pointee(runtime));
@@ -238,6 +261,12 @@ pub fn run_with_state(
     server.add_service(background_service(
         "sluice upkeep",
         Upkeep {
+            runtime: shared.clone(),
+        },
+    ));
+    server.add_service(background_service(
+        "sluice jwks",
+        JwksUpkeep {
             runtime: shared.clone(),
         },
     ));

@@ -8,6 +8,7 @@
 
 use crate::catalog::Catalog;
 use crate::config::{Config, Problem};
+use crate::identity::Identities;
 use crate::live::{Counters, LiveState, MetricHandles};
 use crate::upstream::{Pool, ServerRt};
 use arc_swap::ArcSwap;
@@ -28,6 +29,8 @@ pub struct NamespaceRt {
     pub code: String,
     pub name: String,
     pub active: bool,
+    /// Its masking rules (`masking`), compiled; none = no masking.
+    pub masker: Option<Arc<sluice_filters::redact::Masker>>,
 }
 
 /// A client key's record (the key itself lives in the key ring).
@@ -76,6 +79,8 @@ pub struct Snapshot {
     /// SHA-256 of a virtual key's secret → its index in `keys`, and the
     /// Unix second a rotated-out secret stops working.
     pub virtual_keys: HashMap<[u8; 32], (usize, Option<u64>)>,
+    /// Users and external issuers (their key records are in `keys`).
+    pub identity: Identities,
     /// The operator's extra auth header, if any.
     pub auth_header: Option<HeaderName>,
     pub limits: LimitsRt,
@@ -272,11 +277,24 @@ impl Snapshot {
         let namespaces: Vec<NamespaceRt> = config
             .namespaces
             .iter()
-            .map(|n| NamespaceRt {
+            .enumerate()
+            .map(|(i, n)| NamespaceRt {
                 id: n.id,
                 code: n.namespace_code.clone(),
                 name: n.namespace_name.clone(),
                 active: n.is_active,
+                masker: (!n.masking.is_empty())
+                    .then(|| match sluice_filters::redact::Masker::new(&n.masking) {
+                        Ok(m) => Some(Arc::new(m)),
+                        Err(e) => {
+                            problems.push(Problem::new(
+                                format!("namespaces[{i}].masking"),
+                                e.to_string(),
+                            ));
+                            None
+                        }
+                    })
+                    .flatten(),
             })
             .collect();
         let ns_index = |code: &str| namespaces.iter().position(|n| n.code == code);
@@ -395,6 +413,27 @@ impl Snapshot {
                 }
             }
         }
+        // Users, then external issuers, after the keys (the metric labels
+        // list them in the same order).
+        let identity = Identities::build(&config, keys.len(), &ns_index, &mut problems);
+        for (_, u) in crate::identity::active_users(&config) {
+            keys.push(KeyRt {
+                name: crate::identity::user_key_name(u.id),
+                namespace: u.namespace.as_deref().and_then(ns_index),
+                models: None,
+                signing_secret: None,
+                expires_at: None,
+            });
+        }
+        for i in &config.auth.issuers {
+            keys.push(KeyRt {
+                name: crate::identity::issuer_key_name(&i.name),
+                namespace: i.namespace.as_deref().and_then(ns_index),
+                models: None,
+                signing_secret: None,
+                expires_at: None,
+            });
+        }
         let auth_header = config
             .auth
             .header
@@ -424,6 +463,7 @@ impl Snapshot {
             keyring,
             keys,
             virtual_keys,
+            identity,
             auth_header,
             warnings,
         })

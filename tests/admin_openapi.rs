@@ -35,6 +35,7 @@ struct Ids {
     rule: u64,
     nginx: u64,
     api_key: u64,
+    user: u64,
 }
 
 async fn create(gw: &Gateway, path: &str, body: Value, id_field: &str) -> u64 {
@@ -58,6 +59,7 @@ fn concrete(template: &str, ids: &Ids) -> String {
             "{rule_id}" => ids.rule.to_string(),
             "{config_id}" => ids.nginx.to_string(),
             "{key_id}" => ids.api_key.to_string(),
+            "{user_id}" => ids.user.to_string(),
             other => {
                 assert!(!other.starts_with('{'), "unknown parameter {other}");
                 other.to_string()
@@ -240,6 +242,13 @@ async fn openapi_document_matches_the_live_server() {
         "key_id",
     )
     .await;
+    let user = create(
+        &gw,
+        "/api/v1/users",
+        json!({"email": "walk@example.com", "password": "walk password"}),
+        "user_id",
+    )
+    .await;
     let ids = Ids {
         namespace,
         server,
@@ -248,6 +257,7 @@ async fn openapi_document_matches_the_live_server() {
         rule,
         nginx,
         api_key,
+        user,
     };
 
     // A documented required field left out: 400 naming it.

@@ -168,6 +168,27 @@ async fn anthropic_translated_both_ways_json_and_stream() {
     .await;
     assert_eq!(r.status(), 400);
     let v: Value = r.json().await.unwrap();
+    // The external channel: code, message and trace id, no provider words.
+    assert_eq!(v["code"], "upstream_invalid_request");
+    assert_eq!(
+        v["error"]["message"],
+        "the model provider refused the request as invalid"
+    );
+    assert!(
+        v.get("upstream_status").is_none() && v.get("source").is_none(),
+        "{v}"
+    );
+    assert!(!v["trace_id"].as_str().unwrap().is_empty());
+    // The internal channel keeps the details.
+    let r = send(
+        &gw,
+        "/internal/v1/chat/completions",
+        &chat("claude", false),
+        &[("x-mock-status", "400")],
+    )
+    .await;
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
     assert_eq!(v["source"], "upstream");
     assert_eq!(v["upstream_status"], 400);
     assert_eq!(v["upstream_code"], "invalid_request_error");
@@ -264,7 +285,7 @@ async fn breaker_opens_and_shows_in_health() {
         assert_eq!(r.status(), 503);
         let v: Value = r.json().await.unwrap();
         assert_eq!(v["code"], "upstream_unavailable");
-        assert_eq!(v["upstream_status"], 503);
+        assert!(v.get("upstream_status").is_none(), "{v}");
     }
     assert_eq!(served(&a), 2);
     let r = send(&gw, "/v1/chat/completions", &chat("m", false), &[]).await;

@@ -29,6 +29,7 @@ pub mod limits;
 pub mod matcher;
 pub mod path;
 pub mod pattern;
+pub mod redact;
 pub mod routing;
 pub mod signing;
 pub mod stream;

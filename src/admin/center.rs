@@ -225,6 +225,12 @@ impl crate::control::ConfigControl for ConfigCenter {
     async fn reload_settings(&self, yaml: Config) -> Result<Vec<String>, Rejected> {
         ConfigCenter::reload_settings(self, yaml).await
     }
+
+    async fn end_sessions(&self, id: u64) -> Result<(), Rejected> {
+        self.mutate(|e, _| crate::admin::api::users::end_sessions_in(e, id))
+            .await
+            .map_err(|e| Rejected(e.detail))
+    }
 }
 
 impl ConfigCenter {

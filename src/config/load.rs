@@ -26,6 +26,7 @@ const SECTIONS: &[&str] = &[
     "default_namespace",
     "channel_header",
     "virtual_keys",
+    "users",
     "namespaces",
     "upstream_servers",
     "matchers",
@@ -108,6 +109,7 @@ fn read_str(
         default_namespace: p.section("default_namespace"),
         channel_header: p.section("channel_header"),
         virtual_keys: p.list("virtual_keys"),
+        users: p.list("users"),
         namespaces: p.list("namespaces"),
         upstream_servers: p.list("upstream_servers"),
         matchers: p.list("matchers"),
@@ -279,6 +281,7 @@ fn assign_ids(config: &mut Config) {
     fill(&mut config.namespaces, |n| &mut n.id);
     fill(&mut config.upstream_servers, |s| &mut s.id);
     fill(&mut config.virtual_keys, |k| &mut k.id);
+    fill(&mut config.users, |u| &mut u.id);
     fill(&mut config.matchers, |m| &mut m.id);
     fill(&mut config.proxy_rules, |r| &mut r.id);
     fill(&mut config.rules, |r| &mut r.id);

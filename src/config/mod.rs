@@ -7,6 +7,7 @@
 
 pub mod catalog;
 pub mod fragments;
+pub mod identity;
 mod load;
 pub mod model;
 mod problem;
@@ -15,6 +16,7 @@ mod validate;
 
 pub use catalog::{Capability, CatalogModel, Deployment};
 pub use fragments::NginxConfig;
+pub use identity::{JwtAlgorithm, JwtIssuer, JwtSettings, JwtVerifyKey, LoginSettings};
 pub use load::{load_file, load_str, read_file};
 pub use model::*;
 pub use problem::Problem;
@@ -227,6 +229,12 @@ pub struct AuthSettings {
     /// Signed requests: the largest gap, in seconds, between a request's
     /// `x-sluice-timestamp` and the gateway's clock.
     pub signing_max_skew_s: u64,
+    /// Tokens issued to users at `POST /api/v1/auth/login`; none = no login.
+    pub jwt: Option<JwtSettings>,
+    /// Identity providers whose JWTs are accepted as bearer tokens.
+    pub issuers: Vec<JwtIssuer>,
+    /// Login attempts and password checks.
+    pub login: LoginSettings,
 }
 
 impl Default for AuthSettings {
@@ -236,6 +244,9 @@ impl Default for AuthSettings {
             header: None,
             keys: Vec::new(),
             signing_max_skew_s: 300,
+            jwt: None,
+            issuers: Vec::new(),
+            login: LoginSettings::default(),
         }
     }
 }
@@ -412,6 +423,8 @@ pub struct Config {
     pub channel_header: Option<String>,
     /// API keys created through the admin API (hashed).
     pub virtual_keys: Vec<VirtualKey>,
+    /// Users who sign in with e-mail and password.
+    pub users: Vec<User>,
     pub namespaces: Vec<Namespace>,
     pub upstream_servers: Vec<UpstreamServer>,
     pub matchers: Vec<Matcher>,

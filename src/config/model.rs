@@ -141,6 +141,10 @@ pub struct Namespace {
     /// Inactive namespaces admit no requests.
     #[serde(default = "yes", deserialize_with = "flag")]
     pub is_active: bool,
+    /// Masking of answers to external-channel clients: built-in detectors
+    /// (`email`, `phone`, `card`, `api_key`) and bounded regexes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub masking: Vec<sluice_filters::redact::MaskRule>,
 }
 
 /// A matcher: decides which namespace a request belongs to, or denies it.
@@ -329,6 +333,55 @@ pub struct VirtualKey {
     /// Inactive keys are refused.
     #[serde(default = "yes", deserialize_with = "flag")]
     pub is_active: bool,
+}
+
+/// What a user may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum UserRole {
+    /// Calls the model APIs with the tokens of `POST /api/v1/auth/login`.
+    #[default]
+    User,
+    /// Also administers the gateway (the admin API accepts its tokens).
+    Admin,
+}
+
+impl UserRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserRole::User => "user",
+            UserRole::Admin => "admin",
+        }
+    }
+}
+
+/// A user who signs in with e-mail and password (`POST
+/// /api/v1/auth/login`). Managed through `/api/v1/users`, stored with the
+/// other entities, so a deactivation reaches every instance with the
+/// config bus.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct User {
+    /// Numeric id (the `sub` of the user's tokens); assigned in file order
+    /// when omitted.
+    #[serde(default)]
+    pub id: u64,
+    /// Sign-in name, kept lower case.
+    pub email: String,
+    /// The argon2id hash of the password (PHC string).
+    pub password_hash: String,
+    #[serde(default)]
+    pub role: UserRole,
+    /// Namespace (code) the user's requests belong to; none = matchers decide.
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Inactive users cannot sign in and their tokens are refused.
+    #[serde(default = "yes", deserialize_with = "flag")]
+    pub is_active: bool,
+    /// Raised to end every session of the user: tokens issued before
+    /// carry the old version and are refused.
+    #[serde(default)]
+    pub token_version: u64,
 }
 
 /// A limit rule: `rate_limit`, `concurrency` or `token_limit`

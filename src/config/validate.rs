@@ -16,6 +16,8 @@ use sluice_filters::routing::normalize_prefix;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 
+mod identity;
+
 pub(super) fn validate(c: &Config, problems: &mut Vec<Problem>) {
     let mut v = Validator { c, problems };
     v.process();
@@ -31,6 +33,7 @@ pub(super) fn validate(c: &Config, problems: &mut Vec<Problem>) {
     v.config_store();
     v.compression();
     v.virtual_keys();
+    v.identity();
 }
 
 /// What is well formed but could never take effect yet (see the module docs).
@@ -41,6 +44,7 @@ pub(super) fn warnings(c: &Config) -> Vec<Problem> {
         problems: &mut problems,
     };
     v.unreachable();
+    v.identity_warnings();
     problems
 }
 
@@ -380,7 +384,9 @@ impl Validator<'_> {
         if !(1..=3600).contains(&a.signing_max_skew_s) {
             self.problem("auth.signing_max_skew_s", "from 1 to 3600 seconds");
         }
-        if a.keys.is_empty() {
+        let identities =
+            a.jwt.is_some() || !a.issuers.is_empty() || !self.c.virtual_keys.is_empty();
+        if a.keys.is_empty() && !identities {
             self.problem(
                 "auth.keys",
                 "auth is enabled but there are no keys: every request would get 401",

@@ -27,6 +27,10 @@ pub enum Endpoint {
     /// `GET /internal/v1/debug/trace/{trace_id}`: the decision trace of a
     /// recent internal-channel request made with the same key.
     Trace,
+    /// `POST /api/v1/auth/login`: a user signs in (when `auth.jwt` is set).
+    Login,
+    /// `POST /api/v1/auth/refresh`: a refresh token for a new pair.
+    Refresh,
 }
 
 impl Endpoint {
@@ -47,6 +51,13 @@ pub const TRACE_PREFIX: &str = "/internal/v1/debug/trace/";
 /// catalog's endpoints exist only when there is a catalog (otherwise those
 /// paths are routed upstream like any request).
 pub fn endpoint(rt: &Snapshot, method: &str, path: &str) -> Option<Endpoint> {
+    if method == "POST" && rt.identity.tokens.is_some() {
+        match path {
+            "/api/v1/auth/login" => return Some(Endpoint::Login),
+            "/api/v1/auth/refresh" => return Some(Endpoint::Refresh),
+            _ => {}
+        }
+    }
     if method != "GET" && method != "HEAD" {
         return None;
     }

@@ -32,6 +32,7 @@ pub use endpoint::{endpoint, Endpoint, TRACE_PREFIX};
 
 use crate::catalog::Operation;
 use crate::error::{clip, GatewayError};
+pub use crate::identity::Caller;
 use crate::state::Snapshot;
 use bytes::Bytes;
 use serde_json::Value;
@@ -119,14 +120,12 @@ pub fn alias_of(path: &str) -> Option<&'static str> {
     }
 }
 
-/// Checks the API key; returns the index of the key that matched (none
-/// when auth is off).
-pub fn authenticate(
-    rt: &Snapshot,
-    headers: &dyn HeaderLookup,
-) -> Result<Option<usize>, GatewayError> {
+/// Checks the credentials: an API key (YAML, signing or virtual), one of
+/// the gateway's access tokens or an external issuer's JWT. The caller is
+/// empty when auth is off.
+pub fn authenticate(rt: &Snapshot, headers: &dyn HeaderLookup) -> Result<Caller, GatewayError> {
     if !rt.config.auth.enabled {
-        return Ok(None);
+        return Ok(Caller::default());
     }
     // A signed request names its access key; the signature is checked
     // with the body ([`decide`], [`verify_signature`]).
@@ -135,7 +134,7 @@ pub fn authenticate(
             .keys
             .iter()
             .position(|k| k.signing_secret.is_some() && k.name == id)
-            .map(Some)
+            .map(Caller::key)
             .ok_or_else(|| GatewayError::Unauthorized("unknown access key id".into()));
     }
     let custom = rt
@@ -148,19 +147,25 @@ pub fn authenticate(
         custom,
     )
     .ok_or_else(|| GatewayError::Unauthorized("missing API key".into()))?;
+    if rt.identity.takes(presented) {
+        let namespace_of = |code: &str| rt.namespaces.iter().position(|n| n.code == code);
+        return rt
+            .identity
+            .authenticate(&rt.config, presented, &namespace_of);
+    }
     match rt.keyring.lookup(presented.as_bytes()) {
         // A signing secret never travels: presented as a bearer key it is
         // refused like any unknown key.
-        Some(k) if rt.keys[k].signing_secret.is_none() => Ok(Some(k)),
+        Some(k) if rt.keys[k].signing_secret.is_none() => Ok(Caller::key(k)),
         Some(_) => Err(GatewayError::Unauthorized("invalid API key".into())),
-        None => virtual_key(rt, presented.as_bytes()),
+        None => virtual_key(rt, presented.as_bytes()).map(Caller::key),
     }
 }
 
 /// A key created through the admin API: found by the SHA-256 of what was
 /// presented; refused once it (or, after a rotation, its previous secret)
 /// has expired.
-fn virtual_key(rt: &Snapshot, presented: &[u8]) -> Result<Option<usize>, GatewayError> {
+fn virtual_key(rt: &Snapshot, presented: &[u8]) -> Result<usize, GatewayError> {
     use sha2::{Digest, Sha256};
     if rt.virtual_keys.is_empty() {
         return Err(GatewayError::Unauthorized("invalid API key".into()));
@@ -171,7 +176,7 @@ fn virtual_key(rt: &Snapshot, presented: &[u8]) -> Result<Option<usize>, Gateway
         Some(&(k, until))
             if until.is_none_or(|u| now < u) && rt.keys[k].expires_at.is_none_or(|e| now < e) =>
         {
-            Ok(Some(k))
+            Ok(k)
         }
         Some(_) => Err(GatewayError::Unauthorized(
             "this API key has expired".into(),
@@ -211,7 +216,8 @@ pub fn verify_signature(
 }
 
 /// Decides where `req`, authenticated as `key`, goes (steps 2–7 above).
-pub fn decide(rt: &Snapshot, req: Request<'_>, key: Option<usize>) -> Decision {
+pub fn decide(rt: &Snapshot, req: Request<'_>, caller: &Caller) -> Decision {
+    let key = caller.key;
     let mut d = Decision {
         llm: None,
         matched: None,
@@ -228,16 +234,17 @@ pub fn decide(rt: &Snapshot, req: Request<'_>, key: Option<usize>) -> Decision {
             return d;
         }
     }
-    d.outcome = target(rt, req, key, &mut d);
+    d.outcome = target(rt, req, caller, &mut d);
     d
 }
 
 fn target(
     rt: &Snapshot,
     req: Request<'_>,
-    key: Option<usize>,
+    caller: &Caller,
     d: &mut Decision,
 ) -> Result<Target, GatewayError> {
+    let key = caller.key;
     let limits = &rt.config.limits;
     if req.body.len() > limits.max_body_bytes {
         return Err(GatewayError::PayloadTooLarge(limits.max_body_bytes));
@@ -283,7 +290,9 @@ fn target(
         body: sent.as_ref(),
         raw_body: &req.body,
     };
-    let bound = key.and_then(|k| rt.keys[k].namespace);
+    let bound = caller
+        .namespace
+        .or_else(|| key.and_then(|k| rt.keys[k].namespace));
     let mut resolved = rt.resolver.resolve(&as_sent, bound);
     // `channel_header` (`X-Channel-Code: <namespace code>`) picks the
     // namespace when no matcher decided and no key binding did.

@@ -265,6 +265,16 @@ impl MetricHandles {
                         masked: format!("{}…", v.prefix),
                     }),
             )
+            .chain(
+                crate::identity::active_users(config).map(|(_, u)| KeyLabel {
+                    name: crate::identity::user_key_name(u.id),
+                    masked: "(sign-in)".into(),
+                }),
+            )
+            .chain(config.auth.issuers.iter().map(|i| KeyLabel {
+                name: crate::identity::issuer_key_name(&i.name),
+                masked: "(jwt)".into(),
+            }))
             .collect();
         let (n, r, m) = (namespaces.len() + 1, routes.len() + 1, models.labels.len());
         MetricHandles {

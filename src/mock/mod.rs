@@ -7,7 +7,8 @@
 //! - `POST /v1/embeddings`, `GET /v1/models`, `GET /health`.
 //! - Azure OpenAI: `POST /openai/deployments/{deployment}/chat/completions`
 //!   and `/embeddings` with a required `api-version` query (Azure's error
-//!   body otherwise); answers carry `x-mock-seen-deployment`,
+//!   body otherwise); answers carry `azureml-model-deployment` and
+//!   `x-ms-region` as Azure does, and `x-mock-seen-deployment`,
 //!   `x-mock-seen-api-version` and `x-mock-seen-api-key`.
 //! - Anthropic: `POST /v1/messages` (see `anthropic.rs`), answers carry
 //!   `x-mock-seen-api-key` (the `x-api-key` it got).
@@ -22,6 +23,7 @@
 //! `x-mock-latency-ms` (delay before the response header),
 //! `x-mock-tokens`, `x-mock-chunk-ms` (gap between SSE chunks) and
 //! `x-mock-status` (answer with this status and an OpenAI error body),
+//! `x-mock-reply` (the answer's text, its stream's pieces split at `|`),
 //! `x-mock-ignore-max-tokens: 1` (overrun the request's `max_tokens`) and
 //! `x-mock-no-usage: 1` (no usage chunk even when asked),
 //! `x-mock-retry-after: N` (with `x-mock-status`: a `Retry-After` header),
@@ -264,6 +266,11 @@ async fn handle(
         ignore_max_tokens: header_num(&req, "x-mock-ignore-max-tokens") == Some(1),
         no_usage: header_num(&req, "x-mock-no-usage") == Some(1),
         stall_after: knob("x-mock-stall-after").map(|n| n as usize),
+        reply: req
+            .headers()
+            .get("x-mock-reply")
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split('|').map(str::to_string).collect()),
         id: id.clone(),
         state: state.clone(),
     };
@@ -383,6 +390,9 @@ fn azure(
         ("x-mock-seen-deployment", deployment),
         ("x-mock-seen-api-version", version),
         ("x-mock-seen-api-key", key),
+        // What Azure itself says about its side.
+        ("azureml-model-deployment", deployment),
+        ("x-ms-region", "mock-region"),
     ] {
         if let Ok(v) = value.parse() {
             h.insert(name, v);

@@ -27,6 +27,9 @@ pub struct Behaviour {
     pub chunk_ms: u64,
     /// Stop sending (without ending the body) after this many SSE events.
     pub stall_after: Option<usize>,
+    /// The answer's text in the pieces its stream sends (`x-mock-reply`,
+    /// pieces split at `|`) instead of the deterministic words.
+    pub reply: Option<Vec<String>>,
     pub id: String,
     pub state: std::sync::Arc<super::MockState>,
 }
@@ -80,12 +83,14 @@ pub fn chat(body: &[u8], b: &Behaviour) -> Response<Body> {
         .filter(|_| !b.ignore_max_tokens);
     // `n` choices, each generated (and billed) in full, as OpenAI does.
     let n = req["n"].as_u64().unwrap_or(1).clamp(1, 128) as usize;
-    let tokens = limit.map_or(b.tokens, |m| b.tokens.min(m as usize));
+    let full_len = b.reply.as_ref().map_or(b.tokens, Vec::len);
+    let tokens = limit.map_or(full_len, |m| full_len.min(m as usize));
+    let piece = |i: usize| b.reply.as_ref().map_or_else(|| token(i), |r| r[i].clone());
     let seen = (
         limit.map_or_else(|| "none".to_string(), |m| m.to_string()),
         req["stream_options"]["include_usage"].as_bool() == Some(true),
     );
-    let finish = if tokens < b.tokens { "length" } else { "stop" };
+    let finish = if tokens < full_len { "length" } else { "stop" };
     let prompt = prompt_tokens(&req);
     if let Some(name) = tool_to_call(&req) {
         return tool_call(
@@ -101,7 +106,7 @@ pub fn chat(body: &[u8], b: &Behaviour) -> Response<Body> {
     let usage = json!({"prompt_tokens": prompt, "completion_tokens": completion,
         "total_tokens": prompt + completion});
     if req["stream"].as_bool() != Some(true) {
-        let content: String = (0..tokens).map(token).collect();
+        let content: String = (0..tokens).map(piece).collect();
         let choices: Vec<Value> = (0..n)
             .map(|i| {
                 json!({"index": i, "message": {"role": "assistant", "content": content},
@@ -128,7 +133,7 @@ pub fn chat(body: &[u8], b: &Behaviour) -> Response<Body> {
         .map(|c| chunk(c, json!({"role": "assistant", "content": ""}), Value::Null))
         .collect();
     for i in 0..tokens {
-        events.extend((0..n).map(|c| chunk(c, json!({"content": token(i)}), Value::Null)));
+        events.extend((0..n).map(|c| chunk(c, json!({"content": piece(i)}), Value::Null)));
     }
     events.extend((0..n).map(|c| chunk(c, json!({}), json!(finish))));
     if include_usage {
@@ -219,7 +224,7 @@ fn tool_call(
 }
 
 /// Tells the test what the mock received: `x-mock-seen-max-tokens` and
-/// `x-mock-seen-include-usage`.
+/// `x-mock-seen-include-usage`; and `openai-organization`, as OpenAI does.
 fn seen_headers(mut resp: Response<Body>, seen: &(String, bool)) -> Response<Body> {
     let h = resp.headers_mut();
     if let Ok(v) = seen.0.parse() {
@@ -228,6 +233,11 @@ fn seen_headers(mut resp: Response<Body>, seen: &(String, bool)) -> Response<Bod
     h.insert(
         "x-mock-seen-include-usage",
         hyper::header::HeaderValue::from_static(if seen.1 { "true" } else { "false" }),
+    );
+    // What OpenAI itself says about its side.
+    h.insert(
+        "openai-organization",
+        hyper::header::HeaderValue::from_static("mock-org"),
     );
     resp
 }

@@ -4,7 +4,8 @@
 //! name the client asked for (not the deployment's) while their usage is
 //! read, and a
 //! final upstream error rewritten into the gateway's error shape
-//! ([`crate::error::upstream_error_body`]). Runs in `response_filter` /
+//! ([`crate::error::upstream_error_body`]; for an external-channel client
+//! without the provider's words, [`crate::error::external_upstream_error_body`]). Runs in `response_filter` /
 //! `response_body_filter` of the session that made the attempt (the direct
 //! session, or the subrequest of a stream, so the parent's meter sees
 //! OpenAI SSE).
@@ -38,6 +39,8 @@ pub struct ResponseAdapter {
     public_model: String,
     trace_id: String,
     usage: Option<(u64, u64)>,
+    /// An external-channel client: a provider's error loses its details.
+    external: bool,
 }
 
 impl ResponseAdapter {
@@ -50,6 +53,7 @@ impl ResponseAdapter {
         include_usage: bool,
         public_model: &str,
         trace_id: &str,
+        external: bool,
     ) -> ResponseAdapter {
         let anthropic = provider == ProviderKind::Anthropic;
         let mode = match (status, anthropic, stream) {
@@ -68,6 +72,7 @@ impl ResponseAdapter {
             public_model: public_model.to_string(),
             trace_id: trace_id.to_string(),
             usage: None,
+            external,
         }
     }
 
@@ -175,7 +180,7 @@ impl ResponseAdapter {
 
     fn finish_buffered(&mut self, whole: &[u8]) -> Vec<u8> {
         if let Mode::Error(_) = self.mode {
-            return crate::error::upstream_error_body(self.status, whole, &self.trace_id);
+            return self.error_body(self.status, whole);
         }
         let parsed = serde_json::from_slice::<Value>(whole)
             .ok()
@@ -187,7 +192,17 @@ impl ResponseAdapter {
             }
             // An answer the translator cannot read: a gateway error body
             // instead of bytes an OpenAI client could not parse.
-            None => crate::error::upstream_error_body(502, whole, &self.trace_id),
+            None => self.error_body(502, whole),
+        }
+    }
+
+    /// A provider's error in the gateway's shape (without its details for
+    /// an external client).
+    fn error_body(&self, status: u16, whole: &[u8]) -> Vec<u8> {
+        if self.external {
+            crate::error::external_upstream_error_body(status, &self.trace_id)
+        } else {
+            crate::error::upstream_error_body(status, whole, &self.trace_id)
         }
     }
 

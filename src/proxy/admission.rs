@@ -54,8 +54,9 @@ pub async fn admit(
     request_id: &str,
     obs: &mut Observed,
 ) -> Result<Plan, GatewayError> {
-    let key = decision::authenticate(rt, &Headers(&session.req_header().headers))?;
-    obs.key = key;
+    let caller = decision::authenticate(rt, &Headers(&session.req_header().headers))?;
+    obs.key = caller.key;
+    obs.subject.clone_from(&caller.subject);
     let body_deadline = tokio::time::Instant::now()
         + std::time::Duration::from_millis(rt.config.clients.body_timeout_ms);
     let (body, has_body) =
@@ -65,7 +66,7 @@ pub async fn admit(
         rt,
         request_id,
         obs,
-        key,
+        &caller,
         body.clone(),
         has_body,
         true,
@@ -77,7 +78,10 @@ pub async fn admit(
         Err(GatewayError::Limited(d)) if d.code == "budget_exceeded" => {
             match fallback_body(rt, d.rule_id, &body) {
                 Some(cheaper) => {
-                    admit_body(session, rt, request_id, obs, key, cheaper, has_body, false).await
+                    admit_body(
+                        session, rt, request_id, obs, &caller, cheaper, has_body, false,
+                    )
+                    .await
                 }
                 None => Err(GatewayError::Limited(d)),
             }
@@ -118,11 +122,12 @@ async fn admit_body(
     rt: &Snapshot,
     request_id: &str,
     obs: &mut Observed,
-    key: Option<usize>,
+    caller: &decision::Caller,
     body: Bytes,
     has_body: bool,
     first: bool,
 ) -> Result<Plan, GatewayError> {
+    let key = caller.key;
     let req = session.req_header();
     let internal = decision::internal_channel(req.uri.path());
     let headers = Headers(&req.headers);
@@ -133,7 +138,7 @@ async fn admit_body(
         headers: &headers,
         body,
     };
-    let d = decision::decide(rt, request, key);
+    let d = decision::decide(rt, request, caller);
     if let Some(llm) = &d.llm {
         observe::model(obs, rt, llm.model.as_deref(), llm.stream);
     }
@@ -171,6 +176,7 @@ async fn admit_body(
         &LimitInput {
             namespace,
             key,
+            subject: caller.subject.as_deref(),
             route: d.route.as_ref(),
             pool,
             model: llm.model.as_deref(),
@@ -248,6 +254,10 @@ async fn admit_body(
         session_id,
         client_format,
         route_capped,
+        internal,
+        masker: (!internal)
+            .then(|| rt.namespaces[namespace].masker.clone())
+            .flatten(),
     })
 }
 
@@ -325,7 +335,7 @@ fn rewrite_body(
 /// retry buffer, Pingora replays the buffer upstream (on every attempt);
 /// larger bodies are handed to a subrequest with the body preset (see
 /// `handoff.rs`).
-async fn read_body(
+pub(super) async fn read_body(
     session: &mut Session,
     limit: usize,
     deadline: tokio::time::Instant,

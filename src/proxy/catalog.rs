@@ -294,6 +294,7 @@ pub fn on_response_header(
             cp.include_usage,
             &model.name,
             &ctx.request_id,
+            !cp.internal,
         );
         adapter.on_header(header)?;
         let prices = (d.price_input_per_m, d.price_output_per_m);

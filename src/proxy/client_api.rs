@@ -26,10 +26,11 @@ pub async fn serve(
 ) -> Result<()> {
     let req = session.req_header();
     let query = req.uri.query().unwrap_or("").to_string();
-    let key = match decision::authenticate(rt, &Headers(&req.headers)) {
-        Ok(k) => k,
+    let caller = match decision::authenticate(rt, &Headers(&req.headers)) {
+        Ok(c) => c,
         Err(e) => return reply::error(session, &e, &ctx.request_id).await,
     };
+    let key = caller.key;
     // A signed request: the signature (empty body), then the nonce once.
     let signed = decision::Request {
         method: req.method.as_str(),
@@ -63,10 +64,11 @@ pub async fn serve(
                 .path()
                 .strip_prefix(crate::decision::TRACE_PREFIX)
                 .unwrap_or_default();
-            let caller = key.map(|k| rt.keys[k].name.as_str());
-            match crate::metrics::trace::find(id)
-                .filter(|t| t["key_name"].as_str() == Some(caller.unwrap_or("-")))
-            {
+            let name = key.map(|k| rt.keys[k].name.as_str());
+            match crate::metrics::trace::find(id).filter(|t| {
+                t["key_name"].as_str() == Some(name.unwrap_or("-"))
+                    && t["subject"].as_str() == caller.subject.as_deref()
+            }) {
                 Some(t) => t,
                 None => {
                     let e = crate::error::GatewayError::RouteNotFound(format!(

@@ -25,9 +25,17 @@ pub async fn serve(
     endpoint: Endpoint,
     center: Option<&dyn ConfigControl>,
 ) -> Result<bool> {
+    if matches!(endpoint, Endpoint::Login | Endpoint::Refresh) {
+        sign_in(session, ctx, rt, endpoint, center).await?;
+        return Ok(true);
+    }
     let req = session.req_header();
     match endpoint {
-        Endpoint::Models { .. } | Endpoint::BanditReport | Endpoint::Trace => {
+        Endpoint::Models { .. }
+        | Endpoint::BanditReport
+        | Endpoint::Trace
+        | Endpoint::Login
+        | Endpoint::Refresh => {
             super::client_api::serve(session, ctx, rt, endpoint).await?;
         }
         Endpoint::Healthz if crate::lifecycle::draining() => {
@@ -109,6 +117,43 @@ pub async fn serve(
         }
     }
     Ok(true)
+}
+
+/// `POST /api/v1/auth/login` and `/api/v1/auth/refresh`
+/// ([`crate::identity::login`]); token answers are never cached.
+async fn sign_in(
+    session: &mut Session,
+    ctx: &RequestCtx,
+    rt: &Snapshot,
+    endpoint: Endpoint,
+    center: Option<&dyn ConfigControl>,
+) -> Result<()> {
+    use crate::identity::login;
+    let client = session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map_or_else(|| "-".to_string(), |a| a.ip().to_string());
+    let deadline = tokio::time::Instant::now()
+        + std::time::Duration::from_millis(rt.config.clients.body_timeout_ms);
+    let outcome = match super::admission::read_body(session, login::MAX_BODY, deadline).await {
+        Ok((body, _)) if endpoint == Endpoint::Login => login::login(rt, &body, &client).await,
+        Ok((body, _)) => login::refresh(rt, &body, center).await,
+        Err(e) => Err(e),
+    };
+    match outcome.and_then(|pair| serde_json::to_vec(&pair).map_err(|_| GatewayError::Internal)) {
+        Ok(body) => {
+            reply::send(
+                session,
+                200,
+                "application/json",
+                body,
+                &ctx.request_id,
+                &[("cache-control", "no-store".to_string())],
+            )
+            .await
+        }
+        Err(e) => reply::error(session, &e, &ctx.request_id).await,
+    }
 }
 
 /// The `/health` body: healthy when every pool has a usable server.

@@ -225,6 +225,7 @@ pub fn downstream(
     resp: &mut ResponseHeader,
     request_id: &str,
     rate: Option<&RateHeaders>,
+    external: bool,
 ) -> Result<()> {
     let custom_reason = resp
         .get_reason_phrase()
@@ -239,6 +240,9 @@ pub fn downstream(
         "proxy-connection",
     ] {
         h.remove(name);
+    }
+    if external {
+        strip_provider_headers(h);
     }
     // The map was sized for the upstream's headers: one growth for all the
     // headers added below, not one per insert (an over-full map, which
@@ -259,6 +263,38 @@ pub fn downstream(
         resp.set_reason_phrase(Some(&reason))?;
     }
     Ok(())
+}
+
+/// Response headers in which providers describe their side (account,
+/// project, deployment, region, their own request ids and limits, the
+/// servers and proxies in front of them): an external-channel client
+/// never sees them (the gateway's own `x-request-id` and `x-ratelimit-*`
+/// are set after).
+const PROVIDER_PREFIXES: &[&str] = &[
+    "openai-",
+    "anthropic-",
+    "x-ms-",
+    "azureml-",
+    "apim-",
+    "x-envoy-",
+    "x-kong-",
+    "x-ratelimit-",
+    "cf-",
+    "x-amz",
+];
+const PROVIDER_NAMES: &[&str] = &["request-id", "server", "via", "x-powered-by"];
+
+fn strip_provider_headers(h: &mut http::HeaderMap) {
+    let internal = |name: &str| {
+        PROVIDER_NAMES.contains(&name) || PROVIDER_PREFIXES.iter().any(|p| name.starts_with(p))
+    };
+    if h.keys().any(|n| internal(n.as_str())) {
+        let gone: Vec<http::HeaderName> =
+            h.keys().filter(|n| internal(n.as_str())).cloned().collect();
+        for name in gone {
+            h.remove(name);
+        }
+    }
 }
 
 /// An `x-ratelimit-*` value (`index` in [`RATE_NAMES`]), formatted

@@ -48,6 +48,9 @@ impl std::fmt::Debug for Granted {
 pub struct LimitInput<'a> {
     pub namespace: usize,
     pub key: Option<usize>,
+    /// An external issuer's subject: with the key's name, the caller's
+    /// identity in counters keyed by `api_key`.
+    pub subject: Option<&'a str>,
     /// None: a catalog request no route matched (its label is empty).
     pub route: Option<&'a RouteMatch>,
     pub pool: usize,
@@ -131,10 +134,17 @@ pub async fn admit(rt: &Snapshot, input: &LimitInput<'_>) -> Result<Option<Grant
     } else {
         Some(1)
     };
+    let identity = input.key.map(|k| {
+        let name = rt.keys[k].name.as_str();
+        match input.subject {
+            Some(sub) => std::borrow::Cow::Owned(format!("{name}/{sub}")),
+            None => std::borrow::Cow::Borrowed(name),
+        }
+    });
     let planned = {
         let view = RequestView {
             namespace: rt.namespaces[input.namespace].code.as_str(),
-            api_key: input.key.map(|k| rt.keys[k].name.as_str()),
+            api_key: identity.as_deref(),
             route: &route,
             model: input.model,
             upstream: rt.pools[input.pool].name.as_str(),

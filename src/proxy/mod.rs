@@ -27,6 +27,7 @@ mod observed;
 mod peer;
 mod pipeline;
 mod plan;
+mod redact;
 mod reply;
 
 pub use endpoints::health;
@@ -183,7 +184,7 @@ impl ProxyHttp for Gateway {
             ctx.runtime = Some(h.runtime.clone());
             ctx.plan = Some(h.plan.clone());
             ctx.request_id = h.request_id.clone();
-            ctx.pipeline = pipeline::Pipeline::new(Role::Child, &h.plan);
+            ctx.pipeline = pipeline::Pipeline::new(Role::Child, &h.plan, &h.request_id);
             // The preset body may differ from the client's (rewritten, or
             // chunked): frame the subrequest's body by its real length, or
             // its body reader drops the difference.
@@ -266,11 +267,11 @@ impl ProxyHttp for Gateway {
             }
         };
         ctx.plan = Some(plan.clone());
-        ctx.pipeline = pipeline::Pipeline::new(ctx.role, &plan);
+        ctx.pipeline = pipeline::Pipeline::new(ctx.role, &plan, &ctx.request_id);
         observe::admitted(ctx);
         if plan.llm.stream || session.as_downstream().retry_buffer_truncated() {
             ctx.role = Role::Parent;
-            ctx.pipeline = pipeline::Pipeline::new(ctx.role, &plan);
+            ctx.pipeline = pipeline::Pipeline::new(ctx.role, &plan, &ctx.request_id);
             let _stream = observe::StreamGauge::new(plan.llm.stream);
             observe::upstream_attempt(ctx);
             // Boxed: the subrequest pipe is a large future; keeping it out of
@@ -398,7 +399,8 @@ impl ProxyHttp for Gateway {
             .and_then(|p| p.granted.as_ref())
             .and_then(|g| g.reservation.as_ref())
             .map(|r| &r.rate);
-        headers::downstream(upstream_response, &ctx.request_id, rate)?;
+        let external = ctx.plan.as_ref().is_some_and(|p| !p.internal);
+        headers::downstream(upstream_response, &ctx.request_id, rate, external)?;
         // Token metrics of answers nobody meters: the usage the upstream
         // reports, read from the body's tail.
         if upstream_response.status.is_success() {

@@ -279,6 +279,7 @@ pub fn finish(session: &Session, ctx: &mut RequestCtx, status: u16, settle: Dura
                 "namespace": h.ns_label(obs.namespace),
                 "route": h.route_label(obs.route),
                 "key_name": obs.key.and_then(|k| h.keys.get(k)).map_or("-", |k| k.name.as_str()),
+                "subject": obs.subject,
                 "model": h.model_label(model),
                 "catalog": ctx.plan.as_ref().and_then(|p| p.catalog.as_ref()).map(|_| serde_json::json!({
                     "deployment": outcome.deployment,

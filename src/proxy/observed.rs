@@ -12,6 +12,8 @@ pub struct Observed {
     /// Route index ([`crate::metrics::MetricHandles::route_index`]).
     pub route: Option<usize>,
     pub key: Option<usize>,
+    /// An external issuer's subject (callers of one issuer share `key`).
+    pub subject: Option<String>,
     /// The route's pool (also for a request denied after routing).
     pub pool: Option<usize>,
     /// Model label index; none = not parsed yet.

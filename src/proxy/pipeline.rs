@@ -11,7 +11,7 @@
 //! - **client side**, run by the session that writes to the client (direct
 //!   or parent): the meter (token count, clean cut at the output cap), the
 //!   client's wire format (`/v1/messages`), the internal channel's
-//!   `session_id` echo.
+//!   `session_id` echo, the external channel's redaction (`redact.rs`).
 //!
 //! [`Role`] matters only in [`Pipeline::new`]: a direct session runs both
 //! sides, a child the upstream side, a parent the client side.
@@ -19,6 +19,7 @@
 use super::client_format::{ClientFormat, ToClient};
 use super::metering::ResponseMeter;
 use super::plan::{Plan, Role};
+use super::redact::Redactor;
 use crate::providers::response::ResponseAdapter;
 use bytes::Bytes;
 use pingora::http::ResponseHeader;
@@ -51,6 +52,9 @@ pub enum Stage {
     /// The internal channel's `session_id`: in `x-session-id`, and added
     /// to a successful JSON answer (buffered while `buf` is set).
     SessionEcho { id: String, buf: Option<Vec<u8>> },
+    /// The external channel's redaction: upstream error details out, the
+    /// namespace's masking rules over the answer's text.
+    Redact(Box<Redactor>),
 }
 
 impl Stage {
@@ -58,6 +62,7 @@ impl Stage {
         match self {
             Stage::Translate { .. } | Stage::UsageTail { .. } => Ok(()),
             Stage::Meter(meter) => meter.on_header(header),
+            Stage::Redact(r) => r.on_header(header),
             Stage::ToClient { format, to_client } => {
                 *to_client = Some(ToClient::on_header(format, header)?);
                 Ok(())
@@ -111,6 +116,7 @@ impl Stage {
                 }
             }
             Stage::Meter(meter) => meter.on_body(body, end),
+            Stage::Redact(r) => r.on_body(body, end),
             Stage::ToClient { to_client, .. } => {
                 if let Some(t) = to_client {
                     t.on_body(body, end);
@@ -148,7 +154,7 @@ impl Pipeline {
     /// child gets none: its parent runs it); the upstream side is added
     /// as the answer's header arrives ([`Pipeline::set_translation`],
     /// [`Pipeline::add_usage_tail`]).
-    pub fn new(role: Role, plan: &Plan) -> Pipeline {
+    pub fn new(role: Role, plan: &Plan, request_id: &str) -> Pipeline {
         let mut client = Vec::new();
         if role != Role::Child {
             if let Some(granted) = plan.granted.as_ref().filter(|_| plan.metered) {
@@ -156,6 +162,15 @@ impl Pipeline {
                     granted,
                     plan.llm.stream,
                     plan.client_wants_usage,
+                ))));
+            }
+            // A routed answer's errors and the namespace's masking rules
+            // (a catalog answer's errors are rewritten by its translation).
+            if !plan.internal && (plan.masker.is_some() || plan.catalog.is_none()) {
+                client.push(Stage::Redact(Box::new(Redactor::new(
+                    plan.masker.clone(),
+                    plan.catalog.is_none(),
+                    request_id,
                 ))));
             }
             if let Some(format) = &plan.client_format {

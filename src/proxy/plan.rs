@@ -50,6 +50,11 @@ pub struct Plan {
     /// The client speaks another wire format (`/v1/messages`): the answer
     /// is translated back to it.
     pub client_format: Option<super::client_format::ClientFormat>,
+    /// Came by the internal channel (`/internal/v1/…`); otherwise the
+    /// answer is redacted (`headers::downstream`, the pipeline's masking).
+    pub internal: bool,
+    /// The namespace's masking rules, for an external-channel answer.
+    pub masker: Option<Arc<sluice_filters::redact::Masker>>,
 }
 
 /// A request served by the model catalog.

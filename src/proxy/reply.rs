@@ -55,9 +55,10 @@ pub async fn json(
     .await
 }
 
-/// Writes a gateway error in the one error shape, or Anthropic's to
-/// clients of the Messages API (`POST /v1/messages`; a subrequest's errors
-/// are translated by its parent).
+/// Writes a gateway error: the one error shape on the internal channel,
+/// its external form (no internals: [`GatewayError::external_body`]) on
+/// every other path, Anthropic's to clients of the Messages API (`POST
+/// /v1/messages`; a subrequest's errors are translated by its parent).
 ///
 /// When the request body was left unread, Pingora cannot reuse the
 /// connection; say so (`Connection: close`) so clients do not send the next
@@ -81,8 +82,10 @@ pub async fn error(session: &mut Session, err: &GatewayError, request_id: &str) 
         && req.uri.path() == "/v1/messages";
     let body = if anthropic {
         err.anthropic_body(request_id)
-    } else {
+    } else if crate::decision::internal_channel(req.uri.path()) {
         err.body(request_id)
+    } else {
+        err.external_body(request_id)
     };
     send(
         session,

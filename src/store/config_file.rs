@@ -15,7 +15,7 @@
 use super::StoreError;
 use crate::config::{
     fragments, Config, Matcher, Namespace, NginxConfig, Problem, ProxyRule, Route, Rule,
-    UpstreamServer, VirtualKey,
+    UpstreamServer, User, VirtualKey,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -51,6 +51,9 @@ pub struct Entities {
     /// API keys created through the admin API (hashed).
     #[serde(default)]
     pub virtual_keys: Vec<VirtualKey>,
+    /// Users (password hashes only).
+    #[serde(default)]
+    pub users: Vec<User>,
     /// Config version: raised by one with every committed change (the
     /// stores refuse a change made on an older version).
     #[serde(default)]
@@ -78,6 +81,7 @@ impl Entities {
             rules: c.rules.clone(),
             nginx_configs: Vec::new(),
             virtual_keys: c.virtual_keys.clone(),
+            users: c.users.clone(),
             revision: 0,
             last_ids: BTreeMap::new(),
             stamps: BTreeMap::new(),
@@ -95,6 +99,7 @@ impl Entities {
         c.routes = self.routes.clone();
         c.rules = self.rules.clone();
         c.virtual_keys = self.virtual_keys.clone();
+        c.users = self.users.clone();
         fragments::apply(&self.nginx_configs, c)
     }
 
@@ -121,6 +126,7 @@ impl Entities {
             "routes" => self.routes.iter().map(|r| r.id).max(),
             "nginx_configs" => self.nginx_configs.iter().map(|r| r.id).max(),
             "virtual_keys" => self.virtual_keys.iter().map(|k| k.id).max(),
+            "users" => self.users.iter().map(|u| u.id).max(),
             _ => self.rules.iter().map(|r| r.id).max(),
         }
         .unwrap_or(0);
@@ -163,6 +169,7 @@ impl Entities {
             "rules": self.rules,
             "nginx_configs": self.nginx_configs,
             "virtual_keys": self.virtual_keys,
+            "users": self.users,
             "revision": self.revision,
             "last_ids": self.last_ids,
             "stamps": self.stamps,

@@ -31,7 +31,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// The entity kinds, as named in [`Entities`] and in the table names.
-pub const KINDS: [&str; 8] = [
+pub const KINDS: [&str; 9] = [
     "namespaces",
     "upstream_servers",
     "matchers",
@@ -40,6 +40,7 @@ pub const KINDS: [&str; 8] = [
     "rules",
     "nginx_configs",
     "virtual_keys",
+    "users",
 ];
 
 /// Versioned migrations: (version, what, statements).
@@ -61,6 +62,12 @@ const MIGRATIONS: &[(u32, &str, &[&str])] = &[(
     "API keys created through the admin API",
     &[
         "CREATE TABLE IF NOT EXISTS sluice_virtual_keys (id BIGINT UNSIGNED PRIMARY KEY, body LONGTEXT NOT NULL, created_at VARCHAR(19) NULL, updated_at VARCHAR(19) NULL) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+    ],
+), (
+    3,
+    "users",
+    &[
+        "CREATE TABLE IF NOT EXISTS sluice_users (id BIGINT UNSIGNED PRIMARY KEY, body LONGTEXT NOT NULL, created_at VARCHAR(19) NULL, updated_at VARCHAR(19) NULL) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
     ],
 )];
 
@@ -216,6 +223,7 @@ fn rows(e: &Entities) -> BTreeMap<(&'static str, u64), Row> {
         |k| k.id,
         plain,
     );
+    add(&mut out, e, "users", &e.users, |u| u.id, plain);
     out
 }
 

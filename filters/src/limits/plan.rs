@@ -375,6 +375,11 @@ pub fn plan(rules: &[&Rule], req: &RequestView<'_>, s: &PlanSettings) -> Result<
         if rule.config.channel().is_some_and(|c| c != channel) {
             continue;
         }
+        // The internal channel is not held to quotas (token and money
+        // budgets) unless a rule names it; its usage is still recorded.
+        if req.internal && rule.config.channel().is_none() && rule.config.is_quota() {
+            continue;
+        }
         let Some(check) = rule_check(rule, req, s, tokens)? else {
             continue;
         };

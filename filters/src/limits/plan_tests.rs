@@ -918,3 +918,42 @@ fn money_budgets_reserve_the_price_cap_the_output_and_settle_the_cost() {
     let d = planned(&rules, &req).unwrap_err();
     assert_eq!((d.status, d.code), (402, "budget_exceeded"));
 }
+
+#[test]
+fn the_internal_channel_skips_quotas_unless_a_rule_names_it() {
+    let h = headers();
+    let rules = [
+        rule(
+            1,
+            "rpm",
+            "rate_limit",
+            json!({"max_requests": 10, "time_window_seconds": 60}),
+        ),
+        rule(
+            2,
+            "tokens",
+            "token_limit",
+            json!({"time_window_enabled": true, "time_window_minutes": 2, "max_tokens_per_window": 5000}),
+        ),
+        rule(3, "money", "budget", json!({"max_usd": 1.0})),
+        rule(
+            4,
+            "internal-money",
+            "budget",
+            json!({"max_usd": 1.0, "channel": "internal"}),
+        ),
+        rule(5, "cap", "token_limit", json!({"max_tokens": 4000})),
+    ];
+    let mut req = view(&h);
+    req.price = Some(Price::per_million(10.0, 30.0));
+    let external = planned(&rules, &req).unwrap();
+    assert_eq!(
+        keys(&external),
+        ["1:namespace:ns", "2:namespace:ns", "3:namespace:ns"]
+    );
+    req.internal = true;
+    let internal = planned(&rules, &req).unwrap();
+    // Rate limits and per-request caps hold; budgets only when named.
+    assert_eq!(keys(&internal), ["1:namespace:ns", "4:namespace:ns"]);
+    assert_eq!(internal.static_cap, Some(3900));
+}

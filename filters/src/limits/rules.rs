@@ -496,6 +496,16 @@ impl RuleConfig {
         }
     }
 
+    /// Whether the rule is a quota: a token budget per window or a money
+    /// budget (the internal channel skips quotas that do not name it).
+    pub fn is_quota(&self) -> bool {
+        match self {
+            RuleConfig::TokenLimit(c) => c.budget().is_some(),
+            RuleConfig::Budget(_) => true,
+            _ => false,
+        }
+    }
+
     /// The channel the rule is limited to, if any.
     pub fn channel(&self) -> Option<Channel> {
         match self {

@@ -128,4 +128,5 @@ pub mod servers;
 pub mod system;
 pub mod tokens;
 pub mod usage;
+pub mod users;
 mod validate;

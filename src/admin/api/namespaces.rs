@@ -14,6 +14,10 @@ pub struct NamespaceView {
     pub description: String,
     /// 1 active, 0 inactive.
     pub is_active: i64,
+    /// Masking rules of answers to external-channel clients.
+    #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
+    pub masking: Vec<sluice_filters::redact::MaskRule>,
     pub created_at: Option<String>,
     pub updated_at: Option<String>,
 }
@@ -33,6 +37,12 @@ pub struct NamespaceCreate {
     #[serde(default, deserialize_with = "de::flag")]
     #[schema(value_type = Option<de::Flag>)]
     pub is_active: Option<bool>,
+    /// Masking of answers to external-channel clients: each rule is
+    /// `{"builtin": "email"|"phone"|"card"|"api_key"}` or `{"name",
+    /// "pattern"}` (a regex with bounded repetitions), optionally with a
+    /// `replacement`.
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub masking: Option<Vec<sluice_filters::redact::MaskRule>>,
 }
 
 impl Body for NamespaceCreate {}
@@ -49,6 +59,9 @@ pub struct NamespaceUpdate {
     #[serde(default, deserialize_with = "de::flag")]
     #[schema(value_type = Option<de::Flag>)]
     pub is_active: Option<bool>,
+    /// Replaces the masking rules (`[]` removes them).
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub masking: Option<Vec<sluice_filters::redact::MaskRule>>,
 }
 
 impl Body for NamespaceUpdate {}
@@ -76,6 +89,7 @@ pub(super) fn view(e: &Entities, n: &Namespace) -> NamespaceView {
         namespace_code: n.namespace_code.clone(),
         description: n.description.clone(),
         is_active: int(n.is_active),
+        masking: n.masking.clone(),
         created_at,
         updated_at,
     }
@@ -117,6 +131,7 @@ pub(super) fn create_in(e: &mut Entities, b: &NamespaceCreate) -> Result<u64, Ap
         namespace_name: b.namespace_name.clone(),
         description: b.description.clone().unwrap_or_default(),
         is_active: b.is_active.unwrap_or(true),
+        masking: b.masking.clone().unwrap_or_default(),
     });
     Ok(id)
 }
@@ -152,6 +167,9 @@ pub(super) fn update_in(e: &mut Entities, id: u64, b: &NamespaceUpdate) -> Resul
     }
     if let Some(v) = b.is_active {
         ns.is_active = v;
+    }
+    if let Some(v) = &b.masking {
+        ns.masking = v.clone();
     }
     check_code_free(e, &ns.namespace_code, id)?;
     if ns.namespace_code != old.namespace_code {

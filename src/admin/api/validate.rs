@@ -157,7 +157,7 @@ fn namespace_info(rt: &Snapshot, index: usize) -> Value {
 struct DryRun {
     /// The gateway answers the path itself.
     endpoint: Option<Endpoint>,
-    key: Result<Option<usize>, GatewayError>,
+    key: Result<decision::Caller, GatewayError>,
     bound: Option<usize>,
     /// None when the proxy refuses the path before deciding.
     decision: Option<Decision>,
@@ -173,13 +173,10 @@ impl DryRun {
 fn evaluate(rt: &Snapshot, s: &Sample) -> DryRun {
     let endpoint = decision::endpoint(rt, &s.method, &s.path);
     let key = decision::authenticate(rt, &s.headers);
-    let bound = key
-        .as_ref()
-        .ok()
-        .copied()
-        .flatten()
-        .and_then(|k| rt.keys.get(k))
-        .and_then(|k| k.namespace);
+    let bound = key.as_ref().ok().and_then(|c| {
+        c.namespace
+            .or_else(|| c.key.and_then(|k| rt.keys.get(k)).and_then(|k| k.namespace))
+    });
     let decision = (s.bad_path.is_none() && endpoint.is_none()).then(|| {
         let request = decision::Request {
             method: &s.method,
@@ -188,7 +185,8 @@ fn evaluate(rt: &Snapshot, s: &Sample) -> DryRun {
             headers: &s.headers,
             body: s.body.clone(),
         };
-        decision::decide(rt, request, key.as_ref().ok().copied().flatten())
+        let caller = key.as_ref().ok().cloned().unwrap_or_default();
+        decision::decide(rt, request, &caller)
     });
     DryRun {
         endpoint,
@@ -287,9 +285,10 @@ fn route_view(rt: &Snapshot, o: &DryRun, s: &Sample) -> Value {
 
 fn key_view(rt: &Snapshot, o: &DryRun) -> Value {
     match &o.key {
-        Ok(None) => Value::Null,
-        Ok(Some(k)) => json!({
-            "key_name": rt.keys.get(*k).map(|k| k.name.clone()),
+        Ok(c) if c.key.is_none() => Value::Null,
+        Ok(c) => json!({
+            "key_name": c.key.and_then(|k| rt.keys.get(k)).map(|k| k.name.clone()),
+            "subject": c.subject,
             "bound_namespace": o.bound.map(|i| rt.namespaces[i].code.clone()),
         }),
         Err(why) => json!({"error": why.to_string()}),
@@ -310,7 +309,7 @@ pub fn route_namespace(rt: &Snapshot, b: &SampleRequest) -> Reply {
             headers: &s.headers,
             body: s.body.clone(),
         };
-        decision::decide(rt, request, None).matched
+        decision::decide(rt, request, &decision::Caller::default()).matched
     });
     let alone = alone.flatten();
     let mut out = Map::new();

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::admin::api::{
-    api_keys, matchers, namespaces, nginx, ns_route, proxy_rules, rules, servers,
+    api_keys, matchers, namespaces, nginx, ns_route, proxy_rules, rules, servers, users,
 };
 
 pub(super) const CONFIG: &[Route] = &[
@@ -306,6 +306,50 @@ pub(super) const CONFIG: &[Route] = &[
         "api-keys",
         "吊销 API 密钥（各实例随配置同步立即拒绝）",
         &Async(api_keys::delete),
+    )
+    .errors(READ_ID),
+    // Users who sign in at POST /api/v1/auth/login (proxy listener).
+    Route::new(GET, "/api/v1/users", "users", "用户列表（不含密码哈希）", &Direct(users::list)),
+    Route::new(
+        POST,
+        "/api/v1/users",
+        "users",
+        "创建用户（密码以 argon2id 哈希保存）",
+        &Async(users::create),
+    )
+    .errors(CHANGE),
+    Route::new(GET, "/api/v1/users/{user_id}", "users", "用户详情", &Direct(users::get))
+        .errors(READ_ID),
+    Route::new(
+        PUT,
+        "/api/v1/users/{user_id}",
+        "users",
+        "更新用户（只改所给字段；is_active=0 停用并结束其会话）",
+        &Async(users::update),
+    )
+    .errors(CHANGE_ID),
+    Route::new(
+        POST,
+        "/api/v1/users/{user_id}/password",
+        "users",
+        "重置密码（并结束该用户的所有会话）",
+        &Async(users::reset_password),
+    )
+    .errors(POST_ID),
+    Route::new(
+        POST,
+        "/api/v1/users/{user_id}/revoke-sessions",
+        "users",
+        "结束该用户的所有会话：之前签发的访问令牌与刷新令牌在各实例随配置同步失效",
+        &Async(users::end_sessions),
+    )
+    .errors(READ_ID),
+    Route::new(
+        DELETE,
+        "/api/v1/users/{user_id}",
+        "users",
+        "删除用户",
+        &Async(users::delete),
     )
     .errors(READ_ID),
 ];
