@@ -8,6 +8,10 @@
 #       never reached), counters in the process (limits-local.yaml),
 #   (r) the same rules with counters in Redis at 127.0.0.1:6379
 #       (limits-redis.yaml; skipped, and said so, when Redis is not running),
+#   (e) the external channel (external.yaml): (l) with HMAC-signed requests
+#       (nonce once), the catalog, a money budget and masking; in the paired
+#       CPU runs only (each request needs a fresh signature:
+#       load-tests/sign_requests.py writes them, wrk/signed.lua sends them),
 # and prints RPS, p50, p99 (medians over ROUNDS interleaved rounds, so a noisy
 # neighbour hits every setup alike), the peak RSS of each process, and the
 # ratios p/a, b/p, c/b, l/b and r/b. Targets: c >= 0.9 x b, l >= 0.9 x b.
@@ -125,13 +129,14 @@ names=(a p b c l)
 start_gateway b load-tests/passthrough.yaml
 start_gateway c load-tests/full.yaml
 start_gateway l load-tests/limits-local.yaml
+start_gateway e load-tests/external.yaml
 if [[ $REDIS == 1 ]]; then
   start_gateway r load-tests/limits-redis.yaml
   names+=(r)
 else
   echo "bench: redis-server is not running on 127.0.0.1:6379: skipping (r)"
 fi
-for n in b c l r; do
+for n in b c l r e; do
   [[ -n ${url[$n]:-} ]] || continue
   (wait_port "${url[$n]##*:}") || { echo "bench: gateway ($n) did not start:" >&2; tail -20 "$tmpdir/$n.log" >&2; exit 1; }
 done
@@ -139,7 +144,8 @@ done
 key=([a]="" [p]="" [b]="" [c]="sk-bench" [l]="sk-bench" [r]="sk-bench")
 label=([a]="(a) mock direct" [p]="(p) bare Pingora proxy"
        [b]="(b) gateway passthrough" [c]="(c) gateway auth+matchers+weighted"
-       [l]="(l) (c) + limits, local store" [r]="(r) (c) + limits, Redis store")
+       [l]="(l) (c) + limits, local store" [r]="(r) (c) + limits, Redis store"
+       [e]="(e) (l) + HMAC, money budget, masking")
 declare -A rps p50 p99 rss
 
 for n in "${names[@]}"; do # warm-up: connections, pools, caches
@@ -235,13 +241,19 @@ if [[ $PIN == 1 && $PAIRS -gt 0 ]]; then
   echo
   echo "paired CPU cost: (b) and X at the same time on CPU $proxy_cpu, wrk -t1 -c$half each, $PAIRS runs of $PAIR_DURATION;"
   echo "ratio = (X requests / X CPU seconds) / ((b) requests / (b) CPU seconds), median of the runs [range]"
-  for n in c l r; do
+  for n in c l r e; do
     [[ -n ${url[$n]:-} ]] || continue
     runs=()
     for _ in $(seq 1 "$PAIRS"); do
+      if [[ $n == e ]]; then # fresh signatures: a nonce is accepted once
+        python3 load-tests/sign_requests.py 200000 "$tmpdir/signed"
+        script=(-s load-tests/wrk/signed.lua "${url[e]}" -- "$tmpdir/signed")
+      else
+        script=(-s load-tests/wrk/chat.lua "${url[$n]}" -- "${key[$n]}")
+      fi
       b0=$(proc_ticks "${pid[b]}"); x0=$(proc_ticks "${pid[$n]}")
       "${on_load[@]}" wrk -t1 -c"$half" -d"$PAIR_DURATION" -s load-tests/wrk/chat.lua "${url[b]}" -- "${key[b]}" > "$tmpdir/pair-b" & wrk_b=$!
-      "${on_load[@]}" wrk -t1 -c"$half" -d"$PAIR_DURATION" -s load-tests/wrk/chat.lua "${url[$n]}" -- "${key[$n]}" > "$tmpdir/pair-x"
+      "${on_load[@]}" wrk -t1 -c"$half" -d"$PAIR_DURATION" "${script[@]}" > "$tmpdir/pair-x"
       wait "$wrk_b"
       b1=$(proc_ticks "${pid[b]}"); x1=$(proc_ticks "${pid[$n]}")
       if grep -q "Non-2xx" "$tmpdir/pair-b" "$tmpdir/pair-x"; then echo "bench: non-2xx responses in the paired run of ${label[$n]}" >&2; exit 1; fi
@@ -286,6 +298,7 @@ limits_check() { # NAME
 
 echo
 limits_check l
+if [[ $PIN == 1 && $PAIRS -gt 0 ]]; then limits_check e; fi
 if [[ $REDIS == 1 ]]; then
   limits_check r
   [[ -n $redis_keys_seen ]] && echo "${label[r]}: $redis_keys_seen counter keys under \"${KEY_PREFIX}\" after the wrk rounds"

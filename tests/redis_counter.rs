@@ -324,6 +324,45 @@ async fn token_budget_grants() {
     s.cleanup().await;
 }
 
+/// A calendar-month budget: the script's window (Redis's clock) is the
+/// month `budget_window` gives for the same instant, settlements adjust
+/// it, and it resets when the month does.
+#[tokio::test]
+async fn calendar_month_budgets_count_in_the_month() {
+    use sluice_filters::limits::store::{budget_window, CALENDAR_MONTH};
+    let s = TestStore::new().await;
+    let monthly = |want: u64| Check::Tokens {
+        key: "month".into(),
+        limit: 1000,
+        window_ms: CALENDAR_MONTH,
+        need: 1,
+        want,
+    };
+    let before = now_ms();
+    let st = admit1(&s, monthly(300)).await;
+    let after = now_ms();
+    assert!(st.passed);
+    assert_eq!((st.granted, st.remaining), (300, 700));
+    let (start, len) = budget_window(before, CALENDAR_MONTH);
+    assert!(len >= 28 * DAY && len <= 31 * DAY);
+    // (A month boundary between the two clock reads would move it.)
+    if budget_window(after, CALENDAR_MONTH).0 == start {
+        assert_eq!(st.window_start_ms, start);
+        assert!(st.reset_ms <= start + len - before && st.reset_ms + 1000 >= start + len - after);
+    }
+    s.settle(&[Settle::Tokens {
+        key: "month".into(),
+        window_ms: CALENDAR_MONTH,
+        window_start_ms: st.window_start_ms,
+        delta: -200,
+    }])
+    .await
+    .unwrap();
+    let st = admit1(&s, monthly(0)).await;
+    assert_eq!(st.remaining, 900);
+    s.cleanup().await;
+}
+
 #[tokio::test]
 async fn denied_call_commits_nothing() {
     let s = TestStore::new().await;

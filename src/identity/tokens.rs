@@ -253,3 +253,121 @@ pub fn random_id() -> Result<String, getrandom::Error> {
     getrandom::fill(&mut raw)?;
     Ok(hex::encode(raw))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{JwtVerifyKey, UserRole};
+
+    fn settings(algorithm: JwtAlgorithm) -> JwtSettings {
+        serde_yaml::from_str::<JwtSettings>("{}")
+            .map(|mut s| {
+                s.algorithm = algorithm;
+                s
+            })
+            .unwrap()
+    }
+
+    fn user() -> User {
+        User {
+            id: 7,
+            email: "a@example.com".into(),
+            password_hash: String::new(),
+            role: UserRole::Admin,
+            namespace: Some("team".into()),
+            is_active: true,
+            token_version: 3,
+        }
+    }
+
+    /// A P-256 key pair in PEM files: (private, public).
+    fn es256_files(tag: &str) -> (String, String) {
+        let kp = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let dir = std::env::temp_dir();
+        let private = dir.join(format!("sluice-{tag}-{}.key", std::process::id()));
+        let public = dir.join(format!("sluice-{tag}-{}.pub", std::process::id()));
+        std::fs::write(&private, kp.serialize_pem()).unwrap();
+        std::fs::write(&public, kp.public_key_pem()).unwrap();
+        (
+            private.display().to_string(),
+            public.display().to_string(),
+        )
+    }
+
+    #[test]
+    fn es256_pairs_sign_verify_and_rotate() {
+        let (private, public) = es256_files("a");
+        let mut s = settings(JwtAlgorithm::ES256);
+        s.private_key_file = Some(private.clone());
+        s.public_key_file = Some(public.clone());
+        let keys = TokenKeys::new(&s).unwrap();
+        let pair = keys.issue(&user(), "fam", "j1", 1_000, u64::MAX / 4).unwrap();
+        assert_eq!(pair.expires_in, 3600);
+        let header = jsonwebtoken::decode_header(&pair.access_token).unwrap();
+        assert_eq!(header.alg, Algorithm::ES256);
+        assert_eq!(header.kid.as_deref(), Some("k1"));
+        // Issued at 1 000 s: long expired by now.
+        let err = keys
+            .verify(&pair.access_token, &header, Kind::Access)
+            .unwrap_err();
+        assert!(err.contains("expired"), "{err}");
+        let now = crate::clock::unix_secs();
+        let pair = keys.issue(&user(), "fam", "j1", now, now + 7200).unwrap();
+        let header = jsonwebtoken::decode_header(&pair.access_token).unwrap();
+        let c = keys.verify(&pair.access_token, &header, Kind::Access).unwrap();
+        assert_eq!((c.sub.as_str(), c.ver, c.role.as_str()), ("7", 3, "admin"));
+        assert_eq!(c.ns.as_deref(), Some("team"));
+        let rh = jsonwebtoken::decode_header(&pair.refresh_token).unwrap();
+        assert!(keys.verify(&pair.refresh_token, &rh, Kind::Access).is_err());
+        assert_eq!(
+            keys.verify(&pair.refresh_token, &rh, Kind::Refresh)
+                .unwrap()
+                .jti
+                .as_deref(),
+            Some("j1")
+        );
+
+        // Rotation: a new key signs, the old one still verifies its tokens.
+        let (private2, public2) = es256_files("b");
+        let mut rotated = settings(JwtAlgorithm::ES256);
+        rotated.kid = "k2".into();
+        rotated.private_key_file = Some(private2.clone());
+        rotated.public_key_file = Some(public2.clone());
+        rotated.previous = vec![JwtVerifyKey {
+            kid: "k1".into(),
+            algorithm: JwtAlgorithm::ES256,
+            secret: None,
+            public_key_file: Some(public.clone()),
+        }];
+        let keys2 = TokenKeys::new(&rotated).unwrap();
+        assert!(keys2.signs(&header));
+        assert!(keys2.verify(&pair.access_token, &header, Kind::Access).is_ok());
+
+        // Mismatched files are refused at build.
+        let mut wrong = settings(JwtAlgorithm::ES256);
+        wrong.private_key_file = Some(private);
+        wrong.public_key_file = Some(public2);
+        let err = TokenKeys::new(&wrong).err().unwrap();
+        assert!(err.contains("not one key pair"), "{err}");
+        for f in [private2, public] {
+            let _ = std::fs::remove_file(f);
+        }
+    }
+
+    #[test]
+    fn hs256_needs_a_long_secret_and_checks_the_algorithm() {
+        let mut s = settings(JwtAlgorithm::HS256);
+        assert!(TokenKeys::new(&s).err().unwrap().contains("secret"));
+        s.secret = Some(Secret::new("short".into()));
+        assert!(TokenKeys::new(&s).err().unwrap().contains("32"));
+        s.secret = Some(Secret::new("x".repeat(40)));
+        let keys = TokenKeys::new(&s).unwrap();
+        let now = crate::clock::unix_secs();
+        let pair = keys.issue(&user(), "f", "j", now, now + 100).unwrap();
+        assert_eq!(pair.expires_in, 100, "bounded by the family");
+        // A token claiming another algorithm for the key is refused.
+        let mut header = jsonwebtoken::decode_header(&pair.access_token).unwrap();
+        header.alg = Algorithm::HS384;
+        assert!(keys.verify(&pair.access_token, &header, Kind::Access).is_err());
+    }
+}

@@ -9,7 +9,7 @@
 --          'S' sliding window  limit, window_ms, cost
 --          'B' token bucket    rate_per_sec, burst, cost
 --          'C' concurrency     limit, lease_ms, lease_id
---          'T' token budget    limit, window_ms, need, want
+--          'T' token budget    limit, window_ms (0 = calendar month), need, want
 --   settle 'R' release lease   lease_id
 --          'K' token delta     window_ms, window_start_ms, delta
 --          'L' spend ledger    entry, micros, ttl_ms (KEYS[i] is the day's hash)
@@ -33,6 +33,39 @@ end
 local floor = math.floor
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + floor(tonumber(t[2]) / 1000)
+
+-- The window of a token budget holding `at`: start and length in ms;
+-- window 0 is the calendar month (UTC), as budget_window in store.rs.
+local function budget_window(at, window)
+  if window ~= 0 then
+    return at - at % window, window
+  end
+  local day = 86400000
+  local days = floor(at / day)
+  local z = days + 719468
+  local era = floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = floor((doe - floor(doe / 1460) + floor(doe / 36524) - floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + floor(yoe / 4) - floor(yoe / 100))
+  local mp = floor((5 * doy + 2) / 153)
+  local d = doy - floor((153 * mp + 2) / 5) + 1
+  local m = mp < 10 and mp + 3 or mp - 9
+  local y = yoe + era * 400
+  if m <= 2 then
+    y = y + 1
+  end
+  local len = 31
+  if m == 4 or m == 6 or m == 9 or m == 11 then
+    len = 30
+  elseif m == 2 then
+    if (y % 4 == 0 and y % 100 ~= 0) or y % 400 == 0 then
+      len = 29
+    else
+      len = 28
+    end
+  end
+  return (days - (d - 1)) * day, len * day
+end
 
 local function s(x)
   return string.format('%d', x)
@@ -93,7 +126,9 @@ if mode == 'settle' then
       local ws = tonumber(ARGV[b + 2])
       local delta = tonumber(ARGV[b + 3])
       -- Only the current window is adjusted; an expired one is left alone.
-      if ws == now - now % window then
+      local current, len = budget_window(now, window)
+      window = len
+      if ws == current then
         local used = window_used(key, ws) + delta
         if used < 0 then
           used = 0
@@ -130,7 +165,7 @@ for i = 1, n do
   elseif kind == 'T' then
     c.limit, c.window = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2])
     c.need, c.want = tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4])
-    c.ws = now - now % c.window
+    c.ws, c.window = budget_window(now, c.window)
   else
     return redis.error_reply('sluice counter script: unknown check kind ' .. tostring(kind))
   end

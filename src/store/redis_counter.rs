@@ -268,7 +268,7 @@ impl RedisCounterStore {
                 [
                     "T".to_string(),
                     n(*limit),
-                    span(*window_ms),
+                    budget_span(*window_ms),
                     n(*need),
                     n(*want),
                 ],
@@ -301,7 +301,7 @@ impl RedisCounterStore {
                     self.key("tk", key),
                     [
                         "K".to_string(),
-                        (*window_ms).clamp(1, MAX_SPAN).to_string(),
+                        budget_span(*window_ms),
                         (*window_start_ms).min(MAX_COUNT).to_string(),
                         (*delta).clamp(-max, max).to_string(),
                         String::new(),
@@ -404,6 +404,15 @@ impl CounterStore for RedisCounterStore {
     }
 }
 
+/// A token budget's window as the script reads it: 0 (the calendar
+/// month) as is, any other length clamped like every span.
+fn budget_span(window_ms: u64) -> String {
+    match window_ms {
+        sluice_filters::limits::store::CALENDAR_MONTH => "0".into(),
+        w => w.clamp(1, MAX_SPAN).to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -427,3 +436,4 @@ mod tests {
         assert!(decode_admission(&[1, 1], 1).is_err());
     }
 }
+

@@ -25,7 +25,9 @@
 //! initial state and is swept every [`SWEEP_EVERY`] calls, so memory stays
 //! proportional to the keys active within their windows.
 
-use super::store::{Admission, Check, CheckStatus, Clock, CounterStore, Settle, StoreError};
+use super::store::{
+    budget_window, Admission, Check, CheckStatus, Clock, CounterStore, Settle, StoreError,
+};
 use async_trait::async_trait;
 use smallvec::SmallVec;
 use std::collections::VecDeque;
@@ -404,8 +406,7 @@ impl State {
                 need,
                 want,
             } => {
-                let w = (*window_ms).max(1);
-                let ws = window_start(now, w);
+                let (ws, w) = budget_window(now, *window_ms);
                 let avail = limit.saturating_sub(Self::counted(&self.tokens, key, ws));
                 let reset = ws.saturating_add(w).saturating_sub(now);
                 let offer = (*want).min(avail);
@@ -579,7 +580,8 @@ impl State {
                 }
             }
             Check::Tokens { key, window_ms, .. } => {
-                add_counted(&mut self.tokens, key, now, *window_ms, grant)
+                let (ws, w) = budget_window(now, *window_ms);
+                add_in_window(&mut self.tokens, key, ws, w, grant)
             }
         }
     }
@@ -599,10 +601,10 @@ impl State {
                 window_start_ms,
                 delta,
             } => {
-                let w = (*window_ms).max(1);
                 // Only the current window is adjusted; an expired one is
                 // left alone.
-                if *window_start_ms != window_start(now, w) {
+                let (ws, w) = budget_window(now, *window_ms);
+                if *window_start_ms != ws {
                     return;
                 }
                 let adjust = |used: u64| {
@@ -668,7 +670,10 @@ fn left_window(t: u64, now: u64, w: u64) -> bool {
 
 fn add_counted(map: &mut HashMap<String, Counted>, key: &str, now: u64, window_ms: u64, n: u64) {
     let w = window_ms.max(1);
-    let ws = window_start(now, w);
+    add_in_window(map, key, window_start(now, w), w, n);
+}
+
+fn add_in_window(map: &mut HashMap<String, Counted>, key: &str, ws: u64, w: u64, n: u64) {
     match map.get_mut(key) {
         Some(c) if c.start_ms == ws => c.count = c.count.saturating_add(n),
         _ => {

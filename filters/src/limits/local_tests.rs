@@ -491,3 +491,60 @@ fn the_trait_answers_like_the_sync_calls() {
     .unwrap();
     assert_eq!(s.active_leases("c"), 0);
 }
+
+#[test]
+fn calendar_months_are_windows_of_their_own_length() {
+    use crate::limits::store::{budget_window, CALENDAR_MONTH};
+    let ms = |t: &str| {
+        humantime::parse_rfc3339(t)
+            .unwrap()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64
+    };
+    const DAY: u64 = 86_400_000;
+    for (at, first, days) in [
+        ("1970-01-01T00:00:00Z", "1970-01-01T00:00:00Z", 31),
+        ("2026-12-05T07:10:00Z", "2026-12-01T00:00:00Z", 31),
+        ("2026-12-31T23:59:59.999Z", "2026-12-01T00:00:00Z", 31),
+        ("2027-01-01T00:00:00Z", "2027-01-01T00:00:00Z", 31),
+        ("2024-02-29T12:00:00Z", "2024-02-01T00:00:00Z", 29),
+        ("2023-02-10T00:00:00Z", "2023-02-01T00:00:00Z", 28),
+        ("2000-02-10T00:00:00Z", "2000-02-01T00:00:00Z", 29),
+        ("2100-02-10T00:00:00Z", "2100-02-01T00:00:00Z", 28),
+        ("2026-04-30T23:00:00Z", "2026-04-01T00:00:00Z", 30),
+        ("2026-03-01T00:00:00Z", "2026-03-01T00:00:00Z", 31),
+    ] {
+        assert_eq!(
+            budget_window(ms(at), CALENDAR_MONTH),
+            (ms(first), days * DAY),
+            "{at}"
+        );
+    }
+    // Other windows stay aligned to the epoch.
+    assert_eq!(budget_window(90_061_000, DAY), (86_400_000, DAY));
+}
+
+#[test]
+fn a_monthly_budget_resets_with_the_month() {
+    use crate::limits::store::CALENDAR_MONTH;
+    let dec_31 = 1_798_761_600_000 - 1000; // 2026-12-31T23:59:59Z
+    let clock = FakeClock::at(dec_31);
+    let store = LocalCounterStore::new(clock.clone());
+    let monthly = |want: u64| Check::Tokens {
+        key: "m".into(),
+        limit: 100,
+        window_ms: CALENDAR_MONTH,
+        need: 1,
+        want,
+    };
+    let a = store.admit_now(&[monthly(100)]);
+    assert!(a.admitted);
+    assert_eq!(a.statuses[0].reset_ms, 1000);
+    assert!(!store.admit_now(&[monthly(1)]).admitted);
+    clock.advance(1000);
+    let a = store.admit_now(&[monthly(40)]);
+    assert!(a.admitted, "a new month");
+    assert_eq!(a.statuses[0].window_start_ms, 1_798_761_600_000);
+    assert_eq!(a.statuses[0].reset_ms, 31 * 86_400_000);
+}

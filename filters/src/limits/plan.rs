@@ -456,7 +456,7 @@ fn rule_check(
                     "the prompt ({prompt} tokens) costs ${} with one output token, more than the budget of ${} per {} for {}; this request can never fit",
                     Usd::text(need),
                     Usd::text(limit),
-                    duration(c.window_ms()),
+                    window_text(c.window_ms()),
                     subject(rule, &key)
                 );
                 return Err(Denial {
@@ -481,7 +481,7 @@ fn rule_check(
                 let message = format!(
                     "the prompt has {} tokens but the budget of {limit} tokens per {} for {} cannot hold it and one output token; this request can never fit",
                     req.prompt_tokens,
-                    duration(window_ms),
+                    window_text(window_ms),
                     subject(rule, &key)
                 );
                 return Err(stateless_denial(rule, message));
@@ -820,7 +820,7 @@ fn describe_money(
         format!(
             "budget of ${} per {} for {who} has ${} left; this request needs at least ${} ({prompt} prompt tokens + 1 output)",
             Usd::text(*limit),
-            duration(*window_ms),
+            window_text(*window_ms),
             Usd::text(status.remaining),
             Usd::text(*need)
         ),
@@ -847,7 +847,7 @@ fn describe(
             "rate_limited",
             format!(
                 "rate limit of {limit} requests per {} ({} window) reached for {}",
-                duration(*window_ms),
+                window_text(*window_ms),
                 if *sliding { "sliding" } else { "fixed" },
                 who(key)
             ),
@@ -884,7 +884,7 @@ fn describe(
             "token_limit_exceeded",
             format!(
                 "token budget of {limit} per {} for {} has {} left; this request needs at least {need} ({prompt} prompt + 1 output)",
-                duration(*window_ms),
+                window_text(*window_ms),
                 who(key),
                 status.remaining
             ),
@@ -939,6 +939,16 @@ pub fn push_u64(out: &mut String, n: u64) {
 
 /// Milliseconds in OpenAI's (Go's) duration form: `"0s"`, `"20ms"`,
 /// `"1s"`, `"1.5s"`, `"6m0s"`, `"1h0m0s"`.
+/// A budget's window in a message: `month` for the calendar month, else
+/// its [`duration`].
+fn window_text(window_ms: u64) -> String {
+    if window_ms == super::store::CALENDAR_MONTH {
+        "month".into()
+    } else {
+        duration(window_ms)
+    }
+}
+
 pub fn duration(ms: u64) -> String {
     let mut buf = DurationBuf::default();
     String::from_utf8_lossy(buf.format(ms)).into_owned()

@@ -16,6 +16,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use super::store::CALENDAR_MONTH;
 
 /// Largest window accepted (366 days), so window arithmetic in
 /// milliseconds stays far from overflow.
@@ -298,6 +299,10 @@ pub struct TokenLimitConfig {
     /// Budget window length in minutes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_window_minutes: Option<u64>,
+    /// A calendar period (`hour`, `day`, `week`, `month`; UTC) instead of
+    /// `time_window_minutes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<Period>,
     /// Tokens (prompt + output) allowed per window.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_tokens_per_window: Option<u64>,
@@ -336,9 +341,12 @@ impl TokenLimitConfig {
         if !self.time_window_enabled {
             return None;
         }
-        let minutes = self.time_window_minutes?;
+        let window = match (self.period, self.time_window_minutes) {
+            (Some(p), _) => p.window_ms(),
+            (None, minutes) => minutes?.saturating_mul(60_000),
+        };
         let tokens = self.max_tokens_per_window?;
-        Some((minutes.saturating_mul(60_000), tokens))
+        Some((window, tokens))
     }
 }
 
@@ -389,6 +397,20 @@ pub enum Period {
     Hour,
     Day,
     Week,
+    /// The calendar month (UTC).
+    Month,
+}
+
+impl Period {
+    /// The budget window: its length, or [`CALENDAR_MONTH`].
+    pub fn window_ms(self) -> u64 {
+        match self {
+            Period::Hour => 3_600_000,
+            Period::Day => 86_400_000,
+            Period::Week => 7 * 86_400_000,
+            Period::Month => CALENDAR_MONTH,
+        }
+    }
 }
 
 /// `rule_type: budget`: money spent per period on catalog models (priced
@@ -401,7 +423,7 @@ pub enum Period {
 pub struct BudgetConfig {
     /// Dollars allowed per period.
     pub max_usd: Usd,
-    /// `hour`, `day` (default) or `week`, aligned to UTC.
+    /// `hour`, `day` (default), `week` or `month` (calendar), aligned to UTC.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub period: Option<Period>,
     /// A window of this many minutes instead of `period`.
@@ -431,9 +453,8 @@ impl BudgetConfig {
     pub fn window_ms(&self) -> u64 {
         match (self.window_minutes, self.period) {
             (Some(m), _) => m.saturating_mul(60_000),
-            (None, Some(Period::Hour)) => 3_600_000,
-            (None, Some(Period::Week)) => 7 * 86_400_000,
-            (None, Some(Period::Day) | None) => 86_400_000,
+            (None, Some(p)) => p.window_ms(),
+            (None, None) => Period::Day.window_ms(),
         }
     }
 }
@@ -641,8 +662,14 @@ fn validate_tokens(c: &TokenLimitConfig) -> Result<(), String> {
         }
     }
     if c.time_window_enabled {
-        let minutes = c.time_window_minutes.ok_or("rule_config.time_window_minutes: missing; time_window_enabled needs the window length, e.g. {\"time_window_minutes\": 60}")?;
-        window_secs("time_window_minutes", minutes.saturating_mul(60), "minutes")?;
+        match (c.period, c.time_window_minutes) {
+            (Some(_), Some(_)) => return Err("rule_config.period: give period or time_window_minutes, not both".into()),
+            (Some(_), None) => {}
+            (None, minutes) => {
+                let minutes = minutes.ok_or("rule_config.time_window_minutes: missing; time_window_enabled needs the window length, e.g. {\"time_window_minutes\": 60} or {\"period\": \"month\"}")?;
+                window_secs("time_window_minutes", minutes.saturating_mul(60), "minutes")?;
+            }
+        }
         match c.max_tokens_per_window {
             None => return Err("rule_config.max_tokens_per_window: missing; time_window_enabled needs the tokens allowed per window, e.g. {\"max_tokens_per_window\": 100000}".into()),
             Some(0) => return Err("rule_config.max_tokens_per_window: must be at least 1 (0 would reject every request; disable the rule instead)".into()),
@@ -651,6 +678,7 @@ fn validate_tokens(c: &TokenLimitConfig) -> Result<(), String> {
     } else {
         for (field, set) in [
             ("time_window_minutes", c.time_window_minutes.is_some()),
+            ("period", c.period.is_some()),
             ("max_tokens_per_window", c.max_tokens_per_window.is_some()),
         ] {
             if set {
@@ -784,7 +812,7 @@ const CHANNEL_FIELD: Field = field(
 );
 const FAIL_FIELD: Field = defaulted("fail_mode", Kind::OneOf(FAIL_MODE), "open", "When the counter store is unreachable: open lets requests through uncounted, closed rejects them with 503.");
 
-const PERIODS: &[&str] = &["hour", "day", "week"];
+const PERIODS: &[&str] = &["hour", "day", "week", "month"];
 
 const RULE_TYPES: &[RuleType] = &[
     RuleType {
@@ -829,6 +857,7 @@ const RULE_TYPES: &[RuleType] = &[
             field("max_output_tokens", Kind::Count, "Per request: output tokens at most; output beyond it is cut."),
             defaulted("time_window_enabled", Kind::Flag, "false", "Enables the token budget (needs time_window_minutes and max_tokens_per_window)."),
             field("time_window_minutes", Kind::Count, "Budget window length in minutes (windows aligned to the clock)."),
+            field("period", Kind::OneOf(PERIODS), "A calendar period instead of time_window_minutes: hour, day, week or month (UTC)."),
             field("max_tokens_per_window", Kind::Count, "Tokens (prompt + output) allowed per window."),
             KEY_BY_FIELD,
             HEADER_FIELD,
@@ -844,7 +873,7 @@ const RULE_TYPES: &[RuleType] = &[
                 required: true,
                 ..field("max_usd", Kind::Amount, "Dollars allowed per period, e.g. 25 or 0.5.")
             },
-            defaulted("period", Kind::OneOf(PERIODS), "day", "hour, day or week, aligned to UTC."),
+            defaulted("period", Kind::OneOf(PERIODS), "day", "hour, day, week or month (the calendar month), aligned to UTC."),
             field("window_minutes", Kind::Count, "A window of this many minutes instead of period."),
             field("fallback_model", Kind::Text, "A cheaper catalog model that serves a request the budget cannot hold at its own model's price, instead of refusing it (402 when even that does not fit)."),
             KEY_BY_FIELD,

@@ -211,7 +211,10 @@ fn schema_lists_the_seed_types_and_budget() {
     let budget = &types[3]["config_schema"];
     assert_eq!(budget["max_usd"]["type"], "number");
     assert_eq!(budget["max_usd"]["required"], json!(true));
-    assert_eq!(budget["period"]["enum"], json!(["hour", "day", "week"]));
+    assert_eq!(
+        budget["period"]["enum"],
+        json!(["hour", "day", "week", "month"])
+    );
     assert_eq!(
         types[0]["config_schema"]["channel"]["enum"],
         json!(["internal", "external"])
@@ -260,7 +263,7 @@ fn every_schema_field_is_a_config_field() {
         ),
         (
             "token_limit",
-            json!({"model_name": "m", "max_tokens": 9, "max_input_tokens": 5, "max_output_tokens": 4, "time_window_enabled": true, "time_window_minutes": 1, "max_tokens_per_window": 100, "key_by": "header", "header_name": "x-a", "fail_mode": "open", "channel": "internal"}),
+            json!({"model_name": "m", "max_tokens": 9, "max_input_tokens": 5, "max_output_tokens": 4, "time_window_enabled": true, "time_window_minutes": 1, "period": null, "max_tokens_per_window": 100, "key_by": "header", "header_name": "x-a", "fail_mode": "open", "channel": "internal"}),
         ),
         (
             "budget",
@@ -310,4 +313,30 @@ fn key_by_takes_a_list() {
         json!({"max_qps": 2, "key_by": ["api_key", "header"], "header_name": "x-team"})
     )
     .is_ok());
+}
+
+#[test]
+fn token_budgets_take_a_calendar_period() {
+    use crate::limits::store::CALENDAR_MONTH;
+    let RuleConfig::TokenLimit(c) = parse(
+        "token_limit",
+        json!({"time_window_enabled": true, "period": "month", "max_tokens_per_window": 1000}),
+    )
+    .unwrap() else {
+        panic!("token_limit")
+    };
+    assert_eq!(c.budget(), Some((CALENDAR_MONTH, 1000)));
+    let err = parse(
+        "token_limit",
+        json!({"time_window_enabled": true, "period": "day", "time_window_minutes": 5, "max_tokens_per_window": 1}),
+    )
+    .unwrap_err();
+    assert!(err.contains("not both"), "{err}");
+    let err = parse("token_limit", json!({"period": "day", "max_tokens": 5})).unwrap_err();
+    assert!(err.contains("rule_config.period"), "{err}");
+    let RuleConfig::Budget(b) = parse("budget", json!({"max_usd": 5, "period": "month"})).unwrap()
+    else {
+        panic!("budget")
+    };
+    assert_eq!(b.window_ms(), CALENDAR_MONTH);
 }

@@ -55,7 +55,8 @@ pub enum Check {
         lease_id: String,
         lease_ms: u64,
     },
-    /// A token budget per aligned window.
+    /// A token budget per aligned window (or calendar month,
+    /// [`CALENDAR_MONTH`]: [`budget_window`]).
     Tokens {
         key: String,
         limit: u64,
@@ -132,6 +133,45 @@ pub enum Settle {
         entry: String,
         micros: u64,
     },
+}
+
+/// The `window_ms` of a token budget counted per calendar month (UTC)
+/// instead of per aligned window.
+pub const CALENDAR_MONTH: u64 = 0;
+
+/// The window of a token budget that holds `now_ms`: `(start_ms,
+/// length_ms)`. Windows are aligned to multiples of `window_ms` since the
+/// Unix epoch, or are calendar months (UTC) for [`CALENDAR_MONTH`].
+pub fn budget_window(now_ms: u64, window_ms: u64) -> (u64, u64) {
+    if window_ms != CALENDAR_MONTH {
+        return (now_ms - now_ms % window_ms, window_ms);
+    }
+    const DAY: u64 = 86_400_000;
+    let days = now_ms / DAY;
+    let (y, m, d) = civil_from_days(days);
+    let first = days - (d - 1);
+    let len = match m {
+        4 | 6 | 9 | 11 => 30,
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        _ => 31,
+    };
+    (first * DAY, len * DAY)
+}
+
+/// (year, month 1–12, day 1–31) of a day count since 1970-01-01 (Howard
+/// Hinnant's `civil_from_days`, for days on or after the epoch).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + u64::from(m <= 2);
+    (y, m, d)
 }
 
 /// Days a spend ledger is kept.
