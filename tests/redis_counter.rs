@@ -344,7 +344,7 @@ async fn calendar_month_budgets_count_in_the_month() {
     assert!(st.passed);
     assert_eq!((st.granted, st.remaining), (300, 700));
     let (start, len) = budget_window(before, CALENDAR_MONTH);
-    assert!(len >= 28 * DAY && len <= 31 * DAY);
+    assert!((28 * DAY..=31 * DAY).contains(&len));
     // (A month boundary between the two clock reads would move it.)
     if budget_window(after, CALENDAR_MONTH).0 == start {
         assert_eq!(st.window_start_ms, start);

@@ -288,10 +288,7 @@ mod tests {
         let public = dir.join(format!("sluice-{tag}-{}.pub", std::process::id()));
         std::fs::write(&private, kp.serialize_pem()).unwrap();
         std::fs::write(&public, kp.public_key_pem()).unwrap();
-        (
-            private.display().to_string(),
-            public.display().to_string(),
-        )
+        (private.display().to_string(), public.display().to_string())
     }
 
     #[test]
@@ -301,7 +298,9 @@ mod tests {
         s.private_key_file = Some(private.clone());
         s.public_key_file = Some(public.clone());
         let keys = TokenKeys::new(&s).unwrap();
-        let pair = keys.issue(&user(), "fam", "j1", 1_000, u64::MAX / 4).unwrap();
+        let pair = keys
+            .issue(&user(), "fam", "j1", 1_000, u64::MAX / 4)
+            .unwrap();
         assert_eq!(pair.expires_in, 3600);
         let header = jsonwebtoken::decode_header(&pair.access_token).unwrap();
         assert_eq!(header.alg, Algorithm::ES256);
@@ -314,7 +313,9 @@ mod tests {
         let now = crate::clock::unix_secs();
         let pair = keys.issue(&user(), "fam", "j1", now, now + 7200).unwrap();
         let header = jsonwebtoken::decode_header(&pair.access_token).unwrap();
-        let c = keys.verify(&pair.access_token, &header, Kind::Access).unwrap();
+        let c = keys
+            .verify(&pair.access_token, &header, Kind::Access)
+            .unwrap();
         assert_eq!((c.sub.as_str(), c.ver, c.role.as_str()), ("7", 3, "admin"));
         assert_eq!(c.ns.as_deref(), Some("team"));
         let rh = jsonwebtoken::decode_header(&pair.refresh_token).unwrap();
@@ -341,7 +342,9 @@ mod tests {
         }];
         let keys2 = TokenKeys::new(&rotated).unwrap();
         assert!(keys2.signs(&header));
-        assert!(keys2.verify(&pair.access_token, &header, Kind::Access).is_ok());
+        assert!(keys2
+            .verify(&pair.access_token, &header, Kind::Access)
+            .is_ok());
 
         // Mismatched files are refused at build.
         let mut wrong = settings(JwtAlgorithm::ES256);
@@ -368,6 +371,8 @@ mod tests {
         // A token claiming another algorithm for the key is refused.
         let mut header = jsonwebtoken::decode_header(&pair.access_token).unwrap();
         header.alg = Algorithm::HS384;
-        assert!(keys.verify(&pair.access_token, &header, Kind::Access).is_err());
+        assert!(keys
+            .verify(&pair.access_token, &header, Kind::Access)
+            .is_err());
     }
 }

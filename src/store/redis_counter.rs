@@ -436,4 +436,3 @@ mod tests {
         assert!(decode_admission(&[1, 1], 1).is_err());
     }
 }
-

@@ -14,9 +14,9 @@
 //! integer requests per second); other rates are rejected with a message
 //! pointing at `fixed_window`/`sliding_window`, which take any rate.
 
+use super::store::CALENDAR_MONTH;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use super::store::CALENDAR_MONTH;
 
 /// Largest window accepted (366 days), so window arithmetic in
 /// milliseconds stays far from overflow.
@@ -663,7 +663,11 @@ fn validate_tokens(c: &TokenLimitConfig) -> Result<(), String> {
     }
     if c.time_window_enabled {
         match (c.period, c.time_window_minutes) {
-            (Some(_), Some(_)) => return Err("rule_config.period: give period or time_window_minutes, not both".into()),
+            (Some(_), Some(_)) => {
+                return Err(
+                    "rule_config.period: give period or time_window_minutes, not both".into(),
+                )
+            }
             (Some(_), None) => {}
             (None, minutes) => {
                 let minutes = minutes.ok_or("rule_config.time_window_minutes: missing; time_window_enabled needs the window length, e.g. {\"time_window_minutes\": 60} or {\"period\": \"month\"}")?;
