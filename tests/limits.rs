@@ -561,3 +561,42 @@ async fn a_budget_falls_back_to_a_cheaper_model() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("fallback_model"));
 }
+
+/// A token budget and a money budget on one request: each grants in its
+/// own unit (tokens, micro-USD), both are charged what the answer used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_and_money_budgets_hold_one_request_together() {
+    let m = mock("a").await;
+    let rules = "  - {rule_name: tokens, rule_type: token_limit, rule_config: {time_window_enabled: true, period: month, max_tokens_per_window: 100000}}\n  - {rule_name: dollars, rule_type: budget, rule_config: {max_usd: 5, period: month}}\nmodels:\n  - name: priced\n    deployments: [{name: d, upstream: p, price_input_per_m: 0.15, price_output_per_m: 0.6}]\n";
+    let gw = Gateway::start(&with_rules(m.addr.port(), rules)).await;
+    let c = reqwest::Client::new();
+    let body = json!({"model": "priced", "max_tokens": 16,
+        "messages": [{"role": "user", "content": "hello there"}]});
+    for _ in 0..3 {
+        let r = post(&c, gw.url("/v1/chat/completions"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{:?}", r.headers());
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["usage"]["completion_tokens"], 16, "{v}");
+    }
+    // The month's token budget was charged in tokens (the money budget's
+    // micro-dollars did not cap it).
+    let r = post(&c, gw.url("/v1/chat/completions"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let tokens_left: u64 = r.headers()["x-ratelimit-remaining-tokens"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        tokens_left < 100_000 && tokens_left > 99_000,
+        "{tokens_left}"
+    );
+}

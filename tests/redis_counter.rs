@@ -102,6 +102,7 @@ fn tokens(key: &str, limit: u64, need: u64, want: u64) -> Check {
         window_ms: DAY,
         need,
         want,
+        money: false,
     }
 }
 
@@ -321,6 +322,24 @@ async fn token_budget_grants() {
     assert!(!a.admitted);
     assert!(!a.statuses[0].passed && a.statuses[1].passed);
     assert_eq!(a.statuses[0].retry_after_ms, a.statuses[0].reset_ms);
+    // A money budget (micro-USD) grants apart from the token budgets.
+    let money = Check::Tokens {
+        key: "usd".into(),
+        limit: 10_000,
+        window_ms: DAY,
+        need: 1_030,
+        want: 7_000,
+        money: true,
+    };
+    let a = s
+        .admit(&[tokens("mixed", 5_000, 101, 300), money])
+        .await
+        .unwrap();
+    assert!(a.admitted, "{a:?}");
+    assert_eq!(
+        a.statuses.iter().map(|s| s.granted).collect::<Vec<_>>(),
+        vec![300, 7_000]
+    );
     s.cleanup().await;
 }
 
@@ -337,6 +356,7 @@ async fn calendar_month_budgets_count_in_the_month() {
         window_ms: CALENDAR_MONTH,
         need: 1,
         want,
+        money: true,
     };
     let before = now_ms();
     let st = admit1(&s, monthly(300)).await;

@@ -10,6 +10,7 @@
 --          'B' token bucket    rate_per_sec, burst, cost
 --          'C' concurrency     limit, lease_ms, lease_id
 --          'T' token budget    limit, window_ms (0 = calendar month), need, want
+--          'U' money budget    the same, in micro-USD (its grant is apart from tokens')
 --   settle 'R' release lease   lease_id
 --          'K' token delta     window_ms, window_start_ms, delta
 --          'L' spend ledger    entry, micros, ttl_ms (KEYS[i] is the day's hash)
@@ -162,7 +163,10 @@ for i = 1, n do
     c.cap = c.limit * 1000
   elseif kind == 'C' then
     c.limit, c.lease, c.lease_id = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]), ARGV[b + 3]
-  elseif kind == 'T' then
+  elseif kind == 'T' or kind == 'U' then
+    -- 'U' is a money budget (micro-USD): graded apart from token budgets.
+    c.money = kind == 'U'
+    c.kind = 'T'
     c.limit, c.window = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2])
     c.need, c.want = tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4])
     c.ws, c.window = budget_window(now, c.window)
@@ -193,7 +197,8 @@ end
 -- the call (checks of one call sharing a key do not see each other; the
 -- plan never sends such calls).
 local all_passed = true
-local grant = nil
+-- The common grant of token budgets and, apart, of money budgets.
+local grants = {}
 for i = 1, n do
   local c = cs[i]
   local kind, key = c.kind, c.key
@@ -277,8 +282,9 @@ for i = 1, n do
     c.reset = c.ws + c.window - now
     c.reset_after = c.reset
     c.retry = c.reset
-    if grant == nil or offer < grant then
-      grant = offer
+    local g = grants[c.money]
+    if g == nil or offer < g then
+      grants[c.money] = offer
     end
   end
   if not c.passed then
@@ -287,20 +293,19 @@ for i = 1, n do
 end
 
 -- Every token budget grants the same amount, the minimum offer, which must
--- still cover each budget's `need`.
-if grant ~= nil then
-  for i = 1, n do
-    local c = cs[i]
-    if c.kind == 'T' then
-      if grant < c.need then
-        c.passed = false
-        all_passed = false
-      end
-      c.left_after = c.left_now - grant
+-- still cover each budget's `need`; money budgets likewise among
+-- themselves.
+for i = 1, n do
+  local c = cs[i]
+  if c.kind == 'T' then
+    c.grant = grants[c.money]
+    if c.grant < c.need then
+      c.passed = false
+      all_passed = false
     end
+    c.left_after = c.left_now - c.grant
   end
 end
-grant = grant or 0
 
 -- admit, phase 2: commit all checks, or none. Counts of checks sharing a
 -- key add up; a bucket keeps the level of the last such check.
@@ -333,7 +338,7 @@ if all_passed then
       local last = max_score(key) or (now + c.lease)
       redis.call('PEXPIRE', key, s(math.max(1, last - now)))
     else -- 'T'
-      redis.call('HSET', key, 's', s(c.ws), 'n', s(window_used(key, c.ws) + grant))
+      redis.call('HSET', key, 's', s(c.ws), 'n', s(window_used(key, c.ws) + c.grant))
       redis.call('PEXPIRE', key, s(c.ws + c.window - now))
     end
   end
@@ -346,7 +351,7 @@ for i = 1, n do
   if all_passed then
     remaining, reset = c.left_after, c.reset_after
     if c.kind == 'T' then
-      granted = grant
+      granted = c.grant
     end
   end
   if not c.passed then

@@ -263,10 +263,11 @@ impl RedisCounterStore {
                 window_ms,
                 need,
                 want,
+                money,
             } => (
                 self.key("tk", key),
                 [
-                    "T".to_string(),
+                    if *money { "U" } else { "T" }.to_string(),
                     n(*limit),
                     budget_span(*window_ms),
                     n(*need),

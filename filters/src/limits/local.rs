@@ -317,21 +317,33 @@ impl State {
         // A request has one check per rule: on the stack for up to 4.
         let mut evals: SmallVec<[Eval; 4]> = checks.iter().map(|c| self.evaluate(now, c)).collect();
         // Every token budget grants the same amount, the minimum offer,
-        // which must still cover each budget's `need`.
-        let grant = evals.iter().filter_map(|e| e.offer).min();
-        if let Some(grant) = grant {
-            for (e, check) in evals.iter_mut().zip(checks) {
-                if let Check::Tokens { need, .. } = check {
-                    e.passed &= grant >= *need;
-                    e.left_after = e.left_now.saturating_sub(grant);
-                }
+        // which must still cover each budget's `need`; money budgets
+        // likewise among themselves.
+        let group_grant = |money: bool| {
+            evals
+                .iter()
+                .zip(checks)
+                .filter(|(_, c)| matches!(c, Check::Tokens { money: m, .. } if *m == money))
+                .filter_map(|(e, _)| e.offer)
+                .min()
+                .unwrap_or(0)
+        };
+        let grants = [group_grant(false), group_grant(true)];
+        let grant_of = |check: &Check| match check {
+            Check::Tokens { money, .. } => grants[usize::from(*money)],
+            _ => 0,
+        };
+        for (e, check) in evals.iter_mut().zip(checks) {
+            if let Check::Tokens { need, .. } = check {
+                let grant = grant_of(check);
+                e.passed &= grant >= *need;
+                e.left_after = e.left_now.saturating_sub(grant);
             }
         }
-        let grant = grant.unwrap_or(0);
         let admitted = evals.iter().all(|e| e.passed);
         if admitted {
             for (check, e) in checks.iter().zip(&evals) {
-                self.commit(now, check, e, grant);
+                self.commit(now, check, e, grant_of(check));
             }
         }
         let statuses = evals
@@ -344,7 +356,7 @@ impl State {
                 retry_after_ms: if e.passed { 0 } else { e.retry },
                 reset_ms: if admitted { e.reset_after } else { e.reset_now },
                 granted: match check {
-                    Check::Tokens { .. } if admitted => grant,
+                    Check::Tokens { .. } if admitted => grant_of(check),
                     _ => 0,
                 },
                 window_start_ms: e.window_start,
@@ -405,6 +417,7 @@ impl State {
                 window_ms,
                 need,
                 want,
+                ..
             } => {
                 let (ws, w) = budget_window(now, *window_ms);
                 let avail = limit.saturating_sub(Self::counted(&self.tokens, key, ws));

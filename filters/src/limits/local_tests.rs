@@ -54,6 +54,7 @@ fn budget(key: &str, limit: u64, window_ms: u64, need: u64, want: u64) -> Check 
         window_ms,
         need,
         want,
+        money: false,
     }
 }
 
@@ -537,6 +538,7 @@ fn a_monthly_budget_resets_with_the_month() {
         window_ms: CALENDAR_MONTH,
         need: 1,
         want,
+        money: true,
     };
     let a = store.admit_now(&[monthly(100)]);
     assert!(a.admitted);
@@ -547,4 +549,38 @@ fn a_monthly_budget_resets_with_the_month() {
     assert!(a.admitted, "a new month");
     assert_eq!(a.statuses[0].window_start_ms, 1_798_761_600_000);
     assert_eq!(a.statuses[0].reset_ms, 31 * 86_400_000);
+}
+
+#[test]
+fn token_and_money_budgets_grant_apart() {
+    let store = LocalCounterStore::new(FakeClock::at(0));
+    let money = Check::Tokens {
+        key: "usd".into(),
+        limit: 10_000,
+        window_ms: 60_000,
+        need: 1_030,
+        want: 7_000,
+        money: true,
+    };
+    let a = store.admit_now(&[budget("tok", 5_000, 60_000, 101, 300), money.clone()]);
+    assert!(a.admitted);
+    assert_eq!(
+        a.statuses.iter().map(|s| s.granted).collect::<Vec<_>>(),
+        [300, 7_000]
+    );
+    // Two money budgets share their grant (the least offer).
+    let other = Check::Tokens {
+        key: "usd2".into(),
+        limit: 2_000,
+        window_ms: 60_000,
+        need: 1_030,
+        want: 7_000,
+        money: true,
+    };
+    let a = store.admit_now(&[money, other, budget("tok", 5_000, 60_000, 101, 300)]);
+    assert!(a.admitted, "{a:?}");
+    assert_eq!(
+        a.statuses.iter().map(|s| s.granted).collect::<Vec<_>>(),
+        [2_000, 2_000, 300]
+    );
 }

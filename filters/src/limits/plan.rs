@@ -471,6 +471,7 @@ fn rule_check(
                 window_ms: c.window_ms(),
                 need,
                 want,
+                money: true,
             }
         }
         RuleConfig::TokenLimit(c) => {
@@ -492,6 +493,7 @@ fn rule_check(
                 window_ms,
                 need: tokens.need,
                 want: tokens.want,
+                money: false,
             }
         }
     };

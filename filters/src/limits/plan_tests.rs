@@ -242,7 +242,8 @@ fn each_rule_type_becomes_its_check() {
                 limit: 5000,
                 window_ms: 120_000,
                 need: 101,
-                want: 300
+                want: 300,
+                money: false,
             },
         ]
     );
@@ -874,6 +875,7 @@ fn money_budgets_reserve_the_price_cap_the_output_and_settle_the_cost() {
             window_ms: 86_400_000,
             need: 1_030,
             want: 7_000,
+            money: true,
         }
     );
     let store = LocalCounterStore::new(FakeClock::at(0));

@@ -65,6 +65,9 @@ pub enum Check {
         need: u64,
         /// What the request would like to reserve (prompt + expected output).
         want: u64,
+        /// A money budget (micro-USD): money budgets share one grant among
+        /// themselves, token budgets another.
+        money: bool,
     },
 }
 
