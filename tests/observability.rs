@@ -840,18 +840,22 @@ async fn metrics_on_their_own_listener() {
     );
     let r = client.get(url("/metrics")).send().await.expect("get");
     assert_eq!(r.status(), 401);
-    let r = client
-        .get(url("/metrics"))
-        .bearer_auth(METRICS_TOKEN)
-        .send()
-        .await
-        .expect("get");
-    assert_eq!(r.status(), 200);
-    assert!(r
-        .text()
-        .await
-        .unwrap_or_default()
-        .contains("# TYPE sluice_requests_total counter"));
+    // The request is counted when its logging phase ends, which may be a
+    // moment after the client read the whole answer.
+    eventually("the request counted on the metrics listener", async || {
+        let r = client
+            .get(url("/metrics"))
+            .bearer_auth(METRICS_TOKEN)
+            .send()
+            .await
+            .expect("get");
+        r.status() == 200
+            && r.text()
+                .await
+                .unwrap_or_default()
+                .contains("# TYPE sluice_requests_total counter")
+    })
+    .await;
     let r = client.get(url("/metrics/ui")).send().await.expect("get");
     assert_eq!(r.status(), 200);
     let r = client.get(url("/v1/models")).send().await.expect("get");

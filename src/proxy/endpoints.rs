@@ -2,8 +2,10 @@
 //! `GET /healthz` (liveness), `GET /health` (subsystem status), `GET
 //! /stats` (request figures), `GET /refresh-config`, and, when
 //! `metrics.token` is set and no dedicated `metrics.listen` is, the metrics
-//! endpoints (`crate::metrics::endpoints`); the catalog's client endpoints
-//! go to `client_api.rs`. They are answered before admission.
+//! endpoints (`crate::metrics::endpoints`), and users' sign-in and refresh
+//! (`POST /api/v1/auth/login`, `/refresh`: `crate::identity::login`); the
+//! catalog's client endpoints go to `client_api.rs`. They are answered
+//! before admission.
 
 use super::ctx::RequestCtx;
 use super::reply;
@@ -25,17 +27,12 @@ pub async fn serve(
     endpoint: Endpoint,
     center: Option<&dyn ConfigControl>,
 ) -> Result<bool> {
-    if matches!(endpoint, Endpoint::Login | Endpoint::Refresh) {
-        sign_in(session, ctx, rt, endpoint, center).await?;
-        return Ok(true);
-    }
     let req = session.req_header();
     match endpoint {
-        Endpoint::Models { .. }
-        | Endpoint::BanditReport
-        | Endpoint::Trace
-        | Endpoint::Login
-        | Endpoint::Refresh => {
+        Endpoint::Login | Endpoint::Refresh => {
+            sign_in(session, ctx, rt, endpoint, center).await?;
+        }
+        Endpoint::Models { .. } | Endpoint::BanditReport | Endpoint::Trace => {
             super::client_api::serve(session, ctx, rt, endpoint).await?;
         }
         Endpoint::Healthz if crate::lifecycle::draining() => {
