@@ -53,22 +53,22 @@ impl Redactor {
 
     pub fn on_header(&mut self, header: &mut ResponseHeader) -> Result<()> {
         let status = header.status.as_u16();
-        let content_type = header
-            .headers
-            .get(http::header::CONTENT_TYPE)
-            .map(|v| v.as_bytes().to_ascii_lowercase())
-            .unwrap_or_default();
+        let is = |media: &str| {
+            header
+                .headers
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.as_bytes().get(..media.len()))
+                .is_some_and(|p| p.eq_ignore_ascii_case(media.as_bytes()))
+        };
         self.mode = match &self.masker {
-            _ if status >= 400 && self.replace_errors => {
-                header.insert_header(http::header::CONTENT_TYPE, "application/json")?;
-                Mode::Error(status)
-            }
-            Some(m) if content_type.starts_with(b"text/event-stream") => {
-                Mode::Sse(Box::new(SseRedactor::new(m.clone())))
-            }
-            Some(_) if content_type.starts_with(b"application/json") => Mode::Json(Vec::new()),
+            _ if status >= 400 && self.replace_errors => Mode::Error(status),
+            Some(m) if is("text/event-stream") => Mode::Sse(Box::new(SseRedactor::new(m.clone()))),
+            Some(_) if is("application/json") => Mode::Json(Vec::new()),
             _ => Mode::Off,
         };
+        if let Mode::Error(_) = self.mode {
+            header.insert_header(http::header::CONTENT_TYPE, "application/json")?;
+        }
         if !matches!(self.mode, Mode::Off) {
             header.remove_header(&http::header::CONTENT_LENGTH);
             header.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
