@@ -15,6 +15,9 @@
 //! - [`stream`]: SSE metering and truncation of model output.
 //! - [`translate`]: OpenAI Chat Completions ⇄ Anthropic Messages bodies and SSE.
 //! - [`balance`]: deployment selection strategies, circuit breakers, the bandit report.
+//! - [`signing`]: HMAC-SHA256 request signing of external clients.
+//! - [`redact`]: masking of sensitive text in answers (JSON and SSE) to external clients.
+//! - [`cache`]: which answers a response cache may reuse, and the key of an entry.
 
 #![cfg_attr(
     not(test),
@@ -23,6 +26,7 @@
 
 pub mod auth;
 pub mod balance;
+pub mod cache;
 pub mod facts;
 pub mod json_size;
 pub mod limits;
