@@ -72,6 +72,21 @@ pub struct LimitDenial {
     pub rule_id: u64,
 }
 
+impl LimitDenial {
+    /// 503 `limits_unavailable`: the counter store cannot be asked, and
+    /// what needed it (`message`) is refused (`Retry-After: 1`).
+    pub fn store_unavailable(message: String) -> GatewayError {
+        GatewayError::Limited(Box::new(LimitDenial {
+            status: 503,
+            code: "limits_unavailable",
+            message,
+            retry_after_secs: 1,
+            headers: Vec::new(),
+            rule_id: 0,
+        }))
+    }
+}
+
 impl GatewayError {
     /// HTTP status code.
     pub fn status(&self) -> u16 {

@@ -415,7 +415,7 @@ impl Snapshot {
         }
         // Users, then external issuers, after the keys (the metric labels
         // list them in the same order).
-        let identity = Identities::build(&config, keys.len(), &ns_index, &mut problems);
+        let identity = Identities::build(&config, keys.len(), &mut problems);
         for (_, u) in crate::identity::active_users(&config) {
             keys.push(KeyRt {
                 name: crate::identity::user_key_name(u.id),

@@ -310,6 +310,11 @@ fn restart_only(before: &Config, next: &Config) -> Vec<String> {
         "access_log",
         differs(v(&before.access_log), v(&next.access_log)),
     );
+    // The bound of password checks is fixed by the first sign-in.
+    check(
+        "auth.login.max_concurrent",
+        before.auth.login.max_concurrent != next.auth.login.max_concurrent,
+    );
     out
 }
 

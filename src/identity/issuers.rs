@@ -3,8 +3,8 @@
 //! algorithm), its `iss` must be the issuer's, its `aud` one of the
 //! issuer's audiences, `exp` (and `nbf`) hold within `leeway_s`. The
 //! caller is the issuer's key record with the token's `sub` as subject;
-//! the namespace is the code in `namespace_claim`, else the issuer's
-//! `namespace`, else the matchers decide.
+//! the namespace is the code in `namespace_claim`, else (through the key
+//! record) the issuer's `namespace`, else the matchers decide.
 
 use super::{jwks, Caller};
 use crate::config::JwtIssuer;
@@ -23,22 +23,19 @@ pub struct IssuerRt {
     /// Where its keys come from: the URL, else the file.
     source: Option<String>,
     namespace_claim: Option<String>,
-    /// Index into `Snapshot::namespaces` of the fixed namespace.
-    namespace: Option<usize>,
     leeway_s: u64,
     /// Index into `Snapshot::keys`.
     pub key: usize,
 }
 
 impl IssuerRt {
-    pub fn new(c: &JwtIssuer, key: usize, ns_index: &dyn Fn(&str) -> Option<usize>) -> IssuerRt {
+    pub fn new(c: &JwtIssuer, key: usize) -> IssuerRt {
         IssuerRt {
             name: c.name.clone(),
             issuer: c.issuer.clone(),
             audience: c.audience.clone(),
             source: c.jwks_url.clone().or_else(|| c.jwks_file.clone()),
             namespace_claim: c.namespace_claim.clone(),
-            namespace: c.namespace.as_deref().and_then(ns_index),
             leeway_s: c.leeway_s,
             key,
         }
@@ -124,17 +121,19 @@ fn caller(
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty() && s.len() <= MAX_SUBJECT)
         .ok_or_else(|| GatewayError::Unauthorized("invalid token: bad sub claim".into()))?;
-    let namespace = match &issuer.namespace_claim {
-        Some(claim) => match claims.get(claim).and_then(Value::as_str) {
-            Some(code) => Some(namespace_of(code).ok_or_else(|| {
+    let claimed = issuer
+        .namespace_claim
+        .as_deref()
+        .and_then(|claim| Some((claim, claims.get(claim)?.as_str()?)));
+    let namespace = claimed
+        .map(|(claim, code)| {
+            namespace_of(code).ok_or_else(|| {
                 GatewayError::Forbidden(format!(
                     "the token's {claim} claim names no namespace of this gateway"
                 ))
-            })?),
-            None => issuer.namespace,
-        },
-        None => issuer.namespace,
-    };
+            })
+        })
+        .transpose()?;
     Ok(Caller {
         key: Some(issuer.key),
         subject: Some(subject.to_string()),

@@ -141,7 +141,6 @@ fn due(source: &str, refresh_s: u64, now: u64) -> bool {
     let cache = CACHE.read().unwrap_or_else(|p| p.into_inner());
     match cache.get(source) {
         None => true,
-        Some(e) if e.keys.is_none() && e.tried_at == 0 => true,
         Some(e) => {
             let since = now.saturating_sub(e.tried_at);
             since >= refresh_s.max(1)

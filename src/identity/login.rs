@@ -49,14 +49,9 @@ fn not_configured() -> GatewayError {
 }
 
 fn store_down() -> GatewayError {
-    GatewayError::Limited(Box::new(LimitDenial {
-        status: 503,
-        code: "limits_unavailable",
-        message: "the counter store is unavailable: sign-in cannot be checked now".into(),
-        retry_after_secs: 1,
-        headers: Vec::new(),
-        rule_id: 0,
-    }))
+    LimitDenial::store_unavailable(
+        "the counter store is unavailable: sign-in cannot be checked now".into(),
+    )
 }
 
 fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, GatewayError> {

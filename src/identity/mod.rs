@@ -60,13 +60,8 @@ pub struct Identities {
 impl Identities {
     /// Compiles the identities of `config`; `first_key` is the index the
     /// first user's key record gets (users, then issuers, follow the
-    /// keys); `ns_index` resolves a namespace code.
-    pub fn build(
-        config: &Config,
-        first_key: usize,
-        ns_index: &dyn Fn(&str) -> Option<usize>,
-        problems: &mut Vec<Problem>,
-    ) -> Identities {
+    /// keys).
+    pub fn build(config: &Config, first_key: usize, problems: &mut Vec<Problem>) -> Identities {
         let tokens = config
             .auth
             .jwt
@@ -101,7 +96,7 @@ impl Identities {
             .issuers
             .iter()
             .enumerate()
-            .map(|(i, c)| issuers::IssuerRt::new(c, first_issuer + i, ns_index))
+            .map(|(i, c)| issuers::IssuerRt::new(c, first_issuer + i))
             .collect();
         Identities {
             tokens,

@@ -406,15 +406,9 @@ pub async fn nonce_once(rt: &Snapshot, key: usize, nonce: &str) -> Result<(), Ga
         Ok(_) => Err(GatewayError::Unauthorized(
             "this nonce was already used: sign each request with a new x-sluice-nonce".into(),
         )),
-        Err(_) => Err(GatewayError::Limited(Box::new(crate::error::LimitDenial {
-            status: 503,
-            code: "limits_unavailable",
-            message: "the nonce store is unavailable: signed requests cannot be accepted now"
-                .into(),
-            retry_after_secs: 1,
-            headers: Vec::new(),
-            rule_id: 0,
-        }))),
+        Err(_) => Err(crate::error::LimitDenial::store_unavailable(
+            "the nonce store is unavailable: signed requests cannot be accepted now".into(),
+        )),
     }
 }
 

@@ -80,18 +80,22 @@ impl Redactor {
     }
 
     pub fn on_body(&mut self, body: &mut Option<Bytes>, end: bool) {
-        let Some(masker) = self.masker.clone() else {
-            if let Mode::Error(status) = self.mode {
-                self.error(status, body, end);
-            }
+        if let Mode::Error(status) = self.mode {
+            // The upstream's body is dropped; at its end the gateway's
+            // external error body takes its place.
+            *body = end.then(|| {
+                Bytes::from(crate::error::external_upstream_error_body(
+                    status,
+                    &self.trace_id,
+                ))
+            });
+            return;
+        }
+        let Some(masker) = self.masker.as_deref() else {
             return;
         };
         match &mut self.mode {
-            Mode::Pending | Mode::Off => {}
-            Mode::Error(status) => {
-                let status = *status;
-                self.error(status, body, end);
-            }
+            Mode::Pending | Mode::Off | Mode::Error(_) => {}
             Mode::Sse(r) => {
                 let mut out = body.as_deref().map(|b| r.feed(b)).unwrap_or_default();
                 if end {
@@ -106,16 +110,16 @@ impl Redactor {
                 if buf.len() > MAX_JSON {
                     let held = std::mem::take(buf);
                     let mut text = TextStream::new();
-                    let mut out = text.push(&masker, &String::from_utf8_lossy(&held));
+                    let mut out = text.push(masker, &String::from_utf8_lossy(&held));
                     if end {
-                        out.push_str(&text.finish(&masker));
+                        out.push_str(&text.finish(masker));
                     }
                     self.mode = Mode::Raw(text);
                     *body = Some(Bytes::from(out));
                 } else if end {
                     let whole = std::mem::take(buf);
                     let out = match serde_json::from_slice::<serde_json::Value>(&whole) {
-                        Ok(mut v) => match mask_json(&masker, &mut v) {
+                        Ok(mut v) => match mask_json(masker, &mut v) {
                             true => v.to_string().into_bytes(),
                             false => whole,
                         },
@@ -131,24 +135,13 @@ impl Redactor {
             Mode::Raw(text) => {
                 let mut out = body
                     .as_deref()
-                    .map(|b| text.push(&masker, &String::from_utf8_lossy(b)))
+                    .map(|b| text.push(masker, &String::from_utf8_lossy(b)))
                     .unwrap_or_default();
                 if end {
-                    out.push_str(&text.finish(&masker));
+                    out.push_str(&text.finish(masker));
                 }
                 *body = (!out.is_empty()).then(|| Bytes::from(out));
             }
         }
-    }
-
-    /// An upstream error's body is dropped; at its end the gateway's
-    /// external error body takes its place.
-    fn error(&self, status: u16, body: &mut Option<Bytes>, end: bool) {
-        *body = end.then(|| {
-            Bytes::from(crate::error::external_upstream_error_body(
-                status,
-                &self.trace_id,
-            ))
-        });
     }
 }
