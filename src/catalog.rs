@@ -97,6 +97,8 @@ pub struct ModelRt {
     pub routing: StrategyConfig,
     pub stats: StatsConfig,
     pub deployments: Vec<DeploymentRt>,
+    /// Its answers may be cached: their lifetimes.
+    pub cache: Option<crate::config::ModelCache>,
     select: Mutex<SelectState>,
 }
 
@@ -320,6 +322,7 @@ impl ModelRt {
             routing: m.routing.clone(),
             stats: m.stats.clone(),
             deployments,
+            cache: m.cache.clone(),
             select: Mutex::new(SelectState::new(seed)),
         }
     }

@@ -8,6 +8,7 @@
 //! 2. [`config`] (YAML → typed, validated), [`store`] (config and counter
 //!    stores), [`control`] (what others may ask of the config center);
 //! 3. [`live`] (state learned while running, kept across config swaps),
+//!    [`cache`] (the response cache's tiers and flights),
 //!    [`upstream`] (pools), [`catalog`] (models and deployments),
 //!    [`providers`] (wire formats);
 //! 4. [`state`] (the compiled snapshot of one config);
@@ -23,6 +24,7 @@
 )]
 
 pub mod admin;
+pub mod cache;
 pub mod catalog;
 pub mod clock;
 pub mod config;

@@ -151,6 +151,7 @@ pub fn run_with_state(
         _ => Counters::Local(Arc::new(LocalCounterStore::new(Arc::new(SystemClock)))),
     };
     let live = LiveState::new(store);
+    crate::cache::init(&config.cache);
     let runtime = Snapshot::build(config.clone(), &live).map_err(|problems| {
         ServerError::Config(
             problems

@@ -31,6 +31,8 @@ pub struct NamespaceRt {
     pub active: bool,
     /// Its masking rules (`masking`), compiled; none = no masking.
     pub masker: Option<Arc<sluice_filters::redact::Masker>>,
+    /// Its use of the response cache, when enabled.
+    pub cache: Option<crate::config::NamespaceCache>,
 }
 
 /// A client key's record (the key itself lives in the key ring).
@@ -295,6 +297,7 @@ impl Snapshot {
                         }
                     })
                     .flatten(),
+                cache: n.cache.clone().filter(|c| c.enabled),
             })
             .collect();
         let ns_index = |code: &str| namespaces.iter().position(|n| n.code == code);

@@ -310,6 +310,14 @@ fn restart_only(before: &Config, next: &Config) -> Vec<String> {
         "access_log",
         differs(v(&before.access_log), v(&next.access_log)),
     );
+    // The response cache's tiers are made at start (the entry size bound
+    // applies at once).
+    let tiers = |c: &Config| {
+        let mut c = c.cache.clone();
+        c.max_entry_bytes = 0;
+        v(&c)
+    };
+    check("cache", differs(tiers(before), tiers(next)));
     // The bound of password checks is fixed by the first sign-in.
     check(
         "auth.login.max_concurrent",

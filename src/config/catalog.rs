@@ -45,6 +45,9 @@ pub struct CatalogModel {
     /// refused (400). None = either. The bandit report's `capability`.
     #[serde(default)]
     pub capability: Option<Capability>,
+    /// Its answers may be cached (namespaces opt in too): lifetimes.
+    #[serde(default)]
+    pub cache: Option<super::ModelCache>,
     /// The candidates, at least one.
     pub deployments: Vec<Deployment>,
 }

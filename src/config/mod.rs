@@ -5,6 +5,7 @@
 //! problem at once, each with its path; [`validate`] checks references and
 //! rules that could never apply.
 
+pub mod cache;
 pub mod catalog;
 pub mod fragments;
 pub mod identity;
@@ -14,6 +15,7 @@ mod problem;
 pub mod secret;
 mod validate;
 
+pub use cache::{CacheSettings, ModelCache, NamespaceCache};
 pub use catalog::{Capability, CatalogModel, Deployment};
 pub use fragments::NginxConfig;
 pub use identity::{JwtAlgorithm, JwtIssuer, JwtSettings, JwtVerifyKey, LoginSettings};
@@ -414,6 +416,8 @@ pub struct Config {
     pub forward_xff: bool,
     /// gzip of upstream answers to clients that accept it.
     pub compression: Compression,
+    /// The response cache's tiers.
+    pub cache: CacheSettings,
     /// Namespace (code) of requests no matcher claims; none = such requests get 403.
     pub default_namespace: Option<String>,
     /// A request header whose value, a namespace code, picks the namespace

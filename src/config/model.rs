@@ -145,6 +145,9 @@ pub struct Namespace {
     /// (`email`, `phone`, `card`, `api_key`) and bounded regexes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub masking: Vec<sluice_filters::redact::MaskRule>,
+    /// Its use of the response cache; none = off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<super::NamespaceCache>,
 }
 
 /// A matcher: decides which namespace a request belongs to, or denies it.

@@ -45,6 +45,7 @@ pub(super) fn warnings(c: &Config) -> Vec<Problem> {
     };
     v.unreachable();
     v.identity_warnings();
+    v.cache_warnings();
     problems
 }
 
@@ -56,6 +57,33 @@ struct Validator<'a> {
 impl Validator<'_> {
     fn problem(&mut self, path: impl Into<String>, msg: impl Into<String>) {
         self.problems.push(Problem::new(path, msg));
+    }
+
+    /// A cache opt-in that nothing matches: a model that caches when no
+    /// namespace does, a namespace that does when no model does.
+    fn cache_warnings(&mut self) {
+        let c = self.c;
+        let any_ns = c
+            .namespaces
+            .iter()
+            .any(|n| n.cache.as_ref().is_some_and(|x| x.enabled));
+        let any_model = c.models.iter().any(|m| m.cache.is_some());
+        for (i, m) in c.models.iter().enumerate() {
+            if m.cache.is_some() && !any_ns {
+                self.problem(
+                    format!("models[{i}].cache"),
+                    "no namespace enables the cache (namespaces[].cache): nothing is cached",
+                );
+            }
+        }
+        for (i, n) in c.namespaces.iter().enumerate() {
+            if n.cache.as_ref().is_some_and(|x| x.enabled) && !any_model {
+                self.problem(
+                    format!("namespaces[{i}].cache"),
+                    "no catalog model caches (models[].cache): nothing is cached",
+                );
+            }
+        }
     }
 
     fn namespace(&self, code: &str) -> Option<&Namespace> {
@@ -137,6 +165,20 @@ impl Validator<'_> {
                 self.problem(
                     "metrics.token",
                     "must differ from every admin token (a scraper's token must not open the admin API)",
+                );
+            }
+        }
+        if c.cache.memory_mb == 0 {
+            self.problem("cache.memory_mb", "must be at least 1");
+        }
+        if c.cache.max_entry_bytes == 0 {
+            self.problem("cache.max_entry_bytes", "must be greater than 0");
+        }
+        if let Some(url) = &c.cache.redis_url {
+            if !url.expose().starts_with("redis://") {
+                self.problem(
+                    "cache.redis_url",
+                    "must be a redis:// URL (rediss:// is not supported by this build)",
                 );
             }
         }

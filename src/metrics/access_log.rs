@@ -47,6 +47,10 @@ pub struct Line<'a> {
     pub upstream_ms: f64,
     pub ttfb_ms: Option<f64>,
     pub ttft_ms: Option<f64>,
+    /// The response cache's part: `hit`, `miss`, `stale` or `bypass`;
+    /// none when the model does not cache.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache: Option<&'a str>,
 }
 
 /// What the writer thread is told.

@@ -81,6 +81,11 @@ pub struct Families {
     pub config_reloads: IntCounter,
     pub access_log_dropped: IntCounter,
     pub connections_refused: IntCounter,
+    pub cache_requests: IntCounterVec,
+    pub cache_bytes: IntCounterVec,
+    pub cache_redis_errors: IntCounter,
+    pub cache_memory_bytes: IntGauge,
+    pub cache_memory_entries: IntGauge,
 }
 
 fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, m: T) -> T {
@@ -188,6 +193,11 @@ impl Families {
             config_reloads: counter(&r, "sluice_config_reloads_total", "Configs applied through the admin API since start."),
             access_log_dropped: counter(&r, "sluice_access_log_dropped_total", "Access log lines dropped because the writer fell behind."),
             connections_refused: counter(&r, "sluice_connections_refused_total", "Client connections refused at a connection cap (clients.max_connections, max_connections_per_client)."),
+            cache_requests: counter_vec(&r, "sluice_cache_requests_total", "Requests to catalog models that cache, by namespace, model and result: hit (answered from the cache, or from an identical request in flight), miss (the model answered), stale (an expired answer served because the model could not answer), bypass (not cacheable, or Cache-Control: no-store).", &["namespace", "model", "result"]),
+            cache_bytes: counter_vec(&r, "sluice_cache_served_bytes_total", "Bytes of answers served from the response cache, by namespace and model.", &["namespace", "model"]),
+            cache_redis_errors: counter(&r, "sluice_cache_redis_errors_total", "Failed calls to the response cache's Redis tier (the request went on with the memory tier)."),
+            cache_memory_bytes: gauge(&r, "sluice_cache_memory_bytes", "Bytes of answers held in the response cache's memory tier."),
+            cache_memory_entries: gauge(&r, "sluice_cache_memory_entries", "Answers held in the response cache's memory tier."),
             registry: r,
         }
     }

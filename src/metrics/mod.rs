@@ -155,6 +155,18 @@ impl Metrics {
     /// read from `rt` at scrape time.
     pub fn render(&self, rt: &crate::state::Snapshot) -> String {
         self.f.refresh_upstreams(rt);
+        let cache = crate::cache::cache();
+        let (entries, bytes) = cache.memory_usage();
+        let errors = cache
+            .counts
+            .redis_errors
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let counted = self.f.cache_redis_errors.get();
+        self.f
+            .cache_redis_errors
+            .inc_by(errors.saturating_sub(counted));
+        self.f.cache_memory_entries.set(entries as i64);
+        self.f.cache_memory_bytes.set(bytes as i64);
         self.f.encode()
     }
 }

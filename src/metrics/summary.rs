@@ -23,20 +23,27 @@ pub fn gateway_stats() -> Value {
         "upstream_failures": m.upstream_failures(),
         "inflight_requests": m.f.inflight.get(),
         "inflight_streams": m.f.streams.get(),
+        "cache": crate::cache::cache().stats(),
         "updated_at": unix_secs(),
     })
 }
 
-/// The admin `GET /stats`: the admin API's cache-stats shape (Sluice has no
-/// response cache yet: all zero, `cache_enabled: false`) with the
-/// gateway's request figures added.
-pub fn admin_stats() -> Value {
+/// The admin `GET /stats`: the admin API's cache-stats shape, from the
+/// response cache (`cache_size` = bytes held in memory, `cache_free` =
+/// what the memory tier has left), with the gateway's request figures
+/// added.
+pub fn admin_stats(rt: &Snapshot) -> Value {
+    let cache = crate::cache::cache();
+    let c = &cache.counts;
+    let (_, bytes) = cache.memory_usage();
+    let enabled = rt.catalog.models.iter().any(|m| m.cache.is_some())
+        && rt.namespaces.iter().any(|n| n.cache.is_some());
     let mut v = json!({
-        "cache_hits": 0,
-        "cache_misses": 0,
-        "cache_size": 0,
-        "cache_free": 0,
-        "cache_enabled": false,
+        "cache_hits": c.hits.load(std::sync::atomic::Ordering::Relaxed),
+        "cache_misses": c.misses.load(std::sync::atomic::Ordering::Relaxed),
+        "cache_size": bytes,
+        "cache_free": cache.capacity().saturating_sub(bytes),
+        "cache_enabled": enabled,
     });
     if let (Value::Object(a), Value::Object(b)) = (&mut v, gateway_stats()) {
         a.extend(b);

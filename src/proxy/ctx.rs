@@ -40,6 +40,15 @@ pub struct CatalogAttempts {
     pub wait_ms: u64,
 }
 
+/// The request was answered from the response cache (a hit, a coalesced
+/// follower or a stale answer): how it settles.
+#[derive(Debug, Clone, Copy)]
+pub struct CacheHit {
+    /// Charged against token and money budgets like an answer
+    /// (`namespaces[].cache.charge_hits`); by default free.
+    pub charged: bool,
+}
+
 /// Per-request state shared by all phases.
 pub struct RequestCtx {
     pub role: Role,
@@ -64,6 +73,8 @@ pub struct RequestCtx {
     pub catalog: Option<Box<CatalogAttempts>>,
     /// Labels and timings for metrics and the access log.
     pub observed: super::observed::Observed,
+    /// Answered from the response cache.
+    pub cache_hit: Option<CacheHit>,
     /// Holds the request in the drain count until the context is dropped
     /// (after `logging`).
     pub in_flight: Option<crate::lifecycle::InFlight>,
@@ -86,6 +97,7 @@ impl Default for RequestCtx {
             pipeline: Default::default(),
             catalog: None,
             observed: Default::default(),
+            cache_hit: None,
             in_flight: None,
         }
     }

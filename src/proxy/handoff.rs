@@ -140,9 +140,7 @@ pub async fn run(session: &mut Session, ctx: &mut RequestCtx, plan: Arc<Plan>) -
             }
             Ok(())
         }
-        None if !header_sent => {
-            reply::error(session, &GatewayError::UpstreamTimeout, &ctx.request_id).await
-        }
+        None if !header_sent => fail(session, ctx, &GatewayError::UpstreamTimeout).await,
         None => {
             ctx.error = Some(GatewayError::UpstreamTimeout);
             Error::e_explain(
@@ -181,9 +179,18 @@ pub async fn run(session: &mut Session, ctx: &mut RequestCtx, plan: Arc<Plan>) -
                 return Err(e.error);
             }
             let err = super::peer::classify(&e.error);
-            reply::error(session, &err, &ctx.request_id).await
+            fail(session, ctx, &err).await
         }
     }
+}
+
+/// Answers a failure the client has no header of yet: a stale cache
+/// entry when the lookup kept one, else the error.
+async fn fail(session: &mut Session, ctx: &mut RequestCtx, err: &GatewayError) -> Result<()> {
+    if super::cache::serve_stale(session, ctx).await? {
+        return Ok(());
+    }
+    reply::error(session, err, &ctx.request_id).await
 }
 
 /// Writes what the subrequest still sends (its error answer) to the

@@ -12,6 +12,8 @@
 //! | `logging` | here: settle the reservation ([`limits`]); metrics and access log ([`observe`]) |
 
 mod admission;
+mod cache;
+mod cache_record;
 mod catalog;
 mod client_api;
 mod client_format;
@@ -100,7 +102,11 @@ async fn settle(ctx: &mut RequestCtx) {
     let (Some(rt), Some(plan)) = (&ctx.runtime, &mut ctx.plan) else {
         return;
     };
-    let usage = ctx.pipeline.meter().map(|m| m.usage());
+    // An answer from the cache is free unless the namespace charges hits.
+    let usage = match ctx.cache_hit {
+        Some(hit) if !hit.charged => ctx.pipeline.meter().map(|_| Some((0, 0, false))),
+        _ => ctx.pipeline.meter().map(|m| m.usage()),
+    };
     // Money budgets settle at what was delivered (or what the provider
     // reported), at the prices of the deployment that answered.
     let spent = spent_micros(rt, plan, usage);
@@ -269,15 +275,27 @@ impl ProxyHttp for Gateway {
         ctx.plan = Some(plan.clone());
         ctx.pipeline = pipeline::Pipeline::new(ctx.role, &plan, &ctx.request_id);
         observe::admitted(ctx);
+        // The response cache: answered from it, or its stage records the
+        // answer.
+        let recorder = match cache::lookup(session, ctx, &rt, &plan).await? {
+            cache::Lookup::Served => return Ok(true),
+            cache::Lookup::Proceed(recorder) => recorder,
+        };
         if plan.llm.stream || session.as_downstream().retry_buffer_truncated() {
             ctx.role = Role::Parent;
             ctx.pipeline = pipeline::Pipeline::new(ctx.role, &plan, &ctx.request_id);
+            if let Some(r) = recorder {
+                ctx.pipeline.add_recorder(r);
+            }
             let _stream = observe::StreamGauge::new(plan.llm.stream);
             observe::upstream_attempt(ctx);
             // Boxed: the subrequest pipe is a large future; keeping it out of
             // this phase's state machine keeps every request's future small.
             Box::pin(handoff::run(session, ctx, plan)).await?;
             return Ok(true);
+        }
+        if let Some(r) = recorder {
+            ctx.pipeline.add_recorder(r);
         }
         Ok(false)
     }
@@ -490,6 +508,14 @@ impl ProxyHttp for Gateway {
             e.etype(),
             ErrorType::WriteError | ErrorType::ConnectionClosed
         ) && e.esource() == &pingora::ErrorSource::Downstream;
+        // The model could not answer: a stale cache entry, when the lookup
+        // kept one.
+        if !downstream_gone && matches!(cache::serve_stale(session, ctx).await, Ok(true)) {
+            return FailToProxy {
+                error_code: 200,
+                can_reuse_downstream: false,
+            };
+        }
         let code = if session.response_written().is_some() || downstream_gone {
             // Too late for an error response: the client already has a
             // header (or is gone); the connection is closed instead.
@@ -507,6 +533,11 @@ impl ProxyHttp for Gateway {
             error_code: code,
             can_reuse_downstream: false,
         }
+    }
+
+    fn suppress_error_log(&self, _session: &Session, ctx: &RequestCtx, _error: &Error) -> bool {
+        // A stale answer stood in for the failure: answered, not failed.
+        ctx.observed.cache == Some("stale")
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
@@ -528,6 +559,22 @@ impl Gateway {
     /// access log.
     async fn log_request(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        // A stale answer the cache stage put in place of a failure.
+        let stale = ctx
+            .pipeline
+            .recorder_mut()
+            .is_some_and(|r| r.label() == "stale");
+        if stale {
+            ctx.observed.cache = Some("stale");
+            let charged = match (&ctx.runtime, &ctx.plan) {
+                (Some(rt), Some(plan)) => rt.namespaces[plan.namespace]
+                    .cache
+                    .as_ref()
+                    .is_some_and(|c| c.charge_hits),
+                _ => false,
+            };
+            ctx.cache_hit = Some(ctx::CacheHit { charged });
+        }
         let settle_start = std::time::Instant::now();
         settle(ctx).await;
         let settled = settle_start.elapsed();

@@ -337,6 +337,7 @@ pub fn finish(session: &Session, ctx: &mut RequestCtx, status: u16, settle: Dura
             upstream_ms: ms(elapsed.saturating_sub(gateway)),
             ttfb_ms: obs.ttfb.map(ms),
             ttft_ms: obs.ttft.map(ms),
+            cache: obs.cache,
         });
     }
 }

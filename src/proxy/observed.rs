@@ -31,6 +31,8 @@ pub struct Observed {
     pub(super) upstream_sent: Option<Instant>,
     pub ttfb: Option<Duration>,
     pub ttft: Option<Duration>,
+    /// The response cache's part (`hit`, `miss`, `stale`, `bypass`).
+    pub cache: Option<&'static str>,
     /// Counted in its entities' concurrency (`observe::admitted`).
     pub(super) in_series: bool,
 }

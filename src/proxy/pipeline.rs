@@ -11,11 +11,14 @@
 //! - **client side**, run by the session that writes to the client (direct
 //!   or parent): the meter (token count, clean cut at the output cap), the
 //!   client's wire format (`/v1/messages`), the internal channel's
-//!   `session_id` echo, the external channel's redaction (`redact.rs`).
+//!   `session_id` echo, the external channel's redaction (`redact.rs`);
+//!   first of all the response cache's recording (`cache_record.rs`),
+//!   which sees the answer as the upstream side made it.
 //!
 //! [`Role`] matters only in [`Pipeline::new`]: a direct session runs both
 //! sides, a child the upstream side, a parent the client side.
 
+use super::cache_record::Recorder;
 use super::client_format::{ClientFormat, ToClient};
 use super::metering::ResponseMeter;
 use super::plan::{Plan, Role};
@@ -55,6 +58,9 @@ pub enum Stage {
     /// The external channel's redaction: upstream error details out, the
     /// namespace's masking rules over the answer's text.
     Redact(Box<Redactor>),
+    /// The response cache: `x-cache`, the answer recorded (and shared
+    /// with coalesced followers), or a stale entry instead of a failure.
+    Cache(Box<Recorder>),
 }
 
 impl Stage {
@@ -63,6 +69,7 @@ impl Stage {
             Stage::Translate { .. } | Stage::UsageTail { .. } => Ok(()),
             Stage::Meter(meter) => meter.on_header(header),
             Stage::Redact(r) => r.on_header(header),
+            Stage::Cache(r) => r.on_header(header),
             Stage::ToClient { format, to_client } => {
                 *to_client = Some(ToClient::on_header(format, header)?);
                 Ok(())
@@ -117,6 +124,7 @@ impl Stage {
             }
             Stage::Meter(meter) => meter.on_body(body, end),
             Stage::Redact(r) => r.on_body(body, end),
+            Stage::Cache(r) => r.on_body(body, end),
             Stage::ToClient { to_client, .. } => {
                 if let Some(t) = to_client {
                     t.on_body(body, end);
@@ -223,6 +231,32 @@ impl Pipeline {
         });
     }
 
+    /// The answer goes through the response cache's stage (first on the
+    /// client side).
+    pub fn add_recorder(&mut self, recorder: Box<Recorder>) {
+        self.client.insert(0, Stage::Cache(recorder));
+    }
+
+    /// Takes the cache stage out of the pipeline.
+    pub fn take_recorder(&mut self) -> Option<Box<Recorder>> {
+        let i = self
+            .client
+            .iter()
+            .position(|s| matches!(s, Stage::Cache(_)))?;
+        match self.client.remove(i) {
+            Stage::Cache(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// The cache stage, if the answer has one.
+    pub fn recorder_mut(&mut self) -> Option<&mut Recorder> {
+        self.client.iter_mut().find_map(|s| match s {
+            Stage::Cache(r) => Some(&mut **r),
+            _ => None,
+        })
+    }
+
     /// The request's meter, if it is metered.
     pub fn meter(&self) -> Option<&ResponseMeter> {
         self.client.iter().find_map(|s| match s {
@@ -258,10 +292,19 @@ impl Pipeline {
     /// session runs. Once a stage cut the answer, the later stages see
     /// the end. Returns whether the answer ended here.
     pub fn on_body(&mut self, body: &mut Option<Bytes>, end: bool) -> bool {
+        let upstream_end = end;
         let mut end = end;
         for stage in self.stages() {
             stage.on_body(body, end);
             end |= stage.done();
+        }
+        if upstream_end {
+            // The whole answer passed: the cache stores it unless a later
+            // stage cut it.
+            let cut = self.done();
+            if let Some(r) = self.recorder_mut() {
+                r.finish(cut);
+            }
         }
         end
     }

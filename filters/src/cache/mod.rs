@@ -1,7 +1,10 @@
 //! Response-cache policy as pure functions: whether a request's answer may
-//! be reused ([`cacheable`]) and the key of its entry ([`key`]). The cache
-//! itself (memory and Redis tiers, stream replay, coalescing) is not built
-//! yet; this is the part every tier and every instance must agree on.
+//! be reused ([`cacheable`]), what the request asked of the cache
+//! ([`directive`]), the key of its entry ([`key`]), how fresh an entry is
+//! ([`freshness`]) and stored answers between their streamed and JSON
+//! shapes ([`replay`]). The cache itself (memory and Redis tiers,
+//! coalescing) lives in the gateway's `src/cache/`; this is the part every
+//! tier and every instance must agree on.
 //!
 //! **The key** hashes (SHA-256) a version tag, the namespace, the public
 //! model, the operation, the caller's isolation scope (the key name, when
@@ -57,7 +60,15 @@ pub struct Scope<'a> {
     pub operation: Operation,
     /// The key name when the namespace isolates entries per key.
     pub isolation: Option<&'a str>,
+    /// The output limit the client asked for (`max_tokens` or
+    /// `max_completion_tokens`). The body's own members are not hashed:
+    /// the gateway may have lowered them to fit a budget, and a request
+    /// must keep its key however much budget is left.
+    pub max_output: Option<u64>,
 }
+
+/// Output limits: hashed as [`Scope::max_output`], not from the body.
+const OUTPUT_LIMITS: &[&str] = &["max_tokens", "max_completion_tokens"];
 
 /// The cache key of `body` (a JSON object) in `scope`.
 pub fn key(scope: &Scope<'_>, body: &Value) -> [u8; 32] {
@@ -68,6 +79,7 @@ pub fn key(scope: &Scope<'_>, body: &Value) -> [u8; 32] {
         scope.model,
         scope.operation.tag(),
         scope.isolation.unwrap_or(""),
+        &scope.max_output.map_or(String::new(), |n| n.to_string()),
     ] {
         // Length-prefixed: no two scopes write the same bytes.
         h.update((part.len() as u64).to_le_bytes());
@@ -78,7 +90,9 @@ pub fn key(scope: &Scope<'_>, body: &Value) -> [u8; 32] {
         Value::Object(map) => {
             let mut members: Vec<(&String, &Value)> = map
                 .iter()
-                .filter(|(k, _)| !IGNORED.contains(&k.as_str()))
+                .filter(|(k, _)| {
+                    !IGNORED.contains(&k.as_str()) && !OUTPUT_LIMITS.contains(&k.as_str())
+                })
                 .collect();
             members.sort_by(|a, b| a.0.cmp(b.0));
             text.push('{');
@@ -201,6 +215,69 @@ pub fn cacheable(
     }
     Ok(())
 }
+
+/// What a request asked of the cache through `Cache-Control`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Directive {
+    /// Answer from the cache when it can, store the answer otherwise.
+    Use,
+    /// `no-cache` (or `max-age=0`): do not answer from the cache; the
+    /// fresh answer replaces the entry.
+    Refresh,
+    /// `no-store`: neither read nor write the cache.
+    Bypass,
+}
+
+/// The directive of a request's `Cache-Control` value (several header
+/// lines joined with `,`); directives are matched without regard to case
+/// and whitespace, unknown ones are ignored.
+pub fn directive(cache_control: Option<&str>) -> Directive {
+    let mut out = Directive::Use;
+    for part in cache_control.unwrap_or("").split(',') {
+        let part = part.trim();
+        let (name, value) = match part.split_once('=') {
+            Some((n, v)) => (n.trim(), v.trim().trim_matches('"')),
+            None => (part, ""),
+        };
+        if name.eq_ignore_ascii_case("no-store") {
+            return Directive::Bypass;
+        }
+        if name.eq_ignore_ascii_case("no-cache")
+            || (name.eq_ignore_ascii_case("max-age") && value == "0")
+        {
+            out = Directive::Refresh;
+        }
+    }
+    out
+}
+
+/// How an entry stands at a moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    /// Within its time to live: answered from.
+    Fresh,
+    /// Past it but within the grace period: answered from only when the
+    /// model cannot answer.
+    Stale,
+    /// Past both: unusable.
+    Expired,
+}
+
+/// The standing at `now_ms` of an entry stored at `stored_ms` that lives
+/// `ttl_ms`, then `stale_ms` more as a stale fallback. A clock that went
+/// backwards counts as fresh.
+pub fn freshness(stored_ms: u64, now_ms: u64, ttl_ms: u64, stale_ms: u64) -> Freshness {
+    let age = now_ms.saturating_sub(stored_ms);
+    if age < ttl_ms {
+        Freshness::Fresh
+    } else if age < ttl_ms.saturating_add(stale_ms) {
+        Freshness::Stale
+    } else {
+        Freshness::Expired
+    }
+}
+
+pub mod replay;
 
 #[cfg(test)]
 mod tests;

@@ -18,6 +18,10 @@ pub struct NamespaceView {
     #[serde(default)]
     #[schema(value_type = Vec<Object>)]
     pub masking: Vec<sluice_filters::redact::MaskRule>,
+    /// Its use of the response cache; null = off.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub cache: Option<crate::config::NamespaceCache>,
     pub created_at: Option<String>,
     pub updated_at: Option<String>,
 }
@@ -43,6 +47,10 @@ pub struct NamespaceCreate {
     /// `replacement`.
     #[schema(value_type = Option<Vec<Object>>)]
     pub masking: Option<Vec<sluice_filters::redact::MaskRule>>,
+    /// Response cache: `{"enabled", "per_key", "tools", "any_sampling",
+    /// "charge_hits", "ttl_s"}` (answers of catalog models that cache).
+    #[schema(value_type = Option<Object>)]
+    pub cache: Option<crate::config::NamespaceCache>,
 }
 
 impl Body for NamespaceCreate {}
@@ -62,6 +70,10 @@ pub struct NamespaceUpdate {
     /// Replaces the masking rules (`[]` removes them).
     #[schema(value_type = Option<Vec<Object>>)]
     pub masking: Option<Vec<sluice_filters::redact::MaskRule>>,
+    /// Replaces the response-cache settings (`{"enabled": false}` turns
+    /// the cache off).
+    #[schema(value_type = Option<Object>)]
+    pub cache: Option<crate::config::NamespaceCache>,
 }
 
 impl Body for NamespaceUpdate {}
@@ -90,6 +102,7 @@ pub(super) fn view(e: &Entities, n: &Namespace) -> NamespaceView {
         description: n.description.clone(),
         is_active: int(n.is_active),
         masking: n.masking.clone(),
+        cache: n.cache.clone(),
         created_at,
         updated_at,
     }
@@ -132,6 +145,7 @@ pub(super) fn create_in(e: &mut Entities, b: &NamespaceCreate) -> Result<u64, Ap
         description: b.description.clone().unwrap_or_default(),
         is_active: b.is_active.unwrap_or(true),
         masking: b.masking.clone().unwrap_or_default(),
+        cache: b.cache.clone(),
     });
     Ok(id)
 }
@@ -170,6 +184,9 @@ pub(super) fn update_in(e: &mut Entities, id: u64, b: &NamespaceUpdate) -> Resul
     }
     if let Some(v) = &b.masking {
         ns.masking = v.clone();
+    }
+    if let Some(v) = &b.cache {
+        ns.cache = Some(v.clone());
     }
     check_code_free(e, &ns.namespace_code, id)?;
     if ns.namespace_code != old.namespace_code {

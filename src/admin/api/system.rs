@@ -1,6 +1,7 @@
 //! Config-center system endpoints: `POST /sync` (the store's snapshot to
 //! the Redis cache), `POST /preload/{namespace_id}` (one namespace's view
-//! to the cache), `GET /cache/stats` and `POST /batch-dual-write`
+//! to the cache), `GET /cache/stats` (with the response cache's figures),
+//! `POST /cache/purge` (response-cache entries) and `POST /batch-dual-write`
 //! (several changes as one: all applied and committed in one transaction,
 //! or none; each operation's `data` is the body of the endpoint it stands
 //! for, decoded as that endpoint's request type).
@@ -41,6 +42,69 @@ pub struct CacheStats {
     pub cache_free: u64,
     #[serde(default)]
     pub enabled: bool,
+    /// The response cache of this instance: hits, misses, stale and
+    /// bypassed requests, coalesced followers, entries stored, Redis hits
+    /// and errors, bytes served, memory held and its capacity.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub responses: serde_json::Value,
+}
+
+/// `POST /cache/purge`: which response-cache entries to remove (at least
+/// one field, or `all`).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"namespace": "default", "model": "gpt-4o"}))]
+pub struct CachePurge {
+    /// A namespace code.
+    pub namespace: Option<String>,
+    /// A public model name.
+    pub model: Option<String>,
+    /// An entry's key (64 hex digits).
+    pub key: Option<String>,
+    /// Every entry.
+    #[serde(default)]
+    pub all: bool,
+}
+
+impl Body for CachePurge {}
+
+/// What a purge removed.
+#[derive(Serialize, ToSchema)]
+pub struct CachePurged {
+    pub message: &'static str,
+    /// Entries removed from Redis (the shared tier); this instance's
+    /// memory tier is purged too (other instances' within their TTL).
+    pub purged_redis: u64,
+}
+
+/// `POST /cache/purge`.
+pub fn cache_purge(_c: Call<'_>, b: CachePurge) -> Pending<'_, CachePurged> {
+    Box::pin(async move {
+        if b.namespace.is_none() && b.model.is_none() && b.key.is_none() && !b.all {
+            return Err(ApiError::bad_request(
+                "至少指定 namespace、model、key 之一，或 all: true",
+            ));
+        }
+        if let Some(k) = &b.key {
+            if k.len() != 64 || !k.bytes().all(|x| x.is_ascii_hexdigit()) {
+                return Err(ApiError::bad_request("key 必须是 64 位十六进制"));
+            }
+        }
+        let purge = crate::cache::redis::Purge {
+            namespace: b.namespace.clone(),
+            model: b.model.clone(),
+            key: b.key.as_ref().map(|k| k.to_ascii_lowercase()),
+        };
+        let n = crate::cache::cache()
+            .purge(&purge)
+            .await
+            .map_err(cache_down)?;
+        Ok(CachePurged {
+            message: "缓存已清除",
+            purged_redis: n,
+        })
+    })
 }
 
 /// `POST /sync`: writes the stored snapshot (read from the store now, not
@@ -96,8 +160,12 @@ pub fn preload(c: Call<'_>, _: NoBody) -> Pending<'_, Preloaded> {
 /// `GET /cache/stats`.
 pub fn cache_stats(c: Call<'_>, _: NoBody) -> Pending<'_, CacheStats> {
     Box::pin(async move {
+        let responses = crate::cache::cache().stats();
         let Some(bus) = c.center.bus() else {
-            return Ok(CacheStats::default());
+            return Ok(CacheStats {
+                responses,
+                ..CacheStats::default()
+            });
         };
         let ids: Vec<u64> = c
             .center
@@ -110,6 +178,7 @@ pub fn cache_stats(c: Call<'_>, _: NoBody) -> Pending<'_, CacheStats> {
         let stats: CacheStats = serde_json::from_value(stats).map_err(ApiError::internal)?;
         Ok(CacheStats {
             enabled: true,
+            responses,
             ..stats
         })
     })

@@ -126,8 +126,8 @@ pub fn system_status(c: &Call<'_>, b: NoBody) -> Reply<StatusView> {
     })
 }
 
-pub fn stats(_: &Call<'_>, _: NoBody) -> Reply<AdminStats> {
-    typed(crate::metrics::summary::admin_stats())
+pub fn stats(c: &Call<'_>, _: NoBody) -> Reply<AdminStats> {
+    typed(crate::metrics::summary::admin_stats(&c.center.runtime()))
 }
 
 pub fn overview(c: &Call<'_>, _: NoBody) -> Reply<List<OverviewEntry>> {

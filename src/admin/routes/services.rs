@@ -28,7 +28,7 @@ pub(super) const SERVICES: &[Route] = &[
         GET,
         "/stats",
         "system",
-        "统计（缓存统计形状；无响应缓存时为 0）与网关请求统计",
+        "统计：响应缓存（命中、未命中、内存占用）与网关请求统计",
         &Direct(usage::stats),
     ),
     // Usage and monitoring (figures from the data plane).
@@ -199,10 +199,18 @@ pub(super) const SERVICES: &[Route] = &[
         GET,
         "/cache/stats",
         "system",
-        "缓存统计（Redis 配置缓存）",
+        "缓存统计（Redis 配置缓存；responses: 响应缓存）",
         &Async(system::cache_stats),
     )
     .errors(&[503]),
+    Route::new(
+        POST,
+        "/cache/purge",
+        "system",
+        "清除响应缓存：按命名空间、模型或键",
+        &Async(system::cache_purge),
+    )
+    .errors(&[400, 415, 503]),
     Route::new(
         POST,
         "/namespaces/batch",

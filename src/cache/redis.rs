@@ -1,0 +1,170 @@
+//! The shared tier (L2): entries in Redis under
+//! `{prefix}e:{namespace hex}:{model hex}:{key hex}` (hex, so a purge can
+//! match a namespace or model with `SCAN` whatever its characters), with
+//! the entry's whole lifetime (fresh and stale) as their expiry. The
+//! client connects on first use from the runtime that uses it (fred's
+//! connection task must live on a runtime that keeps running) and
+//! reconnects in the background; every call is bounded by the timeout,
+//! and a failed call is the caller's miss, never its error.
+
+use super::entry::Entry;
+use fred::prelude::*;
+use fred::types::scan::Scanner;
+use futures_util::StreamExt;
+use std::time::Duration;
+use tokio::sync::OnceCell;
+
+/// The Redis tier.
+pub struct Shared {
+    url: String,
+    prefix: String,
+    timeout: Duration,
+    client: OnceCell<Client>,
+}
+
+/// What a purge matches.
+#[derive(Debug, Clone, Default)]
+pub struct Purge {
+    pub namespace: Option<String>,
+    pub model: Option<String>,
+    /// 64 hex digits.
+    pub key: Option<String>,
+}
+
+impl Shared {
+    pub fn new(url: &str, prefix: &str, timeout: Duration) -> Shared {
+        Shared {
+            url: url.to_string(),
+            prefix: prefix.to_string(),
+            timeout: timeout.max(Duration::from_millis(1)),
+            client: OnceCell::new(),
+        }
+    }
+
+    async fn client(&self) -> Result<&Client, String> {
+        self.client
+            .get_or_try_init(|| async {
+                let mut config = Config::from_url(&self.url).map_err(|e| e.to_string())?;
+                // Keep reconnecting when the first connection fails.
+                config.fail_fast = false;
+                let client = Builder::from_config(config)
+                    .with_connection_config(|c| {
+                        c.connection_timeout = self.timeout.max(Duration::from_millis(500));
+                        c.internal_command_timeout = self.timeout.max(Duration::from_millis(500));
+                        c.max_command_attempts = 1;
+                    })
+                    .with_performance_config(|p| p.default_command_timeout = self.timeout)
+                    .set_policy(ReconnectPolicy::new_exponential(0, 100, 2000, 2))
+                    .build()
+                    .map_err(|e| e.to_string())?;
+                let _task = client.connect();
+                // The first call waits for the first connection (up to a
+                // second); later calls fail fast while it is down.
+                let first = self.timeout.max(Duration::from_secs(1));
+                let _ = tokio::time::timeout(first, client.wait_for_connect()).await;
+                Ok(client)
+            })
+            .await
+    }
+
+    fn key(&self, namespace: &str, model: &str, key: &[u8; 32]) -> String {
+        format!(
+            "{}e:{}:{}:{}",
+            self.prefix,
+            hex::encode(namespace),
+            hex::encode(model),
+            hex::encode(key)
+        )
+    }
+
+    /// The entry of `key`; Ok(None) when Redis has none (or a value that
+    /// is not an entry).
+    pub async fn get(
+        &self,
+        namespace: &str,
+        model: &str,
+        key: &[u8; 32],
+        max_bytes: usize,
+    ) -> Result<Option<Entry>, String> {
+        let client = self.client().await?;
+        if !client.is_connected() {
+            return Err("not connected".into());
+        }
+        let name = self.key(namespace, model, key);
+        let value: Option<bytes::Bytes> = tokio::time::timeout(self.timeout, client.get(name))
+            .await
+            .map_err(|_| "timed out".to_string())?
+            .map_err(|e| e.to_string())?;
+        Ok(value.and_then(|v| Entry::decode(&v, max_bytes)))
+    }
+
+    /// Stores `entry` under `key` for its whole lifetime.
+    pub async fn put(&self, key: &[u8; 32], entry: &Entry) -> Result<(), String> {
+        let client = self.client().await?;
+        if !client.is_connected() {
+            return Err("not connected".into());
+        }
+        let name = self.key(&entry.namespace, &entry.model, key);
+        let life = entry.ttl_ms.saturating_add(entry.stale_ms).max(1);
+        let value = entry.encode();
+        tokio::time::timeout(
+            self.timeout,
+            client.set::<(), _, _>(
+                name,
+                value,
+                Some(Expiration::PX(life.min(i64::MAX as u64) as i64)),
+                None,
+                false,
+            ),
+        )
+        .await
+        .map_err(|_| "timed out".to_string())?
+        .map_err(|e| e.to_string())
+    }
+
+    /// Deletes the entries `purge` matches; returns how many.
+    pub async fn purge(&self, purge: &Purge) -> Result<u64, String> {
+        let client = self.client().await?;
+        let part = |v: &Option<String>| v.as_deref().map_or("*".to_string(), hex::encode);
+        let pattern = format!(
+            "{}e:{}:{}:{}",
+            self.prefix,
+            part(&purge.namespace),
+            part(&purge.model),
+            purge
+                .key
+                .as_deref()
+                .map_or("*".to_string(), |k| k.to_ascii_lowercase())
+        );
+        let mut removed = 0u64;
+        let mut pages = client.scan(pattern, Some(500), None);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let page = match tokio::time::timeout_at(deadline, pages.next()).await {
+                Ok(Some(page)) => page.map_err(|e| e.to_string())?,
+                Ok(None) => break,
+                Err(_) => return Err("purge took longer than 30 s".into()),
+            };
+            let mut page = page;
+            if let Some(keys) = page.take_results() {
+                if !keys.is_empty() {
+                    let n: u64 = client.unlink(keys).await.map_err(|e| e.to_string())?;
+                    removed += n;
+                }
+            }
+            page.next();
+        }
+        Ok(removed)
+    }
+
+    /// Whether Redis answers a `PING` within the timeout.
+    pub async fn ping(&self) -> bool {
+        let Ok(client) = self.client().await else {
+            return false;
+        };
+        matches!(
+            tokio::time::timeout(self.timeout, client.ping::<String>(None)).await,
+            Ok(Ok(_))
+        )
+    }
+}
