@@ -83,11 +83,11 @@ echo "filling Redis with $WIDTH answers through (h2)"
 "${on_load[@]}" wrk -t1 -c"$CONNECTIONS" -d30s -s load-tests/wrk/cached.lua "${url[h2]}" -- "$WIDTH" >/dev/null &
 fill=$!
 for _ in $(seq 1 300); do
-  [[ $(redis-cli --scan --pattern "${KEY_PREFIX}e:*" --count 1000 | wc -l) -ge $WIDTH ]] && break
+  [[ $(redis-cli --scan --pattern "${KEY_PREFIX}e:*" | wc -l) -ge $WIDTH ]] && break
   sleep 1
 done
 kill "$fill" 2>/dev/null || true; wait "$fill" 2>/dev/null || true
-stored=$(redis-cli --scan --pattern "${KEY_PREFIX}e:*" --count 1000 | wc -l)
+stored=$(redis-cli --scan --pattern "${KEY_PREFIX}e:*" | wc -l)
 echo "Redis holds $stored answers"
 "${on_load[@]}" wrk -t1 -c8 -d1s -s load-tests/wrk/cached.lua "${url[h1]}" -- 1 >/dev/null
 "${on_load[@]}" wrk -t1 -c8 -d1s -s load-tests/wrk/chat.lua "${url[p]}" >/dev/null

@@ -47,6 +47,17 @@ impl BackgroundService for Upkeep {
     }
 }
 
+/// Applies the response-cache purges other instances announce (through
+/// the cache's Redis tier) to this instance's memory tier.
+pub struct CachePurges;
+
+#[async_trait]
+impl BackgroundService for CachePurges {
+    async fn start(&self, shutdown: ShutdownWatch) {
+        crate::cache::cache().follow_purges(shutdown).await;
+    }
+}
+
 /// Keeps the JWKS of external issuers fresh (`identity::jwks`): each
 /// second, the sources that are due are read or fetched.
 pub struct JwksUpkeep {
@@ -265,6 +276,9 @@ pub fn run_with_state(
             runtime: shared.clone(),
         },
     ));
+    if crate::cache::cache().has_shared() {
+        server.add_service(background_service("sluice cache purges", CachePurges));
+    }
     server.add_service(background_service(
         "sluice jwks",
         JwksUpkeep {

@@ -250,7 +250,17 @@ async fn answers_are_reused_across_instances_and_never_across_tenants() {
         .await;
     assert_eq!(s, 200, "{v}");
     assert!(v["purged_redis"].as_u64().unwrap() >= 1, "{v}");
-    assert_eq!(answer(&a, "sk-test", &q).await.1, "miss");
+    // B drops its memory copies when A announces the purge.
+    eventually("B purged its memory tier", async || {
+        stats(&b).await["memory_entries"] == 0
+    })
+    .await;
+    assert_eq!(answer(&b, "sk-test", &q).await.1, "miss");
+    eventually("B wrote the new entry to Redis", async || {
+        stats(&b).await["redis_writes"] == 1
+    })
+    .await;
+    assert_eq!(answer(&a, "sk-test", &q).await.1, "hit");
     drop(store);
 }
 
@@ -491,19 +501,38 @@ async fn without_redis_the_memory_tier_answers_alone() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hits_are_free_against_budgets_unless_charged_and_settings_change_live() {
+async fn hits_pass_rate_limits_are_free_against_budgets_unless_charged_and_are_logged() {
     let m = mock("a").await;
-    // 16 output tokens per answer + a small prompt: three answers at most.
-    let budget = "rules:\n  - rule_name: budget\n    namespace: default\n    rule_type: token_limit\n    rule_config: {time_window_enabled: true, time_window_minutes: 60, max_tokens_per_window: 100}\n";
-    let gw = Gateway::start(&cache_config(m.addr.port(), "{ttl_s: 300}", budget)).await;
+    let log = std::env::temp_dir().join(format!(
+        "sluice-cache-access-{}-{}.log",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    // 16 output tokens per answer + a small prompt: three answers at most
+    // in `default`; two requests a minute in `iso`.
+    let rules = format!(
+        "access_log: {{path: \"{}\"}}\nrules:\n  - rule_name: budget\n    namespace: default\n    rule_type: token_limit\n    rule_config: {{time_window_enabled: true, time_window_minutes: 60, max_tokens_per_window: 100}}\n  - rule_name: two-a-minute\n    namespace: iso\n    rule_type: rate_limit\n    rule_config: {{max_requests: 2, time_window_seconds: 60}}\n",
+        log.display()
+    );
+    let gw = Gateway::start(&cache_config(m.addr.port(), "{ttl_s: 300}", &rules)).await;
     let q = body("budgeted", false);
     assert_eq!(answer(&gw, "sk-test", &q).await.1, "miss");
     for _ in 0..10 {
         let (s, label, _) = answer(&gw, "sk-test", &q).await;
         assert_eq!((s, label.as_str()), (200, "hit"));
     }
-    // Charged hits spend the budget.
+    // Turned off for the namespace: no cache at all.
     let api = Admin::new(&gw, TOKEN);
+    let (s, v) = api
+        .put("/api/v1/namespaces/1", json!({"cache": {"enabled": false}}))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(answer(&gw, "sk-test", &q).await.1, "-");
+    assert_eq!(served(&m), 2);
+    // Charged hits spend the budget.
     let (s, v) = api
         .put(
             "/api/v1/namespaces/1",
@@ -514,22 +543,36 @@ async fn hits_are_free_against_budgets_unless_charged_and_settings_change_live()
     assert_eq!(v["namespace"]["cache"]["charge_hits"], true);
     let mut denied = false;
     for _ in 0..10 {
-        if answer(&gw, "sk-test", &q).await.0 == 429 {
+        let (s, label, _) = answer(&gw, "sk-test", &q).await;
+        if s == 429 {
             denied = true;
             break;
         }
+        assert_eq!(label, "hit");
     }
     assert!(denied, "charged hits never exhausted the budget");
-    // Turned off for the namespace: no cache at all.
-    let (s, _) = api
-        .put("/api/v1/namespaces/1", json!({"cache": {"enabled": false}}))
-        .await;
-    assert_eq!(s, 200);
     let (s, v) = api
         .put("/api/v1/namespaces/1", json!({"cache": {"ttl": 1}}))
         .await;
     assert_eq!(s, 400, "{v}");
-    let (_, label, _) = answer(&gw, "sk-a", &body("other ns", false)).await;
-    assert_eq!(label, "miss");
-    assert_eq!(served(&m), 2);
+    // A hit still passes the rate limit: the second request of the minute
+    // is a hit, the third is refused.
+    let other = body("other ns", false);
+    assert_eq!(answer(&gw, "sk-a", &other).await.1, "miss");
+    assert_eq!(answer(&gw, "sk-a", &other).await.1, "hit");
+    let (s, label, _) = answer(&gw, "sk-a", &other).await;
+    assert_eq!((s, label.as_str()), (429, "-"));
+    assert_eq!(served(&m), 3);
+
+    // The access log says which requests the cache answered.
+    eventually("the access log has the hits", async || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        text.lines()
+            .filter(|l| l.contains(r#""cache":"hit""#))
+            .count()
+            >= 10
+            && text.contains(r#""cache":"miss""#)
+    })
+    .await;
+    let _ = std::fs::remove_file(&log);
 }

@@ -182,9 +182,35 @@ impl ResponseCache {
         }
     }
 
-    /// Removes the entries `purge` matches from L1 and L2; returns how
-    /// many L2 held (L1's removals are not counted: they are lazy).
+    /// Removes the entries `purge` matches from L1 and L2, and tells the
+    /// other instances to purge their L1; returns how many L2 held (L1's
+    /// removals are not counted: they are lazy).
     pub async fn purge(&self, purge: &Purge) -> Result<u64, String> {
+        self.purge_memory(purge);
+        match &self.shared {
+            Some(shared) => {
+                let n = shared.purge(purge).await?;
+                shared.announce(purge).await?;
+                Ok(n)
+            }
+            None => Ok(0),
+        }
+    }
+
+    /// Applies the purges other instances announce to this one's memory
+    /// tier, until `stop` changes (a background service; no-op without a
+    /// Redis tier).
+    pub async fn follow_purges(&'static self, stop: tokio::sync::watch::Receiver<bool>) {
+        let Some(shared) = &self.shared else {
+            return;
+        };
+        if let Err(e) = shared.purges(stop, |p| self.purge_memory(&p)).await {
+            log::warn!("response cache: purges of other instances are not followed: {e}");
+        }
+    }
+
+    /// Removes the entries `purge` matches from the memory tier.
+    fn purge_memory(&self, purge: &Purge) {
         let p = purge.clone();
         let key = purge.key.as_deref().and_then(|k| {
             let mut out = [0u8; 32];
@@ -200,10 +226,6 @@ impl ResponseCache {
                     && p.model.as_ref().is_none_or(|m| *m == e.model)
                     && key.is_none_or(|x| x == *k)
             });
-        }
-        match &self.shared {
-            Some(shared) => shared.purge(purge).await,
-            None => Ok(0),
         }
     }
 

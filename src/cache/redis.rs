@@ -23,7 +23,7 @@ pub struct Shared {
 }
 
 /// What a purge matches.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Purge {
     pub namespace: Option<String>,
     pub model: Option<String>,
@@ -155,6 +155,60 @@ impl Shared {
             page.next();
         }
         Ok(removed)
+    }
+
+    /// Tells every instance to purge its memory tier (`{prefix}purge`).
+    pub async fn announce(&self, purge: &Purge) -> Result<(), String> {
+        let client = self.client().await?;
+        let message = serde_json::to_string(purge).map_err(|e| e.to_string())?;
+        tokio::time::timeout(
+            self.timeout.max(Duration::from_secs(1)),
+            client.publish::<(), _, _>(format!("{}purge", self.prefix), message),
+        )
+        .await
+        .map_err(|_| "timed out".to_string())?
+        .map_err(|e| e.to_string())
+    }
+
+    /// Purges announced by any instance, as they arrive, until `stop`
+    /// changes (reconnecting and subscribing again after an outage).
+    pub async fn purges(
+        &self,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+        apply: impl Fn(Purge),
+    ) -> Result<(), String> {
+        let mut config = Config::from_url(&self.url).map_err(|e| e.to_string())?;
+        config.fail_fast = false;
+        let subscriber = Builder::from_config(config)
+            .set_policy(ReconnectPolicy::new_exponential(0, 100, 2000, 2))
+            .build_subscriber_client()
+            .map_err(|e| e.to_string())?;
+        let _task = subscriber.connect();
+        let _resubscribe = subscriber.manage_subscriptions();
+        let _ = subscriber.wait_for_connect().await;
+        let mut messages = subscriber.message_rx();
+        if let Err(e) = subscriber.subscribe(format!("{}purge", self.prefix)).await {
+            // manage_subscriptions subscribes again on reconnect.
+            log::warn!("response cache: cannot subscribe to purges yet: {e}");
+        }
+        loop {
+            tokio::select! {
+                _ = stop.changed() => break,
+                m = messages.recv() => match m {
+                    Ok(m) => {
+                        let text: Option<String> = m.value.convert().ok();
+                        match text.and_then(|t| serde_json::from_str::<Purge>(&t).ok()) {
+                            Some(p) => apply(p),
+                            None => log::warn!("response cache: an unreadable purge message"),
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(_) => break,
+                },
+            }
+        }
+        let _ = subscriber.quit().await;
+        Ok(())
     }
 
     /// Whether Redis answers a `PING` within the timeout.
