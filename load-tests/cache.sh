@@ -13,7 +13,8 @@
 # answers and reports the memory it took (RSS growth, and the cache's own
 # count of bytes held). Needs Redis on 127.0.0.1:6379.
 #
-# Env: DURATION (5s), ROUNDS (3), CONNECTIONS (32), WIDTH (20000), PIN
+# Env: DURATION (5s), ROUNDS (3), CONNECTIONS (32), WIDTH (20000), BUILD
+# (1; 0 uses the optimized binaries already built), PIN
 # (auto: the proxies on the last CPU, the mock and wrk on the others, as
 # load-tests/bench.sh does).
 set -euo pipefail
@@ -24,7 +25,9 @@ ROUNDS=${ROUNDS:-3}
 CONNECTIONS=${CONNECTIONS:-32}
 WIDTH=${WIDTH:-20000}
 command -v wrk >/dev/null || { echo "cache bench: installing wrk"; apt-get install -y -qq wrk >/dev/null; }
-cargo build --profile optimized --quiet --bin sluice --example bare_pingora
+if [[ ${BUILD:-1} == 1 ]]; then
+  cargo build --profile optimized --quiet --bin sluice --example bare_pingora
+fi
 bin=target/optimized/sluice
 
 PIN=${PIN:-auto}
@@ -92,7 +95,7 @@ echo "Redis holds $stored answers"
 "${on_load[@]}" wrk -t1 -c8 -d1s -s load-tests/wrk/cached.lua "${url[h1]}" -- 1 >/dev/null
 "${on_load[@]}" wrk -t1 -c8 -d1s -s load-tests/wrk/chat.lua "${url[p]}" >/dev/null
 
-declare -A rps p99
+declare -A rps p99 script width
 script=([p]=chat.lua [h1]=cached.lua [h2]=cached.lua)
 width=([p]="" [h1]=1 [h2]=$WIDTH)
 hits0=$(stats "${url[h2]}" redis_hits); misses0=$(stats "${url[h2]}" misses)

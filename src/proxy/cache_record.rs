@@ -152,14 +152,18 @@ impl Recorder {
         let Some(chunk) = body.as_ref().filter(|b| !b.is_empty()) else {
             return;
         };
-        if let Some(lead) = &rec.lead {
-            lead.chunk(chunk.clone());
-        }
         self.bytes += chunk.len();
         if self.bytes > rec.max_bytes {
+            // Not stored, and no longer shared: the flight's followers
+            // would hold the whole answer. Those that started are cut,
+            // the others go upstream.
             self.too_big = true;
             self.chunks = Vec::new();
+            rec.lead = None;
         } else {
+            if let Some(lead) = &rec.lead {
+                lead.chunk(chunk.clone());
+            }
             self.chunks.push(chunk.clone());
         }
     }

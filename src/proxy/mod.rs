@@ -559,11 +559,13 @@ impl Gateway {
     /// access log.
     async fn log_request(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
-        // A stale answer the cache stage put in place of a failure.
-        let stale = ctx
-            .pipeline
-            .recorder_mut()
-            .is_some_and(|r| r.label() == "stale");
+        // A stale answer in place of a failure (by the cache stage, or
+        // after the failure: `cache::serve_stale`).
+        let stale = ctx.observed.cache == Some("stale")
+            || ctx
+                .pipeline
+                .recorder_mut()
+                .is_some_and(|r| r.label() == "stale");
         if stale {
             ctx.observed.cache = Some("stale");
             let charged = match (&ctx.runtime, &ctx.plan) {
