@@ -6,7 +6,8 @@
 //! 1. `sluice_filters` (pure policy), [`clock`], [`error`], [`logging`],
 //!    [`mock`];
 //! 2. [`config`] (YAML → typed, validated), [`store`] (config and counter
-//!    stores), [`control`] (what others may ask of the config center);
+//!    stores), [`control`] (what others may ask of the config center),
+//!    [`tls`] (listeners' certificates);
 //! 3. [`live`] (state learned while running, kept across config swaps),
 //!    [`cache`] (the response cache's tiers and flights),
 //!    [`upstream`] (pools), [`catalog`] (models and deployments),
@@ -43,4 +44,5 @@ pub mod proxy;
 pub mod server;
 pub mod state;
 pub mod store;
+pub mod tls;
 pub mod upstream;

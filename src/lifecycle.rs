@@ -115,10 +115,12 @@ impl ShutdownSignalWatch for Signals {
 }
 
 impl Signals {
-    /// SIGHUP: the access log is reopened and the config file's settings
-    /// applied; a file that does not load changes nothing.
+    /// SIGHUP: the access log is reopened, the listeners' certificates
+    /// read again and the config file's settings applied; a file that does
+    /// not load changes nothing.
     async fn reload(&self) {
         crate::metrics::access_log::reopen();
+        crate::tls::reload_all(true);
         let (Some(path), Some(center)) = (&self.config_path, &self.center) else {
             log::warn!("SIGHUP: access log reopened (no config file to reload)");
             return;

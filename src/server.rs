@@ -47,6 +47,39 @@ impl BackgroundService for Upkeep {
     }
 }
 
+/// A listener on `addr`: plain TCP, or TLS with `tls`'s certificates.
+fn listen<A: pingora::apps::ServerApp + Send + Sync + 'static>(
+    service: &mut Service<A>,
+    what: &str,
+    addr: &str,
+    tls: Option<&crate::config::TlsListener>,
+) -> Result<(), ServerError> {
+    match tls {
+        None => service.add_tcp(addr),
+        Some(tls) => {
+            let settings = crate::tls::settings(what, tls).map_err(ServerError::Config)?;
+            service.add_tls_with_settings(addr, None, settings);
+        }
+    }
+    Ok(())
+}
+
+/// Reads the listeners' certificates again when their files change.
+pub struct CertificateUpkeep;
+
+#[async_trait]
+impl BackgroundService for CertificateUpkeep {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
+            }
+            crate::tls::reload_all(false);
+        }
+    }
+}
+
 /// Applies the response-cache purges other instances announce (through
 /// the cache's Redis tier) to this instance's memory tier.
 pub struct CachePurges;
@@ -239,7 +272,12 @@ pub fn run_with_state(
         "sluice proxy".to_string(),
         Edge::new(proxy_app, shared.clone(), false),
     );
-    proxy.add_tcp(&config.listen.proxy);
+    listen(
+        &mut proxy,
+        "listen.proxy_tls",
+        &config.listen.proxy,
+        config.listen.proxy_tls.as_ref(),
+    )?;
     server.add_service(proxy);
 
     // Other instances' changes (shared store only): bus messages and the
@@ -254,7 +292,12 @@ pub fn run_with_state(
             "sluice admin".to_string(),
             Edge::new(app, shared.clone(), true),
         );
-        admin.add_tcp(admin_addr);
+        listen(
+            &mut admin,
+            "listen.admin_tls",
+            admin_addr,
+            config.listen.admin_tls.as_ref(),
+        )?;
         server.add_service(admin);
     }
 
@@ -276,6 +319,9 @@ pub fn run_with_state(
             runtime: shared.clone(),
         },
     ));
+    if crate::tls::any() {
+        server.add_service(background_service("sluice certificates", CertificateUpkeep));
+    }
     if crate::cache::cache().has_shared() {
         server.add_service(background_service("sluice cache purges", CachePurges));
     }

@@ -13,6 +13,7 @@ mod load;
 pub mod model;
 mod problem;
 pub mod secret;
+pub mod tls;
 mod validate;
 
 pub use cache::{CacheSettings, ModelCache, NamespaceCache};
@@ -23,6 +24,7 @@ pub use load::{load_file, load_str, read_file};
 pub use model::*;
 pub use problem::Problem;
 pub use secret::Secret;
+pub use tls::{CertificateFiles, TlsListener};
 
 use serde::{Deserialize, Serialize};
 
@@ -59,6 +61,12 @@ pub struct Listen {
     pub proxy: String,
     /// The admin listener (`host:port`); none = no admin listener.
     pub admin: Option<String>,
+    /// TLS on the proxy listener; none = plain HTTP/1.1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy_tls: Option<TlsListener>,
+    /// TLS on the admin listener (with client certificates, if asked).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_tls: Option<TlsListener>,
 }
 
 impl Default for Listen {
@@ -66,6 +74,8 @@ impl Default for Listen {
         Listen {
             proxy: "127.0.0.1:8080".into(),
             admin: None,
+            proxy_tls: None,
+            admin_tls: None,
         }
     }
 }

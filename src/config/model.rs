@@ -61,13 +61,16 @@ impl ProviderKind {
     }
 }
 
-/// Plain HTTP or HTTPS to the upstream.
+/// How the gateway speaks to the upstream: plain HTTP/1.1, HTTPS (HTTP/2
+/// when the server offers it by ALPN), or `h2c`: plaintext HTTP/2 with
+/// prior knowledge (vLLM and other servers behind a mesh).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ServerType {
     #[default]
     Http,
     Https,
+    H2c,
 }
 
 /// One upstream server. Servers that share a `pool` are load

@@ -168,6 +168,43 @@ impl Validator<'_> {
                 );
             }
         }
+        for (path, tls) in [
+            ("listen.proxy_tls", c.listen.proxy_tls.as_ref()),
+            ("listen.admin_tls", c.listen.admin_tls.as_ref()),
+        ] {
+            let Some(tls) = tls else { continue };
+            if tls.certificates.is_empty() {
+                self.problem(path, "needs at least one certificate");
+            }
+            let files = tls
+                .certificates
+                .iter()
+                .enumerate()
+                .flat_map(|(i, f)| {
+                    [
+                        (format!("{path}.certificates[{i}].cert"), &f.cert),
+                        (format!("{path}.certificates[{i}].key"), &f.key),
+                    ]
+                })
+                .chain(
+                    tls.client_ca
+                        .iter()
+                        .map(|f| (format!("{path}.client_ca"), f)),
+                );
+            let missing: Vec<(String, String)> = files
+                .filter(|(_, f)| std::fs::metadata(f).is_err())
+                .map(|(p, f)| (p, f.clone()))
+                .collect();
+            for (p, f) in missing {
+                self.problem(p, format!("{f:?} cannot be read"));
+            }
+        }
+        if c.listen.admin_tls.is_some() && c.listen.admin.is_none() {
+            self.problem(
+                "listen.admin_tls",
+                "there is no admin listener (listen.admin)",
+            );
+        }
         if c.cache.memory_mb == 0 {
             self.problem("cache.memory_mb", "must be at least 1");
         }

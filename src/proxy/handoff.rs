@@ -36,9 +36,9 @@ pub async fn run(session: &mut Session, ctx: &mut RequestCtx, plan: Arc<Plan>) -
     let Some(rt) = ctx.runtime.clone() else {
         return reply::error(session, &GatewayError::Internal, &ctx.request_id).await;
     };
-    let Some(spawner) = session.subrequest_spawner.as_ref() else {
+    if session.subrequest_spawner.is_none() {
         return reply::error(session, &GatewayError::Internal, &ctx.request_id).await;
-    };
+    }
     let handoff = Handoff {
         runtime: rt.clone(),
         plan: plan.clone(),
@@ -52,7 +52,25 @@ pub async fn run(session: &mut Session, ctx: &mut RequestCtx, plan: Arc<Plan>) -
         })
         .user_ctx(Box::new(handoff))
         .build();
+    // Pingora 0.9.1 gives the subrequest its head as HTTP/1 text made
+    // from the parent's (`HttpSession::to_h1_raw`); an HTTP/2 parent's is
+    // written with the version `HTTP/2` and no Host, which the
+    // subrequest's HTTP/1 parser refuses (400 before any phase runs). So
+    // an HTTP/2 head is shown as HTTP/1.1 with a Host (its authority) for
+    // that moment.
+    let h2 = session.req_header().version == http::Version::HTTP_2;
+    let added_host = h2 && as_h1(session)?;
+    let Some(spawner) = session.subrequest_spawner.as_ref() else {
+        return reply::error(session, &GatewayError::Internal, &ctx.request_id).await;
+    };
     let (subrequest, handle) = spawner.create_subrequest(session.as_downstream(), sub_ctx);
+    if h2 {
+        let req = session.req_header_mut();
+        req.set_version(http::Version::HTTP_2);
+        if added_host {
+            req.remove_header(&http::header::HOST);
+        }
+    }
     let body = if plan.body.is_empty() {
         InputBody::NoBody
     } else {
@@ -182,6 +200,21 @@ pub async fn run(session: &mut Session, ctx: &mut RequestCtx, plan: Arc<Plan>) -
             fail(session, ctx, &err).await
         }
     }
+}
+
+/// Shows an HTTP/2 request head as HTTP/1.1 (see `run`); returns whether
+/// a Host header was added.
+fn as_h1(session: &mut Session) -> Result<bool> {
+    let req = session.req_header_mut();
+    req.set_version(http::Version::HTTP_11);
+    if req.headers.contains_key(http::header::HOST) {
+        return Ok(false);
+    }
+    let Some(authority) = req.uri.authority().map(|a| a.as_str().to_string()) else {
+        return Ok(false);
+    };
+    req.insert_header(http::header::HOST, authority)?;
+    Ok(true)
 }
 
 /// Answers a failure the client has no header of yet: a stale cache

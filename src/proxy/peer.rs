@@ -60,6 +60,11 @@ pub async fn select(ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
     };
     let mut peer = peer_for(&backend, server.tls, sni)?;
     let o = &mut peer.options;
+    if server.h2c {
+        // Plaintext with HTTP/2 as the only version: Pingora speaks h2c
+        // with prior knowledge (`connectors/http/v2.rs`).
+        o.set_http_version(2, 2);
+    }
     o.connection_timeout = Some(Duration::from_millis(t.connect_ms));
     o.total_connection_timeout = Some(Duration::from_millis(t.connect_ms));
     o.idle_timeout = Some(Duration::from_millis(rt.config.upstream.keepalive_idle_ms));

@@ -24,6 +24,8 @@ pub struct ServerRt {
     pub address: String,
     pub port: u16,
     pub tls: bool,
+    /// Plaintext HTTP/2 with prior knowledge (`server_type: h2c`).
+    pub h2c: bool,
     /// SNI for TLS and the `Host` header value.
     pub sni: String,
     pub host_header: String,
@@ -58,6 +60,7 @@ impl ServerRt {
             address: s.server_address.clone(),
             port: s.server_port,
             tls: s.server_type == crate::config::ServerType::Https,
+            h2c: s.server_type == crate::config::ServerType::H2c,
             sni,
             host_header,
             weight: s.weight.max(1),

@@ -16,6 +16,8 @@ pub(super) const REDACTED: &str = "***";
 pub enum Scheme {
     Http,
     Https,
+    /// Plaintext HTTP/2 with prior knowledge.
+    H2c,
 }
 
 impl From<ServerType> for Scheme {
@@ -23,6 +25,7 @@ impl From<ServerType> for Scheme {
         match t {
             ServerType::Http => Scheme::Http,
             ServerType::Https => Scheme::Https,
+            ServerType::H2c => Scheme::H2c,
         }
     }
 }
@@ -32,6 +35,7 @@ impl From<Scheme> for ServerType {
         match t {
             Scheme::Http => ServerType::Http,
             Scheme::Https => ServerType::Https,
+            Scheme::H2c => ServerType::H2c,
         }
     }
 }
