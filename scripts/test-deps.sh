@@ -62,6 +62,10 @@ if ! .venv-test/bin/python -c "import openai" 2>/dev/null; then
   python3 -m venv .venv-test || { $SUDO apt-get install -y -qq python3-venv >/dev/null && python3 -m venv .venv-test; }
   .venv-test/bin/pip install -q --disable-pip-version-check "openai>=1.40"
 fi
+if ! .venv-test/bin/python -c "import kubernetes_validate, yaml" 2>/dev/null; then
+  echo "test-deps: installing kubernetes-validate and PyYAML into .venv-test (deploy/check.py)"
+  .venv-test/bin/pip install -q --disable-pip-version-check "kubernetes-validate>=1.30" "pyyaml>=6"
+fi
 if ! .venv-test/bin/python -c "import anthropic" 2>/dev/null; then
   echo "test-deps: installing the anthropic Python SDK into .venv-test"
   .venv-test/bin/pip install -q --disable-pip-version-check "anthropic>=0.40"

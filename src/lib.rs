@@ -4,7 +4,7 @@
 //! (`python3 scripts/module-cycles.py src` checks there is no cycle):
 //!
 //! 1. `sluice_filters` (pure policy), [`clock`], [`error`], [`logging`],
-//!    [`mock`];
+//!    [`mock`], [`install`] (the systemd service);
 //! 2. [`config`] (YAML → typed, validated), [`store`] (config and counter
 //!    stores), [`control`] (what others may ask of the config center),
 //!    [`tls`] (listeners' certificates);
@@ -34,6 +34,7 @@ pub mod decision;
 pub mod edge;
 pub mod error;
 pub mod identity;
+pub mod install;
 pub mod lifecycle;
 pub mod live;
 pub mod logging;

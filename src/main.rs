@@ -38,6 +38,16 @@ enum Command {
         /// rules, routes, fragments) with the YAML's, then start.
         #[arg(long)]
         reimport_yaml: bool,
+        /// Directory of the admin API's file store (`<config name>.state.json`);
+        /// default: next to the config file.
+        #[arg(long, env = "SLUICE_STATE_DIR", value_name = "DIR")]
+        state_dir: Option<String>,
+    },
+    /// Probe a running gateway: GET the URL, exit 0 on a 2xx answer within
+    /// 3 s, 1 otherwise (container health checks; no curl needed).
+    Health {
+        #[arg(default_value = "http://127.0.0.1:8080/healthz")]
+        url: String,
     },
     /// Validate a config file: list every error (exit 2) and every
     /// warning (what could never take effect yet; exit 0 unless --strict).
@@ -79,9 +89,75 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         rate_limit_rps: u64,
     },
+    /// Install the gateway as a systemd service: the binary in
+    /// /usr/local/bin, the config in /etc/sluice, state in /var/lib/sluice,
+    /// a system user, a hardened unit (`systemctl enable --now sluice`).
+    Install {
+        /// The config file the service runs with (copied to /etc/sluice).
+        #[arg(short, long, default_value = "conf/sluice.yaml")]
+        config: String,
+        /// The service account (created when missing).
+        #[arg(long, default_value = "sluice")]
+        user: String,
+        /// Make every path under this directory instead (packaging); the
+        /// user and systemd steps are skipped.
+        #[arg(long, default_value = "/")]
+        root: String,
+    },
+    /// Remove what `sluice install` made (config and state kept unless --purge).
+    Uninstall {
+        #[arg(long, default_value = "sluice")]
+        user: String,
+        #[arg(long, default_value = "/")]
+        root: String,
+        /// Remove /etc/sluice and /var/lib/sluice too.
+        #[arg(long)]
+        purge: bool,
+    },
     /// Print the argon2id hash of a password read from standard input
     /// (for `users[].password_hash` in the YAML).
     HashPassword,
+}
+
+/// Prints what an install step did, or its error.
+fn report(result: Result<Vec<String>, String>) -> ExitCode {
+    match result {
+        Ok(done) => {
+            for line in done {
+                println!("{line}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("sluice: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `sluice health URL`.
+fn health(url: &str) -> ExitCode {
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return ExitCode::FAILURE;
+    };
+    let ok = rt.block_on(async {
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(3))
+            .build()
+            .ok()?;
+        let r = client.get(url).send().await.ok()?;
+        Some(r.status().is_success())
+    });
+    match ok {
+        Some(true) => ExitCode::SUCCESS,
+        _ => {
+            eprintln!("sluice health: {url} is not healthy");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn load(path: &str) -> Result<sluice::config::Config, ExitCode> {
@@ -102,6 +178,7 @@ fn main() -> ExitCode {
         (None, Some(config)) => Command::Run {
             config,
             reimport_yaml: false,
+            state_dir: std::env::var("SLUICE_STATE_DIR").ok(),
         },
         (None, None) => {
             eprintln!("sluice: a command is needed (run, check, mock), or --config FILE to run; see --help");
@@ -155,15 +232,41 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             }
         }
+        Command::Health { url } => health(&url),
+        Command::Install { config, user, root } => {
+            let layout = sluice::install::Layout {
+                root: root.into(),
+                user,
+                config: config.into(),
+            };
+            report(sluice::install::install(&layout))
+        }
+        Command::Uninstall { user, root, purge } => {
+            let layout = sluice::install::Layout {
+                root: root.into(),
+                user,
+                config: "sluice.yaml".into(),
+            };
+            report(sluice::install::uninstall(&layout, purge))
+        }
         Command::Run {
             config,
             reimport_yaml,
+            state_dir,
         } => {
             let cfg = match load(&config) {
                 Ok(cfg) => cfg,
                 Err(code) => return code,
             };
-            let state = sluice::store::config_file::state_path_for(&config);
+            let state = match state_dir.filter(|d| !d.is_empty()) {
+                Some(dir) => {
+                    let name = std::path::Path::new(&config)
+                        .file_name()
+                        .map_or("sluice.yaml".into(), |n| n.to_string_lossy().into_owned());
+                    std::path::Path::new(&dir).join(format!("{name}.state.json"))
+                }
+                None => sluice::store::config_file::state_path_for(&config),
+            };
             let path = Some(std::path::PathBuf::from(&config));
             match sluice::server::run_with_state(cfg, path, Some(state), reimport_yaml) {
                 Ok(()) => ExitCode::SUCCESS,

@@ -101,13 +101,17 @@ impl ResponseCache {
                 .support_invalidation_closures()
                 .build(),
             capacity,
-            shared: s.redis_url.as_ref().map(|url| {
-                Shared::new(
-                    url.expose(),
-                    &s.key_prefix,
-                    Duration::from_millis(s.timeout_ms),
-                )
-            }),
+            shared: s
+                .redis_url
+                .as_ref()
+                .filter(|u| !u.expose().is_empty())
+                .map(|url| {
+                    Shared::new(
+                        url.expose(),
+                        &s.key_prefix,
+                        Duration::from_millis(s.timeout_ms),
+                    )
+                }),
             flights: Arc::new(Flights::default()),
             max_entry_bytes: AtomicUsize::new(s.max_entry_bytes),
             counts: Counts::default(),

@@ -211,7 +211,12 @@ impl Validator<'_> {
         if c.cache.max_entry_bytes == 0 {
             self.problem("cache.max_entry_bytes", "must be greater than 0");
         }
-        if let Some(url) = &c.cache.redis_url {
+        if let Some(url) = c
+            .cache
+            .redis_url
+            .as_ref()
+            .filter(|u| !u.expose().is_empty())
+        {
             if !url.expose().starts_with("redis://") {
                 self.problem(
                     "cache.redis_url",
