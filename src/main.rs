@@ -42,6 +42,11 @@ enum Command {
         /// default: next to the config file.
         #[arg(long, env = "SLUICE_STATE_DIR", value_name = "DIR")]
         state_dir: Option<String>,
+        /// Take the listening sockets over from the running gateway
+        /// (zero-downtime upgrade): start this, then send the old process
+        /// SIGQUIT; it hands them over on `server.upgrade_sock` and drains.
+        #[arg(long)]
+        upgrade: bool,
     },
     /// Probe a running gateway: GET the URL, exit 0 on a 2xx answer within
     /// 3 s, 1 otherwise (container health checks; no curl needed).
@@ -179,6 +184,7 @@ fn main() -> ExitCode {
             config,
             reimport_yaml: false,
             state_dir: std::env::var("SLUICE_STATE_DIR").ok(),
+            upgrade: false,
         },
         (None, None) => {
             eprintln!("sluice: a command is needed (run, check, mock), or --config FILE to run; see --help");
@@ -253,6 +259,7 @@ fn main() -> ExitCode {
             config,
             reimport_yaml,
             state_dir,
+            upgrade,
         } => {
             let cfg = match load(&config) {
                 Ok(cfg) => cfg,
@@ -268,7 +275,7 @@ fn main() -> ExitCode {
                 None => sluice::store::config_file::state_path_for(&config),
             };
             let path = Some(std::path::PathBuf::from(&config));
-            match sluice::server::run_with_state(cfg, path, Some(state), reimport_yaml) {
+            match sluice::server::run_with_state(cfg, path, Some(state), reimport_yaml, upgrade) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("sluice: {e}");

@@ -142,7 +142,7 @@ pub enum ServerError {
 /// Builds and runs the gateway; returns only on error before start.
 /// Admin API changes apply but are not persisted (see [`run_with_state`]).
 pub fn run(config: Config) -> Result<(), ServerError> {
-    run_with_state(config, None, None, false)
+    run_with_state(config, None, None, false, false)
 }
 
 /// Builds and runs the gateway with the admin API's entity store
@@ -156,6 +156,7 @@ pub fn run_with_state(
     config_path: Option<PathBuf>,
     state_path: Option<PathBuf>,
     reimport: bool,
+    upgrade: bool,
 ) -> Result<(), ServerError> {
     crate::lifecycle::hold_sighup().map_err(|source| ServerError::Setup {
         what: "the SIGHUP handler",
@@ -252,9 +253,17 @@ pub fn run_with_state(
         // near idle ~10 s after a burst of 16 MiB bodies with tokio's
         // 10 s default, see load-tests/RESULTS.md).
         blocking_threads_ttl_seconds: Some(1),
+        upgrade_sock: config.server.upgrade_sock.clone(),
         ..ServerConf::default()
     };
-    let mut server = Server::new_with_opt_and_conf(None, conf);
+    // `upgrade`: the listening sockets come from the running process
+    // (Pingora's graceful upgrade: it sends them on `upgrade_sock` when it
+    // gets SIGQUIT, then drains); `bootstrap` waits for them.
+    let opt = pingora::server::configuration::Opt {
+        upgrade,
+        ..Default::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(Some(opt), conf);
     server.bootstrap();
     let conf = server.configuration.clone();
 

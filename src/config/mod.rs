@@ -40,6 +40,9 @@ pub struct ServerSettings {
     pub graceful_shutdown_timeout_seconds: u64,
     /// Idle keep-alive connections kept per upstream pool.
     pub upstream_keepalive_pool_size: usize,
+    /// The Unix socket a new process (`sluice run --upgrade`) takes the
+    /// listening sockets over from this one (when it gets SIGQUIT).
+    pub upgrade_sock: String,
 }
 
 impl Default for ServerSettings {
@@ -49,6 +52,7 @@ impl Default for ServerSettings {
             grace_period_seconds: 5,
             graceful_shutdown_timeout_seconds: 10,
             upstream_keepalive_pool_size: 256,
+            upgrade_sock: "/tmp/sluice-upgrade.sock".into(),
         }
     }
 }
