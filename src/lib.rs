@@ -9,7 +9,8 @@
 //!    stores), [`control`] (what others may ask of the config center),
 //!    [`tls`] (listeners' certificates);
 //! 3. [`live`] (state learned while running, kept across config swaps),
-//!    [`cache`] (the response cache's tiers and flights),
+//!    [`cache`] (the response cache's tiers and flights), [`otel`] (trace
+//!    spans and their exporter),
 //!    [`upstream`] (pools), [`catalog`] (models and deployments),
 //!    [`providers`] (wire formats);
 //! 4. [`state`] (the compiled snapshot of one config);
@@ -40,6 +41,7 @@ pub mod live;
 pub mod logging;
 pub mod metrics;
 pub mod mock;
+pub mod otel;
 pub mod providers;
 pub mod proxy;
 pub mod server;

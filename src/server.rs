@@ -197,6 +197,9 @@ pub fn run_with_state(
     };
     let live = LiveState::new(store);
     crate::cache::init(&config.cache);
+    if let Some(t) = &config.tracing {
+        crate::otel::export::start(t).map_err(ServerError::Config)?;
+    }
     let runtime = Snapshot::build(config.clone(), &live).map_err(|problems| {
         ServerError::Config(
             problems

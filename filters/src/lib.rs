@@ -17,6 +17,7 @@
 //! - [`balance`]: deployment selection strategies, circuit breakers, the bandit report.
 //! - [`signing`]: HMAC-SHA256 request signing of external clients.
 //! - [`redact`]: masking of sensitive text in answers (JSON and SSE) to external clients.
+//! - [`trace`]: W3C `traceparent` and trace sampling.
 //! - [`cache`]: which answers a response cache may reuse, and the key of an entry.
 
 #![cfg_attr(
@@ -38,6 +39,7 @@ pub mod routing;
 pub mod signing;
 pub mod stream;
 pub mod tokens;
+pub mod trace;
 pub mod translate;
 
 #[cfg(test)]

@@ -318,6 +318,15 @@ fn restart_only(before: &Config, next: &Config) -> Vec<String> {
         v(&c)
     };
     check("cache", differs(tiers(before), tiers(next)));
+    // The exporter is made at start (the sampling ratio applies at once).
+    let exporter = |c: &Config| {
+        let mut t = c.tracing.clone();
+        if let Some(t) = t.as_mut() {
+            t.sample_ratio = 0.0;
+        }
+        v(&t)
+    };
+    check("tracing", differs(exporter(before), exporter(next)));
     // The bound of password checks is fixed by the first sign-in.
     check(
         "auth.login.max_concurrent",

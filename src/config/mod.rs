@@ -14,6 +14,7 @@ pub mod model;
 mod problem;
 pub mod secret;
 pub mod tls;
+pub mod tracing;
 mod validate;
 
 pub use cache::{CacheSettings, ModelCache, NamespaceCache};
@@ -25,6 +26,7 @@ pub use model::*;
 pub use problem::Problem;
 pub use secret::Secret;
 pub use tls::{CertificateFiles, TlsListener};
+pub use tracing::TracingSettings;
 
 use serde::{Deserialize, Serialize};
 
@@ -432,6 +434,8 @@ pub struct Config {
     pub compression: Compression,
     /// The response cache's tiers.
     pub cache: CacheSettings,
+    /// OpenTelemetry traces; none = off.
+    pub tracing: Option<TracingSettings>,
     /// Namespace (code) of requests no matcher claims; none = such requests get 403.
     pub default_namespace: Option<String>,
     /// A request header whose value, a namespace code, picks the namespace

@@ -205,6 +205,24 @@ impl Validator<'_> {
                 "there is no admin listener (listen.admin)",
             );
         }
+        if let Some(t) = &c.tracing {
+            if !(0.0..=1.0).contains(&t.sample_ratio) {
+                self.problem("tracing.sample_ratio", "must be between 0 and 1");
+            }
+            if !(t.otlp_endpoint.starts_with("http://") || t.otlp_endpoint.starts_with("https://"))
+            {
+                self.problem(
+                    "tracing.otlp_endpoint",
+                    "must be an http:// or https:// URL (OTLP over HTTP)",
+                );
+            }
+            if t.queue_size == 0 || t.batch_size == 0 {
+                self.problem(
+                    "tracing",
+                    "queue_size and batch_size must be greater than 0",
+                );
+            }
+        }
         if c.cache.memory_mb == 0 {
             self.problem("cache.memory_mb", "must be at least 1");
         }

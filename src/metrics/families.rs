@@ -86,6 +86,7 @@ pub struct Families {
     pub cache_redis_errors: IntCounter,
     pub cache_memory_bytes: IntGauge,
     pub cache_memory_entries: IntGauge,
+    pub trace_spans: IntCounterVec,
 }
 
 fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, m: T) -> T {
@@ -198,6 +199,7 @@ impl Families {
             cache_redis_errors: counter(&r, "sluice_cache_redis_errors_total", "Failed calls to the response cache's Redis tier (the request went on with the memory tier)."),
             cache_memory_bytes: gauge(&r, "sluice_cache_memory_bytes", "Bytes of answers held in the response cache's memory tier."),
             cache_memory_entries: gauge(&r, "sluice_cache_memory_entries", "Answers held in the response cache's memory tier."),
+            trace_spans: counter_vec(&r, "sluice_trace_spans_total", "Trace spans by outcome: exported (the collector took them), dropped (the export queue was full), failed (the collector refused them or did not answer).", &["outcome"]),
             registry: r,
         }
     }

@@ -167,6 +167,18 @@ impl Metrics {
             .inc_by(errors.saturating_sub(counted));
         self.f.cache_memory_entries.set(entries as i64);
         self.f.cache_memory_bytes.set(bytes as i64);
+        let t = crate::otel::export::counts();
+        for (outcome, n) in [
+            ("exported", &t.exported),
+            ("dropped", &t.dropped),
+            ("failed", &t.failed),
+        ] {
+            let c = self.f.trace_spans.with_label_values(&[outcome]);
+            c.inc_by(
+                n.load(std::sync::atomic::Ordering::Relaxed)
+                    .saturating_sub(c.get()),
+            );
+        }
         self.f.encode()
     }
 }

@@ -31,7 +31,8 @@
 //! ending), and `x-mock-only: ID` (the failure knobs above and the latency
 //! apply only on the instance named ID, so one request can fail on one
 //! deployment and succeed on the next). Chat answers
-//! carry `x-mock-seen-max-tokens` / `x-mock-seen-include-usage` (what the
+//! carry `x-mock-seen-traceparent` (when the request had one),
+//! `x-mock-seen-max-tokens` / `x-mock-seen-include-usage` (what the
 //! mock received).
 //! Every response carries `x-mock-id` naming the instance.
 
@@ -217,7 +218,21 @@ pub fn full(status: u16, content_type: &str, body: impl Into<Bytes>, id: &str) -
     resp
 }
 
+/// Every answer carries `x-mock-seen-traceparent`, the W3C trace context
+/// the request came with (tests of the gateway's traces).
 async fn handle(
+    req: Request<Incoming>,
+    state: Arc<MockState>,
+) -> Result<Response<Body>, Infallible> {
+    let traceparent = req.headers().get("traceparent").cloned();
+    let mut resp = handle_inner(req, state).await?;
+    if let Some(v) = traceparent {
+        resp.headers_mut().insert("x-mock-seen-traceparent", v);
+    }
+    Ok(resp)
+}
+
+async fn handle_inner(
     req: Request<Incoming>,
     state: Arc<MockState>,
 ) -> Result<Response<Body>, Infallible> {

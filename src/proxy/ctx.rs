@@ -75,6 +75,10 @@ pub struct RequestCtx {
     pub observed: super::observed::Observed,
     /// Answered from the response cache.
     pub cache_hit: Option<CacheHit>,
+    /// The request's trace, when it is sampled (shared with a subrequest).
+    pub trace: Option<Arc<crate::otel::Trace>>,
+    /// The open upstream attempt's span: its id and start (ns).
+    pub attempt_span: Option<([u8; 8], u64)>,
     /// Holds the request in the drain count until the context is dropped
     /// (after `logging`).
     pub in_flight: Option<crate::lifecycle::InFlight>,
@@ -98,6 +102,8 @@ impl Default for RequestCtx {
             catalog: None,
             observed: Default::default(),
             cache_hit: None,
+            trace: None,
+            attempt_span: None,
             in_flight: None,
         }
     }

@@ -43,6 +43,7 @@ pub async fn run(session: &mut Session, ctx: &mut RequestCtx, plan: Arc<Plan>) -
         runtime: rt.clone(),
         plan: plan.clone(),
         request_id: ctx.request_id.clone(),
+        trace: super::trace::handed(ctx),
     };
     let sub_ctx = SubrequestCtx::builder()
         .body_mode(if plan.has_body {

@@ -31,6 +31,7 @@ mod pipeline;
 mod plan;
 mod redact;
 mod reply;
+mod trace;
 
 pub use endpoints::health;
 
@@ -190,6 +191,7 @@ impl ProxyHttp for Gateway {
             ctx.runtime = Some(h.runtime.clone());
             ctx.plan = Some(h.plan.clone());
             ctx.request_id = h.request_id.clone();
+            ctx.trace = h.trace.clone();
             ctx.pipeline = pipeline::Pipeline::new(Role::Child, &h.plan, &h.request_id);
             // The preset body may differ from the client's (rewritten, or
             // chunked): frame the subrequest's body by its real length, or
@@ -264,16 +266,22 @@ impl ProxyHttp for Gateway {
         }
         metrics().request_started();
         ctx.counted = true;
+        trace::start(session, ctx, &rt);
         let plan = match admission::admit(session, &rt, &ctx.request_id, &mut ctx.observed).await {
             Ok(plan) => Arc::new(plan),
             Err(err) => {
                 ctx.observed.error = Some(err.code());
+                trace::admitted(ctx, Some(err.code()));
                 reply::error(session, &err, &ctx.request_id).await?;
                 return Ok(true);
             }
         };
+        trace::admitted(ctx, None);
         ctx.plan = Some(plan.clone());
         ctx.pipeline = pipeline::Pipeline::new(ctx.role, &plan, &ctx.request_id);
+        if ctx.trace.is_some() {
+            ctx.pipeline.add_finish_reason();
+        }
         observe::admitted(ctx);
         // The response cache: answered from it, or its stage records the
         // answer.
@@ -284,6 +292,9 @@ impl ProxyHttp for Gateway {
         if plan.llm.stream || session.as_downstream().retry_buffer_truncated() {
             ctx.role = Role::Parent;
             ctx.pipeline = pipeline::Pipeline::new(ctx.role, &plan, &ctx.request_id);
+            if ctx.trace.is_some() {
+                ctx.pipeline.add_finish_reason();
+            }
             if let Some(r) = recorder {
                 ctx.pipeline.add_recorder(r);
             }
@@ -316,6 +327,7 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
         e: Box<Error>,
     ) -> Box<Error> {
+        trace::attempt_done(ctx, None);
         peer::connect_failed(ctx, e)
     }
 
@@ -328,6 +340,7 @@ impl ProxyHttp for Gateway {
         client_reused: bool,
     ) -> Box<Error> {
         let e = e.more_context(format!("Peer: {peer}"));
+        trace::attempt_done(ctx, None);
         peer::proxy_failed(session, ctx, e, client_reused)
     }
 
@@ -365,7 +378,7 @@ impl ProxyHttp for Gateway {
         if let Some(cp) = &plan.catalog {
             catalog::request_header(ctx, rt, cp, upstream_request)?;
         }
-        Ok(())
+        trace::attempt(ctx, upstream_request)
     }
 
     async fn response_filter(
@@ -382,6 +395,9 @@ impl ProxyHttp for Gateway {
                 ErrorType::HTTPStatus(502),
                 "the upstream switched protocols unasked",
             ));
+        }
+        if ctx.role != Role::Parent {
+            trace::attempt_done(ctx, Some(upstream_response.status.as_u16()));
         }
         // Catalog attempts first: an error status may still become a
         // retry on the next deployment (nothing reached the client yet).
@@ -541,10 +557,12 @@ impl ProxyHttp for Gateway {
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
-        ctx.release_server();
         if ctx.role == Role::Child {
+            trace::attempt_done(ctx, None);
+            ctx.release_server();
             return;
         }
+        ctx.release_server();
         if ctx.counted {
             self.log_request(session, e, ctx).await;
         }
@@ -583,6 +601,7 @@ impl Gateway {
         let elapsed = ctx.started.elapsed();
         metrics().request_finished(status, elapsed.as_millis() as u64);
         observe::finish(session, ctx, status, settled);
+        trace::finish(session, ctx, status);
         if log::log_enabled!(log::Level::Info) {
             let req = session.req_header();
             let (namespace, key) = match (&ctx.runtime, &ctx.plan) {

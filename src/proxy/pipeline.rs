@@ -61,6 +61,23 @@ pub enum Stage {
     /// The response cache: `x-cache`, the answer recorded (and shared
     /// with coalesced followers), or a stale entry instead of a failure.
     Cache(Box<Recorder>),
+    /// A traced request's finish reason, read as the answer passes (its
+    /// last `"finish_reason":"…"`; the bytes are not changed).
+    FinishReason {
+        last: Option<String>,
+        /// The end of the previous chunk (a match split across two).
+        tail: Vec<u8>,
+    },
+}
+
+/// The last `"finish_reason":"…"` value in `bytes`.
+fn last_finish_reason(bytes: &[u8]) -> Option<String> {
+    const KEY: &[u8] = b"\"finish_reason\":";
+    let at = memchr::memmem::rfind(bytes, KEY)? + KEY.len();
+    let rest = bytes[at..].strip_prefix(b" ").unwrap_or(&bytes[at..]);
+    let rest = rest.strip_prefix(b"\"")?;
+    let end = memchr::memchr(b'"', rest).filter(|&e| e <= 64)?;
+    std::str::from_utf8(&rest[..end]).ok().map(str::to_string)
 }
 
 impl Stage {
@@ -70,6 +87,7 @@ impl Stage {
             Stage::Meter(meter) => meter.on_header(header),
             Stage::Redact(r) => r.on_header(header),
             Stage::Cache(r) => r.on_header(header),
+            Stage::FinishReason { .. } => Ok(()),
             Stage::ToClient { format, to_client } => {
                 *to_client = Some(ToClient::on_header(format, header)?);
                 Ok(())
@@ -125,6 +143,16 @@ impl Stage {
             Stage::Meter(meter) => meter.on_body(body, end),
             Stage::Redact(r) => r.on_body(body, end),
             Stage::Cache(r) => r.on_body(body, end),
+            Stage::FinishReason { last, tail } => {
+                if let Some(b) = body.as_deref() {
+                    tail.extend_from_slice(b);
+                    if let Some(r) = last_finish_reason(tail) {
+                        *last = Some(r);
+                    }
+                    let keep = tail.len().saturating_sub(96);
+                    tail.drain(..keep);
+                }
+            }
             Stage::ToClient { to_client, .. } => {
                 if let Some(t) = to_client {
                     t.on_body(body, end);
@@ -235,6 +263,25 @@ impl Pipeline {
     /// client side).
     pub fn add_recorder(&mut self, recorder: Box<Recorder>) {
         self.client.insert(0, Stage::Cache(recorder));
+    }
+
+    /// Reads the answer's finish reason as it passes (traced requests).
+    pub fn add_finish_reason(&mut self) {
+        self.client.insert(
+            0,
+            Stage::FinishReason {
+                last: None,
+                tail: Vec::new(),
+            },
+        );
+    }
+
+    /// The answer's last finish reason, when it was read.
+    pub fn finish_reason(&self) -> Option<String> {
+        self.client.iter().find_map(|s| match s {
+            Stage::FinishReason { last, .. } => last.clone(),
+            _ => None,
+        })
     }
 
     /// Takes the cache stage out of the pipeline.
@@ -361,7 +408,19 @@ fn with_session_id(mut body: Vec<u8>, id: &str) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
-    use super::with_session_id;
+    use super::{last_finish_reason, with_session_id};
+
+    #[test]
+    fn finish_reasons_are_read() {
+        let r = |b: &[u8]| last_finish_reason(b);
+        assert_eq!(r(br#"{"finish_reason":null}"#), None);
+        assert_eq!(r(br#"{"finish_reason":"stop"}"#).as_deref(), Some("stop"));
+        assert_eq!(
+            r(br#"{"finish_reason": "length"},{"finish_reason":"tool_calls"}"#).as_deref(),
+            Some("tool_calls")
+        );
+        assert_eq!(r(br#"{"finish_reason":"unterminated"#), None);
+    }
 
     #[test]
     fn session_id_is_added_to_a_json_object() {

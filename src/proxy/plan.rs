@@ -97,6 +97,8 @@ pub struct Handoff {
     pub runtime: Arc<Snapshot>,
     pub plan: Arc<Plan>,
     pub request_id: String,
+    /// The parent's trace: the subrequest's attempts are its spans.
+    pub trace: Option<Arc<crate::otel::Trace>>,
 }
 
 /// Which side of the subrequest boundary a context lives on.
