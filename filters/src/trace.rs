@@ -1,5 +1,5 @@
 //! W3C Trace Context and sampling, as pure functions: a request's
-//! `traceparent` header ([`parse`]), the header sent upstream ([`format`]),
+//! `traceparent` header ([`parse`]), the header sent upstream ([`format()`]),
 //! and whether a trace is recorded ([`sampled`]: a parent's decision is
 //! kept; a new trace is recorded with the configured ratio, decided on its
 //! id so every instance that sees it decides alike).
