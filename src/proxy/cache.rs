@@ -12,7 +12,7 @@
 //! format, `session_id` echo); by default it is not charged against token
 //! or money budgets (`namespaces[].cache.charge_hits`).
 
-use super::cache_record::{answer_header, shape, Recorder, Recording};
+use super::cache_record::{answer_header, count, served, shape, Recorder, Recording};
 use super::ctx::{CacheHit, RequestCtx};
 use super::plan::Plan;
 use crate::cache::flight::{Flight, Joined};
@@ -33,33 +33,6 @@ pub enum Lookup {
     /// Goes upstream; with the cache stage when the model caches (boxed:
     /// most requests carry none).
     Proceed(Option<Box<Recorder>>),
-}
-
-pub(super) fn count(ns: &str, model: &str, result: &'static str) {
-    let c = &crate::cache::cache().counts;
-    match result {
-        "hit" => c.hits.fetch_add(1, Relaxed),
-        "miss" => c.misses.fetch_add(1, Relaxed),
-        "stale" => c.stale.fetch_add(1, Relaxed),
-        _ => c.bypass.fetch_add(1, Relaxed),
-    };
-    crate::metrics::metrics()
-        .f
-        .cache_requests
-        .with_label_values(&[ns, model, result])
-        .inc();
-}
-
-pub(super) fn served(ns: &str, model: &str, bytes: usize) {
-    crate::cache::cache()
-        .counts
-        .served_bytes
-        .fetch_add(bytes as u64, Relaxed);
-    crate::metrics::metrics()
-        .f
-        .cache_bytes
-        .with_label_values(&[ns, model])
-        .inc_by(bytes as u64);
 }
 
 /// The request's use of the cache (see the module docs).

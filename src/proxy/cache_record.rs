@@ -17,6 +17,7 @@ use bytes::Bytes;
 use pingora::http::ResponseHeader;
 use pingora::Result;
 use sluice_filters::cache::replay;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 /// What the stage stores, and where.
@@ -112,8 +113,8 @@ impl Recorder {
                 self.chunks = shape(&entry, &plan);
                 if let Some(r) = &self.rec {
                     let bytes = self.chunks.iter().map(Bytes::len).sum();
-                    super::cache::count(&r.namespace, &r.model, "stale");
-                    super::cache::served(&r.namespace, &r.model, bytes);
+                    count(&r.namespace, &r.model, "stale");
+                    served(&r.namespace, &r.model, bytes);
                 }
                 return Ok(());
             }
@@ -245,4 +246,34 @@ pub fn shape(entry: &Entry, plan: &Plan) -> Vec<Bytes> {
             replay::fit_usage(&chunks, plan.client_wants_usage, entry.usage)
         }
     }
+}
+
+/// Counts a request's cache result (`hit`, `miss`, `stale`, `bypass`)
+/// for `/stats` and the metrics.
+pub(super) fn count(ns: &str, model: &str, result: &'static str) {
+    let c = &crate::cache::cache().counts;
+    match result {
+        "hit" => c.hits.fetch_add(1, Relaxed),
+        "miss" => c.misses.fetch_add(1, Relaxed),
+        "stale" => c.stale.fetch_add(1, Relaxed),
+        _ => c.bypass.fetch_add(1, Relaxed),
+    };
+    crate::metrics::metrics()
+        .f
+        .cache_requests
+        .with_label_values(&[ns, model, result])
+        .inc();
+}
+
+/// Counts bytes answered from the cache.
+pub(super) fn served(ns: &str, model: &str, bytes: usize) {
+    crate::cache::cache()
+        .counts
+        .served_bytes
+        .fetch_add(bytes as u64, Relaxed);
+    crate::metrics::metrics()
+        .f
+        .cache_bytes
+        .with_label_values(&[ns, model])
+        .inc_by(bytes as u64);
 }
