@@ -138,7 +138,7 @@ async fn requests_are_traced_with_their_callers_context() {
     let _ = r.text().await.unwrap();
     let trace = hex::decode(TRACE).unwrap();
     eventually("the spans are exported", async || {
-        spans_of(&spans, &trace).len() >= 3
+        spans_of(&spans, &trace).len() >= 4
     })
     .await;
     let got = spans_of(&spans, &trace);
@@ -180,6 +180,14 @@ async fn requests_are_traced_with_their_callers_context() {
         assert!(child.end_time_unix_nano <= root.end_time_unix_nano);
     }
     assert_eq!(upstream.kind, 3);
+    // The limit rules' span sits inside admission.
+    let limits = got
+        .iter()
+        .find(|s| s.name == "sluice.limits")
+        .expect("a limits span");
+    assert_eq!(limits.parent_span_id, admission.span_id);
+    assert!(limits.start_time_unix_nano >= admission.start_time_unix_nano);
+    assert!(limits.end_time_unix_nano <= admission.end_time_unix_nano);
     assert_eq!(
         attr(upstream, "http.response.status_code"),
         Some(&V::IntValue(200))

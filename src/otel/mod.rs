@@ -138,6 +138,35 @@ impl Trace {
         }
     }
 
+    /// Records a finished span under `parent` (one of the request's
+    /// children), from `start_ns` to `end_ns`.
+    pub fn grandchild(
+        &self,
+        parent: [u8; 8],
+        name: &str,
+        start_ns: u64,
+        end_ns: u64,
+        attributes: Vec<(&'static str, Value)>,
+        error: bool,
+    ) {
+        let span = Span {
+            trace_id: self.trace_id,
+            span_id: span_id(),
+            parent: Some(parent),
+            name: name.to_string(),
+            kind: Kind::Internal,
+            start_ns,
+            end_ns: end_ns.max(start_ns),
+            attributes,
+            error,
+        };
+        if let Ok(mut c) = self.children.lock() {
+            if c.len() < 64 {
+                c.push(span);
+            }
+        }
+    }
+
     /// Ends the request's span and hands every span to the exporter.
     pub fn finish(&self, name: String, attributes: Vec<(&'static str, Value)>, error: bool) {
         let mut spans = self

@@ -171,6 +171,7 @@ async fn admit_body(
         client_format,
         session_id,
     } = target;
+    let limits_from = obs.traced.then(crate::otel::now_ns);
     let granted = limits::admit(
         rt,
         &LimitInput {
@@ -190,7 +191,12 @@ async fn admit_body(
             internal,
         },
     )
-    .await?;
+    .await;
+    // A traced request's limit rules (counter-store call included).
+    if let Some(from) = limits_from {
+        obs.limits_span = Some((from, crate::otel::now_ns()));
+    }
+    let granted = granted?;
     let metered = granted.as_ref().is_some_and(|g| g.metered);
     let client_wants_usage = parsed.as_ref().is_some_and(wants_usage);
     if let (Some(json), Some(g)) = (parsed.as_mut(), &granted) {

@@ -33,6 +33,10 @@ pub struct Observed {
     pub ttft: Option<Duration>,
     /// The response cache's part (`hit`, `miss`, `stale`, `bypass`).
     pub cache: Option<&'static str>,
+    /// The request is traced: admission notes when its limit rules ran.
+    pub traced: bool,
+    /// When the limit rules (and their counter-store call) ran, wall ns.
+    pub limits_span: Option<(u64, u64)>,
     /// Counted in its entities' concurrency (`observe::admitted`).
     pub(super) in_series: bool,
 }

@@ -22,6 +22,7 @@ pub fn start(session: &Session, ctx: &mut RequestCtx, rt: &Snapshot) {
         .get("traceparent")
         .and_then(|v| v.to_str().ok());
     ctx.trace = Trace::start(header, t.sample_ratio);
+    ctx.observed.traced = ctx.trace.is_some();
 }
 
 /// Admission ended (`error`: the code it refused with).
@@ -34,14 +35,30 @@ pub fn admitted(ctx: &RequestCtx, error: Option<&'static str>) {
         attrs.push(("sluice.error", Value::Str(code.into())));
     }
     attrs.push(("sluice.limits.denied", Value::Bool(ctx.observed.denied)));
+    let admission = span_id();
     trace.child(
-        span_id(),
+        admission,
         "sluice.admission",
         Kind::Internal,
         trace.start_ns,
         attrs,
         error.is_some(),
     );
+    // The limit rules and their counter-store call, inside admission.
+    if let Some((from, to)) = ctx.observed.limits_span {
+        let store = match ctx.runtime.as_ref().map(|rt| rt.config.counters.store) {
+            Some(crate::config::CounterStoreKind::Redis) => "redis",
+            _ => "local",
+        };
+        trace.grandchild(
+            admission,
+            "sluice.limits",
+            from,
+            to,
+            vec![("sluice.counter_store", Value::Str(store.into()))],
+            ctx.observed.denied,
+        );
+    }
 }
 
 /// An upstream attempt begins: its span opens and its id goes upstream.
