@@ -78,7 +78,11 @@ After=network-online.target
 Wants=network-online.target
 
 [Service]
-Type=simple
+# Ready when it says so; after an upgrade (`systemctl kill -s USR2 sluice`:
+# the binary on disk is started, takes the listeners over and reports
+# itself as the main process) the old one drains and exits.
+Type=notify
+NotifyAccess=all
 User={user}
 Group={user}
 # Credentials (SLUICE_API_KEY, SLUICE_ADMIN_TOKEN, ...): one VAR=value per line.

@@ -4,7 +4,8 @@
 //! (`python3 scripts/module-cycles.py src` checks there is no cycle):
 //!
 //! 1. `sluice_filters` (pure policy), [`clock`], [`error`], [`logging`],
-//!    [`mock`], [`install`] (the systemd service);
+//!    [`mock`], [`install`] (the systemd service), [`systemd`] (its
+//!    notifications);
 //! 2. [`config`] (YAML → typed, validated), [`store`] (config and counter
 //!    stores), [`control`] (what others may ask of the config center),
 //!    [`tls`] (listeners' certificates);
@@ -47,5 +48,6 @@ pub mod proxy;
 pub mod server;
 pub mod state;
 pub mod store;
+pub mod systemd;
 pub mod tls;
 pub mod upstream;

@@ -63,7 +63,11 @@ pub fn hold_sighup() -> std::io::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    rt.block_on(async { signal(SignalKind::hangup()).map(drop) })
+    // SIGUSR2 (upgrade) likewise: by default it would end the process.
+    rt.block_on(async {
+        drop(signal(SignalKind::hangup())?);
+        signal(SignalKind::user_defined2()).map(drop)
+    })
 }
 
 /// The gateway's [`ShutdownSignalWatch`]: see the module docs.
@@ -73,6 +77,11 @@ pub struct Signals {
     /// The config file, read again on SIGHUP.
     pub config_path: Option<PathBuf>,
     pub center: Option<Arc<dyn ConfigControl>>,
+    /// Where a successor takes the listeners over (`server.upgrade_sock`).
+    pub upgrade_sock: String,
+    /// The admin API's file store, when it is not next to the config file
+    /// (a successor is started with the same).
+    pub state_dir: Option<PathBuf>,
 }
 
 #[async_trait]
@@ -83,14 +92,23 @@ impl ShutdownSignalWatch for Signals {
             signal(SignalKind::terminate()),
             signal(SignalKind::interrupt()),
             signal(SignalKind::hangup()),
+            signal(SignalKind::user_defined2()),
         );
-        let (Ok(mut quit), Ok(mut term), Ok(mut int), Ok(mut hup)) = streams else {
+        let (Ok(mut quit), Ok(mut term), Ok(mut int), Ok(mut hup), Ok(mut usr2)) = streams else {
             log::error!("cannot listen for signals; shutting down");
             return ShutdownSignal::FastShutdown;
         };
         loop {
             tokio::select! {
                 _ = hup.recv() => self.reload().await,
+                _ = usr2.recv() => match self.start_successor().await {
+                    Ok(pid) => {
+                        log::warn!("SIGUSR2: process {pid} takes the listeners over; draining");
+                        DRAINING.store(true, SeqCst);
+                        return ShutdownSignal::GracefulUpgrade;
+                    }
+                    Err(e) => log::error!("SIGUSR2: no upgrade, this process keeps serving: {e}"),
+                },
                 _ = int.recv() => return ShutdownSignal::FastShutdown,
                 _ = quit.recv() => {
                     log::warn!("SIGQUIT: draining (after Pingora's upgrade step)");
@@ -115,6 +133,52 @@ impl ShutdownSignalWatch for Signals {
 }
 
 impl Signals {
+    /// SIGUSR2: starts the binary on disk (a new version, typically) with
+    /// `run --upgrade` and the same config, as this process's child (so it
+    /// stays in the service's cgroup), and waits until it listens on the
+    /// upgrade socket. Returns its pid.
+    async fn start_successor(&self) -> Result<u32, String> {
+        let config = self
+            .config_path
+            .as_ref()
+            .ok_or("no config file to start it with")?;
+        let exe = std::env::current_exe().map_err(|e| format!("the binary: {e}"))?;
+        // A binary replaced on disk reads as "… (deleted)": its new file.
+        let exe = PathBuf::from(
+            exe.to_string_lossy()
+                .trim_end_matches(" (deleted)")
+                .to_string(),
+        );
+        let sock = PathBuf::from(&self.upgrade_sock);
+        let _ = std::fs::remove_file(&sock);
+        let mut cmd = std::process::Command::new(&exe);
+        cmd.arg("run").arg("--upgrade");
+        if let Some(dir) = &self.state_dir {
+            cmd.arg("--state-dir").arg(dir);
+        }
+        let mut child = cmd
+            .arg("-c")
+            .arg(config)
+            .spawn()
+            .map_err(|e| format!("{}: {e}", exe.display()))?;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            if sock.exists() {
+                return Ok(child.id());
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(format!("the new process exited first ({status})"));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let _ = child.kill();
+                return Err("the new process did not listen for the sockets within 60 s".into());
+            }
+            // Polls a file another process creates: there is nothing to
+            // wait on but the clock.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// SIGHUP: the access log is reopened, the listeners' certificates
     /// read again and the config file's settings applied; a file that does
     /// not load changes nothing.

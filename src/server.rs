@@ -162,6 +162,14 @@ pub fn run_with_state(
         what: "the SIGHUP handler",
         source,
     })?;
+    // A successor (SIGUSR2 upgrade) keeps the same store: its directory,
+    // when it is not the config file's.
+    let state_dir = match (&state_path, &config_path) {
+        (Some(state), Some(config)) if state.parent() != config.parent() => {
+            state.parent().map(std::path::Path::to_path_buf)
+        }
+        _ => None,
+    };
     let opened = match state_path {
         Some(path) => Some(open::open(&yaml, path, reimport)?),
         None => None,
@@ -268,6 +276,13 @@ pub fn run_with_state(
     };
     let mut server = Server::new_with_opt_and_conf(Some(opt), conf);
     server.bootstrap();
+    // Under systemd (`Type=notify`): ready; a successor (upgrade) is the
+    // service's main process from now on.
+    if upgrade {
+        crate::systemd::notify(&format!("MAINPID={}\nREADY=1", std::process::id()));
+    } else {
+        crate::systemd::notify("READY=1");
+    }
     let conf = server.configuration.clone();
 
     let center: Arc<ConfigCenter> = Arc::new(ConfigCenter::new(
@@ -354,6 +369,8 @@ pub fn run_with_state(
             accept_for: std::time::Duration::from_secs(config.server.grace_period_seconds),
             config_path,
             center: Some(center),
+            upgrade_sock: config.server.upgrade_sock.clone(),
+            state_dir,
         }),
     });
     crate::metrics::access_log::flush();

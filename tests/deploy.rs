@@ -164,6 +164,8 @@ fn install_writes_a_hardened_unit_that_systemd_accepts_and_uninstall_removes_it(
     let unit = std::fs::read_to_string(&unit_path).unwrap();
     for line in [
         "User=sluice",
+        "Type=notify",
+        "NotifyAccess=all",
         "Restart=on-failure",
         "LimitNOFILE=1048576",
         "NoNewPrivileges=yes",

@@ -3,7 +3,9 @@
 //! the old one gets SIGQUIT; the old one finishes its streams and exits.
 //! Steady load (requests on fresh connections, and long streams started
 //! before the hand-over) sees no failed request and no cut stream, through
-//! the upgrade and a SIGHUP reload of the new process.
+//! the upgrade and a SIGHUP reload of the new process. SIGUSR2 does the
+//! same from the running process (under systemd: the new one reports its
+//! pid as the main one).
 
 // Tests may unwrap, expect and panic (denied in the crates: Cargo.toml).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -158,4 +160,107 @@ async fn upgrade_and_reload_under_load_lose_nothing() {
     assert_eq!(failed.load(Relaxed), 0, "failed requests: {errors:?}");
     let _ = std::fs::remove_file(&sock);
     let _ = std::fs::remove_file(&log);
+}
+
+/// The messages systemd would get on `NOTIFY_SOCKET`.
+fn notifications(path: &std::path::Path) -> std::sync::mpsc::Receiver<String> {
+    let socket = std::os::unix::net::UnixDatagram::bind(path).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        while let Ok(n) = socket.recv(&mut buf) {
+            if tx
+                .send(String::from_utf8_lossy(&buf[..n]).to_string())
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigusr2_starts_the_new_binary_which_reports_itself_to_systemd() {
+    let m = mock("a").await;
+    let tag = format!("{}-{}", std::process::id(), m.addr.port());
+    let sock = std::env::temp_dir().join(format!("sluice-usr2-{tag}.sock"));
+    let notify = std::env::temp_dir().join(format!("sluice-notify-{tag}.sock"));
+    let _ = std::fs::remove_file(&notify);
+    let messages = notifications(&notify);
+    let yaml = one_mock(m.addr.port(), "").replace(
+        "graceful_shutdown_timeout_seconds: 1\n",
+        &format!(
+            "graceful_shutdown_timeout_seconds: 60\n  upgrade_sock: \"{}\"\n",
+            sock.display()
+        ),
+    );
+    let notify_path = notify.display().to_string();
+    let mut old = Gateway::start_with(
+        &yaml,
+        Launch {
+            env: &[("NOTIFY_SOCKET", &notify_path)],
+            ..Launch::default()
+        },
+    )
+    .await;
+    let next = |what: &str| {
+        messages
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("no {what} notification"))
+    };
+    assert_eq!(next("ready"), "READY=1");
+    let c = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let stream = old.slow_stream(&c, 30, 100).await;
+    assert_eq!(stream.status(), 200);
+    let stream = tokio::spawn(async move { stream.text().await });
+
+    old.signal("USR2");
+    let handed = tokio::task::spawn_blocking(move || {
+        messages
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the successor's notification")
+    })
+    .await
+    .unwrap();
+    let pid: u32 = handed
+        .lines()
+        .find_map(|l| l.strip_prefix("MAINPID="))
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no MAINPID in {handed:?}"));
+    assert!(handed.contains("READY=1"), "{handed}");
+    assert_ne!(pid, 0);
+    // Killed at the end whatever happens.
+    struct Kill(u32);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = Command::new("kill")
+                .args(["-9", &self.0.to_string()])
+                .status();
+        }
+    }
+    let _successor = Kill(pid);
+    let text = stream.await.unwrap().unwrap();
+    assert!(
+        text.trim_end().ends_with("data: [DONE]"),
+        "the stream was cut: {text}"
+    );
+    assert!(
+        old.exited(Duration::from_secs(60)).await.is_some(),
+        "the old process did not exit"
+    );
+    // The successor serves the port.
+    for _ in 0..20 {
+        let r = post(&c, old.url("/v1/chat/completions"))
+            .json(&chat_body(false))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let _ = std::fs::remove_file(&notify);
+    let _ = std::fs::remove_file(&sock);
 }

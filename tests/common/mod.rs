@@ -256,6 +256,8 @@ pub struct Launch<'a> {
     pub stderr: Option<&'a Path>,
     /// The command line before the config file's path.
     pub args: &'a [&'a str],
+    /// Extra environment of the process.
+    pub env: &'a [(&'a str, &'a str)],
 }
 
 impl Default for Launch<'_> {
@@ -264,6 +266,7 @@ impl Default for Launch<'_> {
             level: "warn",
             stderr: None,
             args: &["run", "-c"],
+            env: &[],
         }
     }
 }
@@ -319,6 +322,7 @@ pub struct Gateway {
     level: String,
     stderr_file: Option<PathBuf>,
     args: Vec<String>,
+    env: Vec<(String, String)>,
     stderr: Option<Arc<StderrTail>>,
 }
 
@@ -386,6 +390,11 @@ impl Gateway {
             level: launch.level.to_string(),
             stderr_file: launch.stderr.map(Path::to_path_buf),
             args: launch.args.iter().map(|a| a.to_string()).collect(),
+            env: launch
+                .env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             stderr: None,
         };
         gw.launch(true).await;
@@ -441,6 +450,7 @@ impl Gateway {
             .args(&self.args)
             .arg(&self.config_path)
             .env("RUST_LOG", &self.level)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(err)
             .spawn()
