@@ -3,9 +3,10 @@
 //! | signal | does |
 //! | --- | --- |
 //! | SIGTERM | draining starts: `/healthz` answers 503 `draining` and every answer closes its connection; new connections are still accepted for `server.grace_period_seconds`; then the listeners close and the requests and streams in flight finish (up to `server.graceful_shutdown_timeout_seconds`); the process exits as soon as none is left |
-//! | SIGQUIT | Pingora's upgrade step (it offers the listening sockets on its upgrade socket and accepts for 5 s more; `sluice run` has no upgrade mode yet, so nothing takes them), then the same drain |
+//! | SIGQUIT | Pingora's upgrade step (it sends the listening sockets to a process started with `sluice run --upgrade`, waiting on `server.upgrade_sock`, and accepts for 5 s more), then the same drain |
+//! | SIGUSR2 | an upgrade in place: the binary on disk is started with `run --upgrade` as a child; once it waits on the upgrade socket, what SIGQUIT does |
 //! | SIGINT | fast exit |
-//! | SIGHUP | the config file's settings are read again and applied (entities stay the store's), and the access log is reopened (log rotation) |
+//! | SIGHUP | the config file's settings are read again and applied (entities stay the store's), the listeners' certificates are read again, and the access log is reopened (log rotation) |
 //!
 //! Pingora 0.9.1 itself sleeps its whole grace period and then drops its
 //! runtimes, cancelling every task still running (`server/mod.rs`, after
