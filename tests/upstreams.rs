@@ -280,3 +280,41 @@ async fn dead_pooled_connections_are_retried_on_a_fresh_one() {
     }
     assert_eq!(answered.load(std::sync::atomic::Ordering::Relaxed), 5);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_that_leave_do_not_count_against_a_deployment() {
+    let m = mock("a").await;
+    // A breaker that opens at the second failure in a row.
+    let yaml = one_mock(
+        m.addr.port(),
+        "models:\n  - name: fragile\n    breaker: {consecutive_failures: 2, open_ms: 60000}\n    deployments: [{name: one, upstream: p}]\n",
+    );
+    let gw = Gateway::start(&yaml).await;
+    let body = r#"{"model":"fragile","messages":[{"role":"user","content":"hi"}]}"#;
+    // Clients that send a request and leave before the (slow) answer.
+    for _ in 0..4 {
+        let request = format!(
+            "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer sk-test\r\nx-mock-latency-ms: 300\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", gw.port))
+            .await
+            .unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut s, request.as_bytes())
+            .await
+            .unwrap();
+        drop(s);
+    }
+    // Once the mock served those, the deployment still answers.
+    eventually("the abandoned requests reached the mock", async || {
+        served(&m) >= 4
+    })
+    .await;
+    let r = post(&reqwest::Client::new(), gw.url("/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+}

@@ -147,6 +147,12 @@ pub fn proxy_failed(
         .runtime
         .as_ref()
         .map_or(1, |rt| rt.config.upstream.max_attempts);
+    // The client's side failed (it left, or its body broke off): not the
+    // deployment's fault, so not its breaker's or its statistics' concern.
+    if e.esource() == &pingora::ErrorSource::Downstream {
+        e.set_retry(false);
+        return e;
+    }
     if let (Some(rt), Some(plan)) = (ctx.runtime.clone(), ctx.plan.clone()) {
         if let Some(cp) = &plan.catalog {
             if super::catalog::proxy_failed(ctx, &rt, cp) {
