@@ -130,12 +130,7 @@ impl Trace {
             attributes,
             error,
         };
-        if let Ok(mut c) = self.children.lock() {
-            // Bounded: a request makes a handful (attempts are capped).
-            if c.len() < 64 {
-                c.push(span);
-            }
-        }
+        self.keep(span);
     }
 
     /// Records a finished span under `parent` (one of the request's
@@ -160,6 +155,12 @@ impl Trace {
             attributes,
             error,
         };
+        self.keep(span);
+    }
+
+    /// Keeps a finished span until the request ends (bounded: a request
+    /// makes a handful; attempts are capped).
+    fn keep(&self, span: Span) {
         if let Ok(mut c) = self.children.lock() {
             if c.len() < 64 {
                 c.push(span);

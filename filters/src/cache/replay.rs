@@ -99,6 +99,24 @@ pub fn stopped_at_limit(stream: bool, body: &[u8]) -> bool {
         .any(|e| serde_json::from_str::<Value>(e).is_ok_and(|v| length(&v)))
 }
 
+/// The members naming an answer (`id`, `created`, `model`, …) that a
+/// completion and its chunks share.
+fn identity(v: &Map<String, Value>) -> Map<String, Value> {
+    let mut out = Map::new();
+    for f in [
+        "id",
+        "created",
+        "model",
+        "system_fingerprint",
+        "service_tier",
+    ] {
+        if let Some(x) = v.get(f).filter(|x| !x.is_null()) {
+            out.insert(f.to_string(), x.clone());
+        }
+    }
+    out
+}
+
 /// One choice being assembled from deltas.
 #[derive(Default)]
 struct Choice {
@@ -123,19 +141,7 @@ pub fn stream_to_json(body: &[u8]) -> Option<Vec<u8>> {
             continue;
         };
         if head.is_none() {
-            let mut h = Map::new();
-            for f in [
-                "id",
-                "created",
-                "model",
-                "system_fingerprint",
-                "service_tier",
-            ] {
-                if let Some(x) = v.get(f).filter(|x| !x.is_null()) {
-                    h.insert(f.to_string(), x.clone());
-                }
-            }
-            head = Some(h);
+            head = Some(identity(&v));
         }
         if let Some(u) = v.get("usage").filter(|u| !u.is_null()) {
             usage = u.clone();
@@ -269,18 +275,7 @@ fn event(v: &Value) -> Vec<u8> {
 pub fn json_to_stream(body: &[u8]) -> Option<Vec<Vec<u8>>> {
     let v: Value = serde_json::from_slice(body).ok()?;
     let choices = v.get("choices")?.as_array()?;
-    let mut base = Map::new();
-    for f in [
-        "id",
-        "created",
-        "model",
-        "system_fingerprint",
-        "service_tier",
-    ] {
-        if let Some(x) = v.get(f).filter(|x| !x.is_null()) {
-            base.insert(f.to_string(), x.clone());
-        }
-    }
+    let mut base = v.as_object().map(identity).unwrap_or_default();
     base.insert("object".into(), json!("chat.completion.chunk"));
     let chunk = |choice: Value| {
         let mut c = base.clone();
