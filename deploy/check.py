@@ -3,7 +3,7 @@ available where the tests run): the Kubernetes manifests against the
 Kubernetes API's JSON schemas (kubernetes-validate, strict: unknown fields
 are errors), the kustomization's files, the compose files' structure, and
 that every variable they use is given by their example env files.
-Run by tests/deploy.rs; exits 1 naming each problem.
+Run by tests/it/deploy.rs; exits 1 naming each problem.
 
 usage: check.py [REPO_ROOT]
 """

@@ -28,7 +28,7 @@ if ! command -v mariadbd >/dev/null && [ ! -x /usr/sbin/mariadbd ]; then
   need+=(mariadb-server)
   fresh_mariadb=1
 fi
-# Headless Chromium for the /metrics/ui end-to-end test (tests/metrics_ui.rs).
+# Headless Chromium for the /metrics/ui end-to-end test (tests/it/metrics_ui.rs).
 command -v chromium >/dev/null || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test-deps: installing ${need[*]}"

@@ -238,6 +238,20 @@ pub fn exit_when_drained(mut phases: tokio::sync::broadcast::Receiver<ExecutionP
             while in_flight() > 0 {
                 std::thread::sleep(Duration::from_millis(10));
             }
+            // Settlements still queued for the shared counters land
+            // first (2 s at most: Redis may be the reason they wait).
+            let deadline = std::time::Instant::now() + Duration::from_secs(2);
+            let pending = || {
+                crate::store::counter_batch::counts()
+                    .pending
+                    .load(std::sync::atomic::Ordering::Relaxed)
+            };
+            while pending() > 0 && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if pending() > 0 {
+                log::error!("exiting with {} counter settlements not applied", pending());
+            }
             crate::metrics::access_log::flush();
             log::warn!("drained: nothing in flight, exiting");
             std::process::exit(0);

@@ -167,6 +167,18 @@ impl Metrics {
             .inc_by(errors.saturating_sub(counted));
         self.f.cache_memory_entries.set(entries as i64);
         self.f.cache_memory_bytes.set(bytes as i64);
+        let b = crate::store::counter_batch::counts();
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+        let f = &self.f;
+        f.counter_store_calls
+            .inc_by(load(&b.calls).saturating_sub(f.counter_store_calls.get()));
+        f.counter_store_admissions
+            .inc_by(load(&b.admissions).saturating_sub(f.counter_store_admissions.get()));
+        for (outcome, n) in [("applied", &b.settled), ("dropped", &b.dropped)] {
+            let c = f.counter_settlements.with_label_values(&[outcome]);
+            c.inc_by(load(n).saturating_sub(c.get()));
+        }
+        f.counter_settlements_pending.set(load(&b.pending) as i64);
         let t = crate::otel::export::counts();
         for (outcome, n) in [
             ("exported", &t.exported),

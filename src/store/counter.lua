@@ -1,10 +1,9 @@
--- Sluice counter store: every check of one request (admit) or every
--- settlement of one request (settle) in one atomic script call.
--- See src/store/redis_counter.rs for the key layout and the contract.
+-- Sluice counter store: the admissions and settlements of one or many
+-- requests in one atomic script call.
+-- See src/store/redis_counter.rs for the key layout and the contract, and
+-- src/store/counter_batch.rs for how calls are batched.
 --
--- KEYS[i]  the Redis key of item i (already prefixed and type-tagged).
--- ARGV[1]  'admit' or 'settle'.
--- ARGV[2 + (i-1)*5 .. 6 + (i-1)*5]  item i: kind, p1, p2, p3, p4.
+-- Items: five ARGV values each (kind, p1, p2, p3, p4), one KEYS entry each.
 --   admit  'W' fixed window    limit, window_ms, cost
 --          'S' sliding window  limit, window_ms, cost
 --          'B' token bucket    rate_per_sec, burst, cost
@@ -15,17 +14,27 @@
 --          'K' token delta     window_ms, window_start_ms, delta
 --          'L' spend ledger    entry, micros, ttl_ms (KEYS[i] is the day's hash)
 --
--- admit evaluates every check on its own against the state before the call
--- and commits all of them or none (see store.rs in sluice-filters for the
+-- ARGV[1] is the mode, 'batch' (the only one):
+--   'batch'   ARGV[2] = s settlement items, ARGV[3] = their group's
+--             sequence number (0 when s = 0; KEYS[1] then holds the last
+--             group the instance applied, so that a retried group is never
+--             applied twice), then the s settlement items, then per request
+--             its check count c followed by its c items. KEYS: the sequence
+--             key (when s > 0), the settlement keys, then every request's
+--             check keys in order. Settlements apply first; requests are
+--             admitted one after another, each against the state the ones
+--             before it left. Returns {applied (-1: already applied), then
+--             per request: admitted, then per check: passed, remaining,
+--             retry_after_ms, reset_ms, granted, window_start_ms} (the
+--             limit is the caller's own).
+--
+-- One admission evaluates every check on its own against the state before
+-- it and commits all of them or none (see store.rs in sluice-filters for the
 -- contract; LocalCounterStore implements the same formulas).
 -- Time is the Redis server's (TIME), shared by every gateway instance.
 -- Numbers are Lua doubles: the gateway clamps its inputs so that every value
 -- stays an exact integer (< 2^53). Numbers handed to Redis go through
 -- string.format('%d') because tostring() would print 14 significant digits.
---
--- admit returns {admitted, then per check: passed, limit, remaining,
--- retry_after_ms, reset_ms, granted, window_start_ms} (integers >= 0).
--- settle returns {number of settlements applied}.
 
 if redis.replicate_commands then
   redis.replicate_commands()
@@ -110,15 +119,14 @@ local function window_used(key, ws)
   return 0
 end
 
-local mode = ARGV[1]
-local n = #KEYS
-
-if mode == 'settle' then
+-- Applies the settlement items KEYS[k0 + i], ARGV[a0 + (i-1)*5 ..] for
+-- i = 1..n; returns how many applied.
+local function settle(k0, a0, n)
   local applied = 0
   for i = 1, n do
-    local b = 2 + (i - 1) * 5
+    local b = a0 + (i - 1) * 5
     local kind = ARGV[b]
-    local key = KEYS[i]
+    local key = KEYS[k0 + i]
     if kind == 'R' then
       redis.call('ZREMRANGEBYSCORE', key, '-inf', s(now))
       applied = applied + redis.call('ZREM', key, ARGV[b + 1])
@@ -144,36 +152,7 @@ if mode == 'settle' then
       applied = applied + 1
     end
   end
-  return { applied }
-end
-
--- admit, phase 0: parse every check.
-local cs = {}
-for i = 1, n do
-  local b = 2 + (i - 1) * 5
-  local c = { kind = ARGV[b], key = KEYS[i], ws = 0 }
-  local kind = c.kind
-  if kind == 'W' or kind == 'S' then
-    c.limit, c.window, c.cost = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
-    if kind == 'W' then
-      c.ws = now - now % c.window
-    end
-  elseif kind == 'B' then
-    c.rate, c.limit, c.cost = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
-    c.cap = c.limit * 1000
-  elseif kind == 'C' then
-    c.limit, c.lease, c.lease_id = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]), ARGV[b + 3]
-  elseif kind == 'T' or kind == 'U' then
-    -- 'U' is a money budget (micro-USD): graded apart from token budgets.
-    c.money = kind == 'U'
-    c.kind = 'T'
-    c.limit, c.window = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2])
-    c.need, c.want = tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4])
-    c.ws, c.window = budget_window(now, c.window)
-  else
-    return redis.error_reply('sluice counter script: unknown check kind ' .. tostring(kind))
-  end
-  cs[i] = c
+  return applied
 end
 
 -- Milli-tokens in a bucket now (full when unknown or expired).
@@ -193,177 +172,238 @@ local function bucket_level(key, rate, cap)
   return cap
 end
 
--- admit, phase 1: evaluate every check on its own against the state before
--- the call (checks of one call sharing a key do not see each other; the
--- plan never sends such calls).
-local all_passed = true
--- The common grant of token budgets and, apart, of money budgets.
-local grants = {}
-for i = 1, n do
-  local c = cs[i]
-  local kind, key = c.kind, c.key
-  if kind == 'W' then
-    local used = window_used(key, c.ws)
-    local total = used + c.cost
-    c.passed = total <= c.limit
-    c.left_now = c.limit - used
-    c.left_after = c.limit - total
-    c.reset = c.ws + c.window - now
-    c.reset_after = c.reset
-    c.retry = c.reset
-  elseif kind == 'S' then
-    local count = redis.call('ZCOUNT', key, '(' .. s(now - c.window), '+inf')
-    local total = count + c.cost
-    c.passed = total <= c.limit
-    c.left_now = c.limit - count
-    c.left_after = c.limit - total
-    local newest = nil
-    if count > 0 then
-      newest = max_score(key)
-    end
-    c.reset = newest and (newest + c.window - now) or 0
-    c.reset_after = c.window
-    -- The oldest `count + cost - limit` admissions must leave the window.
-    local k = total - c.limit
-    local kth = nil
-    if k >= 1 and k <= count then
-      kth = kth_score(key, now - c.window, k)
-    end
-    c.retry = kth and (kth + c.window - now) or c.window
-  elseif kind == 'B' then
-    local tokens = bucket_level(key, c.rate, c.cap)
-    local need = c.cost * 1000
-    c.passed = tokens >= need
-    c.left_now = floor(tokens / 1000)
-    c.left_after = floor(math.max(0, tokens - need) / 1000)
-    c.level_after = math.max(0, tokens - need)
-    if c.rate > 0 then
-      c.reset = ceil_div(c.cap - tokens, c.rate)
-      c.reset_after = ceil_div(c.cap - tokens + need, c.rate)
-      if need <= c.cap then
-        c.retry = ceil_div(math.max(0, need - tokens), c.rate)
-      else
-        c.retry = 0
+-- Admits one request: its checks are KEYS[k0 + i], ARGV[a0 + (i-1)*5 ..]
+-- for i = 1..n. Appends admitted, then per check passed, remaining, retry,
+-- reset, granted, window start to `out`.
+local function admit(k0, a0, n, out)
+  -- admit, phase 0: parse every check.
+  local cs = {}
+  for i = 1, n do
+    local b = a0 + (i - 1) * 5
+    local c = { kind = ARGV[b], key = KEYS[k0 + i], ws = 0 }
+    local kind = c.kind
+    if kind == 'W' or kind == 'S' then
+      c.limit, c.window, c.cost = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
+      if kind == 'W' then
+        c.ws = now - now % c.window
       end
+    elseif kind == 'B' then
+      c.rate, c.limit, c.cost = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
+      c.cap = c.limit * 1000
+    elseif kind == 'C' then
+      c.limit, c.lease, c.lease_id = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]), ARGV[b + 3]
+    elseif kind == 'T' or kind == 'U' then
+      -- 'U' is a money budget (micro-USD): graded apart from token budgets.
+      c.money = kind == 'U'
+      c.kind = 'T'
+      c.limit, c.window = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2])
+      c.need, c.want = tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4])
+      c.ws, c.window = budget_window(now, c.window)
     else
-      c.reset, c.reset_after, c.retry = 0, 0, 0
+      return error('sluice counter script: unknown check kind ' .. tostring(kind))
     end
-  elseif kind == 'C' then
-    local count = redis.call('ZCOUNT', key, '(' .. s(now), '+inf')
-    local total = count + 1
-    c.passed = total <= c.limit
-    c.left_now = c.limit - count
-    c.left_after = c.limit - total
-    local last = nil
-    if count > 0 then
-      last = max_score(key)
-    end
-    c.reset = last and (last - now) or 0
-    if last and last > now + c.lease then
-      c.reset_after = last - now
-    else
-      c.reset_after = c.lease
-    end
-    -- The earliest `count + 1 - limit` live leases must expire.
-    local k = total - c.limit
-    local kth = nil
-    if k >= 1 and k <= count then
-      kth = kth_score(key, now, k)
-    end
-    c.retry = kth and (kth - now) or c.lease
-  else -- 'T'
-    local avail = c.limit - window_used(key, c.ws)
-    if avail < 0 then
-      avail = 0
-    end
-    local offer = math.min(c.want, avail)
-    c.passed = offer >= c.need
-    c.left_now = avail
-    c.reset = c.ws + c.window - now
-    c.reset_after = c.reset
-    c.retry = c.reset
-    local g = grants[c.money]
-    if g == nil or offer < g then
-      grants[c.money] = offer
-    end
+    cs[i] = c
   end
-  if not c.passed then
-    all_passed = false
-  end
-end
 
--- Every token budget grants the same amount, the minimum offer, which must
--- still cover each budget's `need`; money budgets likewise among
--- themselves.
-for i = 1, n do
-  local c = cs[i]
-  if c.kind == 'T' then
-    c.grant = grants[c.money]
-    if c.grant < c.need then
-      c.passed = false
-      all_passed = false
-    end
-    c.left_after = c.left_now - c.grant
-  end
-end
-
--- admit, phase 2: commit all checks, or none. Counts of checks sharing a
--- key add up; a bucket keeps the level of the last such check.
-if all_passed then
+  -- admit, phase 1: evaluate every check on its own against the state before
+  -- the call (checks of one call sharing a key do not see each other; the
+  -- plan never sends such calls).
+  local all_passed = true
+  -- The common grant of token budgets and, apart, of money budgets.
+  local grants = {}
   for i = 1, n do
     local c = cs[i]
-    local key = c.key
-    if c.kind == 'W' then
-      redis.call('HSET', key, 's', s(c.ws), 'n', s(window_used(key, c.ws) + c.cost))
-      redis.call('PEXPIRE', key, s(c.ws + c.window - now))
-    elseif c.kind == 'S' then
-      redis.call('ZREMRANGEBYSCORE', key, '-inf', s(now - c.window))
-      local seq = redis.call('ZCOUNT', key, s(now), s(now))
-      for j = 0, c.cost - 1 do
-        redis.call('ZADD', key, s(now), s(now) .. '-' .. s(seq + j))
+    local kind, key = c.kind, c.key
+    if kind == 'W' then
+      local used = window_used(key, c.ws)
+      local total = used + c.cost
+      c.passed = total <= c.limit
+      c.left_now = c.limit - used
+      c.left_after = c.limit - total
+      c.reset = c.ws + c.window - now
+      c.reset_after = c.reset
+      c.retry = c.reset
+    elseif kind == 'S' then
+      local count = redis.call('ZCOUNT', key, '(' .. s(now - c.window), '+inf')
+      local total = count + c.cost
+      c.passed = total <= c.limit
+      c.left_now = c.limit - count
+      c.left_after = c.limit - total
+      local newest = nil
+      if count > 0 then
+        newest = max_score(key)
       end
-      redis.call('PEXPIRE', key, s(c.window))
-    elseif c.kind == 'B' then
-      local left = c.level_after
-      redis.call('HSET', key, 't', s(left), 'ts', s(now))
-      -- Expire when full again (a bucket that never refills: after a day).
-      local ttl = 86400000
+      c.reset = newest and (newest + c.window - now) or 0
+      c.reset_after = c.window
+      -- The oldest `count + cost - limit` admissions must leave the window.
+      local k = total - c.limit
+      local kth = nil
+      if k >= 1 and k <= count then
+        kth = kth_score(key, now - c.window, k)
+      end
+      c.retry = kth and (kth + c.window - now) or c.window
+    elseif kind == 'B' then
+      local tokens = bucket_level(key, c.rate, c.cap)
+      local need = c.cost * 1000
+      c.passed = tokens >= need
+      c.left_now = floor(tokens / 1000)
+      c.left_after = floor(math.max(0, tokens - need) / 1000)
+      c.level_after = math.max(0, tokens - need)
       if c.rate > 0 then
-        ttl = ceil_div(c.cap - left, c.rate)
+        c.reset = ceil_div(c.cap - tokens, c.rate)
+        c.reset_after = ceil_div(c.cap - tokens + need, c.rate)
+        if need <= c.cap then
+          c.retry = ceil_div(math.max(0, need - tokens), c.rate)
+        else
+          c.retry = 0
+        end
+      else
+        c.reset, c.reset_after, c.retry = 0, 0, 0
       end
-      redis.call('PEXPIRE', key, s(math.max(1, ttl)))
-    elseif c.kind == 'C' then
-      redis.call('ZREMRANGEBYSCORE', key, '-inf', s(now))
-      redis.call('ZADD', key, s(now + c.lease), c.lease_id)
-      local last = max_score(key) or (now + c.lease)
-      redis.call('PEXPIRE', key, s(math.max(1, last - now)))
+    elseif kind == 'C' then
+      local count = redis.call('ZCOUNT', key, '(' .. s(now), '+inf')
+      local total = count + 1
+      c.passed = total <= c.limit
+      c.left_now = c.limit - count
+      c.left_after = c.limit - total
+      local last = nil
+      if count > 0 then
+        last = max_score(key)
+      end
+      c.reset = last and (last - now) or 0
+      if last and last > now + c.lease then
+        c.reset_after = last - now
+      else
+        c.reset_after = c.lease
+      end
+      -- The earliest `count + 1 - limit` live leases must expire.
+      local k = total - c.limit
+      local kth = nil
+      if k >= 1 and k <= count then
+        kth = kth_score(key, now, k)
+      end
+      c.retry = kth and (kth - now) or c.lease
     else -- 'T'
-      redis.call('HSET', key, 's', s(c.ws), 'n', s(window_used(key, c.ws) + c.grant))
-      redis.call('PEXPIRE', key, s(c.ws + c.window - now))
+      local avail = c.limit - window_used(key, c.ws)
+      if avail < 0 then
+        avail = 0
+      end
+      local offer = math.min(c.want, avail)
+      c.passed = offer >= c.need
+      c.left_now = avail
+      c.reset = c.ws + c.window - now
+      c.reset_after = c.reset
+      c.retry = c.reset
+      local g = grants[c.money]
+      if g == nil or offer < g then
+        grants[c.money] = offer
+      end
     end
+    if not c.passed then
+      all_passed = false
+    end
+  end
+
+  -- Every token budget grants the same amount, the minimum offer, which must
+  -- still cover each budget's `need`; money budgets likewise among
+  -- themselves.
+  for i = 1, n do
+    local c = cs[i]
+    if c.kind == 'T' then
+      c.grant = grants[c.money]
+      if c.grant < c.need then
+        c.passed = false
+        all_passed = false
+      end
+      c.left_after = c.left_now - c.grant
+    end
+  end
+
+  -- admit, phase 2: commit all checks, or none. Counts of checks sharing a
+  -- key add up; a bucket keeps the level of the last such check.
+  if all_passed then
+    for i = 1, n do
+      local c = cs[i]
+      local key = c.key
+      if c.kind == 'W' then
+        redis.call('HSET', key, 's', s(c.ws), 'n', s(window_used(key, c.ws) + c.cost))
+        redis.call('PEXPIRE', key, s(c.ws + c.window - now))
+      elseif c.kind == 'S' then
+        redis.call('ZREMRANGEBYSCORE', key, '-inf', s(now - c.window))
+        local seq = redis.call('ZCOUNT', key, s(now), s(now))
+        for j = 0, c.cost - 1 do
+          redis.call('ZADD', key, s(now), s(now) .. '-' .. s(seq + j))
+        end
+        redis.call('PEXPIRE', key, s(c.window))
+      elseif c.kind == 'B' then
+        local left = c.level_after
+        redis.call('HSET', key, 't', s(left), 'ts', s(now))
+        -- Expire when full again (a bucket that never refills: after a day).
+        local ttl = 86400000
+        if c.rate > 0 then
+          ttl = ceil_div(c.cap - left, c.rate)
+        end
+        redis.call('PEXPIRE', key, s(math.max(1, ttl)))
+      elseif c.kind == 'C' then
+        redis.call('ZREMRANGEBYSCORE', key, '-inf', s(now))
+        redis.call('ZADD', key, s(now + c.lease), c.lease_id)
+        local last = max_score(key) or (now + c.lease)
+        redis.call('PEXPIRE', key, s(math.max(1, last - now)))
+      else -- 'T'
+        redis.call('HSET', key, 's', s(c.ws), 'n', s(window_used(key, c.ws) + c.grant))
+        redis.call('PEXPIRE', key, s(c.ws + c.window - now))
+      end
+    end
+  end
+
+  out[#out + 1] = all_passed and 1 or 0
+  for i = 1, n do
+    local c = cs[i]
+    local remaining, reset, retry, granted = c.left_now, c.reset, 0, 0
+    if all_passed then
+      remaining, reset = c.left_after, c.reset_after
+      if c.kind == 'T' then
+        granted = c.grant
+      end
+    end
+    if not c.passed then
+      retry = c.retry
+    end
+    local o = #out
+    out[o + 1] = c.passed and 1 or 0
+    out[o + 2] = clamp0(remaining)
+    out[o + 3] = clamp0(retry)
+    out[o + 4] = clamp0(reset)
+    out[o + 5] = clamp0(granted)
+    out[o + 6] = clamp0(c.ws)
   end
 end
 
-local out = { all_passed and 1 or 0 }
-for i = 1, n do
-  local c = cs[i]
-  local remaining, reset, retry, granted = c.left_now, c.reset, 0, 0
-  if all_passed then
-    remaining, reset = c.left_after, c.reset_after
-    if c.kind == 'T' then
-      granted = c.grant
+local mode = ARGV[1]
+if mode == 'batch' then
+  local s_n = tonumber(ARGV[2])
+  local k, a = 0, 4
+  local out = { 0 }
+  local seq = tonumber(ARGV[3])
+  if seq > 0 then
+    -- KEYS[1]: the last settlement group this instance applied. Groups go
+    -- in increasing order, one at a time: a retried group already applied
+    -- is skipped.
+    k = 1
+    local last = tonumber(redis.call('GET', KEYS[1]) or '0')
+    if seq > last then
+      redis.call('SET', KEYS[1], s(seq), 'PX', '86400000')
+      out[1] = settle(k, a, s_n)
+    else
+      out[1] = -1
     end
   end
-  if not c.passed then
-    retry = c.retry
+  k, a = k + s_n, a + s_n * 5
+  while a <= #ARGV do
+    local c = tonumber(ARGV[a])
+    admit(k, a + 1, c, out)
+    k, a = k + c, a + 1 + c * 5
   end
-  local o = #out
-  out[o + 1] = c.passed and 1 or 0
-  out[o + 2] = clamp0(c.limit)
-  out[o + 3] = clamp0(remaining)
-  out[o + 4] = clamp0(retry)
-  out[o + 5] = clamp0(reset)
-  out[o + 6] = clamp0(granted)
-  out[o + 7] = clamp0(c.ws)
+  return out
 end
-return out
+return redis.error_reply('sluice counter script: unknown mode ' .. tostring(mode))

@@ -5,6 +5,7 @@
 //! reports ([`status`]).
 
 pub mod config_bus;
+pub mod counter_batch;
 pub mod config_file;
 pub mod entity_store;
 pub mod error;

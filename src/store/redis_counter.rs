@@ -1,22 +1,30 @@
 //! [`RedisCounterStore`]: the [`CounterStore`] shared by every gateway
 //! instance, in Redis (via the `fred` client).
 //!
-//! # One script, one round trip
-//! Every [`CounterStore::admit`] is a single `EVALSHA` of `counter.lua`
-//! (embedded with `include_str!`; on `NOSCRIPT` — a restarted or flushed
-//! Redis — the same call is retried once as `EVAL`, which also caches the
-//! script again). The script reads the time with `TIME`, so all instances
-//! share the Redis clock, evaluates every check on its own against the state
-//! before the call and then commits all of them or none, with the same
-//! formulas as `LocalCounterStore` (a conformance test compares the two).
-//! [`CounterStore::settle`] is one more call of the same script in `settle`
-//! mode. Redis runs a script atomically, so admissions are exact across any
-//! number of instances.
+//! # One script, batched
+//! Admissions and settlements are calls of one script, `counter.lua`
+//! (embedded with `include_str!`, sent as `EVALSHA`; on `NOSCRIPT` — a
+//! restarted or flushed Redis — the same call is retried once as `EVAL`,
+//! which also caches the script again). The script reads the time with
+//! `TIME`, so all instances share the Redis clock, evaluates every check of
+//! a request on its own against the state before it and then commits all
+//! of them or none, with the same formulas as `LocalCounterStore` (a
+//! conformance test compares the two). Redis runs a script atomically, so
+//! admissions are exact across any number of instances.
+//!
+//! The requests of one instance that arrive together share one call, and
+//! settlements are queued and ride in the next call
+//! ([`super::counter_batch`]): a lone request is sent at once, and under
+//! load the round trips and the client's work per request shrink with the
+//! batch. [`CounterStore::settle`] returns once the settlements are
+//! queued; [`RedisCounterStore::flush`] waits for them to land.
 //!
 //! # Key layout and TTLs
 //! Every key is `{key_prefix}{tag}:{check key}` and is passed to the script
-//! in `KEYS` (for Redis Cluster put a hash tag in the prefix, e.g.
-//! `"{sluice}:"`, so that one request's keys share a slot):
+//! in `KEYS`. Against a Redis Cluster every key of a call must live in one
+//! slot: the prefix then carries a hash tag (`{sluice}:`; a prefix without
+//! one is wrapped in braces, see [`cluster_prefix`]), so every counter
+//! lives on one primary.
 //!
 //! | tag  | check            | type | content                               | expires                        |
 //! |------|------------------|------|---------------------------------------|--------------------------------|
@@ -25,6 +33,8 @@
 //! | `tb` | token bucket     | hash | `t` milli-tokens, `ts` last update ms | when the bucket would be full again |
 //! | `cc` | concurrency      | zset | lease id, score = lease expiry ms     | when the longest lease expires |
 //! | `tk` | token budget     | hash | `s` window start ms, `n` tokens used  | at the end of the window       |
+//! | `sp` | spend ledger     | hash | micro-USD per entry, one hash per day | 35 days                        |
+//! | `sd` | settlement order | string | the last settlement group an instance applied | one day          |
 //!
 //! An expired key reads as the initial state (empty window, full bucket, no
 //! lease), so the TTLs never change an answer; they only keep Redis from
@@ -59,8 +69,11 @@ use fred::prelude::*;
 use fred::types::config::UnresponsiveConfig;
 use fred::types::scripts::Script;
 use sluice_filters::limits::store::{
-    Admission, Check, CheckStatus, CounterStore, Settle, StoreError, LEDGER_DAYS,
+    Admission, Check, Clock, CounterStore, Settle, StoreError, SystemClock, LEDGER_DAYS,
 };
+use std::sync::Arc;
+
+use super::counter_batch::{Batcher, Encoded, Link, SettleItem};
 
 /// The admit/settle script.
 const SCRIPT: &str = include_str!("counter.lua");
@@ -71,16 +84,14 @@ const MAX_COUNT: u64 = 1 << 50;
 const MAX_SPAN: u64 = 1 << 40;
 /// Values per check / settlement in `ARGV` (kind + 4 parameters).
 const ARGS_PER_ITEM: usize = 5;
-/// Values per check status in the script's reply.
-const REPLY_PER_CHECK: usize = 7;
 
 /// The Redis-backed [`CounterStore`]; cheap to share behind an `Arc`.
 #[derive(Clone)]
 pub struct RedisCounterStore {
     client: Client,
-    script: Script,
     key_prefix: String,
     timeout: Duration,
+    batcher: Arc<Batcher>,
 }
 
 impl std::fmt::Debug for RedisCounterStore {
@@ -145,12 +156,30 @@ impl RedisCounterStore {
                 "counter store: redis not reachable within {timeout:?}; reconnecting in the background"
             ),
         }
+        let key_prefix = if client.is_clustered() {
+            cluster_prefix(key_prefix)
+        } else {
+            key_prefix.to_string()
+        };
+        let batcher = Batcher::start(Link {
+            client: client.clone(),
+            script: Script::from_lua(SCRIPT),
+            source: SCRIPT,
+            timeout,
+            marker_prefix: format!("{key_prefix}sd:"),
+        });
         Ok(Self {
             client,
-            script: Script::from_lua(SCRIPT),
-            key_prefix: key_prefix.to_string(),
+            key_prefix,
             timeout,
+            batcher: Arc::new(batcher),
         })
+    }
+
+    /// Waits until every settlement queued so far has landed in Redis (or
+    /// was dropped), at most `within`; false when it had not.
+    pub async fn flush(&self, within: Duration) -> bool {
+        self.batcher.flush(within).await
     }
 
     /// True when Redis answers a `PING` within the command timeout.
@@ -174,40 +203,7 @@ impl RedisCounterStore {
         format!("{}{tag}:{key}", self.key_prefix)
     }
 
-    /// One script call: `EVALSHA`, then `EVAL` on `NOSCRIPT`, all within the
-    /// command timeout and only on a live connection.
-    async fn run(&self, keys: Vec<String>, args: Vec<String>) -> Result<Vec<i64>, StoreError> {
-        // Keys and values hold shared buffers: the NOSCRIPT retry clones cheaply.
-        let keys: Vec<Key> = keys.into_iter().map(Key::from).collect();
-        let args: Vec<Value> = args.into_iter().map(Value::from).collect();
-        if !self.client.is_connected() {
-            return Err(StoreError(format!(
-                "redis not connected ({:?})",
-                self.client.state()
-            )));
-        }
-        let call = async {
-            let first: Result<Vec<i64>, Error> = self
-                .client
-                .evalsha(self.script.sha1().clone(), keys.clone(), args.clone())
-                .await;
-            match first {
-                Err(e) if e.details().starts_with("NOSCRIPT") => {
-                    self.client.eval(SCRIPT, keys, args).await
-                }
-                other => other,
-            }
-        };
-        match tokio::time::timeout(self.timeout, call).await {
-            Ok(result) => result.map_err(redis_err),
-            Err(_) => Err(StoreError(format!(
-                "redis: no answer within {:?}",
-                self.timeout
-            ))),
-        }
-    }
-
-    fn check_args(&self, check: &Check, keys: &mut Vec<String>, args: &mut Vec<String>) {
+    fn check_args(&self, check: &Check, out: &mut Encoded) {
         let n = |v: u64| v.min(MAX_COUNT).to_string();
         let span = |v: u64| v.clamp(1, MAX_SPAN).to_string();
         let (key, item): (String, [String; ARGS_PER_ITEM]) = match check {
@@ -275,11 +271,17 @@ impl RedisCounterStore {
                 ],
             ),
         };
-        keys.push(key);
-        args.extend(item);
+        out.keys.push(key.into());
+        out.args.extend(item.map(Value::from));
+        out.limits.push(match check {
+            Check::Window { limit, .. }
+            | Check::Concurrency { limit, .. }
+            | Check::Tokens { limit, .. } => *limit,
+            Check::Bucket { burst, .. } => *burst,
+        });
     }
 
-    fn settle_args(&self, op: &Settle, keys: &mut Vec<String>, args: &mut Vec<String>) {
+    fn settle_item(&self, op: &Settle, now_ms: u64) -> SettleItem {
         let (key, item): (String, [String; ARGS_PER_ITEM]) = match op {
             Settle::Release { key, lease_id } => (
                 self.key("cc", key),
@@ -320,37 +322,8 @@ impl RedisCounterStore {
                 ],
             ),
         };
-        keys.push(key);
-        args.extend(item);
+        SettleItem::new(op, key.into(), item.map(Value::from), now_ms)
     }
-}
-
-/// Decodes the admit script's reply: `admitted`, then seven integers per
-/// check (see `counter.lua`).
-fn decode_admission(reply: &[i64], checks: usize) -> Result<Admission, StoreError> {
-    if reply.len() != 1 + checks * REPLY_PER_CHECK {
-        return Err(StoreError(format!(
-            "redis: unexpected script reply ({} values for {checks} checks)",
-            reply.len()
-        )));
-    }
-    let u = |v: i64| u64::try_from(v).unwrap_or(0);
-    let statuses = reply[1..]
-        .chunks_exact(REPLY_PER_CHECK)
-        .map(|c| CheckStatus {
-            passed: c[0] == 1,
-            limit: u(c[1]),
-            remaining: u(c[2]),
-            retry_after_ms: u(c[3]),
-            reset_ms: u(c[4]),
-            granted: u(c[5]),
-            window_start_ms: u(c[6]),
-        })
-        .collect();
-    Ok(Admission {
-        admitted: reply[0] == 1,
-        statuses,
-    })
 }
 
 #[async_trait]
@@ -362,20 +335,29 @@ impl CounterStore for RedisCounterStore {
                 statuses: Default::default(),
             });
         }
-        let mut keys = Vec::with_capacity(checks.len());
-        let mut args = Vec::with_capacity(1 + checks.len() * ARGS_PER_ITEM);
-        args.push("admit".to_string());
-        for check in checks {
-            self.check_args(check, &mut keys, &mut args);
+        if !self.client.is_connected() {
+            return Err(StoreError(format!(
+                "redis not connected ({:?})",
+                self.client.state()
+            )));
         }
-        let reply = self.run(keys, args).await?;
-        decode_admission(&reply, checks.len())
+        let mut req = Encoded {
+            keys: Vec::with_capacity(checks.len()),
+            args: Vec::with_capacity(checks.len() * ARGS_PER_ITEM),
+            limits: Default::default(),
+        };
+        for check in checks {
+            self.check_args(check, &mut req);
+        }
+        self.batcher.admit(req).await
     }
 
     async fn spend(&self, day: &str) -> Result<Vec<(String, u64)>, StoreError> {
         if !self.client.is_connected() {
             return Err(StoreError("redis not connected".into()));
         }
+        // This instance's own settlements first (read your writes).
+        self.flush(self.timeout).await;
         let key = self.key("sp", day);
         let call = self
             .client
@@ -389,18 +371,16 @@ impl CounterStore for RedisCounterStore {
         Ok(out)
     }
 
+    /// Queues the settlements for the next call (see
+    /// [`super::counter_batch`]): they land in order, retried while Redis
+    /// is unreachable.
     async fn settle(&self, ops: &[Settle]) -> Result<(), StoreError> {
         if ops.is_empty() {
             return Ok(());
         }
-        let mut keys = Vec::with_capacity(ops.len());
-        let mut args = Vec::with_capacity(1 + ops.len() * ARGS_PER_ITEM);
-        args.push("settle".to_string());
-        for op in ops {
-            self.settle_args(op, &mut keys, &mut args);
-        }
-        // The reply (how many settlements applied) is informational.
-        let _applied: Vec<i64> = self.run(keys, args).await?;
+        let now = SystemClock.now_ms();
+        let items = ops.iter().map(|op| self.settle_item(op, now)).collect();
+        self.batcher.settle(items);
         Ok(())
     }
 }
@@ -414,26 +394,34 @@ fn budget_span(window_ms: u64) -> String {
     }
 }
 
+/// A key prefix for a Redis Cluster: kept when it holds a hash tag
+/// (`{…}` with something between the braces), else wrapped in braces so
+/// that every key of the store hashes to one slot (`sluice:` →
+/// `{sluice:}`).
+pub fn cluster_prefix(prefix: &str) -> String {
+    let tagged = prefix
+        .find('{')
+        .and_then(|open| prefix[open + 1..].find('}').map(|close| close > 0))
+        .unwrap_or(false);
+    if tagged {
+        prefix.to_string()
+    } else if prefix.is_empty() {
+        "{sluice}".to_string()
+    } else {
+        format!("{{{prefix}}}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn decodes_reply() {
-        let a = decode_admission(&[1, 1, 10, 9, 0, 500, 0, 1000], 1).unwrap();
-        assert!(a.admitted);
-        assert_eq!(
-            a.statuses.as_slice(),
-            [CheckStatus {
-                passed: true,
-                limit: 10,
-                remaining: 9,
-                retry_after_ms: 0,
-                reset_ms: 500,
-                granted: 0,
-                window_start_ms: 1000,
-            }]
-        );
-        assert!(decode_admission(&[1, 1], 1).is_err());
+    fn cluster_prefixes_carry_a_hash_tag() {
+        assert_eq!(cluster_prefix("sluice:"), "{sluice:}");
+        assert_eq!(cluster_prefix("{sluice}:"), "{sluice}:");
+        assert_eq!(cluster_prefix("a{b}c:"), "a{b}c:");
+        assert_eq!(cluster_prefix("a{}:"), "{a{}:}");
+        assert_eq!(cluster_prefix(""), "{sluice}");
     }
 }

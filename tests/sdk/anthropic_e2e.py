@@ -3,7 +3,7 @@ SDK, on a catalog model served by an OpenAI-format deployment and one
 served by an Anthropic-format deployment: messages, streaming (event
 iteration and the stream helper), tool use round trips, a token cap
 ending a stream cleanly, and upstream errors as the SDK's exceptions.
-Run by tests/sdk_anthropic.rs; exits non-zero with a message on any mismatch.
+Run by tests/it/sdk_anthropic.rs; exits non-zero with a message on any mismatch.
 
 usage: anthropic_e2e.py BASE_URL
 """

@@ -3,7 +3,7 @@ SDK: a stream answered a second time from the cache parses into the same
 chunks (content, finish reason, usage, ids) as the original, the second
 answer says `x-cache: hit`, and a non-streaming call answered from the
 stored stream carries the same text, finish reason and usage.
-Run by tests/cache.rs; exits non-zero with a message on any mismatch.
+Run by tests/it/cache.rs; exits non-zero with a message on any mismatch.
 
 usage: openai_cache.py BASE_URL
 """

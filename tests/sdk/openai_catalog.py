@@ -2,7 +2,7 @@
 chat and streams on an OpenAI and an Anthropic deployment (translated),
 function calling round trips, embeddings through Azure, the model list,
 and upstream errors surfacing as the SDK's own exceptions.
-Run by tests/sdk_openai.rs; exits non-zero with a message on any mismatch.
+Run by tests/it/sdk_openai.rs; exits non-zero with a message on any mismatch.
 
 usage: openai_catalog.py BASE_URL
 """

@@ -1,6 +1,6 @@
 """Drives the gateway with the official OpenAI Python SDK against a limits
 config (output cap of 5 tokens, 3 requests per minute for the `limited` key).
-Run by tests/sdk_openai.rs; exits non-zero with a message on any mismatch.
+Run by tests/it/sdk_openai.rs; exits non-zero with a message on any mismatch.
 
 usage: openai_limits.py BASE_URL
 """

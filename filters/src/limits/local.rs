@@ -5,7 +5,7 @@
 //! It follows the contract of [`super::store`] to the field, with the
 //! formulas of the Redis store (`src/store/counter.lua`), so that both give
 //! the same answers for the same calls at the same clock readings (the
-//! conformance test in `tests/redis_counter.rs` compares them). One
+//! conformance test in `tests/it/redis_counter.rs` compares them). One
 //! `std::sync::Mutex` guards all state for the length of a call; nothing
 //! awaits while holding it.
 //!
