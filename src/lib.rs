@@ -35,6 +35,7 @@ pub mod control;
 pub mod decision;
 pub mod edge;
 pub mod error;
+pub mod fleet;
 pub mod identity;
 pub mod install;
 pub mod lifecycle;

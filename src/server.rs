@@ -91,6 +91,16 @@ impl BackgroundService for CachePurges {
     }
 }
 
+/// Renews this instance's entry in the fleet registry (`crate::fleet`).
+pub struct FleetHeartbeat;
+
+#[async_trait]
+impl BackgroundService for FleetHeartbeat {
+    async fn start(&self, shutdown: ShutdownWatch) {
+        crate::fleet::run(shutdown).await;
+    }
+}
+
 /// Keeps the JWKS of external issuers fresh (`identity::jwks`): each
 /// second, the sources that are due are read or fetched.
 pub struct JwksUpkeep {
@@ -205,6 +215,7 @@ pub fn run_with_state(
     };
     let live = LiveState::new(store);
     crate::cache::init(&config.cache);
+    crate::fleet::init(&config);
     if let Some(t) = &config.tracing {
         crate::otel::export::start(t).map_err(ServerError::Config)?;
     }
@@ -348,6 +359,9 @@ pub fn run_with_state(
     ));
     if crate::tls::any() {
         server.add_service(background_service("sluice certificates", CertificateUpkeep));
+    }
+    if crate::fleet::shared() {
+        server.add_service(background_service("sluice fleet", FleetHeartbeat));
     }
     if crate::cache::cache().has_shared() {
         server.add_service(background_service("sluice cache purges", CachePurges));

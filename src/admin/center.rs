@@ -124,6 +124,7 @@ impl ConfigCenter {
         status().set_revision(next.revision);
         self.runtime.store(Arc::new(fresh));
         self.current.store(Arc::new(next));
+        crate::fleet::nudge();
         crate::metrics::metrics().config_applied(false);
     }
 

@@ -108,6 +108,12 @@ impl AdminApp {
             None
         };
         let query = session.req_header().uri.query().unwrap_or("").to_string();
+        // Checked before the change: a bad wait changes nothing.
+        let wait = if r.method == "GET" {
+            None
+        } else {
+            fleet_wait(&query)?
+        };
         let changed = std::sync::atomic::AtomicBool::new(false);
         let call = Call {
             center: &self.center,
@@ -122,8 +128,39 @@ impl AdminApp {
             if let Value::Object(map) = &mut answer {
                 map.insert("warnings".into(), json!(self.center.warnings()));
             }
+            if let Some(within) = wait {
+                let revision = crate::store::status::status().revision();
+                let applied = crate::fleet::wait_applied(revision, within).await;
+                if let Value::Object(map) = &mut answer {
+                    map.insert("fleet".into(), json!(applied));
+                }
+            }
         }
         Ok(answer)
+    }
+}
+
+/// `?wait=fleet[&timeout_ms=N]` of a change: how long to wait for the
+/// fleet (None: no wait asked).
+fn fleet_wait(query: &str) -> Result<Option<std::time::Duration>, ApiError> {
+    let param = |name| sluice_filters::facts::query_param(query, name).filter(|v| !v.is_empty());
+    let timeout = match param("timeout_ms") {
+        None => 5_000,
+        Some(t) => match t.parse::<u64>() {
+            Ok(ms) if (1..=60_000).contains(&ms) => ms,
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "timeout_ms must be a whole number of milliseconds from 1 to 60000, not {t:?}"
+                )))
+            }
+        },
+    };
+    match param("wait").as_deref() {
+        None => Ok(None),
+        Some("fleet") => Ok(Some(std::time::Duration::from_millis(timeout))),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "wait must be \"fleet\", not {other:?}"
+        ))),
     }
 }
 

@@ -105,6 +105,14 @@ fn with_warnings(ok: RefOr<Schema>) -> RefOr<Schema> {
                     "Present when the call changed the configuration: what in the applied configuration can never take effect yet (empty when nothing).",
                 )),
         )
+        .property(
+            "fleet",
+            ObjectBuilder::new()
+                .schema_type(Type::Object)
+                .description(Some(
+                    "Present with `?wait=fleet` when the call changed the configuration: the revision, whether every live instance applied it within the wait (`complete`), the ids that did (`applied`) and the instances that did not (`pending`).",
+                )),
+        )
         .build();
     RefOr::T(Schema::AllOf(
         AllOfBuilder::new().item(ok).item(warnings).build(),
@@ -143,7 +151,15 @@ fn operation(r: &Route, schemas: &mut Schemas) -> utoipa::openapi::path::Operati
         };
         op = op.parameter(p);
     }
-    for (name, description) in r.query {
+    let writes: &[(&str, &str)] = if r.method == "GET" {
+        &[]
+    } else {
+        &[
+            ("wait", "`fleet`: when the call changes the configuration, answer once every live instance of the fleet applied it (or the wait ended), with a `fleet` member saying which did not"),
+            ("timeout_ms", "Longest wait for `wait=fleet`, 1 to 60000 ms (default 5000)"),
+        ]
+    };
+    for (name, description) in r.query.iter().chain(writes) {
         op = op.parameter(
             ParameterBuilder::new()
                 .name(*name)

@@ -7,6 +7,7 @@
 
 pub mod cache;
 pub mod catalog;
+mod fleet;
 pub mod fragments;
 pub mod identity;
 mod load;
@@ -19,6 +20,7 @@ mod validate;
 
 pub use cache::{CacheSettings, ModelCache, NamespaceCache};
 pub use catalog::{Capability, CatalogModel, Deployment};
+pub use fleet::FleetSettings;
 pub use fragments::NginxConfig;
 pub use identity::{JwtAlgorithm, JwtIssuer, JwtSettings, JwtVerifyKey, LoginSettings};
 pub use load::{load_file, load_str, read_file};
@@ -436,6 +438,8 @@ pub struct Config {
     pub cache: CacheSettings,
     /// OpenTelemetry traces; none = off.
     pub tracing: Option<TracingSettings>,
+    /// The fleet registry's heartbeat and this instance's address.
+    pub fleet: FleetSettings,
     /// Namespace (code) of requests no matcher claims; none = such requests get 403.
     pub default_namespace: Option<String>,
     /// A request header whose value, a namespace code, picks the namespace

@@ -226,6 +226,14 @@ impl Validator<'_> {
         if c.cache.memory_mb == 0 {
             self.problem("cache.memory_mb", "must be at least 1");
         }
+        if !(100..=60_000).contains(&c.fleet.heartbeat_ms) {
+            self.problem("fleet.heartbeat_ms", "must be between 100 and 60000");
+        }
+        if let Some(a) = &c.fleet.advertise {
+            if a.is_empty() || a.chars().any(|ch| ch.is_whitespace() || ch.is_control()) {
+                self.problem("fleet.advertise", "must be a host:port without spaces");
+            }
+        }
         if c.cache.max_entry_bytes == 0 {
             self.problem("cache.max_entry_bytes", "must be greater than 0");
         }

@@ -76,10 +76,70 @@ impl Counters {
                 Ok(())
             }
             Counters::Shared(store) => {
-                let out = store.settle(ops).await;
-                crate::store::status::status().set_counters(out.is_ok());
-                out
+                // What the stand-in admitted (`fail_mode: local_share`)
+                // settles there.
+                let mark = sluice_filters::limits::plan::LOCAL_SHARE_MARK;
+                let local = |op: &Settle| match op {
+                    Settle::Release { key, .. } | Settle::Tokens { key, .. } => {
+                        key.starts_with(mark)
+                    }
+                    Settle::Spend { .. } => false,
+                };
+                if ops.iter().any(local) {
+                    let (here, shared): (Vec<Settle>, Vec<Settle>) =
+                        ops.iter().cloned().partition(local);
+                    stand_in().settle_now(&here);
+                    if shared.is_empty() {
+                        return Ok(());
+                    }
+                    return store.settle(&shared).await;
+                }
+                // Queued: the store's health is the admissions' to say.
+                store.settle(ops).await
             }
+        }
+    }
+}
+
+/// The in-process store that stands in for the shared one while it is
+/// unreachable, for the rules with `fail_mode: local_share` (their keys
+/// carry [`sluice_filters::limits::plan::LOCAL_SHARE_MARK`]).
+pub fn stand_in() -> &'static LocalCounterStore {
+    static STORE: std::sync::OnceLock<LocalCounterStore> = std::sync::OnceLock::new();
+    STORE.get_or_init(|| LocalCounterStore::new(Arc::new(SystemClock)))
+}
+
+/// The shared store answers again: the budgets the stand-in counted are
+/// charged to the shared ones (what each instance spent on its own adds
+/// up there), and the stand-in starts empty. Answers how many budgets
+/// were handed over.
+pub async fn hand_over_stand_in(counters: &Counters) -> usize {
+    let Counters::Shared(store) = counters else {
+        return 0;
+    };
+    let mark = sluice_filters::limits::plan::LOCAL_SHARE_MARK;
+    let ops: Vec<Settle> = stand_in()
+        .take_budgets()
+        .into_iter()
+        .filter_map(|(key, window_ms, window_start_ms, count)| {
+            Some(Settle::Tokens {
+                key: key.strip_prefix(mark)?.to_string(),
+                window_ms,
+                window_start_ms,
+                delta: i64::try_from(count).unwrap_or(i64::MAX),
+            })
+        })
+        .collect();
+    if ops.is_empty() {
+        return 0;
+    }
+    match store.settle(&ops).await {
+        Ok(()) => ops.len(),
+        Err(e) => {
+            log::error!(
+                "counter store: the budgets counted during the outage were not handed over: {e}"
+            );
+            0
         }
     }
 }

@@ -98,6 +98,12 @@ impl Metrics {
             .inc();
     }
 
+    /// A request judged by the in-process stand-in (`local_share`).
+    pub fn local_share(&self, admitted: bool) {
+        let result = if admitted { "admitted" } else { "denied" };
+        self.f.local_share.with_label_values(&[result]).inc();
+    }
+
     /// A call to the counter store failed.
     pub fn counter_store_error(&self) {
         self.f.counter_store_errors.inc();

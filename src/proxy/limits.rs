@@ -164,12 +164,21 @@ pub async fn admit(rt: &Snapshot, input: &LimitInput<'_>) -> Result<Option<Grant
         let admitted = limits.store.admit(&planned.checks).await;
         match admitted {
             Ok(admission) => {
-                store_recovered();
+                store_recovered(&limits.store).await;
                 planned.into_decision(&rules, &admission)
             }
             Err(e) => {
                 store_failed(&e.to_string());
-                planned.on_store_error(&rules)
+                let instances = crate::fleet::live_count() as u64;
+                match planned.local_share(instances) {
+                    Some(local) => {
+                        let admission = crate::live::stand_in().admit_now(&local.checks);
+                        metrics().local_share(admission.admitted);
+                        crate::store::status::status().set_local_share(instances);
+                        local.into_decision(&rules, &admission)
+                    }
+                    None => planned.on_store_error(&rules),
+                }
             }
         }
     };
@@ -238,9 +247,13 @@ fn store_failed(error: &str) {
     }
 }
 
-fn store_recovered() {
+async fn store_recovered(counters: &crate::live::Counters) {
     if STORE_DOWN.load(Relaxed) && STORE_DOWN.swap(false, Relaxed) {
-        log::warn!("counter store available again");
+        crate::store::status::status().set_local_share(0);
+        let handed = crate::live::hand_over_stand_in(counters).await;
+        log::warn!(
+            "counter store available again ({handed} budgets counted locally meanwhile charged to it)"
+        );
     }
 }
 
@@ -253,7 +266,9 @@ pub async fn settle(rt: &Snapshot, ops: &[Settle]) {
     }
     let settled = rt.limits.store.settle(ops).await;
     match settled {
-        Ok(()) => store_recovered(),
+        // Queued (the Redis store lands it later, retrying): says nothing
+        // of the store's health; admissions do.
+        Ok(()) => {}
         // Leases expire by themselves (`counters.lease_ms`); the token
         // difference is lost, which the metric makes visible.
         Err(e) => store_failed(&e.to_string()),

@@ -287,7 +287,10 @@ async fn pump(shared: std::sync::Weak<Shared>, wake: Arc<Notify>, link: Link) {
         // The Batcher holds the only strong reference: gone, the store is.
         let Some(s) = shared.upgrade() else { return };
         let (admits, group) = {
-            let mut q = s.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut q = s
+                .queue
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             let take = q.admits.len().min(MAX_REQUESTS);
             let admits: Vec<PendingAdmit> = q.admits.drain(..take).collect();
             if retained.is_none() && !q.settles.is_empty() {
@@ -406,8 +409,7 @@ async fn call(
     let items = group.map_or(&[][..], |(_, g)| &g.items[..]);
     let checks: usize = admits.iter().map(|a| a.req.keys.len()).sum();
     let mut keys: Vec<Key> = Vec::with_capacity(1 + items.len() + checks);
-    let mut args: Vec<Value> =
-        Vec::with_capacity(3 + items.len() * 5 + admits.len() + checks * 5);
+    let mut args: Vec<Value> = Vec::with_capacity(3 + items.len() * 5 + admits.len() + checks * 5);
     args.push(Value::from_static_str("batch"));
     args.push(Value::Integer(items.len() as i64));
     if let Some((marker, g)) = group {

@@ -5,8 +5,8 @@
 //! reports ([`status`]).
 
 pub mod config_bus;
-pub mod counter_batch;
 pub mod config_file;
+pub mod counter_batch;
 pub mod entity_store;
 pub mod error;
 pub mod io;

@@ -20,6 +20,9 @@ pub struct StoreStatus {
     /// The Redis counter store: off, or whether its last call succeeded.
     counters: AtomicU8,
     revision: AtomicU64,
+    /// While the counter store is unreachable and `local_share` rules
+    /// count in process: the instances the limits are shared by (0: not).
+    local_share: AtomicU64,
 }
 
 static STATUS: StoreStatus = StoreStatus {
@@ -28,6 +31,7 @@ static STATUS: StoreStatus = StoreStatus {
     bus: AtomicU8::new(BUS_OFF),
     counters: AtomicU8::new(BUS_OFF),
     revision: AtomicU64::new(0),
+    local_share: AtomicU64::new(0),
 };
 
 /// The process's store health.
@@ -116,6 +120,13 @@ impl StoreStatus {
         if let Some(ok) = self.counters_ok() {
             uses.insert("counters".into(), word(ok).into());
         }
+        let shared_by = self.local_share.load(Relaxed);
+        if shared_by > 0 && self.counters_ok() == Some(false) {
+            uses.insert(
+                "counters_fallback".into(),
+                serde_json::json!({"mode": "local_share", "instances": shared_by}),
+            );
+        }
         if let Some(ok) = self.bus_ok() {
             uses.insert("config_bus".into(), word(ok).into());
         }
@@ -124,6 +135,12 @@ impl StoreStatus {
         }
         let ok = uses.values().all(|v| v == "healthy");
         Some(serde_json::json!({"status": word(ok), "uses": uses}))
+    }
+
+    /// `local_share` rules count in process, sharing each limit among
+    /// `instances` (0: they do not, the counter store answers).
+    pub fn set_local_share(&self, instances: u64) {
+        self.local_share.store(instances, Relaxed);
     }
 
     /// The config revision this process runs.

@@ -2,7 +2,6 @@
 //! servers, matchers, proxy rules and limit rules against the real binary,
 //! applied to live traffic without a restart, persisted in the state file.
 
-
 use crate::common::*;
 use serde_json::{json, Value};
 use std::cell::{Cell, RefCell};

@@ -5,7 +5,6 @@
 //! their components); the document lists exactly the server's route table;
 //! undocumented methods and paths are refused.
 
-
 use crate::common::*;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;

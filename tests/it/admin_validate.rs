@@ -2,7 +2,6 @@
 //! `/api/v1/namespaces/{id}/validate`) against real proxied traffic with the
 //! same sample requests, and the token service.
 
-
 use crate::common::*;
 use serde_json::{json, Value};
 

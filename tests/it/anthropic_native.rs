@@ -4,7 +4,6 @@
 //! sequence, tool use, stop reasons, usage, upstream errors in Anthropic's
 //! shape, and a token cap cutting a stream cleanly.
 
-
 use crate::common::*;
 use serde_json::{json, Value};
 

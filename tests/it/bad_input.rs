@@ -1,7 +1,6 @@
 //! Bad input gets a clear 4xx in the error shape, and the gateway keeps
 //! serving afterwards.
 
-
 use crate::common::*;
 use reqwest::StatusCode;
 use serde_json::Value;

@@ -8,7 +8,6 @@
 //! only; Redis down → memory only; hits free against token budgets; the
 //! admin API's purge and settings.
 
-
 use crate::common::*;
 use serde_json::{json, Value};
 use std::time::Duration;

@@ -4,7 +4,6 @@
 //! heads answered 400 on every listener without the request's bytes (its
 //! credentials) reaching the log.
 
-
 use crate::common::*;
 use std::io::{Read, Write};
 use std::net::TcpStream;

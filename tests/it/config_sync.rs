@@ -4,7 +4,6 @@
 //! serving (503 for changes, `/health` naming the store unhealthy) and heals; and the file
 //! store survives `kill -9` in the middle of writes.
 
-
 use crate::common::*;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};

@@ -6,7 +6,6 @@
 //! shapes; the channel header and `/api/chat`; gzip set live through an
 //! nginx-configs fragment; `sluice check --strict`.
 
-
 use crate::common::*;
 use serde_json::{json, Value};
 use std::io::Read;

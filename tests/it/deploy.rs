@@ -5,7 +5,6 @@
 //! health check, and `--state-dir` (`SLUICE_STATE_DIR`) keeping the admin
 //! API's store out of the config's directory.
 
-
 use crate::common::*;
 use serde_json::json;
 use std::process::Command;

@@ -3,7 +3,6 @@
 //! path spelling, header name case) gets the same decision from the real
 //! gateway: the same status, the same upstream and the same output cap.
 
-
 use crate::common::*;
 use serde_json::{json, Value};
 

@@ -3,7 +3,6 @@
 //! hold are bounded, and signals behave as documented. Each test fails
 //! without the fix it guards.
 
-
 use crate::common::*;
 use serde_json::{json, Value};
 

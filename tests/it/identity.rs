@@ -7,9 +7,8 @@
 //! limited; tokens of an external issuer verified against its JWKS (file
 //! and URL); the internal channel not held to quotas.
 
-
-use base64::Engine;
 use crate::common::*;
+use base64::Engine;
 use serde_json::{json, Value};
 use std::time::Duration;
 

@@ -3,7 +3,6 @@
 //! upstream `max_tokens` clamp, usage asked for and hidden, and slots freed
 //! on every exit path.
 
-
 use crate::common::*;
 use futures_util::StreamExt;
 use serde_json::{json, Value};

@@ -2,7 +2,6 @@
 //! limit exactly (requests and tokens) under concurrent load, and an
 //! unreachable Redis applies each rule's `fail_mode`.
 
-
 use crate::common::*;
 use serde_json::{json, Value};
 

@@ -21,6 +21,7 @@ mod contract;
 mod deploy;
 mod dry_run;
 mod equivalence;
+mod fleet;
 mod hardening;
 mod identity;
 mod limits;

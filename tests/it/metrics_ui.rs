@@ -5,7 +5,6 @@
 //! person would read in the tables. The DOM is dumped repeatedly until the
 //! data shows or a deadline passes (no fixed sleeps).
 
-
 use crate::common::*;
 use std::process::Command;
 use std::time::Duration;

@@ -4,7 +4,6 @@
 //! usage/monitoring figures match the traffic sent, and the JSON access log
 //! parses and holds no secret.
 
-
 use crate::common::*;
 use futures_util::StreamExt;
 use serde_json::Value;

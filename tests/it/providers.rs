@@ -5,7 +5,6 @@
 //! connect refused), never after it; the breaker opening; strategies;
 //! alias paths; errors in the gateway's shape.
 
-
 use crate::common::*;
 use serde_json::{json, Value};
 use std::time::Duration;

@@ -1,7 +1,6 @@
 //! Proxy path basics: auth in all three forms, header hygiene, request ids,
 //! large and chunked bodies, SSE order and flushing.
 
-
 use crate::common::*;
 use futures_util::StreamExt;
 use serde_json::Value;

@@ -5,7 +5,6 @@
 //! channel unredacted; masking rules checked and changed through the
 //! admin API.
 
-
 use crate::common::*;
 use serde_json::{json, Value};
 

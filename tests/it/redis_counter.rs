@@ -2,7 +2,6 @@
 //! `redis://127.0.0.1:6379`). Every test uses its own random key prefix and
 //! deletes its keys at the end.
 
-
 use crate::common::{eventually, eventually_blocking, refused_port};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -585,7 +584,7 @@ async fn silent_server_times_out() {
 }
 
 /// A private `redis-server`, killed when dropped.
-struct Server(std::process::Child);
+pub(crate) struct Server(std::process::Child);
 
 impl Drop for Server {
     fn drop(&mut self) {
@@ -596,7 +595,7 @@ impl Drop for Server {
 
 /// Starts a private `redis-server` on `port` and waits until it listens
 /// (None when the binary is absent).
-fn spawn_redis(port: u16) -> Option<Server> {
+pub(crate) fn spawn_redis(port: u16) -> Option<Server> {
     let mut server = std::process::Command::new("redis-server")
         .args([
             "--port",
@@ -656,7 +655,10 @@ async fn concurrent_admissions_are_batched_and_exact() {
     let calls = counts.calls.load(Ordering::Relaxed) - calls_before;
     let admissions = counts.admissions.load(Ordering::Relaxed) - admissions_before;
     assert!(admissions >= 400);
-    assert!(calls < admissions, "{calls} calls for {admissions} admissions");
+    assert!(
+        calls < admissions,
+        "{calls} calls for {admissions} admissions"
+    );
 
     // A refund queued, then an admission: the admission sees the refund.
     let st = admit1(&s, tokens("order", 1000, 1, 600)).await;
@@ -668,7 +670,10 @@ async fn concurrent_admissions_are_batched_and_exact() {
     }])
     .await
     .unwrap();
-    assert_eq!(admit1(&s, tokens("order", 1000, 0, 0)).await.remaining, 1000);
+    assert_eq!(
+        admit1(&s, tokens("order", 1000, 0, 0)).await.remaining,
+        1000
+    );
     s.cleanup().await;
 }
 
@@ -726,7 +731,10 @@ async fn settlements_outlast_a_stall_and_land_once() {
         store.admit(&[tokens("tk", 1000, 0, 0)]).await.is_ok()
     })
     .await;
-    assert_eq!(admit1(&store, tokens("tk", 1000, 0, 0)).await.remaining, 900);
+    assert_eq!(
+        admit1(&store, tokens("tk", 1000, 0, 0)).await.remaining,
+        900
+    );
 }
 
 /// Polls `ping` until it answers (the reconnect policy backs off to 2 s).

@@ -2,7 +2,6 @@
 //! priority, namespace-specific rules, prefix routes (longest, segment
 //! boundary, strip), and every matcher operator and type.
 
-
 use crate::common::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};

@@ -5,7 +5,6 @@
 //! deployment. The SDK lives in `.venv-test` (created by
 //! `scripts/test-deps.sh`, which `make test` runs first).
 
-
 use crate::common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

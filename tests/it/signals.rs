@@ -3,7 +3,6 @@
 //! then exits at once), SIGHUP reloads the config file's settings and
 //! reopens the access log instead of killing the process.
 
-
 use crate::common::*;
 use futures_util::StreamExt;
 use serde_json::json;

@@ -4,7 +4,6 @@
 //! skewed clock and a replayed nonce (on the other instance) are refused,
 //! and the secret is never accepted as a bearer key.
 
-
 use crate::common::*;
 use serde_json::Value;
 

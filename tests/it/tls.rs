@@ -4,7 +4,6 @@
 //! admin listener, and certificates replaced on disk picked up without a
 //! restart (connections already open keep working).
 
-
 use crate::common::*;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
 use rustls::pki_types::{CertificateDer, ServerName};

@@ -1,7 +1,6 @@
 //! HTTPS upstreams: the gateway sends SNI and the upstream's Host, and
 //! verifies the certificate (an untrusted one fails with 502).
 
-
 use crate::common::*;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
 use reqwest::StatusCode;

@@ -6,7 +6,6 @@
 //! exporter that drops (and counts) spans instead of slowing requests when
 //! the collector hangs.
 
-
 use crate::common::*;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as V;

@@ -7,7 +7,6 @@
 //! same from the running process (under systemd: the new one reports its
 //! pid as the main one).
 
-
 use crate::common::*;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};

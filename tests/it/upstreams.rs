@@ -2,7 +2,6 @@
 //! health-check ejection and recovery, failover on connect errors, no
 //! healthy upstream, and each timeout.
 
-
 use crate::common::*;
 use futures_util::StreamExt;
 use reqwest::StatusCode;

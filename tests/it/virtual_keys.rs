@@ -4,7 +4,6 @@
 //! a rotation keeps the previous secret for its overlap; a revocation is
 //! refused on the other instance within a second; an expiry is honoured.
 
-
 use crate::common::*;
 use serde_json::{json, Value};
 use std::time::Duration;

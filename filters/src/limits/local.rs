@@ -257,6 +257,28 @@ impl LocalCounterStore {
         s.fixed.len() + s.sliding.len() + s.buckets.len() + s.leases.len() + s.tokens.len()
     }
 
+    /// Empties the store, answering what its token and money budgets
+    /// counted: `(key, window_ms, window start, count)` per budget (a
+    /// store that stood in for a shared one hands its counts over).
+    pub fn take_budgets(&self) -> Vec<(String, u64, u64, u64)> {
+        let mut state = self.lock();
+        let taken = std::mem::take(&mut *state);
+        taken
+            .tokens
+            .into_iter()
+            .filter(|(_, c)| c.count > 0 && c.window_ms > 0)
+            .map(|(k, c)| {
+                // A calendar month's start is not a multiple of its length.
+                let window = if c.start_ms % c.window_ms == 0 {
+                    c.window_ms
+                } else {
+                    crate::limits::store::CALENDAR_MONTH
+                };
+                (k, window, c.start_ms, c.count)
+            })
+            .collect()
+    }
+
     /// Tokens counted in the budget `key` for the window starting at
     /// `window_start_ms` (0 when none): for tests and diagnostics.
     pub fn tokens_used(&self, key: &str, window_start_ms: u64) -> u64 {

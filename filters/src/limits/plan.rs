@@ -177,6 +177,8 @@ struct Owner {
     index: usize,
     rule_id: u64,
     fail_closed: bool,
+    /// `fail_mode: local_share`.
+    local_share: bool,
     /// A money budget (its check counts micro-USD, not tokens).
     money: bool,
 }
@@ -388,6 +390,7 @@ pub fn plan(rules: &[&Rule], req: &RequestView<'_>, s: &PlanSettings) -> Result<
             index,
             rule_id: rule.id,
             fail_closed: rule.config.fail_mode() == FailMode::Closed,
+            local_share: rule.config.fail_mode() == FailMode::LocalShare,
             money: matches!(rule.config, RuleConfig::Budget(_)),
         });
     }
@@ -576,6 +579,11 @@ fn counter_key(rule: &Rule, req: &RequestView<'_>) -> Option<String> {
     Some(key)
 }
 
+/// Starts the keys of the checks a `local_share` rule makes while the
+/// store is unreachable ([`LimitPlan::local_share`]): their settlements go
+/// to the in-process store that admitted them.
+pub const LOCAL_SHARE_MARK: &str = "\u{1e}local:";
+
 /// Between the values of a multi-dimension `key_by` in a counter key (a
 /// control character: no header value, key name or path holds one).
 const KEY_SEPARATOR: char = '\u{1f}';
@@ -663,6 +671,57 @@ impl LimitPlan {
             retry_after_secs: 1,
             headers: Vec::new(),
             rule_id: owner.rule_id,
+        })
+    }
+
+    /// While the store is unreachable: the checks of the rules that fail
+    /// `local_share`, each limit divided by `instances` (at least 1), with
+    /// their keys marked [`LOCAL_SHARE_MARK`]: what this instance enforces
+    /// on its own. None when no such rule applies, or when a rule fails
+    /// closed (then [`Self::on_store_error`] decides). The checks of rules
+    /// that fail open are left out (uncounted).
+    pub fn local_share(&self, instances: u64) -> Option<LimitPlan> {
+        if self.owners.iter().any(|o| o.fail_closed) || !self.owners.iter().any(|o| o.local_share) {
+            return None;
+        }
+        let n = instances.max(1);
+        let share = |v: u64| (v / n).max(1);
+        let mut checks = SmallVec::new();
+        let mut owners = SmallVec::new();
+        for (check, owner) in self.checks.iter().zip(&self.owners) {
+            if !owner.local_share {
+                continue;
+            }
+            let mut check = check.clone();
+            match &mut check {
+                Check::Window { key, limit, .. }
+                | Check::Concurrency { key, limit, .. }
+                | Check::Tokens { key, limit, .. } => {
+                    *limit = share(*limit);
+                    key.insert_str(0, LOCAL_SHARE_MARK);
+                }
+                Check::Bucket {
+                    key,
+                    rate_per_sec,
+                    burst,
+                    ..
+                } => {
+                    *burst = share(*burst);
+                    if *rate_per_sec > 0 {
+                        *rate_per_sec = share(*rate_per_sec);
+                    }
+                    key.insert_str(0, LOCAL_SHARE_MARK);
+                }
+            }
+            checks.push(check);
+            owners.push(*owner);
+        }
+        Some(LimitPlan {
+            checks,
+            owners,
+            prompt_tokens: self.prompt_tokens,
+            static_cap: self.static_cap,
+            price: self.price,
         })
     }
 

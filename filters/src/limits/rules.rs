@@ -167,6 +167,11 @@ pub enum FailMode {
     Open,
     /// Reject the request with 503 `limits_unavailable`.
     Closed,
+    /// Count in this process, each instance enforcing its share of the
+    /// limit (the limit divided by the live instances of the fleet, at
+    /// least 1); the tokens it counted are charged to the shared budget
+    /// when the store answers again.
+    LocalShare,
 }
 
 /// How a `rate_limit` rule counts.
@@ -774,7 +779,7 @@ const KEY_BY: &[&str] = &[
     "upstream",
     "global",
 ];
-const FAIL_MODE: &[&str] = &["open", "closed"];
+const FAIL_MODE: &[&str] = &["open", "closed", "local_share"];
 const ALGORITHMS: &[&str] = &["fixed_window", "sliding_window", "token_bucket"];
 
 const fn field(name: &'static str, kind: Kind, description: &'static str) -> Field {
@@ -814,7 +819,7 @@ const CHANNEL_FIELD: Field = field(
     Kind::OneOf(CHANNELS),
     "Only requests of this channel: internal (/internal/v1/...) or external (every other path); absent = both.",
 );
-const FAIL_FIELD: Field = defaulted("fail_mode", Kind::OneOf(FAIL_MODE), "open", "When the counter store is unreachable: open lets requests through uncounted, closed rejects them with 503.");
+const FAIL_FIELD: Field = defaulted("fail_mode", Kind::OneOf(FAIL_MODE), "open", "When the counter store is unreachable: open lets requests through uncounted, closed rejects them with 503, local_share counts in each instance against the limit divided by the live instances (at least 1).");
 
 const PERIODS: &[&str] = &["hour", "day", "week", "month"];
 

@@ -396,3 +396,8 @@ pub fn batch_dual_write(c: Call<'_>, b: Batch) -> Pending<'_, BatchDone> {
         Ok(BatchDone { results })
     })
 }
+
+/// `GET /api/v1/instances`: the fleet as this instance sees it.
+pub fn instances(_: Call<'_>, _: NoBody) -> Pending<'_, crate::fleet::Listing> {
+    Box::pin(async move { Ok(crate::fleet::list().await) })
+}

@@ -26,6 +26,13 @@ pub(super) const SERVICES: &[Route] = &[
     ),
     Route::new(
         GET,
+        "/api/v1/instances",
+        "system",
+        "实例列表：共享同一 Redis 的每个网关实例（地址、版本、配置修订、心跳）",
+        &Async(system::instances),
+    ),
+    Route::new(
+        GET,
         "/stats",
         "system",
         "统计：响应缓存（命中、未命中、内存占用）与网关请求统计",

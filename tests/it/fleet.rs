@@ -1,0 +1,266 @@
+//! The fleet with the real binary, MariaDB and Redis: instances that share
+//! a Redis list one another (`GET /api/v1/instances`) with their revision
+//! and health; an admin write with `?wait=fleet` answers once every live
+//! instance applied it, naming those that did not (a frozen instance)
+//! within the wait; a bad wait changes nothing. With Redis gone, rules
+//! with `fail_mode: local_share` hold each instance to its share of the
+//! limit, and the budget counted meanwhile is charged to Redis when it
+//! returns.
+
+use crate::common::*;
+use crate::redis_counter::spawn_redis;
+use serde_json::{json, Value};
+
+const TOKEN: &str = "fleet-tok";
+
+fn fleet_yaml(mock_port: u16, store: &str) -> String {
+    admin_config(
+        mock_port,
+        TOKEN,
+        &format!("fleet: {{heartbeat_ms: 200}}\n{store}"),
+    )
+}
+
+fn live_ids(v: &Value) -> Vec<String> {
+    v["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["live"] == true)
+        .map(|m| m["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_list_one_another_and_writes_wait_for_the_fleet() {
+    let m = mock("a").await;
+    let store = StoreGuard::new();
+    let yaml = fleet_yaml(m.addr.port(), &store.yaml(None));
+    let (one, two) = (Gateway::start(&yaml).await, Gateway::start(&yaml).await);
+    let (a1, a2) = (Admin::new(&one, TOKEN), Admin::new(&two, TOKEN));
+
+    // Each lists both, live, itself among them.
+    let listing = eventually_ok("both instances listed", async || {
+        let (s, v) = a1.get("/api/v1/instances").await;
+        if s == 200 && live_ids(&v).len() == 2 {
+            Ok(v)
+        } else {
+            Err(format!("{s} {v}"))
+        }
+    })
+    .await;
+    assert_eq!(listing["registry"], "redis");
+    assert_eq!(listing["registry_ok"], true);
+    let this = listing["this"].as_str().unwrap().to_string();
+    assert!(live_ids(&listing).contains(&this));
+    for m in listing["instances"].as_array().unwrap() {
+        assert_eq!(m["version"], env!("CARGO_PKG_VERSION"));
+        assert_eq!(m["config_store"], "healthy");
+        assert!(m["address"].as_str().unwrap().contains(':'));
+        assert!(m["started_at"].as_str().unwrap().ends_with('Z'));
+    }
+    let (_, v2) = a2.get("/api/v1/instances").await;
+    assert_ne!(v2["this"], listing["this"]);
+
+    // A bad wait is refused before anything changes.
+    let before = a1.get("/api/v1/namespaces").await.1;
+    for q in [
+        "wait=fleet&timeout_ms=0",
+        "wait=fleet&timeout_ms=x",
+        "wait=all",
+    ] {
+        let (s, v) = a1
+            .post(
+                &format!("/api/v1/namespaces?{q}"),
+                json!({"namespace_name": "Bad", "namespace_code": "bad"}),
+            )
+            .await;
+        assert_eq!(s, 400, "{q}: {v}");
+    }
+    assert_eq!(a1.get("/api/v1/namespaces").await.1, before);
+
+    // A write that waits: both run the new revision when it answers.
+    let (s, v) = a1
+        .post(
+            "/api/v1/namespaces?wait=fleet&timeout_ms=10000",
+            json!({"namespace_name": "Waited", "namespace_code": "waited"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["fleet"]["complete"], true, "{v}");
+    assert_eq!(v["fleet"]["applied"].as_array().unwrap().len(), 2, "{v}");
+    let revision = v["fleet"]["revision"].as_u64().unwrap();
+    let (_, l2) = a2.get("/api/v1/instances").await;
+    let me2 = l2["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == l2["this"])
+        .unwrap()
+        .clone();
+    assert!(me2["revision"].as_u64().unwrap() >= revision, "{l2}");
+
+    // A frozen instance: still live for three beats, it cannot apply.
+    two.signal("STOP");
+    let (s, v) = a1
+        .post(
+            "/api/v1/namespaces?wait=fleet&timeout_ms=300",
+            json!({"namespace_name": "Frozen", "namespace_code": "frozen"}),
+        )
+        .await;
+    two.signal("CONT");
+    assert_eq!(s, 200, "{v}");
+    let pending: Vec<&str> = v["fleet"]["pending"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    // Frozen for 300 ms with 200 ms beats: either still live and pending,
+    // or already not live (then it is in neither list).
+    assert!(v["fleet"]["applied"].as_array().unwrap().len() == 1, "{v}");
+    if v["fleet"]["complete"] == false {
+        assert_eq!(pending, [v2["this"].as_str().unwrap()], "{v}");
+    }
+    // Thawed, it catches up and is live again.
+    eventually("the thawed instance catches up", async || {
+        let (_, v) = a1.get("/api/v1/instances").await;
+        live_ids(&v).len() == 2
+            && v["instances"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|m| m["revision"].as_u64().unwrap() > revision)
+    })
+    .await;
+
+    // An instance that stops leaves the list.
+    drop(two);
+    eventually("a stopped instance leaves the fleet", async || {
+        live_ids(&a1.get("/api/v1/instances").await.1).len() == 1
+    })
+    .await;
+}
+
+/// Three instances, counters in a Redis that then goes away: with
+/// `fail_mode: local_share` each admits its share of the limit (30 / 3),
+/// so the fleet admits no more than the limit in all. When Redis comes
+/// back, the tokens counted meanwhile are charged to the shared budget.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_share_holds_the_fleet_to_the_limit_while_redis_is_gone() {
+    let reserved = refused_port();
+    let port = reserved.port;
+    let Some(server) = spawn_redis(reserved.release()) else {
+        eprintln!("redis-server not found: skipping");
+        return;
+    };
+    let m = mock("a").await;
+    let url = format!("redis://127.0.0.1:{port}");
+    let rules = "rules:\n  - rule_name: thirty\n    rule_type: rate_limit\n    rule_config: {max_requests: 30, time_window_seconds: 3600, key_by: global, fail_mode: local_share}\n  - rule_name: budget\n    rule_type: token_limit\n    rule_config: {time_window_enabled: true, time_window_minutes: 60, max_tokens_per_window: 100000, fail_mode: local_share}\n";
+    let yaml = fleet_yaml(
+        m.addr.port(),
+        &format!(
+            "metrics: {{token: m-tok}}\ncounters:\n  store: redis\n  redis_url: \"{url}\"\n  key_prefix: \"ls:\"\n  timeout_ms: 300\n{rules}"
+        ),
+    );
+    let gws = [
+        Gateway::start(&yaml).await,
+        Gateway::start(&yaml).await,
+        Gateway::start(&yaml).await,
+    ];
+    let admin = Admin::new(&gws[0], TOKEN);
+    eventually("three instances live", async || {
+        live_ids(&admin.get("/api/v1/instances").await.1).len() == 3
+    })
+    .await;
+    // Every instance has seen the three (a beat after the last joined).
+    for gw in &gws {
+        let a = Admin::new(gw, TOKEN);
+        eventually("each sees three", async || {
+            live_ids(&a.get("/api/v1/instances").await.1).len() == 3
+        })
+        .await;
+    }
+    let c = reqwest::Client::new();
+    // Two requests counted in Redis first.
+    for gw in &gws[..2] {
+        assert_eq!(gw.chat(&c, false).await.status(), 200);
+    }
+    drop(server);
+
+    // 20 requests to each instance: 10 admitted by each, 30 in all.
+    let mut admitted = 0;
+    for gw in &gws {
+        let mut here = 0;
+        for _ in 0..20 {
+            let r = gw.chat(&c, false).await;
+            match r.status().as_u16() {
+                200 => here += 1,
+                429 => {}
+                s => panic!("unexpected {s}: {}", r.text().await.unwrap()),
+            }
+        }
+        assert_eq!(here, 10, "each instance admits its share (30 / 3)");
+        admitted += here;
+    }
+    assert_eq!(admitted, 30);
+    let health: Value = c
+        .get(gws[0].url("/health"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        health["services"]["redis"]["uses"]["counters_fallback"],
+        json!({"mode": "local_share", "instances": 3}),
+        "{health}"
+    );
+    let text = gws[0].metrics(&c, "m-tok").await;
+    assert!(
+        text.contains("sluice_limits_local_share_total{result=\"admitted\"} 10"),
+        "{text}"
+    );
+    assert!(
+        text.contains("sluice_limits_local_share_total{result=\"denied\"} 10"),
+        "{text}"
+    );
+
+    // Redis returns (empty: a new server); the first request through
+    // each instance hands over what it counted on its own.
+    let _server = spawn_redis(port).unwrap();
+    let redis = fred::prelude::Client::new(
+        fred::prelude::Config::from_url(&url).unwrap(),
+        None,
+        None,
+        None,
+    );
+    fred::interfaces::ClientLike::init(&redis).await.unwrap();
+    for gw in &gws {
+        eventually("the instance counts in Redis again", async || {
+            gw.chat(&c, false).await.status() == 200
+        })
+        .await;
+    }
+    // The budget's key in Redis holds the tokens of the 30 requests
+    // admitted locally (and of the three since), not just the three.
+    use fred::interfaces::{ClientLike as _, HashesInterface as _};
+    let keys: Vec<String> = redis
+        .custom(
+            fred::types::CustomCommand::new_static("KEYS", None, false),
+            vec!["ls:tk:*"],
+        )
+        .await
+        .unwrap();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let used: u64 = eventually_ok("the hand-over landed", async || {
+        let n: Option<u64> = redis.hget(&keys[0], "n").await.map_err(|e| e.to_string())?;
+        match n {
+            Some(n) if n > 33 * 5 => Ok(n),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    assert!(used > 0);
+}
