@@ -32,6 +32,7 @@ mod observability;
 mod providers;
 mod proxy_basics;
 mod redaction;
+mod redis_cluster;
 mod redis_counter;
 mod routing;
 mod sdk_anthropic;

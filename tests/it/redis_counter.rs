@@ -586,6 +586,12 @@ async fn silent_server_times_out() {
 /// A private `redis-server`, killed when dropped.
 pub(crate) struct Server(std::process::Child);
 
+impl Server {
+    pub(crate) fn from_child(child: std::process::Child) -> Server {
+        Server(child)
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.0.kill();

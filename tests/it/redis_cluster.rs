@@ -1,0 +1,148 @@
+//! The shared counters and the fleet registry against a real local Redis
+//! Cluster (three primaries started with `redis-server --cluster-enabled`
+//! on loopback ports): two gateway instances admit exactly the limit, and
+//! list one another.
+
+use crate::common::*;
+use crate::redis_counter::Server;
+use serde_json::Value;
+use std::process::{Command, Stdio};
+
+/// A port `p` free with `p + 10000` (the cluster bus) free too.
+fn cluster_port() -> u16 {
+    loop {
+        let a = refused_port();
+        if a.port > 50_000 {
+            continue;
+        }
+        let bus = std::net::TcpListener::bind(("127.0.0.1", a.port + 10_000));
+        if bus.is_ok() {
+            return a.release();
+        }
+    }
+}
+
+/// Three primaries forming one cluster; None when redis-server or
+/// redis-cli is absent.
+fn start_cluster() -> Option<(Vec<Server>, Vec<u16>)> {
+    let dir = std::env::temp_dir().join(format!("sluice-cluster-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).ok()?;
+    let mut servers = Vec::new();
+    let mut ports = Vec::new();
+    for _ in 0..3 {
+        let port = cluster_port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--cluster-enabled", "yes"])
+            .args(["--cluster-config-file", &format!("nodes-{port}.conf")])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        servers.push(Server::from_child(child));
+        ports.push(port);
+    }
+    for &port in &ports {
+        eventually_blocking(
+            std::time::Duration::from_secs(10),
+            "a cluster node listening",
+            || {
+                std::net::TcpStream::connect(("127.0.0.1", port))
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            },
+        );
+    }
+    let nodes: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let created = Command::new("redis-cli")
+        .args(["--cluster", "create"])
+        .args(&nodes)
+        .args(["--cluster-replicas", "0", "--cluster-yes"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .ok()?;
+    assert!(created.success(), "redis-cli --cluster create failed");
+    for &port in &ports {
+        eventually_blocking(
+            std::time::Duration::from_secs(20),
+            "the cluster is ok",
+            || {
+                let out = Command::new("redis-cli")
+                    .args(["-p", &port.to_string(), "cluster", "info"])
+                    .output()
+                    .map_err(|e| e.to_string())?;
+                let text = String::from_utf8_lossy(&out.stdout).to_string();
+                if text.contains("cluster_state:ok") {
+                    Ok(())
+                } else {
+                    Err(text)
+                }
+            },
+        );
+    }
+    Some((servers, ports))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_on_a_cluster_admit_exactly_the_limit() {
+    let Some((_servers, ports)) = start_cluster() else {
+        eprintln!("redis-server or redis-cli not found: skipping");
+        return;
+    };
+    let url = format!(
+        "redis-cluster://127.0.0.1:{}?node=127.0.0.1:{}&node=127.0.0.1:{}",
+        ports[0], ports[1], ports[2]
+    );
+    let m = mock("a").await;
+    let rules = "rules:\n  - rule_name: twenty\n    rule_type: rate_limit\n    rule_config: {max_requests: 20, time_window_seconds: 3600, key_by: [namespace, api_key]}\n  - rule_name: slots\n    rule_type: concurrency\n    rule_config: {max_concurrent: 1000, key_by: namespace}\n";
+    let yaml = admin_config(
+        m.addr.port(),
+        "cl-tok",
+        &format!(
+            "fleet: {{heartbeat_ms: 200}}\ncounters:\n  store: redis\n  redis_url: \"{url}\"\n  key_prefix: \"cl:\"\n  timeout_ms: 1000\n{rules}"
+        ),
+    );
+    let (a, b) = (Gateway::start(&yaml).await, Gateway::start(&yaml).await);
+    let c = reqwest::Client::new();
+    let mut tasks = Vec::new();
+    for i in 0..60 {
+        let req = post(&c, [&a, &b][i % 2].url("/v1/chat/completions")).json(&chat_body(false));
+        tasks.push(tokio::spawn(async move {
+            req.send().await.unwrap().status().as_u16()
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    let ok = statuses.iter().filter(|s| **s == 200).count();
+    let limited = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!((ok, limited), (20, 40), "{statuses:?}");
+    assert_eq!(served(&m), 20);
+    // Every counter key carries the prefix's hash tag: one slot.
+    let mut keys = String::new();
+    let mut nodes_holding = 0;
+    for port in &ports {
+        let out = Command::new("redis-cli")
+            .args(["-p", &port.to_string(), "--scan", "--pattern", "*"])
+            .output()
+            .unwrap();
+        let here = String::from_utf8_lossy(&out.stdout).to_string();
+        if here.lines().any(|k| k.contains("fw:")) {
+            nodes_holding += 1;
+        }
+        keys.push_str(&here);
+    }
+    assert_eq!(nodes_holding, 1, "{keys}");
+    assert!(keys.lines().any(|k| k.starts_with("{cl:}fw:")), "{keys}");
+    // The fleet registry works on the cluster too.
+    let admin = Admin::new(&a, "cl-tok");
+    eventually("both instances listed", async || {
+        let (_, v): (u16, Value) = admin.get("/api/v1/instances").await;
+        v["live"] == 2
+    })
+    .await;
+}
