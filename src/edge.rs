@@ -145,17 +145,20 @@ impl<A> Edge<A> {
     }
 
     /// Reads one request head: within `wait` for its first byte, then
-    /// within `b.header` for the rest.
+    /// within `b.header` for the rest. A connection idle between requests
+    /// is closed when the process drains; a `fresh` one (its first
+    /// request, which the client may already have sent) is read and served.
     async fn read_head(
         &self,
         stream: &mut Stream,
         wait: Duration,
         b: &Bounds,
         shutdown: &ShutdownWatch,
+        fresh: bool,
     ) -> Head {
         let mut buf = BytesMut::with_capacity(4096);
         let mut shutdown = shutdown.clone();
-        if *shutdown.borrow() {
+        if *shutdown.borrow() && !fresh {
             return Head::Closed;
         }
         let mut deadline = Instant::now() + wait;
@@ -165,7 +168,7 @@ impl<A> Edge<A> {
                 biased;
                 r = tokio::time::timeout_at(deadline, stream.read_buf(&mut buf)) => r,
                 // Idle between requests when the process drains: close.
-                _ = shutdown.changed(), if buf.is_empty() => return Head::Closed,
+                _ = shutdown.changed(), if buf.is_empty() && !fresh => return Head::Closed,
             };
             match read {
                 Err(_) if buf.is_empty() => return Head::Closed,
@@ -273,8 +276,15 @@ where
         };
         let mut reused: Option<HttpPersistentSettings> = None;
         let mut wait = b.header;
+        // A new connection's first request is one in flight from the
+        // moment it is accepted: the drain must not exit under a client
+        // whose request is on the wire (seen: a request accepted during
+        // the upgrade hand-over, reset by the old process exiting).
+        let mut first: Option<crate::lifecycle::InFlight> =
+            Some(crate::lifecycle::InFlight::enter());
         loop {
-            let head = match self.read_head(&mut stream, wait, &b, shutdown).await {
+            let fresh = first.is_some();
+            let head = match self.read_head(&mut stream, wait, &b, shutdown, fresh).await {
                 Head::Ready(head) => head,
                 Head::Closed => return None,
                 Head::Reject(err) => {
@@ -300,6 +310,7 @@ where
             stream = next;
             reused = settings;
             wait = b.idle;
+            first = None;
         }
     }
 

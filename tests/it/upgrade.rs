@@ -64,7 +64,7 @@ async fn upgrade_and_reload_under_load_lose_nothing() {
                             Err(e) => Err(format!("{status}: {e}")),
                         }
                     }
-                    Err(e) => Err(e.to_string()),
+                    Err(e) => Err(format!("{e:?}")),
                 };
                 match outcome {
                     Ok(()) => {
