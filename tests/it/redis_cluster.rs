@@ -24,7 +24,7 @@ fn cluster_port() -> u16 {
 
 /// Three primaries forming one cluster; None when redis-server or
 /// redis-cli is absent.
-fn start_cluster() -> Option<(Vec<Server>, Vec<u16>)> {
+fn start_cluster() -> Option<(Vec<Server>, Vec<u16>, std::path::PathBuf)> {
     let dir = std::env::temp_dir().join(format!("sluice-cluster-{}", std::process::id()));
     std::fs::create_dir_all(&dir).ok()?;
     let mut servers = Vec::new();
@@ -83,12 +83,12 @@ fn start_cluster() -> Option<(Vec<Server>, Vec<u16>)> {
             },
         );
     }
-    Some((servers, ports))
+    Some((servers, ports, dir))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_on_a_cluster_admit_exactly_the_limit() {
-    let Some((_servers, ports)) = start_cluster() else {
+    let Some((servers, ports, dir)) = start_cluster() else {
         eprintln!("redis-server or redis-cli not found: skipping");
         return;
     };
@@ -145,4 +145,6 @@ async fn two_instances_on_a_cluster_admit_exactly_the_limit() {
         v["live"] == 2
     })
     .await;
+    drop(servers);
+    let _ = std::fs::remove_dir_all(dir);
 }
