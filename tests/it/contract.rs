@@ -360,21 +360,32 @@ async fn health_shapes() {
             "ISO 8601: {t}"
         );
     }
-    // A request through the limits (the trial rule) uses Redis.
-    let r = send(
-        &gw,
-        "/v1/chat/completions",
-        &chat("gpt-4o"),
-        &[("x-tenant", "trial")],
-    )
+    // A request through the limits (the trial rule) uses Redis. The store
+    // connects on first use, waiting at most its timeout (200 ms): on a
+    // loaded machine the first request may be admitted open, so requests
+    // go on until one was counted.
+    let v: Value = eventually_ok("a request counted in Redis", async || {
+        let r = send(
+            &gw,
+            "/v1/chat/completions",
+            &chat("gpt-4o"),
+            &[("x-tenant", "trial")],
+        )
+        .await;
+        assert_eq!(r.status(), 200);
+        let v: Value = reqwest::get(gw.url("/health"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if v["services"]["redis"]["status"] == "healthy" {
+            Ok(v)
+        } else {
+            Err(v.to_string())
+        }
+    })
     .await;
-    assert_eq!(r.status(), 200);
-    let v: Value = reqwest::get(gw.url("/health"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
     assert_eq!(v["status"], "healthy", "{v}");
     assert_eq!(v["services"]["redis"]["status"], "healthy", "{v}");
     assert_eq!(v["services"]["redis"]["uses"]["counters"], "healthy", "{v}");
