@@ -53,8 +53,9 @@
 //! connection and returns the store either way. While the client is not
 //! connected every call fails at once with [`StoreError`] (the caller applies
 //! each rule's `fail_mode`); once the background task reconnects, calls work
-//! again. A call on a live connection fails with [`StoreError`] after
-//! `command_timeout` at the latest (the client's command timeout, with a
+//! again. A script call on a live connection fails with [`StoreError`]
+//! after `command_timeout` at the latest (an admission queued behind a
+//! call in flight waits for it first: twice that at worst) (the client's command timeout, with a
 //! Tokio timeout around the whole call as a backstop). Commands are never
 //! re-sent after a connection drop (`max_command_attempts = 1`), so an admit
 //! that may or may not have run is reported as an error, never counted
