@@ -15,7 +15,8 @@
 //!    [`upstream`] (pools), [`catalog`] (models and deployments),
 //!    [`providers`] (wire formats);
 //! 4. [`state`] (the compiled snapshot of one config);
-//! 5. [`decision`] (the one admission decision), [`metrics`],
+//! 5. [`fleet`] (the instances sharing a Redis), [`decision`] (the one
+//!    admission decision), [`metrics`],
 //!    [`lifecycle`] (signals, drain);
 //! 6. [`proxy`] (Pingora glue for client requests), [`admin`] (the config
 //!    center and its API), [`edge`] (every listener's connection loop);

@@ -372,7 +372,27 @@ pub async fn list() -> Listing {
     };
     let read = f.read().await;
     let registry_ok = read.is_some();
-    let mut instances = read.unwrap_or_else(|| f.members.load().as_ref().clone());
+    let instances = read.unwrap_or_else(|| f.members.load().as_ref().clone());
+    assemble(f, instances, registry_ok)
+}
+
+/// The fleet as the last heartbeat read it (no call to Redis): for pages
+/// that poll (`/metrics/summary`).
+pub fn known() -> Listing {
+    let Some(f) = fleet() else {
+        return Listing {
+            registry: "none",
+            registry_ok: false,
+            this: String::new(),
+            live: 1,
+            instances: Vec::new(),
+        };
+    };
+    let ok = f.registry_ok.load(Relaxed);
+    assemble(f, f.members.load().as_ref().clone(), ok)
+}
+
+fn assemble(f: &Fleet, mut instances: Vec<Member>, registry_ok: bool) -> Listing {
     // This instance as it is now (its entry may lag a beat).
     instances.retain(|m| m.id != f.id);
     instances.insert(0, f.me());

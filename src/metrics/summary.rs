@@ -153,6 +153,7 @@ pub fn summary(rt: &Snapshot) -> Value {
         "routes": routes,
         "keys": keys,
         "upstreams": upstreams,
+        "fleet": crate::fleet::known(),
     })
 }
 

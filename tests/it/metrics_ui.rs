@@ -163,3 +163,31 @@ async fn metrics_ui_shows_live_figures_in_chromium() {
         row(d, "default").is_some_and(|cells| cells.get(1).map(String::as_str) == Some("5"))
     });
 }
+
+/// Two instances sharing a Redis: each page lists both, live, this one
+/// marked, with their version and config revision.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_ui_shows_the_fleet() {
+    let browser = chromium();
+    let m = mock("m1").await;
+    let prefix = format!("sluice-ui-fleet-{}-{}:", std::process::id(), free_port());
+    let yaml = |name: &str| {
+        config(
+            &[server("m1", "p", m.addr.port(), "")],
+            &format!(
+                "{CATCH_ALL}metrics:\n  token: {TOKEN}\nfleet: {{heartbeat_ms: 200, advertise: \"{name}\"}}\ncache:\n  redis_url: \"{}\"\n  key_prefix: \"{prefix}\"\n",
+                redis_base()
+            ),
+        )
+    };
+    let one = Gateway::start(&yaml("gw-one:8080")).await;
+    let _two = Gateway::start(&yaml("gw-two:8080")).await;
+    let url = format!("{}#token={TOKEN}", one.url("/metrics/ui"));
+    let dom = render_until(&browser, &url, "both instances live", |d| {
+        row(d, "gw-one:8080 (this one)").is_some_and(|c| c[1] == "live")
+            && row(d, "gw-two:8080").is_some_and(|c| c[1] == "live")
+    });
+    let two = row(&dom, "gw-two:8080").unwrap_or_default();
+    assert_eq!(two[2], env!("CARGO_PKG_VERSION"), "{two:?}");
+    assert_eq!(two[4], "local", "{two:?}");
+}
