@@ -34,6 +34,7 @@ mod proxy_basics;
 mod redaction;
 mod redis_cluster;
 mod redis_counter;
+mod redis_sentinel;
 mod routing;
 mod sdk_anthropic;
 mod sdk_openai;

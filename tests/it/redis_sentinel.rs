@@ -1,0 +1,167 @@
+//! The shared counters through Redis Sentinel, with a failover in the
+//! middle: a primary, a replica and a sentinel (`redis-server` on loopback
+//! ports). Two gateway instances count through the sentinel; the primary
+//! is killed (after the replica acknowledged every write); while no
+//! primary answers the rule's `fail_mode: closed` applies (503, nothing
+//! counted); once the replica is promoted, counting resumes where it was:
+//! the instances admit exactly what the limit has left.
+
+use crate::common::*;
+use crate::redis_counter::Server;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn redis(dir: &std::path::Path, args: &[&str]) -> Server {
+    let child = Command::new("redis-server")
+        .args(args)
+        .args(["--save", "", "--appendonly", "no"])
+        .arg("--dir")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server");
+    Server::from_child(child)
+}
+
+fn cli(port: u16, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .output()
+        .expect("redis-cli");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn listening(port: u16) {
+    eventually_blocking(Duration::from_secs(10), "redis listening", || {
+        std::net::TcpStream::connect(("127.0.0.1", port))
+            .map(drop)
+            .map_err(|e| e.to_string())
+    });
+}
+
+/// Sends `n` requests alternating between the gateways; counts statuses.
+async fn send(gws: &[&Gateway], n: usize) -> (usize, usize, usize) {
+    let c = reqwest::Client::new();
+    let (mut ok, mut limited, mut unavailable) = (0, 0, 0);
+    for i in 0..n {
+        match gws[i % gws.len()].chat(&c, false).await.status().as_u16() {
+            200 => ok += 1,
+            429 => limited += 1,
+            503 => unavailable += 1,
+            s => panic!("unexpected status {s}"),
+        }
+    }
+    (ok, limited, unavailable)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counting_survives_a_sentinel_failover_exactly() {
+    if Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("redis-server not found: skipping");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("sluice-sentinel-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (p, r, s) = (
+        refused_port().release(),
+        refused_port().release(),
+        refused_port().release(),
+    );
+    let mut primary = Some(redis(&dir, &["--port", &p.to_string()]));
+    let _replica = redis(
+        &dir,
+        &[
+            "--port",
+            &r.to_string(),
+            "--replicaof",
+            "127.0.0.1",
+            &p.to_string(),
+        ],
+    );
+    listening(p);
+    listening(r);
+    let conf = dir.join("sentinel.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "port {s}\nsentinel monitor main 127.0.0.1 {p} 1\nsentinel down-after-milliseconds main 500\nsentinel failover-timeout main 3000\n"
+        ),
+    )
+    .unwrap();
+    let _sentinel = redis(&dir, &[conf.to_str().unwrap(), "--sentinel"]);
+    listening(s);
+    eventually_blocking(Duration::from_secs(20), "the replica in sync", || {
+        let info = cli(r, &["info", "replication"]);
+        if info.contains("master_link_status:up") {
+            Ok(())
+        } else {
+            Err(info)
+        }
+    });
+    eventually_blocking(
+        Duration::from_secs(20),
+        "the sentinel sees the replica",
+        || {
+            let replicas = cli(s, &["sentinel", "replicas", "main"]);
+            if replicas.contains(&r.to_string()) {
+                Ok(())
+            } else {
+                Err(replicas)
+            }
+        },
+    );
+
+    let m = mock("a").await;
+    let url = format!("redis-sentinel://127.0.0.1:{s}/0?sentinelServiceName=main");
+    let rules = "rules:\n  - rule_name: forty\n    rule_type: rate_limit\n    rule_config: {max_requests: 40, time_window_seconds: 3600, key_by: namespace, fail_mode: closed}\n";
+    let yaml = one_mock(
+        m.addr.port(),
+        &format!(
+            "counters:\n  store: redis\n  redis_url: \"{url}\"\n  key_prefix: \"st:\"\n  timeout_ms: 300\n{rules}"
+        ),
+    );
+    let (a, b) = (Gateway::start(&yaml).await, Gateway::start(&yaml).await);
+    // The first admissions may race the store's first connection (503).
+    let mut first = 0;
+    eventually("both instances count through the sentinel", async || {
+        let (ok, _, unavailable) = send(&[&a, &b], 2).await;
+        first += ok;
+        unavailable == 0
+    })
+    .await;
+    let before = served(&m);
+    let (ok, limited, unavailable) = send(&[&a, &b], 30 - first).await;
+    assert_eq!((ok, limited, unavailable), (30 - first, 0, 0));
+    // Every write is on the replica before the primary dies.
+    assert_eq!(cli(p, &["wait", "1", "2000"]), "1");
+    drop(primary.take());
+
+    // No primary: closed → 503, nothing counted; then the promoted
+    // replica answers and the limit's remainder is admitted exactly.
+    let mut during = (0, 0, 0);
+    eventually_within(Duration::from_secs(30), "a primary again", async || {
+        let (ok, limited, unavailable) = send(&[&a, &b], 2).await;
+        during.0 += ok;
+        during.1 += limited;
+        during.2 += unavailable;
+        unavailable == 0
+    })
+    .await;
+    assert_eq!(cli(r, &["role"]).lines().next(), Some("master"));
+    let (ok, limited, _) = send(&[&a, &b], 20).await;
+    let counted = 30 + during.0 + ok;
+    assert_eq!(
+        counted, 40,
+        "admitted: 30 before, {during:?} during, {ok} after"
+    );
+    assert_eq!(ok + limited, 20);
+    assert!(during.2 > 0, "no request met the failover: {during:?}");
+    assert_eq!(served(&m) - before, (30 - first + during.0 + ok) as u64);
+    let _ = std::fs::remove_dir_all(&dir);
+}
