@@ -217,10 +217,26 @@ impl Catalog {
     /// its model's declared capability (`chat` when none is declared) on
     /// the external channel.
     pub fn bandit_report(&self, filter: &ReportFilter) -> Value {
+        let fleet = crate::live::fleet_routing().load();
         let mut arms: Vec<(ArmLabels, ArmStats)> = Vec::new();
         for m in &self.models {
             for d in &m.deployments {
                 let live = d.lock();
+                let peers = fleet.get(&crate::live::fleet_key(&m.name, &d.name));
+                let instances = 1 + peers.map_or(0, |p| p.instances);
+                // An arm's counts with the fleet's added (the other
+                // instances publish trials and successes per arm).
+                let with_fleet = |arm: Arm, local: &ArmStats| {
+                    let Some(p) = peers else {
+                        return local.clone();
+                    };
+                    let (trials, successes) = p.arms[arm.index()];
+                    ArmStats {
+                        trials: local.trials.saturating_add(trials),
+                        successes: local.successes.saturating_add(successes),
+                        ..local.clone()
+                    }
+                };
                 let label = |arm: Arm| ArmLabels {
                     arm_id: format!(
                         "{}/{}/{}/{}",
@@ -232,10 +248,14 @@ impl Catalog {
                     capability: arm.op.capability().into(),
                     model: m.name.clone(),
                     channel: arm.channel().into(),
+                    instances,
                 };
                 let used: Vec<Arm> = Arm::ALL
                     .into_iter()
-                    .filter(|a| live.arms[a.index()].selections > 0)
+                    .filter(|a| {
+                        live.arms[a.index()].selections > 0
+                            || peers.is_some_and(|p| p.arms[a.index()].0 > 0)
+                    })
                     .collect();
                 if used.is_empty() {
                     let idle = Arm {
@@ -245,7 +265,7 @@ impl Catalog {
                     arms.push((label(idle), ArmStats::new()));
                 }
                 for arm in used {
-                    arms.push((label(arm), live.arms[arm.index()].clone()));
+                    arms.push((label(arm), with_fleet(arm, &live.arms[arm.index()])));
                 }
             }
         }
@@ -332,11 +352,15 @@ impl ModelRt {
     /// strategy (open breakers and cooling deployments last-resort only).
     pub fn order(&self, op: Operation, estimated_tokens: u64) -> Vec<usize> {
         let now = now_ms();
+        let (fleet, wall) = (crate::live::fleet_routing().load(), wall_ms());
         let mut candidates = Vec::with_capacity(self.deployments.len());
         let mut stats = Vec::with_capacity(self.deployments.len());
         let mut exclude = Vec::new();
         for (i, d) in self.deployments.iter().enumerate() {
             let live = d.lock();
+            // The other instances' figures (fleet.rs): a breaker open on
+            // one of them keeps this instance away too.
+            let peers = fleet.get(&crate::live::fleet_key(&self.name, &d.name));
             let fits = d.context_window.is_none_or(|w| estimated_tokens <= w);
             let serves = op == Operation::Chat || d.provider != ProviderKind::Anthropic;
             if !fits || !serves {
@@ -349,9 +373,10 @@ impl ModelRt {
                 price_out_per_m: d.price_output_per_m,
                 priority: d.priority,
                 available: !matches!(live.breaker.state(now), BreakerState::Open { .. })
-                    && live.cooldown_until_ms <= now,
+                    && live.cooldown_until_ms <= now
+                    && !peers.is_some_and(|p| p.open_at(wall)),
             });
-            stats.push(live.stats.clone());
+            stats.push(peers.map_or_else(|| live.stats.clone(), |p| p.with_local(&live.stats)));
         }
         let mut state = match self.select.lock() {
             Ok(s) => s,

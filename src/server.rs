@@ -215,7 +215,7 @@ pub fn run_with_state(
     };
     let live = LiveState::new(store);
     crate::cache::init(&config.cache);
-    crate::fleet::init(&config);
+    crate::fleet::init(&config, live.clone());
     if let Some(t) = &config.tracing {
         crate::otel::export::start(t).map_err(ServerError::Config)?;
     }

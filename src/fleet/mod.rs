@@ -14,6 +14,15 @@
 //! fleet is this instance alone. One key: a Redis Cluster keeps it on one
 //! slot, whatever the prefix.
 //!
+//! # Routing state
+//! With its entry, each instance publishes its catalog deployments'
+//! figures (trials, successes, latency, recent success rate, until when
+//! its breaker is open) in `{prefix}routing`, and reads the others': the
+//! live ones' figures, merged per deployment, join its own when a model
+//! orders its deployments, and a breaker open on another instance keeps
+//! this one away from that deployment too (`catalog`). Each instance still
+//! decides on its own; the fleet's evidence is at most one period old.
+//!
 //! # Liveness
 //! An instance beats every `fleet.heartbeat_ms` (and at once when it
 //! applies a new config revision). A member whose last beat is older than
@@ -94,7 +103,17 @@ pub struct Applied {
 struct Registry {
     url: String,
     key: String,
+    /// `{prefix}routing`: each instance's routing figures.
+    routing_key: String,
     client: OnceCell<Client>,
+}
+
+/// What an instance publishes in `{prefix}routing`.
+#[derive(Serialize, Deserialize)]
+struct Routing {
+    heartbeat_ms: u64,
+    period_ms: u64,
+    deployments: std::collections::HashMap<String, sluice_filters::balance::Published>,
 }
 
 struct Fleet {
@@ -107,6 +126,8 @@ struct Fleet {
     members: ArcSwap<Vec<Member>>,
     registry_ok: AtomicBool,
     nudge: Notify,
+    /// The instance's live state (its routing figures are published).
+    live: Arc<crate::live::LiveState>,
 }
 
 static FLEET: OnceLock<Fleet> = OnceLock::new();
@@ -118,7 +139,7 @@ fn now_ms() -> u64 {
 
 /// Sets the fleet up from the startup config (once; later calls keep the
 /// first).
-pub fn init(config: &SluiceConfig) {
+pub fn init(config: &SluiceConfig, live: Arc<crate::live::LiveState>) {
     let registry = [
         (
             config.counters.store == crate::config::CounterStoreKind::Redis,
@@ -137,6 +158,7 @@ pub fn init(config: &SluiceConfig) {
         url.as_ref().filter(|_| on).map(|u| Registry {
             url: u.expose().to_string(),
             key: format!("{prefix}fleet"),
+            routing_key: format!("{prefix}routing"),
             client: OnceCell::new(),
         })
     });
@@ -166,6 +188,7 @@ pub fn init(config: &SluiceConfig) {
         members: ArcSwap::from_pointee(Vec::new()),
         registry_ok: AtomicBool::new(false),
         nudge: Notify::new(),
+        live,
     };
     let _ = FLEET.set(fleet);
 }
@@ -290,16 +313,24 @@ impl Fleet {
             return;
         };
         let me = self.me();
+        let routing = Routing {
+            heartbeat_ms: me.heartbeat_ms,
+            period_ms: me.period_ms,
+            deployments: self.live.routing_figures(),
+        };
         let written = async {
             let json = serde_json::to_string(&me).map_err(|e| e.to_string())?;
-            let _: () = client
-                .hset(&r.key, (me.id.as_str(), json))
-                .await
-                .map_err(|e| e.to_string())?;
-            let _: () = client
-                .pexpire(&r.key, FORGET_AFTER_MS as i64 * 24, None)
-                .await
-                .map_err(|e| e.to_string())?;
+            let routing = serde_json::to_string(&routing).map_err(|e| e.to_string())?;
+            for (key, value) in [(&r.key, json), (&r.routing_key, routing)] {
+                let _: () = client
+                    .hset(key, (me.id.as_str(), value))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let _: () = client
+                    .pexpire(key, FORGET_AFTER_MS as i64 * 24, None)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
             Ok::<(), String>(())
         };
         let ok = client.is_connected()
@@ -314,10 +345,44 @@ impl Fleet {
                 .map(|m| m.id.as_str())
                 .collect();
             if !dead.is_empty() {
-                let _: Result<i64, _> = client.hdel(&r.key, dead).await;
+                let _: Result<i64, _> = client.hdel(&r.key, dead.clone()).await;
+                let _: Result<i64, _> = client.hdel(&r.routing_key, dead).await;
             }
             self.members.store(Arc::new(members));
+            self.read_routing(client, r).await;
         }
+    }
+
+    /// The other live instances' routing figures, merged per deployment,
+    /// into `live::fleet_routing` (left as it was when Redis does not
+    /// answer; emptied of instances that stopped beating).
+    async fn read_routing(&self, client: &Client, r: &Registry) {
+        let call = client.hgetall::<std::collections::HashMap<String, String>, _>(&r.routing_key);
+        let Ok(Ok(map)) = tokio::time::timeout(self.period, call).await else {
+            return;
+        };
+        let now = now_ms();
+        let mut per: std::collections::HashMap<String, Vec<sluice_filters::balance::Published>> =
+            std::collections::HashMap::new();
+        for (id, value) in map {
+            if id == self.id {
+                continue;
+            }
+            let Ok(routing) = serde_json::from_str::<Routing>(&value) else {
+                continue;
+            };
+            if now.saturating_sub(routing.heartbeat_ms) > MISSED * routing.period_ms.max(100) {
+                continue;
+            }
+            for (deployment, figures) in routing.deployments {
+                per.entry(deployment).or_default().push(figures);
+            }
+        }
+        let view = per
+            .into_iter()
+            .map(|(k, peers)| (k, sluice_filters::balance::merge_peers(peers.iter())))
+            .collect();
+        crate::live::fleet_routing().store(Arc::new(view));
     }
 
     fn set_ok(&self, ok: bool) {
@@ -333,8 +398,10 @@ impl Fleet {
     /// Removes this instance's entry (shutdown).
     async fn leave(&self) {
         if let (Some(r), Some(client)) = (self.registry.as_ref(), self.client().await) {
-            let call = client.hdel::<i64, _, _>(&r.key, self.id.as_str());
-            let _ = tokio::time::timeout(self.period, call).await;
+            for key in [&r.key, &r.routing_key] {
+                let call = client.hdel::<i64, _, _>(key, self.id.as_str());
+                let _ = tokio::time::timeout(self.period, call).await;
+            }
         }
     }
 }

@@ -144,6 +144,25 @@ pub async fn hand_over_stand_in(counters: &Counters) -> usize {
     }
 }
 
+/// Between a model and a deployment in the fleet's routing figures.
+pub const FLEET_KEY_SEPARATOR: char = '\u{1f}';
+
+/// The key of a catalog deployment in the fleet's routing figures.
+pub fn fleet_key(model: &str, deployment: &str) -> String {
+    format!("{model}{FLEET_KEY_SEPARATOR}{deployment}")
+}
+
+/// The other live instances' routing figures, merged per deployment
+/// (written by the fleet's heartbeat, read when a catalog model orders its
+/// deployments).
+pub fn fleet_routing(
+) -> &'static arc_swap::ArcSwap<HashMap<String, sluice_filters::balance::FleetView>> {
+    static VIEW: std::sync::OnceLock<
+        arc_swap::ArcSwap<HashMap<String, sluice_filters::balance::FleetView>>,
+    > = std::sync::OnceLock::new();
+    VIEW.get_or_init(|| arc_swap::ArcSwap::from_pointee(HashMap::new()))
+}
+
 /// Between the parts (namespace, key, model) of a spend ledger entry.
 pub const LEDGER_SEPARATOR: &str = "\u{1f}";
 
@@ -238,6 +257,39 @@ impl LiveState {
                 cooldown_until_ms: 0,
             })
         })
+    }
+
+    /// What this instance publishes to the fleet: per catalog deployment
+    /// (`model`, [`FLEET_KEY_SEPARATOR`], `deployment`), its figures and
+    /// how long its breaker stays open (wall-clock ms).
+    pub fn routing_figures(&self) -> HashMap<String, sluice_filters::balance::Published> {
+        let (mono, wall) = (crate::clock::mono_ms(), crate::clock::wall_ms());
+        let mut out = HashMap::new();
+        for ((model, deployment, _, _), live) in self.deployments.lock().iter() {
+            let live = live.lock().unwrap_or_else(|e| e.into_inner());
+            let open_until_ms = match live.breaker.state(mono) {
+                sluice_filters::balance::BreakerState::Open { until_ms } => {
+                    wall + until_ms.saturating_sub(mono)
+                }
+                _ => 0,
+            };
+            let mut arms = [(0, 0); sluice_filters::balance::fleet::ARMS];
+            for (sum, a) in arms.iter_mut().zip(&live.arms) {
+                *sum = (a.trials, a.successes);
+            }
+            out.insert(
+                fleet_key(model, deployment),
+                sluice_filters::balance::Published {
+                    trials: live.stats.trials,
+                    successes: live.stats.successes,
+                    ewma_ttfb_ms: live.stats.ewma_ttfb_ms,
+                    decayed_success_rate: live.stats.decayed_success_rate,
+                    open_until_ms,
+                    arms,
+                },
+            );
+        }
+        out
     }
 
     /// The per-minute history of the entity of `kind` named `name`.

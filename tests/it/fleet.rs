@@ -264,3 +264,99 @@ async fn local_share_holds_the_fleet_to_the_limit_while_redis_is_gone() {
     .await;
     assert!(used > 0);
 }
+
+/// Two instances share routing state: a deployment whose breaker opened on
+/// one is avoided by the other (its first request goes straight to the
+/// fallback, the failing deployment sees nothing from it), and the bandit
+/// report counts both instances' trials, saying how many contributed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_breaker_open_on_one_instance_keeps_the_other_away() {
+    let (a, b) = (mock("a").await, mock("b").await);
+    let prefix = format!(
+        "sluice-test-routing-{}-{}:",
+        std::process::id(),
+        free_port()
+    );
+    let servers = [
+        server("p", "p", b.addr.port(), ""),
+        server("a", "pa", a.addr.port(), ""),
+        server("b", "pb", b.addr.port(), ""),
+    ];
+    let yaml = config(
+        &servers,
+        &format!(
+            "{CATCH_ALL}fleet: {{heartbeat_ms: 200}}\ncache:\n  redis_url: \"{}\"\n  key_prefix: \"{prefix}\"\nmodels:\n  - name: m\n    breaker: {{consecutive_failures: 2, open_ms: 60000}}\n    deployments:\n      - {{name: a, upstream: pa, priority: 0}}\n      - {{name: b, upstream: pb, priority: 1}}\n",
+            redis_base()
+        ),
+    );
+    let (one, two) = (Gateway::start(&yaml).await, Gateway::start(&yaml).await);
+    let c = reqwest::Client::new();
+    let chat = |gw: &Gateway, fail: bool| {
+        let mut req = post(&c, gw.url("/v1/chat/completions")).json(&json!({
+            "model": "m", "messages": [{"role": "user", "content": "hi"}]}));
+        if fail {
+            req = req
+                .header("x-mock-only", "a")
+                .header("x-mock-status", "503");
+        }
+        req.send()
+    };
+    // Two failures of `a` through the first instance open its breaker
+    // there (each request falls back to `b` and succeeds).
+    for _ in 0..2 {
+        assert_eq!(chat(&one, true).await.unwrap().status(), 200);
+    }
+    assert_eq!(served(&a), 2);
+    // Within a heartbeat or two the second instance knows: its requests go
+    // to `b` without trying `a`.
+    let report = |gw: &Gateway| {
+        let url = gw.url("/internal/v1/bandit/report?model=m");
+        let c = c.clone();
+        async move {
+            c.get(url)
+                .bearer_auth("sk-test")
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    eventually(
+        "the second instance sees the first one's failures",
+        async || {
+            let v = report(&two).await;
+            v["items"].as_array().is_some_and(|items| {
+                items.iter().any(|i| {
+                    i["arm_id"]
+                        .as_str()
+                        .is_some_and(|id| id.starts_with("m/a/"))
+                        && i["instances"] == 2
+                        && i["total_trials"] == 2
+                })
+            })
+        },
+    )
+    .await;
+    for _ in 0..3 {
+        assert_eq!(chat(&two, false).await.unwrap().status(), 200);
+    }
+    assert_eq!(
+        served(&a),
+        2,
+        "the second instance tried the deployment open elsewhere"
+    );
+    // The report of the second instance counts the first one's trials of `a`.
+    let v = report(&two).await;
+    let a_arm = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["arm_id"].as_str().unwrap().starts_with("m/a/"))
+        .unwrap()
+        .clone();
+    assert_eq!(a_arm["instances"], 2, "{v}");
+    assert_eq!(a_arm["total_trials"], 2, "{v}");
+    assert_eq!(a_arm["successes"], 0, "{v}");
+}

@@ -6,6 +6,8 @@
 //!
 //! - [`breaker`]: per-deployment circuit breaker (closed → open → half-open).
 //! - [`stats`]: per-arm statistics (trials, success rates, TTFB EWMA).
+//! - [`fleet`]: the other instances' figures merged, and folded into an
+//!   instance's own decision.
 //! - [`strategy`]: the selection strategies, [`strategy::select`] and
 //!   [`strategy::order`].
 //! - [`report`]: the internal channel's bandit report (`GET /internal/v1/bandit/report`).
@@ -17,6 +19,7 @@
 //! owns the locking.
 
 pub mod breaker;
+pub mod fleet;
 pub mod report;
 pub mod retry;
 pub mod rng;
@@ -24,6 +27,7 @@ pub mod stats;
 pub mod strategy;
 
 pub use breaker::{Breaker, BreakerConfig, BreakerState};
+pub use fleet::{merge_peers, FleetView, Published};
 pub use report::{build_report, ArmLabels, BanditReport, ReportFilter, ReportItem, ReportSummary};
 pub use retry::retry_backoff_ms;
 pub use rng::Rng;

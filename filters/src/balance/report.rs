@@ -27,6 +27,9 @@ pub struct ArmLabels {
     pub model: String,
     /// `internal` or `external`.
     pub channel: String,
+    /// Instances whose figures the arm's statistics hold (this one and
+    /// the other live instances of the fleet that published them).
+    pub instances: u32,
 }
 
 /// Query filters; an absent field matches everything.
@@ -64,6 +67,8 @@ pub struct ReportItem {
     pub capability: String,
     pub model: String,
     pub channel: String,
+    /// Instances whose figures are counted in it (1: this one alone).
+    pub instances: u32,
     /// Completed attempts.
     pub total_trials: u64,
     pub successes: u64,
@@ -119,6 +124,7 @@ fn item(labels: &ArmLabels, stats: &ArmStats) -> ReportItem {
         capability: labels.capability.clone(),
         model: labels.model.clone(),
         channel: labels.channel.clone(),
+        instances: labels.instances,
         total_trials: stats.trials,
         successes: stats.successes,
         success_rate: ratio(stats.successes, stats.trials),
@@ -147,6 +153,7 @@ mod tests {
             capability: "chat".to_string(),
             model: model.to_string(),
             channel: channel.to_string(),
+            instances: 1,
         }
     }
 
@@ -179,6 +186,7 @@ mod tests {
                     "capability": "chat",
                     "model": "gpt-4",
                     "channel": "external",
+                    "instances": 1,
                     "total_trials": 5000,
                     "successes": 4800,
                     "success_rate": 0.96,
