@@ -281,9 +281,7 @@ where
 /// MiB held after they ended, load-tests/streams.sh). Runs only when no
 /// request is in flight anywhere, so never under load.
 fn give_back_memory() {
-    // SAFETY: `mi_collect` only walks and trims the calling thread's heap;
-    // it is valid at any time from any thread (mimalloc's API).
-    unsafe { libmimalloc_sys::mi_collect(true) };
+    crate::alloc::trim();
 }
 
 impl<A> Edge<A>

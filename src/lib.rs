@@ -3,7 +3,7 @@
 //! Dependencies point one way, each layer using only those before it
 //! (`python3 scripts/module-cycles.py src` checks there is no cycle):
 //!
-//! 1. `sluice_filters` (pure policy), [`clock`], [`error`], [`logging`],
+//! 1. `sluice_filters` (pure policy), [`alloc`], [`clock`], [`error`], [`logging`],
 //!    [`mock`], [`install`] (the systemd service), [`systemd`] (its
 //!    notifications);
 //! 2. [`config`] (YAML → typed, validated), [`store`] (config and counter
@@ -28,6 +28,7 @@
 )]
 
 pub mod admin;
+pub mod alloc;
 pub mod cache;
 pub mod catalog;
 pub mod clock;

@@ -496,6 +496,9 @@ impl Snapshot {
             for m in models {
                 limits.tokenizers.resolve(m).encoding.counter();
             }
+            // Loading a vocabulary goes through tiktoken-rs's own tables
+            // (~100 MB for o200k_base), dropped once packed: give them back.
+            crate::alloc::trim();
         }
     }
 

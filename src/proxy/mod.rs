@@ -637,9 +637,7 @@ const LARGE_BODY: usize = 1 << 20;
 /// idle worker kept 8 freed 16 MiB bodies for ~10 s (load-tests/RESULTS.md).
 fn release_large_body(ctx: &mut RequestCtx) {
     drop(ctx.plan.take());
-    // `force`: pages are returned to the system now, not at the heap's next
-    // allocations (a few hundred µs; once per request with a large body).
-    // SAFETY: `mi_collect` only walks and trims the calling thread's heap;
-    // it is valid at any time from any thread (mimalloc's API).
-    unsafe { libmimalloc_sys::mi_collect(true) };
+    // Pages go back to the system now, not at the heap's next allocations
+    // (a few hundred µs; once per request with a large body).
+    crate::alloc::trim();
 }
