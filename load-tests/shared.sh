@@ -31,7 +31,7 @@ ncpu=$(nproc)
 proxy_cpu=$((ncpu - 1))
 on_proxy=(taskset -c "$proxy_cpu")
 on_load=(taskset -c "0-$((proxy_cpu - 1))")
-redis_pid=$(pgrep -x redis-server | head -1 || true)
+redis_pid=$(pgrep -f "redis-server .*:6379" | head -1 || true)
 [[ -n $redis_pid ]] || { echo "shared: redis-server is not running" >&2; exit 1; }
 taskset -acp "0-$((proxy_cpu - 1))" "$redis_pid" >/dev/null
 
