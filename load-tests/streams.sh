@@ -27,5 +27,6 @@ curl -sf "http://127.0.0.1:$GW_PORT/v1/chat/completions" -H 'Authorization: Bear
 sleep 2
 echo "idle after one request (tokenizers loaded): $(awk '/^VmRSS/ {printf "%.1f MiB", $2 / 1024}' /proc/$gw/status)"
 for n in $COUNTS; do
-  python3 load-tests/streams.py "http://127.0.0.1:$GW_PORT" "$gw" "$n" 40 100
+  python3 load-tests/streams.py "http://127.0.0.1:$GW_PORT" "$gw" "$n" 40 100 ||
+    { echo "the gateway's log:"; grep -v "^\s*$" "$tmpdir/gw.log" | sort | uniq -c | sort -rn | head -5; exit 1; }
 done

@@ -142,8 +142,10 @@ impl SettleItem {
     /// The amount written back into the item's arguments after merging.
     fn finish(mut self) -> Self {
         match self.merge {
-            Some((ref tag, _)) if tag.starts_with('K') => self.args[3] = self.amount.into(),
-            Some(_) => self.args[2] = self.amount.into(),
+            Some((ref tag, _)) if tag.starts_with('K') => {
+                self.args[3] = Value::Integer(self.amount)
+            }
+            Some(_) => self.args[2] = Value::Integer(self.amount),
             None => {}
         }
         self

@@ -205,9 +205,13 @@ impl RedisCounterStore {
     }
 
     fn check_args(&self, check: &Check, out: &mut Encoded) {
-        let n = |v: u64| v.min(MAX_COUNT).to_string();
-        let span = |v: u64| v.clamp(1, MAX_SPAN).to_string();
-        let (key, item): (String, [String; ARGS_PER_ITEM]) = match check {
+        // Numbers go as integers and kinds as static strings: no String
+        // per argument (the script reads every ARGV value with tonumber).
+        let n = |v: u64| Value::Integer(v.min(MAX_COUNT) as i64);
+        let span = |v: u64| Value::Integer(v.clamp(1, MAX_SPAN) as i64);
+        let kind = Value::from_static_str;
+        let none = || Value::from_static_str("");
+        let (key, item): (String, [Value; ARGS_PER_ITEM]) = match check {
             Check::Window {
                 key,
                 limit,
@@ -217,11 +221,11 @@ impl RedisCounterStore {
             } => (
                 self.key(if *sliding { "sw" } else { "fw" }, key),
                 [
-                    if *sliding { "S" } else { "W" }.to_string(),
+                    kind(if *sliding { "S" } else { "W" }),
                     n(*limit),
                     span(*window_ms),
                     n(*cost),
-                    String::new(),
+                    none(),
                 ],
             ),
             Check::Bucket {
@@ -232,11 +236,11 @@ impl RedisCounterStore {
             } => (
                 self.key("tb", key),
                 [
-                    "B".to_string(),
-                    (*rate_per_sec).min(MAX_SPAN).to_string(),
-                    (*burst).min(MAX_SPAN).to_string(),
-                    (*cost).min(MAX_SPAN).to_string(),
-                    String::new(),
+                    kind("B"),
+                    Value::Integer((*rate_per_sec).min(MAX_SPAN) as i64),
+                    Value::Integer((*burst).min(MAX_SPAN) as i64),
+                    Value::Integer((*cost).min(MAX_SPAN) as i64),
+                    none(),
                 ],
             ),
             Check::Concurrency {
@@ -247,11 +251,11 @@ impl RedisCounterStore {
             } => (
                 self.key("cc", key),
                 [
-                    "C".to_string(),
+                    kind("C"),
                     n(*limit),
                     span(*lease_ms),
-                    lease_id.clone(),
-                    String::new(),
+                    Value::from(lease_id.as_str()),
+                    none(),
                 ],
             ),
             Check::Tokens {
@@ -264,7 +268,7 @@ impl RedisCounterStore {
             } => (
                 self.key("tk", key),
                 [
-                    if *money { "U" } else { "T" }.to_string(),
+                    kind(if *money { "U" } else { "T" }),
                     n(*limit),
                     budget_span(*window_ms),
                     n(*need),
@@ -273,7 +277,7 @@ impl RedisCounterStore {
             ),
         };
         out.keys.push(key.into());
-        out.args.extend(item.map(Value::from));
+        out.args.extend(item);
         out.limits.push(match check {
             Check::Window { limit, .. }
             | Check::Concurrency { limit, .. }
@@ -283,15 +287,16 @@ impl RedisCounterStore {
     }
 
     fn settle_item(&self, op: &Settle, now_ms: u64) -> SettleItem {
-        let (key, item): (String, [String; ARGS_PER_ITEM]) = match op {
+        let none = || Value::from_static_str("");
+        let (key, item): (String, [Value; ARGS_PER_ITEM]) = match op {
             Settle::Release { key, lease_id } => (
                 self.key("cc", key),
                 [
-                    "R".to_string(),
-                    lease_id.clone(),
-                    String::new(),
-                    String::new(),
-                    String::new(),
+                    Value::from_static_str("R"),
+                    Value::from(lease_id.as_str()),
+                    none(),
+                    none(),
+                    none(),
                 ],
             ),
             Settle::Tokens {
@@ -304,26 +309,26 @@ impl RedisCounterStore {
                 (
                     self.key("tk", key),
                     [
-                        "K".to_string(),
+                        Value::from_static_str("K"),
                         budget_span(*window_ms),
-                        (*window_start_ms).min(MAX_COUNT).to_string(),
-                        (*delta).clamp(-max, max).to_string(),
-                        String::new(),
+                        Value::Integer((*window_start_ms).min(MAX_COUNT) as i64),
+                        Value::Integer((*delta).clamp(-max, max)),
+                        none(),
                     ],
                 )
             }
             Settle::Spend { day, entry, micros } => (
                 self.key("sp", day),
                 [
-                    "L".to_string(),
-                    entry.clone(),
-                    (*micros).min(MAX_COUNT).to_string(),
-                    (LEDGER_DAYS * 86_400_000).to_string(),
-                    String::new(),
+                    Value::from_static_str("L"),
+                    Value::from(entry.as_str()),
+                    Value::Integer((*micros).min(MAX_COUNT) as i64),
+                    Value::Integer((LEDGER_DAYS * 86_400_000) as i64),
+                    none(),
                 ],
             ),
         };
-        SettleItem::new(op, key.into(), item.map(Value::from), now_ms)
+        SettleItem::new(op, key.into(), item, now_ms)
     }
 }
 
@@ -388,10 +393,10 @@ impl CounterStore for RedisCounterStore {
 
 /// A token budget's window as the script reads it: 0 (the calendar
 /// month) as is, any other length clamped like every span.
-fn budget_span(window_ms: u64) -> String {
+fn budget_span(window_ms: u64) -> Value {
     match window_ms {
-        sluice_filters::limits::store::CALENDAR_MONTH => "0".into(),
-        w => w.clamp(1, MAX_SPAN).to_string(),
+        sluice_filters::limits::store::CALENDAR_MONTH => Value::Integer(0),
+        w => Value::Integer(w.clamp(1, MAX_SPAN) as i64),
     }
 }
 
