@@ -46,6 +46,7 @@ pub(super) fn warnings(c: &Config) -> Vec<Problem> {
     v.unreachable();
     v.identity_warnings();
     v.cache_warnings();
+    v.fail_mode_warnings();
     problems
 }
 
@@ -57,6 +58,22 @@ struct Validator<'a> {
 impl Validator<'_> {
     fn problem(&mut self, path: impl Into<String>, msg: impl Into<String>) {
         self.problems.push(Problem::new(path, msg));
+    }
+
+    /// `fail_mode: local_share` where the counters are in process: the
+    /// store is never unreachable, so the mode never applies.
+    fn fail_mode_warnings(&mut self) {
+        if self.c.counters.store == CounterStoreKind::Redis {
+            return;
+        }
+        for (i, r) in self.c.rules.iter().enumerate() {
+            if r.rule_config.get("fail_mode").and_then(|m| m.as_str()) == Some("local_share") {
+                self.problem(
+                    format!("rules[{i}].rule_config.fail_mode"),
+                    "local_share applies while a shared counter store is unreachable; with counters.store: local it never does",
+                );
+            }
+        }
     }
 
     /// A cache opt-in that nothing matches: a model that caches when no

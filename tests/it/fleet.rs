@@ -360,3 +360,24 @@ async fn a_breaker_open_on_one_instance_keeps_the_other_away() {
     assert_eq!(a_arm["total_trials"], 2, "{v}");
     assert_eq!(a_arm["successes"], 0, "{v}");
 }
+
+/// `fail_mode: local_share` with counters in process can never apply:
+/// `sluice check` says so (a warning; the config is valid).
+#[test]
+fn local_share_without_a_shared_store_is_reported() {
+    let yaml = one_mock(
+        refused_for_good(),
+        "rules:\n  - rule_name: r\n    rule_type: rate_limit\n    rule_config: {max_requests: 5, time_window_seconds: 60, fail_mode: local_share}\n",
+    );
+    let out = sluice_check(&yaml);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("rules[0].rule_config.fail_mode") && text.contains("local_share"),
+        "{text}"
+    );
+}
