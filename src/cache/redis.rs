@@ -137,7 +137,15 @@ impl Shared {
                 .map_or("*".to_string(), |k| k.to_ascii_lowercase())
         );
         let mut removed = 0u64;
-        let mut pages = client.scan(pattern, Some(500), None);
+        // A cluster spreads the entries over its primaries: every one is
+        // scanned, and keys are unlinked one by one (one slot per call).
+        let clustered = client.is_clustered();
+        let mut pages: std::pin::Pin<Box<dyn futures_util::Stream<Item = _> + Send>> = if clustered
+        {
+            Box::pin(client.scan_cluster(pattern, Some(500), None))
+        } else {
+            Box::pin(client.scan(pattern, Some(500), None))
+        };
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
             let page = match tokio::time::timeout_at(deadline, pages.next()).await {
@@ -147,7 +155,12 @@ impl Shared {
             };
             let mut page = page;
             if let Some(keys) = page.take_results() {
-                if !keys.is_empty() {
+                if clustered {
+                    for key in keys {
+                        let n: u64 = client.unlink(key).await.map_err(|e| e.to_string())?;
+                        removed += n;
+                    }
+                } else if !keys.is_empty() {
                     let n: u64 = client.unlink(keys).await.map_err(|e| e.to_string())?;
                     removed += n;
                 }

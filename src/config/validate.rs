@@ -260,11 +260,8 @@ impl Validator<'_> {
             .as_ref()
             .filter(|u| !u.expose().is_empty())
         {
-            if !url.expose().starts_with("redis://") {
-                self.problem(
-                    "cache.redis_url",
-                    "must be a redis:// URL (rediss:// is not supported by this build)",
-                );
+            if let Some(why) = redis_url_problem(url.expose()) {
+                self.problem("cache.redis_url", why);
             }
         }
         if c.limits.max_json_values == 0 {
@@ -727,6 +724,11 @@ impl Validator<'_> {
                 "counters.redis_url",
                 "set, but store is local so it would never be used (set store: redis)",
             ),
+            (CounterStoreKind::Redis, Some(url)) => {
+                if let Some(why) = redis_url_problem(url.expose()) {
+                    self.problem("counters.redis_url", why);
+                }
+            }
             _ => {}
         }
         if self.c.tokens.default_output_tokens == 0 {
@@ -770,11 +772,8 @@ impl Validator<'_> {
                     "config_store.redis_url",
                     "set, but kind is file: the file store is one instance's own, there is nothing to cache or announce (set kind: mysql)",
                 );
-            } else if !url.expose().starts_with("redis://") {
-                self.problem(
-                    "config_store.redis_url",
-                    "must look like redis://host:6379/0",
-                );
+            } else if let Some(why) = redis_url_problem(url.expose()) {
+                self.problem("config_store.redis_url", why);
             }
         }
         if s.key_prefix.is_empty() && s.redis_url.is_some() {
@@ -991,4 +990,20 @@ impl Validator<'_> {
             }
         }
     }
+}
+
+/// What is wrong with a Redis URL, if anything: `redis://host:port[/db]`,
+/// `redis-cluster://host:port?node=host:port…` or
+/// `redis-sentinel://host:port[/db]?sentinelServiceName=name&node=…`
+/// (TLS, `rediss://`, is not in this build).
+pub(crate) fn redis_url_problem(url: &str) -> Option<String> {
+    let scheme = url.split("://").next().unwrap_or("");
+    if !matches!(scheme, "redis" | "redis-cluster" | "redis-sentinel") {
+        return Some(format!(
+            "must be a redis://, redis-cluster:// or redis-sentinel:// URL, not {scheme:?} (TLS is not supported by this build)"
+        ));
+    }
+    fred::types::config::Config::from_url(url)
+        .err()
+        .map(|e| format!("not a valid Redis URL: {}", e.details()))
 }

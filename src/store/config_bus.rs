@@ -89,10 +89,17 @@ impl ConfigBus {
                 log::warn!("config bus: redis not reachable yet; reconnecting in the background");
             }
         }
+        // A cluster keeps every key of the announce script in one slot: the
+        // prefix carries a hash tag (as the counter store's does).
+        let prefix = if client.is_clustered() {
+            super::redis_counter::cluster_prefix(prefix)
+        } else {
+            prefix.to_string()
+        };
         let bus = ConfigBus {
             client,
             subscriber,
-            prefix: prefix.to_string(),
+            prefix,
             timeout,
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),

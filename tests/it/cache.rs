@@ -12,13 +12,13 @@ use crate::common::*;
 use serde_json::{json, Value};
 use std::time::Duration;
 
-const TOKEN: &str = "cache-tok";
+pub(crate) const TOKEN: &str = "cache-tok";
 const METRICS: &str = "cache-metrics";
 
 /// One mock behind the catalog model `cached` (and `plain`, which does
 /// not cache); namespaces `default` (shared entries) and `iso` (entries
 /// per key), keys `sk-test` (default), `sk-a` and `sk-b` (iso).
-fn cache_config(port: u16, model_cache: &str, rest: &str) -> String {
+pub(crate) fn cache_config(port: u16, model_cache: &str, rest: &str) -> String {
     format!(
         r#"{TEST_SERVER}listen:
   proxy: "{{proxy}}"
@@ -53,7 +53,7 @@ models:
     )
 }
 
-fn body(content: &str, stream: bool) -> Value {
+pub(crate) fn body(content: &str, stream: bool) -> Value {
     json!({"model": "cached", "temperature": 0, "stream": stream,
         "messages": [{"role": "user", "content": content}]})
 }
@@ -75,7 +75,7 @@ fn x_cache(r: &reqwest::Response) -> String {
 }
 
 /// Status, `x-cache` and the answer's text.
-async fn answer(gw: &Gateway, key: &str, body: &Value) -> (u16, String, String) {
+pub(crate) async fn answer(gw: &Gateway, key: &str, body: &Value) -> (u16, String, String) {
     let r = ask(gw, key, body).await;
     let (status, label) = (r.status().as_u16(), x_cache(&r));
     (status, label, r.text().await.unwrap())
@@ -118,7 +118,7 @@ fn stream_parts(text: &str) -> (String, String, Value) {
     (content, finish, usage)
 }
 
-async fn stats(gw: &Gateway) -> Value {
+pub(crate) async fn stats(gw: &Gateway) -> Value {
     reqwest::get(gw.url("/stats"))
         .await
         .unwrap()

@@ -148,3 +148,79 @@ async fn two_instances_on_a_cluster_admit_exactly_the_limit() {
     drop(servers);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// The config center's bus and the response cache's shared tier on the
+/// same kind of cluster: a change made on one instance reaches the other
+/// (the announce script's keys share a slot), answers stored by one are
+/// hits on the other, and a purge finds entries on every primary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_config_bus_and_the_response_cache_work_on_a_cluster() {
+    use crate::cache::{answer, body, cache_config, stats, TOKEN};
+    let Some((servers, ports, dir)) = start_cluster() else {
+        eprintln!("redis-server or redis-cli not found: skipping");
+        return;
+    };
+    let url = format!(
+        "redis-cluster://127.0.0.1:{}?node=127.0.0.1:{}&node=127.0.0.1:{}",
+        ports[0], ports[1], ports[2]
+    );
+    let m = mock("a").await;
+    let store = StoreGuard::new();
+    let rest = format!(
+        "cache: {{redis_url: \"{url}\", key_prefix: \"cc:\"}}\n{}",
+        store.yaml(None).replace(&redis_base(), &url)
+    );
+    let yaml = cache_config(m.addr.port(), "{ttl_s: 300}", &rest);
+    let (a, b) = (Gateway::start(&yaml).await, Gateway::start(&yaml).await);
+
+    // Answers stored through A are hits on B.
+    let questions: Vec<String> = (0..12).map(|i| format!("question {i}")).collect();
+    for q in &questions {
+        assert_eq!(answer(&a, "sk-test", &body(q, false)).await.1, "miss");
+    }
+    eventually("A wrote every entry to the cluster", async || {
+        stats(&a).await["redis_writes"] == 12
+    })
+    .await;
+    for q in &questions {
+        assert_eq!(answer(&b, "sk-test", &body(q, false)).await.1, "hit", "{q}");
+    }
+    assert_eq!(served(&m), 12);
+    // They are spread over the primaries, and a purge finds them all.
+    let holding = ports
+        .iter()
+        .filter(|p| {
+            let out = Command::new("redis-cli")
+                .args(["-p", &p.to_string(), "--scan", "--pattern", "cc:e:*"])
+                .output()
+                .unwrap();
+            !out.stdout.is_empty()
+        })
+        .count();
+    assert!(holding >= 2, "entries on {holding} primary");
+    let api = Admin::new(&a, TOKEN);
+    let (s, v) = api
+        .post("/cache/purge", serde_json::json!({"model": "cached"}))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["purged_redis"], 12, "{v}");
+
+    // A change on A reaches B through the bus on the cluster.
+    let (s, v) = api
+        .post(
+            "/api/v1/namespaces",
+            serde_json::json!({"namespace_name": "Clustered", "namespace_code": "clustered"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let api_b = Admin::new(&b, TOKEN);
+    eventually("B applied A's change", async || {
+        let (_, v): (u16, Value) = api_b.get("/api/v1/namespaces").await;
+        v.to_string().contains("\"clustered\"")
+    })
+    .await;
+    let (s, v) = api.post("/sync", serde_json::json!({})).await;
+    assert_eq!(s, 200, "{v}");
+    drop(servers);
+    let _ = std::fs::remove_dir_all(dir);
+}
