@@ -2,9 +2,10 @@
 //! middle: a primary, a replica and a sentinel (`redis-server` on loopback
 //! ports). Two gateway instances count through the sentinel; the primary
 //! is killed (after the replica acknowledged every write); while no
-//! primary answers the rule's `fail_mode: closed` applies (503, nothing
-//! counted); once the replica is promoted, counting resumes where it was:
-//! the instances admit exactly what the limit has left.
+//! primary answers the rule's `fail_mode: closed` applies (503); once the
+//! replica is promoted, counting resumes where it was: the limit is
+//! reached and never exceeded (an admission whose answer was lost in the
+//! switch is counted once, never twice).
 
 use crate::common::*;
 use crate::redis_counter::Server;
@@ -57,7 +58,7 @@ async fn send(gws: &[&Gateway], n: usize) -> (usize, usize, usize) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn counting_survives_a_sentinel_failover_exactly() {
+async fn counting_survives_a_sentinel_failover() {
     if Command::new("redis-server")
         .arg("--version")
         .output()
@@ -142,8 +143,10 @@ async fn counting_survives_a_sentinel_failover_exactly() {
     assert_eq!(cli(p, &["wait", "1", "2000"]), "1");
     drop(primary.take());
 
-    // No primary: closed → 503, nothing counted; then the promoted
-    // replica answers and the limit's remainder is admitted exactly.
+    // No primary: closed → 503; then the promoted replica answers and
+    // counting goes on from what it holds. A call that reached the new
+    // primary but whose answer was lost in the switch (timeout) is
+    // counted once and answered 503: never twice, so the limit holds.
     let mut during = (0, 0, 0);
     eventually_within(Duration::from_secs(30), "a primary again", async || {
         let (ok, limited, unavailable) = send(&[&a, &b], 2).await;
@@ -155,12 +158,17 @@ async fn counting_survives_a_sentinel_failover_exactly() {
     .await;
     assert_eq!(cli(r, &["role"]).lines().next(), Some("master"));
     let (ok, limited, _) = send(&[&a, &b], 20).await;
-    let counted = 30 + during.0 + ok;
-    assert_eq!(
-        counted, 40,
-        "admitted: 30 before, {during:?} during, {ok} after"
-    );
+    let admitted = 30 + during.0 + ok;
+    let seen = format!("admitted: 30 before, {during:?} during, {ok} after");
+    // Never over the limit; short of it only by answers lost in the
+    // switch (a handful at most).
+    assert!(admitted <= 40, "{seen}");
+    assert!(admitted >= 37, "{seen}");
     assert_eq!(ok + limited, 20);
+    assert!(limited > 0, "{seen}");
+    // The new primary's count is the limit: exhausted, not exceeded.
+    let key = cli(r, &["--scan", "--pattern", "st:fw:*"]);
+    assert_eq!(cli(r, &["hget", key.trim(), "n"]), "40", "{seen}");
     assert!(during.2 > 0, "no request met the failover: {during:?}");
     assert_eq!(served(&m) - before, (30 - first + during.0 + ok) as u64);
     let _ = std::fs::remove_dir_all(&dir);
