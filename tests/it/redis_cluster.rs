@@ -22,10 +22,21 @@ fn cluster_port() -> u16 {
     }
 }
 
+/// One cluster at a time: a node's bus port (its port + 10000) must not
+/// be another cluster's node port, which two setups at once could pick.
+fn one_at_a_time() -> &'static tokio::sync::Mutex<()> {
+    static LOCK: std::sync::OnceLock<tokio::sync::Mutex<()>> = std::sync::OnceLock::new();
+    LOCK.get_or_init(|| tokio::sync::Mutex::new(()))
+}
+
 /// Three primaries forming one cluster; None when redis-server or
 /// redis-cli is absent.
 fn start_cluster() -> Option<(Vec<Server>, Vec<u16>, std::path::PathBuf)> {
-    let dir = std::env::temp_dir().join(format!("sluice-cluster-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!(
+        "sluice-cluster-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
     std::fs::create_dir_all(&dir).ok()?;
     let mut servers = Vec::new();
     let mut ports = Vec::new();
@@ -56,8 +67,9 @@ fn start_cluster() -> Option<(Vec<Server>, Vec<u16>, std::path::PathBuf)> {
         );
     }
     let nodes: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
-    let created = Command::new("redis-cli")
-        .args(["--cluster", "create"])
+    // Bounded: redis-cli waits for the nodes to meet without a deadline.
+    let created = Command::new("timeout")
+        .args(["60", "redis-cli", "--cluster", "create"])
         .args(&nodes)
         .args(["--cluster-replicas", "0", "--cluster-yes"])
         .stdout(Stdio::null())
@@ -88,6 +100,7 @@ fn start_cluster() -> Option<(Vec<Server>, Vec<u16>, std::path::PathBuf)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_on_a_cluster_admit_exactly_the_limit() {
+    let _one = one_at_a_time().lock().await;
     let Some((servers, ports, dir)) = start_cluster() else {
         eprintln!("redis-server or redis-cli not found: skipping");
         return;
@@ -156,6 +169,7 @@ async fn two_instances_on_a_cluster_admit_exactly_the_limit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_config_bus_and_the_response_cache_work_on_a_cluster() {
     use crate::cache::{answer, body, cache_config, stats, TOKEN};
+    let _one = one_at_a_time().lock().await;
     let Some((servers, ports, dir)) = start_cluster() else {
         eprintln!("redis-server or redis-cli not found: skipping");
         return;
