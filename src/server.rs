@@ -100,6 +100,22 @@ impl BackgroundService for CachePurges {
     }
 }
 
+/// Connects the Redis counter store as the process starts, on a runtime
+/// that lives as long as it does, rather than on the first request (which
+/// would otherwise meet a store still connecting: its rules' `fail_mode`).
+pub struct CountersConnect(Arc<LazyRedisStore>);
+
+#[async_trait]
+impl BackgroundService for CountersConnect {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        if !self.0.ping().await {
+            log::warn!("counter store: redis not reachable yet; reconnecting in the background");
+        }
+        // The client's connection task lives on this runtime: keep it.
+        let _ = shutdown.changed().await;
+    }
+}
+
 /// Renews this instance's entry in the fleet registry (`crate::fleet`).
 pub struct FleetHeartbeat;
 
@@ -210,15 +226,18 @@ pub fn run_with_state(
                 .join("\n")
         ))
     })?;
+    let mut shared_counters: Option<Arc<LazyRedisStore>> = None;
     let store = match (&config.counters.store, &config.counters.redis_url) {
         (CounterStoreKind::Redis, Some(url)) => {
             // Reported by `/health` from here on; each call updates it.
             crate::store::status::status().set_counters(true);
-            Counters::Shared(Arc::new(LazyRedisStore::new(
+            let redis = Arc::new(LazyRedisStore::new(
                 url.expose(),
                 &config.counters.key_prefix,
                 std::time::Duration::from_millis(config.counters.timeout_ms),
-            )))
+            ));
+            shared_counters = Some(redis.clone());
+            Counters::Shared(redis)
         }
         _ => Counters::Local(Arc::new(LocalCounterStore::new(Arc::new(SystemClock)))),
     };
@@ -368,6 +387,12 @@ pub fn run_with_state(
     ));
     if crate::tls::any() {
         server.add_service(background_service("sluice certificates", CertificateUpkeep));
+    }
+    if let Some(redis) = shared_counters {
+        server.add_service(background_service(
+            "sluice counters",
+            CountersConnect(redis),
+        ));
     }
     if crate::fleet::shared() {
         server.add_service(background_service("sluice fleet", FleetHeartbeat));

@@ -439,6 +439,10 @@ pub async fn list() -> Listing {
     };
     let read = f.read().await;
     let registry_ok = read.is_some();
+    if let Some(members) = &read {
+        // The freshest list is also the one the fail modes go by.
+        f.members.store(Arc::new(members.clone()));
+    }
     let instances = read.unwrap_or_else(|| f.members.load().as_ref().clone());
     assemble(f, instances, registry_ok)
 }

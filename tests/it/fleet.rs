@@ -157,12 +157,15 @@ async fn local_share_holds_the_fleet_to_the_limit_while_redis_is_gone() {
     let m = mock("a").await;
     let url = format!("redis://127.0.0.1:{port}");
     let rules = "rules:\n  - rule_name: thirty\n    rule_type: rate_limit\n    rule_config: {max_requests: 30, time_window_seconds: 3600, key_by: global, fail_mode: local_share}\n  - rule_name: budget\n    rule_type: token_limit\n    rule_config: {time_window_enabled: true, time_window_minutes: 60, max_tokens_per_window: 100000, fail_mode: local_share}\n";
+    // Beats a second apart: a loaded machine must not make an instance
+    // look silent in the last list read before Redis goes.
     let yaml = fleet_yaml(
         m.addr.port(),
         &format!(
             "metrics: {{token: m-tok}}\ncounters:\n  store: redis\n  redis_url: \"{url}\"\n  key_prefix: \"ls:\"\n  timeout_ms: 300\n{rules}"
         ),
     );
+    let yaml = yaml.replace("heartbeat_ms: 200", "heartbeat_ms: 1000");
     let gws = [
         Gateway::start(&yaml).await,
         Gateway::start(&yaml).await,
