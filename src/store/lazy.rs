@@ -1,7 +1,8 @@
 //! A Redis counter store connected on first use, from the runtime that
 //! uses it: Pingora runs each service on its own tokio runtime, and fred's
 //! connection tasks must live on a runtime that keeps running (not the
-//! short startup runtime of `server.rs`).
+//! short startup runtime of `server.rs`). The gateway's background
+//! service `sluice counters` makes that first use as the process starts.
 
 use super::redis_counter::RedisCounterStore;
 use async_trait::async_trait;
