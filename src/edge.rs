@@ -263,8 +263,13 @@ where
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
         let out = self.serve(stream, shutdown).await;
+        // The last connection of a busy spell ended: this thread's heap
+        // gives its free pages back (mimalloc returns freed memory only as
+        // the owning thread keeps allocating, so an idle worker kept the
+        // memory of the streams it served; load-tests/streams.sh). Only
+        // when nothing is in flight anywhere, so never under load.
         if crate::lifecycle::in_flight() == 0 {
-            give_back_memory();
+            crate::alloc::trim();
         }
         out
     }
@@ -272,16 +277,6 @@ where
     async fn cleanup(&self) {
         self.app.http_cleanup().await;
     }
-}
-
-/// The last connection of a busy spell ended: this thread's allocator
-/// heap gives its free pages back to the system now. mimalloc returns
-/// freed memory only as the owning thread keeps allocating, so an idle
-/// worker kept the memory of the streams it served (1 000 streams: ~130
-/// MiB held after they ended, load-tests/streams.sh). Runs only when no
-/// request is in flight anywhere, so never under load.
-fn give_back_memory() {
-    crate::alloc::trim();
 }
 
 impl<A> Edge<A>

@@ -97,13 +97,23 @@ pub struct Encoded {
 pub struct SettleItem {
     pub key: Key,
     pub args: [Value; 5],
-    /// Items with the same merge key add up (token deltas, ledger entries).
-    merge: Option<(String, String)>,
+    /// What items add up on besides their Redis key: the window of a token
+    /// delta, the entry of a ledger line; none for a lease release.
+    merge: Option<Merge>,
     /// The summed amount of a mergeable item (args\[3\] of a delta, args\[2\]
     /// of a ledger entry).
     amount: i64,
     /// Wall-clock ms after which the item no longer matters.
     expires_ms: u64,
+}
+
+/// The part of a settlement's identity its Redis key does not hold.
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum Merge {
+    /// A token delta: the budget window's start (amount in `args[3]`).
+    Window(u64),
+    /// A ledger line: its entry (amount in `args[2]`).
+    Entry(String),
 }
 
 impl SettleItem {
@@ -112,20 +122,20 @@ impl SettleItem {
         let (merge, amount, expires_ms) = match op {
             Settle::Release { .. } => (None, 0, now_ms + RELEASE_MAX_AGE.as_millis() as u64),
             Settle::Tokens {
-                key: k,
                 window_ms,
                 window_start_ms,
                 delta,
+                ..
             } => {
                 let (_, len) = budget_window(*window_start_ms, *window_ms);
                 (
-                    Some((format!("K{k}"), window_start_ms.to_string())),
+                    Some(Merge::Window(*window_start_ms)),
                     *delta,
                     window_start_ms.saturating_add(len),
                 )
             }
-            Settle::Spend { day, entry, micros } => (
-                Some((format!("L{day}"), entry.clone())),
+            Settle::Spend { entry, micros, .. } => (
+                Some(Merge::Entry(entry.clone())),
                 i64::try_from(*micros).unwrap_or(i64::MAX),
                 now_ms + SPEND_MAX_AGE.as_millis() as u64,
             ),
@@ -142,10 +152,8 @@ impl SettleItem {
     /// The amount written back into the item's arguments after merging.
     fn finish(mut self) -> Self {
         match self.merge {
-            Some((ref tag, _)) if tag.starts_with('K') => {
-                self.args[3] = Value::Integer(self.amount)
-            }
-            Some(_) => self.args[2] = Value::Integer(self.amount),
+            Some(Merge::Window(_)) => self.args[3] = Value::Integer(self.amount),
+            Some(Merge::Entry(_)) => self.args[2] = Value::Integer(self.amount),
             None => {}
         }
         self
@@ -263,16 +271,17 @@ fn now_ms() -> u64 {
 /// Merges items with the same merge key (order kept otherwise).
 fn coalesce(items: Vec<SettleItem>) -> Vec<SettleItem> {
     let mut out: Vec<SettleItem> = Vec::with_capacity(items.len());
-    let mut at: HashMap<(String, String), usize> = HashMap::new();
+    let mut at: HashMap<(Key, Merge), usize> = HashMap::new();
     for item in items {
         if let Some(m) = &item.merge {
-            if let Some(&i) = at.get(m) {
+            let id = (item.key.clone(), m.clone());
+            if let Some(&i) = at.get(&id) {
                 let held = &mut out[i];
                 held.amount = held.amount.saturating_add(item.amount);
                 held.expires_ms = held.expires_ms.max(item.expires_ms);
                 continue;
             }
-            at.insert(m.clone(), out.len());
+            at.insert(id, out.len());
         }
         out.push(item);
     }
