@@ -26,6 +26,18 @@ pub trait ConfigControl: Send + Sync {
     /// every token issued before is refused on every instance once the
     /// change reaches it.
     async fn end_sessions(&self, id: u64) -> Result<(), Rejected>;
+
+    /// Records an agent token's SHA-256 (`sha256`, valid until
+    /// `expires_at`, Unix seconds) for `agent_id`, after dropping every
+    /// older version when `reset`; returns the token's version
+    /// (`crate::bridge::tokens`).
+    async fn issue_agent_token(
+        &self,
+        agent_id: &str,
+        reset: bool,
+        sha256: &str,
+        expires_at: u64,
+    ) -> Result<u64, Rejected>;
 }
 
 /// A config change refused: its problems, as one message.

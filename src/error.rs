@@ -231,6 +231,18 @@ pub fn clip(s: &str) -> String {
     format!("{}…", &s[..end])
 }
 
+/// An error of the gateway's own endpoints (the Bridge) in the internal
+/// channel's shape: `status` gives its `type`.
+pub fn shape_of(code: &str, message: &str, status: u16, source: &str, trace_id: &str) -> Vec<u8> {
+    let kind = match status {
+        401 | 403 => "authentication_error",
+        400 | 404 | 405 | 408 | 409 | 413 => "invalid_request_error",
+        429 => "rate_limit_error",
+        _ => "api_error",
+    };
+    shape(code, message, kind, source, trace_id, None)
+}
+
 /// The one error shape: OpenAI's `error` object plus the internal channel's top level.
 fn shape(
     code: &str,

@@ -17,7 +17,8 @@
 //! 4. [`state`] (the compiled snapshot of one config);
 //! 5. [`fleet`] (the instances sharing a Redis), [`decision`] (the one
 //!    admission decision), [`metrics`],
-//!    [`lifecycle`] (signals, drain);
+//!    [`lifecycle`] (signals, drain), [`bridge`] (remote agents' tools; after
+//!    [`metrics`] and [`fleet`]);
 //! 6. [`proxy`] (Pingora glue for client requests), [`admin`] (the config
 //!    center and its API), [`edge`] (every listener's connection loop);
 //! 7. [`server`] (wires the services), then `main`.
@@ -29,6 +30,7 @@
 
 pub mod admin;
 pub mod alloc;
+pub mod bridge;
 pub mod cache;
 pub mod catalog;
 pub mod clock;

@@ -35,6 +35,26 @@ pub fn draining() -> bool {
     DRAINING.load(SeqCst)
 }
 
+static DRAIN_STARTED: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+fn start_draining() {
+    DRAINING.store(true, SeqCst);
+    DRAIN_STARTED.notify_waiters();
+}
+
+/// Returns once the process is draining (at once when it already is): a
+/// long-lived answer (a Bridge tunnel) ends then, so its client reconnects
+/// to another instance.
+pub async fn drain_started() {
+    let notified = DRAIN_STARTED.notified();
+    tokio::pin!(notified);
+    notified.as_mut().enable();
+    if draining() {
+        return;
+    }
+    notified.await;
+}
+
 /// One request in progress; the count drops when it is dropped.
 #[derive(Debug)]
 pub struct InFlight(());
@@ -105,7 +125,7 @@ impl ShutdownSignalWatch for Signals {
                 _ = usr2.recv() => match self.start_successor().await {
                     Ok(pid) => {
                         log::warn!("SIGUSR2: process {pid} takes the listeners over; draining");
-                        DRAINING.store(true, SeqCst);
+                        start_draining();
                         return ShutdownSignal::GracefulUpgrade;
                     }
                     Err(e) => log::error!("SIGUSR2: no upgrade, this process keeps serving: {e}"),
@@ -113,7 +133,7 @@ impl ShutdownSignalWatch for Signals {
                 _ = int.recv() => return ShutdownSignal::FastShutdown,
                 _ = quit.recv() => {
                     log::warn!("SIGQUIT: draining (after Pingora's upgrade step)");
-                    DRAINING.store(true, SeqCst);
+                    start_draining();
                     return ShutdownSignal::GracefulUpgrade;
                 }
                 _ = term.recv() => {
@@ -121,7 +141,7 @@ impl ShutdownSignalWatch for Signals {
                         "SIGTERM: draining; accepting for {} s more, then finishing what is in flight",
                         self.accept_for.as_secs()
                     );
-                    DRAINING.store(true, SeqCst);
+                    start_draining();
                     tokio::select! {
                         _ = tokio::time::sleep(self.accept_for) => {}
                         _ = int.recv() => return ShutdownSignal::FastShutdown,

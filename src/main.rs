@@ -122,6 +122,22 @@ enum Command {
     /// Print the argon2id hash of a password read from standard input
     /// (for `users[].password_hash` in the YAML).
     HashPassword,
+    /// Run a Bridge agent: dial the gateway's tunnel and serve the tools
+    /// of a YAML file (local commands and local MCP servers over stdio).
+    Agent {
+        /// The gateway's proxy listener, e.g. `https://gw.example.com`.
+        #[arg(long, env = "SLUICE_GATEWAY")]
+        gateway: String,
+        /// The agent token (`bat_…`), from `POST /internal/v1/bridge/agent-token`.
+        #[arg(long, env = "SLUICE_AGENT_TOKEN", hide_env_values = true)]
+        token: String,
+        /// The agent's id (the token's).
+        #[arg(long)]
+        id: String,
+        /// The tools file.
+        #[arg(long, default_value = "agent.yaml")]
+        tools: String,
+    },
 }
 
 /// Prints what an install step did, or its error.
@@ -283,6 +299,12 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Agent {
+            gateway,
+            token,
+            id,
+            tools,
+        } => agent(gateway, token, id, &tools),
         Command::HashPassword => {
             let mut line = String::new();
             if std::io::stdin().read_line(&mut line).is_err() {
@@ -346,6 +368,46 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+/// `sluice agent`: runs until the token is refused (exit 1) or the
+/// process is stopped.
+fn agent(gateway: String, token: String, id: String, tools: &str) -> ExitCode {
+    let file = match std::fs::read_to_string(tools)
+        .map_err(|e| e.to_string())
+        .and_then(|t| serde_yaml::from_str::<sluice::bridge::agent::AgentFile>(&t).map_err(|e| e.to_string()))
+    {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("sluice agent: {tools}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("sluice agent: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    sluice::logging::init();
+    let opts = sluice::bridge::agent::AgentOptions {
+        gateway,
+        token,
+        id,
+        file,
+    };
+    match rt.block_on(sluice::bridge::agent::run(opts)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sluice agent: {e}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -331,6 +331,9 @@ pub fn run_with_state(
         opened.as_ref().and_then(|o| o.bus.clone()),
         entities,
     ));
+    // The Bridge issues agent tokens through the center.
+    let _ = crate::proxy::bridge::CENTER.set(center.clone());
+    crate::bridge::applied(&shared.load().config);
     // Every listener runs the bounded connection loop of `edge`.
     let proxy_app =
         pingora::proxy::http_proxy(&conf, Gateway::new(shared.clone(), Some(center.clone())));

@@ -122,8 +122,10 @@ impl ConfigCenter {
 
     fn swap(&self, fresh: Snapshot, next: Entities) {
         status().set_revision(next.revision);
-        self.runtime.store(Arc::new(fresh));
+        let fresh = Arc::new(fresh);
+        self.runtime.store(fresh.clone());
         self.current.store(Arc::new(next));
+        crate::bridge::applied(&fresh.config);
         crate::fleet::nudge();
         crate::metrics::metrics().config_applied(false);
     }
@@ -231,6 +233,23 @@ impl crate::control::ConfigControl for ConfigCenter {
         self.mutate(|e, _| crate::admin::api::users::end_sessions_in(e, id))
             .await
             .map_err(|e| Rejected(e.detail))
+    }
+
+    async fn issue_agent_token(
+        &self,
+        agent_id: &str,
+        reset: bool,
+        sha256: &str,
+        expires_at: u64,
+    ) -> Result<u64, Rejected> {
+        let now = crate::clock::unix_secs();
+        self.mutate(|e, _| {
+            Ok(crate::bridge::tokens::issue_in(
+                e, agent_id, reset, sha256, expires_at, now,
+            ))
+        })
+        .await
+        .map_err(|e| Rejected(e.detail))
     }
 }
 

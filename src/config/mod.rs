@@ -5,6 +5,7 @@
 //! problem at once, each with its path; [`validate`] checks references and
 //! rules that could never apply.
 
+mod bridge;
 pub mod cache;
 pub mod catalog;
 mod fleet;
@@ -18,6 +19,7 @@ pub mod tls;
 pub mod tracing;
 mod validate;
 
+pub use bridge::BridgeSettings;
 pub use cache::{CacheSettings, ModelCache, NamespaceCache};
 pub use catalog::{Capability, CatalogModel, Deployment};
 pub use fleet::FleetSettings;
@@ -440,6 +442,8 @@ pub struct Config {
     pub tracing: Option<TracingSettings>,
     /// The fleet registry's heartbeat and this instance's address.
     pub fleet: FleetSettings,
+    /// The Bridge: remote agents' tools behind the gateway.
+    pub bridge: BridgeSettings,
     /// Namespace (code) of requests no matcher claims; none = such requests get 403.
     pub default_namespace: Option<String>,
     /// A request header whose value, a namespace code, picks the namespace
@@ -451,6 +455,8 @@ pub struct Config {
     pub virtual_keys: Vec<VirtualKey>,
     /// Users who sign in with e-mail and password.
     pub users: Vec<User>,
+    /// Agents' Bridge tokens (hashed; issued through the Bridge API).
+    pub agent_tokens: Vec<AgentToken>,
     pub namespaces: Vec<Namespace>,
     pub upstream_servers: Vec<UpstreamServer>,
     pub matchers: Vec<Matcher>,

@@ -307,6 +307,34 @@ pub struct ApiKey {
 
 /// An API key created through the admin API (`/api/v1/api-keys`): only
 /// the SHA-256 of its secret is kept. Stored with the other entities, so a
+/// An agent's Bridge tokens (issued by `POST /internal/v1/bridge/agent-token`):
+/// only their SHA-256 is kept. A reset raises `version` and drops every
+/// token of the versions before; the change reaches every instance with
+/// the config bus, and tunnels opened with a dropped token close.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AgentToken {
+    #[serde(default)]
+    pub id: u64,
+    /// The agent these tokens open a tunnel for.
+    pub agent_id: String,
+    /// Raised by a reset.
+    pub version: u64,
+    /// The live tokens of `version`, oldest first.
+    #[serde(default)]
+    pub tokens: Vec<AgentTokenHash>,
+}
+
+/// One live agent token.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AgentTokenHash {
+    /// Lower-case hex SHA-256 of the token.
+    pub sha256: String,
+    /// Unix seconds after which it is refused.
+    pub expires_at: u64,
+}
+
 /// revocation reaches every instance with the config bus.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]

@@ -16,6 +16,7 @@ use sluice_filters::routing::normalize_prefix;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 
+mod bridge;
 mod identity;
 
 pub(super) fn validate(c: &Config, problems: &mut Vec<Problem>) {
@@ -251,6 +252,7 @@ impl Validator<'_> {
                 self.problem("fleet.advertise", "must be a host:port without spaces");
             }
         }
+        self.bridge(c);
         if c.cache.max_entry_bytes == 0 {
             self.problem("cache.max_entry_bytes", "must be greater than 0");
         }

@@ -31,6 +31,9 @@ pub enum Endpoint {
     Login,
     /// `POST /api/v1/auth/refresh`: a refresh token for a new pair.
     Refresh,
+    /// `/internal/v1/bridge/…` and `/internal/v1/mcp` (when
+    /// `bridge.enabled`): the Bridge, which authenticates its own callers.
+    Bridge,
 }
 
 impl Endpoint {
@@ -57,6 +60,11 @@ pub fn endpoint(rt: &Snapshot, method: &str, path: &str) -> Option<Endpoint> {
             "/api/v1/auth/refresh" => return Some(Endpoint::Refresh),
             _ => {}
         }
+    }
+    if rt.config.bridge.enabled
+        && (path.starts_with("/internal/v1/bridge/") || path == "/internal/v1/mcp")
+    {
+        return Some(Endpoint::Bridge);
     }
     if method != "GET" && method != "HEAD" {
         return None;

@@ -166,3 +166,26 @@ pub fn user_key_name(id: u64) -> String {
 pub fn issuer_key_name(name: &str) -> String {
     format!("jwt:{name}")
 }
+
+/// A new secret from the operating system's generator: `prefix` and
+/// `chars` letters and digits, each equally likely; with its SHA-256 (hex).
+pub fn random_secret(prefix: &str, chars: usize) -> Result<(String, String), getrandom::Error> {
+    use sha2::{Digest, Sha256};
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut out = String::from(prefix);
+    let mut pool: Vec<u8> = Vec::new();
+    // 256 = 4 × 62 + 8: bytes of 248 and above are redrawn.
+    while out.len() < prefix.len() + chars {
+        let Some(b) = pool.pop() else {
+            let mut more = vec![0u8; chars.max(16)];
+            getrandom::fill(&mut more)?;
+            pool.extend_from_slice(&more);
+            continue;
+        };
+        if b < 248 {
+            out.push(char::from(ALPHABET[usize::from(b % 62)]));
+        }
+    }
+    let hash = hex::encode(Sha256::digest(out.as_bytes()));
+    Ok((out, hash))
+}

@@ -92,6 +92,10 @@ pub struct Families {
     pub cache_memory_bytes: IntGauge,
     pub cache_memory_entries: IntGauge,
     pub trace_spans: IntCounterVec,
+    pub bridge_invocations: IntCounterVec,
+    pub bridge_seconds: HistogramVec,
+    pub bridge_agents: IntGauge,
+    pub bridge_running: IntGauge,
 }
 
 fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, m: T) -> T {
@@ -210,6 +214,10 @@ impl Families {
             cache_memory_bytes: gauge(&r, "sluice_cache_memory_bytes", "Bytes of answers held in the response cache's memory tier."),
             cache_memory_entries: gauge(&r, "sluice_cache_memory_entries", "Answers held in the response cache's memory tier."),
             trace_spans: counter_vec(&r, "sluice_trace_spans_total", "Trace spans by outcome: exported (the collector took them), dropped (the export queue was full), failed (the collector refused them or did not answer).", &["outcome"]),
+            bridge_invocations: counter_vec(&r, "sluice_bridge_invocations_total", "Bridge tool invocations by agent, tool and outcome: ok, error (the tool failed), timeout, cancelled, disconnected (the agent went away), refused (not sent: unknown tool, invalid arguments, offline agent, limits).", &["agent", "tool", "outcome"]),
+            bridge_seconds: histogram_vec(&r, "sluice_bridge_invocation_seconds", "Duration of Bridge tool invocations that reached their agent, by agent and tool.", &["agent", "tool"], &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0]),
+            bridge_agents: gauge(&r, "sluice_bridge_agents_online", "Agents with a live tunnel to this instance."),
+            bridge_running: gauge(&r, "sluice_bridge_invocations_running", "Bridge invocations in progress on this instance."),
             registry: r,
         }
     }

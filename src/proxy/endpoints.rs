@@ -32,6 +32,9 @@ pub async fn serve(
         Endpoint::Login | Endpoint::Refresh => {
             sign_in(session, ctx, rt, endpoint, center).await?;
         }
+        Endpoint::Bridge => {
+            super::bridge::serve(session, ctx, rt).await?;
+        }
         Endpoint::Models { .. } | Endpoint::BanditReport | Endpoint::Trace => {
             super::client_api::serve(session, ctx, rt, endpoint).await?;
         }

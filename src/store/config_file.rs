@@ -15,7 +15,7 @@
 use super::StoreError;
 use crate::config::{
     fragments, Config, Matcher, Namespace, NginxConfig, Problem, ProxyRule, Route, Rule,
-    UpstreamServer, User, VirtualKey,
+    AgentToken, UpstreamServer, User, VirtualKey,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -54,6 +54,9 @@ pub struct Entities {
     /// Users (password hashes only).
     #[serde(default)]
     pub users: Vec<User>,
+    /// Agents' Bridge tokens (hashes only).
+    #[serde(default)]
+    pub agent_tokens: Vec<AgentToken>,
     /// Config version: raised by one with every committed change (the
     /// stores refuse a change made on an older version).
     #[serde(default)]
@@ -82,6 +85,7 @@ impl Entities {
             nginx_configs: Vec::new(),
             virtual_keys: c.virtual_keys.clone(),
             users: c.users.clone(),
+            agent_tokens: c.agent_tokens.clone(),
             revision: 0,
             last_ids: BTreeMap::new(),
             stamps: BTreeMap::new(),
@@ -100,6 +104,7 @@ impl Entities {
         c.rules = self.rules.clone();
         c.virtual_keys = self.virtual_keys.clone();
         c.users = self.users.clone();
+        c.agent_tokens = self.agent_tokens.clone();
         fragments::apply(&self.nginx_configs, c)
     }
 
@@ -127,6 +132,7 @@ impl Entities {
             "nginx_configs" => self.nginx_configs.iter().map(|r| r.id).max(),
             "virtual_keys" => self.virtual_keys.iter().map(|k| k.id).max(),
             "users" => self.users.iter().map(|u| u.id).max(),
+            "agent_tokens" => self.agent_tokens.iter().map(|t| t.id).max(),
             _ => self.rules.iter().map(|r| r.id).max(),
         }
         .unwrap_or(0);
@@ -170,6 +176,7 @@ impl Entities {
             "nginx_configs": self.nginx_configs,
             "virtual_keys": self.virtual_keys,
             "users": self.users,
+            "agent_tokens": self.agent_tokens,
             "revision": self.revision,
             "last_ids": self.last_ids,
             "stamps": self.stamps,

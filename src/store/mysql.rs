@@ -31,7 +31,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// The entity kinds, as named in [`Entities`] and in the table names.
-pub const KINDS: [&str; 9] = [
+pub const KINDS: [&str; 10] = [
     "namespaces",
     "upstream_servers",
     "matchers",
@@ -41,6 +41,7 @@ pub const KINDS: [&str; 9] = [
     "nginx_configs",
     "virtual_keys",
     "users",
+    "agent_tokens",
 ];
 
 /// Versioned migrations: (version, what, statements).
@@ -68,6 +69,12 @@ const MIGRATIONS: &[(u32, &str, &[&str])] = &[(
     "users",
     &[
         "CREATE TABLE IF NOT EXISTS sluice_users (id BIGINT UNSIGNED PRIMARY KEY, body LONGTEXT NOT NULL, created_at VARCHAR(19) NULL, updated_at VARCHAR(19) NULL) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+    ],
+), (
+    4,
+    "agents' Bridge tokens",
+    &[
+        "CREATE TABLE IF NOT EXISTS sluice_agent_tokens (id BIGINT UNSIGNED PRIMARY KEY, body LONGTEXT NOT NULL, created_at VARCHAR(19) NULL, updated_at VARCHAR(19) NULL) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
     ],
 )];
 
@@ -224,6 +231,7 @@ fn rows(e: &Entities) -> BTreeMap<(&'static str, u64), Row> {
         plain,
     );
     add(&mut out, e, "users", &e.users, |u| u.id, plain);
+    add(&mut out, e, "agent_tokens", &e.agent_tokens, |t| t.id, plain);
     out
 }
 

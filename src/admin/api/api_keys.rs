@@ -7,7 +7,6 @@
 
 use super::*;
 use crate::config::VirtualKey;
-use sha2::{Digest, Sha256};
 
 const VK: &str = "virtual_keys";
 
@@ -121,28 +120,9 @@ pub fn get(c: &Call<'_>, _: NoBody) -> Reply<ApiKeyView> {
     find(&c.center.snapshot(), c.id()?)
 }
 
-/// A new secret from the operating system's generator, and its SHA-256.
+/// A new secret and its SHA-256.
 fn new_secret() -> Result<(String, String), ApiError> {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let mut raw = [0u8; SECRET_CHARS];
-    getrandom::fill(&mut raw).map_err(ApiError::internal)?;
-    // 256 = 4 × 62 + 8: bytes of 248 and above are redrawn from the
-    // next ones so every character is equally likely.
-    let mut out = String::from("sk-sluice-");
-    let mut pool: Vec<u8> = raw.to_vec();
-    while out.len() < 10 + SECRET_CHARS {
-        let Some(b) = pool.pop() else {
-            let mut more = [0u8; SECRET_CHARS];
-            getrandom::fill(&mut more).map_err(ApiError::internal)?;
-            pool.extend_from_slice(&more);
-            continue;
-        };
-        if b < 248 {
-            out.push(char::from(ALPHABET[usize::from(b % 62)]));
-        }
-    }
-    let hash = hex::encode(Sha256::digest(out.as_bytes()));
-    Ok((out, hash))
+    crate::identity::random_secret("sk-sluice-", SECRET_CHARS).map_err(ApiError::internal)
 }
 
 fn prefix_of(secret: &str) -> String {

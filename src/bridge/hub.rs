@@ -1,0 +1,674 @@
+//! The hub of one instance: the agents with a tunnel here, the
+//! invocations in progress and recently finished, and the lifecycle event
+//! log. Every operation is short and under one lock; the tunnels and the
+//! clients wait on channels, never on the lock.
+
+use super::events::{Event, EventLog, Resume};
+use super::schema::ArgSchema;
+use super::wire::{Down, Tool, Up};
+use crate::config::BridgeSettings;
+use crate::metrics::metrics;
+use bytes::Bytes;
+use serde_json::{json, Value};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+use tokio::sync::{broadcast, mpsc, Notify};
+
+/// Frames waiting for one tunnel's writer at most; an agent that cannot
+/// take more is congested (invocations to it are refused 503).
+const TUNNEL_QUEUE: usize = 1_024;
+/// Events one invocation keeps for a client that joins late (a repeated
+/// `req_id`); the live stream is not limited by this.
+const KEPT_EVENTS: usize = 1_024;
+/// Live events queued per reader; a reader further behind is told it lagged.
+const READER_QUEUE: usize = 1_024;
+/// Agents remembered (offline) for `GET /bridge/agents` at most.
+const REMEMBERED: usize = 100_000;
+
+/// The process's hub.
+pub fn hub() -> &'static Hub {
+    static HUB: OnceLock<Hub> = OnceLock::new();
+    HUB.get_or_init(Hub::new)
+}
+
+pub struct Hub {
+    state: Mutex<State>,
+    events: Mutex<EventLog>,
+    live: broadcast::Sender<Arc<Event>>,
+}
+
+#[derive(Default)]
+struct State {
+    online: HashMap<String, Agent>,
+    /// Every agent seen since start: name and tools, for listings.
+    known: HashMap<String, Known>,
+    /// By `agent_id` + NUL + `req_id`.
+    invocations: HashMap<String, Arc<Invocation>>,
+    /// Finished invocations in order, for expiry.
+    finished: VecDeque<(Instant, String)>,
+    running: usize,
+    sessions: u64,
+}
+
+struct Known {
+    name: String,
+    tools: Arc<Vec<Tool>>,
+}
+
+struct Agent {
+    session: String,
+    token: [u8; 32],
+    schemas: HashMap<String, Arc<ArgSchema>>,
+    tx: mpsc::Sender<Bytes>,
+    kick: Arc<Kick>,
+}
+
+/// Tells a tunnel to close, with the reason its agent is given.
+#[derive(Default)]
+pub struct Kick {
+    notify: Notify,
+    reason: Mutex<Option<&'static str>>,
+}
+
+impl Kick {
+    fn fire(&self, reason: &'static str) {
+        *lock(&self.reason) = Some(reason);
+        self.notify.notify_one();
+    }
+
+    /// Returns the reason once the tunnel must close.
+    pub async fn fired(&self) -> &'static str {
+        loop {
+            if let Some(r) = *lock(&self.reason) {
+                return r;
+            }
+            self.notify.notified().await;
+        }
+    }
+}
+
+/// An open tunnel: its frames to write, and when to stop. Dropping it
+/// takes the agent offline (unless a newer tunnel replaced it).
+pub struct Tunnel {
+    pub agent_id: String,
+    pub session: String,
+    pub frames: mpsc::Receiver<Bytes>,
+    pub kick: Arc<Kick>,
+}
+
+impl Drop for Tunnel {
+    fn drop(&mut self) {
+        hub().disconnect(&self.agent_id, &self.session);
+    }
+}
+
+/// Why a tunnel was not opened.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ConnectError {
+    /// A tool is malformed (the message names it).
+    Invalid(String),
+    /// `bridge.max_agents` are online here.
+    Full,
+}
+
+/// Why an invocation was not started.
+#[derive(Debug, PartialEq, Eq)]
+pub enum InvokeError {
+    UnknownAgent,
+    Offline,
+    UnknownTool,
+    InvalidArguments(String),
+    /// The same `req_id` was used for another tool or other arguments.
+    Conflict,
+    /// `bridge.max_invocations` are in progress here.
+    Busy,
+    /// The agent's tunnel does not take more.
+    Congested,
+}
+
+/// One invocation's event as its client sees it: `progress`, `output`,
+/// then one of `result`, `error`, `cancelled`.
+#[derive(Debug, Clone)]
+pub struct InvEvent {
+    pub kind: &'static str,
+    pub data: Arc<Value>,
+}
+
+impl InvEvent {
+    pub fn is_terminal(&self) -> bool {
+        matches!(self.kind, "result" | "error" | "cancelled")
+    }
+}
+
+/// An invocation, in progress or finished.
+pub struct Invocation {
+    pub req_id: String,
+    pub agent_id: String,
+    pub tool: String,
+    pub timeout_ms: u64,
+    arguments: Value,
+    session: String,
+    started: Instant,
+    inner: Mutex<InvInner>,
+    tx: broadcast::Sender<InvEvent>,
+}
+
+struct InvInner {
+    kept: Vec<InvEvent>,
+    done: bool,
+}
+
+/// What a client of an invocation reads: the events so far, then (while
+/// it runs) the live ones.
+pub struct Watch {
+    pub so_far: Vec<InvEvent>,
+    pub live: Option<broadcast::Receiver<InvEvent>>,
+}
+
+impl Invocation {
+    /// The events so far and, unless finished, a receiver of the next ones
+    /// (taken under the lock: nothing falls between).
+    pub fn watch(&self) -> Watch {
+        let inner = lock(&self.inner);
+        Watch {
+            so_far: inner.kept.clone(),
+            live: (!inner.done).then(|| self.tx.subscribe()),
+        }
+    }
+
+    /// Milliseconds since it started.
+    pub fn elapsed_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
+/// An agent as listed.
+pub struct AgentView {
+    pub id: String,
+    pub name: String,
+    pub online: bool,
+    pub tools: Arc<Vec<Tool>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn key(agent_id: &str, req_id: &str) -> String {
+    format!("{agent_id}\0{req_id}")
+}
+
+/// The error event of an invocation: code, message, who failed, the status
+/// a JSON client gets.
+pub fn error_data(code: &str, message: &str, source: &str, status: u16) -> Value {
+    json!({"code": code, "message": message, "source": source, "status": status})
+}
+
+impl Hub {
+    fn new() -> Hub {
+        let epoch = format!("{:x}", crate::clock::wall_ms());
+        Hub {
+            state: Mutex::new(State::default()),
+            events: Mutex::new(EventLog::new(epoch, 600_000, 100_000)),
+            live: broadcast::channel(READER_QUEUE).0,
+        }
+    }
+
+    /// Applies the settings that matter to the hub (the event window).
+    pub fn configure(&self, s: &BridgeSettings) {
+        lock(&self.events).set_retention(s.retention_s.saturating_mul(1_000));
+    }
+
+    fn log(&self, agent_id: &str, kind: &'static str, data: Value) {
+        let e = lock(&self.events).push(crate::clock::wall_ms(), agent_id, kind, data);
+        let _ = self.live.send(e);
+    }
+
+    /// Opens a tunnel for `agent_id` (its token's SHA-256 is `token`),
+    /// replacing the agent's previous tunnel on this instance.
+    pub fn connect(
+        &self,
+        agent_id: &str,
+        name: &str,
+        tools: Vec<Tool>,
+        token: [u8; 32],
+        s: &BridgeSettings,
+    ) -> Result<Tunnel, ConnectError> {
+        if tools.len() > s.max_tools {
+            return Err(ConnectError::Invalid(format!(
+                "{} tools announced; at most {} (bridge.max_tools)",
+                tools.len(),
+                s.max_tools
+            )));
+        }
+        let mut schemas = HashMap::new();
+        for t in &tools {
+            if !valid_name(&t.name) {
+                return Err(ConnectError::Invalid(format!(
+                    "tool name {:?}: 1 to 128 characters of letters, digits, _ - . /",
+                    t.name
+                )));
+            }
+            let schema = ArgSchema::compile(&t.input_schema)
+                .map_err(|e| ConnectError::Invalid(format!("tool {:?}: input_schema: {e}", t.name)))?;
+            if schemas.insert(t.name.clone(), Arc::new(schema)).is_some() {
+                return Err(ConnectError::Invalid(format!("tool {:?} announced twice", t.name)));
+            }
+        }
+        let (tx, frames) = mpsc::channel(TUNNEL_QUEUE);
+        let kick = Arc::new(Kick::default());
+        let mut st = lock(&self.state);
+        if !st.online.contains_key(agent_id) && st.online.len() >= s.max_agents {
+            return Err(ConnectError::Full);
+        }
+        st.sessions += 1;
+        let session = format!("{}-{}", crate::fleet::id(), st.sessions);
+        if let Some(old) = st.online.insert(
+            agent_id.to_string(),
+            Agent {
+                session: session.clone(),
+                token,
+                schemas,
+                tx,
+                kick: kick.clone(),
+            },
+        ) {
+            old.kick.fire("replaced");
+            // Its invocations were sent on the old tunnel.
+            let lost = sent_on(&st, agent_id, &old.session);
+            drop(st);
+            for inv in lost {
+                self.finish(
+                    &inv,
+                    "error",
+                    error_data(
+                        "agent_disconnected",
+                        "the agent reconnected; the invocation was lost with its previous tunnel",
+                        "upstream",
+                        502,
+                    ),
+                    "disconnected",
+                );
+            }
+            st = lock(&self.state);
+        }
+        if st.known.len() < REMEMBERED || st.known.contains_key(agent_id) {
+            st.known.insert(
+                agent_id.to_string(),
+                Known {
+                    name: name.to_string(),
+                    tools: Arc::new(tools),
+                },
+            );
+        }
+        metrics().f.bridge_agents.set(st.online.len() as i64);
+        drop(st);
+        self.log(agent_id, "agent.online", json!({"session": session, "name": name}));
+        Ok(Tunnel {
+            agent_id: agent_id.to_string(),
+            session,
+            frames,
+            kick,
+        })
+    }
+
+    fn disconnect(&self, agent_id: &str, session: &str) {
+        let mut st = lock(&self.state);
+        if st.online.get(agent_id).is_none_or(|a| a.session != session) {
+            return;
+        }
+        st.online.remove(agent_id);
+        metrics().f.bridge_agents.set(st.online.len() as i64);
+        let lost = sent_on(&st, agent_id, session);
+        drop(st);
+        for inv in lost {
+            self.finish(
+                &inv,
+                "error",
+                error_data(
+                    "agent_disconnected",
+                    "the agent's tunnel closed before the tool finished",
+                    "upstream",
+                    502,
+                ),
+                "disconnected",
+            );
+        }
+        self.log(agent_id, "agent.offline", json!({"session": session}));
+    }
+
+    /// Closes the tunnels whose token is no longer valid (a reset, an
+    /// expiry): called when a config applies.
+    pub fn revalidate(&self, valid: &dyn Fn(&str, &[u8; 32]) -> bool) {
+        let st = lock(&self.state);
+        for (id, a) in &st.online {
+            if !valid(id, &a.token) {
+                a.kick.fire("token_revoked");
+            }
+        }
+    }
+
+    /// Every known agent, online ones with their live tools.
+    pub fn agents(&self) -> Vec<AgentView> {
+        let st = lock(&self.state);
+        let mut out: Vec<AgentView> = st
+            .known
+            .iter()
+            .map(|(id, k)| AgentView {
+                id: id.clone(),
+                name: k.name.clone(),
+                online: st.online.contains_key(id),
+                tools: k.tools.clone(),
+            })
+            .collect();
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        out
+    }
+
+    /// One agent, if known.
+    pub fn agent(&self, id: &str) -> Option<AgentView> {
+        let st = lock(&self.state);
+        st.known.get(id).map(|k| AgentView {
+            id: id.to_string(),
+            name: k.name.clone(),
+            online: st.online.contains_key(id),
+            tools: k.tools.clone(),
+        })
+    }
+
+    /// Starts (or, for a `req_id` already used with the same tool and
+    /// arguments, finds) an invocation.
+    pub fn invoke(
+        &self,
+        req_id: &str,
+        agent_id: &str,
+        tool: &str,
+        arguments: Value,
+        timeout_ms: u64,
+        s: &BridgeSettings,
+    ) -> Result<Arc<Invocation>, InvokeError> {
+        let k = key(agent_id, req_id);
+        let mut st = lock(&self.state);
+        self.expire_finished(&mut st, s);
+        if let Some(inv) = st.invocations.get(&k) {
+            return if inv.tool == tool && inv.arguments == arguments {
+                Ok(inv.clone())
+            } else {
+                Err(InvokeError::Conflict)
+            };
+        }
+        let Some(agent) = st.online.get(agent_id) else {
+            return Err(if st.known.contains_key(agent_id) {
+                InvokeError::Offline
+            } else {
+                InvokeError::UnknownAgent
+            });
+        };
+        let Some(schema) = agent.schemas.get(tool) else {
+            return Err(InvokeError::UnknownTool);
+        };
+        schema.check(&arguments).map_err(InvokeError::InvalidArguments)?;
+        if st.running >= s.max_invocations {
+            return Err(InvokeError::Busy);
+        }
+        let frame = Down::Invoke {
+            req_id,
+            tool,
+            arguments: &arguments,
+            timeout_ms,
+        }
+        .line();
+        if agent.tx.try_send(frame).is_err() {
+            return Err(InvokeError::Congested);
+        }
+        let inv = Arc::new(Invocation {
+            req_id: req_id.to_string(),
+            agent_id: agent_id.to_string(),
+            tool: tool.to_string(),
+            timeout_ms,
+            arguments,
+            session: agent.session.clone(),
+            started: Instant::now(),
+            inner: Mutex::new(InvInner {
+                kept: Vec::new(),
+                done: false,
+            }),
+            tx: broadcast::channel(READER_QUEUE).0,
+        });
+        st.invocations.insert(k, inv.clone());
+        st.running += 1;
+        metrics().f.bridge_running.set(st.running as i64);
+        drop(st);
+        self.log(
+            agent_id,
+            "invocation.started",
+            json!({"req_id": req_id, "tool_name": tool, "timeout_ms": timeout_ms}),
+        );
+        let watched = Arc::downgrade(&inv);
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(timeout_ms)).await;
+            if let Some(inv) = watched.upgrade() {
+                hub().time_out(&inv);
+            }
+        });
+        Ok(inv)
+    }
+
+    fn time_out(&self, inv: &Arc<Invocation>) {
+        if lock(&inv.inner).done {
+            return;
+        }
+        self.tell_agent(inv, "timeout");
+        self.finish(
+            inv,
+            "error",
+            error_data(
+                "invocation_timeout",
+                &format!("the tool did not finish within {} ms", inv.timeout_ms),
+                "gateway",
+                504,
+            ),
+            "timeout",
+        );
+    }
+
+    /// Sends a cancel to the invocation's agent (if its tunnel is the one
+    /// the invocation went out on).
+    fn tell_agent(&self, inv: &Invocation, reason: &str) {
+        let st = lock(&self.state);
+        if let Some(a) = st.online.get(&inv.agent_id).filter(|a| a.session == inv.session) {
+            let _ = a.tx.try_send(
+                Down::Cancel {
+                    req_id: &inv.req_id,
+                    reason,
+                }
+                .line(),
+            );
+        }
+    }
+
+    /// Cancels an invocation: `Ok(true)` when it was running (its agent is
+    /// told, its stream ends with `cancelled`), `Ok(false)` when it had
+    /// already finished; `Err` when unknown.
+    pub fn cancel(&self, agent_id: &str, req_id: &str, reason: &str) -> Result<bool, ()> {
+        let inv = lock(&self.state)
+            .invocations
+            .get(&key(agent_id, req_id))
+            .cloned()
+            .ok_or(())?;
+        if lock(&inv.inner).done {
+            return Ok(false);
+        }
+        self.tell_agent(&inv, reason);
+        Ok(self.finish(
+            &inv,
+            "cancelled",
+            json!({"reason": reason}),
+            "cancelled",
+        ))
+    }
+
+    /// Takes one message of the agent on tunnel `session`; returns whether
+    /// it belonged to an invocation in progress (others are dropped: a
+    /// result after a cancel or a timeout).
+    pub fn deliver(&self, agent_id: &str, session: &str, msg: Up) -> bool {
+        let inv = lock(&self.state)
+            .invocations
+            .get(&key(agent_id, msg.req_id()))
+            .cloned();
+        let Some(inv) = inv.filter(|i| i.session == session) else {
+            return false;
+        };
+        match msg {
+            Up::Progress {
+                progress,
+                total,
+                message,
+                ..
+            } => self.note(
+                &inv,
+                "progress",
+                json!({"progress": progress, "total": total, "message": message}),
+            ),
+            Up::Output { data, .. } => self.note(&inv, "output", json!({"data": data})),
+            Up::Result { result, .. } => self.finish(
+                &inv,
+                "result",
+                json!({"result": result, "duration_ms": inv.elapsed_ms()}),
+                "ok",
+            ),
+            Up::Error { code, message, .. } => {
+                let mut data = error_data(&code, &message, "upstream", 502);
+                data["duration_ms"] = inv.elapsed_ms().into();
+                self.finish(&inv, "error", data, "error")
+            }
+        }
+    }
+
+    /// Whether the tunnel `session` is still `agent_id`'s live one.
+    pub fn is_live(&self, agent_id: &str, session: &str) -> bool {
+        lock(&self.state)
+            .online
+            .get(agent_id)
+            .is_some_and(|a| a.session == session)
+    }
+
+    fn note(&self, inv: &Invocation, kind: &'static str, data: Value) -> bool {
+        let ev = InvEvent {
+            kind,
+            data: Arc::new(data),
+        };
+        let mut inner = lock(&inv.inner);
+        if inner.done {
+            return false;
+        }
+        if inner.kept.len() < KEPT_EVENTS {
+            inner.kept.push(ev.clone());
+        }
+        let _ = inv.tx.send(ev);
+        true
+    }
+
+    /// Ends an invocation with its terminal event; false when it had
+    /// already ended.
+    fn finish(&self, inv: &Invocation, kind: &'static str, data: Value, outcome: &str) -> bool {
+        let ev = InvEvent {
+            kind,
+            data: Arc::new(data),
+        };
+        {
+            let mut inner = lock(&inv.inner);
+            if inner.done {
+                return false;
+            }
+            inner.done = true;
+            inner.kept.push(ev.clone());
+            let _ = inv.tx.send(ev.clone());
+        }
+        let elapsed = inv.started.elapsed();
+        let labels = [inv.agent_id.as_str(), inv.tool.as_str()];
+        metrics()
+            .f
+            .bridge_invocations
+            .with_label_values(&[labels[0], labels[1], outcome])
+            .inc();
+        metrics()
+            .f
+            .bridge_seconds
+            .with_label_values(&labels)
+            .observe(elapsed.as_secs_f64());
+        {
+            let mut st = lock(&self.state);
+            st.running = st.running.saturating_sub(1);
+            metrics().f.bridge_running.set(st.running as i64);
+            st.finished
+                .push_back((Instant::now(), key(&inv.agent_id, &inv.req_id)));
+        }
+        let mut summary = json!({
+            "req_id": inv.req_id,
+            "tool_name": inv.tool,
+            "outcome": outcome,
+            "duration_ms": u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+        });
+        if kind == "error" {
+            summary["error"] = ev.data["code"].clone();
+        }
+        self.log(&inv.agent_id, "invocation.finished", summary);
+        true
+    }
+
+    /// Forgets invocations finished longer ago than the retention window.
+    fn expire_finished(&self, st: &mut State, s: &BridgeSettings) {
+        let keep = Duration::from_secs(s.retention_s);
+        while st.finished.front().is_some_and(|(at, _)| at.elapsed() > keep) {
+            if let Some((_, k)) = st.finished.pop_front() {
+                st.invocations.remove(&k);
+            }
+        }
+    }
+
+    /// An invocation by agent and `req_id`.
+    pub fn invocation(&self, agent_id: &str, req_id: &str) -> Option<Arc<Invocation>> {
+        lock(&self.state).invocations.get(&key(agent_id, req_id)).cloned()
+    }
+
+    /// The lifecycle events a reader presenting `last_id` gets first
+    /// (`gap`: it cannot resume there), and the receiver of the next ones.
+    pub fn events(
+        &self,
+        last_id: Option<&str>,
+    ) -> (bool, Vec<Arc<Event>>, broadcast::Receiver<Arc<Event>>) {
+        let log = lock(&self.events);
+        let rx = self.live.subscribe();
+        let now = crate::clock::wall_ms();
+        let (gap, backlog) = match log.resume(last_id, now) {
+            Resume::Live => (false, Vec::new()),
+            Resume::Gap => (true, log.after(0, now)),
+            Resume::After(seq) => (false, log.after(seq, now)),
+        };
+        (gap, backlog, rx)
+    }
+
+    /// The id clients see for an event.
+    pub fn event_id(&self, e: &Event) -> String {
+        lock(&self.events).id(e.seq)
+    }
+}
+
+/// The invocations in progress that went out on `session`.
+fn sent_on(st: &State, agent_id: &str, session: &str) -> Vec<Arc<Invocation>> {
+    st.invocations
+        .values()
+        .filter(|i| i.agent_id == agent_id && i.session == session && !lock(&i.inner).done)
+        .cloned()
+        .collect()
+}
+
+/// A tool or agent name: 1–128 of letters, digits, `_ - . /`.
+pub fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'/'))
+}

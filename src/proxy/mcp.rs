@@ -1,0 +1,222 @@
+//! `POST /internal/v1/mcp`: the MCP server's HTTP side (streamable HTTP).
+//! `crate::bridge::mcp` decides what a message asks for; this file answers
+//! it: JSON for most, an SSE stream for a `tools/call` that asked for
+//! progress (progress notifications, then the result). A client that goes
+//! away during a call, or sends `notifications/cancelled`, cancels the
+//! invocation.
+
+use super::bridge::{last_event, sse_header, start, Failure};
+use super::reply;
+use crate::bridge::hub::{hub, InvEvent, Invocation};
+use crate::bridge::mcp::{self, Step};
+use crate::state::Snapshot;
+use bytes::Bytes;
+use pingora::proxy::Session;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+/// Calls in progress by (MCP session, JSON-RPC id) → (agent, req_id), for
+/// `notifications/cancelled`.
+fn calls() -> &'static Mutex<HashMap<(String, String), (String, String)>> {
+    static CALLS: OnceLock<Mutex<HashMap<(String, String), (String, String)>>> = OnceLock::new();
+    CALLS.get_or_init(Default::default)
+}
+
+/// Removes its entry from [`calls`] when the call ends.
+struct Registered((String, String));
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        if let Ok(mut c) = calls().lock() {
+            c.remove(&self.0);
+        }
+    }
+}
+
+const SESSION_HEADER: &str = "mcp-session-id";
+
+pub async fn serve(session: &mut Session, rt: &Snapshot, rid: &str, body: &[u8]) -> Result<(), Failure> {
+    let msg: Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => {
+            let body = json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32700, "message": format!("parse error: {e}")}});
+            return send(session, 400, &body, rid, None).await;
+        }
+    };
+    let agents = hub().agents();
+    let step = mcp::step(&msg, &agents, env!("CARGO_PKG_VERSION"));
+    let presented = session
+        .req_header()
+        .headers
+        .get(SESSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|s| !s.is_empty() && s.len() <= 128)
+        .map(str::to_string);
+    match step {
+        Step::Reply(v) => {
+            // A new session id with the handshake's answer.
+            let new_session = (msg["method"] == "initialize")
+                .then(|| crate::identity::random_secret("", 32).map(|(s, _)| s).ok())
+                .flatten();
+            send(session, 200, &v, rid, new_session).await
+        }
+        Step::Accepted => accepted(session, rid).await,
+        Step::Cancel { request_id, reason } => {
+            let key = (presented.unwrap_or_default(), request_id.to_string());
+            let found = calls().lock().ok().and_then(|c| c.get(&key).cloned());
+            if let Some((agent, req_id)) = found {
+                let _ = hub().cancel(&agent, &req_id, &reason);
+            }
+            accepted(session, rid).await
+        }
+        Step::Call {
+            id,
+            agent,
+            tool,
+            arguments,
+            progress,
+        } => {
+            let mcp_session = presented.unwrap_or_else(|| rid.to_string());
+            let req_id = format!("mcp-{mcp_session}-{id}");
+            let inv = match start(rt, &req_id, &agent, &tool, arguments, None) {
+                Ok(inv) => inv,
+                Err(f) => {
+                    let code = if f.status == 400 || f.status == 404 {
+                        mcp::INVALID_PARAMS
+                    } else {
+                        mcp::INTERNAL
+                    };
+                    return send(session, 200, &mcp::error(&id, code, &f.message), rid, None).await;
+                }
+            };
+            let key = (mcp_session, id.to_string());
+            if let Ok(mut c) = calls().lock() {
+                c.insert(key.clone(), (agent.clone(), req_id.clone()));
+            }
+            let _registered = Registered(key);
+            match progress {
+                None => {
+                    let (last, output) = finish(&inv).await;
+                    send(session, 200, &mcp::call_result(&id, &last, &output), rid, None).await
+                }
+                Some(token) => stream(session, rt, rid, &inv, &id, &token).await,
+            }
+        }
+    }
+}
+
+/// Waits for the end, keeping the output pieces.
+async fn finish(inv: &Invocation) -> (InvEvent, Vec<Value>) {
+    let w = inv.watch();
+    let mut output: Vec<Value> = Vec::new();
+    for e in &w.so_far {
+        if e.kind == "output" {
+            output.push(e.data["data"].clone());
+        }
+    }
+    if w.live.is_some() {
+        let mut rx = w.live;
+        while let Some(r) = rx.as_mut() {
+            match r.recv().await {
+                Ok(e) if e.kind == "output" => output.push(e.data["data"].clone()),
+                Ok(e) if e.is_terminal() => return (e, output),
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(_) => break,
+            }
+        }
+    }
+    (last_event(inv).await, output)
+}
+
+async fn stream(
+    session: &mut Session,
+    rt: &Snapshot,
+    rid: &str,
+    inv: &Arc<Invocation>,
+    id: &Value,
+    token: &Value,
+) -> Result<(), Failure> {
+    let broken = |_| Failure::new(500, "internal_error", "could not answer");
+    sse_header(session, rid).await.map_err(broken)?;
+    let w = inv.watch();
+    let mut output: Vec<Value> = Vec::new();
+    let mut pending: std::collections::VecDeque<InvEvent> = w.so_far.into_iter().collect();
+    let mut rx = w.live;
+    let ping = Duration::from_millis(rt.config.bridge.ping_ms.min(5_000));
+    let last = loop {
+        let e = match pending.pop_front() {
+            Some(e) => e,
+            None => {
+                let Some(r) = rx.as_mut() else {
+                    break last_event(inv).await;
+                };
+                tokio::select! {
+                    e = r.recv() => match e {
+                        Ok(e) => e,
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(_) => break last_event(inv).await,
+                    },
+                    _ = tokio::time::sleep(ping) => {
+                        // A comment: finds a client that went away.
+                        if session.write_response_body(Some(Bytes::from_static(b": ping\n\n")), false).await.is_err() {
+                            let _ = hub().cancel(&inv.agent_id, &inv.req_id, "client_disconnected");
+                            return Ok(());
+                        }
+                        continue;
+                    }
+                }
+            }
+        };
+        match e.kind {
+            "output" => output.push(e.data["data"].clone()),
+            "progress" => {
+                let note = mcp::progress_note(token, &e);
+                if write_event(session, &note).await.is_err() {
+                    let _ = hub().cancel(&inv.agent_id, &inv.req_id, "client_disconnected");
+                    return Ok(());
+                }
+            }
+            _ if e.is_terminal() => break e,
+            _ => {}
+        }
+    };
+    let _ = write_event(session, &mcp::call_result(id, &last, &output)).await;
+    let _ = session.write_response_body(None, true).await;
+    Ok(())
+}
+
+async fn write_event(session: &mut Session, v: &Value) -> pingora::Result<()> {
+    session
+        .write_response_body(Some(Bytes::from(format!("event: message\ndata: {v}\n\n"))), false)
+        .await
+}
+
+async fn send(
+    session: &mut Session,
+    status: u16,
+    body: &Value,
+    rid: &str,
+    new_session: Option<String>,
+) -> Result<(), Failure> {
+    let extra: Vec<(&'static str, String)> = new_session
+        .map(|s| vec![(SESSION_HEADER, s)])
+        .unwrap_or_default();
+    reply::send(
+        session,
+        status,
+        "application/json",
+        body.to_string().into_bytes(),
+        rid,
+        &extra,
+    )
+    .await
+    .map_err(|_| Failure::new(500, "internal_error", "could not answer"))
+}
+
+async fn accepted(session: &mut Session, rid: &str) -> Result<(), Failure> {
+    reply::send(session, 202, "application/json", Vec::new(), rid, &[])
+        .await
+        .map_err(|_| Failure::new(500, "internal_error", "could not answer"))
+}
