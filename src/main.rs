@@ -377,8 +377,9 @@ fn main() -> ExitCode {
 fn agent(gateway: String, token: String, id: String, tools: &str) -> ExitCode {
     let file = match std::fs::read_to_string(tools)
         .map_err(|e| e.to_string())
-        .and_then(|t| serde_yaml::from_str::<sluice::bridge::agent::AgentFile>(&t).map_err(|e| e.to_string()))
-    {
+        .and_then(|t| {
+            serde_yaml::from_str::<sluice::bridge::agent::AgentFile>(&t).map_err(|e| e.to_string())
+        }) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("sluice agent: {tools}: {e}");

@@ -250,10 +250,14 @@ impl Hub {
                     t.name
                 )));
             }
-            let schema = ArgSchema::compile(&t.input_schema)
-                .map_err(|e| ConnectError::Invalid(format!("tool {:?}: input_schema: {e}", t.name)))?;
+            let schema = ArgSchema::compile(&t.input_schema).map_err(|e| {
+                ConnectError::Invalid(format!("tool {:?}: input_schema: {e}", t.name))
+            })?;
             if schemas.insert(t.name.clone(), Arc::new(schema)).is_some() {
-                return Err(ConnectError::Invalid(format!("tool {:?} announced twice", t.name)));
+                return Err(ConnectError::Invalid(format!(
+                    "tool {:?} announced twice",
+                    t.name
+                )));
             }
         }
         let (tx, frames) = mpsc::channel(TUNNEL_QUEUE);
@@ -304,7 +308,11 @@ impl Hub {
         }
         metrics().f.bridge_agents.set(st.online.len() as i64);
         drop(st);
-        self.log(agent_id, "agent.online", json!({"session": session, "name": name}));
+        self.log(
+            agent_id,
+            "agent.online",
+            json!({"session": session, "name": name}),
+        );
         Ok(Tunnel {
             agent_id: agent_id.to_string(),
             session,
@@ -408,7 +416,9 @@ impl Hub {
         let Some(schema) = agent.schemas.get(tool) else {
             return Err(InvokeError::UnknownTool);
         };
-        schema.check(&arguments).map_err(InvokeError::InvalidArguments)?;
+        schema
+            .check(&arguments)
+            .map_err(InvokeError::InvalidArguments)?;
         if st.running >= s.max_invocations {
             return Err(InvokeError::Busy);
         }
@@ -477,7 +487,11 @@ impl Hub {
     /// the invocation went out on).
     fn tell_agent(&self, inv: &Invocation, reason: &str) {
         let st = lock(&self.state);
-        if let Some(a) = st.online.get(&inv.agent_id).filter(|a| a.session == inv.session) {
+        if let Some(a) = st
+            .online
+            .get(&inv.agent_id)
+            .filter(|a| a.session == inv.session)
+        {
             let _ = a.tx.try_send(
                 Down::Cancel {
                     req_id: &inv.req_id,
@@ -501,12 +515,7 @@ impl Hub {
             return Ok(false);
         }
         self.tell_agent(&inv, reason);
-        Ok(self.finish(
-            &inv,
-            "cancelled",
-            json!({"reason": reason}),
-            "cancelled",
-        ))
+        Ok(self.finish(&inv, "cancelled", json!({"reason": reason}), "cancelled"))
     }
 
     /// Takes one message of the agent on tunnel `session`; returns whether
@@ -621,7 +630,11 @@ impl Hub {
     /// Forgets invocations finished longer ago than the retention window.
     fn expire_finished(&self, st: &mut State, s: &BridgeSettings) {
         let keep = Duration::from_secs(s.retention_s);
-        while st.finished.front().is_some_and(|(at, _)| at.elapsed() > keep) {
+        while st
+            .finished
+            .front()
+            .is_some_and(|(at, _)| at.elapsed() > keep)
+        {
             if let Some((_, k)) = st.finished.pop_front() {
                 st.invocations.remove(&k);
             }
@@ -630,7 +643,10 @@ impl Hub {
 
     /// An invocation by agent and `req_id`.
     pub fn invocation(&self, agent_id: &str, req_id: &str) -> Option<Arc<Invocation>> {
-        lock(&self.state).invocations.get(&key(agent_id, req_id)).cloned()
+        lock(&self.state)
+            .invocations
+            .get(&key(agent_id, req_id))
+            .cloned()
     }
 
     /// The lifecycle events a reader presenting `last_id` gets first

@@ -54,7 +54,11 @@ pub fn error(id: &Value, code: i64, message: &str) -> Value {
 /// ones' tools are listed and callable).
 pub fn step(msg: &Value, agents: &[AgentView], server_version: &str) -> Step {
     if !msg.is_object() || msg["jsonrpc"] != "2.0" {
-        return Step::Reply(error(&Value::Null, INVALID_REQUEST, "not a JSON-RPC 2.0 message"));
+        return Step::Reply(error(
+            &Value::Null,
+            INVALID_REQUEST,
+            "not a JSON-RPC 2.0 message",
+        ));
     }
     let Some(method) = msg["method"].as_str() else {
         // A response to a server request: none are sent, nothing to do.
@@ -64,7 +68,10 @@ pub fn step(msg: &Value, agents: &[AgentView], server_version: &str) -> Step {
         return match method {
             "notifications/cancelled" => Step::Cancel {
                 request_id: msg["params"]["requestId"].clone(),
-                reason: msg["params"]["reason"].as_str().unwrap_or("cancelled").to_string(),
+                reason: msg["params"]["reason"]
+                    .as_str()
+                    .unwrap_or("cancelled")
+                    .to_string(),
             },
             _ => Step::Accepted,
         };
@@ -73,7 +80,11 @@ pub fn step(msg: &Value, agents: &[AgentView], server_version: &str) -> Step {
     match method {
         "initialize" => {
             let asked = params["protocolVersion"].as_str().unwrap_or("");
-            let version = if SUPPORTED.contains(&asked) { asked } else { PROTOCOL };
+            let version = if SUPPORTED.contains(&asked) {
+                asked
+            } else {
+                PROTOCOL
+            };
             Step::Reply(response(
                 id,
                 json!({
@@ -92,7 +103,10 @@ pub fn step(msg: &Value, agents: &[AgentView], server_version: &str) -> Step {
             };
             let found = agents.iter().filter(|a| a.online).find_map(|a| {
                 let tool = name.strip_prefix(a.id.as_str())?.strip_prefix(SEP)?;
-                a.tools.iter().any(|t| t.name == tool).then(|| (a.id.clone(), tool.to_string()))
+                a.tools
+                    .iter()
+                    .any(|t| t.name == tool)
+                    .then(|| (a.id.clone(), tool.to_string()))
             });
             let Some((agent, tool)) = found else {
                 return Step::Reply(error(id, INVALID_PARAMS, &format!("unknown tool: {name}")));
@@ -113,7 +127,11 @@ pub fn step(msg: &Value, agents: &[AgentView], server_version: &str) -> Step {
                 progress,
             }
         }
-        _ => Step::Reply(error(id, METHOD_NOT_FOUND, &format!("method not found: {method}"))),
+        _ => Step::Reply(error(
+            id,
+            METHOD_NOT_FOUND,
+            &format!("method not found: {method}"),
+        )),
     }
 }
 
@@ -237,7 +255,11 @@ mod tests {
             panic!()
         };
         assert_eq!(r["result"]["protocolVersion"], PROTOCOL);
-        let Step::Reply(r) = step(&json!({"jsonrpc": "2.0", "id": "x", "method": "tools/list"}), &a, "1") else {
+        let Step::Reply(r) = step(
+            &json!({"jsonrpc": "2.0", "id": "x", "method": "tools/list"}),
+            &a,
+            "1",
+        ) else {
             panic!()
         };
         let names: Vec<&str> = r["result"]["tools"]
@@ -277,18 +299,28 @@ mod tests {
         };
         assert_eq!(r["error"]["code"], INVALID_PARAMS);
         assert_eq!(
-            step(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}), &a, "1"),
+            step(
+                &json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+                &a,
+                "1"
+            ),
             Step::Accepted
         );
         assert!(matches!(
             step(&json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 7}}), &a, "1"),
             Step::Cancel { request_id, .. } if request_id == json!(7)
         ));
-        let Step::Reply(r) = step(&json!({"jsonrpc": "2.0", "id": 9, "method": "server/discover"}), &a, "1") else {
+        let Step::Reply(r) = step(
+            &json!({"jsonrpc": "2.0", "id": 9, "method": "server/discover"}),
+            &a,
+            "1",
+        ) else {
             panic!()
         };
         assert_eq!(r["error"]["code"], METHOD_NOT_FOUND);
-        let Step::Reply(r) = step(&json!([1, 2]), &a, "1") else { panic!() };
+        let Step::Reply(r) = step(&json!([1, 2]), &a, "1") else {
+            panic!()
+        };
         assert_eq!(r["error"]["code"], INVALID_REQUEST);
     }
 }

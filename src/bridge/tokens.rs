@@ -34,7 +34,14 @@ pub fn digest(token: &str) -> [u8; 32] {
 
 /// Records a token (its hash `sha256`, valid until `expires_at`) for
 /// `agent_id`; returns the version it belongs to.
-pub fn issue_in(e: &mut Entities, agent_id: &str, reset: bool, sha256: &str, expires_at: u64, now: u64) -> u64 {
+pub fn issue_in(
+    e: &mut Entities,
+    agent_id: &str,
+    reset: bool,
+    sha256: &str,
+    expires_at: u64,
+    now: u64,
+) -> u64 {
     let i = match e.agent_tokens.iter().position(|t| t.agent_id == agent_id) {
         Some(i) => i,
         None => {

@@ -157,7 +157,10 @@ mod tests {
         assert_eq!(b.messages.len(), 2);
         assert_eq!(b.messages[1].req_id(), "r");
         assert!(matches!(&b.messages[1], Up::Error { code, .. } if code == "tool_error"));
-        assert!(serde_json::from_str::<Up>(r#"{"type":"result","req_id":"r","result":1,"x":2}"#).is_err());
+        assert!(
+            serde_json::from_str::<Up>(r#"{"type":"result","req_id":"r","result":1,"x":2}"#)
+                .is_err()
+        );
         assert!(serde_json::from_str::<Up>(r#"{"type":"nope","req_id":"r"}"#).is_err());
     }
 }

@@ -215,6 +215,86 @@ pub fn verify_signature(
     .map_err(|e| GatewayError::Unauthorized(e.to_string()))
 }
 
+/// The namespace of a request as sent: the key's or token's binding, the
+/// matchers, then `channel_header`; `matched_out` gets the matchers'
+/// decision (for the dry-run and the trace).
+fn resolve_namespace(
+    rt: &Snapshot,
+    as_sent: &RequestFacts<'_>,
+    caller: &Caller,
+    matched_out: &mut Option<NamespaceDecision>,
+) -> Result<usize, GatewayError> {
+    let key = caller.key;
+    let bound = caller
+        .namespace
+        .or_else(|| key.and_then(|k| rt.keys[k].namespace));
+    let mut resolved = rt.resolver.resolve(as_sent, bound);
+    // `channel_header` (`X-Channel-Code: <namespace code>`) picks the
+    // namespace when no matcher decided and no key binding did.
+    if let (NamespaceDecision::Namespace { matcher: None, .. }, None)
+    | (NamespaceDecision::NoNamespace, None) = (&resolved, bound)
+    {
+        let channel = rt.config.channel_header.as_deref();
+        if let Some((name, code)) = channel.and_then(|h| Some((h, as_sent.headers.header(h)?))) {
+            match rt.namespaces.iter().position(|n| n.code == code) {
+                Some(index) => {
+                    resolved = NamespaceDecision::Namespace {
+                        index,
+                        matcher: None,
+                    }
+                }
+                None => {
+                    *matched_out = Some(NamespaceDecision::NoNamespace);
+                    return Err(GatewayError::Forbidden(format!(
+                        "{name} {:?} names no namespace",
+                        clip(code)
+                    )));
+                }
+            }
+        }
+    }
+    let matched = matched_out.insert(resolved);
+    Ok(match *matched {
+        NamespaceDecision::Namespace { index, .. } if rt.namespaces[index].active => index,
+        NamespaceDecision::Namespace { index, .. } => {
+            return Err(GatewayError::Forbidden(format!(
+                "namespace {} is inactive",
+                rt.namespaces[index].code
+            )))
+        }
+        NamespaceDecision::Deny { matcher } => {
+            return Err(GatewayError::Forbidden(format!(
+                "request denied by matcher {matcher}"
+            )))
+        }
+        NamespaceDecision::NoNamespace => {
+            return Err(GatewayError::Forbidden(
+                "no namespace accepts this request".into(),
+            ))
+        }
+    })
+}
+
+/// The namespace of a request the gateway answers itself (a Bridge
+/// invocation), decided as for a proxied request with the same method,
+/// path, headers and body.
+pub fn namespace_for(
+    rt: &Snapshot,
+    req: &Request<'_>,
+    body: Option<&Value>,
+    caller: &Caller,
+) -> Result<usize, GatewayError> {
+    let facts = RequestFacts {
+        method: req.method,
+        path: req.path,
+        query: req.query,
+        headers: req.headers,
+        body,
+        raw_body: &req.body,
+    };
+    resolve_namespace(rt, &facts, caller, &mut None)
+}
+
 /// Decides where `req`, authenticated as `key`, goes (steps 2–7 above).
 pub fn decide(rt: &Snapshot, req: Request<'_>, caller: &Caller) -> Decision {
     let key = caller.key;
@@ -290,54 +370,7 @@ fn target(
         body: sent.as_ref(),
         raw_body: &req.body,
     };
-    let bound = caller
-        .namespace
-        .or_else(|| key.and_then(|k| rt.keys[k].namespace));
-    let mut resolved = rt.resolver.resolve(&as_sent, bound);
-    // `channel_header` (`X-Channel-Code: <namespace code>`) picks the
-    // namespace when no matcher decided and no key binding did.
-    if let (NamespaceDecision::Namespace { matcher: None, .. }, None)
-    | (NamespaceDecision::NoNamespace, None) = (&resolved, bound)
-    {
-        let channel = rt.config.channel_header.as_deref();
-        if let Some((name, code)) = channel.and_then(|h| Some((h, req.headers.header(h)?))) {
-            match rt.namespaces.iter().position(|n| n.code == code) {
-                Some(index) => {
-                    resolved = NamespaceDecision::Namespace {
-                        index,
-                        matcher: None,
-                    }
-                }
-                None => {
-                    d.matched = Some(NamespaceDecision::NoNamespace);
-                    return Err(GatewayError::Forbidden(format!(
-                        "{name} {:?} names no namespace",
-                        clip(code)
-                    )));
-                }
-            }
-        }
-    }
-    let matched = d.matched.insert(resolved);
-    let namespace = match *matched {
-        NamespaceDecision::Namespace { index, .. } if rt.namespaces[index].active => index,
-        NamespaceDecision::Namespace { index, .. } => {
-            return Err(GatewayError::Forbidden(format!(
-                "namespace {} is inactive",
-                rt.namespaces[index].code
-            )))
-        }
-        NamespaceDecision::Deny { matcher } => {
-            return Err(GatewayError::Forbidden(format!(
-                "request denied by matcher {matcher}"
-            )))
-        }
-        NamespaceDecision::NoNamespace => {
-            return Err(GatewayError::Forbidden(
-                "no namespace accepts this request".into(),
-            ))
-        }
-    };
+    let namespace = resolve_namespace(rt, &as_sent, caller, &mut d.matched)?;
     d.namespace = Some(namespace);
 
     // Then aliases, the catalog model or a route.

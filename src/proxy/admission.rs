@@ -179,7 +179,7 @@ async fn admit_body(
             key,
             subject: caller.subject.as_deref(),
             route: d.route.as_ref(),
-            pool,
+            pool: Some(pool),
             model: llm.model.as_deref(),
             requested_output: llm.max_tokens,
             choices: llm.choices.max(1),

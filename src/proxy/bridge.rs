@@ -17,11 +17,12 @@
 use super::admission::{read_body, Headers};
 use super::ctx::RequestCtx;
 use super::reply;
-use crate::bridge::hub::{error_data, hub, InvEvent, InvokeError, Invocation};
-use crate::bridge::wire::{Batch, Down, Hello};
+use crate::bridge::hub::{error_data, hub, InvEvent, Invocation, InvokeError};
 use crate::bridge::tokens;
+use crate::bridge::wire::{Batch, Down, Hello};
 use crate::decision;
 use crate::error::GatewayError;
+use crate::identity::Caller;
 use crate::state::Snapshot;
 use bytes::Bytes;
 use pingora::http::ResponseHeader;
@@ -29,6 +30,7 @@ use pingora::proxy::Session;
 use pingora::Result;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use sluice_filters::limits::plan::Reservation;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -170,26 +172,34 @@ async fn ok(session: &mut Session, body: &Value, rid: &str) -> Result<(), Failur
 }
 
 async fn body_of(session: &mut Session, rt: &Snapshot, limit: usize) -> Result<Bytes, Failure> {
-    let deadline = tokio::time::Instant::now()
-        + Duration::from_millis(rt.config.clients.body_timeout_ms);
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_millis(rt.config.clients.body_timeout_ms);
     Ok(read_body(session, limit, deadline).await?.0)
 }
 
 /// A JSON body of type `T`, whatever its declared Content-Type.
 fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, Failure> {
     if body.is_empty() {
-        return Err(Failure::new(400, "invalid_request", "a JSON body is required"));
+        return Err(Failure::new(
+            400,
+            "invalid_request",
+            "a JSON body is required",
+        ));
     }
     let de = &mut serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let at = e.path().to_string();
-        let at = if at == "." { String::new() } else { format!("{at}: ") };
+        let at = if at == "." {
+            String::new()
+        } else {
+            format!("{at}: ")
+        };
         Failure::new(400, "invalid_request", format!("{at}{}", e.inner()))
     })
 }
 
 /// Authenticates an internal caller (`body`: what a signed request signed).
-async fn client(session: &Session, rt: &Snapshot, body: Bytes) -> Result<(), Failure> {
+async fn client(session: &Session, rt: &Snapshot, body: Bytes) -> Result<Caller, Failure> {
     let req = session.req_header();
     let caller = decision::authenticate(rt, &Headers(&req.headers))?;
     let signed = decision::Request {
@@ -203,7 +213,59 @@ async fn client(session: &Session, rt: &Snapshot, body: Bytes) -> Result<(), Fai
     if let (Some(nonce), Some(k)) = (nonce, caller.key) {
         super::admission::nonce_once(rt, k, &nonce).await?;
     }
-    Ok(())
+    Ok(caller)
+}
+
+/// Runs the rate and concurrency rules of the caller's namespace for one
+/// invocation (the namespace as matchers, bindings and `channel_header`
+/// decide it for this request); what it holds is given back with
+/// [`release`] when the invocation ends.
+pub async fn admit_call(
+    session: &Session,
+    rt: &Snapshot,
+    caller: &Caller,
+    body: &Bytes,
+    parsed: Option<&Value>,
+    rid: &str,
+) -> Result<Option<Reservation>, Failure> {
+    let req = session.req_header();
+    let headers = Headers(&req.headers);
+    let facts = decision::Request {
+        method: req.method.as_str(),
+        path: req.uri.path(),
+        query: req.uri.query(),
+        headers: &headers,
+        body: body.clone(),
+    };
+    let namespace = decision::namespace_for(rt, &facts, parsed, caller)?;
+    let granted = super::limits::admit(
+        rt,
+        &super::limits::LimitInput {
+            namespace,
+            key: caller.key,
+            subject: caller.subject.as_deref(),
+            route: None,
+            pool: None,
+            model: None,
+            requested_output: None,
+            choices: 1,
+            body: None,
+            body_len: body.len(),
+            headers: &headers,
+            request_id: rid,
+            price: None,
+            internal: true,
+        },
+    )
+    .await?;
+    Ok(granted.and_then(|g| g.reservation))
+}
+
+/// Gives back what [`admit_call`] held.
+pub async fn release(rt: &Snapshot, held: Option<Reservation>) {
+    if let Some(r) = held {
+        super::limits::settle(rt, &r.into_settlement(0)).await;
+    }
 }
 
 /// The agent a tunnel request's token opens for, with the token's SHA-256.
@@ -236,7 +298,10 @@ async fn tunnel(session: &mut Session, rt: &Snapshot, rid: &str) -> Result<(), F
         return Err(Failure::new(
             403,
             "forbidden",
-            format!("this token is agent {agent_id:?}'s, not {:?}'s", hello.agent_id),
+            format!(
+                "this token is agent {agent_id:?}'s, not {:?}'s",
+                hello.agent_id
+            ),
         ));
     }
     let name = hello.name.clone().unwrap_or_else(|| agent_id.clone());
@@ -272,7 +337,11 @@ async fn tunnel(session: &mut Session, rt: &Snapshot, rid: &str) -> Result<(), F
         ping_ms: s.ping_ms,
     }
     .line();
-    if session.write_response_body(Some(welcome), false).await.is_err() {
+    if session
+        .write_response_body(Some(welcome), false)
+        .await
+        .is_err()
+    {
         return Ok(());
     }
     let mut ping = tokio::time::interval(Duration::from_millis(s.ping_ms));
@@ -288,7 +357,11 @@ async fn tunnel(session: &mut Session, rt: &Snapshot, rid: &str) -> Result<(), F
             r = kick.fired() => break r,
             _ = crate::lifecycle::drain_started() => break "draining",
         };
-        if session.write_response_body(Some(frame), false).await.is_err() {
+        if session
+            .write_response_body(Some(frame), false)
+            .await
+            .is_err()
+        {
             return Ok(());
         }
     };
@@ -315,7 +388,12 @@ async fn messages(session: &mut Session, rt: &Snapshot, rid: &str) -> Result<(),
     for m in batch.messages {
         taken += usize::from(hub().deliver(&agent_id, &batch.session, m));
     }
-    ok(session, &json!({"accepted": taken, "dropped": total - taken}), rid).await
+    ok(
+        session,
+        &json!({"accepted": taken, "dropped": total - taken}),
+        rid,
+    )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -356,7 +434,11 @@ async fn agent_token(session: &mut Session, rt: &Snapshot, rid: &str) -> Result<
         ));
     }
     let Some(center) = CENTER.get() else {
-        return Err(Failure::new(503, "unavailable", "the config center is not running"));
+        return Err(Failure::new(
+            503,
+            "unavailable",
+            "the config center is not running",
+        ));
     };
     let (token, sha) = tokens::generate()
         .map_err(|e| Failure::new(500, "internal_error", format!("no random source: {e}")))?;
@@ -412,17 +494,28 @@ pub fn start(
 ) -> Result<Arc<Invocation>, Failure> {
     let s = &rt.config.bridge;
     if req_id.is_empty() || req_id.len() > 256 {
-        return Err(Failure::new(400, "invalid_request", "req_id: 1 to 256 characters"));
+        return Err(Failure::new(
+            400,
+            "invalid_request",
+            "req_id: 1 to 256 characters",
+        ));
     }
     if !arguments.is_object() {
-        return Err(Failure::new(400, "invalid_request", "arguments: must be a JSON object"));
+        return Err(Failure::new(
+            400,
+            "invalid_request",
+            "arguments: must be a JSON object",
+        ));
     }
     let timeout = timeout_ms.unwrap_or(s.default_timeout_ms);
     if timeout == 0 || timeout > s.max_timeout_ms {
         return Err(Failure::new(
             400,
             "invalid_request",
-            format!("timeout_ms: from 1 to {} (bridge.max_timeout_ms)", s.max_timeout_ms),
+            format!(
+                "timeout_ms: from 1 to {} (bridge.max_timeout_ms)",
+                s.max_timeout_ms
+            ),
         ));
     }
     let refused = |outcome: &str| {
@@ -477,8 +570,21 @@ pub fn start(
 
 async fn invoke(session: &mut Session, rt: &Snapshot, rid: &str) -> Result<(), Failure> {
     let body = body_of(session, rt, rt.config.limits.max_body_bytes).await?;
-    client(session, rt, body.clone()).await?;
-    let ask: InvokeAsk = parse(&body)?;
+    let caller = client(session, rt, body.clone()).await?;
+    let parsed: Value = parse(&body)?;
+    let held = admit_call(session, rt, &caller, &body, Some(&parsed), rid).await?;
+    let answered = invoke_held(session, rt, rid, &body).await;
+    release(rt, held).await;
+    answered
+}
+
+async fn invoke_held(
+    session: &mut Session,
+    rt: &Snapshot,
+    rid: &str,
+    body: &Bytes,
+) -> Result<(), Failure> {
+    let ask: InvokeAsk = parse(body)?;
     let inv = start(
         rt,
         &ask.req_id,
@@ -530,7 +636,11 @@ fn failure_of(data: &Value) -> Failure {
         data["message"].as_str().unwrap_or("the tool failed"),
     );
     if let Some(s) = data["source"].as_str() {
-        f.source = if s == "gateway" { "gateway" } else { "upstream" };
+        f.source = if s == "gateway" {
+            "gateway"
+        } else {
+            "upstream"
+        };
     }
     f
 }
@@ -566,7 +676,11 @@ fn lagged() -> InvEvent {
 }
 
 /// SSE: the invocation's events as they come, then `end`.
-async fn stream_invocation(session: &mut Session, inv: &Invocation, rid: &str) -> Result<(), Failure> {
+async fn stream_invocation(
+    session: &mut Session,
+    inv: &Invocation,
+    rid: &str,
+) -> Result<(), Failure> {
     let broken = |_| Failure::new(500, "internal_error", "could not answer");
     sse_header(session, rid).await.map_err(broken)?;
     let w = inv.watch();
@@ -583,7 +697,11 @@ async fn stream_invocation(session: &mut Session, inv: &Invocation, rid: &str) -
     let mut done = false;
     for e in &w.so_far {
         done |= e.is_terminal();
-        if session.write_response_body(Some(write(e)), false).await.is_err() {
+        if session
+            .write_response_body(Some(write(e)), false)
+            .await
+            .is_err()
+        {
             return Ok(());
         }
     }
@@ -598,7 +716,11 @@ async fn stream_invocation(session: &mut Session, inv: &Invocation, rid: &str) -
                 Err(_) => lagged(),
             };
             let end = e.is_terminal();
-            if session.write_response_body(Some(write(&e)), false).await.is_err() {
+            if session
+                .write_response_body(Some(write(&e)), false)
+                .await
+                .is_err()
+            {
                 return Ok(());
             }
             if end {
@@ -673,14 +795,14 @@ async fn events(session: &mut Session, rt: &Snapshot, rid: &str) -> Result<(), F
     let (gap, backlog, mut rx) = hub().events(last_id.as_deref());
     let broken = |_| Failure::new(500, "internal_error", "could not answer");
     sse_header(session, rid).await.map_err(broken)?;
-    let wanted = |e: &crate::bridge::events::Event| agent.as_deref().is_none_or(|a| a == e.agent_id);
+    let wanted =
+        |e: &crate::bridge::events::Event| agent.as_deref().is_none_or(|a| a == e.agent_id);
     let line = |e: &crate::bridge::events::Event| {
         let mut data = e.data.clone();
         data["agent_id"] = e.agent_id.clone().into();
-        data["at"] = crate::clock::rfc3339_millis(
-            std::time::UNIX_EPOCH + Duration::from_millis(e.at_ms),
-        )
-        .into();
+        data["at"] =
+            crate::clock::rfc3339_millis(std::time::UNIX_EPOCH + Duration::from_millis(e.at_ms))
+                .into();
         Bytes::from(format!(
             "id: {}\nevent: {}\ndata: {}\n\n",
             hub().event_id(e),
@@ -702,7 +824,11 @@ async fn events(session: &mut Session, rt: &Snapshot, rid: &str) -> Result<(), F
     let mut last_seq = 0;
     for e in backlog.iter().filter(|e| wanted(e)) {
         last_seq = e.seq;
-        if session.write_response_body(Some(line(e)), false).await.is_err() {
+        if session
+            .write_response_body(Some(line(e)), false)
+            .await
+            .is_err()
+        {
             return Ok(());
         }
     }
@@ -720,7 +846,11 @@ async fn events(session: &mut Session, rt: &Snapshot, rid: &str) -> Result<(), F
         };
         match e {
             Ok(e) if e.seq > last_seq && wanted(&e) => {
-                if session.write_response_body(Some(line(&e)), false).await.is_err() {
+                if session
+                    .write_response_body(Some(line(&e)), false)
+                    .await
+                    .is_err()
+                {
                     return Ok(());
                 }
             }
@@ -736,7 +866,12 @@ async fn events(session: &mut Session, rt: &Snapshot, rid: &str) -> Result<(), F
     Ok(())
 }
 
-async fn mcp_http(session: &mut Session, rt: &Snapshot, rid: &str, method: &str) -> Result<(), Failure> {
+async fn mcp_http(
+    session: &mut Session,
+    rt: &Snapshot,
+    rid: &str,
+    method: &str,
+) -> Result<(), Failure> {
     match method {
         "POST" => {}
         "DELETE" => {
@@ -752,6 +887,6 @@ async fn mcp_http(session: &mut Session, rt: &Snapshot, rid: &str, method: &str)
         }
     }
     let body = body_of(session, rt, rt.config.limits.max_body_bytes).await?;
-    client(session, rt, body.clone()).await?;
-    super::mcp::serve(session, rt, rid, &body).await
+    let caller = client(session, rt, body.clone()).await?;
+    super::mcp::serve(session, rt, rid, &body, &caller).await
 }

@@ -53,7 +53,8 @@ pub struct LimitInput<'a> {
     pub subject: Option<&'a str>,
     /// None: a catalog request no route matched (its label is empty).
     pub route: Option<&'a RouteMatch>,
-    pub pool: usize,
+    /// None: no upstream (a Bridge invocation).
+    pub pool: Option<usize>,
     pub model: Option<&'a str>,
     pub requested_output: Option<u64>,
     /// Completions generated and billed (`n` / `best_of`), at least 1.
@@ -147,7 +148,7 @@ pub async fn admit(rt: &Snapshot, input: &LimitInput<'_>) -> Result<Option<Grant
             api_key: identity.as_deref(),
             route: &route,
             model: input.model,
-            upstream: rt.pools[input.pool].name.as_str(),
+            upstream: input.pool.map_or("", |p| rt.pools[p].name.as_str()),
             headers: input.headers,
             request_id: input.request_id,
             prompt_tokens,

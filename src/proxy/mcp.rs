@@ -5,10 +5,11 @@
 //! away during a call, or sends `notifications/cancelled`, cancels the
 //! invocation.
 
-use super::bridge::{last_event, sse_header, start, Failure};
+use super::bridge::{admit_call, last_event, release, sse_header, start, Failure};
 use super::reply;
 use crate::bridge::hub::{hub, InvEvent, Invocation};
 use crate::bridge::mcp::{self, Step};
+use crate::identity::Caller;
 use crate::state::Snapshot;
 use bytes::Bytes;
 use pingora::proxy::Session;
@@ -37,7 +38,13 @@ impl Drop for Registered {
 
 const SESSION_HEADER: &str = "mcp-session-id";
 
-pub async fn serve(session: &mut Session, rt: &Snapshot, rid: &str, body: &[u8]) -> Result<(), Failure> {
+pub async fn serve(
+    session: &mut Session,
+    rt: &Snapshot,
+    rid: &str,
+    body: &Bytes,
+    caller: &Caller,
+) -> Result<(), Failure> {
     let msg: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
         Err(e) => {
@@ -78,32 +85,69 @@ pub async fn serve(session: &mut Session, rt: &Snapshot, rid: &str, body: &[u8])
             arguments,
             progress,
         } => {
-            let mcp_session = presented.unwrap_or_else(|| rid.to_string());
-            let req_id = format!("mcp-{mcp_session}-{id}");
-            let inv = match start(rt, &req_id, &agent, &tool, arguments, None) {
-                Ok(inv) => inv,
+            // The namespace's rules, as for `/bridge/invoke`.
+            let held = match admit_call(session, rt, caller, body, Some(&msg), rid).await {
+                Ok(h) => h,
                 Err(f) => {
-                    let code = if f.status == 400 || f.status == 404 {
-                        mcp::INVALID_PARAMS
-                    } else {
-                        mcp::INTERNAL
-                    };
-                    return send(session, 200, &mcp::error(&id, code, &f.message), rid, None).await;
+                    let m = format!("{}: {}", f.code, f.message);
+                    return send(session, 200, &mcp::error(&id, mcp::INTERNAL, &m), rid, None)
+                        .await;
                 }
             };
-            let key = (mcp_session, id.to_string());
-            if let Ok(mut c) = calls().lock() {
-                c.insert(key.clone(), (agent.clone(), req_id.clone()));
-            }
-            let _registered = Registered(key);
-            match progress {
-                None => {
-                    let (last, output) = finish(&inv).await;
-                    send(session, 200, &mcp::call_result(&id, &last, &output), rid, None).await
-                }
-                Some(token) => stream(session, rt, rid, &inv, &id, &token).await,
-            }
+            let answered = call(
+                session, rt, rid, presented, id, agent, tool, arguments, progress,
+            )
+            .await;
+            release(rt, held).await;
+            answered
         }
+    }
+}
+
+/// A `tools/call` admitted by the namespace's rules.
+#[allow(clippy::too_many_arguments)]
+async fn call(
+    session: &mut Session,
+    rt: &Snapshot,
+    rid: &str,
+    presented: Option<String>,
+    id: Value,
+    agent: String,
+    tool: String,
+    arguments: Value,
+    progress: Option<Value>,
+) -> Result<(), Failure> {
+    let mcp_session = presented.unwrap_or_else(|| rid.to_string());
+    let req_id = format!("mcp-{mcp_session}-{id}");
+    let inv = match start(rt, &req_id, &agent, &tool, arguments, None) {
+        Ok(inv) => inv,
+        Err(f) => {
+            let code = if f.status == 400 || f.status == 404 {
+                mcp::INVALID_PARAMS
+            } else {
+                mcp::INTERNAL
+            };
+            return send(session, 200, &mcp::error(&id, code, &f.message), rid, None).await;
+        }
+    };
+    let key = (mcp_session, id.to_string());
+    if let Ok(mut c) = calls().lock() {
+        c.insert(key.clone(), (agent.clone(), req_id.clone()));
+    }
+    let _registered = Registered(key);
+    match progress {
+        None => {
+            let (last, output) = finish(&inv).await;
+            send(
+                session,
+                200,
+                &mcp::call_result(&id, &last, &output),
+                rid,
+                None,
+            )
+            .await
+        }
+        Some(token) => stream(session, rt, rid, &inv, &id, &token).await,
     }
 }
 
@@ -189,7 +233,10 @@ async fn stream(
 
 async fn write_event(session: &mut Session, v: &Value) -> pingora::Result<()> {
     session
-        .write_response_body(Some(Bytes::from(format!("event: message\ndata: {v}\n\n"))), false)
+        .write_response_body(
+            Some(Bytes::from(format!("event: message\ndata: {v}\n\n"))),
+            false,
+        )
         .await
 }
 

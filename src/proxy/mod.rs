@@ -12,10 +12,10 @@
 //! | `logging` | here: settle the reservation ([`limits`]); metrics and access log ([`observe`]) |
 
 mod admission;
+pub mod bridge;
 mod cache;
 mod cache_record;
 mod catalog;
-pub mod bridge;
 mod client_api;
 mod client_format;
 mod compression;

@@ -14,8 +14,8 @@
 
 use super::StoreError;
 use crate::config::{
-    fragments, Config, Matcher, Namespace, NginxConfig, Problem, ProxyRule, Route, Rule,
-    AgentToken, UpstreamServer, User, VirtualKey,
+    fragments, AgentToken, Config, Matcher, Namespace, NginxConfig, Problem, ProxyRule, Route,
+    Rule, UpstreamServer, User, VirtualKey,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};

@@ -231,7 +231,14 @@ fn rows(e: &Entities) -> BTreeMap<(&'static str, u64), Row> {
         plain,
     );
     add(&mut out, e, "users", &e.users, |u| u.id, plain);
-    add(&mut out, e, "agent_tokens", &e.agent_tokens, |t| t.id, plain);
+    add(
+        &mut out,
+        e,
+        "agent_tokens",
+        &e.agent_tokens,
+        |t| t.id,
+        plain,
+    );
     out
 }
 

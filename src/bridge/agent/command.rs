@@ -49,7 +49,12 @@ impl CommandTool {
         }
     }
 
-    pub async fn run(&self, args: &Value, out: &Out, timeout: Duration) -> Result<Value, (String, String)> {
+    pub async fn run(
+        &self,
+        args: &Value,
+        out: &Out,
+        timeout: Duration,
+    ) -> Result<Value, (String, String)> {
         let timeout = self
             .timeout_ms
             .map_or(timeout, |t| timeout.min(Duration::from_millis(t)));
@@ -63,7 +68,12 @@ impl CommandTool {
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
-            .map_err(|e| ("tool_error".to_string(), format!("cannot start {program}: {e}")))?;
+            .map_err(|e| {
+                (
+                    "tool_error".to_string(),
+                    format!("cannot start {program}: {e}"),
+                )
+            })?;
         if let Some(mut stdin) = child.stdin.take() {
             let input = args.to_string();
             // A command that does not read its input is not an error.
@@ -93,7 +103,9 @@ impl CommandTool {
                 kept.push('\n');
                 if kept.len() > KEEP_STDERR {
                     let cut = kept.len() - KEEP_STDERR;
-                    let cut = (cut..kept.len()).find(|i| kept.is_char_boundary(*i)).unwrap_or(0);
+                    let cut = (cut..kept.len())
+                        .find(|i| kept.is_char_boundary(*i))
+                        .unwrap_or(0);
                     kept.drain(..cut);
                 }
             }

@@ -95,8 +95,14 @@ pub async fn run(opts: AgentOptions) -> Result<(), String> {
         let client = Arc::new(client);
         for t in listed {
             let exported = format!("{}{}", server.prefix, t.name);
-            runners.insert(exported.clone(), Runner::Mcp(client.clone(), t.name.clone()));
-            tools.push(Tool { name: exported, ..t });
+            runners.insert(
+                exported.clone(),
+                Runner::Mcp(client.clone(), t.name.clone()),
+            );
+            tools.push(Tool {
+                name: exported,
+                ..t
+            });
         }
     }
     let runners = Arc::new(runners);
@@ -112,8 +118,15 @@ pub async fn run(opts: AgentOptions) -> Result<(), String> {
             Ok(()) => backoff = Duration::from_millis(200),
             Err(Stop::Refused(why)) => return Err(why),
             Err(Stop::Retry(why)) => {
-                log::warn!("sluice agent: {why}; reconnecting in {} ms", backoff.as_millis());
-                tokio::time::sleep(backoff + Duration::from_millis(fastrand::u64(0..=backoff.as_millis() as u64 / 2))).await;
+                log::warn!(
+                    "sluice agent: {why}; reconnecting in {} ms",
+                    backoff.as_millis()
+                );
+                tokio::time::sleep(
+                    backoff
+                        + Duration::from_millis(fastrand::u64(0..=backoff.as_millis() as u64 / 2)),
+                )
+                .await;
                 backoff = (backoff * 2).min(Duration::from_secs(30));
             }
         }
@@ -144,7 +157,9 @@ async fn session(
     let status = resp.status().as_u16();
     if status == 401 || status == 403 || status == 400 {
         let text = resp.text().await.unwrap_or_default();
-        return Err(Stop::Refused(format!("the gateway refused the tunnel ({status}): {text}")));
+        return Err(Stop::Refused(format!(
+            "the gateway refused the tunnel ({status}): {text}"
+        )));
     }
     if status != 200 {
         return Err(Stop::Retry(format!("the gateway answered {status}")));
@@ -193,12 +208,15 @@ async fn session(
                     };
                     let runners = runners.clone();
                     let args = msg["arguments"].clone();
-                    let timeout = Duration::from_millis(msg["timeout_ms"].as_u64().unwrap_or(60_000));
+                    let timeout =
+                        Duration::from_millis(msg["timeout_ms"].as_u64().unwrap_or(60_000));
                     let task = tokio::spawn(async move {
                         let r = match runners.get(&tool) {
                             Some(Runner::Command(c)) => c.run(&args, &out, timeout).await,
                             Some(Runner::Mcp(c, name)) => c.call(name, &args, &out, timeout).await,
-                            None => Err(("tool_not_found".into(), format!("no tool {tool:?} here"))),
+                            None => {
+                                Err(("tool_not_found".into(), format!("no tool {tool:?} here")))
+                            }
                         };
                         out.done(r);
                     });

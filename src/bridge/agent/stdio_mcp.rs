@@ -104,7 +104,10 @@ impl Client {
             )
             .await?;
         if init.get("error").is_some() {
-            return Err(format!("the MCP server refused initialize: {}", init["error"]));
+            return Err(format!(
+                "the MCP server refused initialize: {}",
+                init["error"]
+            ));
         }
         client
             .notify("notifications/initialized", json!({}))
@@ -147,12 +150,23 @@ impl Client {
             .await
     }
 
-    async fn request(&self, method: &str, params: Value, within: Duration) -> Result<Value, String> {
+    async fn request(
+        &self,
+        method: &str,
+        params: Value,
+        within: Duration,
+    ) -> Result<Value, String> {
         let id = self.next.fetch_add(1, Relaxed);
         self.request_as(id, method, params, within).await
     }
 
-    async fn request_as(&self, id: u64, method: &str, params: Value, within: Duration) -> Result<Value, String> {
+    async fn request_as(
+        &self,
+        id: u64,
+        method: &str,
+        params: Value,
+        within: Duration,
+    ) -> Result<Value, String> {
         let (tx, rx) = oneshot::channel();
         if let Ok(mut m) = self.pending.lock() {
             m.insert(id, tx);
@@ -178,7 +192,13 @@ impl Client {
     }
 
     /// Calls tool `name`; progress goes to `out`.
-    pub async fn call(&self, name: &str, args: &Value, out: &Out, within: Duration) -> Result<Value, (String, String)> {
+    pub async fn call(
+        &self,
+        name: &str,
+        args: &Value,
+        out: &Out,
+        within: Duration,
+    ) -> Result<Value, (String, String)> {
         let token = format!("p{}", self.next.fetch_add(1, Relaxed));
         if let Ok(mut m) = self.progress.lock() {
             m.insert(Value::String(token.clone()).to_string(), out.clone());
@@ -207,15 +227,31 @@ impl Client {
         if let Some(e) = msg.get("error") {
             return Err((
                 "tool_error".into(),
-                e["message"].as_str().unwrap_or("the MCP server failed").to_string(),
+                e["message"]
+                    .as_str()
+                    .unwrap_or("the MCP server failed")
+                    .to_string(),
             ));
         }
-        let result = msg["result"].clone();
+        let result = &msg["result"];
+        let text: Vec<&str> = result["content"]
+            .as_array()
+            .map(|c| c.iter().filter_map(|p| p["text"].as_str()).collect())
+            .unwrap_or_default();
         if result["isError"] == true {
-            let text = result["content"][0]["text"].as_str().unwrap_or("the tool failed");
-            return Err(("tool_error".into(), text.to_string()));
+            let text = if text.is_empty() {
+                "the tool failed".to_string()
+            } else {
+                text.join("\n")
+            };
+            return Err(("tool_error".into(), text));
         }
-        Ok(result)
+        // The structured result when the tool gives one, else its text.
+        Ok(match result.get("structuredContent") {
+            Some(v) if !v.is_null() => v.clone(),
+            _ if !text.is_empty() => Value::String(text.join("\n")),
+            _ => result.clone(),
+        })
     }
 }
 
