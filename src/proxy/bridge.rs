@@ -348,6 +348,10 @@ async fn tunnel(session: &mut Session, rt: &Snapshot, rid: &str) -> Result<(), F
     ping.tick().await;
     let kick = t.kick.clone();
     let reason = loop {
+        // Reading the finished request side waits for the agent's side of
+        // the connection to close (Pingora's `read_body_or_idle`): an agent
+        // that dies is offline at once, not at the next failed write.
+        let downstream = session.as_downstream_mut();
         let frame = tokio::select! {
             f = t.frames.recv() => match f {
                 Some(f) => f,
@@ -356,6 +360,7 @@ async fn tunnel(session: &mut Session, rt: &Snapshot, rid: &str) -> Result<(), F
             _ = ping.tick() => Down::Ping.line(),
             r = kick.fired() => break r,
             _ = crate::lifecycle::drain_started() => break "draining",
+            _ = downstream.read_body_or_idle(true) => return Ok(()),
         };
         if session
             .write_response_body(Some(frame), false)
@@ -834,8 +839,11 @@ async fn events(session: &mut Session, rt: &Snapshot, rid: &str) -> Result<(), F
     }
     let ping = Duration::from_millis(rt.config.bridge.ping_ms);
     loop {
+        let downstream = session.as_downstream_mut();
         let e = tokio::select! {
             e = rx.recv() => e,
+            // The client went away.
+            _ = downstream.read_body_or_idle(true) => return Ok(()),
             _ = tokio::time::sleep(ping) => {
                 if session.write_response_body(Some(Bytes::from_static(b": ping\n\n")), false).await.is_err() {
                     return Ok(());

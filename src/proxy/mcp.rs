@@ -16,7 +16,6 @@ use pingora::proxy::Session;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
 
 /// Calls in progress by (MCP session, JSON-RPC id) → (agent, req_id), for
 /// `notifications/cancelled`.
@@ -147,7 +146,7 @@ async fn call(
             )
             .await
         }
-        Some(token) => stream(session, rt, rid, &inv, &id, &token).await,
+        Some(token) => stream(session, rid, &inv, &id, &token).await,
     }
 }
 
@@ -176,7 +175,6 @@ async fn finish(inv: &Invocation) -> (InvEvent, Vec<Value>) {
 
 async fn stream(
     session: &mut Session,
-    rt: &Snapshot,
     rid: &str,
     inv: &Arc<Invocation>,
     id: &Value,
@@ -188,7 +186,6 @@ async fn stream(
     let mut output: Vec<Value> = Vec::new();
     let mut pending: std::collections::VecDeque<InvEvent> = w.so_far.into_iter().collect();
     let mut rx = w.live;
-    let ping = Duration::from_millis(rt.config.bridge.ping_ms.min(5_000));
     let last = loop {
         let e = match pending.pop_front() {
             Some(e) => e,
@@ -196,19 +193,17 @@ async fn stream(
                 let Some(r) = rx.as_mut() else {
                     break last_event(inv).await;
                 };
+                let downstream = session.as_downstream_mut();
                 tokio::select! {
                     e = r.recv() => match e {
                         Ok(e) => e,
                         Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                         Err(_) => break last_event(inv).await,
                     },
-                    _ = tokio::time::sleep(ping) => {
-                        // A comment: finds a client that went away.
-                        if session.write_response_body(Some(Bytes::from_static(b": ping\n\n")), false).await.is_err() {
-                            let _ = hub().cancel(&inv.agent_id, &inv.req_id, "client_disconnected");
-                            return Ok(());
-                        }
-                        continue;
+                    // The client went away (or aborted the call): cancel.
+                    _ = downstream.read_body_or_idle(true) => {
+                        let _ = hub().cancel(&inv.agent_id, &inv.req_id, "client_disconnected");
+                        return Ok(());
                     }
                 }
             }
