@@ -119,6 +119,17 @@ impl BackgroundService for CountersConnect {
 /// Renews this instance's entry in the fleet registry (`crate::fleet`).
 pub struct FleetHeartbeat;
 
+/// Relays Bridge invocations between the instances sharing the fleet's
+/// Redis (`bridge::relay`).
+pub struct BridgeRelay;
+
+#[async_trait]
+impl BackgroundService for BridgeRelay {
+    async fn start(&self, shutdown: ShutdownWatch) {
+        crate::bridge::relay::run(shutdown).await;
+    }
+}
+
 #[async_trait]
 impl BackgroundService for FleetHeartbeat {
     async fn start(&self, shutdown: ShutdownWatch) {
@@ -399,6 +410,9 @@ pub fn run_with_state(
     }
     if crate::fleet::shared() {
         server.add_service(background_service("sluice fleet", FleetHeartbeat));
+    }
+    if crate::fleet::shared() && config.bridge.enabled {
+        server.add_service(background_service("sluice bridge relay", BridgeRelay));
     }
     if crate::cache::cache().has_shared() {
         server.add_service(background_service("sluice cache purges", CachePurges));

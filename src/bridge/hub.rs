@@ -4,6 +4,7 @@
 //! clients wait on channels, never on the lock.
 
 use super::events::{Event, EventLog, Resume};
+use super::relay::relay;
 use super::schema::ArgSchema;
 use super::wire::{Down, Tool, Up};
 use crate::config::BridgeSettings;
@@ -33,6 +34,7 @@ pub fn hub() -> &'static Hub {
 }
 
 pub struct Hub {
+    settings: Mutex<BridgeSettings>,
     state: Mutex<State>,
     events: Mutex<EventLog>,
     live: broadcast::Sender<Arc<Event>>,
@@ -177,6 +179,11 @@ impl Invocation {
         }
     }
 
+    /// The instance an invocation was relayed to (its agent's), if any.
+    pub fn relayed_to(&self) -> Option<&str> {
+        self.session.strip_prefix(RELAYED)
+    }
+
     /// Milliseconds since it started.
     pub fn elapsed_ms(&self) -> u64 {
         u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
@@ -189,6 +196,35 @@ pub struct AgentView {
     pub name: String,
     pub online: bool,
     pub tools: Arc<Vec<Tool>>,
+}
+
+/// The session of an invocation relayed to another instance: this and
+/// that instance's id.
+const RELAYED: &str = "relay:";
+
+/// The static name of a lifecycle event kind.
+pub fn event_kind(kind: &str) -> Option<&'static str> {
+    [
+        "agent.online",
+        "agent.offline",
+        "invocation.started",
+        "invocation.finished",
+    ]
+    .into_iter()
+    .find(|k| *k == kind)
+}
+
+/// The error code and status of a refusal.
+pub fn refusal(e: &InvokeError) -> (&'static str, u16) {
+    match e {
+        InvokeError::UnknownAgent => ("agent_not_found", 404),
+        InvokeError::Offline => ("agent_offline", 503),
+        InvokeError::UnknownTool => ("tool_not_found", 404),
+        InvokeError::InvalidArguments(_) => ("invalid_arguments", 400),
+        InvokeError::Conflict => ("req_id_conflict", 409),
+        InvokeError::Busy => ("bridge_busy", 503),
+        InvokeError::Congested => ("agent_congested", 503),
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -209,6 +245,7 @@ impl Hub {
     fn new() -> Hub {
         let epoch = format!("{:x}", crate::clock::wall_ms());
         Hub {
+            settings: Mutex::new(BridgeSettings::default()),
             state: Mutex::new(State::default()),
             events: Mutex::new(EventLog::new(epoch, 600_000, 100_000)),
             live: broadcast::channel(READER_QUEUE).0,
@@ -218,11 +255,37 @@ impl Hub {
     /// Applies the settings that matter to the hub (the event window).
     pub fn configure(&self, s: &BridgeSettings) {
         lock(&self.events).set_retention(s.retention_s.saturating_mul(1_000));
+        *lock(&self.settings) = s.clone();
+    }
+
+    /// The settings of the config applied last.
+    pub fn settings(&self) -> BridgeSettings {
+        lock(&self.settings).clone()
     }
 
     fn log(&self, agent_id: &str, kind: &'static str, data: Value) {
+        if let Some(r) = relay() {
+            r.announce(agent_id, kind, &data);
+        }
+        self.log_remote(agent_id, kind, data);
+    }
+
+    /// Records an event (another instance's, or this one's).
+    pub fn log_remote(&self, agent_id: &str, kind: &'static str, data: Value) {
         let e = lock(&self.events).push(crate::clock::wall_ms(), agent_id, kind, data);
         let _ = self.live.send(e);
+    }
+
+    /// The agents online here: id, name, tools.
+    pub fn local_agents(&self) -> Vec<(String, String, Arc<Vec<Tool>>)> {
+        let st = lock(&self.state);
+        st.online
+            .keys()
+            .filter_map(|id| {
+                let k = st.known.get(id)?;
+                Some((id.clone(), k.name.clone(), k.tools.clone()))
+            })
+            .collect()
     }
 
     /// Opens a tunnel for `agent_id` (its token's SHA-256 is `token`),
@@ -308,6 +371,9 @@ impl Hub {
         }
         metrics().f.bridge_agents.set(st.online.len() as i64);
         drop(st);
+        if let Some(r) = relay() {
+            tokio::spawn(r.publish_agents());
+        }
         self.log(
             agent_id,
             "agent.online",
@@ -328,6 +394,9 @@ impl Hub {
         }
         st.online.remove(agent_id);
         metrics().f.bridge_agents.set(st.online.len() as i64);
+        if let Some(r) = relay() {
+            r.forget(agent_id);
+        }
         let lost = sent_on(&st, agent_id, session);
         drop(st);
         for inv in lost {
@@ -359,30 +428,64 @@ impl Hub {
 
     /// Every known agent, online ones with their live tools.
     pub fn agents(&self) -> Vec<AgentView> {
-        let st = lock(&self.state);
-        let mut out: Vec<AgentView> = st
-            .known
-            .iter()
-            .map(|(id, k)| AgentView {
-                id: id.clone(),
-                name: k.name.clone(),
-                online: st.online.contains_key(id),
-                tools: k.tools.clone(),
-            })
-            .collect();
+        let mut by_id: HashMap<String, AgentView> = HashMap::new();
+        {
+            let st = lock(&self.state);
+            for (id, k) in &st.known {
+                by_id.insert(
+                    id.clone(),
+                    AgentView {
+                        id: id.clone(),
+                        name: k.name.clone(),
+                        online: st.online.contains_key(id),
+                        tools: k.tools.clone(),
+                    },
+                );
+            }
+        }
+        // Agents online on other instances (their tools as announced there).
+        for (id, r) in relay().map(|r| r.remotes()).unwrap_or_default() {
+            if by_id.get(&id).is_some_and(|a| a.online) {
+                continue;
+            }
+            by_id.insert(
+                id.clone(),
+                AgentView {
+                    id,
+                    name: r.name,
+                    online: true,
+                    tools: Arc::new(r.tools),
+                },
+            );
+        }
+        let mut out: Vec<AgentView> = by_id.into_values().collect();
         out.sort_by(|a, b| a.id.cmp(&b.id));
         out
     }
 
     /// One agent, if known.
     pub fn agent(&self, id: &str) -> Option<AgentView> {
-        let st = lock(&self.state);
-        st.known.get(id).map(|k| AgentView {
-            id: id.to_string(),
-            name: k.name.clone(),
-            online: st.online.contains_key(id),
-            tools: k.tools.clone(),
-        })
+        let local = {
+            let st = lock(&self.state);
+            st.known.get(id).map(|k| AgentView {
+                id: id.to_string(),
+                name: k.name.clone(),
+                online: st.online.contains_key(id),
+                tools: k.tools.clone(),
+            })
+        };
+        if local.as_ref().is_some_and(|a| a.online) {
+            return local;
+        }
+        match relay().and_then(|r| r.remote(id)) {
+            Some(r) => Some(AgentView {
+                id: id.to_string(),
+                name: r.name,
+                online: true,
+                tools: Arc::new(r.tools),
+            }),
+            None => local,
+        }
     }
 
     /// Starts (or, for a `req_id` already used with the same tool and
@@ -407,6 +510,34 @@ impl Hub {
             };
         }
         let Some(agent) = st.online.get(agent_id) else {
+            if let Some((relay, remote)) = relay().and_then(|r| Some((r, r.remote(agent_id)?))) {
+                let def = remote
+                    .tools
+                    .iter()
+                    .find(|t| t.name == tool)
+                    .ok_or(InvokeError::UnknownTool)?;
+                ArgSchema::compile(&def.input_schema)
+                    .and_then(|schema| schema.check(&arguments))
+                    .map_err(InvokeError::InvalidArguments)?;
+                if st.running >= s.max_invocations {
+                    return Err(InvokeError::Busy);
+                }
+                let msg = json!({"op": "invoke", "from": crate::fleet::id(), "req_id": req_id,
+                    "agent_id": agent_id, "tool": tool, "arguments": arguments,
+                    "timeout_ms": timeout_ms});
+                let inv = self.register(
+                    &mut st,
+                    req_id,
+                    agent_id,
+                    tool,
+                    arguments,
+                    timeout_ms,
+                    format!("{RELAYED}{}", remote.instance),
+                );
+                drop(st);
+                relay.send(&remote.instance, msg);
+                return Ok(inv);
+            }
             return Err(if st.known.contains_key(agent_id) {
                 InvokeError::Offline
             } else {
@@ -432,13 +563,38 @@ impl Hub {
         if agent.tx.try_send(frame).is_err() {
             return Err(InvokeError::Congested);
         }
+        let session = agent.session.clone();
+        let inv = self.register(
+            &mut st, req_id, agent_id, tool, arguments, timeout_ms, session,
+        );
+        drop(st);
+        self.log(
+            agent_id,
+            "invocation.started",
+            json!({"req_id": req_id, "tool_name": tool, "timeout_ms": timeout_ms}),
+        );
+        Ok(inv)
+    }
+
+    /// Records a new invocation sent on `session` and arms its timeout.
+    #[allow(clippy::too_many_arguments)]
+    fn register(
+        &self,
+        st: &mut State,
+        req_id: &str,
+        agent_id: &str,
+        tool: &str,
+        arguments: Value,
+        timeout_ms: u64,
+        session: String,
+    ) -> Arc<Invocation> {
         let inv = Arc::new(Invocation {
             req_id: req_id.to_string(),
             agent_id: agent_id.to_string(),
             tool: tool.to_string(),
             timeout_ms,
             arguments,
-            session: agent.session.clone(),
+            session,
             started: Instant::now(),
             inner: Mutex::new(InvInner {
                 kept: Vec::new(),
@@ -446,15 +602,9 @@ impl Hub {
             }),
             tx: broadcast::channel(READER_QUEUE).0,
         });
-        st.invocations.insert(k, inv.clone());
+        st.invocations.insert(key(agent_id, req_id), inv.clone());
         st.running += 1;
         metrics().f.bridge_running.set(st.running as i64);
-        drop(st);
-        self.log(
-            agent_id,
-            "invocation.started",
-            json!({"req_id": req_id, "tool_name": tool, "timeout_ms": timeout_ms}),
-        );
         let watched = Arc::downgrade(&inv);
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(timeout_ms)).await;
@@ -462,7 +612,65 @@ impl Hub {
                 hub().time_out(&inv);
             }
         });
-        Ok(inv)
+        inv
+    }
+
+    /// An event of an invocation relayed to another instance, sent back
+    /// from there.
+    pub fn relayed(&self, agent_id: &str, req_id: &str, kind: &str, data: Value) {
+        let Some(inv) = self
+            .invocation(agent_id, req_id)
+            .filter(|i| i.relayed_to().is_some())
+        else {
+            return;
+        };
+        match kind {
+            "progress" | "output" => {
+                let kind = if kind == "output" {
+                    "output"
+                } else {
+                    "progress"
+                };
+                self.note(&inv, kind, data);
+            }
+            "result" => {
+                self.finish(&inv, "result", data, "ok");
+            }
+            "cancelled" => {
+                self.finish(&inv, "cancelled", data, "cancelled");
+            }
+            _ => {
+                let outcome = match data["code"].as_str() {
+                    Some("invocation_timeout") => "timeout",
+                    Some("agent_disconnected") => "disconnected",
+                    _ => "error",
+                };
+                self.finish(&inv, "error", data, outcome);
+            }
+        }
+    }
+
+    /// Ends the relayed invocations whose agent's instance is no longer live.
+    pub fn end_orphans(&self, live: &dyn Fn(&str) -> bool) {
+        let orphans: Vec<Arc<Invocation>> = lock(&self.state)
+            .invocations
+            .values()
+            .filter(|i| i.relayed_to().is_some_and(|at| !live(at)) && !lock(&i.inner).done)
+            .cloned()
+            .collect();
+        for inv in orphans {
+            self.finish(
+                &inv,
+                "error",
+                error_data(
+                    "agent_disconnected",
+                    "the instance holding the agent's tunnel stopped",
+                    "upstream",
+                    502,
+                ),
+                "disconnected",
+            );
+        }
     }
 
     fn time_out(&self, inv: &Arc<Invocation>) {
@@ -486,6 +694,13 @@ impl Hub {
     /// Sends a cancel to the invocation's agent (if its tunnel is the one
     /// the invocation went out on).
     fn tell_agent(&self, inv: &Invocation, reason: &str) {
+        if let (Some(r), Some(at)) = (relay(), inv.relayed_to()) {
+            r.send(
+                at,
+                json!({"op": "cancel", "agent_id": inv.agent_id, "req_id": inv.req_id, "reason": reason}),
+            );
+            return;
+        }
         let st = lock(&self.state);
         if let Some(a) = st
             .online
@@ -613,6 +828,9 @@ impl Hub {
             metrics().f.bridge_running.set(st.running as i64);
             st.finished
                 .push_back((Instant::now(), key(&inv.agent_id, &inv.req_id)));
+        }
+        if inv.relayed_to().is_some() {
+            return true;
         }
         let mut summary = json!({
             "req_id": inv.req_id,

@@ -10,6 +10,7 @@
 //! | [`events`] | the event log and resuming it |
 //! | [`schema`] | tool arguments against the tool's JSON Schema |
 //! | [`mcp`] | the same tools as an MCP server (streamable HTTP) |
+//! | [`relay`] | invocations across instances, through the fleet's Redis |
 //! | [`agent`] | the reference agent (`sluice agent`) |
 //!
 //! The HTTP side (paths, authentication, SSE) is `crate::proxy::bridge`.
@@ -18,6 +19,7 @@ pub mod agent;
 pub mod events;
 pub mod hub;
 pub mod mcp;
+pub mod relay;
 pub mod schema;
 pub mod tokens;
 pub mod wire;
@@ -30,4 +32,9 @@ pub fn applied(config: &crate::config::Config) {
     hub().configure(&config.bridge);
     let valid = tokens::still_valid(config, crate::clock::unix_secs());
     hub().revalidate(&valid);
+}
+
+/// The Bridge settings of the config applied last.
+pub fn settings() -> crate::config::BridgeSettings {
+    hub().settings()
 }

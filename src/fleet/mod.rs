@@ -101,6 +101,8 @@ pub struct Applied {
 }
 
 struct Registry {
+    /// The key prefix the registry's keys start with.
+    prefix: String,
     url: String,
     key: String,
     /// `{prefix}routing`: each instance's routing figures.
@@ -157,6 +159,7 @@ pub fn init(config: &SluiceConfig, live: Arc<crate::live::LiveState>) {
     .find_map(|(on, url, prefix)| {
         url.as_ref().filter(|_| on).map(|u| Registry {
             url: u.expose().to_string(),
+            prefix: prefix.clone(),
             key: format!("{prefix}fleet"),
             routing_key: format!("{prefix}routing"),
             client: OnceCell::new(),
@@ -205,6 +208,18 @@ pub fn shared() -> bool {
 /// This instance's id ("" before [`init`]).
 pub fn id() -> &'static str {
     fleet().map_or("", |f| f.id.as_str())
+}
+
+/// The registry's Redis URL and key prefix, when the fleet shares one
+/// (the Bridge relays invocations through the same Redis).
+pub fn redis() -> Option<(String, String)> {
+    let r = fleet()?.registry.as_ref()?;
+    Some((r.url.clone(), r.prefix.clone()))
+}
+
+/// Whether instance `id` is live in the last list known (this one always is).
+pub fn is_live(id: &str) -> bool {
+    fleet().is_some_and(|f| id == f.id || f.members.load().iter().any(|m| m.id == id && m.live))
 }
 
 /// Beat now (a new config revision was applied).
