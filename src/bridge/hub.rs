@@ -264,16 +264,24 @@ impl Hub {
     }
 
     fn log(&self, agent_id: &str, kind: &'static str, data: Value) {
+        let e = self.log_at(crate::clock::wall_ms(), agent_id, kind, data);
         if let Some(r) = relay() {
-            r.announce(agent_id, kind, &data);
+            r.announce(&e);
         }
-        self.log_remote(agent_id, kind, data);
     }
 
-    /// Records an event (another instance's, or this one's).
-    pub fn log_remote(&self, agent_id: &str, kind: &'static str, data: Value) {
-        let e = lock(&self.events).push(crate::clock::wall_ms(), agent_id, kind, data);
-        let _ = self.live.send(e);
+    /// Records an event that happened at `at_ms` (another instance's, or
+    /// this one's).
+    pub fn log_at(
+        &self,
+        at_ms: u64,
+        agent_id: &str,
+        kind: &'static str,
+        data: Value,
+    ) -> Arc<Event> {
+        let e = lock(&self.events).push(at_ms, agent_id, kind, data);
+        let _ = self.live.send(e.clone());
+        e
     }
 
     /// The agents online here: id, name, tools.
@@ -461,6 +469,24 @@ impl Hub {
         let mut out: Vec<AgentView> = by_id.into_values().collect();
         out.sort_by(|a, b| a.id.cmp(&b.id));
         out
+    }
+
+    /// Remembers an agent online on another instance, so it is listed as
+    /// offline once it goes.
+    pub fn remember(&self, id: &str, name: &str, tools: &[Tool]) {
+        let mut st = lock(&self.state);
+        if st.online.contains_key(id)
+            || (st.known.len() >= REMEMBERED && !st.known.contains_key(id))
+        {
+            return;
+        }
+        st.known.insert(
+            id.to_string(),
+            Known {
+                name: name.to_string(),
+                tools: Arc::new(tools.to_vec()),
+            },
+        );
     }
 
     /// One agent, if known.

@@ -8,9 +8,12 @@
 //! - `{prefix}bridge:i:{instance}` (a channel per instance): `invoke`,
 //!   `cancel` for the instance holding the agent; `event` (progress,
 //!   output, the end) and `refused` back to the instance the client is on.
-//! - `{prefix}bridge:events` (a channel): every instance's lifecycle events,
-//!   which each instance adds to its own log, so `GET /bridge/events`
-//!   anywhere sees the whole fleet's.
+//! - `{prefix}bridge:events` (a channel) and `{prefix}bridge:log` (a list
+//!   of the last [`LOG_KEPT`]): every instance's lifecycle events, which
+//!   each instance adds to its own log, so `GET /bridge/events` anywhere
+//!   sees the whole fleet's. An instance that starts reads the list after
+//!   subscribing (events are told apart by their instance and sequence
+//!   number, so none is taken twice).
 //!
 //! The client's instance keeps a stand-in of the invocation (its timeout,
 //! its idempotent `req_id`, its events for late readers); it ends with an
@@ -37,6 +40,10 @@ pub struct RemoteAgent {
 
 pub struct Relay {
     client: Client,
+    /// Local lifecycle events to publish, in order.
+    outbox: tokio::sync::mpsc::UnboundedSender<Value>,
+    /// The last sequence number taken per other instance.
+    seen: std::sync::Mutex<HashMap<String, u64>>,
     subscriber: SubscriberClient,
     prefix: String,
     me: String,
@@ -49,6 +56,9 @@ static RELAY: OnceLock<Relay> = OnceLock::new();
 pub fn relay() -> Option<&'static Relay> {
     RELAY.get()
 }
+
+/// Lifecycle events kept in `{prefix}bridge:log`.
+const LOG_KEPT: i64 = 10_000;
 
 /// Seconds an agent entry stays without renewal before it is stale.
 const STALE_MS: u64 = 5_000;
@@ -66,6 +76,10 @@ impl Relay {
         format!("{}bridge:events", self.prefix)
     }
 
+    fn log_key(&self) -> String {
+        format!("{}bridge:log", self.prefix)
+    }
+
     /// Sends `msg` to `instance` (in the background: callers do not wait).
     pub fn send(&'static self, instance: &str, msg: Value) {
         let channel = self.channel(instance);
@@ -75,6 +89,18 @@ impl Relay {
                 log::warn!("bridge relay: cannot publish: {e}");
             }
         });
+    }
+
+    /// Sends `msg` to `instance` now (the events of one invocation go in
+    /// order).
+    async fn send_now(&self, instance: &str, msg: Value) {
+        let sent: Result<i64, _> = self
+            .client
+            .publish(self.channel(instance), msg.to_string())
+            .await;
+        if let Err(e) = sent {
+            log::warn!("bridge relay: cannot publish: {e}");
+        }
     }
 
     /// An agent on another live instance.
@@ -97,12 +123,43 @@ impl Relay {
     }
 
     /// A local lifecycle event, for the other instances' logs.
-    pub fn announce(&'static self, agent_id: &str, kind: &str, data: &Value) {
-        let msg = json!({"from": self.me, "agent_id": agent_id, "kind": kind, "data": data});
-        let channel = self.events_channel();
-        tokio::spawn(async move {
-            let _: Result<i64, _> = self.client.publish(channel, msg.to_string()).await;
-        });
+    pub fn announce(&self, e: &super::events::Event) {
+        let _ = self
+            .outbox
+            .send(json!({"from": self.me, "seq": e.seq, "at_ms": e.at_ms,
+            "agent_id": e.agent_id, "kind": e.kind, "data": e.data}));
+    }
+
+    /// Publishes the outbox in order: appended to the list, then announced.
+    async fn drain_outbox(&self, mut rx: tokio::sync::mpsc::UnboundedReceiver<Value>) {
+        while let Some(msg) = rx.recv().await {
+            let text = msg.to_string();
+            let _: Result<i64, _> = self.client.rpush(self.log_key(), text.as_str()).await;
+            let _: Result<(), _> = self.client.ltrim(self.log_key(), -LOG_KEPT, -1).await;
+            let _: Result<i64, _> = self.client.publish(self.events_channel(), text).await;
+        }
+    }
+
+    /// Another instance's lifecycle event, once.
+    fn take_event(&self, msg: &Value) {
+        let from = msg["from"].as_str().unwrap_or_default();
+        let seq = msg["seq"].as_u64().unwrap_or(0);
+        if from == self.me || from.is_empty() {
+            return;
+        }
+        if let Ok(mut seen) = self.seen.lock() {
+            let last = seen.entry(from.to_string()).or_insert(0);
+            if seq <= *last {
+                return;
+            }
+            *last = seq;
+        }
+        let kind = msg["kind"].as_str().and_then(super::hub::event_kind);
+        if let Some(kind) = kind {
+            let at = msg["at_ms"].as_u64().unwrap_or_else(crate::clock::wall_ms);
+            let agent = msg["agent_id"].as_str().unwrap_or_default();
+            hub().log_at(at, agent, kind, msg["data"].clone());
+        }
     }
 
     /// Writes (or renews) the registry entries of the agents online here.
@@ -152,6 +209,9 @@ impl Relay {
         if !stale.is_empty() {
             let _: Result<i64, _> = self.client.hdel(self.agents_key(), stale).await;
         }
+        for (id, a) in remote.iter().filter(|(_, a)| a.instance != self.me) {
+            hub().remember(id, &a.name, &a.tools);
+        }
         self.remote.store(Arc::new(remote));
     }
 
@@ -178,11 +238,7 @@ impl Relay {
         };
         let s = |k: &str| msg[k].as_str().unwrap_or_default().to_string();
         if channel == self.events_channel() {
-            if msg["from"] != self.me.as_str() {
-                if let Some(kind) = super::hub::event_kind(&s("kind")) {
-                    hub().log_remote(&s("agent_id"), kind, msg["data"].clone());
-                }
-            }
+            self.take_event(&msg);
             return;
         }
         match msg["op"].as_str() {
@@ -235,14 +291,14 @@ impl Relay {
         tokio::spawn(async move {
             let w = inv.watch();
             for e in &w.so_far {
-                self.send(&from, back(e.kind, (*e.data).clone()));
+                self.send_now(&from, back(e.kind, (*e.data).clone())).await;
                 if e.is_terminal() {
                     return;
                 }
             }
             let Some(mut rx) = w.live else { return };
             while let Ok(e) = rx.recv().await {
-                self.send(&from, back(e.kind, (*e.data).clone()));
+                self.send_now(&from, back(e.kind, (*e.data).clone())).await;
                 if e.is_terminal() {
                     return;
                 }
@@ -279,7 +335,10 @@ pub async fn run(mut shutdown: pingora::server::ShutdownWatch) {
     let _ = subscriber.manage_subscriptions();
     let _ = tokio::time::timeout(Duration::from_secs(2), client.wait_for_connect()).await;
     let _ = tokio::time::timeout(Duration::from_secs(2), subscriber.wait_for_connect()).await;
+    let (outbox, outbox_rx) = tokio::sync::mpsc::unbounded_channel();
     let relay = Relay {
+        outbox,
+        seen: Default::default(),
         client,
         subscriber,
         prefix,
@@ -293,6 +352,14 @@ pub async fn run(mut shutdown: pingora::server::ShutdownWatch) {
             log::warn!("bridge relay: cannot subscribe yet: {e}");
         }
     }
+    // The fleet's events from before this instance listened.
+    let kept: Result<Vec<String>, _> = relay.client.lrange(relay.log_key(), 0, -1).await;
+    for text in kept.unwrap_or_default() {
+        if let Ok(msg) = serde_json::from_str::<Value>(&text) {
+            relay.take_event(&msg);
+        }
+    }
+    tokio::spawn(relay.drain_outbox(outbox_rx));
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {

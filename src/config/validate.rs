@@ -367,7 +367,8 @@ impl Validator<'_> {
             }
             self.namespace_ref("default_namespace".into(), code);
         }
-        if c.routes.is_empty() && c.proxy_rules.iter().all(|r| !r.is_active) {
+        // A gateway that only serves the Bridge needs no route.
+        if c.routes.is_empty() && c.proxy_rules.iter().all(|r| !r.is_active) && !c.bridge.enabled {
             self.problem(
                 "routes",
                 "no route and no active proxy rule: every request would get 404",

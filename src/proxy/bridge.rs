@@ -523,11 +523,12 @@ pub fn start(
             ),
         ));
     }
-    let refused = |outcome: &str| {
+    // Names a client made up are not label values (no label explosion).
+    let refused = |agent: &str, tool: &str| {
         crate::metrics::metrics()
             .f
             .bridge_invocations
-            .with_label_values(&[agent_id, tool, outcome])
+            .with_label_values(&[agent, tool, "refused"])
             .inc();
     };
     hub()
@@ -535,7 +536,8 @@ pub fn start(
         .map_err(|e| {
             let f = match e {
                 InvokeError::UnknownAgent => {
-                    return Failure::new(404, "agent_not_found", format!("no agent {agent_id:?}"))
+                    refused("-", "-");
+                    return Failure::new(404, "agent_not_found", format!("no agent {agent_id:?}"));
                 }
                 InvokeError::Offline => Failure::new(
                     503,
@@ -543,11 +545,12 @@ pub fn start(
                     format!("agent {agent_id:?} has no live tunnel"),
                 ),
                 InvokeError::UnknownTool => {
+                    refused(agent_id, "-");
                     return Failure::new(
                         404,
                         "tool_not_found",
                         format!("agent {agent_id:?} has no tool {tool:?}"),
-                    )
+                    );
                 }
                 InvokeError::InvalidArguments(m) => Failure::new(400, "invalid_arguments", m),
                 InvokeError::Conflict => {
@@ -568,7 +571,7 @@ pub fn start(
                     format!("agent {agent_id:?} is not taking more work"),
                 ),
             };
-            refused("refused");
+            refused(agent_id, tool);
             f
         })
 }

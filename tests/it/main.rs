@@ -14,6 +14,7 @@ mod admin_openapi;
 mod admin_validate;
 mod anthropic_native;
 mod bad_input;
+mod bridge;
 mod cache;
 mod clients;
 mod config_sync;

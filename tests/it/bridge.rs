@@ -1,0 +1,909 @@
+//! The Bridge with the real binary: the gateway, the reference agent
+//! (`sluice agent`) as a separate process running local command tools (and
+//! a stdio MCP server built with the official Python SDK), and clients
+//! over HTTP and through the official MCP Python SDK
+//! (`tests/sdk/mcp_bridge.py`).
+
+use crate::common::*;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A temp directory for one test's tools file, pid files and logs.
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(name: &str) -> Dir {
+        let p = std::env::temp_dir().join(format!(
+            "sluice-bridge-{name}-{}-{:x}",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
+        std::fs::create_dir_all(&p).unwrap();
+        Dir(p)
+    }
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The tools file: `echo` (schema, output, progress), `count` (appends a
+/// line per run), `slow` (prints, then sleeps with its pid in a file),
+/// `fail` (exits 3); with `mcp`, the Python SDK's stdio server's tools as
+/// `py_*`.
+fn tools_file(dir: &Dir, mcp: bool) -> PathBuf {
+    let d = dir.0.display();
+    let mut yaml = format!(
+        r#"name: Test agent
+tools:
+  - name: echo
+    description: Echo the arguments back
+    input_schema: {{type: object, properties: {{text: {{type: string}}}}, required: [text], additionalProperties: false}}
+    command: ["/bin/sh", "-c", "cat; echo; echo PROGRESS 1/2 halfway >&2; echo done"]
+  - name: count
+    description: Count runs
+    command: ["/bin/sh", "-c", "echo run >> {d}/runs; wc -l < {d}/runs"]
+  - name: slow
+    description: Print, then wait
+    command: ["/bin/sh", "-c", "echo $$ > {d}/slow.pid; echo started; exec sleep 30"]
+  - name: fail
+    command: ["/bin/sh", "-c", "echo broken >&2; exit 3"]
+"#
+    );
+    if mcp {
+        let root = env!("CARGO_MANIFEST_DIR");
+        yaml.push_str(&format!(
+            "mcp_servers:\n  - command: [\"{root}/.venv-test/bin/python\", \"{root}/tests/sdk/mcp_stdio_server.py\"]\n    prefix: py_\n"
+        ));
+    }
+    let path = dir.path("agent.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+/// A running `sluice agent`; killed when dropped.
+struct Agent {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Agent {
+    fn start(gw: &Gateway, token: &str, id: &str, tools: &Path, dir: &Dir) -> Agent {
+        let log = dir.path(&format!("agent-{id}.log"));
+        let child = Command::new(sluice_bin())
+            .args([
+                "agent",
+                "--gateway",
+                &gw.url(""),
+                "--token",
+                token,
+                "--id",
+                id,
+            ])
+            .arg("--tools")
+            .arg(tools)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Agent { child, log }
+    }
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn bridge_config(extra: &str) -> String {
+    format!(
+        "{TEST_SERVER}listen:\n  proxy: \"{{proxy}}\"\nadmin: {{tokens: [adm]}}\nmetrics: {{token: m-tok}}\nauth:\n  enabled: true\n  keys:\n    - {{name: test, key: sk-test}}\n    - {{name: issuer, key: sk-issuer}}\ndefault_namespace: default\nnamespaces:\n  - namespace_code: default\nupstream_servers: []\nbridge:\n  enabled: true\n  token_issuers: [issuer]\n  ping_ms: 1000\n{extra}"
+    )
+}
+
+async fn call(
+    c: &reqwest::Client,
+    gw: &Gateway,
+    method: &str,
+    path: &str,
+    auth: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let url = gw.url(&format!("/internal/v1/bridge{path}"));
+    let mut req = match method {
+        "GET" => c.get(url),
+        _ => c.post(url),
+    };
+    if !auth.is_empty() {
+        req = req.bearer_auth(auth);
+    }
+    if let Some(b) = body {
+        req = req.body(b.to_string());
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+async fn issue(c: &reqwest::Client, gw: &Gateway, agent: &str, reset: bool) -> (String, u64) {
+    let (s, v) = call(
+        c,
+        gw,
+        "POST",
+        "/agent-token",
+        "adm",
+        Some(json!({"agent_id": agent, "reset": reset})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    (
+        v["token"].as_str().unwrap().to_string(),
+        v["version"].as_u64().unwrap(),
+    )
+}
+
+async fn wait_online(c: &reqwest::Client, gw: &Gateway, agent: &str, online: bool) {
+    let want = if online { "online" } else { "offline" };
+    eventually(&format!("agent {agent} {want}"), async || {
+        let (_, v) = call(c, gw, "GET", "/agents", "sk-test", None).await;
+        v["agents"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x["id"] == agent && x["status"] == want))
+    })
+    .await;
+}
+
+/// The SSE events of a finished stream: (event, data).
+fn sse(text: &str) -> Vec<(String, Value)> {
+    text.split("\n\n")
+        .filter_map(|block| {
+            let mut event = None;
+            let mut data = None;
+            for line in block.lines() {
+                if let Some(e) = line.strip_prefix("event: ") {
+                    event = Some(e.to_string());
+                }
+                if let Some(d) = line.strip_prefix("data: ") {
+                    data = serde_json::from_str(d).ok();
+                }
+            }
+            Some((event?, data.unwrap_or(Value::Null)))
+        })
+        .collect()
+}
+
+fn pid_gone(pid: &str) -> bool {
+    !Path::new(&format!("/proc/{}", pid.trim())).exists()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_tunnel_invoke_stream_cancel_timeout_and_reset() {
+    let dir = Dir::new("one");
+    let gw = Gateway::start(&bridge_config("")).await;
+    let c = reqwest::Client::new();
+
+    // Agent tokens: the admin token or a token issuer's key.
+    let (s, v) = call(
+        &c,
+        &gw,
+        "POST",
+        "/agent-token",
+        "",
+        Some(json!({"agent_id": "a1"})),
+    )
+    .await;
+    assert_eq!(s, 401, "{v}");
+    let (s, v) = call(
+        &c,
+        &gw,
+        "POST",
+        "/agent-token",
+        "sk-test",
+        Some(json!({"agent_id": "a1"})),
+    )
+    .await;
+    assert_eq!(s, 403, "{v}");
+    let (s, v) = call(
+        &c,
+        &gw,
+        "POST",
+        "/agent-token",
+        "sk-issuer",
+        Some(json!({"agent_id": "a1"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert!(v["token"].as_str().unwrap().starts_with("bat_"));
+    assert_eq!(
+        (v["version"].clone(), v["reset"].clone()),
+        (json!(1), json!(false))
+    );
+    assert!(v["expires_at"].as_str().unwrap().ends_with('Z'));
+    let (s, v) = call(
+        &c,
+        &gw,
+        "POST",
+        "/agent-token",
+        "adm",
+        Some(json!({"agent_id": "no spaces"})),
+    )
+    .await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (400, Some("invalid_request")),
+        "{v}"
+    );
+    let (s, _) = call(
+        &c,
+        &gw,
+        "POST",
+        "/agent-token",
+        "adm",
+        Some(json!({"agent": "a1"})),
+    )
+    .await;
+    assert_eq!(s, 400);
+    // A tunnel without a valid token is refused.
+    let r = c
+        .post(gw.url("/internal/v1/bridge/tunnel"))
+        .bearer_auth("bat_nope")
+        .body(json!({"agent_id": "a1"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+
+    let (token, _) = issue(&c, &gw, "a1", false).await;
+    let tools = tools_file(&dir, false);
+    let mut agent = Agent::start(&gw, &token, "a1", &tools, &dir);
+    wait_online(&c, &gw, "a1", true).await;
+
+    // Listings.
+    let (s, v) = call(&c, &gw, "GET", "/agents", "sk-test", None).await;
+    assert_eq!(s, 200);
+    assert_eq!(v["agents"][0]["name"], "Test agent");
+    let (s, v) = call(&c, &gw, "GET", "/agents", "", None).await;
+    assert_eq!(s, 401, "listings need a credential: {v}");
+    let (s, v) = call(&c, &gw, "GET", "/agents/a1/tools", "sk-test", None).await;
+    assert_eq!(s, 200);
+    let names: Vec<&str> = v["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["echo", "count", "slow", "fail"]);
+    assert_eq!(v["tools"][0]["input_schema"]["required"], json!(["text"]));
+    let (s, _) = call(&c, &gw, "GET", "/agents/nobody/tools", "sk-test", None).await;
+    assert_eq!(s, 404);
+
+    // JSON invocation; the declared Content-Type and the key order do not matter.
+    for (ct, body) in [
+        (
+            "application/json",
+            r#"{"req_id":"j1","agent_id":"a1","tool_name":"echo","arguments":{"text":"hi"}}"#,
+        ),
+        (
+            "text/plain",
+            r#"{"arguments":{"text":"hi"},"tool_name":"echo","agent_id":"a1","req_id":"j2"}"#,
+        ),
+    ] {
+        let r = c
+            .post(gw.url("/internal/v1/bridge/invoke"))
+            .bearer_auth("sk-test")
+            .header("content-type", ct)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["status"], "ok", "{v}");
+        assert_eq!(v["result"]["stdout"], "{\"text\":\"hi\"}\ndone\n");
+        assert_eq!(v["result"]["exit_code"], 0);
+    }
+
+    // Streamed: output and progress as they come, then the result, then end.
+    let r = c
+        .post(gw.url("/internal/v1/bridge/invoke"))
+        .bearer_auth("sk-test")
+        .body(json!({"req_id": "s1", "agent_id": "a1", "tool_name": "echo", "arguments": {"text": "x"}, "stream": true}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["content-type"], "text/event-stream");
+    let events = sse(&r.text().await.unwrap());
+    let kinds: Vec<&str> = events.iter().map(|(e, _)| e.as_str()).collect();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "output").count(),
+        2,
+        "{kinds:?}"
+    );
+    assert!(kinds.contains(&"progress"), "{kinds:?}");
+    assert_eq!(kinds[kinds.len() - 2..], ["result", "end"], "{kinds:?}");
+    let progress = &events.iter().find(|(e, _)| e == "progress").unwrap().1;
+    assert_eq!(
+        (progress["progress"].as_f64(), progress["total"].as_f64()),
+        (Some(1.0), Some(2.0))
+    );
+    assert_eq!(progress["message"], "halfway");
+
+    // Bad arguments: 400 naming the field, before anything runs.
+    let (s, v) = call(&c, &gw, "POST", "/invoke", "sk-test", Some(json!({"req_id": "b1", "agent_id": "a1", "tool_name": "echo", "arguments": {"text": 5}}))).await;
+    assert_eq!(
+        (s, v["code"].as_str(), v["source"].as_str()),
+        (400, Some("invalid_arguments"), Some("client")),
+        "{v}"
+    );
+    assert!(
+        v["message"].as_str().unwrap().starts_with("arguments/text"),
+        "{v}"
+    );
+    let (s, v) = call(&c, &gw, "POST", "/invoke", "sk-test", Some(json!({"req_id": "b2", "agent_id": "a1", "tool_name": "echo", "arguments": {"text": "a", "extra": 1}}))).await;
+    assert_eq!(s, 400, "{v}");
+    let (s, v) = call(
+        &c,
+        &gw,
+        "POST",
+        "/invoke",
+        "sk-test",
+        Some(json!({"req_id": "b3", "agent_id": "a1", "tool_name": "nope"})),
+    )
+    .await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (404, Some("tool_not_found")),
+        "{v}"
+    );
+    let (s, v) = call(
+        &c,
+        &gw,
+        "POST",
+        "/invoke",
+        "sk-test",
+        Some(json!({"req_id": "b4", "agent_id": "zz", "tool_name": "echo"})),
+    )
+    .await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (404, Some("agent_not_found")),
+        "{v}"
+    );
+    let (s, v) = call(&c, &gw, "POST", "/invoke", "sk-test", Some(json!({"req_id": "b5", "agent_id": "a1", "tool_name": "echo", "arguments": {"text": "a"}, "timeout_ms": 0}))).await;
+    assert_eq!(s, 400, "{v}");
+    let (s, v) = call(
+        &c,
+        &gw,
+        "POST",
+        "/invoke",
+        "sk-test",
+        Some(json!({"req_id": "b6"})),
+    )
+    .await;
+    assert_eq!(s, 400, "{v}");
+    // A tool that fails: 502 from the upstream side.
+    let (s, v) = call(
+        &c,
+        &gw,
+        "POST",
+        "/invoke",
+        "sk-test",
+        Some(json!({"req_id": "f1", "agent_id": "a1", "tool_name": "fail"})),
+    )
+    .await;
+    assert_eq!(
+        (s, v["code"].as_str(), v["source"].as_str()),
+        (502, Some("tool_error"), Some("upstream")),
+        "{v}"
+    );
+    assert!(v["message"].as_str().unwrap().contains("broken"), "{v}");
+
+    // An idempotent req_id: the same outcome, run once; other arguments: 409.
+    let (s1, v1) = call(
+        &c,
+        &gw,
+        "POST",
+        "/invoke",
+        "sk-test",
+        Some(json!({"req_id": "once", "agent_id": "a1", "tool_name": "count"})),
+    )
+    .await;
+    let (s2, v2) = call(
+        &c,
+        &gw,
+        "POST",
+        "/invoke",
+        "sk-test",
+        Some(json!({"tool_name": "count", "req_id": "once", "agent_id": "a1", "arguments": {}})),
+    )
+    .await;
+    assert_eq!((s1, s2), (200, 200));
+    assert_eq!(v1["result"], v2["result"]);
+    assert_eq!(std::fs::read_to_string(dir.path("runs")).unwrap(), "run\n");
+    let (s, v) = call(&c, &gw, "POST", "/invoke", "sk-test", Some(json!({"req_id": "once", "agent_id": "a1", "tool_name": "echo", "arguments": {"text": "a"}}))).await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (409, Some("req_id_conflict")),
+        "{v}"
+    );
+
+    // Timeout: 504, and the agent is told to stop (its process goes).
+    let _ = std::fs::remove_file(dir.path("slow.pid"));
+    let (s, v) = call(
+        &c,
+        &gw,
+        "POST",
+        "/invoke",
+        "sk-test",
+        Some(json!({"req_id": "t1", "agent_id": "a1", "tool_name": "slow", "timeout_ms": 700})),
+    )
+    .await;
+    assert_eq!(
+        (s, v["code"].as_str(), v["source"].as_str()),
+        (504, Some("invocation_timeout"), Some("gateway")),
+        "{v}"
+    );
+    let pid = std::fs::read_to_string(dir.path("slow.pid")).unwrap();
+    eventually("the timed-out tool's process ends", async || pid_gone(&pid)).await;
+
+    // Cancel mid-stream: the stream ends with `cancelled`, the process goes,
+    // a second cancel says it had finished, an unknown one is 404.
+    let _ = std::fs::remove_file(dir.path("slow.pid"));
+    let mut r = c
+        .post(gw.url("/internal/v1/bridge/invoke"))
+        .bearer_auth("sk-test")
+        .body(
+            json!({"req_id": "c1", "agent_id": "a1", "tool_name": "slow", "stream": true})
+                .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let mut text = String::new();
+    while !text.contains("event: output") {
+        text.push_str(&String::from_utf8_lossy(&r.chunk().await.unwrap().unwrap()));
+    }
+    let (s, v) = call(
+        &c,
+        &gw,
+        "POST",
+        "/cancel",
+        "sk-test",
+        Some(json!({"req_id": "c1", "agent_id": "a1", "reason": "user_cancel"})),
+    )
+    .await;
+    assert_eq!((s, v["cancelled"].clone()), (200, json!(true)), "{v}");
+    while let Some(chunk) = r.chunk().await.unwrap() {
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let kinds: Vec<String> = sse(&text).into_iter().map(|(e, _)| e).collect();
+    assert_eq!(kinds, ["output", "cancelled", "end"]);
+    let pid = std::fs::read_to_string(dir.path("slow.pid")).unwrap();
+    eventually("the cancelled tool's process ends", async || pid_gone(&pid)).await;
+    let (s, v) = call(
+        &c,
+        &gw,
+        "POST",
+        "/cancel",
+        "sk-test",
+        Some(json!({"req_id": "c1", "agent_id": "a1"})),
+    )
+    .await;
+    assert_eq!(
+        (s, v["status"].as_str()),
+        (200, Some("already_finished")),
+        "{v}"
+    );
+    let (s, _) = call(
+        &c,
+        &gw,
+        "POST",
+        "/cancel",
+        "sk-test",
+        Some(json!({"req_id": "zz", "agent_id": "a1"})),
+    )
+    .await;
+    assert_eq!(s, 404);
+
+    // Metrics per agent and tool.
+    let m = gw.metrics(&c, "m-tok").await;
+    for line in [
+        r#"sluice_bridge_invocations_total{agent="a1",outcome="ok",tool="echo"} 3"#,
+        r#"sluice_bridge_invocations_total{agent="a1",outcome="refused",tool="echo"} 2"#,
+        r#"sluice_bridge_invocations_total{agent="a1",outcome="refused",tool="-"} 1"#,
+        r#"sluice_bridge_invocations_total{agent="-",outcome="refused",tool="-"} 1"#,
+        r#"sluice_bridge_invocations_total{agent="a1",outcome="timeout",tool="slow"} 1"#,
+        r#"sluice_bridge_invocations_total{agent="a1",outcome="cancelled",tool="slow"} 1"#,
+        r#"sluice_bridge_invocations_total{agent="a1",outcome="error",tool="fail"} 1"#,
+        "sluice_bridge_agents_online 1",
+    ] {
+        assert!(m.contains(line), "missing {line}");
+    }
+
+    // A second agent killed mid-invocation: a clear error event, no hang.
+    let (t2, _) = issue(&c, &gw, "a2", false).await;
+    let killed = Agent::start(&gw, &t2, "a2", &tools, &dir);
+    wait_online(&c, &gw, "a2", true).await;
+    let mut r = c
+        .post(gw.url("/internal/v1/bridge/invoke"))
+        .bearer_auth("sk-test")
+        .body(
+            json!({"req_id": "k1", "agent_id": "a2", "tool_name": "slow", "stream": true})
+                .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let mut text = String::new();
+    while !text.contains("event: output") {
+        text.push_str(&String::from_utf8_lossy(&r.chunk().await.unwrap().unwrap()));
+    }
+    drop(killed);
+    let rest = tokio::time::timeout(PATIENCE, async {
+        while let Some(chunk) = r.chunk().await.unwrap() {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        text
+    })
+    .await
+    .expect("the stream ends when the agent dies");
+    let events = sse(&rest);
+    assert_eq!(events[events.len() - 2].0, "error", "{events:?}");
+    assert_eq!(events[events.len() - 2].1["code"], "agent_disconnected");
+    wait_online(&c, &gw, "a2", false).await;
+    let (s, v) = call(&c, &gw, "POST", "/invoke", "sk-test", Some(json!({"req_id": "k2", "agent_id": "a2", "tool_name": "echo", "arguments": {"text": "a"}}))).await;
+    assert_eq!((s, v["code"].as_str()), (503, Some("agent_offline")), "{v}");
+
+    // Reset: version 2; the running agent's tunnel closes and its old
+    // token is refused on reconnect (the agent stops with an error).
+    let (_, version) = issue(&c, &gw, "a1", true).await;
+    assert_eq!(version, 2);
+    let status = tokio::task::spawn_blocking(move || {
+        let deadline = std::time::Instant::now() + PATIENCE;
+        loop {
+            if let Some(s) = agent.child.try_wait().unwrap() {
+                return (s, agent.log());
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the agent kept running"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    })
+    .await
+    .unwrap();
+    assert!(!status.0.success());
+    assert!(
+        status.1.contains("refused the tunnel (401)"),
+        "{}",
+        status.1
+    );
+    wait_online(&c, &gw, "a1", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lifecycle_events_resume_with_last_event_id() {
+    let dir = Dir::new("events");
+    let gw = Gateway::start(&bridge_config("")).await;
+    let c = reqwest::Client::new();
+    let (token, _) = issue(&c, &gw, "ev", false).await;
+    let _agent = Agent::start(&gw, &token, "ev", &tools_file(&dir, false), &dir);
+    wait_online(&c, &gw, "ev", true).await;
+    for id in ["e1", "e2"] {
+        let (s, _) = call(
+            &c,
+            &gw,
+            "POST",
+            "/invoke",
+            "sk-test",
+            Some(json!({"req_id": id, "agent_id": "ev", "tool_name": "count"})),
+        )
+        .await;
+        assert_eq!(s, 200);
+    }
+    // (id, event) of the first `n` events of a stream opened with `last`.
+    async fn read(
+        c: &reqwest::Client,
+        gw: &Gateway,
+        last: &str,
+        query: &str,
+        n: usize,
+    ) -> Vec<(String, String, Value)> {
+        let mut r = c
+            .get(gw.url(&format!("/internal/v1/bridge/events{query}")))
+            .bearer_auth("sk-test")
+            .header("last-event-id", last)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let mut text = String::new();
+        let mut out = Vec::new();
+        while out.len() < n {
+            let chunk = tokio::time::timeout(PATIENCE, r.chunk())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            text.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = text.find("\n\n") {
+                let block: String = text.drain(..end + 2).collect();
+                let get = |p: &str| {
+                    block
+                        .lines()
+                        .find_map(|l| l.strip_prefix(p))
+                        .map(str::to_string)
+                };
+                if let Some(event) = get("event: ") {
+                    let data = get("data: ")
+                        .and_then(|d| serde_json::from_str(&d).ok())
+                        .unwrap_or(Value::Null);
+                    out.push((get("id: ").unwrap_or_default(), event, data));
+                }
+            }
+        }
+        out
+    }
+    // An id that cannot be resumed: a gap notice, then every kept event.
+    let all = read(&c, &gw, "unknown", "", 6).await;
+    let kinds: Vec<&str> = all.iter().map(|(_, e, _)| e.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "gap",
+            "agent.online",
+            "invocation.started",
+            "invocation.finished",
+            "invocation.started",
+            "invocation.finished"
+        ]
+    );
+    assert_eq!(all[3].2["outcome"], "ok");
+    assert_eq!(all[3].2["req_id"], "e1");
+    // Resumed after the first `invocation.finished`: the next ones only.
+    let after = read(&c, &gw, &all[3].0, "", 2).await;
+    assert_eq!(after[0].0, all[4].0);
+    assert_eq!(after[1].0, all[5].0);
+    // Live events reach a reader, filtered by agent.
+    let c2 = c.clone();
+    let gw_url = gw.url("");
+    let live = tokio::spawn(async move {
+        let mut r = c2
+            .get(format!("{gw_url}/internal/v1/bridge/events?agent_id=ev"))
+            .bearer_auth("sk-test")
+            .send()
+            .await
+            .unwrap();
+        let mut text = String::new();
+        while !text.contains("event: invocation.finished") {
+            let chunk = tokio::time::timeout(PATIENCE, r.chunk())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        text
+    });
+    // The reader is subscribed once its first bytes arrived; invoke until seen.
+    eventually("a live event reaches the reader", async || {
+        let (s, _) = call(&c, &gw, "POST", "/invoke", "sk-test", Some(json!({"req_id": format!("l{}", fastrand::u32(..)), "agent_id": "ev", "tool_name": "count"}))).await;
+        assert_eq!(s, 200);
+        live.is_finished()
+    })
+    .await;
+    assert!(live.await.unwrap().contains("\"req_id\":\"l"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invocations_pass_the_namespace_rules() {
+    let dir = Dir::new("limits");
+    let rules = "rules:\n  - rule_name: two-calls\n    namespace: default\n    rule_type: rate_limit\n    rule_config: {max_requests: 2, time_window_seconds: 60}\n";
+    let gw = Gateway::start(&bridge_config(rules)).await;
+    let c = reqwest::Client::new();
+    let (token, _) = issue(&c, &gw, "lim", false).await;
+    let _agent = Agent::start(&gw, &token, "lim", &tools_file(&dir, false), &dir);
+    wait_online(&c, &gw, "lim", true).await;
+    let mut statuses = Vec::new();
+    for i in 0..3 {
+        let (s, v) = call(
+            &c,
+            &gw,
+            "POST",
+            "/invoke",
+            "sk-test",
+            Some(json!({"req_id": format!("r{i}"), "agent_id": "lim", "tool_name": "count"})),
+        )
+        .await;
+        statuses.push((s, v["code"].as_str().map(str::to_string)));
+    }
+    assert_eq!(statuses[..2], [(200, None), (200, None)]);
+    assert_eq!(statuses[2], (429, Some("rate_limited".to_string())));
+    // Listings are not invocations.
+    let (s, _) = call(&c, &gw, "GET", "/agents", "sk-test", None).await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        std::fs::read_to_string(dir.path("runs"))
+            .unwrap()
+            .lines()
+            .count(),
+        2
+    );
+}
+
+/// Two instances sharing a Redis: the agent's tunnel on one, the client on
+/// the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_on_one_instance_serves_clients_of_another() {
+    let dir = Dir::new("two");
+    let prefix = format!("brt{:x}:", fastrand::u64(..));
+    let shared = format!("fleet: {{heartbeat_ms: 200}}\ncache:\n  redis_url: \"redis://127.0.0.1:6379\"\n  key_prefix: \"{prefix}\"\n");
+    let a = Gateway::start(&bridge_config(&shared)).await;
+    let b = Gateway::start(&bridge_config(&shared)).await;
+    let c = reqwest::Client::new();
+    let (token, _) = issue(&c, &a, "far", false).await;
+    let agent = Agent::start(&a, &token, "far", &tools_file(&dir, false), &dir);
+    wait_online(&c, &b, "far", true).await;
+    let (s, v) = call(&c, &b, "GET", "/agents/far/tools", "sk-test", None).await;
+    assert_eq!(
+        (s, v["tools"].as_array().map(Vec::len)),
+        (200, Some(4)),
+        "{v}"
+    );
+
+    let (s, v) = call(&c, &b, "POST", "/invoke", "sk-test", Some(json!({"req_id": "r1", "agent_id": "far", "tool_name": "echo", "arguments": {"text": "via b"}}))).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["result"]["stdout"], "{\"text\":\"via b\"}\ndone\n");
+    // Schema checked on the client's instance.
+    let (s, v) = call(
+        &c,
+        &b,
+        "POST",
+        "/invoke",
+        "sk-test",
+        Some(json!({"req_id": "r2", "agent_id": "far", "tool_name": "echo", "arguments": {}})),
+    )
+    .await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (400, Some("invalid_arguments")),
+        "{v}"
+    );
+    // Streamed through the relay: every event, in order.
+    let text = c
+        .post(b.url("/internal/v1/bridge/invoke"))
+        .bearer_auth("sk-test")
+        .body(json!({"req_id": "r3", "agent_id": "far", "tool_name": "echo", "arguments": {"text": "s"}, "stream": true}).to_string())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let kinds: Vec<String> = sse(&text).into_iter().map(|(e, _)| e).collect();
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "output").count(),
+        2,
+        "{kinds:?}"
+    );
+    assert_eq!(kinds[kinds.len() - 2..], ["result", "end"], "{kinds:?}");
+    // Idempotent across the relay.
+    for _ in 0..2 {
+        let (s, _) = call(
+            &c,
+            &b,
+            "POST",
+            "/invoke",
+            "sk-test",
+            Some(json!({"req_id": "once", "agent_id": "far", "tool_name": "count"})),
+        )
+        .await;
+        assert_eq!(s, 200);
+    }
+    assert_eq!(std::fs::read_to_string(dir.path("runs")).unwrap(), "run\n");
+    // A cancel on the client's instance reaches the agent.
+    let mut r = c
+        .post(b.url("/internal/v1/bridge/invoke"))
+        .bearer_auth("sk-test")
+        .body(
+            json!({"req_id": "c1", "agent_id": "far", "tool_name": "slow", "stream": true})
+                .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let mut text = String::new();
+    while !text.contains("event: output") {
+        text.push_str(&String::from_utf8_lossy(&r.chunk().await.unwrap().unwrap()));
+    }
+    let (s, _) = call(
+        &c,
+        &b,
+        "POST",
+        "/cancel",
+        "sk-test",
+        Some(json!({"req_id": "c1", "agent_id": "far"})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    while let Some(chunk) = r.chunk().await.unwrap() {
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(text.contains("event: cancelled"), "{text}");
+    let pid = std::fs::read_to_string(dir.path("slow.pid")).unwrap();
+    eventually("the cancelled tool's process ends", async || pid_gone(&pid)).await;
+    // The other instance's events are in this one's stream.
+    let mut r = c
+        .get(b.url("/internal/v1/bridge/events"))
+        .bearer_auth("sk-test")
+        .header("last-event-id", "x")
+        .send()
+        .await
+        .unwrap();
+    let mut text = String::new();
+    while !text.contains("event: agent.online") {
+        text.push_str(&String::from_utf8_lossy(&r.chunk().await.unwrap().unwrap()));
+    }
+    drop(r);
+    // The agent dies mid-invocation: the client on the other instance
+    // gets the error, not a hang.
+    let mut r = c
+        .post(b.url("/internal/v1/bridge/invoke"))
+        .bearer_auth("sk-test")
+        .body(
+            json!({"req_id": "k1", "agent_id": "far", "tool_name": "slow", "stream": true})
+                .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let mut text = String::new();
+    while !text.contains("event: output") {
+        text.push_str(&String::from_utf8_lossy(&r.chunk().await.unwrap().unwrap()));
+    }
+    drop(agent);
+    let text = tokio::time::timeout(PATIENCE, async {
+        while let Some(chunk) = r.chunk().await.unwrap() {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        text
+    })
+    .await
+    .expect("the stream ends");
+    assert!(text.contains("agent_disconnected"), "{text}");
+    wait_online(&c, &b, "far", false).await;
+}
+
+/// The official MCP Python SDK lists and calls the bridged tools,
+/// including those the agent re-exports from a stdio MCP server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mcp_sdk_lists_and_calls_bridged_tools() {
+    let dir = Dir::new("mcp");
+    let gw = Gateway::start(&bridge_config("")).await;
+    let c = reqwest::Client::new();
+    let (token, _) = issue(&c, &gw, "a1", false).await;
+    let _agent = Agent::start(&gw, &token, "a1", &tools_file(&dir, true), &dir);
+    wait_online(&c, &gw, "a1", true).await;
+    run_sdk_script("mcp_bridge.py", gw.url("/internal/v1/mcp")).await;
+    // The cancelled call's process went (the SDK script cancels `slow`).
+    let pid = std::fs::read_to_string(dir.path("slow.pid")).unwrap();
+    eventually("the cancelled tool's process ends", async || pid_gone(&pid)).await;
+}
