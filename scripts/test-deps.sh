@@ -66,6 +66,10 @@ if ! .venv-test/bin/python -c "import kubernetes_validate, yaml" 2>/dev/null; th
   echo "test-deps: installing kubernetes-validate and PyYAML into .venv-test (deploy/check.py)"
   .venv-test/bin/pip install -q --disable-pip-version-check "kubernetes-validate>=1.30" "pyyaml>=6"
 fi
+if ! .venv-test/bin/python -c "import mcp" 2>/dev/null; then
+  echo "test-deps: installing the MCP Python SDK into .venv-test (the Bridge's MCP tests)"
+  .venv-test/bin/pip install -q --disable-pip-version-check "mcp>=2.3"
+fi
 if ! .venv-test/bin/python -c "import anthropic" 2>/dev/null; then
   echo "test-deps: installing the anthropic Python SDK into .venv-test"
   .venv-test/bin/pip install -q --disable-pip-version-check "anthropic>=0.40"

@@ -754,8 +754,9 @@ async fn invocations_pass_the_namespace_rules() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_on_one_instance_serves_clients_of_another() {
     let dir = Dir::new("two");
-    let prefix = format!("brt{:x}:", fastrand::u64(..));
-    let shared = format!("fleet: {{heartbeat_ms: 200}}\ncache:\n  redis_url: \"redis://127.0.0.1:6379\"\n  key_prefix: \"{prefix}\"\n");
+    // The config store (agent tokens) in MySQL, its bus and the fleet in Redis.
+    let store = StoreGuard::new();
+    let shared = format!("fleet: {{heartbeat_ms: 200}}\n{}", store.yaml(None));
     let a = Gateway::start(&bridge_config(&shared)).await;
     let b = Gateway::start(&bridge_config(&shared)).await;
     let c = reqwest::Client::new();
@@ -890,6 +891,27 @@ async fn an_agent_on_one_instance_serves_clients_of_another() {
     .expect("the stream ends");
     assert!(text.contains("agent_disconnected"), "{text}");
     wait_online(&c, &b, "far", false).await;
+
+    // Tokens are shared: one issued through B opens a tunnel on A, and a
+    // reset through B closes that tunnel on A and refuses the old token.
+    let (token, _) = issue(&c, &b, "z", false).await;
+    let mut z = Agent::start(&a, &token, "z", &tools_file(&dir, false), &dir);
+    wait_online(&c, &b, "z", true).await;
+    issue(&c, &b, "z", true).await;
+    let (status, log) = tokio::task::spawn_blocking(move || {
+        let deadline = std::time::Instant::now() + PATIENCE;
+        loop {
+            if let Some(s) = z.child.try_wait().unwrap() {
+                return (s, z.log());
+            }
+            assert!(std::time::Instant::now() < deadline, "the agent kept running");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    })
+    .await
+    .unwrap();
+    assert!(!status.success());
+    assert!(log.contains("refused the tunnel (401)"), "{log}");
 }
 
 /// The official MCP Python SDK lists and calls the bridged tools,
