@@ -51,6 +51,21 @@ pub struct Line<'a> {
     /// none when the model does not cache.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache: Option<&'a str>,
+    /// A Bridge invocation (`POST /internal/v1/bridge/invoke`, MCP
+    /// `tools/call`): which agent's tool, and how it ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bridge: Option<BridgeCall<'a>>,
+}
+
+/// The Bridge part of an access log line.
+#[derive(Debug, Serialize)]
+pub struct BridgeCall<'a> {
+    pub agent: &'a str,
+    pub tool: &'a str,
+    pub req_id: &'a str,
+    /// `ok`, `error`, `cancelled`, `running` (the client left first) or
+    /// `refused` (never sent).
+    pub outcome: &'a str,
 }
 
 /// What the writer thread is told.

@@ -227,7 +227,7 @@ pub async fn admit_call(
     body: &Bytes,
     parsed: Option<&Value>,
     rid: &str,
-) -> Result<Option<Reservation>, Failure> {
+) -> Result<(usize, Option<Reservation>), Failure> {
     let req = session.req_header();
     let headers = Headers(&req.headers);
     let facts = decision::Request {
@@ -258,7 +258,73 @@ pub async fn admit_call(
         },
     )
     .await?;
-    Ok(granted.and_then(|g| g.reservation))
+    Ok((namespace, granted.and_then(|g| g.reservation)))
+}
+
+/// Writes the access log line of an invocation request.
+#[allow(clippy::too_many_arguments)]
+pub fn access(
+    session: &Session,
+    rt: &Snapshot,
+    rid: &str,
+    caller: &Caller,
+    namespace: Option<usize>,
+    started: std::time::Instant,
+    call: (&str, &str, &str),
+    answered: &Result<(), Failure>,
+) {
+    use crate::metrics::access_log::{self, BridgeCall, Line};
+    if !access_log::enabled() {
+        return;
+    }
+    let (agent, tool, req_id) = call;
+    let (status, error) = match answered {
+        Ok(()) => (200, None),
+        Err(f) => (f.status, Some(f.code)),
+    };
+    let outcome = match hub().invocation(agent, req_id).map(|i| i.watch()) {
+        None => "refused",
+        Some(w) => match w.so_far.iter().find(|e| e.is_terminal()) {
+            Some(e) if e.kind == "result" => "ok",
+            Some(e) if e.kind == "cancelled" => "cancelled",
+            Some(_) => "error",
+            None => "running",
+        },
+    };
+    let req = session.req_header();
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    access_log::write(&Line {
+        ts: access_log::timestamp(std::time::SystemTime::now()),
+        trace_id: rid,
+        method: req.method.as_str(),
+        path: req.uri.path(),
+        namespace: namespace.map_or("-", |n| rt.namespaces[n].code.as_str()),
+        channel: "internal",
+        route: "-",
+        key_name: caller.key.map_or("-", |k| rt.keys[k].name.as_str()),
+        model: "-",
+        upstream: "-",
+        provider: "-",
+        status,
+        error,
+        stream: false,
+        attempts: 0,
+        tokens_in: 0,
+        tokens_out: 0,
+        cost: 0.0,
+        latency_ms: ms,
+        gateway_ms: ms,
+        upstream_ms: 0.0,
+        ttfb_ms: None,
+        ttft_ms: None,
+        cache: None,
+        bridge: Some(BridgeCall {
+            agent,
+            tool,
+            req_id,
+            outcome,
+        }),
+    });
 }
 
 /// Gives back what [`admit_call`] held.
@@ -580,9 +646,29 @@ async fn invoke(session: &mut Session, rt: &Snapshot, rid: &str) -> Result<(), F
     let body = body_of(session, rt, rt.config.limits.max_body_bytes).await?;
     let caller = client(session, rt, body.clone()).await?;
     let parsed: Value = parse(&body)?;
-    let held = admit_call(session, rt, &caller, &body, Some(&parsed), rid).await?;
-    let answered = invoke_held(session, rt, rid, &body).await;
-    release(rt, held).await;
+    let started = std::time::Instant::now();
+    let name = |k: &str| {
+        parsed[k]
+            .as_str()
+            .unwrap_or("-")
+            .chars()
+            .take(256)
+            .collect::<String>()
+    };
+    let (agent, tool, req_id) = (name("agent_id"), name("tool_name"), name("req_id"));
+    let (namespace, answered) =
+        match admit_call(session, rt, &caller, &body, Some(&parsed), rid).await {
+            Ok((namespace, held)) => {
+                let answered = invoke_held(session, rt, rid, &body).await;
+                release(rt, held).await;
+                (Some(namespace), answered)
+            }
+            Err(f) => (None, Err(f)),
+        };
+    let call = (agent.as_str(), tool.as_str(), req_id.as_str());
+    access(
+        session, rt, rid, &caller, namespace, started, call, &answered,
+    );
     answered
 }
 

@@ -5,7 +5,7 @@
 //! away during a call, or sends `notifications/cancelled`, cancels the
 //! invocation.
 
-use super::bridge::{admit_call, last_event, release, sse_header, start, Failure};
+use super::bridge::{access, admit_call, last_event, release, sse_header, start, Failure};
 use super::reply;
 use crate::bridge::hub::{hub, InvEvent, Invocation};
 use crate::bridge::mcp::{self, Step};
@@ -85,19 +85,38 @@ pub async fn serve(
             progress,
         } => {
             // The namespace's rules, as for `/bridge/invoke`.
-            let held = match admit_call(session, rt, caller, body, Some(&msg), rid).await {
-                Ok(h) => h,
-                Err(f) => {
-                    let m = format!("{}: {}", f.code, f.message);
-                    return send(session, 200, &mcp::error(&id, mcp::INTERNAL, &m), rid, None)
+            let started = std::time::Instant::now();
+            let mcp_session = presented.unwrap_or_else(|| rid.to_string());
+            let req_id = format!("mcp-{mcp_session}-{id}");
+            let (namespace, answered) =
+                match admit_call(session, rt, caller, body, Some(&msg), rid).await {
+                    Ok((namespace, held)) => {
+                        let answered = call(
+                            session,
+                            rt,
+                            rid,
+                            mcp_session,
+                            id,
+                            (&agent, &tool, &req_id),
+                            arguments,
+                            progress,
+                        )
                         .await;
-                }
-            };
-            let answered = call(
-                session, rt, rid, presented, id, agent, tool, arguments, progress,
-            )
-            .await;
-            release(rt, held).await;
+                        release(rt, held).await;
+                        (Some(namespace), answered)
+                    }
+                    Err(f) => {
+                        // A JSON-RPC error answers it; the log keeps the refusal.
+                        let m = format!("{}: {}", f.code, f.message);
+                        let reply = mcp::error(&id, mcp::INTERNAL, &m);
+                        let sent = send(session, 200, &reply, rid, None).await;
+                        let who = (agent.as_str(), tool.as_str(), req_id.as_str());
+                        access(session, rt, rid, caller, None, started, who, &Err(f));
+                        return sent;
+                    }
+                };
+            let who = (agent.as_str(), tool.as_str(), req_id.as_str());
+            access(session, rt, rid, caller, namespace, started, who, &answered);
             answered
         }
     }
@@ -109,16 +128,13 @@ async fn call(
     session: &mut Session,
     rt: &Snapshot,
     rid: &str,
-    presented: Option<String>,
+    mcp_session: String,
     id: Value,
-    agent: String,
-    tool: String,
+    (agent, tool, req_id): (&str, &str, &str),
     arguments: Value,
     progress: Option<Value>,
 ) -> Result<(), Failure> {
-    let mcp_session = presented.unwrap_or_else(|| rid.to_string());
-    let req_id = format!("mcp-{mcp_session}-{id}");
-    let inv = match start(rt, &req_id, &agent, &tool, arguments, None) {
+    let inv = match start(rt, req_id, agent, tool, arguments, None) {
         Ok(inv) => inv,
         Err(f) => {
             let code = if f.status == 400 || f.status == 404 {
@@ -131,7 +147,7 @@ async fn call(
     };
     let key = (mcp_session, id.to_string());
     if let Ok(mut c) = calls().lock() {
-        c.insert(key.clone(), (agent.clone(), req_id.clone()));
+        c.insert(key.clone(), (agent.to_string(), req_id.to_string()));
     }
     let _registered = Registered(key);
     match progress {

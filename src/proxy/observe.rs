@@ -338,6 +338,7 @@ pub fn finish(session: &Session, ctx: &mut RequestCtx, status: u16, settle: Dura
             ttfb_ms: obs.ttfb.map(ms),
             ttft_ms: obs.ttft.map(ms),
             cache: obs.cache,
+            bridge: None,
         });
     }
 }

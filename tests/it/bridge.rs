@@ -717,7 +717,12 @@ async fn lifecycle_events_resume_with_last_event_id() {
 async fn invocations_pass_the_namespace_rules() {
     let dir = Dir::new("limits");
     let rules = "rules:\n  - rule_name: two-calls\n    namespace: default\n    rule_type: rate_limit\n    rule_config: {max_requests: 2, time_window_seconds: 60}\n";
-    let gw = Gateway::start(&bridge_config(rules)).await;
+    let log = dir.path("access.log");
+    let gw = Gateway::start(&bridge_config(&format!(
+        "{rules}access_log: {{path: \"{}\"}}\n",
+        log.display()
+    )))
+    .await;
     let c = reqwest::Client::new();
     let (token, _) = issue(&c, &gw, "lim", false).await;
     let _agent = Agent::start(&gw, &token, "lim", &tools_file(&dir, false), &dir);
@@ -747,6 +752,36 @@ async fn invocations_pass_the_namespace_rules() {
             .count(),
         2
     );
+    // Each invocation is in the access log, with its namespace and key.
+    let lines = eventually_ok("three Bridge lines in the access log", async || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let lines: Vec<Value> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|l| l.get("bridge").is_some())
+            .collect();
+        if lines.len() == 3 {
+            Ok(lines)
+        } else {
+            Err(format!("{} lines", lines.len()))
+        }
+    })
+    .await;
+    for (line, (status, outcome)) in lines
+        .iter()
+        .zip([(200, "ok"), (200, "ok"), (429, "refused")])
+    {
+        assert_eq!(line["status"], status, "{line}");
+        assert_eq!(line["bridge"]["outcome"], outcome, "{line}");
+        assert_eq!(line["bridge"]["agent"], "lim");
+        assert_eq!(line["bridge"]["tool"], "count");
+        assert_eq!(
+            line["namespace"],
+            if status == 200 { "default" } else { "-" }
+        );
+        assert_eq!(line["key_name"], "test");
+        assert_eq!(line["channel"], "internal");
+    }
 }
 
 /// Two instances sharing a Redis: the agent's tunnel on one, the client on
@@ -904,7 +939,10 @@ async fn an_agent_on_one_instance_serves_clients_of_another() {
             if let Some(s) = z.child.try_wait().unwrap() {
                 return (s, z.log());
             }
-            assert!(std::time::Instant::now() < deadline, "the agent kept running");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the agent kept running"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     })
