@@ -51,6 +51,16 @@ struct State {
     finished: VecDeque<(Instant, String)>,
     running: usize,
     sessions: u64,
+    /// Figures per (agent, tool) of the invocations that finished here.
+    figures: HashMap<(String, String), Figures>,
+}
+
+/// Invocations of one tool that finished on this instance.
+#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+pub struct Figures {
+    pub calls: u64,
+    pub errors: u64,
+    pub total_ms: u64,
 }
 
 struct Known {
@@ -850,6 +860,13 @@ impl Hub {
             .observe(elapsed.as_secs_f64());
         {
             let mut st = lock(&self.state);
+            let f = st
+                .figures
+                .entry((inv.agent_id.clone(), inv.tool.clone()))
+                .or_default();
+            f.calls += 1;
+            f.errors += u64::from(kind == "error");
+            f.total_ms += u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
             st.running = st.running.saturating_sub(1);
             metrics().f.bridge_running.set(st.running as i64);
             st.finished
@@ -883,6 +900,39 @@ impl Hub {
                 st.invocations.remove(&k);
             }
         }
+    }
+
+    /// For `/metrics/summary`: the agents and each tool's figures.
+    pub fn summary(&self) -> Value {
+        let agents = self.agents();
+        let st = lock(&self.state);
+        let tools: Vec<Value> = agents
+            .iter()
+            .flat_map(|a| {
+                a.tools.iter().map(|t| {
+                    let f = st
+                        .figures
+                        .get(&(a.id.clone(), t.name.clone()))
+                        .copied()
+                        .unwrap_or_default();
+                    json!({
+                        "agent": a.id,
+                        "agent_name": a.name,
+                        "online": a.online,
+                        "tool": t.name,
+                        "calls": f.calls,
+                        "errors": f.errors,
+                        "avg_ms": if f.calls == 0 { 0 } else { f.total_ms / f.calls },
+                    })
+                })
+            })
+            .collect();
+        json!({
+            "agents_online": agents.iter().filter(|a| a.online).count(),
+            "agents_known": agents.len(),
+            "running": st.running,
+            "tools": tools,
+        })
     }
 
     /// An invocation by agent and `req_id`.

@@ -154,6 +154,7 @@ pub fn summary(rt: &Snapshot) -> Value {
         "keys": keys,
         "upstreams": upstreams,
         "fleet": crate::fleet::known(),
+        "bridge": if rt.config.bridge.enabled { crate::bridge::hub().summary() } else { Value::Null },
     })
 }
 

@@ -537,6 +537,45 @@ async fn tokens_tunnel_invoke_stream_cancel_timeout_and_reset() {
         assert!(m.contains(line), "missing {line}");
     }
 
+    // The metrics summary and page show the agent's tools and figures.
+    let summary: Value = c
+        .get(gw.url("/metrics/summary"))
+        .bearer_auth("m-tok")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let echo = summary["bridge"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["tool"] == "echo")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (
+            echo["calls"].clone(),
+            echo["errors"].clone(),
+            echo["online"].clone()
+        ),
+        (json!(3), json!(0), json!(true)),
+        "{summary}"
+    );
+    assert_eq!(summary["bridge"]["agents_online"], 1);
+    let browser = crate::metrics_ui::chromium();
+    let url = format!("{}#token=m-tok", gw.url("/metrics/ui"));
+    let dom = tokio::task::spawn_blocking(move || {
+        crate::metrics_ui::render_until(&browser, &url, "the Bridge table", |d| {
+            crate::metrics_ui::row(d, "Test agent (a1)").is_some()
+        })
+    })
+    .await
+    .unwrap();
+    let cells = crate::metrics_ui::row(&dom, "Test agent (a1)").unwrap();
+    assert_eq!(cells[1..4], ["online", "echo", "3"], "{cells:?}");
+
     // A second agent killed mid-invocation: a clear error event, no hang.
     let (t2, _) = issue(&c, &gw, "a2", false).await;
     let killed = Agent::start(&gw, &t2, "a2", &tools, &dir);

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 const TOKEN: &str = "ui-metrics-token";
 
-fn chromium() -> String {
+pub(crate) fn chromium() -> String {
     for name in ["chromium", "chromium-browser", "google-chrome"] {
         let found = Command::new("sh")
             .args(["-c", &format!("command -v {name}")])
@@ -51,7 +51,12 @@ fn dump_dom(browser: &str, url: &str) -> String {
 }
 
 /// Dumps the page until `cond` holds on its document.
-fn render_until(browser: &str, url: &str, what: &str, cond: impl Fn(&str) -> bool) -> String {
+pub(crate) fn render_until(
+    browser: &str,
+    url: &str,
+    what: &str,
+    cond: impl Fn(&str) -> bool,
+) -> String {
     eventually_blocking(
         Duration::from_secs(120),
         &format!("the page showing {what}"),
@@ -67,7 +72,7 @@ fn render_until(browser: &str, url: &str, what: &str, cond: impl Fn(&str) -> boo
 }
 
 /// The texts of the cells of the table row whose first cell is `first`.
-fn row(dom: &str, first: &str) -> Option<Vec<String>> {
+pub(crate) fn row(dom: &str, first: &str) -> Option<Vec<String>> {
     let start = dom.find(&format!("<tr><td>{first}</td>"))?;
     let end = start + dom[start..].find("</tr>")?;
     Some(
