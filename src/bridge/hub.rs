@@ -753,20 +753,19 @@ impl Hub {
         }
     }
 
-    /// Cancels an invocation: `Ok(true)` when it was running (its agent is
-    /// told, its stream ends with `cancelled`), `Ok(false)` when it had
-    /// already finished; `Err` when unknown.
-    pub fn cancel(&self, agent_id: &str, req_id: &str, reason: &str) -> Result<bool, ()> {
+    /// Cancels an invocation: `Some(true)` when it was running (its agent
+    /// is told, its stream ends with `cancelled`), `Some(false)` when it had
+    /// already finished; `None` when unknown.
+    pub fn cancel(&self, agent_id: &str, req_id: &str, reason: &str) -> Option<bool> {
         let inv = lock(&self.state)
             .invocations
             .get(&key(agent_id, req_id))
-            .cloned()
-            .ok_or(())?;
+            .cloned()?;
         if lock(&inv.inner).done {
-            return Ok(false);
+            return Some(false);
         }
         self.tell_agent(&inv, reason);
-        Ok(self.finish(&inv, "cancelled", json!({"reason": reason}), "cancelled"))
+        Some(self.finish(&inv, "cancelled", json!({"reason": reason}), "cancelled"))
     }
 
     /// Takes one message of the agent on tunnel `session`; returns whether
@@ -922,7 +921,7 @@ impl Hub {
                         "tool": t.name,
                         "calls": f.calls,
                         "errors": f.errors,
-                        "avg_ms": if f.calls == 0 { 0 } else { f.total_ms / f.calls },
+                        "avg_ms": f.total_ms.checked_div(f.calls).unwrap_or(0),
                     })
                 })
             })

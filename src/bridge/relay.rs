@@ -330,9 +330,10 @@ pub async fn run(mut shutdown: pingora::server::ShutdownWatch) {
             return;
         }
     };
-    let _ = client.connect();
-    let _ = subscriber.connect();
-    let _ = subscriber.manage_subscriptions();
+    // The connection tasks run for as long as the relay does.
+    let _connection = client.connect();
+    let _subscription = subscriber.connect();
+    let _resubscribe = subscriber.manage_subscriptions();
     let _ = tokio::time::timeout(Duration::from_secs(2), client.wait_for_connect()).await;
     let _ = tokio::time::timeout(Duration::from_secs(2), subscriber.wait_for_connect()).await;
     let (outbox, outbox_rx) = tokio::sync::mpsc::unbounded_channel();

@@ -118,7 +118,8 @@ mod tests {
     }
 
     fn config_of(e: &Entities) -> Config {
-        let mut c = crate::config::load_str("{}", &|_| None).unwrap();
+        let yaml = "auth: {enabled: false}\nbridge: {enabled: true}\n";
+        let mut c = crate::config::load_str(yaml, &|_| None).unwrap();
         c.agent_tokens = e.agent_tokens.clone();
         c
     }

@@ -859,7 +859,7 @@ async fn cancel(session: &mut Session, rt: &Snapshot, rid: &str) -> Result<(), F
     let reason: String = reason.chars().take(256).collect();
     let was_running = hub()
         .cancel(&ask.agent_id, &ask.req_id, &reason)
-        .map_err(|()| {
+        .ok_or_else(|| {
             Failure::new(
                 404,
                 "invocation_not_found",

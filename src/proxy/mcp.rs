@@ -19,8 +19,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 /// Calls in progress by (MCP session, JSON-RPC id) → (agent, req_id), for
 /// `notifications/cancelled`.
-fn calls() -> &'static Mutex<HashMap<(String, String), (String, String)>> {
-    static CALLS: OnceLock<Mutex<HashMap<(String, String), (String, String)>>> = OnceLock::new();
+type Calls = Mutex<HashMap<(String, String), (String, String)>>;
+
+fn calls() -> &'static Calls {
+    static CALLS: OnceLock<Calls> = OnceLock::new();
     CALLS.get_or_init(Default::default)
 }
 
