@@ -22,6 +22,11 @@ const TUNNEL_QUEUE: usize = 1_024;
 /// Events one invocation keeps for a client that joins late (a repeated
 /// `req_id`); the live stream is not limited by this.
 const KEPT_EVENTS: usize = 1_024;
+/// Bytes of output one invocation keeps for late readers.
+const KEPT_BYTES: usize = 1 << 20;
+/// Finished invocations kept (for a repeated `req_id`) at most; the oldest
+/// are forgotten first, even within `bridge.retention_s`.
+const KEPT_FINISHED: usize = 10_000;
 /// Live events queued per reader; a reader further behind is told it lagged.
 const READER_QUEUE: usize = 1_024;
 /// Agents remembered (offline) for `GET /bridge/agents` at most.
@@ -168,6 +173,8 @@ pub struct Invocation {
 
 struct InvInner {
     kept: Vec<InvEvent>,
+    /// Bytes of output kept (at most [`KEPT_BYTES`]).
+    kept_bytes: usize,
     done: bool,
 }
 
@@ -634,6 +641,7 @@ impl Hub {
             started: Instant::now(),
             inner: Mutex::new(InvInner {
                 kept: Vec::new(),
+                kept_bytes: 0,
                 done: false,
             }),
             tx: broadcast::channel(READER_QUEUE).0,
@@ -822,7 +830,15 @@ impl Hub {
         if inner.done {
             return false;
         }
-        if inner.kept.len() < KEPT_EVENTS {
+        // Output is kept for late readers up to a byte budget; past it the
+        // pieces still stream live.
+        let size = if kind == "output" {
+            ev.data.to_string().len()
+        } else {
+            0
+        };
+        if inner.kept.len() < KEPT_EVENTS && inner.kept_bytes + size <= KEPT_BYTES {
+            inner.kept_bytes += size;
             inner.kept.push(ev.clone());
         }
         let _ = inv.tx.send(ev);
@@ -870,6 +886,8 @@ impl Hub {
             metrics().f.bridge_running.set(st.running as i64);
             st.finished
                 .push_back((Instant::now(), key(&inv.agent_id, &inv.req_id)));
+            let settings = lock(&self.settings).clone();
+            self.expire_finished(&mut st, &settings);
         }
         if inv.relayed_to().is_some() {
             return true;
@@ -893,7 +911,7 @@ impl Hub {
         while st
             .finished
             .front()
-            .is_some_and(|(at, _)| at.elapsed() > keep)
+            .is_some_and(|(at, _)| at.elapsed() > keep || st.finished.len() > KEPT_FINISHED)
         {
             if let Some((_, k)) = st.finished.pop_front() {
                 st.invocations.remove(&k);

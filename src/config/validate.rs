@@ -48,6 +48,7 @@ pub(super) fn warnings(c: &Config) -> Vec<Problem> {
     v.identity_warnings();
     v.cache_warnings();
     v.fail_mode_warnings();
+    v.bridge_warnings();
     problems
 }
 

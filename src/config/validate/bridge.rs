@@ -1,7 +1,7 @@
 //! Checks of the Bridge settings (`bridge:`).
 
 use super::Validator;
-use crate::config::Config;
+use crate::config::{Config, ConfigStoreKind, CounterStoreKind};
 
 impl Validator<'_> {
     pub(super) fn bridge(&mut self, c: &Config) {
@@ -42,6 +42,34 @@ impl Validator<'_> {
                     format!("no API key is named {name:?}"),
                 );
             }
+        }
+    }
+
+    /// What makes the Bridge useless or open: no way to issue a token, no
+    /// authentication, tokens not shared by instances that share a Redis.
+    pub(super) fn bridge_warnings(&mut self) {
+        let c = self.c;
+        if !c.bridge.enabled {
+            return;
+        }
+        if !c.auth.enabled {
+            self.problem(
+                "bridge.enabled",
+                "auth is off: anyone who reaches the proxy listener can list and invoke the agents' tools",
+            );
+        }
+        if c.admin.tokens.is_empty() && c.bridge.token_issuers.is_empty() {
+            self.problem(
+                "bridge.token_issuers",
+                "no admin token and no issuer key: no agent token can be issued, so no agent can connect",
+            );
+        }
+        let shared = c.counters.store == CounterStoreKind::Redis || c.cache.redis_url.is_some();
+        if shared && c.config_store.kind == ConfigStoreKind::File {
+            self.problem(
+                "config_store.kind",
+                "the Bridge's agent tokens are kept in each instance's file store: instances sharing a Redis relay invocations, but a token issued by one is unknown to the others (use kind: mysql)",
+            );
         }
     }
 }
