@@ -1,6 +1,7 @@
 //! The bridged tools as an MCP server (JSON-RPC 2.0 over the streamable
-//! HTTP transport, protocol revision [`PROTOCOL`], the latest with the
-//! `initialize` handshake): `tools/list` lists every online agent's tools
+//! HTTP transport): the stateless revision [`MODERN`] (`server/discover`,
+//! every request self-contained, its version in `_meta`) and the handshake
+//! revisions up to [`PROTOCOL`] (`initialize` first). `tools/list` lists every online agent's tools
 //! as `{agent_id}__{tool}`, `tools/call` invokes one through the same path
 //! as `POST /internal/v1/bridge/invoke`. This module decides what a
 //! message asks for ([`step`]) and shapes the answers; the HTTP side
@@ -11,8 +12,14 @@ use serde_json::{json, Value};
 
 /// The revision answered when the client asks for one not supported.
 pub const PROTOCOL: &str = "2025-11-25";
-/// The revisions spoken.
+/// The handshake revisions spoken.
 pub const SUPPORTED: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-26"];
+/// The stateless revision: no handshake, `server/discover`, the version in
+/// each request's `_meta`, `resultType` in each result.
+pub const MODERN: &str = "2026-07-28";
+const VERSION_KEY: &str = "io.modelcontextprotocol/protocolVersion";
+/// JSON-RPC error: a protocol version this server does not speak.
+pub const UNSUPPORTED_VERSION: i64 = -32022;
 /// Between an agent's id and its tool's name in an MCP tool name.
 pub const SEP: &str = "__";
 
@@ -39,6 +46,8 @@ pub enum Step {
         arguments: Value,
         /// `_meta.progressToken`: progress notifications are wanted.
         progress: Option<Value>,
+        /// The stateless revision: results carry `resultType`.
+        modern: bool,
     },
 }
 
@@ -77,7 +86,58 @@ pub fn step(msg: &Value, agents: &[AgentView], server_version: &str) -> Step {
         };
     };
     let params = &msg["params"];
+    let asked = params["_meta"][VERSION_KEY].as_str();
+    let modern = asked == Some(MODERN);
+    if let Some(v) = asked.filter(|v| *v != MODERN && !SUPPORTED.contains(v)) {
+        let mut e = error(
+            id,
+            UNSUPPORTED_VERSION,
+            &format!("protocol version {v} is not supported"),
+        );
+        e["error"]["data"] = json!({"supported": versions(), "requested": v});
+        return Step::Reply(e);
+    }
+    let step = answer(id, method, params, agents, server_version, modern);
+    match step {
+        Step::Reply(mut v) if modern && v.get("result").is_some() => {
+            v["result"]["resultType"] = "complete".into();
+            // Cacheable results say how long: the tool list changes as
+            // agents come and go, so not at all, and per caller.
+            if matches!(method, "server/discover" | "tools/list") {
+                v["result"]["ttlMs"] = 0.into();
+                v["result"]["cacheScope"] = "private".into();
+            }
+            Step::Reply(v)
+        }
+        other => other,
+    }
+}
+
+/// Every revision spoken, newest first.
+fn versions() -> Vec<&'static str> {
+    std::iter::once(MODERN)
+        .chain(SUPPORTED.iter().copied())
+        .collect()
+}
+
+fn answer(
+    id: &Value,
+    method: &str,
+    params: &Value,
+    agents: &[AgentView],
+    server_version: &str,
+    modern: bool,
+) -> Step {
     match method {
+        "server/discover" => Step::Reply(response(
+            id,
+            json!({
+                "supportedVersions": versions(),
+                "capabilities": {"tools": {"listChanged": false}},
+                "instructions": INSTRUCTIONS,
+                "_meta": {"io.modelcontextprotocol/serverInfo": {"name": "sluice-bridge", "version": server_version}},
+            }),
+        )),
         "initialize" => {
             let asked = params["protocolVersion"].as_str().unwrap_or("");
             let version = if SUPPORTED.contains(&asked) {
@@ -91,7 +151,7 @@ pub fn step(msg: &Value, agents: &[AgentView], server_version: &str) -> Step {
                     "protocolVersion": version,
                     "capabilities": {"tools": {"listChanged": false}},
                     "serverInfo": {"name": "sluice-bridge", "version": server_version},
-                    "instructions": "Tools of the agents connected to this Sluice gateway, named {agent_id}__{tool}.",
+                    "instructions": INSTRUCTIONS,
                 }),
             ))
         }
@@ -125,6 +185,7 @@ pub fn step(msg: &Value, agents: &[AgentView], server_version: &str) -> Step {
                 tool,
                 arguments,
                 progress,
+                modern,
             }
         }
         _ => Step::Reply(error(
@@ -134,6 +195,9 @@ pub fn step(msg: &Value, agents: &[AgentView], server_version: &str) -> Step {
         )),
     }
 }
+
+const INSTRUCTIONS: &str =
+    "Tools of the agents connected to this Sluice gateway, named {agent_id}__{tool}.";
 
 /// Every online agent's tools, as MCP tools.
 pub fn tool_list(agents: &[AgentView]) -> Vec<Value> {
@@ -156,7 +220,15 @@ pub fn tool_list(agents: &[AgentView]) -> Vec<Value> {
 /// The `tools/call` result for an invocation's terminal event: a tool
 /// error is a result with `isError` (the model sees it), not a protocol
 /// error.
-pub fn call_result(id: &Value, last: &InvEvent, output: &[Value]) -> Value {
+pub fn call_result(id: &Value, last: &InvEvent, output: &[Value], modern: bool) -> Value {
+    let mut r = call_result_of(id, last, output);
+    if modern {
+        r["result"]["resultType"] = "complete".into();
+    }
+    r
+}
+
+fn call_result_of(id: &Value, last: &InvEvent, output: &[Value]) -> Value {
     let text = |v: &Value| match v {
         Value::String(s) => s.clone(),
         other => other.to_string(),
@@ -272,6 +344,46 @@ mod tests {
     }
 
     #[test]
+    fn the_stateless_revision_discovers_and_marks_results() {
+        let a = agents();
+        let meta = json!({"io.modelcontextprotocol/protocolVersion": MODERN});
+        let Step::Reply(r) = step(
+            &json!({"jsonrpc": "2.0", "id": 1, "method": "server/discover", "params": {"_meta": meta}}),
+            &a,
+            "1",
+        ) else {
+            panic!()
+        };
+        assert_eq!(r["result"]["supportedVersions"][0], MODERN);
+        assert_eq!(r["result"]["resultType"], "complete");
+        let Step::Reply(r) = step(
+            &json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {"_meta": meta}}),
+            &a,
+            "1",
+        ) else {
+            panic!()
+        };
+        assert_eq!(r["result"]["resultType"], "complete");
+        assert!(matches!(
+            step(
+                &json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "a1__echo", "_meta": meta}}),
+                &a,
+                "1"
+            ),
+            Step::Call { modern: true, .. }
+        ));
+        let Step::Reply(r) = step(
+            &json!({"jsonrpc": "2.0", "id": 4, "method": "tools/list", "params": {"_meta": {"io.modelcontextprotocol/protocolVersion": "2030-01-01"}}}),
+            &a,
+            "1",
+        ) else {
+            panic!()
+        };
+        assert_eq!(r["error"]["code"], UNSUPPORTED_VERSION);
+        assert_eq!(r["error"]["data"]["supported"][0], MODERN);
+    }
+
+    #[test]
     fn calls_notifications_and_errors() {
         let a = agents();
         let s = step(
@@ -288,6 +400,7 @@ mod tests {
                 tool: "echo".into(),
                 arguments: json!({"t": 1}),
                 progress: Some(json!("p")),
+                modern: false,
             }
         );
         let Step::Reply(r) = step(
@@ -311,7 +424,7 @@ mod tests {
             Step::Cancel { request_id, .. } if request_id == json!(7)
         ));
         let Step::Reply(r) = step(
-            &json!({"jsonrpc": "2.0", "id": 9, "method": "server/discover"}),
+            &json!({"jsonrpc": "2.0", "id": 9, "method": "nope/nope"}),
             &a,
             "1",
         ) else {

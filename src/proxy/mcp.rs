@@ -85,6 +85,7 @@ pub async fn serve(
             tool,
             arguments,
             progress,
+            modern,
         } => {
             // The namespace's rules, as for `/bridge/invoke`.
             let started = std::time::Instant::now();
@@ -101,7 +102,7 @@ pub async fn serve(
                             id,
                             (&agent, &tool, &req_id),
                             arguments,
-                            progress,
+                            (progress, modern),
                         )
                         .await;
                         release(rt, held).await;
@@ -134,7 +135,7 @@ async fn call(
     id: Value,
     (agent, tool, req_id): (&str, &str, &str),
     arguments: Value,
-    progress: Option<Value>,
+    (progress, modern): (Option<Value>, bool),
 ) -> Result<(), Failure> {
     let inv = match start(rt, req_id, agent, tool, arguments, None) {
         Ok(inv) => inv,
@@ -154,22 +155,28 @@ async fn call(
     let _registered = Registered(key);
     match progress {
         None => {
-            let (last, output) = finish(&inv).await;
+            let Some((last, output)) = finish(session, &inv).await else {
+                // The client went away (on the stateless revision, its way
+                // of cancelling): so does the invocation.
+                let _ = hub().cancel(&inv.agent_id, &inv.req_id, "client_disconnected");
+                return Ok(());
+            };
             send(
                 session,
                 200,
-                &mcp::call_result(&id, &last, &output),
+                &mcp::call_result(&id, &last, &output, modern),
                 rid,
                 None,
             )
             .await
         }
-        Some(token) => stream(session, rid, &inv, &id, &token).await,
+        Some(token) => stream(session, rid, &inv, &id, &token, modern).await,
     }
 }
 
-/// Waits for the end, keeping the output pieces.
-async fn finish(inv: &Invocation) -> (InvEvent, Vec<Value>) {
+/// Waits for the end, keeping the output pieces; None when the client
+/// went away first.
+async fn finish(session: &mut Session, inv: &Invocation) -> Option<(InvEvent, Vec<Value>)> {
     let w = inv.watch();
     let mut output: Vec<Value> = Vec::new();
     for e in &w.so_far {
@@ -177,18 +184,22 @@ async fn finish(inv: &Invocation) -> (InvEvent, Vec<Value>) {
             output.push(e.data["data"].clone());
         }
     }
-    if w.live.is_some() {
-        let mut rx = w.live;
-        while let Some(r) = rx.as_mut() {
-            match r.recv().await {
+    if let Some(mut rx) = w.live {
+        loop {
+            let downstream = session.as_downstream_mut();
+            let e = tokio::select! {
+                e = rx.recv() => e,
+                _ = downstream.read_body_or_idle(true) => return None,
+            };
+            match e {
                 Ok(e) if e.kind == "output" => output.push(e.data["data"].clone()),
-                Ok(e) if e.is_terminal() => return (e, output),
+                Ok(e) if e.is_terminal() => return Some((e, output)),
                 Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                 Err(_) => break,
             }
         }
     }
-    (last_event(inv).await, output)
+    Some((last_event(inv).await, output))
 }
 
 async fn stream(
@@ -197,6 +208,7 @@ async fn stream(
     inv: &Arc<Invocation>,
     id: &Value,
     token: &Value,
+    modern: bool,
 ) -> Result<(), Failure> {
     let broken = |_| Failure::new(500, "internal_error", "could not answer");
     sse_header(session, rid).await.map_err(broken)?;
@@ -239,7 +251,7 @@ async fn stream(
             _ => {}
         }
     };
-    let _ = write_event(session, &mcp::call_result(id, &last, &output)).await;
+    let _ = write_event(session, &mcp::call_result(id, &last, &output, modern)).await;
     let _ = session.write_response_body(None, true).await;
     Ok(())
 }

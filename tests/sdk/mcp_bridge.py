@@ -1,7 +1,8 @@
 """The official MCP Python SDK against the gateway's MCP server
 (`/internal/v1/mcp`): the initialize handshake, tools/list, tools/call with
 progress, a tool error, invalid arguments, a call cancelled by the client's
-timeout, and the high-level Client in its default (auto) mode. The agent
+timeout, and the high-level Client in its default (auto) mode, which
+discovers the stateless 2026-07-28 revision. The agent
 `a1` serves the command tools of tests/it/bridge.rs and, as `py_*`, the
 tools of tests/sdk/mcp_stdio_server.py.
 
@@ -77,12 +78,34 @@ async def with_session() -> None:
 
 
 async def with_client() -> None:
+    """The default client discovers the stateless revision (no handshake)."""
     async with httpx2.AsyncClient(headers=AUTH) as http:
         async with Client(streamable_http_client(URL, http_client=http)) as client:
+            assert client.protocol_version == "2026-07-28", client.protocol_version
             tools = await client.list_tools()
             assert "a1__py_shout" in [t.name for t in tools.tools]
             shout = await client.call_tool("a1__py_shout", {"text": "auto"})
             assert "AUTO" in text_of(shout), shout
+            progress = []
+
+            async def on_progress(p, total, message):
+                progress.append((p, total, message))
+
+            added = await client.call_tool("a1__py_add", {"a": 1, "b": 1}, progress_callback=on_progress)
+            assert "2" in text_of(added) and progress == [(1.0, 2.0, "adding")], (added, progress)
+            try:
+                await client.call_tool("a1__echo", {"text": 5})
+            except MCPError as e:
+                assert e.error.code == -32602, e
+            else:
+                raise AssertionError("invalid arguments were accepted")
+            # Cancelling on this revision is closing the call's stream.
+            try:
+                await client.call_tool("a1__slow", {}, read_timeout_seconds=1.0)
+            except MCPError:
+                pass
+            else:
+                raise AssertionError("slow returned")
 
 
 async def main() -> None:
