@@ -89,7 +89,7 @@ impl Agent {
             ])
             .arg("--tools")
             .arg(tools)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -462,6 +462,18 @@ async fn tokens_tunnel_invoke_stream_cancel_timeout_and_reset() {
     );
     let pid = std::fs::read_to_string(dir.path("slow.pid")).unwrap();
     eventually("the timed-out tool's process ends", async || pid_gone(&pid)).await;
+    eventually("the agent saw the cancel", async || {
+        agent
+            .log()
+            .contains("invocation t1 cancelled by the gateway: timeout")
+    })
+    .await;
+    eventually("the agent saw the cancel", async || {
+        agent
+            .log()
+            .contains("invocation t1 cancelled by the gateway: timeout")
+    })
+    .await;
 
     // Cancel mid-stream: the stream ends with `cancelled`, the process goes,
     // a second cancel says it had finished, an unknown one is 404.
@@ -497,6 +509,9 @@ async fn tokens_tunnel_invoke_stream_cancel_timeout_and_reset() {
     assert_eq!(kinds, ["output", "cancelled", "end"]);
     let pid = std::fs::read_to_string(dir.path("slow.pid")).unwrap();
     eventually("the cancelled tool's process ends", async || pid_gone(&pid)).await;
+    assert!(agent
+        .log()
+        .contains("invocation c1 cancelled by the gateway: user_cancel"));
     let (s, v) = call(
         &c,
         &gw,

@@ -224,6 +224,11 @@ async fn session(
                     running.insert(req_id, task.abort_handle());
                 }
                 Some("cancel") => {
+                    log::info!(
+                        "invocation {} cancelled by the gateway: {}",
+                        msg["req_id"].as_str().unwrap_or_default(),
+                        msg["reason"].as_str().unwrap_or_default()
+                    );
                     if let Some(h) = msg["req_id"].as_str().and_then(|r| running.remove(r)) {
                         // Dropping the task kills its process (kill_on_drop).
                         h.abort();
