@@ -261,7 +261,20 @@ pub async fn admit_call(
     Ok((namespace, granted.and_then(|g| g.reservation)))
 }
 
-/// Writes the access log line of an invocation request.
+/// The trace of an invocation request, when `tracing` is on and it is
+/// sampled (its caller's `traceparent` continued).
+pub fn start_trace(session: &Session, rt: &Snapshot) -> Option<Arc<crate::otel::Trace>> {
+    let t = rt.config.tracing.as_ref()?;
+    let header = session
+        .req_header()
+        .headers
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok());
+    crate::otel::Trace::start(header, t.sample_ratio)
+}
+
+/// Writes the access log line and ends the trace span of an invocation
+/// request.
 #[allow(clippy::too_many_arguments)]
 pub fn access(
     session: &Session,
@@ -272,9 +285,11 @@ pub fn access(
     started: std::time::Instant,
     call: (&str, &str, &str),
     answered: &Result<(), Failure>,
+    trace: Option<&crate::otel::Trace>,
 ) {
     use crate::metrics::access_log::{self, BridgeCall, Line};
-    if !access_log::enabled() {
+    use crate::otel::Value as V;
+    if !access_log::enabled() && trace.is_none() {
         return;
     }
     let (agent, tool, req_id) = call;
@@ -291,6 +306,25 @@ pub fn access(
             None => "running",
         },
     };
+    if let Some(t) = trace {
+        let mut attrs = vec![
+            ("gen_ai.operation.name", V::Str("execute_tool".into())),
+            ("gen_ai.tool.name", V::Str(tool.into())),
+            ("sluice.bridge.agent", V::Str(agent.into())),
+            ("sluice.bridge.req_id", V::Str(req_id.into())),
+            ("sluice.bridge.outcome", V::Str(outcome.into())),
+            ("http.response.status_code", V::Int(i64::from(status))),
+            ("sluice.trace_id", V::Str(rid.into())),
+        ];
+        if let Some(code) = error {
+            attrs.push(("sluice.error", V::Str(code.into())));
+        }
+        let failed = status >= 500 || !matches!(outcome, "ok" | "running");
+        t.finish(format!("execute_tool {tool}"), attrs, failed);
+    }
+    if !access_log::enabled() {
+        return;
+    }
     let req = session.req_header();
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     access_log::write(&Line {
@@ -647,6 +681,7 @@ async fn invoke(session: &mut Session, rt: &Snapshot, rid: &str) -> Result<(), F
     let caller = client(session, rt, body.clone()).await?;
     let parsed: Value = parse(&body)?;
     let started = std::time::Instant::now();
+    let trace = start_trace(session, rt);
     let name = |k: &str| {
         parsed[k]
             .as_str()
@@ -667,7 +702,15 @@ async fn invoke(session: &mut Session, rt: &Snapshot, rid: &str) -> Result<(), F
         };
     let call = (agent.as_str(), tool.as_str(), req_id.as_str());
     access(
-        session, rt, rid, &caller, namespace, started, call, &answered,
+        session,
+        rt,
+        rid,
+        &caller,
+        namespace,
+        started,
+        call,
+        &answered,
+        trace.as_deref(),
     );
     answered
 }

@@ -89,6 +89,7 @@ pub async fn serve(
         } => {
             // The namespace's rules, as for `/bridge/invoke`.
             let started = std::time::Instant::now();
+            let trace = super::bridge::start_trace(session, rt);
             let mcp_session = presented.unwrap_or_else(|| rid.to_string());
             let req_id = format!("mcp-{mcp_session}-{id}");
             let (namespace, answered) =
@@ -114,12 +115,32 @@ pub async fn serve(
                         let reply = mcp::error(&id, mcp::INTERNAL, &m);
                         let sent = send(session, 200, &reply, rid, None).await;
                         let who = (agent.as_str(), tool.as_str(), req_id.as_str());
-                        access(session, rt, rid, caller, None, started, who, &Err(f));
+                        access(
+                            session,
+                            rt,
+                            rid,
+                            caller,
+                            None,
+                            started,
+                            who,
+                            &Err(f),
+                            trace.as_deref(),
+                        );
                         return sent;
                     }
                 };
             let who = (agent.as_str(), tool.as_str(), req_id.as_str());
-            access(session, rt, rid, caller, namespace, started, who, &answered);
+            access(
+                session,
+                rt,
+                rid,
+                caller,
+                namespace,
+                started,
+                who,
+                &answered,
+                trace.as_deref(),
+            );
             answered
         }
     }

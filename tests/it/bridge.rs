@@ -1021,3 +1021,64 @@ async fn the_mcp_sdk_lists_and_calls_bridged_tools() {
     let pid = std::fs::read_to_string(dir.path("slow.pid")).unwrap();
     eventually("the cancelled tool's process ends", async || pid_gone(&pid)).await;
 }
+
+/// With tracing on, an invocation is a span of its caller's trace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invocations_are_traced() {
+    use opentelemetry_proto::tonic::common::v1::any_value::Value as V;
+    let dir = Dir::new("trace");
+    let (collector, spans) = crate::tracing::receiver().await;
+    let tracing = format!(
+        "tracing: {{otlp_endpoint: \"http://127.0.0.1:{collector}/v1/traces\", sample_ratio: 0.0, flush_ms: 50}}\n"
+    );
+    let gw = Gateway::start(&bridge_config(&tracing)).await;
+    let c = reqwest::Client::new();
+    let (token, _) = issue(&c, &gw, "tr", false).await;
+    let _agent = Agent::start(&gw, &token, "tr", &tools_file(&dir, false), &dir);
+    wait_online(&c, &gw, "tr", true).await;
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let r = c
+        .post(gw.url("/internal/v1/bridge/invoke"))
+        .bearer_auth("sk-test")
+        .header("traceparent", format!("00-{trace}-00f067aa0ba902b7-01"))
+        .body(json!({"req_id": "t1", "agent_id": "tr", "tool_name": "count"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let trace_id = hex::decode(trace).unwrap();
+    let span = eventually_ok("the invocation's span", async || {
+        spans
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|s| s.trace_id == trace_id)
+            .cloned()
+            .ok_or_else(|| "none yet".to_string())
+    })
+    .await;
+    assert_eq!(span.name, "execute_tool count");
+    assert_eq!(
+        span.parent_span_id,
+        hex::decode("00f067aa0ba902b7").unwrap()
+    );
+    let text = |k: &str| match crate::tracing::attr(&span, k) {
+        Some(V::StringValue(s)) => s.clone(),
+        other => panic!("{k}: {other:?}"),
+    };
+    assert_eq!(text("gen_ai.tool.name"), "count");
+    assert_eq!(text("sluice.bridge.agent"), "tr");
+    assert_eq!(text("sluice.bridge.outcome"), "ok");
+    // An untraced request (no sampled traceparent, ratio 0) makes none.
+    let (s, _) = call(
+        &c,
+        &gw,
+        "POST",
+        "/invoke",
+        "sk-test",
+        Some(json!({"req_id": "t2", "agent_id": "tr", "tool_name": "count"})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(spans.lock().unwrap().len(), 1);
+}

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// An OTLP/HTTP receiver: every span it was sent.
-async fn receiver() -> (u16, Arc<Mutex<Vec<Span>>>) {
+pub(crate) async fn receiver() -> (u16, Arc<Mutex<Vec<Span>>>) {
     use http_body_util::{BodyExt, Full};
     let spans = Arc::new(Mutex::new(Vec::new()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -64,7 +64,7 @@ fn traced_config(mock_port: u16, collector: &str, rest: &str) -> String {
     )
 }
 
-fn attr<'a>(span: &'a Span, key: &str) -> Option<&'a V> {
+pub(crate) fn attr<'a>(span: &'a Span, key: &str) -> Option<&'a V> {
     span.attributes
         .iter()
         .find(|kv| kv.key == key)
