@@ -6,7 +6,7 @@
 //! | --- | --- |
 //! | [`wire`] | the tunnel's messages |
 //! | [`tokens`] | agent tokens: issue, reset, check |
-//! | [`hub`] | this instance's agents, invocations and lifecycle events |
+//! | [`hub`](mod@hub) | this instance's agents, invocations and lifecycle events |
 //! | [`events`] | the event log and resuming it |
 //! | [`schema`] | tool arguments against the tool's JSON Schema |
 //! | [`mcp`] | the same tools as an MCP server (streamable HTTP) |

@@ -19,24 +19,14 @@
 //! its idempotent `req_id`, its events for late readers); it ends with an
 //! `agent_disconnected` error when the agent's instance stops being live.
 
-use super::hub::{hub, Invocation};
-use super::wire::Tool;
+use super::hub::{hub, Invocation, Peers, RemoteAgent};
 use fred::clients::SubscriberClient;
 use fred::prelude::*;
-use serde::{Deserialize, Serialize};
+
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
-
-/// An agent online on another instance, as the registry says.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RemoteAgent {
-    pub instance: String,
-    pub name: String,
-    pub tools: Vec<Tool>,
-    pub seen_ms: u64,
-}
 
 pub struct Relay {
     client: Client,
@@ -51,11 +41,6 @@ pub struct Relay {
 }
 
 static RELAY: OnceLock<Relay> = OnceLock::new();
-
-/// The relay, once connected.
-pub fn relay() -> Option<&'static Relay> {
-    RELAY.get()
-}
 
 /// Lifecycle events kept in `{prefix}bridge:log`.
 const LOG_KEPT: i64 = 10_000;
@@ -307,6 +292,27 @@ impl Relay {
     }
 }
 
+impl Peers for Relay {
+    fn announce(&self, e: &super::events::Event) {
+        Relay::announce(self, e);
+    }
+    fn remote(&self, agent_id: &str) -> Option<RemoteAgent> {
+        Relay::remote(self, agent_id)
+    }
+    fn remotes(&self) -> Vec<(String, RemoteAgent)> {
+        Relay::remotes(self)
+    }
+    fn send(&'static self, instance: &str, msg: Value) {
+        Relay::send(self, instance, msg);
+    }
+    fn agents_changed(&'static self) {
+        tokio::spawn(self.publish_agents());
+    }
+    fn forget(&'static self, agent_id: &str) {
+        Relay::forget(self, agent_id);
+    }
+}
+
 /// Connects the relay and runs it until shutdown: messages as they come,
 /// the registry renewed and read every second, relayed invocations whose
 /// agent's instance stopped ended.
@@ -347,6 +353,7 @@ pub async fn run(mut shutdown: pingora::server::ShutdownWatch) {
         remote: Default::default(),
     };
     let relay = RELAY.get_or_init(|| relay);
+    super::hub::set_peers(relay);
     let mut messages = relay.subscriber.message_rx();
     for channel in [relay.channel(&relay.me), relay.events_channel()] {
         if let Err(e) = relay.subscriber.subscribe(channel).await {

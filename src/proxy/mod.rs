@@ -24,7 +24,6 @@ mod endpoints;
 mod handoff;
 mod headers;
 mod limits;
-mod mcp;
 mod metering;
 mod observe;
 mod observed;

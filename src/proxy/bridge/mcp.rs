@@ -5,8 +5,8 @@
 //! away during a call, or sends `notifications/cancelled`, cancels the
 //! invocation.
 
-use super::bridge::{access, admit_call, last_event, release, sse_header, start, Failure};
-use super::reply;
+use super::super::reply;
+use super::{access, admit_call, last_event, release, sse_header, start, Failure};
 use crate::bridge::hub::{hub, InvEvent, Invocation};
 use crate::bridge::mcp::{self, Step};
 use crate::identity::Caller;
@@ -89,7 +89,7 @@ pub async fn serve(
         } => {
             // The namespace's rules, as for `/bridge/invoke`.
             let started = std::time::Instant::now();
-            let trace = super::bridge::start_trace(session, rt);
+            let trace = super::start_trace(session, rt);
             let mcp_session = presented.unwrap_or_else(|| rid.to_string());
             let req_id = format!("mcp-{mcp_session}-{id}");
             let (namespace, answered) =
