@@ -14,7 +14,11 @@ impl ArgSchema {
         if !schema.is_object() {
             return Err("input_schema must be a JSON object".into());
         }
-        jsonschema::validator_for(schema)
+        // Patterns run on the `regex` engine (linear time, bounded size): a
+        // tool's schema cannot make checking a client's arguments slow.
+        jsonschema::options()
+            .with_pattern_options(jsonschema::PatternOptions::regex().size_limit(1 << 20))
+            .build(schema)
             .map(ArgSchema)
             .map_err(|e| e.to_string())
     }
@@ -55,6 +59,22 @@ mod tests {
         let e = s.check(&json!({})).unwrap_err();
         assert!(e.starts_with("arguments/:") && e.contains("text"), "{e}");
         assert!(s.check(&json!({"text": "a", "x": 1})).is_err());
+    }
+
+    #[test]
+    fn patterns_run_in_linear_time() {
+        // Catastrophic for a backtracking engine; immediate for `regex`.
+        let s = ArgSchema::compile(&json!({
+            "type": "object",
+            "properties": {"x": {"type": "string", "pattern": "^(a+)+$"}}
+        }))
+        .unwrap();
+        let input = format!("{}!", "a".repeat(40_000));
+        let t = std::time::Instant::now();
+        assert!(s.check(&json!({"x": input})).is_err());
+        assert!(t.elapsed() < std::time::Duration::from_secs(5));
+        // Look-around (not in `regex`) is refused when the tool is announced.
+        assert!(ArgSchema::compile(&json!({"properties": {"x": {"pattern": "(?=a)a"}}})).is_err());
     }
 
     #[test]

@@ -128,7 +128,7 @@ async fn route(session: &mut Session, rt: &Snapshot, rid: &str) -> Result<(), Fa
             ))
         }
     };
-    if method != allowed && !(allowed == "GET" && method == "HEAD") {
+    if method != allowed {
         return Err(Failure::new(
             405,
             "method_not_allowed",
