@@ -57,25 +57,17 @@ async fn send(gws: &[&Gateway], n: usize) -> (usize, usize, usize) {
     (ok, limited, unavailable)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn counting_survives_a_sentinel_failover() {
-    if Command::new("redis-server")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("redis-server not found: skipping");
-        return;
-    }
-    let dir = std::env::temp_dir().join(format!("sluice-sentinel-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+/// A primary, its replica (in sync) and a sentinel watching them as
+/// `main`, in `dir`: (primary, replica, sentinel, their ports).
+fn trio(dir: &std::path::Path) -> (Option<Server>, Server, Server, (u16, u16, u16)) {
+    std::fs::create_dir_all(dir).unwrap();
     let (p, r, s) = (
         refused_port().release(),
         refused_port().release(),
         refused_port().release(),
     );
-    let mut primary = Some(redis(&dir, &["--port", &p.to_string()]));
-    let _replica = redis(
+    let primary = Some(redis(dir, &["--port", &p.to_string()]));
+    let replica = redis(
         &dir,
         &[
             "--port",
@@ -95,7 +87,7 @@ async fn counting_survives_a_sentinel_failover() {
         ),
     )
     .unwrap();
-    let _sentinel = redis(&dir, &[conf.to_str().unwrap(), "--sentinel"]);
+    let sentinel = redis(dir, &[conf.to_str().unwrap(), "--sentinel"]);
     listening(s);
     eventually_blocking(Duration::from_secs(20), "the replica in sync", || {
         let info = cli(r, &["info", "replication"]);
@@ -117,6 +109,21 @@ async fn counting_survives_a_sentinel_failover() {
             }
         },
     );
+    (primary, replica, sentinel, (p, r, s))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counting_survives_a_sentinel_failover() {
+    if Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("redis-server not found: skipping");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("sluice-sentinel-{}", std::process::id()));
+    let (mut primary, _replica, _sentinel, (p, r, s)) = trio(&dir);
 
     let m = mock("a").await;
     let url = format!("redis-sentinel://127.0.0.1:{s}/0?sentinelServiceName=main");
@@ -171,5 +178,63 @@ async fn counting_survives_a_sentinel_failover() {
     assert_eq!(cli(r, &["hget", key.trim(), "n"]), "40", "{seen}");
     assert!(during.2 > 0, "no request met the failover: {during:?}");
     assert_eq!(served(&m) - before, (30 - first + during.0 + ok) as u64);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The config bus and the response cache's shared tier through Sentinel:
+/// a change on one instance reaches the other, answers stored through one
+/// are hits on the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_config_bus_and_the_response_cache_work_through_sentinel() {
+    use crate::cache::{answer, body, cache_config, stats, TOKEN};
+    if Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("redis-server not found: skipping");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("sluice-sentinel-bus-{}", std::process::id()));
+    let (_primary, _replica, _sentinel, (p, _, s)) = trio(&dir);
+    let url = format!("redis-sentinel://127.0.0.1:{s}/0?sentinelServiceName=main");
+    let m = mock("a").await;
+    let store = StoreGuard::new();
+    let rest = format!(
+        "cache: {{redis_url: \"{url}\", key_prefix: \"sc:\"}}\n{}",
+        store.yaml(None).replace(&redis_base(), &url)
+    );
+    let yaml = cache_config(m.addr.port(), "{ttl_s: 300}", &rest);
+    let (a, b) = (Gateway::start(&yaml).await, Gateway::start(&yaml).await);
+
+    let questions: Vec<String> = (0..5).map(|i| format!("question {i}")).collect();
+    for q in &questions {
+        assert_eq!(answer(&a, "sk-test", &body(q, false)).await.1, "miss");
+    }
+    eventually("A wrote every entry through the sentinel", async || {
+        stats(&a).await["redis_writes"] == 5
+    })
+    .await;
+    for q in &questions {
+        assert_eq!(answer(&b, "sk-test", &body(q, false)).await.1, "hit", "{q}");
+    }
+    assert_eq!(served(&m), 5);
+    // On the primary the sentinel names.
+    assert!(!cli(p, &["--scan", "--pattern", "sc:e:*"]).is_empty());
+
+    let api = Admin::new(&a, TOKEN);
+    let (st, v) = api
+        .post(
+            "/api/v1/namespaces",
+            serde_json::json!({"namespace_name": "Watched", "namespace_code": "watched"}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let api_b = Admin::new(&b, TOKEN);
+    eventually("B applied A's change", async || {
+        let (_, v): (u16, serde_json::Value) = api_b.get("/api/v1/namespaces").await;
+        v.to_string().contains("\"watched\"")
+    })
+    .await;
     let _ = std::fs::remove_dir_all(&dir);
 }
