@@ -115,7 +115,12 @@ pub async fn run(opts: AgentOptions) -> Result<(), String> {
     let mut backoff = Duration::from_millis(200);
     loop {
         match session(&http, &base, &opts.token, &hello, runners.clone()).await {
-            Ok(()) => backoff = Duration::from_millis(200),
+            Ok(()) => {
+                // Asked to go (a draining instance, a replaced tunnel):
+                // back after a moment, not in a tight loop.
+                backoff = Duration::from_millis(200);
+                tokio::time::sleep(Duration::from_millis(fastrand::u64(100..=300))).await;
+            }
             Err(Stop::Refused(why)) => return Err(why),
             Err(Stop::Retry(why)) => {
                 log::warn!(

@@ -30,6 +30,14 @@ pub(super) fn agent_of(session: &Session, rt: &Snapshot) -> Result<(String, [u8;
 
 pub(super) async fn tunnel(session: &mut Session, rt: &Snapshot, rid: &str) -> Result<(), Failure> {
     let (agent_id, token) = agent_of(session, rt)?;
+    if crate::lifecycle::draining() {
+        // The agent retries (with backoff) and lands on another instance.
+        return Err(Failure::new(
+            503,
+            "draining",
+            "this instance is shutting down: connect to another",
+        ));
+    }
     let s = &rt.config.bridge;
     let body = body_of(session, rt, s.max_message_bytes).await?;
     let hello: Hello = parse(&body)?;
