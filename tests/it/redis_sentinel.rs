@@ -68,7 +68,7 @@ fn trio(dir: &std::path::Path) -> (Option<Server>, Server, Server, (u16, u16, u1
     );
     let primary = Some(redis(dir, &["--port", &p.to_string()]));
     let replica = redis(
-        &dir,
+        dir,
         &[
             "--port",
             &r.to_string(),
