@@ -81,6 +81,8 @@ pub struct Snapshot {
     /// SHA-256 of a virtual key's secret → its index in `keys`, and the
     /// Unix second a rotated-out secret stops working.
     pub virtual_keys: HashMap<[u8; 32], (usize, Option<u64>)>,
+    /// SHA-256 of a live agent token → its agent and expiry (Unix seconds).
+    pub agent_tokens: HashMap<[u8; 32], (String, u64)>,
     /// Users and external issuers (their key records are in `keys`).
     pub identity: Identities,
     /// The operator's extra auth header, if any.
@@ -416,6 +418,8 @@ impl Snapshot {
                 }
             }
         }
+        // Agents' Bridge tokens, by the SHA-256 of each live one.
+        let agent_tokens = crate::config::AgentToken::by_hash(&config.agent_tokens);
         // Users, then external issuers, after the keys (the metric labels
         // list them in the same order).
         let identity = Identities::build(&config, keys.len(), &mut problems);
@@ -466,6 +470,7 @@ impl Snapshot {
             keyring,
             keys,
             virtual_keys,
+            agent_tokens,
             identity,
             auth_header,
             warnings,

@@ -74,23 +74,15 @@ pub fn issue_in(
     version
 }
 
-/// The agent a presented token opens a tunnel for, with its version.
-pub fn check(config: &Config, token: &str, now: u64) -> Option<(String, u64)> {
+/// The agent a presented token opens a tunnel for, from the snapshot's
+/// map of live tokens (`Snapshot::agent_tokens`): one hash lookup.
+pub fn agent_of(live: &HashMap<[u8; 32], (String, u64)>, token: &str, now: u64) -> Option<String> {
     if !token.starts_with(PREFIX) {
         return None;
     }
-    let h = hex::encode(digest(token));
-    config.agent_tokens.iter().find_map(|t| {
-        t.tokens
-            .iter()
-            .any(|x| x.expires_at > now && subtle_eq(&x.sha256, &h))
-            .then(|| (t.agent_id.clone(), t.version))
-    })
-}
-
-fn subtle_eq(a: &str, b: &str) -> bool {
-    use subtle::ConstantTimeEq;
-    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+    live.get(&digest(token))
+        .filter(|(_, expires)| *expires > now)
+        .map(|(agent, _)| agent.clone())
 }
 
 /// Whether a tunnel of `agent_id` opened with the token whose SHA-256 is
@@ -115,6 +107,13 @@ mod tests {
 
     fn entities() -> Entities {
         serde_json::from_str("{}").unwrap()
+    }
+
+    /// The agent and version a token opens for under `c`.
+    fn check(c: &Config, token: &str, now: u64) -> Option<(String, u64)> {
+        let agent = agent_of(&AgentToken::by_hash(&c.agent_tokens), token, now)?;
+        let version = c.agent_tokens.iter().find(|t| t.agent_id == agent)?.version;
+        Some((agent, version))
     }
 
     fn config_of(e: &Entities) -> Config {

@@ -325,6 +325,22 @@ pub struct AgentToken {
     pub tokens: Vec<AgentTokenHash>,
 }
 
+impl AgentToken {
+    /// Every live token of `list` by its SHA-256 → its agent and expiry
+    /// (Unix seconds); a malformed hash is left out.
+    pub fn by_hash(list: &[AgentToken]) -> std::collections::HashMap<[u8; 32], (String, u64)> {
+        list.iter()
+            .flat_map(|t| {
+                t.tokens.iter().filter_map(|h| {
+                    let mut sha = [0u8; 32];
+                    hex::decode_to_slice(&h.sha256, &mut sha).ok()?;
+                    Some((sha, (t.agent_id.clone(), h.expires_at)))
+                })
+            })
+            .collect()
+    }
+}
+
 /// One live agent token.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]

@@ -17,8 +17,8 @@ pub(super) fn agent_of(session: &Session, rt: &Snapshot) -> Result<(String, [u8;
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
         .unwrap_or_default();
-    let (agent, _version) = tokens::check(&rt.config, token, crate::clock::unix_secs())
-        .ok_or_else(|| {
+    let agent =
+        tokens::agent_of(&rt.agent_tokens, token, crate::clock::unix_secs()).ok_or_else(|| {
             Failure::new(
                 401,
                 "unauthorized",
