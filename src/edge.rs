@@ -13,7 +13,8 @@
 //!   is no longer the only bound.
 //! - **Idle keep-alive**: a connection waiting for its next request is
 //!   closed after `idle_timeout_ms` (or `timeouts.client_keepalive_s`), and
-//!   at once when the process drains.
+//!   a quarter second after the listeners close on a drain (a request
+//!   already on its way is served, with `Connection: close`).
 //! - **Writes**: every session gets `write_timeout_ms`, so a client that
 //!   stops reading ends its request (and frees its slots).
 //! - **Malformed heads** on the admin and metrics listeners are answered
@@ -158,17 +159,26 @@ impl<A> Edge<A> {
     ) -> Head {
         let mut buf = BytesMut::with_capacity(4096);
         let mut shutdown = shutdown.clone();
-        if *shutdown.borrow() && !fresh {
-            return Head::Closed;
-        }
         let mut deadline = Instant::now() + wait;
+        // Idle between requests when the process drains: the client may
+        // be sending its next request this very moment (it cannot know),
+        // so wait [`LINGER`] for it before closing. Closing at once makes
+        // such a request meet a reset (seen under load in the upgrade
+        // test); one that arrives is served (with `Connection: close`).
+        let mut lingering = *shutdown.borrow() && !fresh;
+        if lingering {
+            deadline = deadline.min(Instant::now() + LINGER);
+        }
         let mut started = false;
         loop {
             let read = tokio::select! {
                 biased;
                 r = tokio::time::timeout_at(deadline, stream.read_buf(&mut buf)) => r,
-                // Idle between requests when the process drains: close.
-                _ = shutdown.changed(), if buf.is_empty() && !fresh => return Head::Closed,
+                _ = shutdown.changed(), if buf.is_empty() && !fresh && !lingering => {
+                    lingering = true;
+                    deadline = deadline.min(Instant::now() + LINGER);
+                    continue;
+                }
             };
             match read {
                 Err(_) if buf.is_empty() => return Head::Closed,
@@ -195,6 +205,10 @@ impl<A> Edge<A> {
         }
     }
 }
+
+/// How long a connection idle between requests stays open once the
+/// process drains, for a request already on its way.
+const LINGER: Duration = Duration::from_millis(250);
 
 /// End of the request head (after the blank line), if it is complete.
 fn head_end(buf: &[u8]) -> Option<usize> {

@@ -239,6 +239,9 @@ impl Signals {
     }
 }
 
+/// How long nothing must be in flight before a drained process exits.
+const QUIET: Duration = Duration::from_millis(200);
+
 /// Exits the process once Pingora has closed the listeners (its grace
 /// period started) and no request is in flight; Pingora's own deadline
 /// (the drain timeout) ends the rest. Runs on its own thread.
@@ -255,7 +258,22 @@ pub fn exit_when_drained(mut phases: tokio::sync::broadcast::Receiver<ExecutionP
             }
             // Polled: the count changes on every request, a wake-up per
             // change would cost the hot path; 10 ms is the exit's latency.
-            while in_flight() > 0 {
+            // A connection accepted just before the listeners closed may
+            // not have started its task yet (nothing counted): the count
+            // must stay at zero for a moment before the process exits
+            // (exiting under it resets a client that already sent its
+            // request; seen under load in the upgrade test).
+            let mut quiet_since: Option<std::time::Instant> = None;
+            loop {
+                if in_flight() > 0 {
+                    quiet_since = None;
+                } else if quiet_since
+                    .get_or_insert_with(std::time::Instant::now)
+                    .elapsed()
+                    >= QUIET
+                {
+                    break;
+                }
                 std::thread::sleep(Duration::from_millis(10));
             }
             // Settlements still queued for the shared counters land
