@@ -137,6 +137,10 @@ enum Command {
         /// The tools file.
         #[arg(long, default_value = "agent.yaml")]
         tools: String,
+        /// PEM certificates to trust for the gateway's TLS (a private CA),
+        /// besides the public web roots.
+        #[arg(long, env = "SLUICE_AGENT_CA_FILE")]
+        ca_file: Option<String>,
     },
 }
 
@@ -304,7 +308,8 @@ fn main() -> ExitCode {
             token,
             id,
             tools,
-        } => agent(gateway, token, id, &tools),
+            ca_file,
+        } => agent(gateway, token, id, &tools, ca_file.as_deref()),
         Command::HashPassword => {
             let mut line = String::new();
             if std::io::stdin().read_line(&mut line).is_err() {
@@ -374,7 +379,13 @@ fn main() -> ExitCode {
 
 /// `sluice agent`: runs until the token is refused (exit 1) or the
 /// process is stopped.
-fn agent(gateway: String, token: String, id: String, tools: &str) -> ExitCode {
+fn agent(
+    gateway: String,
+    token: String,
+    id: String,
+    tools: &str,
+    ca_file: Option<&str>,
+) -> ExitCode {
     let file = match std::fs::read_to_string(tools)
         .map_err(|e| e.to_string())
         .and_then(|t| {
@@ -383,6 +394,13 @@ fn agent(gateway: String, token: String, id: String, tools: &str) -> ExitCode {
         Ok(f) => f,
         Err(e) => {
             eprintln!("sluice agent: {tools}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let ca_pem = match ca_file.map(std::fs::read).transpose() {
+        Ok(pem) => pem,
+        Err(e) => {
+            eprintln!("sluice agent: --ca-file: {e}");
             return ExitCode::from(2);
         }
     };
@@ -403,6 +421,7 @@ fn agent(gateway: String, token: String, id: String, tools: &str) -> ExitCode {
         token,
         id,
         file,
+        ca_pem,
     };
     match rt.block_on(sluice::bridge::agent::run(opts)) {
         Ok(()) => ExitCode::SUCCESS,

@@ -1082,3 +1082,98 @@ async fn invocations_are_traced() {
     assert_eq!(s, 200);
     assert_eq!(spans.lock().unwrap().len(), 1);
 }
+
+/// An agent dials a gateway served over TLS with a private CA
+/// (`--ca-file`); without it the agent cannot verify the gateway and keeps
+/// retrying.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_dials_a_tls_gateway_trusting_a_private_ca() {
+    let dir = Dir::new("tls");
+    let ca = crate::tls::new_ca();
+    let ca_pem = ca.cert.pem();
+    let (cert, key, _) = crate::tls::leaf(&ca, &["localhost"]);
+    let (ca_path, cert_path, key_path) =
+        (dir.path("ca.pem"), dir.path("gw.pem"), dir.path("gw.key"));
+    std::fs::write(&ca_path, &ca_pem).unwrap();
+    std::fs::write(&cert_path, cert).unwrap();
+    std::fs::write(&key_path, key).unwrap();
+    let yaml = bridge_config("").replacen(
+        "listen:\n  proxy: \"{proxy}\"\n",
+        &format!(
+            "listen:\n  proxy: \"{{proxy}}\"\n  proxy_tls:\n    certificates: [{{cert: \"{}\", key: \"{}\"}}]\n",
+            cert_path.display(),
+            key_path.display()
+        ),
+        1,
+    );
+    let gw = Gateway::start(&yaml).await;
+    let base = format!("https://localhost:{}", gw.port);
+    let c = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(ca_pem.as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let token: Value = c
+        .post(format!("{base}/internal/v1/bridge/agent-token"))
+        .bearer_auth("adm")
+        .body(json!({"agent_id": "tls"}).to_string())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = token["token"].as_str().unwrap().to_string();
+    let tools = tools_file(&dir, false);
+    let start = |extra: &[&str], log: &str| {
+        let child = Command::new(sluice_bin())
+            .args([
+                "agent",
+                "--gateway",
+                &base,
+                "--token",
+                &token,
+                "--id",
+                "tls",
+            ])
+            .args(extra)
+            .arg("--tools")
+            .arg(&tools)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path(log)).unwrap())
+            .spawn()
+            .unwrap();
+        Agent {
+            child,
+            log: dir.path(log),
+        }
+    };
+    // Without the CA: the gateway's certificate is not trusted.
+    let untrusting = start(&[], "untrusting.log");
+    eventually("the agent without the CA retrying", async || {
+        untrusting.log().contains("cannot reach the gateway")
+    })
+    .await;
+    drop(untrusting);
+    let _agent = start(&["--ca-file", ca_path.to_str().unwrap()], "agent.log");
+    eventually("the agent online over TLS", async || {
+        let r = c
+            .get(format!("{base}/internal/v1/bridge/agents"))
+            .bearer_auth("sk-test")
+            .send()
+            .await
+            .unwrap();
+        r.text().await.unwrap().contains("\"online\"")
+    })
+    .await;
+    let r = c
+        .post(format!("{base}/internal/v1/bridge/invoke"))
+        .bearer_auth("sk-test")
+        .body(json!({"req_id": "r1", "agent_id": "tls", "tool_name": "echo", "arguments": {"text": "tls"}}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["result"]["stdout"], "{\"text\":\"tls\"}\ndone\n");
+}

@@ -12,12 +12,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-struct Ca {
-    cert: rcgen::Certificate,
+pub(crate) struct Ca {
+    pub(crate) cert: rcgen::Certificate,
     key: KeyPair,
 }
 
-fn new_ca() -> Ca {
+pub(crate) fn new_ca() -> Ca {
     let key = KeyPair::generate().unwrap();
     let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -28,7 +28,7 @@ fn new_ca() -> Ca {
 }
 
 /// A leaf for `names` signed by `ca`: (cert PEM, key PEM, cert DER).
-fn leaf(ca: &Ca, names: &[&str]) -> (String, String, Vec<u8>) {
+pub(crate) fn leaf(ca: &Ca, names: &[&str]) -> (String, String, Vec<u8>) {
     let key = KeyPair::generate().unwrap();
     let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
     let cert = CertificateParams::new(names)

@@ -37,6 +37,8 @@ pub struct AgentOptions {
     pub token: String,
     pub id: String,
     pub file: AgentFile,
+    /// PEM certificates trusted for the gateway's TLS, besides the web roots.
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 /// Where a tool runs.
@@ -107,10 +109,18 @@ pub async fn run(opts: AgentOptions) -> Result<(), String> {
     }
     let runners = Arc::new(runners);
     let base = opts.gateway.trim_end_matches('/').to_string();
-    let http = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .build()
-        .map_err(|e| e.to_string())?;
+    let mut builder = reqwest::Client::builder().connect_timeout(Duration::from_secs(10));
+    if let Some(pem) = &opts.ca_pem {
+        let certs = reqwest::Certificate::from_pem_bundle(pem)
+            .map_err(|e| format!("--ca-file: not PEM certificates: {e}"))?;
+        if certs.is_empty() {
+            return Err("--ca-file: no certificate in the file".into());
+        }
+        for c in certs {
+            builder = builder.add_root_certificate(c);
+        }
+    }
+    let http = builder.build().map_err(|e| e.to_string())?;
     let hello = json!({"agent_id": opts.id, "name": opts.file.name, "tools": tools});
     let mut backoff = Duration::from_millis(200);
     loop {
