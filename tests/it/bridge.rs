@@ -895,6 +895,13 @@ async fn an_agent_on_one_instance_serves_clients_of_another() {
         "{kinds:?}"
     );
     assert_eq!(kinds[kinds.len() - 2..], ["result", "end"], "{kinds:?}");
+    // Counted once, by the instance holding the agent.
+    let ok_echo = r#"sluice_bridge_invocations_total{agent="far",outcome="ok",tool="echo"}"#;
+    assert!(a
+        .metrics(&c, "m-tok")
+        .await
+        .contains(&format!("{ok_echo} 2")));
+    assert!(!b.metrics(&c, "m-tok").await.contains(ok_echo));
     // Idempotent across the relay.
     for _ in 0..2 {
         let (s, _) = call(

@@ -335,26 +335,33 @@ impl Hub {
             let _ = inv.tx.send(ev.clone());
         }
         let elapsed = inv.started.elapsed();
-        let labels = [inv.agent_id.as_str(), inv.tool.as_str()];
-        metrics()
-            .f
-            .bridge_invocations
-            .with_label_values(&[labels[0], labels[1], outcome])
-            .inc();
-        metrics()
-            .f
-            .bridge_seconds
-            .with_label_values(&labels)
-            .observe(elapsed.as_secs_f64());
+        // Counted where it runs: a relayed invocation is counted by the
+        // instance holding its agent (the fleet's sum counts it once).
+        let here = inv.relayed_to().is_none();
+        if here {
+            let labels = [inv.agent_id.as_str(), inv.tool.as_str()];
+            metrics()
+                .f
+                .bridge_invocations
+                .with_label_values(&[labels[0], labels[1], outcome])
+                .inc();
+            metrics()
+                .f
+                .bridge_seconds
+                .with_label_values(&labels)
+                .observe(elapsed.as_secs_f64());
+        }
         {
             let mut st = lock(&self.state);
-            let f = st
-                .figures
-                .entry((inv.agent_id.clone(), inv.tool.clone()))
-                .or_default();
-            f.calls += 1;
-            f.errors += u64::from(kind == "error");
-            f.total_ms += u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+            if here {
+                let f = st
+                    .figures
+                    .entry((inv.agent_id.clone(), inv.tool.clone()))
+                    .or_default();
+                f.calls += 1;
+                f.errors += u64::from(kind == "error");
+                f.total_ms += u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+            }
             st.running = st.running.saturating_sub(1);
             metrics().f.bridge_running.set(st.running as i64);
             st.finished
@@ -362,7 +369,7 @@ impl Hub {
             let settings = lock(&self.settings).clone();
             self.expire_finished(&mut st, &settings);
         }
-        if inv.relayed_to().is_some() {
+        if !here {
             return true;
         }
         let mut summary = json!({
