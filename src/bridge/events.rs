@@ -15,6 +15,8 @@ use std::sync::Arc;
 #[derive(Debug, Clone)]
 pub struct Event {
     pub seq: u64,
+    /// What clients see (`{epoch}-{seq}`).
+    pub id: String,
     pub at_ms: u64,
     pub agent_id: String,
     /// `agent.online`, `agent.offline`, `invocation.started`, `invocation.finished`.
@@ -54,7 +56,7 @@ impl EventLog {
     }
 
     /// The id clients see for sequence number `seq`.
-    pub fn id(&self, seq: u64) -> String {
+    fn id(&self, seq: u64) -> String {
         format!("{}-{seq}", self.epoch)
     }
 
@@ -74,6 +76,7 @@ impl EventLog {
         self.trim(now_ms);
         let e = Arc::new(Event {
             seq: self.next,
+            id: self.id(self.next),
             at_ms: now_ms,
             agent_id: agent_id.to_string(),
             kind,
@@ -148,7 +151,7 @@ mod tests {
         let a = l.push(0, "a", "agent.online", json!({}));
         l.push(10, "a", "invocation.started", json!({}));
         l.push(20, "a", "invocation.finished", json!({}));
-        let id = l.id(a.seq);
+        let id = a.id.clone();
         assert_eq!(id, "e1-1");
         let r = l.resume(Some(&id), 30);
         assert_eq!(r, Resume::After(1));

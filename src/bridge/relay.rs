@@ -65,17 +65,6 @@ impl Relay {
         format!("{}bridge:log", self.prefix)
     }
 
-    /// Sends `msg` to `instance` (in the background: callers do not wait).
-    pub fn send(&'static self, instance: &str, msg: Value) {
-        let channel = self.channel(instance);
-        tokio::spawn(async move {
-            let sent: Result<i64, _> = self.client.publish(channel, msg.to_string()).await;
-            if let Err(e) = sent {
-                log::warn!("bridge relay: cannot publish: {e}");
-            }
-        });
-    }
-
     /// Sends `msg` to `instance` now (the events of one invocation go in
     /// order).
     async fn send_now(&self, instance: &str, msg: Value) {
@@ -86,33 +75,6 @@ impl Relay {
         if let Err(e) = sent {
             log::warn!("bridge relay: cannot publish: {e}");
         }
-    }
-
-    /// An agent on another live instance.
-    pub fn remote(&self, agent_id: &str) -> Option<RemoteAgent> {
-        self.remote
-            .load()
-            .get(agent_id)
-            .filter(|a| a.instance != self.me && crate::fleet::is_live(&a.instance))
-            .cloned()
-    }
-
-    /// Every agent online elsewhere.
-    pub fn remotes(&self) -> Vec<(String, RemoteAgent)> {
-        self.remote
-            .load()
-            .iter()
-            .filter(|(_, a)| a.instance != self.me && crate::fleet::is_live(&a.instance))
-            .map(|(id, a)| (id.clone(), a.clone()))
-            .collect()
-    }
-
-    /// A local lifecycle event, for the other instances' logs.
-    pub fn announce(&self, e: &super::events::Event) {
-        let _ = self
-            .outbox
-            .send(json!({"from": self.me, "seq": e.seq, "at_ms": e.at_ms,
-            "agent_id": e.agent_id, "kind": e.kind, "data": e.data}));
     }
 
     /// Publishes the outbox in order: appended to the list, then announced.
@@ -200,22 +162,6 @@ impl Relay {
         self.remote.store(Arc::new(remote));
     }
 
-    /// Removes `agent_id`'s entry if it is still this instance's.
-    pub fn forget(&'static self, agent_id: &str) {
-        let (key, id) = (self.agents_key(), agent_id.to_string());
-        tokio::spawn(async move {
-            let current: Result<Option<String>, _> = self.client.hget(&key, &id).await;
-            let mine = current
-                .ok()
-                .flatten()
-                .and_then(|v| serde_json::from_str::<RemoteAgent>(&v).ok())
-                .is_some_and(|a| a.instance == self.me);
-            if mine {
-                let _: Result<i64, _> = self.client.hdel(&key, &id).await;
-            }
-        });
-    }
-
     /// One message on this instance's channel or the events channel.
     fn handle(&'static self, channel: &str, text: &str) {
         let Ok(msg) = serde_json::from_str::<Value>(text) else {
@@ -293,23 +239,62 @@ impl Relay {
 }
 
 impl Peers for Relay {
+    /// A local lifecycle event, for the other instances' logs.
     fn announce(&self, e: &super::events::Event) {
-        Relay::announce(self, e);
+        let _ = self
+            .outbox
+            .send(json!({"from": self.me, "seq": e.seq, "at_ms": e.at_ms,
+            "agent_id": e.agent_id, "kind": e.kind, "data": e.data}));
     }
+
+    /// An agent on another live instance.
     fn remote(&self, agent_id: &str) -> Option<RemoteAgent> {
-        Relay::remote(self, agent_id)
+        self.remote
+            .load()
+            .get(agent_id)
+            .filter(|a| a.instance != self.me && crate::fleet::is_live(&a.instance))
+            .cloned()
     }
+
+    /// Every agent online elsewhere.
     fn remotes(&self) -> Vec<(String, RemoteAgent)> {
-        Relay::remotes(self)
+        self.remote
+            .load()
+            .iter()
+            .filter(|(_, a)| a.instance != self.me && crate::fleet::is_live(&a.instance))
+            .map(|(id, a)| (id.clone(), a.clone()))
+            .collect()
     }
+
+    /// Sends `msg` to `instance` (in the background: callers do not wait).
     fn send(&'static self, instance: &str, msg: Value) {
-        Relay::send(self, instance, msg);
+        let channel = self.channel(instance);
+        tokio::spawn(async move {
+            let sent: Result<i64, _> = self.client.publish(channel, msg.to_string()).await;
+            if let Err(e) = sent {
+                log::warn!("bridge relay: cannot publish: {e}");
+            }
+        });
     }
+
     fn agents_changed(&'static self) {
         tokio::spawn(self.publish_agents());
     }
+
+    /// Removes `agent_id`'s entry if it is still this instance's.
     fn forget(&'static self, agent_id: &str) {
-        Relay::forget(self, agent_id);
+        let (key, id) = (self.agents_key(), agent_id.to_string());
+        tokio::spawn(async move {
+            let current: Result<Option<String>, _> = self.client.hget(&key, &id).await;
+            let mine = current
+                .ok()
+                .flatten()
+                .and_then(|v| serde_json::from_str::<RemoteAgent>(&v).ok())
+                .is_some_and(|a| a.instance == self.me);
+            if mine {
+                let _: Result<i64, _> = self.client.hdel(&key, &id).await;
+            }
+        });
     }
 }
 

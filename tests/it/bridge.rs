@@ -189,6 +189,61 @@ fn sse(text: &str) -> Vec<(String, Value)> {
         .collect()
 }
 
+/// Reads a stream until `needle` arrived; what was read.
+async fn read_until(r: &mut reqwest::Response, needle: &str) -> String {
+    let mut text = String::new();
+    while !text.contains(needle) {
+        let chunk = tokio::time::timeout(PATIENCE, r.chunk())
+            .await
+            .unwrap()
+            .unwrap();
+        text.push_str(&String::from_utf8_lossy(
+            &chunk.expect("the stream ended first"),
+        ));
+    }
+    text
+}
+
+/// Reads a stream to its end into `text`.
+async fn read_rest(r: &mut reqwest::Response, text: &mut String) {
+    tokio::time::timeout(PATIENCE, async {
+        while let Some(chunk) = r.chunk().await.unwrap() {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    })
+    .await
+    .expect("the stream ends");
+}
+
+/// `POST /internal/v1/bridge/invoke` with `body` as `sk-test`.
+async fn post_invoke(c: &reqwest::Client, gw: &Gateway, body: Value) -> reqwest::Response {
+    c.post(gw.url("/internal/v1/bridge/invoke"))
+        .bearer_auth("sk-test")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Waits for `agent` to exit: its status and log.
+async fn exit_of(mut agent: Agent) -> (std::process::ExitStatus, String) {
+    tokio::task::spawn_blocking(move || {
+        let deadline = std::time::Instant::now() + PATIENCE;
+        loop {
+            if let Some(s) = agent.child.try_wait().unwrap() {
+                return (s, agent.log());
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the agent kept running"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    })
+    .await
+    .unwrap()
+}
+
 fn pid_gone(pid: &str) -> bool {
     !Path::new(&format!("/proc/{}", pid.trim())).exists()
 }
@@ -272,7 +327,7 @@ async fn tokens_tunnel_invoke_stream_cancel_timeout_and_reset() {
 
     let (token, _) = issue(&c, &gw, "a1", false).await;
     let tools = tools_file(&dir, false);
-    let mut agent = Agent::start(&gw, &token, "a1", &tools, &dir);
+    let agent = Agent::start(&gw, &token, "a1", &tools, &dir);
     wait_online(&c, &gw, "a1", true).await;
 
     // Listings.
@@ -478,20 +533,13 @@ async fn tokens_tunnel_invoke_stream_cancel_timeout_and_reset() {
     // Cancel mid-stream: the stream ends with `cancelled`, the process goes,
     // a second cancel says it had finished, an unknown one is 404.
     let _ = std::fs::remove_file(dir.path("slow.pid"));
-    let mut r = c
-        .post(gw.url("/internal/v1/bridge/invoke"))
-        .bearer_auth("sk-test")
-        .body(
-            json!({"req_id": "c1", "agent_id": "a1", "tool_name": "slow", "stream": true})
-                .to_string(),
-        )
-        .send()
-        .await
-        .unwrap();
-    let mut text = String::new();
-    while !text.contains("event: output") {
-        text.push_str(&String::from_utf8_lossy(&r.chunk().await.unwrap().unwrap()));
-    }
+    let mut r = post_invoke(
+        &c,
+        &gw,
+        json!({"req_id": "c1", "agent_id": "a1", "tool_name": "slow", "stream": true}),
+    )
+    .await;
+    let mut text = read_until(&mut r, "event: output").await;
     let (s, v) = call(
         &c,
         &gw,
@@ -502,9 +550,7 @@ async fn tokens_tunnel_invoke_stream_cancel_timeout_and_reset() {
     )
     .await;
     assert_eq!((s, v["cancelled"].clone()), (200, json!(true)), "{v}");
-    while let Some(chunk) = r.chunk().await.unwrap() {
-        text.push_str(&String::from_utf8_lossy(&chunk));
-    }
+    read_rest(&mut r, &mut text).await;
     let kinds: Vec<String> = sse(&text).into_iter().map(|(e, _)| e).collect();
     assert_eq!(kinds, ["output", "cancelled", "end"]);
     let pid = std::fs::read_to_string(dir.path("slow.pid")).unwrap();
@@ -595,29 +641,16 @@ async fn tokens_tunnel_invoke_stream_cancel_timeout_and_reset() {
     let (t2, _) = issue(&c, &gw, "a2", false).await;
     let killed = Agent::start(&gw, &t2, "a2", &tools, &dir);
     wait_online(&c, &gw, "a2", true).await;
-    let mut r = c
-        .post(gw.url("/internal/v1/bridge/invoke"))
-        .bearer_auth("sk-test")
-        .body(
-            json!({"req_id": "k1", "agent_id": "a2", "tool_name": "slow", "stream": true})
-                .to_string(),
-        )
-        .send()
-        .await
-        .unwrap();
-    let mut text = String::new();
-    while !text.contains("event: output") {
-        text.push_str(&String::from_utf8_lossy(&r.chunk().await.unwrap().unwrap()));
-    }
+    let mut r = post_invoke(
+        &c,
+        &gw,
+        json!({"req_id": "k1", "agent_id": "a2", "tool_name": "slow", "stream": true}),
+    )
+    .await;
+    let mut text = read_until(&mut r, "event: output").await;
     drop(killed);
-    let rest = tokio::time::timeout(PATIENCE, async {
-        while let Some(chunk) = r.chunk().await.unwrap() {
-            text.push_str(&String::from_utf8_lossy(&chunk));
-        }
-        text
-    })
-    .await
-    .expect("the stream ends when the agent dies");
+    read_rest(&mut r, &mut text).await;
+    let rest = text;
     let events = sse(&rest);
     assert_eq!(events[events.len() - 2].0, "error", "{events:?}");
     assert_eq!(events[events.len() - 2].1["code"], "agent_disconnected");
@@ -629,21 +662,7 @@ async fn tokens_tunnel_invoke_stream_cancel_timeout_and_reset() {
     // token is refused on reconnect (the agent stops with an error).
     let (_, version) = issue(&c, &gw, "a1", true).await;
     assert_eq!(version, 2);
-    let status = tokio::task::spawn_blocking(move || {
-        let deadline = std::time::Instant::now() + PATIENCE;
-        loop {
-            if let Some(s) = agent.child.try_wait().unwrap() {
-                return (s, agent.log());
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the agent kept running"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    })
-    .await
-    .unwrap();
+    let status = exit_of(agent).await;
     assert!(!status.0.success());
     assert!(
         status.1.contains("refused the tunnel (401)"),
@@ -746,16 +765,7 @@ async fn lifecycle_events_resume_with_last_event_id() {
             .send()
             .await
             .unwrap();
-        let mut text = String::new();
-        while !text.contains("event: invocation.finished") {
-            let chunk = tokio::time::timeout(PATIENCE, r.chunk())
-                .await
-                .unwrap()
-                .unwrap()
-                .unwrap();
-            text.push_str(&String::from_utf8_lossy(&chunk));
-        }
-        text
+        read_until(&mut r, "event: invocation.finished").await
     });
     // The reader is subscribed once its first bytes arrived; invoke until seen.
     eventually("a live event reaches the reader", async || {
@@ -917,20 +927,13 @@ async fn an_agent_on_one_instance_serves_clients_of_another() {
     }
     assert_eq!(std::fs::read_to_string(dir.path("runs")).unwrap(), "run\n");
     // A cancel on the client's instance reaches the agent.
-    let mut r = c
-        .post(b.url("/internal/v1/bridge/invoke"))
-        .bearer_auth("sk-test")
-        .body(
-            json!({"req_id": "c1", "agent_id": "far", "tool_name": "slow", "stream": true})
-                .to_string(),
-        )
-        .send()
-        .await
-        .unwrap();
-    let mut text = String::new();
-    while !text.contains("event: output") {
-        text.push_str(&String::from_utf8_lossy(&r.chunk().await.unwrap().unwrap()));
-    }
+    let mut r = post_invoke(
+        &c,
+        &b,
+        json!({"req_id": "c1", "agent_id": "far", "tool_name": "slow", "stream": true}),
+    )
+    .await;
+    let mut text = read_until(&mut r, "event: output").await;
     let (s, _) = call(
         &c,
         &b,
@@ -941,9 +944,7 @@ async fn an_agent_on_one_instance_serves_clients_of_another() {
     )
     .await;
     assert_eq!(s, 200);
-    while let Some(chunk) = r.chunk().await.unwrap() {
-        text.push_str(&String::from_utf8_lossy(&chunk));
-    }
+    read_rest(&mut r, &mut text).await;
     assert!(text.contains("event: cancelled"), "{text}");
     let pid = std::fs::read_to_string(dir.path("slow.pid")).unwrap();
     eventually("the cancelled tool's process ends", async || pid_gone(&pid)).await;
@@ -955,60 +956,30 @@ async fn an_agent_on_one_instance_serves_clients_of_another() {
         .send()
         .await
         .unwrap();
-    let mut text = String::new();
-    while !text.contains("event: agent.online") {
-        text.push_str(&String::from_utf8_lossy(&r.chunk().await.unwrap().unwrap()));
-    }
+    read_until(&mut r, "event: agent.online").await;
     drop(r);
     // The agent dies mid-invocation: the client on the other instance
     // gets the error, not a hang.
-    let mut r = c
-        .post(b.url("/internal/v1/bridge/invoke"))
-        .bearer_auth("sk-test")
-        .body(
-            json!({"req_id": "k1", "agent_id": "far", "tool_name": "slow", "stream": true})
-                .to_string(),
-        )
-        .send()
-        .await
-        .unwrap();
-    let mut text = String::new();
-    while !text.contains("event: output") {
-        text.push_str(&String::from_utf8_lossy(&r.chunk().await.unwrap().unwrap()));
-    }
+    let mut r = post_invoke(
+        &c,
+        &b,
+        json!({"req_id": "k1", "agent_id": "far", "tool_name": "slow", "stream": true}),
+    )
+    .await;
+    let mut text = read_until(&mut r, "event: output").await;
     drop(agent);
-    let text = tokio::time::timeout(PATIENCE, async {
-        while let Some(chunk) = r.chunk().await.unwrap() {
-            text.push_str(&String::from_utf8_lossy(&chunk));
-        }
-        text
-    })
-    .await
-    .expect("the stream ends");
+    read_rest(&mut r, &mut text).await;
+    let text = text;
     assert!(text.contains("agent_disconnected"), "{text}");
     wait_online(&c, &b, "far", false).await;
 
     // Tokens are shared: one issued through B opens a tunnel on A, and a
     // reset through B closes that tunnel on A and refuses the old token.
     let (token, _) = issue(&c, &b, "z", false).await;
-    let mut z = Agent::start(&a, &token, "z", &tools_file(&dir, false), &dir);
+    let z = Agent::start(&a, &token, "z", &tools_file(&dir, false), &dir);
     wait_online(&c, &b, "z", true).await;
     issue(&c, &b, "z", true).await;
-    let (status, log) = tokio::task::spawn_blocking(move || {
-        let deadline = std::time::Instant::now() + PATIENCE;
-        loop {
-            if let Some(s) = z.child.try_wait().unwrap() {
-                return (s, z.log());
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the agent kept running"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    })
-    .await
-    .unwrap();
+    let (status, log) = exit_of(z).await;
     assert!(!status.success());
     assert!(log.contains("refused the tunnel (401)"), "{log}");
 }
@@ -1087,7 +1058,26 @@ async fn invocations_are_traced() {
     )
     .await;
     assert_eq!(s, 200);
-    assert_eq!(spans.lock().unwrap().len(), 1);
+    // A traced one after it: once its span is in, anything the untraced
+    // request made would be too (spans are exported in order).
+    let r = c
+        .post(gw.url("/internal/v1/bridge/invoke"))
+        .bearer_auth("sk-test")
+        .header(
+            "traceparent",
+            format!("00-{}-00f067aa0ba902b7-01", "1".repeat(32)),
+        )
+        .body(json!({"req_id": "t3", "agent_id": "tr", "tool_name": "count"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let third = hex::decode("1".repeat(32)).unwrap();
+    eventually("the third invocation's span", async || {
+        spans.lock().unwrap().iter().any(|s| s.trace_id == third)
+    })
+    .await;
+    assert_eq!(spans.lock().unwrap().len(), 2);
 }
 
 /// An agent dials a gateway served over TLS with a private CA

@@ -29,6 +29,14 @@ fn one_at_a_time() -> &'static tokio::sync::Mutex<()> {
     LOCK.get_or_init(|| tokio::sync::Mutex::new(()))
 }
 
+/// The `redis-cluster://` URL of the primaries on `ports`.
+fn cluster_url(ports: &[u16]) -> String {
+    format!(
+        "redis-cluster://127.0.0.1:{}?node=127.0.0.1:{}&node=127.0.0.1:{}",
+        ports[0], ports[1], ports[2]
+    )
+}
+
 /// Three primaries forming one cluster; None when redis-server or
 /// redis-cli is absent.
 fn start_cluster() -> Option<(Vec<Server>, Vec<u16>, std::path::PathBuf)> {
@@ -105,10 +113,7 @@ async fn two_instances_on_a_cluster_admit_exactly_the_limit() {
         eprintln!("redis-server or redis-cli not found: skipping");
         return;
     };
-    let url = format!(
-        "redis-cluster://127.0.0.1:{}?node=127.0.0.1:{}&node=127.0.0.1:{}",
-        ports[0], ports[1], ports[2]
-    );
+    let url = cluster_url(&ports);
     let m = mock("a").await;
     let rules = "rules:\n  - rule_name: twenty\n    rule_type: rate_limit\n    rule_config: {max_requests: 20, time_window_seconds: 3600, key_by: [namespace, api_key]}\n  - rule_name: slots\n    rule_type: concurrency\n    rule_config: {max_concurrent: 1000, key_by: namespace}\n";
     let yaml = admin_config(
@@ -174,10 +179,7 @@ async fn the_config_bus_and_the_response_cache_work_on_a_cluster() {
         eprintln!("redis-server or redis-cli not found: skipping");
         return;
     };
-    let url = format!(
-        "redis-cluster://127.0.0.1:{}?node=127.0.0.1:{}&node=127.0.0.1:{}",
-        ports[0], ports[1], ports[2]
-    );
+    let url = cluster_url(&ports);
     let m = mock("a").await;
     let store = StoreGuard::new();
     let rest = format!(

@@ -19,7 +19,7 @@ impl Hub {
     ) -> Result<Arc<Invocation>, InvokeError> {
         let k = key(agent_id, req_id);
         let mut st = lock(&self.state);
-        self.expire_finished(&mut st, s);
+        expire_finished(&mut st, s.retention_s);
         if let Some(inv) = st.invocations.get(&k) {
             return if inv.tool == tool && inv.arguments == arguments {
                 Ok(inv.clone())
@@ -169,6 +169,15 @@ impl Hub {
         }
     }
 
+    /// Ends `lost` invocations with `agent_disconnected` (502, the agent's
+    /// side): why is `message`.
+    pub(super) fn lose(&self, lost: Vec<Arc<Invocation>>, message: &str) {
+        for inv in lost {
+            let data = error_data("agent_disconnected", message, "upstream", 502);
+            self.finish(&inv, "error", data, "disconnected");
+        }
+    }
+
     /// Ends the relayed invocations whose agent's instance is no longer live.
     pub fn end_orphans(&self, live: &dyn Fn(&str) -> bool) {
         let orphans: Vec<Arc<Invocation>> = lock(&self.state)
@@ -177,19 +186,7 @@ impl Hub {
             .filter(|i| i.relayed_to().is_some_and(|at| !live(at)) && !lock(&i.inner).done)
             .cloned()
             .collect();
-        for inv in orphans {
-            self.finish(
-                &inv,
-                "error",
-                error_data(
-                    "agent_disconnected",
-                    "the instance holding the agent's tunnel stopped",
-                    "upstream",
-                    502,
-                ),
-                "disconnected",
-            );
-        }
+        self.lose(orphans, "the instance holding the agent's tunnel stopped");
     }
 
     pub(super) fn time_out(&self, inv: &Arc<Invocation>) {
@@ -351,6 +348,7 @@ impl Hub {
                 .with_label_values(&labels)
                 .observe(elapsed.as_secs_f64());
         }
+        let retention_s = lock(&self.settings).retention_s;
         {
             let mut st = lock(&self.state);
             if here {
@@ -366,8 +364,7 @@ impl Hub {
             metrics().f.bridge_running.set(st.running as i64);
             st.finished
                 .push_back((Instant::now(), key(&inv.agent_id, &inv.req_id)));
-            let settings = lock(&self.settings).clone();
-            self.expire_finished(&mut st, &settings);
+            expire_finished(&mut st, retention_s);
         }
         if !here {
             return true;
@@ -384,18 +381,19 @@ impl Hub {
         self.log(&inv.agent_id, "invocation.finished", summary);
         true
     }
+}
 
-    /// Forgets invocations finished longer ago than the retention window.
-    pub(super) fn expire_finished(&self, st: &mut State, s: &BridgeSettings) {
-        let keep = Duration::from_secs(s.retention_s);
-        while st
-            .finished
-            .front()
-            .is_some_and(|(at, _)| at.elapsed() > keep || st.finished.len() > KEPT_FINISHED)
-        {
-            if let Some((_, k)) = st.finished.pop_front() {
-                st.invocations.remove(&k);
-            }
+/// Forgets invocations finished longer ago than the retention window
+/// (`retention_s`), and the oldest beyond [`KEPT_FINISHED`].
+fn expire_finished(st: &mut State, retention_s: u64) {
+    let keep = Duration::from_secs(retention_s);
+    while st
+        .finished
+        .front()
+        .is_some_and(|(at, _)| at.elapsed() > keep || st.finished.len() > KEPT_FINISHED)
+    {
+        if let Some((_, k)) = st.finished.pop_front() {
+            st.invocations.remove(&k);
         }
     }
 }

@@ -69,6 +69,17 @@ pub struct Figures {
     pub total_ms: u64,
 }
 
+impl State {
+    /// Records an agent's name and tools for listings (at most
+    /// [`REMEMBERED`] agents).
+    fn know(&mut self, id: &str, name: &str, tools: Arc<Vec<Tool>>) {
+        if self.known.len() < REMEMBERED || self.known.contains_key(id) {
+            let name = name.to_string();
+            self.known.insert(id.to_string(), Known { name, tools });
+        }
+    }
+}
+
 struct Known {
     name: String,
     tools: Arc<Vec<Tool>>,
@@ -195,6 +206,23 @@ impl Invocation {
             so_far: inner.kept.clone(),
             live: (!inner.done).then(|| self.tx.subscribe()),
         }
+    }
+
+    /// Its terminal event once it ended, else a receiver of the next events
+    /// (taken under the lock; nothing is copied).
+    pub fn end_or_live(&self) -> Result<InvEvent, broadcast::Receiver<InvEvent>> {
+        let inner = lock(&self.inner);
+        match inner.kept.last().filter(|_| inner.done) {
+            Some(e) => Ok(e.clone()),
+            None => Err(self.tx.subscribe()),
+        }
+    }
+
+    /// The kind of its terminal event (`result`, `error`, `cancelled`);
+    /// none while it runs.
+    pub fn ended_as(&self) -> Option<&'static str> {
+        let inner = lock(&self.inner);
+        inner.kept.last().filter(|_| inner.done).map(|e| e.kind)
     }
 
     /// The instance an invocation was relayed to (its agent's), if any.
@@ -409,30 +437,13 @@ impl Hub {
             // Its invocations were sent on the old tunnel.
             let lost = sent_on(&st, agent_id, &old.session);
             drop(st);
-            for inv in lost {
-                self.finish(
-                    &inv,
-                    "error",
-                    error_data(
-                        "agent_disconnected",
-                        "the agent reconnected; the invocation was lost with its previous tunnel",
-                        "upstream",
-                        502,
-                    ),
-                    "disconnected",
-                );
-            }
+            self.lose(
+                lost,
+                "the agent reconnected; the invocation was lost with its previous tunnel",
+            );
             st = lock(&self.state);
         }
-        if st.known.len() < REMEMBERED || st.known.contains_key(agent_id) {
-            st.known.insert(
-                agent_id.to_string(),
-                Known {
-                    name: name.to_string(),
-                    tools: Arc::new(tools),
-                },
-            );
-        }
+        st.know(agent_id, name, Arc::new(tools));
         metrics().f.bridge_agents.set(st.online.len() as i64);
         drop(st);
         if let Some(p) = peers() {
@@ -463,19 +474,7 @@ impl Hub {
         }
         let lost = sent_on(&st, agent_id, session);
         drop(st);
-        for inv in lost {
-            self.finish(
-                &inv,
-                "error",
-                error_data(
-                    "agent_disconnected",
-                    "the agent's tunnel closed before the tool finished",
-                    "upstream",
-                    502,
-                ),
-                "disconnected",
-            );
-        }
+        self.lose(lost, "the agent's tunnel closed before the tool finished");
         self.log(agent_id, "agent.offline", json!({"session": session}));
     }
 
@@ -531,18 +530,14 @@ impl Hub {
     /// offline once it goes.
     pub fn remember(&self, id: &str, name: &str, tools: &[Tool]) {
         let mut st = lock(&self.state);
-        if st.online.contains_key(id)
-            || (st.known.len() >= REMEMBERED && !st.known.contains_key(id))
-        {
-            return;
+        let same = st
+            .known
+            .get(id)
+            .is_some_and(|k| k.name == name && k.tools.as_slice() == tools);
+        // Renewed every second: nothing is copied while nothing changed.
+        if !st.online.contains_key(id) && !same {
+            st.know(id, name, Arc::new(tools.to_vec()));
         }
-        st.known.insert(
-            id.to_string(),
-            Known {
-                name: name.to_string(),
-                tools: Arc::new(tools.to_vec()),
-            },
-        );
     }
 
     /// One agent, if known.
@@ -634,11 +629,6 @@ impl Hub {
             Resume::After(seq) => (false, log.after(seq, now)),
         };
         (gap, backlog, rx)
-    }
-
-    /// The id clients see for an event.
-    pub fn event_id(&self, e: &Event) -> String {
-        lock(&self.events).id(e.seq)
     }
 }
 

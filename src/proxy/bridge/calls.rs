@@ -88,14 +88,12 @@ pub fn access(
         Ok(()) => (200, None),
         Err(f) => (f.status, Some(f.code)),
     };
-    let outcome = match hub().invocation(agent, req_id).map(|i| i.watch()) {
+    let outcome = match hub().invocation(agent, req_id).map(|i| i.ended_as()) {
         None => "refused",
-        Some(w) => match w.so_far.iter().find(|e| e.is_terminal()) {
-            Some(e) if e.kind == "result" => "ok",
-            Some(e) if e.kind == "cancelled" => "cancelled",
-            Some(_) => "error",
-            None => "running",
-        },
+        Some(Some("result")) => "ok",
+        Some(Some("cancelled")) => "cancelled",
+        Some(Some(_)) => "error",
+        Some(None) => "running",
     };
     if let Some(t) = trace {
         let mut attrs = vec![
@@ -373,12 +371,9 @@ pub(super) fn failure_of(data: &Value) -> Failure {
 
 /// Waits for an invocation's terminal event.
 pub async fn last_event(inv: &Invocation) -> InvEvent {
-    let w = inv.watch();
-    if let Some(e) = w.so_far.iter().find(|e| e.is_terminal()) {
-        return e.clone();
-    }
-    let Some(mut rx) = w.live else {
-        return lagged();
+    let mut rx = match inv.end_or_live() {
+        Ok(end) => return end,
+        Err(rx) => rx,
     };
     loop {
         match rx.recv().await {

@@ -28,9 +28,7 @@ pub(super) async fn events(session: &mut Session, rt: &Snapshot, rid: &str) -> R
                 .into();
         Bytes::from(format!(
             "id: {}\nevent: {}\ndata: {}\n\n",
-            hub().event_id(e),
-            e.kind,
-            data
+            e.id, e.kind, data
         ))
     };
     let mut first = String::from("retry: 1000\n\n");
