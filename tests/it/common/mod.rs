@@ -158,10 +158,16 @@ pub struct Ports {
 
 impl Ports {
     fn fresh() -> Ports {
+        // Held together until all three are known, so they differ (one at
+        // a time, the kernel may hand the same port out twice: a config
+        // refused with "listen.admin: must differ from listen.proxy").
+        let bind = || TcpListener::bind("127.0.0.1:0").expect("free port");
+        let held = [bind(), bind(), bind()];
+        let port = |i: usize| held[i].local_addr().expect("bound address").port();
         Ports {
-            proxy: free_port(),
-            admin: free_port(),
-            metrics: free_port(),
+            proxy: port(0),
+            admin: port(1),
+            metrics: port(2),
         }
     }
 
