@@ -480,15 +480,48 @@ impl Snapshot {
     /// Whether an `Authorization` header carries one of the admin tokens
     /// (`Bearer <token>`, constant-time compare; no tokens = nobody).
     pub fn admin_token_ok(&self, authorization: Option<&str>) -> bool {
+        self.admin_token_name(authorization).is_some()
+    }
+
+    /// The name of the admin token an `Authorization` header carries
+    /// (every token compared in constant time).
+    pub fn admin_token_name(&self, authorization: Option<&str>) -> Option<String> {
         use subtle::ConstantTimeEq;
         let presented = authorization
             .and_then(|v| v.strip_prefix("Bearer "))
             .unwrap_or("");
-        let mut ok = false;
-        for token in &self.config.admin.tokens {
-            ok |= bool::from(presented.as_bytes().ct_eq(token.expose().as_bytes()));
+        let mut found = None;
+        for (i, token) in self.config.admin.tokens.iter().enumerate() {
+            if bool::from(presented.as_bytes().ct_eq(token.expose().as_bytes())) {
+                found = Some(i);
+            }
         }
-        ok && !presented.is_empty()
+        let i = found.filter(|_| !presented.is_empty())?;
+        self.config.admin.tokens.get(i).map(|t| t.name(i))
+    }
+
+    /// Who an admin API request acts as: `token:<name>` for an admin
+    /// token, `user:<e-mail>` for an access token of an active user whose
+    /// role is admin; none = not an administrator.
+    pub fn admin_actor(&self, authorization: Option<&str>) -> Option<String> {
+        if let Some(name) = self.admin_token_name(authorization) {
+            return Some(format!("token:{name}"));
+        }
+        let presented = authorization?.strip_prefix("Bearer ")?;
+        if !self.identity.takes(presented) {
+            return None;
+        }
+        let own = self.identity.tokens.as_ref()?;
+        let header = jsonwebtoken::decode_header(presented).ok()?;
+        if !own.signs(&header) {
+            return None;
+        }
+        let claims = own
+            .verify(presented, &header, crate::identity::tokens::Kind::Access)
+            .ok()?;
+        let (user, _) = self.identity.user(&self.config, &claims).ok()?;
+        (user.is_active && user.role == crate::config::UserRole::Admin)
+            .then(|| format!("user:{}", user.email))
     }
 
     /// Builds the BPE tables token rules need now, not on the first request

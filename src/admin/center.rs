@@ -22,6 +22,7 @@ use crate::state::{SharedSnapshot, Snapshot};
 use crate::store::config_bus::ConfigBus;
 use crate::store::config_file::Entities;
 use crate::store::entity_store::{EntityStore, SaveError};
+use crate::store::history::{AuditEntry, AuditQuery, Commit, Memory, RevisionRecord};
 use crate::store::status::status;
 use crate::store::StoreError;
 use arc_swap::ArcSwap;
@@ -53,6 +54,8 @@ pub struct ConfigCenter {
     lock: tokio::sync::Mutex<()>,
     /// A stored revision that failed to compile here (logged once).
     refused: AtomicU64,
+    /// The history when there is no store to keep it.
+    memory: std::sync::Mutex<Memory>,
 }
 
 impl ConfigCenter {
@@ -74,6 +77,7 @@ impl ConfigCenter {
             current: ArcSwap::from_pointee(entities),
             lock: tokio::sync::Mutex::new(()),
             refused: AtomicU64::new(0),
+            memory: std::sync::Mutex::new(Memory::default()),
         }
     }
 
@@ -130,12 +134,24 @@ impl ConfigCenter {
         crate::metrics::metrics().config_applied(false);
     }
 
+    /// [`ConfigCenter::mutate_as`] by `system` (the gateway itself).
+    pub async fn mutate<T>(
+        &self,
+        change: impl Fn(&mut Entities, &Snapshot) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        self.mutate_as("system", "change", change).await
+    }
+
     /// Applies `change` to a copy of the snapshot, then validates, compiles,
     /// commits and swaps (see the module docs). `change` returns what the
     /// caller needs back (an id) or the error to answer with; it may run
     /// again on a newer snapshot when another instance committed first.
-    pub async fn mutate<T>(
+    /// The revision is recorded as made by `actor` for `cause` (`change`,
+    /// `restore`) with its audit entries.
+    pub async fn mutate_as<T>(
         &self,
+        actor: &str,
+        cause: &str,
         change: impl Fn(&mut Entities, &Snapshot) -> Result<T, ApiError>,
     ) -> Result<T, ApiError> {
         let _guard = self.lock.lock().await;
@@ -149,8 +165,9 @@ impl ConfigCenter {
                 .compile(&next, &rt)
                 .await
                 .map_err(|p| ApiError::bad_request(join(&p, &next)))?;
+            let commit = Commit::new(&prev, &next, actor, cause, crate::clock::unix_secs());
             if let Some(store) = &self.store {
-                match store.save(&prev, &next).await {
+                match store.save(&prev, &next, &commit).await {
                     Ok(()) => status().set_store_ok(true),
                     Err(SaveError::Conflict) => {
                         tokio::time::sleep(backoff(attempt)).await;
@@ -162,6 +179,9 @@ impl ConfigCenter {
                         return Err(unavailable(e));
                     }
                 }
+            }
+            if self.store.is_none() {
+                self.memory().record(&commit, &prev, &next);
             }
             self.swap(fresh, next.clone());
             self.announce(&next).await;
@@ -210,6 +230,42 @@ impl ConfigCenter {
                 }
             }
         }
+    }
+
+    /// Up to `limit` kept revisions below `before`, newest first.
+    pub async fn revisions(
+        &self,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<RevisionRecord>, StoreError> {
+        match &self.store {
+            Some(store) => store.revisions(before, limit).await,
+            None => Ok(self.memory().revisions(before, limit)),
+        }
+    }
+
+    /// The snapshot of revision `n`: the applied one, or a kept one.
+    pub async fn snapshot_at(&self, n: u64) -> Result<Option<Entities>, StoreError> {
+        let current = self.current.load_full();
+        if current.revision == n {
+            return Ok(Some((*current).clone()));
+        }
+        match &self.store {
+            Some(store) => store.snapshot(n).await,
+            None => Ok(self.memory().snapshot(n)),
+        }
+    }
+
+    /// The audit entries `q` asks for, newest first.
+    pub async fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
+        match &self.store {
+            Some(store) => store.audit(q).await,
+            None => Ok(self.memory().audit(q)),
+        }
+    }
+
+    fn memory(&self) -> std::sync::MutexGuard<'_, Memory> {
+        self.memory.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Loads and applies a newer stored snapshot, if there is one.

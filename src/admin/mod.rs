@@ -8,10 +8,13 @@
 //! entry names its handler, whose typed request body ([`api`]) is decoded
 //! here and whose typed answer is encoded here; `GET /openapi.json` is
 //! generated from the same table and types ([`openapi`]). Every change is
-//! validated, compiled, persisted and swapped in as a whole ([`center`]).
+//! validated, compiled, persisted and swapped in as a whole ([`center`]),
+//! recorded as a revision with its audit entries, made by the caller the
+//! token names. The console's assets are served at `/ui` ([`console`]).
 
 pub mod api;
 pub mod center;
+pub mod console;
 pub mod openapi;
 pub mod route;
 pub mod routes;
@@ -85,13 +88,14 @@ impl AdminApp {
         AdminApp { center, runtime }
     }
 
-    fn authorized(&self, session: &ServerSession) -> bool {
+    /// Who the request acts as: an admin token's or an admin user's name.
+    fn actor(&self, session: &ServerSession) -> Option<String> {
         let header = session
             .req_header()
             .headers
             .get("authorization")
             .and_then(|v| v.to_str().ok());
-        self.runtime.load().admin_token_ok(header)
+        self.runtime.load().admin_actor(header)
     }
 
     /// Serves one authorized request with route `r`: its body (when it
@@ -101,6 +105,7 @@ impl AdminApp {
         session: &mut ServerSession,
         r: &'static route::Route,
         param: Option<&str>,
+        actor: &str,
     ) -> Result<Value, ApiError> {
         let body = if r.op.takes_body() {
             Some(body_value(session).await?)
@@ -115,11 +120,18 @@ impl AdminApp {
             fleet_wait(&query)?
         };
         let changed = std::sync::atomic::AtomicBool::new(false);
+        let client = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip().to_string())
+            .unwrap_or_default();
         let call = Call {
             center: &self.center,
             param,
             query: &query,
             changed: &changed,
+            actor,
+            client: &client,
         };
         let mut answer = r.op.call(call, body).await?;
         // A change is accepted whatever else exists yet; what it leaves
@@ -247,22 +259,34 @@ impl ServeHttp for AdminApp {
         let _in_flight = crate::lifecycle::InFlight::enter();
         let method = session.req_header().method.clone();
         let path = session.req_header().uri.path().to_string();
+        if console::owns(&path) {
+            let tag = session
+                .req_header()
+                .headers
+                .get("if-none-match")
+                .and_then(|v| v.to_str().ok());
+            let answer = console::serve(&method, &path, tag);
+            settle_body(session).await;
+            return answer;
+        }
         let found = route::lookup(&ROUTES, method.as_str(), &path);
         let needs_auth = match &found {
             Lookup::Found(r, _) => r.auth,
             _ => true,
         };
-        if needs_auth {
+        let actor = self.actor(session);
+        if needs_auth && actor.is_none() {
             let open_read = method == http::Method::GET
                 && self.runtime.load().config.admin.auth_reads == Some(false);
-            if !open_read && !self.authorized(session) {
+            if !open_read {
                 return respond(401, json!({"detail": "未授权: 需要有效的管理令牌"}));
             }
         }
+        let actor = actor.unwrap_or_else(|| "anonymous".into());
         let result = match found {
             Lookup::NotFound => Err(ApiError::not_found()),
             Lookup::WrongMethod => Err(ApiError::new(405, "Method Not Allowed")),
-            Lookup::Found(r, param) => self.serve(session, r, param.as_deref()).await,
+            Lookup::Found(r, param) => self.serve(session, r, param.as_deref(), &actor).await,
         };
         settle_body(session).await;
         match result {

@@ -103,6 +103,11 @@ pub struct Call<'a> {
     /// Set when the handler changed the config ([`Call::mutate`]): the
     /// answer then carries the config's `warnings`.
     pub changed: &'a std::sync::atomic::AtomicBool,
+    /// Who is calling (`token:<name>`, `user:<e-mail>`; `anonymous` for
+    /// a read without a token when `admin.auth_reads` is off).
+    pub actor: &'a str,
+    /// The client's address (sign-in attempts are counted by it).
+    pub client: &'a str,
 }
 
 impl Call<'_> {
@@ -113,8 +118,8 @@ impl Call<'_> {
             .ok_or_else(ApiError::not_found)
     }
 
-    /// Applies a change through [`ConfigCenter::mutate`], noting that
-    /// this call changed the config.
+    /// Applies a change through [`ConfigCenter::mutate_as`] as the
+    /// caller, noting that this call changed the config.
     pub async fn mutate<T>(
         &self,
         change: impl Fn(
@@ -122,7 +127,19 @@ impl Call<'_> {
             &crate::state::Snapshot,
         ) -> Result<T, ApiError>,
     ) -> Result<T, ApiError> {
-        let out = self.center.mutate(change).await?;
+        self.mutate_because("change", change).await
+    }
+
+    /// [`Call::mutate`] recorded with another cause (`restore`).
+    pub async fn mutate_because<T>(
+        &self,
+        cause: &str,
+        change: impl Fn(
+            &mut crate::store::config_file::Entities,
+            &crate::state::Snapshot,
+        ) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        let out = self.center.mutate_as(self.actor, cause, change).await?;
         self.changed
             .store(true, std::sync::atomic::Ordering::Relaxed);
         Ok(out)

@@ -299,10 +299,37 @@ pub struct AccessLogSettings {
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminSettings {
-    /// Bearer tokens accepted by the admin API.
-    pub tokens: Vec<Secret<String>>,
+    /// Bearer tokens accepted by the admin API: each a string, or
+    /// `{name, token}` so the audit log names who made a change (a bare
+    /// string is named `token-<n>`, its position counted from 1).
+    pub tokens: Vec<AdminToken>,
     /// Whether reads (`GET`) need a token too; default true.
     pub auth_reads: Option<bool>,
+}
+
+/// One admin token: the secret and the name the audit log records.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum AdminToken {
+    Plain(Secret<String>),
+    Named { name: String, token: Secret<String> },
+}
+
+impl AdminToken {
+    /// The secret itself.
+    pub fn expose(&self) -> &String {
+        match self {
+            AdminToken::Plain(t) | AdminToken::Named { token: t, .. } => t.expose(),
+        }
+    }
+
+    /// The name it acts under (`index` = its position in `admin.tokens`).
+    pub fn name(&self, index: usize) -> String {
+        match self {
+            AdminToken::Named { name, .. } => name.clone(),
+            AdminToken::Plain(_) => format!("token-{}", index + 1),
+        }
+    }
 }
 
 /// Token counting.

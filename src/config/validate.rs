@@ -168,7 +168,20 @@ impl Validator<'_> {
             }
         }
         let mut tokens = HashSet::new();
+        let mut names = HashSet::new();
         for (i, t) in c.admin.tokens.iter().enumerate() {
+            let name = t.name(i);
+            if name.trim().is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
+                self.problem(
+                    format!("admin.tokens[{i}].name"),
+                    "must be 1 to 64 printable characters",
+                );
+            } else if !names.insert(name) {
+                self.problem(
+                    format!("admin.tokens[{i}].name"),
+                    "names another admin token too (the audit log could not tell them apart)",
+                );
+            }
             let t = t.expose();
             if t.trim().is_empty() {
                 self.problem(format!("admin.tokens[{i}]"), "must not be empty");

@@ -36,7 +36,8 @@ pub struct Slot {
 }
 
 impl Slot {
-    fn merge(&mut self, o: &Slot) {
+    /// Adds `o`'s figures (the peak is the larger one).
+    pub fn merge(&mut self, o: &Slot) {
         self.requests += o.requests;
         self.errors += o.errors;
         self.denials += o.denials;

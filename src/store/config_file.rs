@@ -210,15 +210,54 @@ pub fn state_path_for(config_path: &str) -> PathBuf {
     PathBuf::from(format!("{config_path}.state.json"))
 }
 
+/// Replaces `path` with `bytes` atomically (a temp file in the same
+/// directory, created 0600, fsync, rename, fsync of the directory): a crash
+/// leaves the old or the new file, never a torn one.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "state.json".into());
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let write = || -> std::io::Result<()> {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let mut f = options.open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, path)?;
+        #[cfg(unix)]
+        std::fs::File::open(&dir)?.sync_all()?;
+        Ok(())
+    };
+    write().inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
+}
+
 /// The file store.
 #[derive(Debug, Clone)]
 pub struct FileStore {
     path: PathBuf,
+    /// Its revisions and audit log ([`super::file_history`]).
+    pub history: std::sync::Arc<super::file_history::FileHistory>,
 }
 
 impl FileStore {
     pub fn new(path: impl Into<PathBuf>) -> FileStore {
-        FileStore { path: path.into() }
+        let path = path.into();
+        let history = std::sync::Arc::new(super::file_history::FileHistory::new(&path));
+        FileStore { path, history }
     }
 
     pub fn path(&self) -> &Path {
@@ -264,37 +303,8 @@ impl FileStore {
     pub fn save(&self, entities: &Entities) -> Result<(), StoreError> {
         let bytes = serde_json::to_vec_pretty(&entities.to_json())
             .map_err(|e| StoreError::Corrupt(format!("cannot encode the snapshot: {e}")))?;
-        let dir = match self.path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let name = self
-            .path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "state.json".into());
-        let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-        let write = || -> std::io::Result<()> {
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create(true).truncate(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                options.mode(0o600);
-            }
-            let mut f = options.open(&tmp)?;
-            f.write_all(&bytes)?;
-            f.sync_all()?;
-            drop(f);
-            std::fs::rename(&tmp, &self.path)?;
-            #[cfg(unix)]
-            std::fs::File::open(&dir)?.sync_all()?;
-            Ok(())
-        };
-        write().map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            StoreError::File(format!("cannot write {}: {e}", self.path.display()))
-        })
+        write_atomic(&self.path, &bytes)
+            .map_err(|e| StoreError::File(format!("cannot write {}: {e}", self.path.display())))
     }
 }
 

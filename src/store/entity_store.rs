@@ -3,9 +3,13 @@
 //! instance) or MySQL ([`super::mysql`], shared by every instance). The
 //! config center reads it at start and when another instance announces a
 //! change, and commits every change through [`EntityStore::save`], which
-//! refuses a change made on an older revision than the stored one.
+//! refuses a change made on an older revision than the stored one. With
+//! each revision a store keeps its snapshot and the change's audit entries
+//! ([`super::history`]), in the same transaction (MySQL) or right after the
+//! state file (file).
 
 use super::config_file::{Entities, FileStore};
+use super::history::{AuditEntry, AuditQuery, Commit, RevisionRecord};
 use super::StoreError;
 use async_trait::async_trait;
 
@@ -41,11 +45,31 @@ pub trait EntityStore: Send + Sync {
     /// transaction, provided the store still holds `prev.revision`.
     /// `prev` is what the caller last loaded or saved (`revision` 0 with
     /// an empty store: `next` seeds it).
-    async fn save(&self, prev: &Entities, next: &Entities) -> Result<(), SaveError>;
+    /// `commit` is recorded with it (the revision's snapshot and audit entries).
+    async fn save(
+        &self,
+        prev: &Entities,
+        next: &Entities,
+        commit: &Commit,
+    ) -> Result<(), SaveError>;
 
     /// Replaces whatever is stored with `entities` (re-import of the YAML),
-    /// one revision above the stored one; returns what was written.
+    /// one revision above the stored one, recorded as an `import` by
+    /// `system`; returns what was written.
     async fn replace(&self, entities: Entities) -> Result<Entities, StoreError>;
+
+    /// Up to `limit` kept revisions below `before`, newest first.
+    async fn revisions(
+        &self,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<RevisionRecord>, StoreError>;
+
+    /// The snapshot of revision `n`, while it is kept.
+    async fn snapshot(&self, n: u64) -> Result<Option<Entities>, StoreError>;
+
+    /// The audit entries `q` asks for, newest first.
+    async fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError>;
 
     /// The stored revision (0 when empty).
     async fn revision(&self) -> Result<u64, StoreError>;
@@ -67,26 +91,68 @@ impl EntityStore for FileStore {
             .map_err(|e| StoreError::Snapshot(e.to_string()))?
     }
 
-    async fn save(&self, _prev: &Entities, next: &Entities) -> Result<(), SaveError> {
+    async fn save(
+        &self,
+        prev: &Entities,
+        next: &Entities,
+        commit: &Commit,
+    ) -> Result<(), SaveError> {
         // One instance owns the file; the config center serializes changes.
         let store = self.clone();
-        let next = next.clone();
-        tokio::task::spawn_blocking(move || FileStore::save(&store, &next))
-            .await
-            .map_err(|e| SaveError::Unavailable(StoreError::Snapshot(e.to_string())))?
-            .map_err(SaveError::Unavailable)
+        let (prev, next, commit) = (prev.clone(), next.clone(), commit.clone());
+        tokio::task::spawn_blocking(move || {
+            FileStore::save(&store, &next)?;
+            // The change is saved: a history that cannot be written is
+            // logged, not a reason to answer that the change failed.
+            if let Err(e) = store.history.record(&commit, &prev, &next) {
+                log::error!(
+                    "config history: revision {} not recorded: {e}",
+                    next.revision
+                );
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| SaveError::Unavailable(StoreError::Snapshot(e.to_string())))?
+        .map_err(SaveError::Unavailable)
     }
 
     async fn replace(&self, mut entities: Entities) -> Result<Entities, StoreError> {
-        let stored = EntityStore::load(self).await?;
-        entities.revision = stored.map_or(0, |s| s.revision) + 1;
-        EntityStore::save(self, &Entities::default(), &entities)
+        let stored = EntityStore::load(self).await?.unwrap_or_default();
+        entities.revision = stored.revision + 1;
+        let commit = Commit::new(
+            &stored,
+            &entities,
+            "system",
+            "import",
+            crate::clock::unix_secs(),
+        );
+        EntityStore::save(self, &stored, &entities, &commit)
             .await
             .map_err(|e| match e {
                 SaveError::Unavailable(e) => e,
                 SaveError::Conflict => StoreError::File(SaveError::Conflict.to_string()),
             })?;
         Ok(entities)
+    }
+
+    async fn revisions(
+        &self,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<RevisionRecord>, StoreError> {
+        let h = self.history.clone();
+        blocking(move || h.revisions(before, limit)).await
+    }
+
+    async fn snapshot(&self, n: u64) -> Result<Option<Entities>, StoreError> {
+        let h = self.history.clone();
+        blocking(move || h.snapshot(n)).await
+    }
+
+    async fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
+        let (h, q) = (self.history.clone(), q.clone());
+        blocking(move || h.audit(&q)).await
     }
 
     async fn revision(&self) -> Result<u64, StoreError> {
@@ -101,4 +167,13 @@ impl EntityStore for FileStore {
         };
         dir.is_dir()
     }
+}
+
+/// Runs file I/O off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::Snapshot(e.to_string()))?
 }

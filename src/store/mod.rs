@@ -1,7 +1,8 @@
 //! Stores behind the gateway: counter stores (Redis) for shared limits, and
 //! the config-center entity stores ([`entity_store`]: the file store
 //! [`config_file`] and [`mysql`]), with Redis as the config cache and change
-//! bus between instances ([`config_bus`]) and the store health `/health`
+//! bus between instances ([`config_bus`]), the history of revisions and
+//! the audit log they keep ([`history`]), and the store health `/health`
 //! reports ([`status`]).
 
 pub mod config_bus;
@@ -9,6 +10,8 @@ pub mod config_file;
 pub mod counter_batch;
 pub mod entity_store;
 pub mod error;
+pub mod file_history;
+pub mod history;
 pub mod io;
 pub mod lazy;
 pub mod mysql;

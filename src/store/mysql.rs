@@ -21,6 +21,7 @@
 
 use super::config_file::{server_json, Entities};
 use super::entity_store::{EntityStore, SaveError};
+use super::history::{self, AuditEntry, AuditQuery, Commit, RevisionRecord};
 use super::io;
 use super::StoreError;
 use async_trait::async_trait;
@@ -75,6 +76,13 @@ const MIGRATIONS: &[(u32, &str, &[&str])] = &[(
     "agents' Bridge tokens",
     &[
         "CREATE TABLE IF NOT EXISTS sluice_agent_tokens (id BIGINT UNSIGNED PRIMARY KEY, body LONGTEXT NOT NULL, created_at VARCHAR(19) NULL, updated_at VARCHAR(19) NULL) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+    ],
+), (
+    5,
+    "revision history and audit log",
+    &[
+        "CREATE TABLE IF NOT EXISTS sluice_revisions (revision BIGINT UNSIGNED PRIMARY KEY, at BIGINT UNSIGNED NOT NULL, actor VARCHAR(255) NOT NULL, cause VARCHAR(16) NOT NULL, summary TEXT NOT NULL, changes BIGINT UNSIGNED NOT NULL, snapshot LONGTEXT NOT NULL) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+        "CREATE TABLE IF NOT EXISTS sluice_audit (id BIGINT UNSIGNED AUTO_INCREMENT PRIMARY KEY, revision BIGINT UNSIGNED NOT NULL, at BIGINT UNSIGNED NOT NULL, actor VARCHAR(255) NOT NULL, cause VARCHAR(16) NOT NULL, entity VARCHAR(32) NOT NULL, entity_id BIGINT UNSIGNED NOT NULL, operation VARCHAR(8) NOT NULL, before_value LONGTEXT NULL, after_value LONGTEXT NULL, KEY by_entity (entity, entity_id, id), KEY by_at (at)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
     ],
 )];
 
@@ -278,8 +286,76 @@ async fn write_diff(
     Ok(())
 }
 
+/// Records `commit` (the revision's snapshot and its audit entries) and
+/// drops what is past the kept history, in the change's transaction.
+async fn record(
+    tx: &mut mysql_async::Transaction<'_>,
+    commit: &Commit,
+    prev: &Entities,
+    next: &Entities,
+) -> Result<(), mysql_async::Error> {
+    let r = &commit.record;
+    // The first recorded change also keeps the configuration it started
+    // from (a store older than the history), so it can be restored.
+    let any: Option<u64> = tx
+        .query_first("SELECT revision FROM sluice_revisions LIMIT 1")
+        .await?;
+    if any.is_none() && prev.revision > 0 && prev.revision < r.revision {
+        tx.exec_drop(
+            "INSERT IGNORE INTO sluice_revisions (revision, at, actor, cause, summary, changes, snapshot) VALUES (?, ?, 'system', 'import', 'the starting configuration', 0, ?)",
+            (prev.revision, r.at, prev.to_json().to_string()),
+        )
+        .await?;
+    }
+    tx.exec_drop(
+        "REPLACE INTO sluice_revisions (revision, at, actor, cause, summary, changes, snapshot) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            r.revision,
+            r.at,
+            &r.actor,
+            &r.cause,
+            &r.summary,
+            r.changes,
+            next.to_json().to_string(),
+        ),
+    )
+    .await?;
+    let text = |v: &Option<Value>| v.as_ref().map(Value::to_string);
+    tx.exec_batch(
+        "INSERT INTO sluice_audit (revision, at, actor, cause, entity, entity_id, operation, before_value, after_value) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        commit.changes.iter().map(|c| {
+            (
+                r.revision,
+                r.at,
+                &r.actor,
+                &r.cause,
+                &c.entity,
+                c.entity_id,
+                c.operation.as_str(),
+                text(&c.before),
+                text(&c.after),
+            )
+        }),
+    )
+    .await?;
+    tx.exec_drop(
+        "DELETE FROM sluice_revisions WHERE revision + ? <= ?",
+        (history::REVISIONS_KEPT, r.revision),
+    )
+    .await?;
+    let newest: Option<Option<u64>> = tx.query_first("SELECT MAX(id) FROM sluice_audit").await?;
+    if let Some(newest) = newest.flatten().filter(|n| *n > history::AUDIT_KEPT) {
+        tx.exec_drop(
+            "DELETE FROM sluice_audit WHERE id <= ?",
+            (newest - history::AUDIT_KEPT,),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 /// Reads the whole snapshot with `conn` (`None` when never seeded).
-async fn read_all(conn: &mut Conn) -> Result<Option<Entities>, StoreError> {
+async fn read_all(conn: &mut impl Queryable) -> Result<Option<Entities>, StoreError> {
     let meta: Option<(u64, String)> = conn
         .query_first("SELECT revision, last_ids FROM sluice_meta WHERE id = 1")
         .await
@@ -341,9 +417,14 @@ impl EntityStore for MysqlStore {
         .await
     }
 
-    async fn save(&self, prev: &Entities, next: &Entities) -> Result<(), SaveError> {
+    async fn save(
+        &self,
+        prev: &Entities,
+        next: &Entities,
+        commit: &Commit,
+    ) -> Result<(), SaveError> {
         let pool = self.pool.clone();
-        let (prev, next) = (prev.clone(), next.clone());
+        let (prev, next, commit) = (prev.clone(), next.clone(), commit.clone());
         let outcome = io::run(self.timeout, async move {
             let mut tx = pool
                 .start_transaction(TxOpts::default())
@@ -376,6 +457,7 @@ impl EntityStore for MysqlStore {
                 return Ok(false);
             }
             write_diff(&mut tx, &prev, &next).await.map_err(db_err)?;
+            record(&mut tx, &commit, &prev, &next).await.map_err(db_err)?;
             tx.commit().await.map_err(db_err)?;
             Ok(true)
         })
@@ -399,6 +481,9 @@ impl EntityStore for MysqlStore {
                 .await
                 .map_err(db_err)?;
             entities.revision = current.unwrap_or(0) + 1;
+            // What the import replaces, for its audit entries.
+            let stored = read_all(&mut tx).await?.unwrap_or_default();
+            let commit = Commit::new(&stored, &entities, "system", "import", crate::clock::unix_secs());
             for kind in KINDS {
                 tx.query_drop(format!("DELETE FROM sluice_{kind}"))
                     .await
@@ -413,8 +498,125 @@ impl EntityStore for MysqlStore {
             write_diff(&mut tx, &Entities::default(), &entities)
                 .await
                 .map_err(db_err)?;
+            record(&mut tx, &commit, &stored, &entities).await.map_err(db_err)?;
             tx.commit().await.map_err(db_err)?;
             Ok(entities)
+        })
+        .await
+    }
+
+    async fn revisions(
+        &self,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<RevisionRecord>, StoreError> {
+        let pool = self.pool.clone();
+        io::run(self.timeout, async move {
+            let mut conn = pool.get_conn().await.map_err(db_err)?;
+            let rows: Vec<(u64, u64, String, String, String, u64)> = conn
+                .exec(
+                    "SELECT revision, at, actor, cause, summary, changes FROM sluice_revisions WHERE revision < ? ORDER BY revision DESC LIMIT ?",
+                    (before.unwrap_or(u64::MAX), limit as u64),
+                )
+                .await
+                .map_err(db_err)?;
+            Ok(rows
+                .into_iter()
+                .map(|(revision, at, actor, cause, summary, changes)| RevisionRecord {
+                    revision,
+                    at,
+                    actor,
+                    cause,
+                    summary,
+                    changes,
+                })
+                .collect())
+        })
+        .await
+    }
+
+    async fn snapshot(&self, n: u64) -> Result<Option<Entities>, StoreError> {
+        let pool = self.pool.clone();
+        io::run(self.timeout, async move {
+            let mut conn = pool.get_conn().await.map_err(db_err)?;
+            let body: Option<String> = conn
+                .exec_first(
+                    "SELECT snapshot FROM sluice_revisions WHERE revision = ?",
+                    (n,),
+                )
+                .await
+                .map_err(db_err)?;
+            body.map(|b| {
+                let mut de = serde_json::Deserializer::from_str(&b);
+                serde_path_to_error::deserialize(&mut de).map_err(|e| {
+                    StoreError::Corrupt(format!(
+                        "mysql: sluice_revisions {n}: {}: {}",
+                        e.path(),
+                        e.inner()
+                    ))
+                })
+            })
+            .transpose()
+        })
+        .await
+    }
+
+    async fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
+        let pool = self.pool.clone();
+        let q = q.clone();
+        io::run(self.timeout, async move {
+            let mut conn = pool.get_conn().await.map_err(db_err)?;
+            let mut sql = String::from(
+                "SELECT id, revision, at, actor, cause, entity, entity_id, operation, before_value, after_value FROM sluice_audit WHERE id < ?",
+            );
+            let mut params: Vec<mysql_async::Value> = vec![q.before.unwrap_or(u64::MAX).into()];
+            if let Some(entity) = &q.entity {
+                sql.push_str(" AND entity = ?");
+                params.push(entity.as_str().into());
+            }
+            if let Some(id) = q.entity_id {
+                sql.push_str(" AND entity_id = ?");
+                params.push(id.into());
+            }
+            if let Some(since) = q.since {
+                sql.push_str(" AND at >= ?");
+                params.push(since.into());
+            }
+            sql.push_str(" ORDER BY id DESC LIMIT ?");
+            params.push((q.limit as u64).into());
+            type AuditRow = (
+                u64,
+                u64,
+                u64,
+                String,
+                String,
+                String,
+                u64,
+                String,
+                Option<String>,
+                Option<String>,
+            );
+            let rows: Vec<AuditRow> = conn.exec(sql, params).await.map_err(db_err)?;
+            let value = |v: Option<String>| v.and_then(|t| serde_json::from_str(&t).ok());
+            Ok(rows
+                .into_iter()
+                .filter_map(|(id, revision, at, actor, cause, entity, entity_id, op, before, after)| {
+                    Some(AuditEntry {
+                        id,
+                        revision,
+                        at,
+                        actor,
+                        cause,
+                        change: history::Change {
+                            entity,
+                            entity_id,
+                            operation: history::Operation::parse(&op)?,
+                            before: value(before),
+                            after: value(after),
+                        },
+                    })
+                })
+                .collect())
         })
         .await
     }

@@ -8,6 +8,7 @@
 use super::config_bus::ConfigBus;
 use super::config_file::{Entities, FileStore};
 use super::entity_store::{EntityStore, SaveError};
+use super::history::Commit;
 use super::io;
 use super::mysql::MysqlStore;
 use super::status::status;
@@ -106,7 +107,14 @@ fn load_or_seed(
         seeded.revision = 1;
         let (st, s2) = (store.clone(), seeded.clone());
         let saved = io::block_on(timeout * 2, async move {
-            Ok(st.save(&Entities::default(), &s2).await)
+            let commit = Commit::new(
+                &Entities::default(),
+                &s2,
+                "system",
+                "import",
+                crate::clock::unix_secs(),
+            );
+            Ok(st.save(&Entities::default(), &s2, &commit).await)
         })
         .map_err(|e| e.context(origin))?;
         match saved {

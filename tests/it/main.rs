@@ -24,6 +24,7 @@ mod dry_run;
 mod equivalence;
 mod fleet;
 mod hardening;
+mod history;
 mod identity;
 mod limits;
 mod limits_redis;

@@ -117,10 +117,12 @@ pub(super) fn ids(list: Vec<u64>) -> String {
 }
 
 pub mod dry_run;
+pub mod history;
 pub mod matchers;
 pub mod namespaces;
 pub mod nginx;
 pub mod ns_route;
+pub mod observe;
 pub mod proxy_rules;
 pub mod rules;
 pub mod sample;

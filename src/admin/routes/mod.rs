@@ -1,7 +1,8 @@
 //! The admin route table: every endpoint the admin service serves, with
 //! its handler (whose request and response types the OpenAPI document
 //! describes), listed per concern in [`config`] (the config entities) and
-//! [`services`] (everything around them) and joined into [`ROUTES`]. The
+//! [`services`] (everything around them) and [`operate`] (history and
+//! the live views) and joined into [`ROUTES`]. The
 //! router answers only what [`ROUTES`] lists (anything else is 404, or 405
 //! for a listed path with another method).
 
@@ -9,6 +10,7 @@ use super::route::{Async, Direct, Route};
 use std::sync::LazyLock;
 
 mod config;
+mod operate;
 mod services;
 
 const GET: &str = "GET";
@@ -30,7 +32,7 @@ const CONFIG_TYPE: &[(&str, &str)] = &[("config_type", "只列出该 config_type
 
 /// Every admin endpoint.
 pub static ROUTES: LazyLock<Vec<Route>> =
-    LazyLock::new(|| [services::SERVICES, config::CONFIG].concat());
+    LazyLock::new(|| [services::SERVICES, config::CONFIG, operate::OPERATE].concat());
 
 #[cfg(test)]
 mod tests {

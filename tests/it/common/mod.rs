@@ -339,7 +339,12 @@ impl Drop for Gateway {
     fn drop(&mut self) {
         self.kill9();
         let _ = std::fs::remove_file(&self.config_path);
-        let _ = std::fs::remove_file(state_path(self));
+        let state = state_path(self);
+        for suffix in ["", ".revisions.jsonl", ".audit.jsonl"] {
+            let mut p = state.clone().into_os_string();
+            p.push(suffix);
+            let _ = std::fs::remove_file(p);
+        }
     }
 }
 
