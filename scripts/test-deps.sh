@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs and starts what `make test` needs on a Debian machine, when absent:
 # cmake (Pingora's zlib-ng build), Redis and MariaDB (store tests), Chromium
-# (the /metrics/ui browser test), and a
+# and ChromeDriver (the /metrics/ui and console browser tests), and a
 # virtualenv with the official openai SDK (tests/sdk/).
 # Idempotent: does nothing on a machine that already has them running.
 set -euo pipefail
@@ -30,6 +30,8 @@ if ! command -v mariadbd >/dev/null && [ ! -x /usr/sbin/mariadbd ]; then
 fi
 # Headless Chromium for the /metrics/ui end-to-end test (tests/it/metrics_ui.rs).
 command -v chromium >/dev/null || need+=(chromium)
+# ChromeDriver, for the console's browser test (tests/it/console_ui.rs, Selenium).
+command -v chromedriver >/dev/null || need+=(chromium-driver)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test-deps: installing ${need[*]}"
   $SUDO apt-get update -qq
@@ -73,4 +75,8 @@ fi
 if ! .venv-test/bin/python -c "import anthropic" 2>/dev/null; then
   echo "test-deps: installing the anthropic Python SDK into .venv-test"
   .venv-test/bin/pip install -q --disable-pip-version-check "anthropic>=0.40"
+fi
+if ! .venv-test/bin/python -c "import selenium" 2>/dev/null; then
+  echo "test-deps: installing Selenium into .venv-test (the console's browser test)"
+  .venv-test/bin/pip install -q --disable-pip-version-check "selenium>=4.20"
 fi

@@ -199,6 +199,8 @@ pub struct MetricHandles {
     pub spend: Grid<Counter>,
     /// Per pool.
     pub ttfb: Grid<Histogram>,
+    /// History of every request of the process, whatever its namespace.
+    pub all_series: Arc<Series>,
     /// History per namespace, route (without `none`) and key.
     pub ns_series: Vec<Arc<Series>>,
     pub route_series: Vec<Arc<Series>>,
@@ -278,6 +280,7 @@ impl MetricHandles {
             .collect();
         let (n, r, m) = (namespaces.len() + 1, routes.len() + 1, models.labels.len());
         MetricHandles {
+            all_series: live.series(Kind::Process, ""),
             ns_series: namespaces
                 .iter()
                 .map(|c| live.series(Kind::Namespace, c))

@@ -36,8 +36,7 @@ pub struct Slot {
 }
 
 impl Slot {
-    /// Adds `o`'s figures (the peak is the larger one).
-    pub fn merge(&mut self, o: &Slot) {
+    fn merge(&mut self, o: &Slot) {
         self.requests += o.requests;
         self.errors += o.errors;
         self.denials += o.denials;
@@ -195,6 +194,8 @@ pub struct Finished {
 /// Which kind of entity a series belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
+    /// Every request of the process (one series, named "").
+    Process,
     Namespace,
     Route,
     Key,

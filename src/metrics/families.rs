@@ -384,6 +384,7 @@ impl Families {
             cost_micros: (r.cost.unwrap_or(0.0).max(0.0) * 1e6).round() as u64,
         };
         for s in [
+            Some(&h.all_series),
             r.namespace.and_then(|i| h.ns_series.get(i)),
             r.route.and_then(|i| h.route_series.get(i)),
             r.key.and_then(|i| h.key_series.get(i)),

@@ -63,6 +63,7 @@ fn series<'a>(
 ) -> impl Iterator<Item = &'a std::sync::Arc<crate::live::window::Series>> {
     let h = &rt.handles;
     [
+        Some(&h.all_series),
         obs.namespace.and_then(|i| h.ns_series.get(i)),
         obs.route.and_then(|i| h.route_series.get(i)),
         obs.key.and_then(|i| h.key_series.get(i)),

@@ -399,8 +399,10 @@ mod tests {
 
     #[test]
     fn diff_names_created_updated_and_deleted_entities_masked() {
-        let mut a = Entities::default();
-        a.namespaces = vec![ns(1, "a"), ns(2, "b")];
+        let a = Entities {
+            namespaces: vec![ns(1, "a"), ns(2, "b")],
+            ..Default::default()
+        };
         let user: User = serde_json::from_value(serde_json::json!({
             "id": 4, "email": "x@y.z", "password_hash": "$argon2id$secret"
         }))

@@ -18,6 +18,7 @@ mod bridge;
 mod cache;
 mod clients;
 mod config_sync;
+mod console_ui;
 mod contract;
 mod deploy;
 mod dry_run;

@@ -375,9 +375,11 @@ mod tests {
             "id": 1, "name": "k", "key_sha256": "00", "prefix": "sk"
         }))
         .unwrap();
-        let mut old = Entities::default();
-        old.namespaces = vec![ns(1, "a")];
-        old.last_ids.insert("namespaces".into(), 1);
+        let old = Entities {
+            namespaces: vec![ns(1, "a")],
+            last_ids: [("namespaces".to_string(), 1)].into(),
+            ..Default::default()
+        };
         let mut now = old.clone();
         now.namespaces = vec![ns(1, "a"), ns(2, "b")];
         now.virtual_keys = vec![key];

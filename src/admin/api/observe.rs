@@ -11,7 +11,7 @@
 //! which admission reads, not these pages.
 
 use super::*;
-use crate::live::window::{now_minute, Series, Slot};
+use crate::live::window::{now_minute, Slot};
 use crate::metrics::summary::gateway_stats;
 use sluice_filters::limits::rules::RuleConfig;
 
@@ -51,21 +51,13 @@ pub struct Overview {
     pub health: super::usage::StatusView,
 }
 
-/// The namespaces' series summed minute by minute, oldest first.
-fn all_minutes(series: &[std::sync::Arc<Series>], now: u64, n: usize) -> Vec<Slot> {
-    let mut out: Vec<Slot> = (0..n).map(|_| Slot::default()).collect();
-    for s in series {
-        for (sum, m) in out.iter_mut().zip(s.minutes(now, n)) {
-            sum.merge(&m);
-        }
-    }
-    out
-}
-
 pub fn overview(c: &Call<'_>, b: NoBody) -> Reply<Overview> {
     let rt = c.center.runtime();
     let now = now_minute();
-    let series = all_minutes(&rt.handles.ns_series, now, OVERVIEW_MINUTES)
+    let series = rt
+        .handles
+        .all_series
+        .minutes(now, OVERVIEW_MINUTES)
         .iter()
         .enumerate()
         .map(|(i, s)| Minute {
@@ -282,9 +274,16 @@ pub struct LimitView {
     pub rule_config: Value,
 }
 
-/// The limit and window of a rule, and the series figure it counts.
-fn measure(config: &RuleConfig) -> (Option<f64>, Option<u64>, fn(&Slot) -> f64) {
-    match config {
+/// What a rule allows, over which window, and the series figure it counts.
+struct Measure {
+    limit: Option<f64>,
+    window: Option<u64>,
+    figure: fn(&Slot) -> f64,
+}
+
+fn measure(config: &RuleConfig) -> Measure {
+    type Figure = fn(&Slot) -> f64;
+    let (limit, window, figure): (Option<f64>, Option<u64>, Figure) = match config {
         RuleConfig::RateLimit(r) => (
             r.max_requests.or(r.max_qps).map(|v| v as f64),
             Some(r.time_window_seconds),
@@ -304,6 +303,11 @@ fn measure(config: &RuleConfig) -> (Option<f64>, Option<u64>, fn(&Slot) -> f64) 
             b.window_minutes.map(|m| m * 60),
             |s| s.cost_micros as f64 / 1e6,
         ),
+    };
+    Measure {
+        limit,
+        window,
+        figure,
     }
 }
 
@@ -321,9 +325,17 @@ pub fn limits(c: &Call<'_>, _: NoBody) -> Reply<Limits> {
                 .and_then(|code| rt.namespaces.iter().position(|n| n.code == code));
             let series = ns.and_then(|i| rt.handles.ns_series.get(i));
             let parsed = RuleConfig::parse(&r.rule_type, &r.rule_config).ok();
-            let (limit, window, figure) = match &parsed {
+            let Measure {
+                limit,
+                window,
+                figure,
+            } = match &parsed {
                 Some(p) => measure(p),
-                None => (None, None, (|_| 0.0) as fn(&Slot) -> f64),
+                None => Measure {
+                    limit: None,
+                    window: None,
+                    figure: |_| 0.0,
+                },
             };
             let used = series.and_then(|s| match (&parsed, window) {
                 (Some(RuleConfig::Concurrency(_)), _) => Some(s.current().max(0) as f64),

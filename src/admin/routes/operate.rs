@@ -48,7 +48,7 @@ pub(super) const OPERATE: &[Route] = &[
         &Async(history::login),
     )
     .open()
-    .errors(&[400, 401, 403, 413, 415, 429, 503]),
+    .errors(&[400, 401, 403, 404, 413, 415, 429, 503]),
     Route::new(
         GET,
         "/api/v1/audit",
