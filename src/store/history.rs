@@ -9,7 +9,8 @@
 //! - [`diff`]: the changes between two snapshots, per entity kind and id
 //!   (pure; also what the admin API's revision diff answers).
 //! - [`Memory`]: a bounded in-process history, for a config center without
-//!   a store and as the file store's cache of its history files.
+//!   a store, and (records only) the file store's index of its history
+//!   files.
 //!
 //! The stores keep at most [`REVISIONS_KEPT`] revisions and
 //! [`AUDIT_KEPT`] audit entries (older ones are dropped as new ones come).
@@ -276,26 +277,46 @@ impl AuditQuery {
     }
 }
 
-/// A bounded in-process history: revisions with their snapshots and the
-/// audit entries, oldest first.
+/// A bounded in-process history: the revision records (with their
+/// snapshots, unless made [`Memory::records_only`]) and the audit entries,
+/// oldest first.
 #[derive(Debug, Default)]
 pub struct Memory {
-    revisions: VecDeque<(RevisionRecord, Entities)>,
+    revisions: VecDeque<(RevisionRecord, Option<Entities>)>,
     audit: VecDeque<AuditEntry>,
     last_id: u64,
+    /// Snapshots are kept elsewhere (the file store's files).
+    records_only: bool,
+}
+
+/// What one commit added to a [`Memory`], for its owner to persist.
+#[derive(Debug, Default)]
+pub struct Recorded {
+    /// The revisions added with their snapshots (a first commit also
+    /// keeps the configuration it started from, so it can be restored).
+    pub revisions: Vec<(RevisionRecord, Entities)>,
+    pub audit: Vec<AuditEntry>,
+    /// Revisions dropped past the bound.
+    pub dropped: Vec<u64>,
 }
 
 impl Memory {
-    /// Records a commit of `next` over `prev`; returns what to persist:
-    /// the revisions added (a first commit also keeps `prev`, the starting
-    /// configuration, so it can be restored) and the audit entries.
-    pub fn record(
-        &mut self,
-        commit: &Commit,
-        prev: &Entities,
-        next: &Entities,
-    ) -> (Vec<(RevisionRecord, Entities)>, Vec<AuditEntry>) {
-        let mut added = Vec::new();
+    /// A history that keeps records and audit entries but no snapshots.
+    pub fn records_only() -> Memory {
+        Memory {
+            records_only: true,
+            ..Memory::default()
+        }
+    }
+
+    fn push(&mut self, record: RevisionRecord, snapshot: &Entities) {
+        let kept = (!self.records_only).then(|| snapshot.clone());
+        self.revisions.push_back((record, kept));
+    }
+
+    /// Records a commit of `next` over `prev`.
+    pub fn record(&mut self, commit: &Commit, prev: &Entities, next: &Entities) -> Recorded {
+        let mut out = Recorded::default();
         if self.revisions.is_empty() && prev.revision < next.revision {
             let start = RevisionRecord {
                 revision: prev.revision,
@@ -305,43 +326,44 @@ impl Memory {
                 summary: "the starting configuration".into(),
                 changes: 0,
             };
-            self.revisions.push_back((start.clone(), prev.clone()));
-            added.push((start, prev.clone()));
+            self.push(start.clone(), prev);
+            out.revisions.push((start, prev.clone()));
         }
-        let entries = commit.entries(self.last_id + 1);
-        self.last_id += entries.len() as u64;
-        self.audit.extend(entries.iter().cloned());
-        self.revisions
-            .push_back((commit.record.clone(), next.clone()));
-        added.push((commit.record.clone(), next.clone()));
-        self.bound();
-        (added, entries)
+        out.audit = commit.entries(self.last_id + 1);
+        self.last_id += out.audit.len() as u64;
+        self.audit.extend(out.audit.iter().cloned());
+        self.push(commit.record.clone(), next);
+        out.revisions.push((commit.record.clone(), next.clone()));
+        out.dropped = self.bound();
+        out
     }
 
-    /// Adds entries and revisions read back from storage (oldest first).
-    pub fn restore_from(
-        &mut self,
-        revisions: Vec<(RevisionRecord, Entities)>,
-        audit: Vec<AuditEntry>,
-    ) {
+    /// Adds records and entries read back from storage (oldest first).
+    pub fn restore_from(&mut self, revisions: Vec<RevisionRecord>, audit: Vec<AuditEntry>) {
         self.last_id = audit
             .iter()
             .map(|e| e.id)
             .max()
             .unwrap_or(0)
             .max(self.last_id);
-        self.revisions.extend(revisions);
+        self.revisions
+            .extend(revisions.into_iter().map(|r| (r, None)));
         self.audit.extend(audit);
         self.bound();
     }
 
-    fn bound(&mut self) {
+    /// Drops what is past the bounds; the revisions dropped.
+    fn bound(&mut self) -> Vec<u64> {
+        let mut dropped = Vec::new();
         while self.revisions.len() as u64 > REVISIONS_KEPT {
-            self.revisions.pop_front();
+            if let Some((r, _)) = self.revisions.pop_front() {
+                dropped.push(r.revision);
+            }
         }
         while self.audit.len() as u64 > AUDIT_KEPT {
             self.audit.pop_front();
         }
+        dropped
     }
 
     /// Up to `limit` revision records below `before`, newest first.
@@ -355,12 +377,17 @@ impl Memory {
             .collect()
     }
 
-    /// The snapshot of revision `n`, while kept.
+    /// Whether revision `n` is kept.
+    pub fn keeps(&self, n: u64) -> bool {
+        self.revisions.iter().any(|(r, _)| r.revision == n)
+    }
+
+    /// The snapshot of revision `n`, while kept here.
     pub fn snapshot(&self, n: u64) -> Option<Entities> {
         self.revisions
             .iter()
             .find(|(r, _)| r.revision == n)
-            .map(|(_, e)| e.clone())
+            .and_then(|(_, e)| e.clone())
     }
 
     /// The audit entries `q` asks for, newest first.
@@ -374,14 +401,10 @@ impl Memory {
             .collect()
     }
 
-    /// The next audit entry's id.
-    pub fn next_id(&self) -> u64 {
-        self.last_id + 1
-    }
-
-    /// The kept revisions and audit entries, oldest first (to write out).
-    pub fn kept(&self) -> (&VecDeque<(RevisionRecord, Entities)>, &VecDeque<AuditEntry>) {
-        (&self.revisions, &self.audit)
+    /// The kept revision records and audit entries, oldest first (to
+    /// write out when compacting).
+    pub fn kept(&self) -> (Vec<&RevisionRecord>, &VecDeque<AuditEntry>) {
+        (self.revisions.iter().map(|(r, _)| r).collect(), &self.audit)
     }
 }
 

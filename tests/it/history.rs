@@ -225,6 +225,13 @@ async fn audited_and_restored(store: &str) {
     let (s, _) = ops.get("/api/v1/revisions/diff?from=999999").await;
     assert_eq!(s, 404);
 
+    // A second instance on the shared store (MySQL) follows the restore.
+    let peer = if store.is_empty() {
+        None
+    } else {
+        Some(Gateway::start(&config(a.addr.port(), store)).await)
+    };
+
     // Restore the configuration from before the namespace: the matcher
     // and rule go with it, the key made since stays.
     let (s, v) = other
@@ -236,6 +243,21 @@ async fn audited_and_restored(store: &str) {
     assert!(v["warnings"].is_array());
     let (_, nss) = ops.get("/api/v1/namespaces").await;
     assert!(!nss.to_string().contains("\"team\""), "{nss}");
+    if let Some(peer) = &peer {
+        let api = Admin::new(peer, OPS);
+        eventually("the peer applies the restore", async || {
+            api.get("/api/v1/revisions").await.1["current"] == current + 1
+        })
+        .await;
+        assert_eq!(
+            tenant_chat(peer, &key).await,
+            200,
+            "no rule on the peer either"
+        );
+        let (_, theirs) = api.get("/api/v1/audit?limit=20").await;
+        let (_, ours) = ops.get("/api/v1/audit?limit=20").await;
+        assert_eq!(theirs, ours, "one audit log for the fleet");
+    }
     for _ in 0..3 {
         assert_eq!(
             tenant_chat(&gw, &key).await,

@@ -340,11 +340,10 @@ impl Drop for Gateway {
         self.kill9();
         let _ = std::fs::remove_file(&self.config_path);
         let state = state_path(self);
-        for suffix in ["", ".revisions.jsonl", ".audit.jsonl"] {
-            let mut p = state.clone().into_os_string();
-            p.push(suffix);
-            let _ = std::fs::remove_file(p);
-        }
+        let _ = std::fs::remove_file(&state);
+        let mut history = state.into_os_string();
+        history.push(".history");
+        let _ = std::fs::remove_dir_all(history);
     }
 }
 

@@ -39,7 +39,10 @@ export function Limits() {
     <section>
       <div class="page-head">
         <h1>Limits</h1>
-        <p class="muted">Counters refresh every 5 s.</p>
+        <p class="muted">
+          Refreshed every 5 s. “Used” is what this instance served of the rule’s namespace over its window (minute
+          resolution); admission itself counts in the counter store, across instances.
+        </p>
       </div>
       <LoadError error={limits.error || loadErr} />
       <Table
