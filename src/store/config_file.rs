@@ -249,15 +249,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 #[derive(Debug, Clone)]
 pub struct FileStore {
     path: PathBuf,
-    /// Its revisions and audit log ([`super::file_history`]).
-    pub history: std::sync::Arc<super::file_history::FileHistory>,
 }
 
 impl FileStore {
     pub fn new(path: impl Into<PathBuf>) -> FileStore {
-        let path = path.into();
-        let history = std::sync::Arc::new(super::file_history::FileHistory::new(&path));
-        FileStore { path, history }
+        FileStore { path: path.into() }
     }
 
     pub fn path(&self) -> &Path {

@@ -9,9 +9,11 @@
 //! state file (file).
 
 use super::config_file::{Entities, FileStore};
+use super::file_history::FileHistory;
 use super::history::{AuditEntry, AuditQuery, Commit, RevisionRecord};
 use super::StoreError;
 use async_trait::async_trait;
+use std::sync::Arc;
 
 /// Why a save did not happen.
 #[derive(Debug)]
@@ -78,14 +80,31 @@ pub trait EntityStore: Send + Sync {
     async fn ping(&self) -> bool;
 }
 
+/// The file store as the config center's store: the state file
+/// ([`FileStore`]) and its history ([`FileHistory`]) beside it.
+#[derive(Clone)]
+pub struct FileEntityStore {
+    files: FileStore,
+    history: Arc<FileHistory>,
+}
+
+impl FileEntityStore {
+    /// The store of the state file at `path`.
+    pub fn new(path: impl Into<std::path::PathBuf>) -> FileEntityStore {
+        let files = FileStore::new(path);
+        let history = Arc::new(FileHistory::new(files.path()));
+        FileEntityStore { files, history }
+    }
+}
+
 #[async_trait]
-impl EntityStore for FileStore {
+impl EntityStore for FileEntityStore {
     fn kind(&self) -> &'static str {
         "file"
     }
 
     async fn load(&self) -> Result<Option<Entities>, StoreError> {
-        let store = self.clone();
+        let store = self.files.clone();
         tokio::task::spawn_blocking(move || FileStore::load(&store))
             .await
             .map_err(|e| StoreError::Snapshot(e.to_string()))?
@@ -101,7 +120,7 @@ impl EntityStore for FileStore {
         let store = self.clone();
         let (prev, next, commit) = (prev.clone(), next.clone(), commit.clone());
         tokio::task::spawn_blocking(move || {
-            FileStore::save(&store, &next)?;
+            FileStore::save(&store.files, &next)?;
             // The change is saved: a history that cannot be written is
             // logged, not a reason to answer that the change failed.
             if let Err(e) = store.history.record(&commit, &prev, &next) {
@@ -161,7 +180,7 @@ impl EntityStore for FileStore {
 
     async fn ping(&self) -> bool {
         // The directory of the state file must exist to write it.
-        let dir = match self.path().parent() {
+        let dir = match self.files.path().parent() {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => std::path::PathBuf::from("."),
         };

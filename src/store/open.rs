@@ -6,8 +6,8 @@
 //! with them.
 
 use super::config_bus::ConfigBus;
-use super::config_file::{Entities, FileStore};
-use super::entity_store::{EntityStore, SaveError};
+use super::config_file::Entities;
+use super::entity_store::{EntityStore, FileEntityStore, SaveError};
 use super::history::Commit;
 use super::io;
 use super::mysql::MysqlStore;
@@ -42,7 +42,7 @@ pub fn open(config: &Config, state_path: PathBuf, reimport: bool) -> Result<Open
         }
         _ => {
             let origin = state_path.display().to_string();
-            (Arc::new(FileStore::new(state_path)), origin)
+            (Arc::new(FileEntityStore::new(state_path)), origin)
         }
     };
     status().set_kind(store.kind());

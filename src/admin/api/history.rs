@@ -314,17 +314,17 @@ pub fn restore(c: Call<'_>, _: NoBody) -> Pending<'_, Restored> {
     Box::pin(async move {
         let n = c.id()?;
         let target = snapshot_of(c.center, n).await?;
-        let before = c.center.snapshot();
-        c.mutate_because("restore", |e, _| {
-            restored(e, &target);
-            Ok(())
-        })
-        .await?;
-        let after = c.center.snapshot();
+        let changes = c
+            .mutate_because("restore", |e, _| {
+                let before = e.clone();
+                restored(e, &target);
+                Ok(crate::store::history::diff(&before, e))
+            })
+            .await?;
         Ok(Restored {
-            revision: after.revision,
+            revision: c.center.snapshot().revision,
             restored_from: n,
-            changes: crate::store::history::diff(&before, &after),
+            changes,
         })
     })
 }

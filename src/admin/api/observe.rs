@@ -101,7 +101,8 @@ pub struct ServerHealth {
     pub server_id: Option<u64>,
     pub server: String,
     pub address: String,
-    /// Passing its health checks (or never checked).
+    /// Resolved and passing its health checks (a server whose name does
+    /// not resolve is not).
     pub healthy: bool,
     /// Ejected after consecutive failures (its breaker is open).
     pub circuit_open: bool,
@@ -122,7 +123,7 @@ pub fn upstreams(c: &Call<'_>, _: NoBody) -> Reply<Upstreams> {
                     .get_backend()
                     .iter()
                     .find(|b| crate::upstream::server_of(b).is_some_and(|x| x.id == s.id))
-                    .is_none_or(|b| backends.ready(b))
+                    .is_some_and(|b| backends.ready(b))
             };
             PoolView {
                 name: pool.name.clone(),
