@@ -139,13 +139,7 @@ impl EntityStore for FileEntityStore {
     async fn replace(&self, mut entities: Entities) -> Result<Entities, StoreError> {
         let stored = EntityStore::load(self).await?.unwrap_or_default();
         entities.revision = stored.revision + 1;
-        let commit = Commit::new(
-            &stored,
-            &entities,
-            "system",
-            "import",
-            crate::clock::unix_secs(),
-        );
+        let commit = Commit::import(&stored, &entities);
         EntityStore::save(self, &stored, &entities, &commit)
             .await
             .map_err(|e| match e {

@@ -122,6 +122,12 @@ impl Commit {
         Commit { record, changes }
     }
 
+    /// An import of the YAML's entities (`next`) over what was stored
+    /// (`prev`), by the gateway itself, now.
+    pub fn import(prev: &Entities, next: &Entities) -> Commit {
+        Commit::new(prev, next, "system", "import", crate::clock::unix_secs())
+    }
+
     /// The audit entries, numbered from `first_id`.
     pub fn entries(&self, first_id: u64) -> Vec<AuditEntry> {
         self.changes

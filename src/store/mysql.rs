@@ -483,7 +483,7 @@ impl EntityStore for MysqlStore {
             entities.revision = current.unwrap_or(0) + 1;
             // What the import replaces, for its audit entries.
             let stored = read_all(&mut tx).await?.unwrap_or_default();
-            let commit = Commit::new(&stored, &entities, "system", "import", crate::clock::unix_secs());
+            let commit = Commit::import(&stored, &entities);
             for kind in KINDS {
                 tx.query_drop(format!("DELETE FROM sluice_{kind}"))
                     .await

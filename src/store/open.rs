@@ -107,13 +107,7 @@ fn load_or_seed(
         seeded.revision = 1;
         let (st, s2) = (store.clone(), seeded.clone());
         let saved = io::block_on(timeout * 2, async move {
-            let commit = Commit::new(
-                &Entities::default(),
-                &s2,
-                "system",
-                "import",
-                crate::clock::unix_secs(),
-            );
+            let commit = Commit::import(&Entities::default(), &s2);
             Ok(st.save(&Entities::default(), &s2, &commit).await)
         })
         .map_err(|e| e.context(origin))?;

@@ -28,37 +28,16 @@ async fn the_console_signs_in_edits_shows_traffic_and_restores() {
         1,
     );
     let gw = Gateway::start(&yaml).await;
-    let root = env!("CARGO_MANIFEST_DIR");
-    let python = format!("{root}/.venv-test/bin/python");
-    assert!(
-        std::path::Path::new(&python).exists(),
-        "{python} is missing: run ./scripts/test-deps.sh (make test does)"
-    );
-    let shots = format!("{root}/target/console-screenshots");
-    let args = [
-        format!("{root}/tests/browser/console.py"),
+    let shots = format!("{}/target/console-screenshots", env!("CARGO_MANIFEST_DIR"));
+    let args = vec![
         gw.admin_url(""),
         gw.url(""),
         TOKEN.to_string(),
         "sk-test".to_string(),
         shots.clone(),
     ];
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("timeout")
-            .arg("240")
-            .arg(python)
-            .args(args)
-            .output()
-            .expect("run python")
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "console flow failed (screenshot and HTML in {shots}):\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let failure = format!("console flow failed (screenshot and HTML in {shots})");
+    run_python("browser/console.py", args, &failure).await;
     // What the flow did went through the admin API, as the audit log says.
     let api = Admin::new(&gw, TOKEN);
     let (_, log) = api.get("/api/v1/audit?limit=500").await;

@@ -1024,17 +1024,31 @@ impl Drop for StoreGuard {
 /// installed by `scripts/test-deps.sh`) against `base_url`; fails the test
 /// with the script's output unless it exits 0.
 pub async fn run_sdk_script(script: &str, base_url: String) {
+    run_python(
+        &format!("sdk/{script}"),
+        vec![base_url],
+        "SDK script failed",
+    )
+    .await;
+}
+
+/// Runs `tests/{script}` with the `.venv-test` Python (installed by
+/// `scripts/test-deps.sh`) and `args`, for at most 4 minutes; fails the
+/// test with `failure` and the script's output unless it exits 0.
+pub async fn run_python(script: &str, args: Vec<String>, failure: &str) {
     let root = env!("CARGO_MANIFEST_DIR");
     let python = format!("{root}/.venv-test/bin/python");
     assert!(
         std::path::Path::new(&python).exists(),
         "{python} is missing: run ./scripts/test-deps.sh (make test does)"
     );
-    let path = format!("{root}/tests/sdk/{script}");
+    let path = format!("{root}/tests/{script}");
     let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(python)
+        std::process::Command::new("timeout")
+            .arg("240")
+            .arg(python)
             .arg(path)
-            .arg(base_url)
+            .args(args)
             .output()
             .expect("run python")
     })
@@ -1042,7 +1056,7 @@ pub async fn run_sdk_script(script: &str, base_url: String) {
     .unwrap();
     assert!(
         out.status.success(),
-        "SDK script failed:\n{}\n{}",
+        "{failure}:\n{}\n{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
