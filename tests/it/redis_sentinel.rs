@@ -196,7 +196,7 @@ async fn the_config_bus_and_the_response_cache_work_through_sentinel() {
         return;
     }
     let dir = std::env::temp_dir().join(format!("sluice-sentinel-bus-{}", std::process::id()));
-    let (_primary, _replica, _sentinel, (p, _, s)) = trio(&dir);
+    let (mut primary, _replica, _sentinel, (p, r, s)) = trio(&dir);
     let url = format!("redis-sentinel://127.0.0.1:{s}/0?sentinelServiceName=main");
     let m = mock("a").await;
     let store = StoreGuard::new();
@@ -236,5 +236,63 @@ async fn the_config_bus_and_the_response_cache_work_through_sentinel() {
         v.to_string().contains("\"watched\"")
     })
     .await;
+
+    // The primary fails: the sentinel promotes the replica, and both the
+    // cache's shared tier and the config bus go on through it.
+    assert_eq!(cli(p, &["wait", "1", "2000"]), "1");
+    drop(primary.take());
+    eventually_within(
+        Duration::from_secs(30),
+        "the replica promoted",
+        async || cli(r, &["role"]).lines().next() == Some("master"),
+    )
+    .await;
+    // Answers stored through A after the failover are hits on B (each
+    // try with a new question: a miss on B stores the answer in B's own
+    // memory tier). A miss meanwhile is a cache doing without its shared
+    // tier, never an error.
+    let mut n = 0;
+    eventually_within(
+        Duration::from_secs(30),
+        "A's answers are hits on B",
+        async || {
+            n += 1;
+            let q = format!("after the failover {n}");
+            let writes = stats(&a).await["redis_writes"].as_u64().unwrap_or(0);
+            let (status, _, _) = answer(&a, "sk-test", &body(&q, false)).await;
+            assert_eq!(status, 200);
+            let wrote = async || stats(&a).await["redis_writes"].as_u64().unwrap_or(0) > writes;
+            if !poll_until(Duration::from_secs(2), wrote).await {
+                return false;
+            }
+            let (status, outcome, _) = answer(&b, "sk-test", &body(&q, false)).await;
+            assert_eq!(status, 200);
+            outcome == "hit"
+        },
+    )
+    .await;
+    assert!(!cli(r, &["--scan", "--pattern", "sc:e:*"]).is_empty());
+    // A change made through B after the failover is announced on the
+    // new primary and applied by A; both say their Redis is healthy.
+    let (st, v) = api_b
+        .post(
+            "/api/v1/namespaces",
+            serde_json::json!({"namespace_name": "After", "namespace_code": "after-failover"}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    eventually("A applied B's change", async || {
+        let (_, v): (u16, serde_json::Value) = api.get("/api/v1/namespaces").await;
+        v.to_string().contains("\"after-failover\"")
+    })
+    .await;
+    for gw in [&a, &b] {
+        let gw_api = Admin::new(gw, TOKEN);
+        eventually("the config bus healthy again", async || {
+            let (_, h) = gw_api.get("/health").await;
+            h["storage"]["redis"] == "healthy"
+        })
+        .await;
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
