@@ -305,15 +305,11 @@ pub async fn run(mut shutdown: pingora::server::ShutdownWatch) {
     let Some((url, prefix)) = crate::fleet::redis() else {
         return;
     };
-    let built = (|| {
-        let mut config = Config::from_url(&url)?;
-        config.fail_fast = false;
-        let builder = Builder::from_config(config)
-            .with_performance_config(|p| p.default_command_timeout = Duration::from_secs(2))
-            .set_policy(ReconnectPolicy::new_exponential(0, 100, 2_000, 2))
-            .clone();
-        Ok::<_, fred::error::Error>((builder.build()?, builder.build_subscriber_client()?))
-    })();
+    let built = crate::store::redis_client::builder(&url, Duration::from_secs(2)).and_then(|b| {
+        let client = b.build().map_err(|e| e.to_string())?;
+        let subscriber = b.build_subscriber_client().map_err(|e| e.to_string())?;
+        Ok((client, subscriber))
+    });
     let (client, subscriber) = match built {
         Ok(c) => c,
         Err(e) => {

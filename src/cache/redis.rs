@@ -8,6 +8,7 @@
 //! and a failed call is the caller's miss, never its error.
 
 use super::entry::Entry;
+use crate::store::redis_client;
 use fred::prelude::*;
 use fred::types::scan::Scanner;
 use futures_util::StreamExt;
@@ -44,24 +45,12 @@ impl Shared {
     async fn client(&self) -> Result<&Client, String> {
         self.client
             .get_or_try_init(|| async {
-                let mut config = Config::from_url(&self.url).map_err(|e| e.to_string())?;
-                // Keep reconnecting when the first connection fails.
-                config.fail_fast = false;
-                let client = Builder::from_config(config)
-                    .with_connection_config(|c| {
-                        c.connection_timeout = self.timeout.max(Duration::from_millis(500));
-                        c.internal_command_timeout = self.timeout.max(Duration::from_millis(500));
-                        c.max_command_attempts = 1;
-                    })
-                    .with_performance_config(|p| p.default_command_timeout = self.timeout)
-                    .set_policy(ReconnectPolicy::new_exponential(0, 100, 2000, 2))
+                let client = redis_client::builder(&self.url, self.timeout)?
                     .build()
                     .map_err(|e| e.to_string())?;
-                let _task = client.connect();
                 // The first call waits for the first connection (up to a
                 // second); later calls fail fast while it is down.
-                let first = self.timeout.max(Duration::from_secs(1));
-                let _ = tokio::time::timeout(first, client.wait_for_connect()).await;
+                redis_client::start(&client, self.timeout.max(Duration::from_secs(1))).await;
                 Ok(client)
             })
             .await
@@ -190,10 +179,7 @@ impl Shared {
         mut stop: tokio::sync::watch::Receiver<bool>,
         apply: impl Fn(Purge),
     ) -> Result<(), String> {
-        let mut config = Config::from_url(&self.url).map_err(|e| e.to_string())?;
-        config.fail_fast = false;
-        let subscriber = Builder::from_config(config)
-            .set_policy(ReconnectPolicy::new_exponential(0, 100, 2000, 2))
+        let subscriber = redis_client::builder(&self.url, self.timeout)?
             .build_subscriber_client()
             .map_err(|e| e.to_string())?;
         let _task = subscriber.connect();

@@ -275,20 +275,10 @@ impl Fleet {
         let timeout = self.period.min(Duration::from_secs(1));
         r.client
             .get_or_try_init(|| async {
-                let mut config = Config::from_url(&r.url).map_err(|e| e.to_string())?;
-                config.fail_fast = false;
-                let client = Builder::from_config(config)
-                    .with_connection_config(|c| {
-                        c.connection_timeout = timeout.max(Duration::from_millis(500));
-                        c.internal_command_timeout = timeout.max(Duration::from_millis(500));
-                        c.max_command_attempts = 1;
-                    })
-                    .with_performance_config(|p| p.default_command_timeout = timeout)
-                    .set_policy(ReconnectPolicy::new_exponential(0, 100, 2000, 2))
+                let client = crate::store::redis_client::builder(&r.url, timeout)?
                     .build()
                     .map_err(|e| e.to_string())?;
-                let _task = client.connect();
-                let _ = tokio::time::timeout(timeout, client.wait_for_connect()).await;
+                crate::store::redis_client::start(&client, timeout).await;
                 Ok::<_, String>(client)
             })
             .await

@@ -20,7 +20,6 @@ use super::config_file::Entities;
 use crate::store::StoreError;
 use fred::clients::SubscriberClient;
 use fred::prelude::*;
-use fred::types::config::UnresponsiveConfig;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
@@ -60,24 +59,8 @@ impl ConfigBus {
         prefix: &str,
         timeout: Duration,
     ) -> Result<ConfigBus, StoreError> {
-        let config = Config::from_url(url)
-            .map_err(|e| StoreError::Invalid(format!("invalid redis_url: {e}")))?;
-        let unresponsive = (timeout * 4).max(Duration::from_secs(2));
-        let builder = {
-            let mut b = Builder::from_config(config);
-            b.with_connection_config(|c| {
-                c.connection_timeout = timeout;
-                c.internal_command_timeout = timeout;
-                c.max_command_attempts = 1;
-                c.unresponsive = UnresponsiveConfig {
-                    max_timeout: Some(unresponsive),
-                    interval: unresponsive / 4,
-                };
-            })
-            .with_performance_config(|p| p.default_command_timeout = timeout)
-            .set_policy(ReconnectPolicy::new_exponential(0, 100, 2000, 2));
-            b
-        };
+        let builder = super::redis_client::builder(url, timeout)
+            .map_err(|e| StoreError::Invalid(format!("redis_url: {e}")))?;
         let client = builder.build().map_err(rerr)?;
         let subscriber = builder.build_subscriber_client().map_err(rerr)?;
         // The connection tasks run (and reconnect) for the clients' lifetime.

@@ -3,7 +3,7 @@
 //! [`config_file`] and [`mysql`]), with Redis as the config cache and change
 //! bus between instances ([`config_bus`]), the history of revisions and
 //! the audit log they keep ([`history`]), and the store health `/health`
-//! reports ([`status`]).
+//! reports ([`status`]); every Redis client is made by [`redis_client`].
 
 pub mod config_bus;
 pub mod config_file;
@@ -16,6 +16,7 @@ pub mod io;
 pub mod lazy;
 pub mod mysql;
 pub mod open;
+pub mod redis_client;
 pub mod redis_counter;
 pub mod status;
 

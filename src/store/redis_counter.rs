@@ -67,7 +67,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use fred::prelude::*;
-use fred::types::config::UnresponsiveConfig;
 use fred::types::scripts::Script;
 use sluice_filters::limits::store::{
     Admission, Check, Clock, CounterStore, Settle, StoreError, SystemClock, LEDGER_DAYS,
@@ -120,42 +119,14 @@ impl RedisCounterStore {
         command_timeout: Duration,
     ) -> Result<Self, StoreError> {
         let timeout = command_timeout.max(Duration::from_millis(1));
-        if url.starts_with("rediss:") {
-            return Err(StoreError(
-                "rediss:// (TLS) is not supported by this build".to_string(),
-            ));
-        }
-        let mut config =
-            Config::from_url(url).map_err(|e| StoreError(format!("invalid redis url: {e}")))?;
-        // Run the reconnect policy for the first connection too.
-        config.fail_fast = false;
-        let unresponsive = (timeout * 4).max(Duration::from_secs(2));
-        let client = Builder::from_config(config)
-            .with_connection_config(|c| {
-                c.connection_timeout = timeout.max(Duration::from_millis(500));
-                c.internal_command_timeout = timeout.max(Duration::from_millis(500));
-                c.max_command_attempts = 1;
-                c.tcp = TcpConfig {
-                    nodelay: Some(true),
-                    ..TcpConfig::default()
-                };
-                c.unresponsive = UnresponsiveConfig {
-                    max_timeout: Some(unresponsive),
-                    interval: unresponsive / 4,
-                };
-            })
-            .with_performance_config(|p| p.default_command_timeout = timeout)
-            .set_policy(ReconnectPolicy::new_exponential(0, 100, 2000, 2))
+        let client = super::redis_client::builder(url, timeout)
+            .map_err(StoreError)?
             .build()
             .map_err(redis_err)?;
-        // The connection task runs (and reconnects) for the client's lifetime.
-        let _task = client.connect();
-        match tokio::time::timeout(timeout, client.wait_for_connect()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => log::warn!("counter store: redis not reachable yet ({e}); reconnecting"),
-            Err(_) => log::warn!(
+        if !super::redis_client::start(&client, timeout).await {
+            log::warn!(
                 "counter store: redis not reachable within {timeout:?}; reconnecting in the background"
-            ),
+            );
         }
         let key_prefix = if client.is_clustered() {
             cluster_prefix(key_prefix)
