@@ -26,6 +26,7 @@ import urllib.request
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
@@ -142,14 +143,20 @@ def run():
     click("#sign-in")
     until_text("#error", lambda t: len(t) > 0, "the refused token's error")
     shot("01-sign-in")
-    type_into("#token", TOKEN)
-    click("#sign-in")
+    # By keyboard: the token, then Enter.
+    type_into("#token", TOKEN + Keys.ENTER)
     el("#nav-overview")
     assert d.execute_script("return window.localStorage.length") == 0, "nothing in localStorage"
     assert d.execute_script("return window.sessionStorage.length") >= 1, "the token is kept for the tab"
 
     # A namespace through the form.
     page("namespaces", "Namespaces")
+    # A dialog takes the focus, Escape closes it and gives the focus back.
+    click("#ns-new")
+    wait.until(lambda _: d.switch_to.active_element.get_attribute("id") == "ns-name", "focus in the dialog")
+    d.switch_to.active_element.send_keys(Keys.ESCAPE)
+    wait.until(EC.invisibility_of_element_located((By.CSS_SELECTOR, "#ns-name")), "the dialog closed")
+    wait.until(lambda _: d.switch_to.active_element.get_attribute("id") == "ns-new", "focus back")
     click("#ns-new")
     type_into("#ns-name", "Team UI")
     type_into("#ns-code", CODE)
