@@ -418,33 +418,41 @@ async fn call(
         )));
     }
     let items = group.map_or(&[][..], |(_, g)| &g.items[..]);
-    let checks: usize = admits.iter().map(|a| a.req.keys.len()).sum();
-    let mut keys: Vec<Key> = Vec::with_capacity(1 + items.len() + checks);
-    let mut args: Vec<Value> = Vec::with_capacity(3 + items.len() * 5 + admits.len() + checks * 5);
-    args.push(Value::from_static_str("batch"));
-    args.push(Value::Integer(items.len() as i64));
-    if let Some((marker, g)) = group {
-        keys.push(marker.clone());
-        args.push(g.seq.to_string().into());
-    } else {
-        args.push(Value::from_static_str("0"));
-    }
-    for item in items {
-        keys.push(item.key.clone());
-        args.extend(item.args.iter().cloned());
-    }
-    for a in admits {
-        keys.extend(a.req.keys.iter().cloned());
-        args.push(Value::Integer(a.req.keys.len() as i64));
-        args.extend(a.req.args.iter().cloned());
-    }
+    // Built again for the rare NOSCRIPT retry rather than cloned for
+    // every call.
+    let build = || {
+        let checks: usize = admits.iter().map(|a| a.req.keys.len()).sum();
+        let mut keys: Vec<Key> = Vec::with_capacity(1 + items.len() + checks);
+        let mut args: Vec<Value> =
+            Vec::with_capacity(3 + items.len() * 5 + admits.len() + checks * 5);
+        args.push(Value::from_static_str("batch"));
+        args.push(Value::Integer(items.len() as i64));
+        if let Some((marker, g)) = group {
+            keys.push(marker.clone());
+            args.push(g.seq.to_string().into());
+        } else {
+            args.push(Value::from_static_str("0"));
+        }
+        for item in items {
+            keys.push(item.key.clone());
+            args.extend(item.args.iter().cloned());
+        }
+        for a in admits {
+            keys.extend(a.req.keys.iter().cloned());
+            args.push(Value::Integer(a.req.keys.len() as i64));
+            args.extend(a.req.args.iter().cloned());
+        }
+        (keys, args)
+    };
     let run = async {
+        let (keys, args) = build();
         let first: Result<Vec<i64>, Error> = link
             .client
-            .evalsha(link.script.sha1().clone(), keys.clone(), args.clone())
+            .evalsha(link.script.sha1().clone(), keys, args)
             .await;
         match first {
             Err(e) if e.details().starts_with("NOSCRIPT") => {
+                let (keys, args) = build();
                 link.client.eval(link.source, keys, args).await
             }
             other => other,
