@@ -3,6 +3,11 @@
 -- See src/store/redis_counter.rs for the key layout and the contract, and
 -- src/store/counter_batch.rs for how calls are batched.
 --
+-- The arguments arrive as one MessagePack array of strings in ARGV[1]
+-- (one value to send and parse instead of five per item); below, ARGV is
+-- that array, read exactly as Redis's own ARGV would be.
+local ARGV = cmsgpack.unpack(ARGV[1])
+--
 -- Items: five ARGV values each (kind, p1, p2, p3, p4), one KEYS entry each.
 --   admit  'W' fixed window    limit, window_ms, cost
 --          'S' sliding window  limit, window_ms, cost
