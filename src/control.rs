@@ -30,9 +30,11 @@ pub trait ConfigControl: Send + Sync {
     /// Records an agent token's SHA-256 (`sha256`, valid until
     /// `expires_at`, Unix seconds) for `agent_id`, after dropping every
     /// older version when `reset`; returns the token's version
-    /// (`crate::bridge::tokens`).
+    /// (`crate::bridge::tokens`). `actor` is who issued it, as the audit
+    /// log records it (`token:<name>`, `key:<name>`).
     async fn issue_agent_token(
         &self,
+        actor: &str,
         agent_id: &str,
         reset: bool,
         sha256: &str,

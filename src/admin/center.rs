@@ -293,13 +293,14 @@ impl crate::control::ConfigControl for ConfigCenter {
 
     async fn issue_agent_token(
         &self,
+        actor: &str,
         agent_id: &str,
         reset: bool,
         sha256: &str,
         expires_at: u64,
     ) -> Result<u64, Rejected> {
         let now = crate::clock::unix_secs();
-        self.mutate(|e, _| {
+        self.mutate_as(actor, "change", |e, _| {
             Ok(crate::bridge::tokens::issue_in(
                 e, agent_id, reset, sha256, expires_at, now,
             ))

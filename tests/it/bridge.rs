@@ -326,6 +326,17 @@ async fn tokens_tunnel_invoke_stream_cancel_timeout_and_reset() {
     assert_eq!(r.status(), 401);
 
     let (token, _) = issue(&c, &gw, "a1", false).await;
+    // Who issued each token is in the audit log (the file store's).
+    let mut audit = state_path(&gw).into_os_string();
+    audit.push(".history/audit.jsonl");
+    let actors: Vec<String> = std::fs::read_to_string(&audit)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["entity"] == "agent_tokens")
+        .map(|e| e["actor"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(actors, ["key:issuer", "token:token-1"]);
     let tools = tools_file(&dir, false);
     let agent = Agent::start(&gw, &token, "a1", &tools, &dir);
     wait_online(&c, &gw, "a1", true).await;

@@ -170,21 +170,28 @@ pub(super) async fn agent_token(
         .headers
         .get("authorization")
         .and_then(|v| v.to_str().ok());
-    let admin = rt.admin_token_ok(auth);
+    // Who issues it, as the audit log names them.
+    let admin = rt.admin_token_name(auth).map(|n| format!("token:{n}"));
     let body = body_of(session, rt, 64 << 10).await?;
-    if !admin {
-        let req = session.req_header();
-        let caller = decision::authenticate(rt, &Headers(&req.headers))?;
-        let name = caller.key.map(|k| rt.keys[k].name.as_str());
-        if !name.is_some_and(|n| rt.config.bridge.token_issuers.iter().any(|i| i == n)) {
-            return Err(Failure::new(
-                403,
-                "forbidden",
-                "issuing agent tokens takes the admin token or a key named in bridge.token_issuers",
-            ));
+    let actor = match admin {
+        Some(actor) => actor,
+        None => {
+            let req = session.req_header();
+            let caller = decision::authenticate(rt, &Headers(&req.headers))?;
+            let name = caller.key.map(|k| rt.keys[k].name.as_str());
+            let Some(name) = name.filter(|n| rt.config.bridge.token_issuers.iter().any(|i| i == n))
+            else {
+                return Err(Failure::new(
+                    403,
+                    "forbidden",
+                    "issuing agent tokens takes the admin token or a key named in bridge.token_issuers",
+                ));
+            };
+            let actor = format!("key:{name}");
+            client(session, rt, body.clone()).await?;
+            actor
         }
-        client(session, rt, body.clone()).await?;
-    }
+    };
     let ask: TokenAsk = parse(&body)?;
     if !crate::bridge::hub::valid_name(&ask.agent_id) {
         return Err(Failure::new(
@@ -204,7 +211,7 @@ pub(super) async fn agent_token(
         .map_err(|e| Failure::new(500, "internal_error", format!("no random source: {e}")))?;
     let expires_at = crate::clock::unix_secs() + rt.config.bridge.token_ttl_s;
     let version = center
-        .issue_agent_token(&ask.agent_id, ask.reset, &sha, expires_at)
+        .issue_agent_token(&actor, &ask.agent_id, ask.reset, &sha, expires_at)
         .await
         .map_err(|e| Failure::new(503, "unavailable", e.0))?;
     ok(
