@@ -190,16 +190,16 @@ impl Catalog {
                 .deployments
                 .iter()
                 .map(|d| {
-                    let live = d.lock();
+                    let f = d.figures(now);
                     json!({
                         "name": d.name,
                         "provider": d.provider.as_str(),
-                        "breaker": breaker_state(live.breaker.state(now)),
-                        "consecutive_failures": live.breaker.consecutive_failures(),
-                        "trials": live.stats.trials,
-                        "successes": live.stats.successes,
-                        "avg_latency_ms": live.stats.ewma_ttfb_ms.map(|v| v.round() as u64),
-                        "cooling_down_ms": live.cooldown_until_ms.saturating_sub(now),
+                        "breaker": breaker_state(f.breaker),
+                        "consecutive_failures": f.consecutive_failures,
+                        "trials": f.trials,
+                        "successes": f.successes,
+                        "avg_latency_ms": f.ewma_ttfb_ms.map(|v| v.round() as u64),
+                        "cooling_down_ms": f.cooling_down_ms,
                     })
                 })
                 .collect();
@@ -386,7 +386,32 @@ impl ModelRt {
     }
 }
 
+/// What this instance has seen of a deployment, now (`/health` and the
+/// admin catalog view).
+pub struct DeploymentFigures {
+    pub breaker: BreakerState,
+    pub consecutive_failures: u32,
+    pub trials: u64,
+    pub successes: u64,
+    /// Time to first byte (EWMA), once it has served.
+    pub ewma_ttfb_ms: Option<f64>,
+    pub cooling_down_ms: u64,
+}
+
 impl DeploymentRt {
+    /// Its breaker state and statistics at `now` (monotonic ms).
+    pub fn figures(&self, now: u64) -> DeploymentFigures {
+        let live = self.lock();
+        DeploymentFigures {
+            breaker: live.breaker.state(now),
+            consecutive_failures: live.breaker.consecutive_failures(),
+            trials: live.stats.trials,
+            successes: live.stats.successes,
+            ewma_ttfb_ms: live.stats.ewma_ttfb_ms,
+            cooling_down_ms: live.cooldown_until_ms.saturating_sub(now),
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, DeploymentLive> {
         match self.live.lock() {
             Ok(l) => l,

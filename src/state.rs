@@ -480,12 +480,18 @@ impl Snapshot {
     /// Whether an `Authorization` header carries one of the admin tokens
     /// (`Bearer <token>`, constant-time compare; no tokens = nobody).
     pub fn admin_token_ok(&self, authorization: Option<&str>) -> bool {
-        self.admin_token_name(authorization).is_some()
+        self.admin_token_index(authorization).is_some()
     }
 
-    /// The name of the admin token an `Authorization` header carries
-    /// (every token compared in constant time).
+    /// The name of the admin token an `Authorization` header carries.
     pub fn admin_token_name(&self, authorization: Option<&str>) -> Option<String> {
+        let i = self.admin_token_index(authorization)?;
+        self.config.admin.tokens.get(i).map(|t| t.name(i))
+    }
+
+    /// Which admin token the header carries (every token compared in
+    /// constant time).
+    fn admin_token_index(&self, authorization: Option<&str>) -> Option<usize> {
         use subtle::ConstantTimeEq;
         let presented = authorization
             .and_then(|v| v.strip_prefix("Bearer "))
@@ -496,8 +502,7 @@ impl Snapshot {
                 found = Some(i);
             }
         }
-        let i = found.filter(|_| !presented.is_empty())?;
-        self.config.admin.tokens.get(i).map(|t| t.name(i))
+        found.filter(|_| !presented.is_empty())
     }
 
     /// Who an admin API request acts as: `token:<name>` for an admin

@@ -60,12 +60,23 @@ fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, GatewayError> {
 
 /// `POST /api/v1/auth/login`.
 pub async fn login(rt: &Snapshot, body: &[u8], client: &str) -> Result<TokenPair, GatewayError> {
-    let tokens = rt.identity.tokens.as_ref().ok_or_else(not_configured)?;
     let b: LoginBody = parse(body)?;
-    if b.password.len() > super::password::MAX_LEN || b.email.len() > 254 {
+    sign_in(rt, &b.email, b.password, client).await
+}
+
+/// A sign-in with `email` and `password` from `client` (the proxy
+/// listener's body above, or the admin console's).
+pub async fn sign_in(
+    rt: &Snapshot,
+    email: &str,
+    password: String,
+    client: &str,
+) -> Result<TokenPair, GatewayError> {
+    let tokens = rt.identity.tokens.as_ref().ok_or_else(not_configured)?;
+    if password.len() > super::password::MAX_LEN || email.len() > 254 {
         return Err(bad_credentials());
     }
-    let email = b.email.trim().to_ascii_lowercase();
+    let email = email.trim().to_ascii_lowercase();
     let settings = &rt.config.auth.login;
     let email_key = hex::encode(&Sha256::digest(email.as_bytes())[..16]);
     let checks = [
@@ -90,7 +101,7 @@ pub async fn login(rt: &Snapshot, body: &[u8], client: &str) -> Result<TokenPair
         .get(&email)
         .and_then(|&i| rt.config.users.get(i));
     let ok = super::password::check(
-        b.password,
+        password,
         user.map(|u| u.password_hash.clone()),
         settings.max_concurrent,
     )

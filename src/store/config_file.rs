@@ -69,6 +69,25 @@ pub struct Entities {
     pub stamps: BTreeMap<String, Stamp>,
 }
 
+/// The entity kinds, as named in [`Entities`] (and in the MySQL store's
+/// table names): the first [`CONFIG_KINDS`] are the configuration, the
+/// rest credentials (API keys, users, agent tokens).
+pub const KINDS: [&str; 10] = [
+    "namespaces",
+    "upstream_servers",
+    "matchers",
+    "proxy_rules",
+    "routes",
+    "rules",
+    "nginx_configs",
+    "virtual_keys",
+    "users",
+    "agent_tokens",
+];
+
+/// How many of [`KINDS`] are configuration (not credentials).
+pub const CONFIG_KINDS: usize = 7;
+
 /// Snapshot format version written to the file.
 const VERSION: u64 = 1;
 
@@ -106,6 +125,34 @@ impl Entities {
         c.users = self.users.clone();
         c.agent_tokens = self.agent_tokens.clone();
         fragments::apply(&self.nginx_configs, c)
+    }
+
+    /// Takes the configuration entities of `target` (the kinds before
+    /// [`CONFIG_KINDS`], with their timestamps); credentials stay these,
+    /// and id counters never go back (ids are never reused).
+    pub fn restore_config_from(&mut self, target: &Entities) {
+        self.namespaces = target.namespaces.clone();
+        self.upstream_servers = target.upstream_servers.clone();
+        self.matchers = target.matchers.clone();
+        self.proxy_rules = target.proxy_rules.clone();
+        self.routes = target.routes.clone();
+        self.rules = target.rules.clone();
+        self.nginx_configs = target.nginx_configs.clone();
+        let config = |k: &str| {
+            KINDS[..CONFIG_KINDS]
+                .iter()
+                .any(|c| k.strip_prefix(c).is_some_and(|r| r.starts_with('/')))
+        };
+        self.stamps.retain(|k, _| !config(k));
+        for (k, s) in &target.stamps {
+            if config(k) {
+                self.stamps.insert(k.clone(), s.clone());
+            }
+        }
+        for (kind, last) in &target.last_ids {
+            let mine = self.last_ids.entry(kind.clone()).or_default();
+            *mine = (*mine).max(*last);
+        }
     }
 
     /// The config of YAML `base` with these entities: every problem

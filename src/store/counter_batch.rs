@@ -410,28 +410,38 @@ async fn pump(shared: std::sync::Weak<Shared>, wake: Arc<Notify>, link: Link) {
 /// One RESP value per call instead of five per item: measured with
 /// callgrind, the client's encoding of ~100 values was ≈ 22 k
 /// instructions per request (load-tests/RESULTS.md, "Shared counters").
-fn packed(args: &[Value]) -> Value {
-    let mut out: Vec<u8> = Vec::with_capacity(8 + args.len() * 8);
-    let mut number = itoa::Buffer::new();
-    // Writing to a Vec cannot fail.
-    let _ = rmp::encode::write_array_len(&mut out, args.len() as u32);
-    for v in args {
-        let text: &str = match v {
-            Value::Integer(i) => number.format(*i),
-            Value::String(s) => s,
-            Value::Bytes(b) => {
-                let _ = rmp::encode::write_str_len(&mut out, b.len() as u32);
-                out.extend_from_slice(b);
-                continue;
-            }
-            other => {
-                let _ = rmp::encode::write_str(&mut out, &other.as_string().unwrap_or_default());
-                continue;
-            }
-        };
-        let _ = rmp::encode::write_str(&mut out, text);
+struct Packed {
+    out: Vec<u8>,
+    number: itoa::Buffer,
+}
+
+impl Packed {
+    /// An array of `len` values (exactly that many must be pushed).
+    fn new(len: usize) -> Packed {
+        let mut out = Vec::with_capacity(8 + len * 8);
+        // Writing to a Vec cannot fail.
+        let _ = rmp::encode::write_array_len(&mut out, len as u32);
+        Packed {
+            out,
+            number: itoa::Buffer::new(),
+        }
     }
-    Value::Bytes(out.into())
+
+    fn push(&mut self, v: &Value) {
+        let out = &mut self.out;
+        let _ = match v {
+            Value::Integer(i) => rmp::encode::write_str(out, self.number.format(*i)),
+            Value::String(s) => rmp::encode::write_str(out, s),
+            Value::Bytes(b) => {
+                rmp::encode::write_str_len(out, b.len() as u32).map(|_| out.extend_from_slice(b))
+            }
+            other => rmp::encode::write_str(out, &other.as_string().unwrap_or_default()),
+        };
+    }
+
+    fn done(self) -> Value {
+        Value::Bytes(self.out.into())
+    }
 }
 
 /// One script call: the group's settlements (under its marker), then the
@@ -453,37 +463,39 @@ async fn call(
     let build = || {
         let checks: usize = admits.iter().map(|a| a.req.keys.len()).sum();
         let mut keys: Vec<Key> = Vec::with_capacity(1 + items.len() + checks);
-        let mut args: Vec<Value> =
-            Vec::with_capacity(3 + items.len() * 5 + admits.len() + checks * 5);
-        args.push(Value::from_static_str("batch"));
-        args.push(Value::Integer(items.len() as i64));
+        let values = 3
+            + items.iter().map(|i| i.args.len()).sum::<usize>()
+            + admits.iter().map(|a| 1 + a.req.args.len()).sum::<usize>();
+        let mut args = Packed::new(values);
+        args.push(&Value::from_static_str("batch"));
+        args.push(&Value::Integer(items.len() as i64));
         if let Some((marker, g)) = group {
             keys.push(marker.clone());
-            args.push(g.seq.to_string().into());
+            args.push(&Value::Integer(g.seq as i64));
         } else {
-            args.push(Value::from_static_str("0"));
+            args.push(&Value::Integer(0));
         }
         for item in items {
             keys.push(item.key.clone());
-            args.extend(item.args.iter().cloned());
+            item.args.iter().for_each(|v| args.push(v));
         }
         for a in admits {
             keys.extend(a.req.keys.iter().cloned());
-            args.push(Value::Integer(a.req.keys.len() as i64));
-            args.extend(a.req.args.iter().cloned());
+            args.push(&Value::Integer(a.req.keys.len() as i64));
+            a.req.args.iter().for_each(|v| args.push(v));
         }
-        (keys, args)
+        (keys, args.done())
     };
     let run = async {
         let (keys, args) = build();
         let first: Result<Vec<i64>, Error> = link
             .client
-            .evalsha(link.script.sha1().clone(), keys, packed(&args))
+            .evalsha(link.script.sha1().clone(), keys, args)
             .await;
         match first {
             Err(e) if e.details().starts_with("NOSCRIPT") => {
                 let (keys, args) = build();
-                link.client.eval(link.source, keys, packed(&args)).await
+                link.client.eval(link.source, keys, args).await
             }
             other => other,
         }

@@ -19,7 +19,7 @@
 //! another instance committed first, nothing changes and the caller gets
 //! [`SaveError::Conflict`]), then writes only the rows that differ.
 
-use super::config_file::{server_json, Entities};
+use super::config_file::{server_json, Entities, KINDS};
 use super::entity_store::{EntityStore, SaveError};
 use super::history::{self, AuditEntry, AuditQuery, Commit, RevisionRecord};
 use super::io;
@@ -30,20 +30,6 @@ use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, TxOp
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::time::Duration;
-
-/// The entity kinds, as named in [`Entities`] and in the table names.
-pub const KINDS: [&str; 10] = [
-    "namespaces",
-    "upstream_servers",
-    "matchers",
-    "proxy_rules",
-    "routes",
-    "rules",
-    "nginx_configs",
-    "virtual_keys",
-    "users",
-    "agent_tokens",
-];
 
 /// Versioned migrations: (version, what, statements).
 const MIGRATIONS: &[(u32, &str, &[&str])] = &[(

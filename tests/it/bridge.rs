@@ -114,6 +114,22 @@ fn bridge_config(extra: &str) -> String {
     )
 }
 
+/// `GET /internal/v1/bridge{path}` with `auth`.
+async fn bridge_get(c: &reqwest::Client, gw: &Gateway, path: &str, auth: &str) -> (u16, Value) {
+    call(c, gw, "GET", path, auth, None).await
+}
+
+/// `POST /internal/v1/bridge{path}` with `auth` and `body`.
+async fn bridge_post(
+    c: &reqwest::Client,
+    gw: &Gateway,
+    path: &str,
+    auth: &str,
+    body: Value,
+) -> (u16, Value) {
+    call(c, gw, "POST", path, auth, Some(body)).await
+}
+
 async fn call(
     c: &reqwest::Client,
     gw: &Gateway,
@@ -143,13 +159,12 @@ async fn call(
 }
 
 async fn issue(c: &reqwest::Client, gw: &Gateway, agent: &str, reset: bool) -> (String, u64) {
-    let (s, v) = call(
+    let (s, v) = bridge_post(
         c,
         gw,
-        "POST",
         "/agent-token",
         "adm",
-        Some(json!({"agent_id": agent, "reset": reset})),
+        json!({"agent_id": agent, "reset": reset}),
     )
     .await;
     assert_eq!(s, 200, "{v}");
@@ -162,7 +177,7 @@ async fn issue(c: &reqwest::Client, gw: &Gateway, agent: &str, reset: bool) -> (
 async fn wait_online(c: &reqwest::Client, gw: &Gateway, agent: &str, online: bool) {
     let want = if online { "online" } else { "offline" };
     eventually(&format!("agent {agent} {want}"), async || {
-        let (_, v) = call(c, gw, "GET", "/agents", "sk-test", None).await;
+        let (_, v) = bridge_get(c, gw, "/agents", "sk-test").await;
         v["agents"]
             .as_array()
             .is_some_and(|a| a.iter().any(|x| x["id"] == agent && x["status"] == want))
@@ -255,33 +270,23 @@ async fn tokens_tunnel_invoke_stream_cancel_timeout_and_reset() {
     let c = reqwest::Client::new();
 
     // Agent tokens: the admin token or a token issuer's key.
-    let (s, v) = call(
-        &c,
-        &gw,
-        "POST",
-        "/agent-token",
-        "",
-        Some(json!({"agent_id": "a1"})),
-    )
-    .await;
+    let (s, v) = bridge_post(&c, &gw, "/agent-token", "", json!({"agent_id": "a1"})).await;
     assert_eq!(s, 401, "{v}");
-    let (s, v) = call(
+    let (s, v) = bridge_post(
         &c,
         &gw,
-        "POST",
         "/agent-token",
         "sk-test",
-        Some(json!({"agent_id": "a1"})),
+        json!({"agent_id": "a1"}),
     )
     .await;
     assert_eq!(s, 403, "{v}");
-    let (s, v) = call(
+    let (s, v) = bridge_post(
         &c,
         &gw,
-        "POST",
         "/agent-token",
         "sk-issuer",
-        Some(json!({"agent_id": "a1"})),
+        json!({"agent_id": "a1"}),
     )
     .await;
     assert_eq!(s, 200, "{v}");
@@ -291,13 +296,12 @@ async fn tokens_tunnel_invoke_stream_cancel_timeout_and_reset() {
         (json!(1), json!(false))
     );
     assert!(v["expires_at"].as_str().unwrap().ends_with('Z'));
-    let (s, v) = call(
+    let (s, v) = bridge_post(
         &c,
         &gw,
-        "POST",
         "/agent-token",
         "adm",
-        Some(json!({"agent_id": "no spaces"})),
+        json!({"agent_id": "no spaces"}),
     )
     .await;
     assert_eq!(
@@ -305,15 +309,7 @@ async fn tokens_tunnel_invoke_stream_cancel_timeout_and_reset() {
         (400, Some("invalid_request")),
         "{v}"
     );
-    let (s, _) = call(
-        &c,
-        &gw,
-        "POST",
-        "/agent-token",
-        "adm",
-        Some(json!({"agent": "a1"})),
-    )
-    .await;
+    let (s, _) = bridge_post(&c, &gw, "/agent-token", "adm", json!({"agent": "a1"})).await;
     assert_eq!(s, 400);
     // A tunnel without a valid token is refused.
     let r = c
@@ -342,12 +338,12 @@ async fn tokens_tunnel_invoke_stream_cancel_timeout_and_reset() {
     wait_online(&c, &gw, "a1", true).await;
 
     // Listings.
-    let (s, v) = call(&c, &gw, "GET", "/agents", "sk-test", None).await;
+    let (s, v) = bridge_get(&c, &gw, "/agents", "sk-test").await;
     assert_eq!(s, 200);
     assert_eq!(v["agents"][0]["name"], "Test agent");
-    let (s, v) = call(&c, &gw, "GET", "/agents", "", None).await;
+    let (s, v) = bridge_get(&c, &gw, "/agents", "").await;
     assert_eq!(s, 401, "listings need a credential: {v}");
-    let (s, v) = call(&c, &gw, "GET", "/agents/a1/tools", "sk-test", None).await;
+    let (s, v) = bridge_get(&c, &gw, "/agents/a1/tools", "sk-test").await;
     assert_eq!(s, 200);
     let names: Vec<&str> = v["tools"]
         .as_array()
@@ -357,7 +353,7 @@ async fn tokens_tunnel_invoke_stream_cancel_timeout_and_reset() {
         .collect();
     assert_eq!(names, ["echo", "count", "slow", "fail"]);
     assert_eq!(v["tools"][0]["input_schema"]["required"], json!(["text"]));
-    let (s, _) = call(&c, &gw, "GET", "/agents/nobody/tools", "sk-test", None).await;
+    let (s, _) = bridge_get(&c, &gw, "/agents/nobody/tools", "sk-test").await;
     assert_eq!(s, 404);
 
     // JSON invocation; the declared Content-Type and the key order do not matter.
@@ -412,7 +408,14 @@ async fn tokens_tunnel_invoke_stream_cancel_timeout_and_reset() {
     assert_eq!(progress["message"], "halfway");
 
     // Bad arguments: 400 naming the field, before anything runs.
-    let (s, v) = call(&c, &gw, "POST", "/invoke", "sk-test", Some(json!({"req_id": "b1", "agent_id": "a1", "tool_name": "echo", "arguments": {"text": 5}}))).await;
+    let (s, v) = bridge_post(
+        &c,
+        &gw,
+        "/invoke",
+        "sk-test",
+        json!({"req_id": "b1", "agent_id": "a1", "tool_name": "echo", "arguments": {"text": 5}}),
+    )
+    .await;
     assert_eq!(
         (s, v["code"].as_str(), v["source"].as_str()),
         (400, Some("invalid_arguments"), Some("client")),
@@ -422,15 +425,14 @@ async fn tokens_tunnel_invoke_stream_cancel_timeout_and_reset() {
         v["message"].as_str().unwrap().starts_with("arguments/text"),
         "{v}"
     );
-    let (s, v) = call(&c, &gw, "POST", "/invoke", "sk-test", Some(json!({"req_id": "b2", "agent_id": "a1", "tool_name": "echo", "arguments": {"text": "a", "extra": 1}}))).await;
+    let (s, v) = bridge_post(&c, &gw, "/invoke", "sk-test", json!({"req_id": "b2", "agent_id": "a1", "tool_name": "echo", "arguments": {"text": "a", "extra": 1}})).await;
     assert_eq!(s, 400, "{v}");
-    let (s, v) = call(
+    let (s, v) = bridge_post(
         &c,
         &gw,
-        "POST",
         "/invoke",
         "sk-test",
-        Some(json!({"req_id": "b3", "agent_id": "a1", "tool_name": "nope"})),
+        json!({"req_id": "b3", "agent_id": "a1", "tool_name": "nope"}),
     )
     .await;
     assert_eq!(
@@ -438,13 +440,12 @@ async fn tokens_tunnel_invoke_stream_cancel_timeout_and_reset() {
         (404, Some("tool_not_found")),
         "{v}"
     );
-    let (s, v) = call(
+    let (s, v) = bridge_post(
         &c,
         &gw,
-        "POST",
         "/invoke",
         "sk-test",
-        Some(json!({"req_id": "b4", "agent_id": "zz", "tool_name": "echo"})),
+        json!({"req_id": "b4", "agent_id": "zz", "tool_name": "echo"}),
     )
     .await;
     assert_eq!(
@@ -452,26 +453,17 @@ async fn tokens_tunnel_invoke_stream_cancel_timeout_and_reset() {
         (404, Some("agent_not_found")),
         "{v}"
     );
-    let (s, v) = call(&c, &gw, "POST", "/invoke", "sk-test", Some(json!({"req_id": "b5", "agent_id": "a1", "tool_name": "echo", "arguments": {"text": "a"}, "timeout_ms": 0}))).await;
+    let (s, v) = bridge_post(&c, &gw, "/invoke", "sk-test", json!({"req_id": "b5", "agent_id": "a1", "tool_name": "echo", "arguments": {"text": "a"}, "timeout_ms": 0})).await;
     assert_eq!(s, 400, "{v}");
-    let (s, v) = call(
-        &c,
-        &gw,
-        "POST",
-        "/invoke",
-        "sk-test",
-        Some(json!({"req_id": "b6"})),
-    )
-    .await;
+    let (s, v) = bridge_post(&c, &gw, "/invoke", "sk-test", json!({"req_id": "b6"})).await;
     assert_eq!(s, 400, "{v}");
     // A tool that fails: 502 from the upstream side.
-    let (s, v) = call(
+    let (s, v) = bridge_post(
         &c,
         &gw,
-        "POST",
         "/invoke",
         "sk-test",
-        Some(json!({"req_id": "f1", "agent_id": "a1", "tool_name": "fail"})),
+        json!({"req_id": "f1", "agent_id": "a1", "tool_name": "fail"}),
     )
     .await;
     assert_eq!(
@@ -482,28 +474,26 @@ async fn tokens_tunnel_invoke_stream_cancel_timeout_and_reset() {
     assert!(v["message"].as_str().unwrap().contains("broken"), "{v}");
 
     // An idempotent req_id: the same outcome, run once; other arguments: 409.
-    let (s1, v1) = call(
+    let (s1, v1) = bridge_post(
         &c,
         &gw,
-        "POST",
         "/invoke",
         "sk-test",
-        Some(json!({"req_id": "once", "agent_id": "a1", "tool_name": "count"})),
+        json!({"req_id": "once", "agent_id": "a1", "tool_name": "count"}),
     )
     .await;
-    let (s2, v2) = call(
+    let (s2, v2) = bridge_post(
         &c,
         &gw,
-        "POST",
         "/invoke",
         "sk-test",
-        Some(json!({"tool_name": "count", "req_id": "once", "agent_id": "a1", "arguments": {}})),
+        json!({"tool_name": "count", "req_id": "once", "agent_id": "a1", "arguments": {}}),
     )
     .await;
     assert_eq!((s1, s2), (200, 200));
     assert_eq!(v1["result"], v2["result"]);
     assert_eq!(std::fs::read_to_string(dir.path("runs")).unwrap(), "run\n");
-    let (s, v) = call(&c, &gw, "POST", "/invoke", "sk-test", Some(json!({"req_id": "once", "agent_id": "a1", "tool_name": "echo", "arguments": {"text": "a"}}))).await;
+    let (s, v) = bridge_post(&c, &gw, "/invoke", "sk-test", json!({"req_id": "once", "agent_id": "a1", "tool_name": "echo", "arguments": {"text": "a"}})).await;
     assert_eq!(
         (s, v["code"].as_str()),
         (409, Some("req_id_conflict")),
@@ -512,13 +502,12 @@ async fn tokens_tunnel_invoke_stream_cancel_timeout_and_reset() {
 
     // Timeout: 504, and the agent is told to stop (its process goes).
     let _ = std::fs::remove_file(dir.path("slow.pid"));
-    let (s, v) = call(
+    let (s, v) = bridge_post(
         &c,
         &gw,
-        "POST",
         "/invoke",
         "sk-test",
-        Some(json!({"req_id": "t1", "agent_id": "a1", "tool_name": "slow", "timeout_ms": 700})),
+        json!({"req_id": "t1", "agent_id": "a1", "tool_name": "slow", "timeout_ms": 700}),
     )
     .await;
     assert_eq!(
@@ -551,13 +540,12 @@ async fn tokens_tunnel_invoke_stream_cancel_timeout_and_reset() {
     )
     .await;
     let mut text = read_until(&mut r, "event: output").await;
-    let (s, v) = call(
+    let (s, v) = bridge_post(
         &c,
         &gw,
-        "POST",
         "/cancel",
         "sk-test",
-        Some(json!({"req_id": "c1", "agent_id": "a1", "reason": "user_cancel"})),
+        json!({"req_id": "c1", "agent_id": "a1", "reason": "user_cancel"}),
     )
     .await;
     assert_eq!((s, v["cancelled"].clone()), (200, json!(true)), "{v}");
@@ -569,13 +557,12 @@ async fn tokens_tunnel_invoke_stream_cancel_timeout_and_reset() {
     assert!(agent
         .log()
         .contains("invocation c1 cancelled by the gateway: user_cancel"));
-    let (s, v) = call(
+    let (s, v) = bridge_post(
         &c,
         &gw,
-        "POST",
         "/cancel",
         "sk-test",
-        Some(json!({"req_id": "c1", "agent_id": "a1"})),
+        json!({"req_id": "c1", "agent_id": "a1"}),
     )
     .await;
     assert_eq!(
@@ -583,13 +570,12 @@ async fn tokens_tunnel_invoke_stream_cancel_timeout_and_reset() {
         (200, Some("already_finished")),
         "{v}"
     );
-    let (s, _) = call(
+    let (s, _) = bridge_post(
         &c,
         &gw,
-        "POST",
         "/cancel",
         "sk-test",
-        Some(json!({"req_id": "zz", "agent_id": "a1"})),
+        json!({"req_id": "zz", "agent_id": "a1"}),
     )
     .await;
     assert_eq!(s, 404);
@@ -666,7 +652,14 @@ async fn tokens_tunnel_invoke_stream_cancel_timeout_and_reset() {
     assert_eq!(events[events.len() - 2].0, "error", "{events:?}");
     assert_eq!(events[events.len() - 2].1["code"], "agent_disconnected");
     wait_online(&c, &gw, "a2", false).await;
-    let (s, v) = call(&c, &gw, "POST", "/invoke", "sk-test", Some(json!({"req_id": "k2", "agent_id": "a2", "tool_name": "echo", "arguments": {"text": "a"}}))).await;
+    let (s, v) = bridge_post(
+        &c,
+        &gw,
+        "/invoke",
+        "sk-test",
+        json!({"req_id": "k2", "agent_id": "a2", "tool_name": "echo", "arguments": {"text": "a"}}),
+    )
+    .await;
     assert_eq!((s, v["code"].as_str()), (503, Some("agent_offline")), "{v}");
 
     // Reset: version 2; the running agent's tunnel closes and its old
@@ -692,13 +685,12 @@ async fn lifecycle_events_resume_with_last_event_id() {
     let _agent = Agent::start(&gw, &token, "ev", &tools_file(&dir, false), &dir);
     wait_online(&c, &gw, "ev", true).await;
     for id in ["e1", "e2"] {
-        let (s, _) = call(
+        let (s, _) = bridge_post(
             &c,
             &gw,
-            "POST",
             "/invoke",
             "sk-test",
-            Some(json!({"req_id": id, "agent_id": "ev", "tool_name": "count"})),
+            json!({"req_id": id, "agent_id": "ev", "tool_name": "count"}),
         )
         .await;
         assert_eq!(s, 200);
@@ -780,7 +772,7 @@ async fn lifecycle_events_resume_with_last_event_id() {
     });
     // The reader is subscribed once its first bytes arrived; invoke until seen.
     eventually("a live event reaches the reader", async || {
-        let (s, _) = call(&c, &gw, "POST", "/invoke", "sk-test", Some(json!({"req_id": format!("l{}", fastrand::u32(..)), "agent_id": "ev", "tool_name": "count"}))).await;
+        let (s, _) = bridge_post(&c, &gw, "/invoke", "sk-test", json!({"req_id": format!("l{}", fastrand::u32(..)), "agent_id": "ev", "tool_name": "count"})).await;
         assert_eq!(s, 200);
         live.is_finished()
     })
@@ -804,13 +796,12 @@ async fn invocations_pass_the_namespace_rules() {
     wait_online(&c, &gw, "lim", true).await;
     let mut statuses = Vec::new();
     for i in 0..3 {
-        let (s, v) = call(
+        let (s, v) = bridge_post(
             &c,
             &gw,
-            "POST",
             "/invoke",
             "sk-test",
-            Some(json!({"req_id": format!("r{i}"), "agent_id": "lim", "tool_name": "count"})),
+            json!({"req_id": format!("r{i}"), "agent_id": "lim", "tool_name": "count"}),
         )
         .await;
         statuses.push((s, v["code"].as_str().map(str::to_string)));
@@ -818,7 +809,7 @@ async fn invocations_pass_the_namespace_rules() {
     assert_eq!(statuses[..2], [(200, None), (200, None)]);
     assert_eq!(statuses[2], (429, Some("rate_limited".to_string())));
     // Listings are not invocations.
-    let (s, _) = call(&c, &gw, "GET", "/agents", "sk-test", None).await;
+    let (s, _) = bridge_get(&c, &gw, "/agents", "sk-test").await;
     assert_eq!(s, 200);
     assert_eq!(
         std::fs::read_to_string(dir.path("runs"))
@@ -873,24 +864,23 @@ async fn an_agent_on_one_instance_serves_clients_of_another() {
     let (token, _) = issue(&c, &a, "far", false).await;
     let agent = Agent::start(&a, &token, "far", &tools_file(&dir, false), &dir);
     wait_online(&c, &b, "far", true).await;
-    let (s, v) = call(&c, &b, "GET", "/agents/far/tools", "sk-test", None).await;
+    let (s, v) = bridge_get(&c, &b, "/agents/far/tools", "sk-test").await;
     assert_eq!(
         (s, v["tools"].as_array().map(Vec::len)),
         (200, Some(4)),
         "{v}"
     );
 
-    let (s, v) = call(&c, &b, "POST", "/invoke", "sk-test", Some(json!({"req_id": "r1", "agent_id": "far", "tool_name": "echo", "arguments": {"text": "via b"}}))).await;
+    let (s, v) = bridge_post(&c, &b, "/invoke", "sk-test", json!({"req_id": "r1", "agent_id": "far", "tool_name": "echo", "arguments": {"text": "via b"}})).await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["result"]["stdout"], "{\"text\":\"via b\"}\ndone\n");
     // Schema checked on the client's instance.
-    let (s, v) = call(
+    let (s, v) = bridge_post(
         &c,
         &b,
-        "POST",
         "/invoke",
         "sk-test",
-        Some(json!({"req_id": "r2", "agent_id": "far", "tool_name": "echo", "arguments": {}})),
+        json!({"req_id": "r2", "agent_id": "far", "tool_name": "echo", "arguments": {}}),
     )
     .await;
     assert_eq!(
@@ -925,13 +915,12 @@ async fn an_agent_on_one_instance_serves_clients_of_another() {
     assert!(!b.metrics(&c, "m-tok").await.contains(ok_echo));
     // Idempotent across the relay.
     for _ in 0..2 {
-        let (s, _) = call(
+        let (s, _) = bridge_post(
             &c,
             &b,
-            "POST",
             "/invoke",
             "sk-test",
-            Some(json!({"req_id": "once", "agent_id": "far", "tool_name": "count"})),
+            json!({"req_id": "once", "agent_id": "far", "tool_name": "count"}),
         )
         .await;
         assert_eq!(s, 200);
@@ -945,13 +934,12 @@ async fn an_agent_on_one_instance_serves_clients_of_another() {
     )
     .await;
     let mut text = read_until(&mut r, "event: output").await;
-    let (s, _) = call(
+    let (s, _) = bridge_post(
         &c,
         &b,
-        "POST",
         "/cancel",
         "sk-test",
-        Some(json!({"req_id": "c1", "agent_id": "far"})),
+        json!({"req_id": "c1", "agent_id": "far"}),
     )
     .await;
     assert_eq!(s, 200);
@@ -1059,13 +1047,12 @@ async fn invocations_are_traced() {
     assert_eq!(text("sluice.bridge.agent"), "tr");
     assert_eq!(text("sluice.bridge.outcome"), "ok");
     // An untraced request (no sampled traceparent, ratio 0) makes none.
-    let (s, _) = call(
+    let (s, _) = bridge_post(
         &c,
         &gw,
-        "POST",
         "/invoke",
         "sk-test",
-        Some(json!({"req_id": "t2", "agent_id": "tr", "tool_name": "count"})),
+        json!({"req_id": "t2", "agent_id": "tr", "tool_name": "count"}),
     )
     .await;
     assert_eq!(s, 200);

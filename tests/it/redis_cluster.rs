@@ -37,15 +37,15 @@ fn cluster_url(ports: &[u16]) -> String {
     )
 }
 
-/// Three primaries forming one cluster; None when redis-server or
-/// redis-cli is absent.
-fn start_cluster() -> Option<(Vec<Server>, Vec<u16>, std::path::PathBuf)> {
+/// Three primaries forming one cluster (`scripts/test-deps.sh` installs
+/// redis-server and redis-cli; their absence fails the test).
+fn start_cluster() -> (Vec<Server>, Vec<u16>, std::path::PathBuf) {
     let dir = std::env::temp_dir().join(format!(
         "sluice-cluster-{}-{}",
         std::process::id(),
         free_port()
     ));
-    std::fs::create_dir_all(&dir).ok()?;
+    std::fs::create_dir_all(&dir).expect("cluster dir");
     let mut servers = Vec::new();
     let mut ports = Vec::new();
     for _ in 0..3 {
@@ -59,7 +59,7 @@ fn start_cluster() -> Option<(Vec<Server>, Vec<u16>, std::path::PathBuf)> {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .ok()?;
+            .expect("redis-server (run ./scripts/test-deps.sh)");
         servers.push(Server::from_child(child));
         ports.push(port);
     }
@@ -83,7 +83,7 @@ fn start_cluster() -> Option<(Vec<Server>, Vec<u16>, std::path::PathBuf)> {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
-        .ok()?;
+        .expect("redis-cli (run ./scripts/test-deps.sh)");
     assert!(created.success(), "redis-cli --cluster create failed");
     for &port in &ports {
         eventually_blocking(
@@ -103,16 +103,13 @@ fn start_cluster() -> Option<(Vec<Server>, Vec<u16>, std::path::PathBuf)> {
             },
         );
     }
-    Some((servers, ports, dir))
+    (servers, ports, dir)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_on_a_cluster_admit_exactly_the_limit() {
     let _one = one_at_a_time().lock().await;
-    let Some((servers, ports, dir)) = start_cluster() else {
-        eprintln!("redis-server or redis-cli not found: skipping");
-        return;
-    };
+    let (servers, ports, dir) = start_cluster();
     let url = cluster_url(&ports);
     let m = mock("a").await;
     let rules = "rules:\n  - rule_name: twenty\n    rule_type: rate_limit\n    rule_config: {max_requests: 20, time_window_seconds: 3600, key_by: [namespace, api_key]}\n  - rule_name: slots\n    rule_type: concurrency\n    rule_config: {max_concurrent: 1000, key_by: namespace}\n";
@@ -175,10 +172,7 @@ async fn two_instances_on_a_cluster_admit_exactly_the_limit() {
 async fn the_config_bus_and_the_response_cache_work_on_a_cluster() {
     use crate::cache::{answer, body, cache_config, stats, TOKEN};
     let _one = one_at_a_time().lock().await;
-    let Some((servers, ports, dir)) = start_cluster() else {
-        eprintln!("redis-server or redis-cli not found: skipping");
-        return;
-    };
+    let (servers, ports, dir) = start_cluster();
     let url = cluster_url(&ports);
     let m = mock("a").await;
     let store = StoreGuard::new();

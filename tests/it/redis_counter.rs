@@ -600,8 +600,8 @@ impl Drop for Server {
 }
 
 /// Starts a private `redis-server` on `port` and waits until it listens
-/// (None when the binary is absent).
-pub(crate) fn spawn_redis(port: u16) -> Option<Server> {
+/// (`scripts/test-deps.sh` installs it; its absence fails the test).
+pub(crate) fn spawn_redis(port: u16) -> Server {
     let mut server = std::process::Command::new("redis-server")
         .args([
             "--port",
@@ -614,8 +614,8 @@ pub(crate) fn spawn_redis(port: u16) -> Option<Server> {
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
-        .ok()
-        .map(Server)?;
+        .map(Server)
+        .expect("redis-server (run ./scripts/test-deps.sh)");
     eventually_blocking(TIMEOUT * 5, "redis-server listening", || {
         if let Ok(Some(status)) = server.0.try_wait() {
             panic!("redis-server on port {port} exited ({status}): was the port taken?");
@@ -624,7 +624,7 @@ pub(crate) fn spawn_redis(port: u16) -> Option<Server> {
             .map(drop)
             .map_err(|e| e.to_string())
     });
-    Some(server)
+    server
 }
 
 /// Many concurrent admissions from one store share script calls (fewer
@@ -690,10 +690,7 @@ async fn concurrent_admissions_are_batched_and_exact() {
 async fn settlements_outlast_a_stall_and_land_once() {
     let reserved = refused_port();
     let port = reserved.port;
-    let Some(_server) = spawn_redis(reserved.release()) else {
-        eprintln!("redis-server not found: skipping");
-        return;
-    };
+    let _server = spawn_redis(reserved.release());
     let url = format!("redis://127.0.0.1:{port}");
     let timeout = Duration::from_millis(300);
     let store = RedisCounterStore::connect(&url, "stall:", timeout)
@@ -759,10 +756,7 @@ async fn reconnects_and_reloads_the_script() {
         .await
         .unwrap();
     assert!(store.admit(&[window("w", 10, DAY, false)]).await.is_err());
-    let Some(server) = spawn_redis(reserved.release()) else {
-        eprintln!("redis-server not found: skipping");
-        return;
-    };
+    let server = spawn_redis(reserved.release());
     wait_until_up(&store).await;
     let st = admit1(&store, window("w", 10, DAY, false)).await;
     assert_eq!(st.remaining, 9);
@@ -779,7 +773,7 @@ async fn reconnects_and_reloads_the_script() {
     let started = Instant::now();
     assert!(store.admit(&[window("w", 10, DAY, false)]).await.is_err());
     assert!(started.elapsed() <= timeout + Duration::from_millis(250));
-    let _server = spawn_redis(port).unwrap();
+    let _server = spawn_redis(port);
     wait_until_up(&store).await;
     assert_eq!(
         admit1(&store, window("w", 10, DAY, false)).await.remaining,

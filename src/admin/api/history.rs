@@ -14,6 +14,7 @@
 
 use super::super::center::ConfigCenter;
 use super::*;
+use crate::store::config_file::KINDS;
 use crate::store::history::{AuditEntry, AuditQuery, Change, RevisionRecord};
 
 /// The most entries or revisions one page lists.
@@ -187,9 +188,6 @@ fn store_down(e: impl std::fmt::Display) -> ApiError {
     ApiError::new(503, format!("配置存储不可用，无法读取历史: {e}"))
 }
 
-/// The entity kinds the audit log names.
-const KINDS: [&str; 10] = crate::store::mysql::KINDS;
-
 pub fn audit(c: Call<'_>, _: NoBody) -> Pending<'_, AuditPage> {
     Box::pin(async move {
         let entity = c.query_param("entity");
@@ -278,38 +276,6 @@ pub fn diff(c: Call<'_>, _: NoBody) -> Pending<'_, RevisionDiff> {
     })
 }
 
-/// The configuration entities of `target` over `current` (credentials
-/// and id counters stay the current ones; see the module docs).
-fn restored(current: &mut Entities, target: &Entities) {
-    current.namespaces = target.namespaces.clone();
-    current.upstream_servers = target.upstream_servers.clone();
-    current.matchers = target.matchers.clone();
-    current.proxy_rules = target.proxy_rules.clone();
-    current.routes = target.routes.clone();
-    current.rules = target.rules.clone();
-    current.nginx_configs = target.nginx_configs.clone();
-    const CONFIG_KINDS: [&str; 7] = [
-        "namespaces",
-        "upstream_servers",
-        "matchers",
-        "proxy_rules",
-        "routes",
-        "rules",
-        "nginx_configs",
-    ];
-    let config_stamp = |k: &str| CONFIG_KINDS.iter().any(|c| k.starts_with(&format!("{c}/")));
-    current.stamps.retain(|k, _| !config_stamp(k));
-    for (k, s) in &target.stamps {
-        if config_stamp(k) {
-            current.stamps.insert(k.clone(), s.clone());
-        }
-    }
-    for (kind, last) in &target.last_ids {
-        let mine = current.last_ids.entry(kind.clone()).or_default();
-        *mine = (*mine).max(*last);
-    }
-}
-
 pub fn restore(c: Call<'_>, _: NoBody) -> Pending<'_, Restored> {
     Box::pin(async move {
         let n = c.id()?;
@@ -317,7 +283,7 @@ pub fn restore(c: Call<'_>, _: NoBody) -> Pending<'_, Restored> {
         let changes = c
             .mutate_because("restore", |e, _| {
                 let before = e.clone();
-                restored(e, &target);
+                e.restore_config_from(&target);
                 Ok(crate::store::history::diff(&before, e))
             })
             .await?;
@@ -340,9 +306,7 @@ pub fn whoami(c: &Call<'_>, _: NoBody) -> Reply<WhoAmI> {
 pub fn login(c: Call<'_>, body: AdminLogin) -> Pending<'_, AdminSession> {
     Box::pin(async move {
         let rt = c.center.runtime();
-        let raw = serde_json::to_vec(&json!({"email": body.email, "password": body.password}))
-            .map_err(ApiError::internal)?;
-        let pair = crate::identity::login::login(&rt, &raw, c.client)
+        let pair = crate::identity::login::sign_in(&rt, &body.email, body.password, c.client)
             .await
             .map_err(|e| ApiError::new(e.status(), e.to_string()))?;
         let header = format!("Bearer {}", pair.access_token);
@@ -384,7 +348,7 @@ mod tests {
         now.namespaces = vec![ns(1, "a"), ns(2, "b")];
         now.virtual_keys = vec![key];
         now.last_ids.insert("namespaces".into(), 2);
-        restored(&mut now, &old);
+        now.restore_config_from(&old);
         assert_eq!(now.namespaces.len(), 1);
         assert_eq!(now.virtual_keys.len(), 1, "credentials stay");
         assert_eq!(now.last_ids["namespaces"], 2, "ids are never reused");

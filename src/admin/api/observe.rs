@@ -160,8 +160,9 @@ pub struct CatalogView {
 #[derive(Serialize, ToSchema)]
 pub struct ModelView {
     pub name: String,
-    /// Its routing strategy.
-    pub strategy: String,
+    /// Its routing strategy (`priority`, `weighted`, `lowest_cost`, `lowest_latency`, `bandit`, `weighted_score`).
+    #[schema(value_type = String)]
+    pub strategy: sluice_filters::balance::strategy::Strategy,
     pub deployments: Vec<DeploymentView>,
 }
 
@@ -188,30 +189,19 @@ pub struct DeploymentView {
 
 pub fn catalog(c: &Call<'_>, _: NoBody) -> Reply<CatalogView> {
     let rt = c.center.runtime();
-    let health = rt.catalog.health_json();
+    let now = crate::clock::mono_ms();
     let models = rt
         .catalog
         .models
         .iter()
-        .map(|m| {
-            let live = health.get(&m.name);
-            let strategy = live
-                .and_then(|l| l.get("strategy"))
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string();
-            let deployments = m
+        .map(|m| ModelView {
+            name: m.name.clone(),
+            strategy: m.routing.strategy,
+            deployments: m
                 .deployments
                 .iter()
-                .enumerate()
-                .map(|(i, d)| {
-                    let l = live
-                        .and_then(|l| l.get("deployments"))
-                        .and_then(|ds| ds.get(i))
-                        .cloned()
-                        .unwrap_or(Value::Null);
-                    let n = |k: &str| l.get(k).and_then(Value::as_u64);
-                    let trials = n("trials").unwrap_or(0);
+                .map(|d| {
+                    let f = d.figures(now);
                     DeploymentView {
                         name: d.name.clone(),
                         provider: d.provider.as_str().into(),
@@ -219,23 +209,13 @@ pub fn catalog(c: &Call<'_>, _: NoBody) -> Reply<CatalogView> {
                         model: d.model.clone(),
                         price_input_per_m: d.price_input_per_m,
                         price_output_per_m: d.price_output_per_m,
-                        breaker: l
-                            .get("breaker")
-                            .and_then(Value::as_str)
-                            .unwrap_or("closed")
-                            .into(),
-                        latency_ms: n("avg_latency_ms").map(|v| v as f64),
-                        success_rate: (trials > 0)
-                            .then(|| n("successes").unwrap_or(0) as f64 / trials as f64),
-                        requests: trials,
+                        breaker: f.breaker.as_str().into(),
+                        latency_ms: f.ewma_ttfb_ms.map(f64::round),
+                        success_rate: (f.trials > 0).then(|| f.successes as f64 / f.trials as f64),
+                        requests: f.trials,
                     }
                 })
-                .collect();
-            ModelView {
-                name: m.name.clone(),
-                strategy,
-                deployments,
-            }
+                .collect(),
         })
         .collect();
     Ok(CatalogView {

@@ -9,8 +9,6 @@ import { Table } from '../components/Table.jsx';
 import { LoadError } from '../components/Feedback.jsx';
 import { Json } from '../components/Json.jsx';
 
-const alive = (r) => (r.alive !== undefined ? r.alive : r.live);
-const GOOD = ['ok', 'healthy'];
 const sum = (list, k) => list.reduce((a, r) => a + (Number(r[k]) || 0), 0);
 
 export function Overview() {
@@ -49,7 +47,7 @@ export function Overview() {
       </div>
       <LoadError error={error} />
       <div class="health-line">
-        <span class={`badge ${GOOD.includes(health.status) ? 'ok' : health.status ? 'bad' : ''}`} id="health-status">
+        <span class={`badge ${health.status === 'healthy' ? 'ok' : health.status ? 'bad' : ''}`} id="health-status">
           {health.status ? `Health: ${health.status}` : 'Health: —'}
         </span>
         {health.revision != null && <span class="badge">Config revision {health.revision}</span>}
@@ -85,18 +83,18 @@ export function Overview() {
         rows={(data && data.instances) || []}
         rowId={(r) => r.id}
         empty="No instance reported."
-        rowClass={(r) => (alive(r) === false ? 'row-bad' : undefined)}
+        rowClass={(r) => (r.live === false ? 'row-bad' : undefined)}
         columns={[
           { key: 'id', label: 'Instance' },
           { key: 'address', label: 'Address' },
           { key: 'version', label: 'Version' },
           { label: 'Started', value: (r) => time(r.started_at) },
           { key: 'revision', label: 'Revision' },
-          { label: 'Counters', value: (r) => (r.counters_ok !== undefined ? yesNo(r.counters_ok) : r.counters ?? '—') },
+          { label: 'Counters', value: (r) => r.counters ?? '—' },
           {
             label: 'Alive',
-            value: (r) => yesNo(alive(r)),
-            render: (r) => <span class={`badge ${alive(r) === false ? 'bad' : 'ok'}`}>{yesNo(alive(r))}</span>,
+            value: (r) => yesNo(r.live),
+            render: (r) => <span class={`badge ${r.live === false ? 'bad' : 'ok'}`}>{yesNo(r.live)}</span>,
           },
         ]}
       />

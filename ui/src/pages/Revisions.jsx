@@ -61,7 +61,7 @@ export function Revisions() {
   const restore = (r) =>
     confirm({
       title: `Restore revision ${r.revision}`,
-      message: `Restore the config as it was at revision ${r.revision} (${time(r.at)}, ${r.summary || r.operation || r.cause})? This makes a new revision; nothing is lost.`,
+      message: `Restore the config as it was at revision ${r.revision} (${time(r.at)}, ${r.summary || r.cause})? This makes a new revision; nothing is lost.`,
       yes: 'Restore',
       run: async () => {
         const a = await post(`/api/v1/revisions/${r.revision}/restore`, {});
@@ -112,7 +112,7 @@ export function Revisions() {
           { label: 'Revision', class: 'num', value: (r) => r.revision, render: (r) => (r.revision === current ? <strong>{r.revision} (current)</strong> : r.revision) },
           { label: 'At', value: (r) => time(r.at) },
           { key: 'actor', label: 'Actor' },
-          { label: 'Operation', value: (r) => r.operation ?? r.cause ?? '' },
+          { label: 'Cause', value: (r) => r.cause },
           { key: 'summary', label: 'Summary' },
           { key: 'changes', label: 'Changes', class: 'num' },
           {
