@@ -6,7 +6,8 @@
 #        Redis (load-tests/limits-redis.yaml), this build
 #   (r0) the same with BEFORE=path/to/an/older/sluice (optional): the
 #        before-and-after of a change in one run
-#   (l)  the same rules counted in process, for the latency comparison
+#   (l)  the same rules counted in process (what the shared path adds
+#        is the distance from (l) to (r))
 # then the latency the shared path adds at a fixed request rate (k6,
 # constant arrival rate: RATE req/s for K6_TIME): (r) (and (r0)) against
 # (l), p50/p99.
@@ -64,9 +65,9 @@ start() { # NAME CONFIG BINARY
 start b load-tests/passthrough.yaml "$bin"
 start r load-tests/limits-redis.yaml "$bin"
 start l load-tests/limits-local.yaml "$bin"
-setups=(r)
-if [[ -n $BEFORE ]]; then start r0 load-tests/limits-redis.yaml "$BEFORE"; setups=(r0 r); fi
-for n in b "${setups[@]}" l; do
+setups=(l r)
+if [[ -n $BEFORE ]]; then start r0 load-tests/limits-redis.yaml "$BEFORE"; setups=(l r0 r); fi
+for n in b "${setups[@]}"; do
   "${on_load[@]}" wrk -t1 -c8 -d1s -s load-tests/wrk/chat.lua "${url[$n]}" -- sk-bench >/dev/null
 done
 
@@ -121,7 +122,7 @@ if [[ -z $K6 ]]; then
 fi
 if [[ -z $K6 ]]; then echo "shared: no k6: skipping the fixed-rate latency"; exit 0; fi
 echo "latency at a fixed rate of $RATE req/s for $K6_TIME (k6 constant arrival rate, on CPU 0-$((proxy_cpu - 1)))"
-for n in l "${setups[@]}"; do
+for n in "${setups[@]}"; do
   echo "($n):"
   env $(env | awk -F= '/^K6_/ {printf "-u %s ", $1}') "${on_load[@]}" "$K6" run --quiet --no-color \
     -e BASE_URL="${url[$n]}" -e API_KEY=sk-bench -e RATE="$RATE" -e DURATION="$K6_TIME" load-tests/k6/fixed_rate.js 2>&1 | sed -n '/^k6 /,$p'

@@ -196,6 +196,7 @@ fn load(path: &str) -> Result<sluice::config::Config, ExitCode> {
 }
 
 fn main() -> ExitCode {
+    sluice::alloc::no_huge_pages();
     sluice::logging::init();
     let cli = Cli::parse();
     let command = match (cli.command, cli.config) {

@@ -8,11 +8,12 @@
 //! - `prompt.rs` ([`count_prompt`]): prompt tokens of an OpenAI request body;
 //! - `memo.rs`: the lock-free memo of prompt-text counts and model names;
 //! - `bpe.rs`, `pretok.rs`, `merge.rs`, `vocab.rs`, `classes.rs`: the
-//!   counter itself.
+//!   counter itself; `pack.rs`: the vocabularies' packed layout, built by
+//!   the crate's build script and read in place.
 //!
 //! Counts are exactly tiktoken's (`encode_ordinary`, i.e. special-token
 //! strings in text count as plain text): the vocabularies come from
-//! tiktoken-rs, the pre-tokenizer is a hand-written equivalent of its
+//! tiktoken-rs (at build time), the pre-tokenizer is a hand-written equivalent of its
 //! regexes and the merge a port of its algorithm. The tests in
 //! `equiv_tests` hold the result equal to tiktoken-rs token for token on a
 //! varied corpus and random strings. One exception, for bounded cost: a
@@ -31,6 +32,7 @@ mod merge;
 mod models;
 mod pretok;
 mod prompt;
+mod pack;
 mod vocab;
 
 #[cfg(test)]
@@ -116,16 +118,16 @@ impl Encoding {
         Encoding::R50kBase,
     ];
 
-    /// Shared, lazily built counter for this encoding. Building loads the
-    /// vocabulary (roughly 0.1–0.3 s for o200k_base): once per process, on
-    /// first use. Never fails: were the compiled-in vocabulary unreadable,
-    /// the counter would be a bytes/4 estimate.
+    /// Shared counter for this encoding, built on first use (cheap: the
+    /// vocabulary is compiled in and read in place). Never fails: were the
+    /// compiled-in vocabulary unreadable, the counter would be a bytes/4
+    /// estimate.
     pub fn counter(self) -> &'static dyn TokenCounter {
         self.shared()
     }
 
     fn shared(self) -> &'static Counter {
-        COUNTERS[self.index()].get_or_init(|| match vocab::Vocab::load(self) {
+        COUNTERS[self.index()].get_or_init(|| match vocab::Vocab::compiled(self) {
             Some(v) => Counter::Bpe(bpe::Bpe::new(v, self.pattern())),
             None => Counter::Approx(bpe::Approx),
         })
@@ -175,8 +177,10 @@ impl Encoding {
         }
     }
 
-    /// Mergeable (ordinary) tokens in the vocabulary.
-    fn vocab_size(self) -> usize {
+    /// Mergeable (ordinary) tokens in the vocabulary (build.rs checks the
+    /// same figures).
+    #[cfg(test)]
+    pub(crate) fn vocab_size(self) -> usize {
         match self {
             Encoding::O200kBase => 199_998,
             Encoding::Cl100kBase => 100_256,

@@ -1,166 +1,87 @@
-//! A BPE vocabulary (token bytes ↔ rank) packed for fast lookup, and its
-//! loading from tiktoken-rs's embedded `.tiktoken` files.
-//!
-//! Layout: all token bytes back to back (`bytes`, `starts`); an
-//! open-addressing hash table (load <= 1/2) answering "is this byte string a
-//! token, of which rank" without touching the token bytes for tokens of up
-//! to 8 bytes; in front of it a 512 KB one-bit-per-hash filter that turns
-//! most failed lookups (two thirds of a merge's) away early; and a direct
-//! 64K table for two-byte tokens (the first round of every merge). About
-//! 11 MB for o200k_base, 6 MB for cl100k_base.
+//! A BPE vocabulary (token bytes ↔ rank) for lookups, read in place from
+//! its packed form (layout and hashing in [`super::pack`]): the four
+//! tiktoken encodings are packed by the build script and embedded in the
+//! binary's read-only data, so the pages are shared by every process
+//! running the binary, only those lookups touch become resident, and
+//! nothing is decoded at start-up. Measured on the whole gateway
+//! (`load-tests/streams.sh`): see `load-tests/RESULTS.md`, "Idle memory".
 
+use super::pack::{self, FILTER_BITS, HEADER, MAGIC, PAIRS, RANK_MASK};
 use super::Encoding;
-use std::collections::HashSet;
 
-/// "No such token" in rank tables.
-pub(crate) const NONE: u32 = u32::MAX;
+pub(crate) use super::pack::NONE;
 
-/// A hash slot. Tokens of up to 8 bytes are identified by `key` (their
-/// bytes packed, see [`pack`]) and `len` alone; longer ones by a hash in
-/// `key`, confirmed against their bytes. `len == 0`: empty slot.
-#[derive(Clone, Copy)]
-struct Slot {
-    key: u64,
-    rank: u32,
-    len: u32,
+/// The packed bytes, aligned so their words can be read in place.
+#[repr(C, align(8))]
+struct Aligned<B: ?Sized>(B);
+
+macro_rules! packed {
+    ($name:literal) => {
+        &Aligned(*include_bytes!(concat!(env!("OUT_DIR"), "/", $name, ".vocab")))
+    };
 }
 
-const EMPTY: Slot = Slot {
-    key: 0,
-    rank: NONE,
-    len: 0,
-};
+static O200K_BASE: &Aligned<[u8]> = packed!("o200k_base");
+static CL100K_BASE: &Aligned<[u8]> = packed!("cl100k_base");
+static P50K_BASE: &Aligned<[u8]> = packed!("p50k_base");
+static R50K_BASE: &Aligned<[u8]> = packed!("r50k_base");
 
 pub(crate) struct Vocab {
-    bytes: Vec<u8>,
     /// Token `r` is `bytes[starts[r]..starts[r + 1]]` (empty for unused ranks).
-    starts: Vec<u32>,
-    slots: Vec<Slot>,
+    starts: &'static [u32],
+    /// `fingerprint | rank + 1` per slot, 0 when empty ([`pack`]).
+    slots: &'static [u32],
     mask: usize,
-    pairs: Vec<u32>,
-    /// One bit per hash value (2^22 bits): clear means "not a token", so
-    /// most failed lookups never touch `slots`.
-    filter: Vec<u64>,
+    /// Rank of each two-byte token (the first round of every merge).
+    pairs: &'static [u32],
+    /// One bit per [`pack::filter_bit`] value: clear means "no token".
+    filter: &'static [u32],
+    bytes: &'static [u8],
     /// Longest token, in bytes: longer pieces skip the whole-piece lookup.
     pub(crate) max_len: usize,
 }
 
-const K: u64 = 0x9E37_79B9_7F4A_7C15;
-const FILTER_LOG2: u32 = 22;
-const FILTER_BITS: usize = 1 << FILTER_LOG2;
-
-#[inline(always)]
-fn read_u32(b: &[u8], at: usize) -> u64 {
-    match b.get(at..at + 4) {
-        Some(&[w, x, y, z]) => u32::from_le_bytes([w, x, y, z]) as u64,
-        _ => 0,
-    }
-}
-
-#[inline(always)]
-fn read_u64(b: &[u8], at: usize) -> u64 {
-    match b.get(at..at + 8) {
-        Some(&[a, b, c, d, e, f, g, h]) => u64::from_le_bytes([a, b, c, d, e, f, g, h]),
-        _ => 0,
-    }
-}
-
-/// 1 to 8 bytes packed into a u64 by overlapping loads (no copy); with the
-/// length it identifies the bytes exactly: the loads cover every byte.
-#[inline(always)]
-fn pack(b: &[u8]) -> u64 {
-    let n = b.len();
-    if n >= 4 {
-        read_u32(b, 0) | read_u32(b, n - 4) << 32
-    } else if n > 0 {
-        b[0] as u64 | (b[n / 2] as u64) << 8 | (b[n - 1] as u64) << 16
-    } else {
-        0
-    }
-}
-
-/// splitmix64's finalizer: every input bit reaches every output bit.
-#[inline(always)]
-fn mix(mut x: u64) -> u64 {
-    x ^= x >> 30;
-    x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x ^= x >> 27;
-    x = x.wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
-}
-
-/// Hash of more than 8 bytes.
-#[inline(always)]
-fn hash_long(b: &[u8]) -> u64 {
-    let n = b.len();
-    let mut h = (n as u64).wrapping_mul(K);
-    let mut i = 0;
-    while i + 8 < n {
-        h = (h ^ read_u64(b, i)).wrapping_mul(K).rotate_left(26);
-        i += 8;
-    }
-    mix(h ^ read_u64(b, n.saturating_sub(8)))
-}
-
-/// `(key, table hash)` of a byte string.
-#[inline(always)]
-fn key_of(b: &[u8]) -> (u64, u64) {
-    if b.len() <= 8 {
-        let key = pack(b);
-        (key, mix(key ^ (b.len() as u64) << 59))
-    } else {
-        let h = hash_long(b);
-        (h, h)
-    }
-}
-
 impl Vocab {
-    /// Builds from `(rank, bytes)` pairs (ranks unique).
-    pub(crate) fn new(tokens: &[(u32, Vec<u8>)]) -> Vocab {
-        let max_rank = tokens.iter().map(|t| t.0).max().unwrap_or(0) as usize;
-        let mut by_rank: Vec<Option<&[u8]>> = vec![None; max_rank + 1];
-        for (rank, b) in tokens {
-            by_rank[*rank as usize] = Some(b);
-        }
-        let mut bytes = Vec::with_capacity(tokens.iter().map(|t| t.1.len()).sum());
-        let mut starts = Vec::with_capacity(max_rank + 2);
-        for b in &by_rank {
-            starts.push(bytes.len() as u32);
-            bytes.extend_from_slice(b.unwrap_or(&[]));
-        }
-        starts.push(bytes.len() as u32);
-        let size = (tokens.len() * 2).next_power_of_two().max(16);
-        let mut v = Vocab {
-            bytes,
-            starts,
-            slots: vec![EMPTY; size],
-            mask: size - 1,
-            pairs: vec![NONE; 1 << 16],
-            filter: vec![0; FILTER_BITS / 64],
-            max_len: 0,
+    /// The compiled-in vocabulary of `encoding`; `None` only if the
+    /// embedded bytes do not parse (never for a build of this crate).
+    pub(crate) fn compiled(encoding: Encoding) -> Option<Vocab> {
+        let packed = match encoding {
+            Encoding::O200kBase => O200K_BASE,
+            Encoding::Cl100kBase => CL100K_BASE,
+            Encoding::P50kBase => P50K_BASE,
+            Encoding::R50kBase => R50K_BASE,
         };
-        for (rank, b) in tokens {
-            if b.is_empty() || v.rank(b).is_some() {
-                continue; // duplicate bytes: keep the first (lowest) rank
-            }
-            let (key, h) = key_of(b);
-            let mut i = h as usize & v.mask;
-            while v.slots[i].len != 0 {
-                i = (i + 1) & v.mask;
-            }
-            let f = (h >> (64 - FILTER_LOG2)) as usize;
-            v.filter[f / 64] |= 1 << (f % 64);
-            v.slots[i] = Slot {
-                key,
-                rank: *rank,
-                len: b.len() as u32,
-            };
-            v.max_len = v.max_len.max(b.len());
-            if let [x, y] = b[..] {
-                v.pairs[(x as usize) << 8 | y as usize] = *rank;
-            }
+        Vocab::parse(&packed.0)
+    }
+
+    /// Reads a packed vocabulary (4-byte aligned) in place.
+    fn parse(packed: &'static [u8]) -> Option<Vocab> {
+        let header: &[u32] = bytemuck::try_cast_slice(packed.get(..HEADER * 4)?).ok()?;
+        let &[magic, max_len, ranks, slot_count, byte_len] = header else {
+            return None;
+        };
+        let (ranks, slot_count) = (ranks as usize, slot_count as usize);
+        if magic != MAGIC || !slot_count.is_power_of_two() {
+            return None;
         }
-        v
+        let words = HEADER + ranks + 1 + slot_count + PAIRS + FILTER_BITS / 32;
+        let all: &[u32] = bytemuck::try_cast_slice(packed.get(..words * 4)?).ok()?;
+        let bytes = packed.get(words * 4..)?;
+        let (starts, rest) = all.get(HEADER..)?.split_at_checked(ranks + 1)?;
+        let (slots, rest) = rest.split_at_checked(slot_count)?;
+        let (pairs, filter) = rest.split_at_checked(PAIRS)?;
+        // Nothing else is checked (it would make every page resident):
+        // a lookup reads tokens with `get`, an entry out of bounds is no token.
+        let in_bounds = bytes.len() == byte_len as usize;
+        in_bounds.then_some(Vocab {
+            starts,
+            slots,
+            mask: slot_count - 1,
+            pairs,
+            filter,
+            bytes,
+            max_len: max_len as usize,
+        })
     }
 
     #[inline(always)]
@@ -188,54 +109,29 @@ impl Vocab {
     /// Rank of `piece` if a token, else [`NONE`].
     #[inline(always)]
     pub(crate) fn rank_or_none(&self, piece: &[u8]) -> u32 {
-        let len = piece.len();
-        if len == 2 {
+        if piece.len() == 2 {
             return self.pair(piece[0], piece[1]);
         }
-        let (key, h) = key_of(piece);
-        let f = (h >> (64 - FILTER_LOG2)) as usize;
-        if self.filter[f / 64] & (1 << (f % 64)) == 0 {
+        let h = pack::hash(piece);
+        let f = pack::filter_bit(h);
+        if self.filter[f / 32] & (1 << (f % 32)) == 0 {
             return NONE;
         }
+        let fp = pack::fingerprint(h);
         let mut i = h as usize & self.mask;
         loop {
             let s = self.slots[i];
-            if s.len == 0 {
+            if s == 0 {
                 return NONE;
             }
-            if s.key == key && s.len as usize == len && (len <= 8 || self.token(s.rank) == piece) {
-                return s.rank;
+            if s & !RANK_MASK == fp {
+                let rank = (s & RANK_MASK) - 1;
+                if self.token(rank) == piece {
+                    return rank;
+                }
             }
             i = (i + 1) & self.mask;
         }
-    }
-
-    /// Loads an encoding's mergeable ranks from tiktoken-rs (which embeds
-    /// OpenAI's `.tiktoken` files). Slow (a few hundred ms for o200k): done
-    /// once per process by [`Encoding::counter`].
-    pub(crate) fn load(encoding: Encoding) -> Option<Vocab> {
-        let core = match encoding {
-            Encoding::O200kBase => tiktoken_rs::o200k_base(),
-            Encoding::Cl100kBase => tiktoken_rs::cl100k_base(),
-            Encoding::P50kBase => tiktoken_rs::p50k_base(),
-            Encoding::R50kBase => tiktoken_rs::r50k_base(),
-        }
-        .ok()?;
-        let specials: HashSet<&[u8]> = core
-            .special_tokens()
-            .into_iter()
-            .map(str::as_bytes)
-            .collect();
-        // Every rank below this is a mergeable token or a special; the
-        // margin only costs failed lookups.
-        let limit = encoding.vocab_size() as u32 + 1024;
-        let tokens: Vec<(u32, Vec<u8>)> = (0..limit)
-            .filter_map(|rank| {
-                let b = core.decode_bytes(&[rank]).ok()?;
-                (!specials.contains(&b[..])).then_some((rank, b))
-            })
-            .collect();
-        (tokens.len() == encoding.vocab_size()).then(|| Vocab::new(&tokens))
     }
 }
 
@@ -243,13 +139,41 @@ impl Vocab {
 mod tests {
     use super::*;
 
+    impl Vocab {
+        /// A vocabulary of `(rank, bytes)` pairs, packed as the build
+        /// script packs (leaked: tests only).
+        pub(crate) fn from_tokens(tokens: &[(u32, Vec<u8>)]) -> Vocab {
+            let packed = pack::pack(tokens, cfg!(target_endian = "big")).expect("ranks fit");
+            let mut words = vec![0u32; packed.len().div_ceil(4)];
+            bytemuck::cast_slice_mut::<u32, u8>(&mut words)[..packed.len()].copy_from_slice(&packed);
+            let words: &'static [u32] = Vec::leak(words);
+            Vocab::parse(&bytemuck::cast_slice(words)[..packed.len()]).expect("parses")
+        }
+    }
+
+    #[test]
+    fn tokens_compiled_vocabularies_parse() {
+        for e in Encoding::ALL {
+            let v = Vocab::compiled(e).expect("embedded vocabulary parses");
+            let tokens = (0..v.starts.len() as u32 - 1).filter(|&r| !v.token(r).is_empty()).count();
+            assert_eq!(tokens, e.vocab_size(), "{e}");
+            // Every token is found at its rank (the lowest for duplicates).
+            for r in 0..v.starts.len() as u32 - 1 {
+                let t = v.token(r);
+                if !t.is_empty() {
+                    assert!(v.rank(t).is_some_and(|found| found <= r), "{e}: rank {r}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn tokens_vocab_lookup() {
         let toks: Vec<(u32, Vec<u8>)> = (0u32..256)
             .map(|b| (b, vec![b as u8]))
             .chain([(256, b"ab".to_vec()), (257, b"abc".to_vec())])
             .collect();
-        let v = Vocab::new(&toks);
+        let v = Vocab::from_tokens(&toks);
         assert_eq!(v.rank(b"a"), Some(b'a' as u32));
         assert_eq!(v.rank(b"ab"), Some(256));
         assert_eq!(v.pair(b'a', b'b'), 256);
