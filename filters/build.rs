@@ -50,9 +50,14 @@ fn main() -> Result<(), Box<dyn Error>> {
             })
             .collect();
         if tokens.len() != expected {
-            return Err(format!("{name}: {} ordinary tokens, expected {expected}", tokens.len()).into());
+            return Err(format!(
+                "{name}: {} ordinary tokens, expected {expected}",
+                tokens.len()
+            )
+            .into());
         }
-        let packed = pack::pack(&tokens, big_endian).ok_or_else(|| format!("{name}: a rank is too large to pack"))?;
+        let packed = pack::pack(&tokens, big_endian)
+            .ok_or_else(|| format!("{name}: a rank is too large to pack"))?;
         std::fs::write(out.join(format!("{name}.vocab")), packed)?;
     }
     Ok(())

@@ -277,13 +277,13 @@ where
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
         let out = self.serve(stream, shutdown).await;
-        // The last connection of a busy spell ended: this thread's heap
-        // gives its free pages back (mimalloc returns freed memory only as
+        // The last connection of a busy spell ended: the workers' heaps
+        // give their free pages back (mimalloc returns freed memory only as
         // the owning thread keeps allocating, so an idle worker kept the
         // memory of the streams it served; load-tests/streams.sh). Only
         // when nothing is in flight anywhere, so never under load.
         if crate::lifecycle::in_flight() == 0 {
-            crate::alloc::trim();
+            crate::alloc::trim_workers();
         }
         out
     }

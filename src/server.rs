@@ -16,9 +16,10 @@ use crate::store::open;
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use pingora::server::configuration::ServerConf;
-use pingora::server::{RunArgs, Server, ShutdownWatch};
+use pingora::server::{ListenFds, RunArgs, RuntimeOpts, Server, ShutdownWatch};
 use pingora::services::background::{background_service, BackgroundService};
 use pingora::services::listening::Service;
+use pingora::services::{ServiceReadyNotifier, ServiceWithDependents};
 use sluice_filters::limits::local::LocalCounterStore;
 use sluice_filters::limits::store::SystemClock;
 use std::path::PathBuf;
@@ -100,19 +101,54 @@ impl BackgroundService for CachePurges {
     }
 }
 
-/// Connects the Redis counter store as the process starts, on a runtime
-/// that lives as long as it does, rather than on the first request (which
-/// would otherwise meet a store still connecting: its rules' `fail_mode`).
-pub struct CountersConnect(Arc<LazyRedisStore>);
+/// Called on a service's runtime as it starts (to spawn tasks there).
+pub type StartHook = Box<dyn FnOnce() + Send + Sync>;
+
+/// A service that first calls `on_start` on its own runtime, then runs as
+/// `inner` would. Pingora gives each service a runtime of its own and has
+/// no start-up hook for a listening service's app; the Redis counter store
+/// is connected this way so that its connection task lives with the
+/// requests that use it (`store::lazy`).
+pub struct OnServiceRuntime<S> {
+    inner: S,
+    on_start: Vec<StartHook>,
+}
 
 #[async_trait]
-impl BackgroundService for CountersConnect {
-    async fn start(&self, mut shutdown: ShutdownWatch) {
-        if !self.0.ping().await {
-            log::warn!("counter store: redis not reachable yet; reconnecting in the background");
+impl<S: ServiceWithDependents> ServiceWithDependents for OnServiceRuntime<S> {
+    async fn start_service(
+        &mut self,
+        fds: Option<ListenFds>,
+        shutdown: ShutdownWatch,
+        listeners_per_fd: usize,
+        ready: ServiceReadyNotifier,
+    ) {
+        for hook in self.on_start.drain(..) {
+            hook();
         }
-        // The client's connection task lives on this runtime: keep it.
-        let _ = shutdown.changed().await;
+        self.inner
+            .start_service(fds, shutdown, listeners_per_fd, ready)
+            .await
+    }
+
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn threads(&self) -> Option<usize> {
+        self.inner.threads()
+    }
+
+    fn runtime_opts_override(&self, global: &RuntimeOpts) -> Option<RuntimeOpts> {
+        self.inner.runtime_opts_override(global)
+    }
+
+    fn on_startup_delay(&self, time_waited: std::time::Duration) {
+        self.inner.on_startup_delay(time_waited)
+    }
+
+    fn listen_addresses(&self) -> Option<Vec<String>> {
+        self.inner.listen_addresses()
     }
 }
 
@@ -358,7 +394,17 @@ pub fn run_with_state(
         &config.listen.proxy,
         config.listen.proxy_tls.as_ref(),
     )?;
-    server.add_service(proxy);
+    // The Redis counter store connects on the proxy's runtime.
+    let mut on_start: Vec<StartHook> = Vec::new();
+    if let Some(redis) = shared_counters {
+        on_start.push(Box::new(move || {
+            tokio::spawn(async move { redis.start().await });
+        }));
+    }
+    server.add_service(OnServiceRuntime {
+        inner: proxy,
+        on_start,
+    });
 
     // Other instances' changes (shared store only): bus messages and the
     // periodic revision check, on the config I/O runtime.
@@ -401,12 +447,6 @@ pub fn run_with_state(
     ));
     if crate::tls::any() {
         server.add_service(background_service("sluice certificates", CertificateUpkeep));
-    }
-    if let Some(redis) = shared_counters {
-        server.add_service(background_service(
-            "sluice counters",
-            CountersConnect(redis),
-        ));
     }
     if crate::fleet::shared() {
         server.add_service(background_service("sluice fleet", FleetHeartbeat));

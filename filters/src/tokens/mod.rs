@@ -30,9 +30,9 @@ mod classes;
 mod memo;
 mod merge;
 mod models;
+mod pack;
 mod pretok;
 mod prompt;
-mod pack;
 mod vocab;
 
 #[cfg(test)]

@@ -17,7 +17,12 @@ struct Aligned<B: ?Sized>(B);
 
 macro_rules! packed {
     ($name:literal) => {
-        &Aligned(*include_bytes!(concat!(env!("OUT_DIR"), "/", $name, ".vocab")))
+        &Aligned(*include_bytes!(concat!(
+            env!("OUT_DIR"),
+            "/",
+            $name,
+            ".vocab"
+        )))
     };
 }
 
@@ -145,7 +150,8 @@ mod tests {
         pub(crate) fn from_tokens(tokens: &[(u32, Vec<u8>)]) -> Vocab {
             let packed = pack::pack(tokens, cfg!(target_endian = "big")).expect("ranks fit");
             let mut words = vec![0u32; packed.len().div_ceil(4)];
-            bytemuck::cast_slice_mut::<u32, u8>(&mut words)[..packed.len()].copy_from_slice(&packed);
+            bytemuck::cast_slice_mut::<u32, u8>(&mut words)[..packed.len()]
+                .copy_from_slice(&packed);
             let words: &'static [u32] = Vec::leak(words);
             Vocab::parse(&bytemuck::cast_slice(words)[..packed.len()]).expect("parses")
         }
@@ -155,7 +161,9 @@ mod tests {
     fn tokens_compiled_vocabularies_parse() {
         for e in Encoding::ALL {
             let v = Vocab::compiled(e).expect("embedded vocabulary parses");
-            let tokens = (0..v.starts.len() as u32 - 1).filter(|&r| !v.token(r).is_empty()).count();
+            let tokens = (0..v.starts.len() as u32 - 1)
+                .filter(|&r| !v.token(r).is_empty())
+                .count();
             assert_eq!(tokens, e.vocab_size(), "{e}");
             // Every token is found at its rank (the lowest for duplicates).
             for r in 0..v.starts.len() as u32 - 1 {
