@@ -8,9 +8,11 @@
 //! [`no_huge_pages`]: mimalloc asks the kernel for transparent huge pages
 //! on its arenas (`madvise(MADV_HUGEPAGE)`), so each 2 MiB it touches is
 //! resident in full: 20 of the idle gateway's 38 MiB of heap were such
-//! pages. The gateway turns them off for itself at start
-//! (`load-tests/RESULTS.md`, "Idle memory": idle RSS and the paired
-//! throughput with and without).
+//! pages, and the untouched parts of each stream's buffers counted in
+//! full. The gateway turns them off for itself at start
+//! (`load-tests/RESULTS.md`, "Idle memory" and "Huge pages off, every
+//! worker trimmed": the memory, and the paired throughput with and
+//! without, unchanged).
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};

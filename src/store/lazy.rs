@@ -7,11 +7,11 @@
 //! twice (request → pump, reply → request), each a futex wake-up and a
 //! context switch. Connected on the proxy's runtime, the request, the pump
 //! and the connection share its worker threads: the shared path's gateway
-//! CPU per request fell by about a tenth and r/b rose from 0.76 to 0.85
+//! CPU per request fell by about a tenth and r/b rose from 0.71 to 0.84
 //! (`load-tests/shared.sh`, same run; `load-tests/RESULTS.md`, "Shared
 //! counters"). So [`LazyRedisStore::start`] is called by the proxy service
 //! as it starts (`server.rs`, `OnServiceRuntime`); callers on other
-//! runtimes (the admin API's ledger, `/health`) wait for that connection
+//! runtimes (the admin API's spend ledger) wait for that connection
 //! instead of making one.
 
 use super::redis_counter::RedisCounterStore;

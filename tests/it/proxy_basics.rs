@@ -1,5 +1,6 @@
 //! Proxy path basics: auth in all three forms, header hygiene, request ids,
-//! large and chunked bodies, SSE order and flushing.
+//! large and chunked bodies, SSE order and flushing, the process's
+//! memory settings.
 
 use crate::common::*;
 use futures_util::StreamExt;
@@ -334,4 +335,20 @@ async fn config_flag_alone_runs_the_gateway() {
     let gw = Gateway::start_with(&one_mock(m.addr.port(), ""), launch).await;
     let r = reqwest::get(gw.url("/healthz")).await.unwrap();
     assert_eq!(r.status(), 200, "sluice --config FILE did not serve");
+}
+
+/// The gateway turns transparent huge pages off for itself: with them its
+/// allocator made every 2 MiB it touched resident (idle 62 against 32 MiB,
+/// `load-tests/RESULTS.md`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_runs_without_transparent_huge_pages() {
+    let m = mock("a").await;
+    let gw = Gateway::start(&one_mock(m.addr.port(), "")).await;
+    let status = std::fs::read_to_string(format!("/proc/{}/status", gw.pid())).unwrap();
+    assert!(
+        status
+            .lines()
+            .any(|l| l.split_whitespace().eq(["THP_enabled:", "0"])),
+        "{status}"
+    );
 }

@@ -13,8 +13,8 @@
 //!
 //! Counts are exactly tiktoken's (`encode_ordinary`, i.e. special-token
 //! strings in text count as plain text): the vocabularies come from
-//! tiktoken-rs (at build time), the pre-tokenizer is a hand-written equivalent of its
-//! regexes and the merge a port of its algorithm. The tests in
+//! tiktoken-rs (at build time), the pre-tokenizer is a hand-written
+//! equivalent of its regexes and the merge a port of its algorithm. The tests in
 //! `equiv_tests` hold the result equal to tiktoken-rs token for token on a
 //! varied corpus and random strings. One exception, for bounded cost: a
 //! single pre-tokenized piece over 16 KiB (no real text has one) is merged

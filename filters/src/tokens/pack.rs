@@ -6,8 +6,9 @@
 //! nothing but `std`, and the hashing below is, by construction, the same at
 //! build time and at run time.
 //!
-//! Layout, `u32` words in the target's byte order (the blob is 4-byte aligned where it is
-//! embedded; [`HEADER`] words, then the sections back to back):
+//! Layout, `u32` words in the target's byte order (the blob is 4-byte
+//! aligned where it is embedded; [`HEADER`] words, then the sections back
+//! to back):
 //! `[MAGIC, max_len, ranks, slot_count, byte_len]`, then `starts`
 //! (`ranks + 1` words: token `r` is `bytes[starts[r]..starts[r + 1]]`,
 //! empty for an unused rank), `slots` (`slot_count`, a power of two: an
@@ -16,9 +17,9 @@
 //! words: the rank of each two-byte token, [`NONE`] otherwise), `filter`
 //! ([`FILTER_BITS`] / 32 words), then the token bytes. About 4.6 MB for
 //! o200k_base and 2.5 MB for cl100k_base, against 11 and 6 MB of heap for
-//! the earlier layout; being part of the
-//! binary's read-only data, the pages are shared by every process running
-//! it and only those a lookup touches become resident.
+//! the earlier layout; being part of the binary's read-only data, the
+//! pages are shared by every process running it and only those a lookup
+//! touches become resident.
 
 /// "No such token" in rank tables.
 pub const NONE: u32 = u32::MAX;

@@ -4,7 +4,7 @@
 //! binary's read-only data, so the pages are shared by every process
 //! running the binary, only those lookups touch become resident, and
 //! nothing is decoded at start-up. Measured on the whole gateway
-//! (`load-tests/streams.sh`): see `load-tests/RESULTS.md`, "Idle memory".
+//! (`load-tests/idle.sh`): see `load-tests/RESULTS.md`, "Idle memory".
 
 use super::pack::{self, FILTER_BITS, HEADER, MAGIC, PAIRS, RANK_MASK};
 use super::Encoding;

@@ -576,7 +576,8 @@ impl Gateway {
         Ok(())
     }
 
-    fn pid(&self) -> u32 {
+    /// The gateway's process id.
+    pub fn pid(&self) -> u32 {
         self.child.as_ref().map_or(0, Child::id)
     }
 
