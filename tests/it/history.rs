@@ -63,13 +63,7 @@ async fn audited_and_restored(store: &str) {
     let start = v["current"].as_u64().unwrap();
 
     // A namespace with a matcher and a 2-per-minute rule.
-    let (s, v) = ops
-        .post(
-            "/api/v1/namespaces",
-            json!({"namespace_name": "Team", "namespace_code": "team"}),
-        )
-        .await;
-    assert_eq!(s, 200, "{v}");
+    let v = ops.create_namespace("Team", "team").await;
     let ns = v["namespace_id"].as_u64().unwrap();
     let (s, v) = ops
         .post(
@@ -365,13 +359,7 @@ async fn admin_users_sign_in_and_are_named_in_the_audit_log() {
         (200, Some("user:boss@example.com"))
     );
     assert_eq!(who["kind"], "user");
-    let (s, v) = boss
-        .post(
-            "/api/v1/namespaces",
-            json!({"namespace_name": "By boss", "namespace_code": "boss"}),
-        )
-        .await;
-    assert_eq!(s, 200, "{v}");
+    boss.create_namespace("By boss", "boss").await;
     let (_, log) = ops.get("/api/v1/audit?entity=namespaces&limit=1").await;
     assert_eq!(items(&log)[0]["actor"], "user:boss@example.com");
     // A user who is not an admin, and a wrong password.

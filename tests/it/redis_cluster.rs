@@ -216,19 +216,11 @@ async fn the_config_bus_and_the_response_cache_work_on_a_cluster() {
     assert_eq!(v["purged_redis"], 12, "{v}");
 
     // A change on A reaches B through the bus on the cluster.
-    let (s, v) = api
-        .post(
-            "/api/v1/namespaces",
-            serde_json::json!({"namespace_name": "Clustered", "namespace_code": "clustered"}),
-        )
-        .await;
-    assert_eq!(s, 200, "{v}");
+    api.create_namespace("Clustered", "clustered").await;
     let api_b = Admin::new(&b, TOKEN);
-    eventually("B applied A's change", async || {
-        let (_, v): (u16, Value) = api_b.get("/api/v1/namespaces").await;
-        v.to_string().contains("\"clustered\"")
-    })
-    .await;
+    api_b
+        .until_namespace("B applied A's change", "clustered")
+        .await;
     let (s, v) = api.post("/sync", serde_json::json!({})).await;
     assert_eq!(s, 200, "{v}");
     drop(servers);

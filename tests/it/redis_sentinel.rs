@@ -207,19 +207,11 @@ async fn the_config_bus_and_the_response_cache_work_through_sentinel() {
     assert!(!cli(p, &["--scan", "--pattern", "sc:e:*"]).is_empty());
 
     let api = Admin::new(&a, TOKEN);
-    let (st, v) = api
-        .post(
-            "/api/v1/namespaces",
-            serde_json::json!({"namespace_name": "Watched", "namespace_code": "watched"}),
-        )
-        .await;
-    assert_eq!(st, 200, "{v}");
+    api.create_namespace("Watched", "watched").await;
     let api_b = Admin::new(&b, TOKEN);
-    eventually("B applied A's change", async || {
-        let (_, v): (u16, serde_json::Value) = api_b.get("/api/v1/namespaces").await;
-        v.to_string().contains("\"watched\"")
-    })
-    .await;
+    api_b
+        .until_namespace("B applied A's change", "watched")
+        .await;
 
     // The primary fails: the sentinel promotes the replica, and both the
     // cache's shared tier and the config bus go on through it.
@@ -258,18 +250,9 @@ async fn the_config_bus_and_the_response_cache_work_through_sentinel() {
     assert!(!cli(r, &["--scan", "--pattern", "sc:e:*"]).is_empty());
     // A change made through B after the failover is announced on the
     // new primary and applied by A; both say their Redis is healthy.
-    let (st, v) = api_b
-        .post(
-            "/api/v1/namespaces",
-            serde_json::json!({"namespace_name": "After", "namespace_code": "after-failover"}),
-        )
+    api_b.create_namespace("After", "after-failover").await;
+    api.until_namespace("A applied B's change", "after-failover")
         .await;
-    assert_eq!(st, 200, "{v}");
-    eventually("A applied B's change", async || {
-        let (_, v): (u16, serde_json::Value) = api.get("/api/v1/namespaces").await;
-        v.to_string().contains("\"after-failover\"")
-    })
-    .await;
     for gw in [&a, &b] {
         let gw_api = Admin::new(gw, TOKEN);
         eventually("the config bus healthy again", async || {

@@ -863,6 +863,26 @@ impl Admin {
     pub async fn delete(&self, path: &str) -> (u16, Value) {
         self.call("DELETE", path, None).await
     }
+
+    /// Creates the namespace `code` (named `name`); fails the test unless
+    /// the API answers 200.
+    pub async fn create_namespace(&self, name: &str, code: &str) -> Value {
+        let body = serde_json::json!({"namespace_name": name, "namespace_code": code});
+        let (st, v) = self.post("/api/v1/namespaces", body).await;
+        assert_eq!(st, 200, "{v}");
+        v
+    }
+
+    /// Waits until this instance lists the namespace `code` (`what` names
+    /// the wait in the failure).
+    pub async fn until_namespace(&self, what: &str, code: &str) {
+        let quoted = format!("\"{code}\"");
+        eventually(what, async || {
+            let (_, v) = self.get("/api/v1/namespaces").await;
+            v.to_string().contains(&quoted)
+        })
+        .await;
+    }
 }
 
 // ------------------------------------------------------------------ mocks
