@@ -3,6 +3,10 @@
 //! against it so the figures show Sluice's own overhead.
 //!
 //! Usage: `bare_pingora LISTEN_ADDR UPSTREAM_ADDR`
+//!
+//! `BARE_READ_BUFFER=BYTES` sets the read buffer under each accepted
+//! connection (Pingora's default otherwise); `0` is what the gateway's
+//! plain-HTTP listeners use, for the floor of `load-tests/streams.sh`.
 
 use async_trait::async_trait;
 use pingora::prelude::*;
@@ -38,7 +42,20 @@ fn main() {
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
     let mut proxy = http_proxy_service(&server.configuration, Bare { upstream });
-    proxy.add_tcp(listen);
+    match std::env::var("BARE_READ_BUFFER").map(|v| v.parse::<usize>()) {
+        Ok(Ok(read)) => {
+            use pingora::listeners::{
+                L4BufferSettings, ListenerConfig, DEFAULT_L4_WRITE_BUFFER_SIZE,
+            };
+            let buffers = L4BufferSettings::new(read, DEFAULT_L4_WRITE_BUFFER_SIZE);
+            proxy.add_listener(ListenerConfig::tcp(listen).l4_buffer(buffers));
+        }
+        Ok(Err(e)) => {
+            eprintln!("BARE_READ_BUFFER: {e}");
+            std::process::exit(2);
+        }
+        Err(_) => proxy.add_tcp(listen),
+    }
     server.add_service(proxy);
     server.run_forever();
 }
