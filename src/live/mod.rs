@@ -80,9 +80,10 @@ impl Counters {
                 // settles there.
                 let mark = sluice_filters::limits::plan::LOCAL_SHARE_MARK;
                 let local = |op: &Settle| match op {
-                    Settle::Release { key, .. } | Settle::Tokens { key, .. } => {
-                        key.starts_with(mark)
-                    }
+                    Settle::Release { key, .. }
+                    | Settle::Tokens { key, .. }
+                    | Settle::Requests { key, .. }
+                    | Settle::Logged { key, .. } => key.starts_with(mark),
                     Settle::Spend { .. } => false,
                 };
                 if ops.iter().any(local) {
@@ -109,25 +110,33 @@ pub fn stand_in() -> &'static LocalCounterStore {
     STORE.get_or_init(|| LocalCounterStore::new(Arc::new(SystemClock)))
 }
 
-/// The shared store answers again: the budgets the stand-in counted are
-/// charged to the shared ones (what each instance spent on its own adds
-/// up there), and the stand-in starts empty. Answers how many budgets
-/// were handed over.
+/// The shared store answers again: the windows and budgets the stand-in
+/// counted are charged to the shared ones (what each instance admitted and
+/// spent on its own adds up there; a sliding window's admissions count as
+/// made now), and the stand-in starts empty. Answers how many counts were handed over.
 pub async fn hand_over_stand_in(counters: &Counters) -> usize {
     let Counters::Shared(store) = counters else {
         return 0;
     };
     let mark = sluice_filters::limits::plan::LOCAL_SHARE_MARK;
+    let shared = |key: &mut String| match key.strip_prefix(mark) {
+        Some(k) => {
+            *key = k.to_string();
+            true
+        }
+        None => false,
+    };
     let ops: Vec<Settle> = stand_in()
-        .take_budgets()
+        .take_counts()
         .into_iter()
-        .filter_map(|(key, window_ms, window_start_ms, count)| {
-            Some(Settle::Tokens {
-                key: key.strip_prefix(mark)?.to_string(),
-                window_ms,
-                window_start_ms,
-                delta: i64::try_from(count).unwrap_or(i64::MAX),
-            })
+        .filter_map(|mut op| {
+            let keep = match &mut op {
+                Settle::Requests { key, .. }
+                | Settle::Logged { key, .. }
+                | Settle::Tokens { key, .. } => shared(key),
+                Settle::Release { .. } | Settle::Spend { .. } => false,
+            };
+            keep.then_some(op)
         })
         .collect();
     if ops.is_empty() {
@@ -137,7 +146,7 @@ pub async fn hand_over_stand_in(counters: &Counters) -> usize {
         Ok(()) => ops.len(),
         Err(e) => {
             log::error!(
-                "counter store: the budgets counted during the outage were not handed over: {e}"
+                "counter store: the counts made during the outage were not handed over: {e}"
             );
             0
         }

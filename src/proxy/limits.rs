@@ -253,7 +253,7 @@ async fn store_recovered(counters: &crate::live::Counters) {
         crate::store::status::status().set_local_share(0);
         let handed = crate::live::hand_over_stand_in(counters).await;
         log::warn!(
-            "counter store available again ({handed} budgets counted locally meanwhile charged to it)"
+            "counter store available again ({handed} windows and budgets counted locally meanwhile charged to it)"
         );
     }
 }

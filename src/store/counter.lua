@@ -16,7 +16,9 @@ local ARGV = cmsgpack.unpack(ARGV[1])
 --          'T' token budget    limit, window_ms (0 = calendar month), need, want
 --          'U' money budget    the same, in micro-USD (its grant is apart from tokens')
 --   settle 'R' release lease   lease_id
---          'K' token delta     window_ms, window_start_ms, delta
+--          'K' token delta     window_ms, window_start_ms, delta (also a
+--                              fixed window's count: the same hash)
+--          'A' log admissions  window_ms, count (a sliding window's, at now)
 --          'L' spend ledger    entry, micros, ttl_ms (KEYS[i] is the day's hash)
 --
 -- ARGV[1] is the mode, 'batch' (the only one):
@@ -151,6 +153,18 @@ local function settle(k0, a0, n)
         redis.call('PEXPIRE', key, s(ws + window - now))
         applied = applied + 1
       end
+    elseif kind == 'A' then
+      -- Admissions made elsewhere (a stand-in), counted now: members as
+      -- an admission's, so they stay unique.
+      local window = tonumber(ARGV[b + 1])
+      local count = tonumber(ARGV[b + 2])
+      redis.call('ZREMRANGEBYSCORE', key, '-inf', s(now - window))
+      local seq = redis.call('ZCOUNT', key, s(now), s(now))
+      for j = 0, count - 1 do
+        redis.call('ZADD', key, s(now), s(now) .. '-' .. s(seq + j))
+      end
+      redis.call('PEXPIRE', key, s(window))
+      applied = applied + 1
     elseif kind == 'L' then
       redis.call('HINCRBY', key, ARGV[b + 1], ARGV[b + 2])
       redis.call('PEXPIRE', key, ARGV[b + 3])

@@ -114,6 +114,8 @@ enum Merge {
     Window(u64),
     /// A ledger line: its entry (amount in `args[2]`).
     Entry(String),
+    /// Admissions added to a sliding window's log (count in `args[2]`).
+    Log,
 }
 
 impl SettleItem {
@@ -126,6 +128,12 @@ impl SettleItem {
                 window_start_ms,
                 delta,
                 ..
+            }
+            | Settle::Requests {
+                window_ms,
+                window_start_ms,
+                delta,
+                ..
             } => {
                 let (_, len) = budget_window(*window_start_ms, *window_ms);
                 (
@@ -134,6 +142,13 @@ impl SettleItem {
                     window_start_ms.saturating_add(len),
                 )
             }
+            Settle::Logged {
+                window_ms, count, ..
+            } => (
+                Some(Merge::Log),
+                i64::try_from(*count).unwrap_or(i64::MAX),
+                now_ms.saturating_add(*window_ms),
+            ),
             Settle::Spend { entry, micros, .. } => (
                 Some(Merge::Entry(entry.clone())),
                 i64::try_from(*micros).unwrap_or(i64::MAX),
@@ -153,7 +168,7 @@ impl SettleItem {
     fn finish(mut self) -> Self {
         match self.merge {
             Some(Merge::Window(_)) => self.args[3] = Value::Integer(self.amount),
-            Some(Merge::Entry(_)) => self.args[2] = Value::Integer(self.amount),
+            Some(Merge::Entry(_) | Merge::Log) => self.args[2] = Value::Integer(self.amount),
             None => {}
         }
         self

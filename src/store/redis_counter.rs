@@ -82,6 +82,11 @@ const SCRIPT: &str = include_str!("counter.lua");
 const MAX_COUNT: u64 = 1 << 50;
 /// Largest duration (ms), bucket size or refill rate sent to the script.
 const MAX_SPAN: u64 = 1 << 40;
+/// Admissions one hand-over adds to a sliding window's log (one sorted-set
+/// entry each, added by the script in a loop): bounds the script's time.
+/// A stand-in admits at most its share of the limit, far below this for
+/// any limit a sliding window (one entry per admission) is fit for.
+const MAX_LOGGED: u64 = 1 << 20;
 /// Values per check / settlement in `ARGV` (kind + 4 parameters).
 const ARGS_PER_ITEM: usize = 5;
 
@@ -275,10 +280,23 @@ impl RedisCounterStore {
                 window_ms,
                 window_start_ms,
                 delta,
+            }
+            // A fixed window's hash is a budget's (window start, count):
+            // the same adjustment, on its key.
+            | Settle::Requests {
+                key,
+                window_ms,
+                window_start_ms,
+                delta,
             } => {
                 let max = MAX_COUNT as i64;
+                let kind = if matches!(op, Settle::Tokens { .. }) {
+                    "tk"
+                } else {
+                    "fw"
+                };
                 (
-                    self.key("tk", key),
+                    self.key(kind, key),
                     [
                         Value::from_static_str("K"),
                         budget_span(*window_ms),
@@ -288,6 +306,20 @@ impl RedisCounterStore {
                     ],
                 )
             }
+            Settle::Logged {
+                key,
+                window_ms,
+                count,
+            } => (
+                self.key("sw", key),
+                [
+                    Value::from_static_str("A"),
+                    Value::Integer((*window_ms).clamp(1, MAX_SPAN) as i64),
+                    Value::Integer((*count).min(MAX_LOGGED) as i64),
+                    none(),
+                    none(),
+                ],
+            ),
             Settle::Spend { day, entry, micros } => (
                 self.key("sp", day),
                 [

@@ -263,6 +263,28 @@ async fn local_share_holds_the_fleet_to_the_limit_while_redis_is_gone() {
     })
     .await;
     assert!(used > 0);
+    // The rate rule's window holds the 30 requests admitted locally and
+    // the three since: the fleet admitted 33, Redis counts 33.
+    let keys: Vec<String> = redis
+        .custom(
+            fred::types::CustomCommand::new_static("KEYS", None, false),
+            vec!["ls:fw:*"],
+        )
+        .await
+        .unwrap();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    eventually_ok("the requests admitted locally handed over", async || {
+        let n: Option<u64> = redis.hget(&keys[0], "n").await.map_err(|e| e.to_string())?;
+        match n {
+            Some(33) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    // Spent: no instance admits another.
+    for gw in &gws {
+        assert_eq!(gw.chat(&c, false).await.status(), 429);
+    }
 }
 
 /// Two instances share routing state: a deployment whose breaker opened on

@@ -842,6 +842,7 @@ async fn conformance_with_local_store() {
     let mut rng = Lcg(0x5eed);
     let mut leases: Vec<String> = Vec::new();
     let mut budgets: Vec<(String, u64)> = Vec::new();
+    let mut windows: Vec<(String, u64)> = Vec::new();
     let started = Instant::now();
     let mut admitted = 0;
     for call in 0..300u64 {
@@ -858,6 +859,23 @@ async fn conformance_with_local_store() {
                     window_ms: DAY,
                     window_start_ms: *start,
                     delta: rng.next(601) as i64 - 300,
+                });
+            }
+            // What a stand-in admitted, handed over (`local_share`).
+            if let Some((key, start)) = windows.get(rng.next(windows.len().max(1) as u64) as usize)
+            {
+                ops.push(Settle::Requests {
+                    key: key.clone(),
+                    window_ms: DAY,
+                    window_start_ms: *start,
+                    delta: rng.next(4) as i64,
+                });
+            }
+            if rng.next(2) == 0 {
+                ops.push(Settle::Logged {
+                    key: "sa".into(),
+                    window_ms: DAY,
+                    count: rng.next(3),
                 });
             }
             redis.settle(&ops).await.unwrap();
@@ -925,6 +943,11 @@ async fn conformance_with_local_store() {
                     Check::Tokens { key, .. } => {
                         budgets.push((key.clone(), status.window_start_ms))
                     }
+                    Check::Window {
+                        key,
+                        sliding: false,
+                        ..
+                    } => windows.push((key.clone(), status.window_start_ms)),
                     _ => {}
                 }
             }

@@ -257,26 +257,55 @@ impl LocalCounterStore {
         s.fixed.len() + s.sliding.len() + s.buckets.len() + s.leases.len() + s.tokens.len()
     }
 
-    /// Empties the store, answering what its token and money budgets
-    /// counted: `(key, window_ms, window start, count)` per budget (a
-    /// store that stood in for a shared one hands its counts over).
-    pub fn take_budgets(&self) -> Vec<(String, u64, u64, u64)> {
+    /// Empties the store, answering what its fixed and sliding windows
+    /// and token and money budgets counted, as the settlements that add
+    /// those counts to another store's (a store that stood in for a shared
+    /// one hands its counts over). Buckets and leases are dropped.
+    pub fn take_counts(&self) -> Vec<Settle> {
+        let now = self.clock.now_ms();
         let mut state = self.lock();
         let taken = std::mem::take(&mut *state);
-        taken
-            .tokens
-            .into_iter()
-            .filter(|(_, c)| c.count > 0 && c.window_ms > 0)
-            .map(|(k, c)| {
-                // A calendar month's start is not a multiple of its length.
-                let window = if c.start_ms % c.window_ms == 0 {
-                    c.window_ms
-                } else {
-                    crate::limits::store::CALENDAR_MONTH
-                };
-                (k, window, c.start_ms, c.count)
+        let logs = taken.sliding.into_iter().filter_map(|(key, log)| {
+            let w = log.window_ms;
+            let count = log
+                .times
+                .iter()
+                .filter(|&&t| !left_window(t, now, w))
+                .count() as u64;
+            (count > 0).then_some(Settle::Logged {
+                key,
+                window_ms: w,
+                count,
             })
-            .collect()
+        });
+        let counted = |(k, c): (String, Counted)| {
+            // A calendar month's start is not a multiple of its length.
+            let window = if c.start_ms % c.window_ms == 0 {
+                c.window_ms
+            } else {
+                crate::limits::store::CALENDAR_MONTH
+            };
+            let delta = i64::try_from(c.count).unwrap_or(i64::MAX);
+            (k, window, c.start_ms, delta)
+        };
+        let live = |(_, c): &(String, Counted)| c.count > 0 && c.window_ms > 0;
+        let windows = taken.fixed.into_iter().filter(live).map(counted).map(
+            |(key, window_ms, window_start_ms, delta)| Settle::Requests {
+                key,
+                window_ms,
+                window_start_ms,
+                delta,
+            },
+        );
+        let budgets = taken.tokens.into_iter().filter(live).map(counted).map(
+            |(key, window_ms, window_start_ms, delta)| Settle::Tokens {
+                key,
+                window_ms,
+                window_start_ms,
+                delta,
+            },
+        );
+        windows.chain(logs).chain(budgets).collect()
     }
 
     /// Tokens counted in the budget `key` for the window starting at
@@ -566,21 +595,7 @@ impl State {
                 sliding: true,
                 cost,
                 ..
-            } => {
-                let w = (*window_ms).max(1);
-                let log = self.sliding.entry(key.clone()).or_insert_with(|| Log {
-                    window_ms: w,
-                    times: VecDeque::new(),
-                });
-                log.window_ms = w;
-                while log.times.front().is_some_and(|&t| left_window(t, now, w)) {
-                    log.times.pop_front();
-                }
-                let at = log.times.partition_point(|&t| t <= now);
-                for _ in 0..*cost {
-                    log.times.insert(at, now);
-                }
-            }
+            } => self.log(now, key, *window_ms, *cost),
             Check::Bucket {
                 key,
                 rate_per_sec,
@@ -621,6 +636,23 @@ impl State {
         }
     }
 
+    /// Adds `count` admissions at `now` to the sliding window `key`.
+    fn log(&mut self, now: u64, key: &str, window_ms: u64, count: u64) {
+        let w = window_ms.max(1);
+        let log = self.sliding.entry(key.to_string()).or_insert_with(|| Log {
+            window_ms: w,
+            times: VecDeque::new(),
+        });
+        log.window_ms = w;
+        while log.times.front().is_some_and(|&t| left_window(t, now, w)) {
+            log.times.pop_front();
+        }
+        let at = log.times.partition_point(|&t| t <= now);
+        for _ in 0..count {
+            log.times.insert(at, now);
+        }
+    }
+
     fn settle(&mut self, now: u64, op: &Settle) {
         match op {
             Settle::Release { key, lease_id } => {
@@ -635,32 +667,32 @@ impl State {
                 window_ms,
                 window_start_ms,
                 delta,
-            } => {
-                // Only the current window is adjusted; an expired one is
-                // left alone.
-                let (ws, w) = budget_window(now, *window_ms);
-                if *window_start_ms != ws {
-                    return;
-                }
-                let adjust = |used: u64| {
-                    let adjusted =
-                        (i128::from(used) + i128::from(*delta)).clamp(0, i128::from(u64::MAX));
-                    u64::try_from(adjusted).unwrap_or(u64::MAX)
-                };
-                match self.tokens.get_mut(key) {
-                    Some(c) if c.start_ms == *window_start_ms => c.count = adjust(c.count),
-                    _ => {
-                        self.tokens.insert(
-                            key.clone(),
-                            Counted {
-                                start_ms: *window_start_ms,
-                                window_ms: w,
-                                count: adjust(0),
-                            },
-                        );
-                    }
-                }
-            }
+            } => adjust_counted(
+                &mut self.tokens,
+                key,
+                now,
+                *window_ms,
+                *window_start_ms,
+                *delta,
+            ),
+            Settle::Requests {
+                key,
+                window_ms,
+                window_start_ms,
+                delta,
+            } => adjust_counted(
+                &mut self.fixed,
+                key,
+                now,
+                *window_ms,
+                *window_start_ms,
+                *delta,
+            ),
+            Settle::Logged {
+                key,
+                window_ms,
+                count,
+            } => self.log(now, key, *window_ms, *count),
             Settle::Spend { day, entry, micros } => {
                 let day_map = self.spend.entry(day.clone()).or_default();
                 let v = day_map.entry(entry.clone()).or_insert(0);
@@ -694,6 +726,40 @@ impl State {
             leases.prune(now);
             !leases.expiries.is_empty()
         });
+    }
+}
+
+/// Adjusts the count of `key`'s window starting at `window_start_ms` by
+/// `delta` (never below 0). Only the current window is adjusted; an
+/// expired one is left alone.
+fn adjust_counted(
+    map: &mut HashMap<String, Counted>,
+    key: &str,
+    now: u64,
+    window_ms: u64,
+    window_start_ms: u64,
+    delta: i64,
+) {
+    let (ws, w) = budget_window(now, window_ms);
+    if window_start_ms != ws {
+        return;
+    }
+    let adjust = |used: u64| {
+        let adjusted = (i128::from(used) + i128::from(delta)).clamp(0, i128::from(u64::MAX));
+        u64::try_from(adjusted).unwrap_or(u64::MAX)
+    };
+    match map.get_mut(key) {
+        Some(c) if c.start_ms == window_start_ms => c.count = adjust(c.count),
+        _ => {
+            map.insert(
+                key.to_string(),
+                Counted {
+                    start_ms: window_start_ms,
+                    window_ms: w,
+                    count: adjust(0),
+                },
+            );
+        }
     }
 }
 

@@ -373,6 +373,66 @@ fn settle_refunds_and_charges_the_current_window() {
     assert_eq!((st.passed, st.remaining), (false, 0));
 }
 
+/// A stand-in's counts, taken, add up in another store: fixed windows
+/// (`Settle::Requests`), sliding windows (`Settle::Logged`, counted when
+/// handed over) and budgets; the stand-in starts empty.
+#[test]
+fn counts_taken_from_a_stand_in_add_up_in_another_store() {
+    let (_clock, stand_in) = store(1000);
+    for _ in 0..3 {
+        assert!(stand_in.admit_now(&[fixed("w", 10, 60_000)]).admitted);
+    }
+    assert!(stand_in.admit_now(&[sliding("s", 10, 60_000)]).admitted);
+    assert!(
+        stand_in
+            .admit_now(&[budget("t", 1000, 60_000, 1, 200)])
+            .admitted
+    );
+    let mut ops = stand_in.take_counts();
+    ops.sort_by_key(|op| format!("{op:?}"));
+    assert_eq!(
+        ops,
+        [
+            Settle::Logged {
+                key: "s".into(),
+                window_ms: 60_000,
+                count: 1,
+            },
+            Settle::Requests {
+                key: "w".into(),
+                window_ms: 60_000,
+                window_start_ms: 0,
+                delta: 3,
+            },
+            Settle::Tokens {
+                key: "t".into(),
+                window_ms: 60_000,
+                window_start_ms: 0,
+                delta: 200,
+            },
+        ]
+    );
+    assert_eq!(stand_in.tracked_keys(), 0);
+
+    let (clock, shared) = store(2000);
+    assert!(shared.admit_now(&[fixed("w", 10, 60_000)]).admitted);
+    shared.settle_now(&ops);
+    assert_eq!(one(&shared, fixed("w", 10, 60_000)).remaining, 5);
+    assert_eq!(shared.tokens_used("t", 0), 200);
+    // (`one` admits: each call adds one.)
+    assert_eq!(one(&shared, sliding("s", 10, 60_000)).remaining, 8);
+    // The handed-over admission (made at 1 000) counts from when it was
+    // handed over (2 000): still in the window at 61 500.
+    clock.set(61_500);
+    assert_eq!(one(&shared, sliding("s", 10, 60_000)).remaining, 7);
+    clock.set(62_001);
+    assert_eq!(one(&shared, sliding("s", 10, 60_000)).remaining, 8);
+    // Of an expired window, nothing is added.
+    let (_clock, later) = store(61_000);
+    later.settle_now(&ops);
+    assert_eq!(one(&later, fixed("w", 10, 60_000)).remaining, 9);
+}
+
 #[test]
 fn settle_of_an_expired_window_is_ignored() {
     let (clock, s) = store(59_000);

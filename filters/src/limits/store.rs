@@ -129,6 +129,24 @@ pub enum Settle {
         window_start_ms: u64,
         delta: i64,
     },
+    /// Adjusts a fixed window's count by `delta` requests, as
+    /// [`Settle::Tokens`] does a budget's: what a stand-in store admitted
+    /// while the shared one was unreachable, handed over to it.
+    Requests {
+        key: String,
+        window_ms: u64,
+        window_start_ms: u64,
+        delta: i64,
+    },
+    /// Adds `count` admissions at the current time to a sliding window's
+    /// log: what a stand-in store admitted while the shared one was
+    /// unreachable, counted when handed over (they leave the window later
+    /// than they would have, never earlier).
+    Logged {
+        key: String,
+        window_ms: u64,
+        count: u64,
+    },
     /// Adds `micros` (micro-USD) to the spend ledger of `day`
     /// (`YYYY-MM-DD`, UTC) under `entry`; a day is kept [`LEDGER_DAYS`].
     Spend {
