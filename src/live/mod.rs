@@ -113,7 +113,8 @@ pub fn stand_in() -> &'static LocalCounterStore {
 /// The shared store answers again: the windows and budgets the stand-in
 /// counted are charged to the shared ones (what each instance admitted and
 /// spent on its own adds up there; a sliding window's admissions count as
-/// made now), and the stand-in starts empty. Answers how many counts were handed over.
+/// made now), and the stand-in starts empty. Answers how many counts were
+/// handed over.
 pub async fn hand_over_stand_in(counters: &Counters) -> usize {
     let Counters::Shared(store) = counters else {
         return 0;
