@@ -7,7 +7,10 @@ fresh primary, replica and sentinel on loopback ports.
 
 Usage: failover.py SLUICE_BIN [MODES]   (MODES: closed,open,local_share)
 Env: THREADS (8), KILL_AT (3 s into the load), MAX_S (45), ALGORITHM
-(the rule's: fixed_window, the default, or sliding_window).
+(the rule's: fixed_window, the default, or sliding_window), SPEND_AFTER
+(seconds of traffic the limit leaves after the kill, 5; 1 puts the
+outage at the end of the limit, where `local_share` must share out what
+was left rather than the whole limit).
 
 Prints per mode: the request rate before the kill, the window without a
 primary (first to last answer that was neither 200 nor 429), what the
@@ -35,6 +38,7 @@ THREADS = int(os.environ.get("THREADS", "8"))
 KILL_AT = float(os.environ.get("KILL_AT", "3"))
 MAX_S = float(os.environ.get("MAX_S", "45"))
 ALGORITHM = os.environ.get("ALGORITHM", "fixed_window")
+SPEND_AFTER = float(os.environ.get("SPEND_AFTER", "5"))
 BODY = json.dumps({"model": "gpt-4o-mini",
                    "messages": [{"role": "user", "content": "count me once"}]})
 HEADERS = {"Authorization": "Bearer sk-bench", "Content-Type": "application/json"}
@@ -303,8 +307,8 @@ def main():
             proc.send_signal(signal.SIGINT)
             proc.wait()
         trio.stop()
-        # Spent about five seconds after the kill.
-        limit = int(rate * (KILL_AT + 5))
+        # Spent about SPEND_AFTER seconds after the kill.
+        limit = int(rate * (KILL_AT + SPEND_AFTER))
         print(f"calibration: {rate:.0f} admissions/s with {THREADS} clients; "
               f"limit {limit} ({ALGORITHM})")
         for mode in modes:

@@ -110,6 +110,17 @@ pub fn stand_in() -> &'static LocalCounterStore {
     STORE.get_or_init(|| LocalCounterStore::new(Arc::new(SystemClock)))
 }
 
+/// What the shared store last left of each `local_share` limit (the
+/// shares of an outage are of that, not of the whole limit).
+pub fn seen_remaining() -> &'static Mutex<sluice_filters::limits::SeenRemaining> {
+    static SEEN: std::sync::OnceLock<Mutex<sluice_filters::limits::SeenRemaining>> =
+        std::sync::OnceLock::new();
+    SEEN.get_or_init(|| Mutex::new(sluice_filters::limits::SeenRemaining::new(SEEN_KEYS)))
+}
+
+/// Keys [`seen_remaining`] holds at most (about 100 bytes each).
+const SEEN_KEYS: usize = 100_000;
+
 /// The shared store answers again: the windows and budgets the stand-in
 /// counted are charged to the shared ones (what each instance admitted and
 /// spent on its own adds up there; a sliding window's admissions count as

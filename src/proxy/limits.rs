@@ -11,7 +11,7 @@ use serde_json::Value;
 use sluice_filters::facts::HeaderLookup;
 use sluice_filters::limits::plan::{self, Decision, Denial, RequestView, Reservation};
 use sluice_filters::limits::rules::RuleConfig;
-use sluice_filters::limits::store::Settle;
+use sluice_filters::limits::store::{Clock, Settle, SystemClock};
 use sluice_filters::routing::RouteMatch;
 use sluice_filters::tokens::{count_prompt_within, TokenCounter};
 use smallvec::SmallVec;
@@ -166,12 +166,21 @@ pub async fn admit(rt: &Snapshot, input: &LimitInput<'_>) -> Result<Option<Grant
         match admitted {
             Ok(admission) => {
                 store_recovered(&limits.store).await;
+                if planned.shares_locally() {
+                    let mut seen = lock(crate::live::seen_remaining());
+                    planned.note_remaining(&admission, &mut seen, SystemClock.now_ms());
+                }
                 planned.into_decision(&rules, &admission)
             }
             Err(e) => {
                 store_failed(&e.to_string());
                 let instances = crate::fleet::live_count() as u64;
-                match planned.local_share(instances) {
+                let shared = {
+                    let seen = lock(crate::live::seen_remaining());
+                    let now = SystemClock.now_ms();
+                    planned.local_share(instances, |check| seen.remaining(check, now))
+                };
+                match shared {
                     Some(local) => {
                         let admission = crate::live::stand_in().admit_now(&local.checks);
                         metrics().local_share(admission.admitted);
@@ -236,6 +245,12 @@ fn deny(d: Denial) -> GatewayError {
         retry_after_secs: d.retry_after_secs,
         headers: d.headers,
     }))
+}
+
+/// A mutex held for a few map operations; a poisoned one is still usable
+/// (its map is valid whatever panicked).
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Whether the store is in a failure episode (logged once per episode).

@@ -1,11 +1,13 @@
 //! Rate, concurrency and token limits: rule configs ([`rules`]), the counter
 //! store contract ([`store`]) and its in-process implementation ([`local`]),
-//! and the per-request plan ([`plan`](mod@plan): which checks a request runs, what the
-//! store's answer means, what to settle afterwards).
+//! the per-request plan ([`plan`](mod@plan): which checks a request runs, what the
+//! store's answer means, what to settle afterwards), and what the shared
+//! store last left of each `local_share` limit ([`seen`]).
 
 pub mod local;
 pub mod plan;
 pub mod rules;
+pub mod seen;
 pub mod store;
 
 #[cfg(test)]
@@ -17,6 +19,7 @@ pub use rules::{
     ConcurrencyConfig, FailMode, KeyBy, RateAlgorithm, RateLimitConfig, RuleConfig,
     TokenLimitConfig,
 };
+pub use seen::SeenRemaining;
 pub use store::{
     Admission, Check, CheckStatus, Clock, CounterStore, Settle, StoreError, SystemClock,
 };

@@ -41,6 +41,7 @@
 //! adds `Retry-After` from [`Denial::retry_after_secs`].
 
 use super::rules::{Channel, FailMode, KeyBy, KeyBySet, RateAlgorithm, RuleConfig, Usd};
+use super::seen::SeenRemaining;
 use super::store::{Admission, Check, CheckStatus, Settle};
 use crate::facts::HeaderLookup;
 use smallvec::SmallVec;
@@ -674,29 +675,65 @@ impl LimitPlan {
         })
     }
 
+    /// Whether a rule of this plan fails `local_share` (its answers are
+    /// worth noting with [`Self::note_remaining`]).
+    pub fn shares_locally(&self) -> bool {
+        self.owners.iter().any(|o| o.local_share)
+    }
+
+    /// Notes in `seen` what the store's `admission` left of the limits of
+    /// the rules that fail `local_share`.
+    pub fn note_remaining(&self, admission: &Admission, seen: &mut SeenRemaining, now_ms: u64) {
+        for ((check, owner), status) in self
+            .checks
+            .iter()
+            .zip(&self.owners)
+            .zip(&admission.statuses)
+        {
+            if owner.local_share {
+                seen.record(check, status, now_ms);
+            }
+        }
+    }
+
     /// While the store is unreachable: the checks of the rules that fail
     /// `local_share`, each limit divided by `instances` (at least 1), with
     /// their keys marked [`LOCAL_SHARE_MARK`]: what this instance enforces
-    /// on its own. None when no such rule applies, or when a rule fails
-    /// closed (then [`Self::on_store_error`] decides). The checks of rules
-    /// that fail open are left out (uncounted).
-    pub fn local_share(&self, instances: u64) -> Option<LimitPlan> {
-        if self.owners.iter().any(|o| o.fail_closed) || !self.owners.iter().any(|o| o.local_share) {
+    /// on its own. A window or budget the store last answered for (`left`:
+    /// what remained, while that answer holds) shares out what remained
+    /// instead of the whole limit (nothing when nothing remained). None
+    /// when no such rule applies, or when a rule fails closed (then
+    /// [`Self::on_store_error`] decides). The checks of rules that fail
+    /// open are left out (uncounted).
+    pub fn local_share(
+        &self,
+        instances: u64,
+        left: impl Fn(&Check) -> Option<u64>,
+    ) -> Option<LimitPlan> {
+        if self.owners.iter().any(|o| o.fail_closed) || !self.shares_locally() {
             return None;
         }
         let n = instances.max(1);
         let share = |v: u64| (v / n).max(1);
+        let share_left = |limit: u64, left: Option<u64>| match left {
+            Some(0) => 0,
+            Some(r) => share(r.min(limit)),
+            None => share(limit),
+        };
         let mut checks = SmallVec::new();
         let mut owners = SmallVec::new();
         for (check, owner) in self.checks.iter().zip(&self.owners) {
             if !owner.local_share {
                 continue;
             }
+            let remained = left(check);
             let mut check = check.clone();
             match &mut check {
-                Check::Window { key, limit, .. }
-                | Check::Concurrency { key, limit, .. }
-                | Check::Tokens { key, limit, .. } => {
+                Check::Window { key, limit, .. } | Check::Tokens { key, limit, .. } => {
+                    *limit = share_left(*limit, remained);
+                    key.insert_str(0, LOCAL_SHARE_MARK);
+                }
+                Check::Concurrency { key, limit, .. } => {
                     *limit = share(*limit);
                     key.insert_str(0, LOCAL_SHARE_MARK);
                 }

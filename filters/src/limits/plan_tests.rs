@@ -959,3 +959,57 @@ fn the_internal_channel_skips_quotas_unless_a_rule_names_it() {
     assert_eq!(keys(&internal), ["1:namespace:ns", "4:namespace:ns"]);
     assert_eq!(internal.static_cap, Some(3900));
 }
+
+/// While the store is unreachable, a `local_share` rule's window shares out
+/// what the store last left of it (nothing when nothing was left, the
+/// whole limit when it never answered); concurrency always the whole
+/// limit. Keys are marked; rules that fail open are left out.
+#[test]
+fn local_share_divides_what_was_left() {
+    let h = headers();
+    let rules = [
+        rule(
+            1,
+            "rate",
+            "rate_limit",
+            json!({"max_requests": 30, "time_window_seconds": 60, "fail_mode": "local_share"}),
+        ),
+        rule(
+            2,
+            "slots",
+            "concurrency",
+            json!({"max_concurrent": 9, "fail_mode": "local_share"}),
+        ),
+        rule(3, "open", "rate_limit", json!({"max_qps": 5})),
+    ];
+    let p = planned(&rules, &view(&h)).unwrap();
+    assert!(p.shares_locally());
+    let limits = |left: Option<u64>| -> Vec<(u64, bool)> {
+        let local = p.local_share(3, |_| left).unwrap();
+        local
+            .checks
+            .iter()
+            .map(|c| match c {
+                Check::Window { limit, key, .. } | Check::Concurrency { limit, key, .. } => {
+                    (*limit, key.starts_with(LOCAL_SHARE_MARK))
+                }
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect()
+    };
+    assert_eq!(limits(None), [(10, true), (3, true)]);
+    assert_eq!(limits(Some(28)), [(9, true), (3, true)]);
+    assert_eq!(limits(Some(0)), [(0, true), (3, true)]);
+    // Never more than the limit, at least one while something is left.
+    assert_eq!(limits(Some(1000)), [(10, true), (3, true)]);
+    assert_eq!(limits(Some(2)), [(1, true), (3, true)]);
+
+    // What an admission left is noted for the local_share rules only.
+    let store = LocalCounterStore::new(FakeClock::at(0));
+    let admission = store.admit_now(&p.checks);
+    assert!(admission.admitted);
+    let mut seen = SeenRemaining::new(10);
+    p.note_remaining(&admission, &mut seen, 0);
+    assert_eq!(seen.remaining(&p.checks[0], 0), Some(29));
+    assert_eq!(seen.len(), 1);
+}
