@@ -166,7 +166,9 @@ pub async fn admit(rt: &Snapshot, input: &LimitInput<'_>) -> Result<Option<Grant
         match admitted {
             Ok(admission) => {
                 store_recovered(&limits.store).await;
-                if planned.shares_locally() {
+                // (An in-process store never fails: nothing to note.)
+                let shared = matches!(limits.store, crate::live::Counters::Shared(_));
+                if shared && planned.shares_locally() {
                     let mut seen = lock(crate::live::seen_remaining());
                     planned.note_remaining(&admission, &mut seen, SystemClock.now_ms());
                 }
