@@ -79,13 +79,7 @@ impl Counters {
                 // What the stand-in admitted (`fail_mode: local_share`)
                 // settles there.
                 let mark = sluice_filters::limits::plan::LOCAL_SHARE_MARK;
-                let local = |op: &Settle| match op {
-                    Settle::Release { key, .. }
-                    | Settle::Tokens { key, .. }
-                    | Settle::Requests { key, .. }
-                    | Settle::Logged { key, .. } => key.starts_with(mark),
-                    Settle::Spend { .. } => false,
-                };
+                let local = |op: &Settle| op.key().is_some_and(|k| k.starts_with(mark));
                 if ops.iter().any(local) {
                     let (here, shared): (Vec<Settle>, Vec<Settle>) =
                         ops.iter().cloned().partition(local);
@@ -131,24 +125,14 @@ pub async fn hand_over_stand_in(counters: &Counters) -> usize {
         return 0;
     };
     let mark = sluice_filters::limits::plan::LOCAL_SHARE_MARK;
-    let shared = |key: &mut String| match key.strip_prefix(mark) {
-        Some(k) => {
-            *key = k.to_string();
-            true
-        }
-        None => false,
-    };
+    // Under the shared store's keys (the stand-in's carry the mark).
     let ops: Vec<Settle> = stand_in()
         .take_counts()
         .into_iter()
         .filter_map(|mut op| {
-            let keep = match &mut op {
-                Settle::Requests { key, .. }
-                | Settle::Logged { key, .. }
-                | Settle::Tokens { key, .. } => shared(key),
-                Settle::Release { .. } | Settle::Spend { .. } => false,
-            };
-            keep.then_some(op)
+            let key = op.key_mut()?;
+            *key = key.strip_prefix(mark)?.to_string();
+            Some(op)
         })
         .collect();
     if ops.is_empty() {

@@ -278,33 +278,38 @@ impl LocalCounterStore {
                 count,
             })
         });
-        let counted = |(k, c): (String, Counted)| {
-            // A calendar month's start is not a multiple of its length.
-            let window = if c.start_ms % c.window_ms == 0 {
-                c.window_ms
-            } else {
-                crate::limits::store::CALENDAR_MONTH
-            };
-            let delta = i64::try_from(c.count).unwrap_or(i64::MAX);
-            (k, window, c.start_ms, delta)
+        // A fixed window's count (`requests`) or a budget's, as the
+        // settlement that adds it.
+        let settle = |requests: bool| {
+            move |(key, c): (String, Counted)| {
+                // A calendar month's start is not a multiple of its length.
+                let window_ms = if c.start_ms % c.window_ms == 0 {
+                    c.window_ms
+                } else {
+                    crate::limits::store::CALENDAR_MONTH
+                };
+                let (window_start_ms, delta) =
+                    (c.start_ms, i64::try_from(c.count).unwrap_or(i64::MAX));
+                if requests {
+                    Settle::Requests {
+                        key,
+                        window_ms,
+                        window_start_ms,
+                        delta,
+                    }
+                } else {
+                    Settle::Tokens {
+                        key,
+                        window_ms,
+                        window_start_ms,
+                        delta,
+                    }
+                }
+            }
         };
         let live = |(_, c): &(String, Counted)| c.count > 0 && c.window_ms > 0;
-        let windows = taken.fixed.into_iter().filter(live).map(counted).map(
-            |(key, window_ms, window_start_ms, delta)| Settle::Requests {
-                key,
-                window_ms,
-                window_start_ms,
-                delta,
-            },
-        );
-        let budgets = taken.tokens.into_iter().filter(live).map(counted).map(
-            |(key, window_ms, window_start_ms, delta)| Settle::Tokens {
-                key,
-                window_ms,
-                window_start_ms,
-                delta,
-            },
-        );
+        let windows = taken.fixed.into_iter().filter(live).map(settle(true));
+        let budgets = taken.tokens.into_iter().filter(live).map(settle(false));
         windows.chain(logs).chain(budgets).collect()
     }
 

@@ -156,6 +156,31 @@ pub enum Settle {
     },
 }
 
+impl Settle {
+    /// The counter key it settles (a ledger line has none: it names a
+    /// day and an entry).
+    pub fn key_mut(&mut self) -> Option<&mut String> {
+        match self {
+            Settle::Release { key, .. }
+            | Settle::Tokens { key, .. }
+            | Settle::Requests { key, .. }
+            | Settle::Logged { key, .. } => Some(key),
+            Settle::Spend { .. } => None,
+        }
+    }
+
+    /// The counter key it settles, if any ([`Self::key_mut`]).
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            Settle::Release { key, .. }
+            | Settle::Tokens { key, .. }
+            | Settle::Requests { key, .. }
+            | Settle::Logged { key, .. } => Some(key),
+            Settle::Spend { .. } => None,
+        }
+    }
+}
+
 /// The `window_ms` of a token budget counted per calendar month (UTC)
 /// instead of per aligned window.
 pub const CALENDAR_MONTH: u64 = 0;
