@@ -176,11 +176,13 @@ pub async fn admit(rt: &Snapshot, input: &LimitInput<'_>) -> Result<Option<Grant
             }
             Err(e) => {
                 store_failed(&e.to_string());
-                let instances = crate::fleet::live_count() as u64;
-                let shared = {
-                    let seen = lock(crate::live::seen_remaining());
+                let live = crate::fleet::live_count() as u64;
+                let (instances, shared) = {
+                    let mut seen = lock(crate::live::seen_remaining());
+                    let instances = seen.outage_fleet(live);
                     let now = SystemClock.now_ms();
-                    planned.local_share(instances, |check| seen.remaining(check, now))
+                    let shared = planned.local_share(instances, |check| seen.remaining(check, now));
+                    (instances, shared)
                 };
                 match shared {
                     Some(local) => {
@@ -268,6 +270,7 @@ fn store_failed(error: &str) {
 async fn store_recovered(counters: &crate::live::Counters) {
     if STORE_DOWN.load(Relaxed) && STORE_DOWN.swap(false, Relaxed) {
         crate::store::status::status().set_local_share(0);
+        lock(crate::live::seen_remaining()).outage_over();
         let handed = crate::live::hand_over_stand_in(counters).await;
         log::warn!(
             "counter store available again ({handed} windows and budgets counted locally meanwhile charged to it)"

@@ -12,6 +12,12 @@
 //! book is emptied when a new key finds it full (the shares of the keys
 //! then forgotten fall back to the whole limit until the store answers
 //! for them again).
+//!
+//! It also keeps the fleet an outage's shares are of
+//! ([`SeenRemaining::outage_fleet`]): the largest fleet known since the
+//! store became unreachable, so that a fleet list that shrinks meanwhile
+//! (a registry in the same Redis that came back empty lists only the
+//! instances that beat since) cannot grow an instance's share.
 
 use super::store::{budget_window, Check, CheckStatus};
 use std::collections::HashMap;
@@ -21,6 +27,8 @@ use std::collections::HashMap;
 pub struct SeenRemaining {
     map: HashMap<String, Seen>,
     cap: usize,
+    /// The largest fleet known since the outage began (0: no outage).
+    outage_fleet: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -36,7 +44,24 @@ impl SeenRemaining {
         SeenRemaining {
             map: HashMap::new(),
             cap: cap.max(1),
+            outage_fleet: 0,
         }
+    }
+
+    /// While the store is unreachable: the number of instances to share
+    /// the limits among, given the `live` instances the fleet list shows
+    /// now — the largest number known since the outage began (at least
+    /// 1). A list that shrinks during the outage does not grow the shares;
+    /// one that grows shrinks them.
+    pub fn outage_fleet(&mut self, live: u64) -> u64 {
+        self.outage_fleet = self.outage_fleet.max(live).max(1);
+        self.outage_fleet
+    }
+
+    /// The store answers again: the next outage's fleet starts from the
+    /// list known then.
+    pub fn outage_over(&mut self) {
+        self.outage_fleet = 0;
     }
 
     /// Notes the store's answer `status` to `check` at `now_ms`.
@@ -115,6 +140,21 @@ mod tests {
             window_start_ms,
             ..CheckStatus::default()
         }
+    }
+
+    #[test]
+    fn an_outage_shares_among_the_largest_fleet_it_knew() {
+        let mut seen = SeenRemaining::new(10);
+        assert_eq!(seen.outage_fleet(3), 3);
+        // The registry came back empty: only this instance listed.
+        assert_eq!(seen.outage_fleet(1), 3);
+        // A fourth joined: smaller shares.
+        assert_eq!(seen.outage_fleet(4), 4);
+        assert_eq!(seen.outage_fleet(2), 4);
+        seen.outage_over();
+        assert_eq!(seen.outage_fleet(2), 2);
+        seen.outage_over();
+        assert_eq!(seen.outage_fleet(0), 1);
     }
 
     #[test]
