@@ -214,10 +214,17 @@ async fn sigusr2_starts_the_new_binary_which_reports_itself_to_systemd() {
     let stream = tokio::spawn(async move { stream.text().await });
 
     old.signal("USR2");
-    let handed = tokio::task::spawn_blocking(move || {
-        messages
+    // The successor's is the one naming a main process; a plain
+    // `READY=1` before it is the first start's again (the test harness
+    // starts a gateway again when another process took one of its ports,
+    // and each start says it is ready).
+    let handed = tokio::task::spawn_blocking(move || loop {
+        let m = messages
             .recv_timeout(Duration::from_secs(60))
-            .expect("the successor's notification")
+            .expect("the successor's notification");
+        if m != "READY=1" {
+            break m;
+        }
     })
     .await
     .unwrap();
