@@ -158,11 +158,8 @@ pub struct Ports {
 
 impl Ports {
     fn fresh() -> Ports {
-        // Held together until all three are known, so they differ (one at
-        // a time, the kernel may hand the same port out twice: a config
-        // refused with "listen.admin: must differ from listen.proxy").
-        let bind = || TcpListener::bind("127.0.0.1:0").expect("free port");
-        let held = [bind(), bind(), bind()];
+        // Held together until all three are known, so they differ.
+        let held = [listener_port(), listener_port(), listener_port()];
         let port = |i: usize| held[i].local_addr().expect("bound address").port();
         Ports {
             proxy: port(0),
@@ -177,6 +174,36 @@ impl Ports {
             .replace("{admin}", &format!("127.0.0.1:{}", self.admin))
             .replace("{metrics}", &format!("127.0.0.1:{}", self.metrics))
     }
+}
+
+/// A free port for a gateway's listener, bound (the caller releases it
+/// just before the gateway binds it). Taken below the kernel's ephemeral
+/// range when there is room there: the kernel never hands such a port to
+/// another socket (an outgoing connection, a bind to port 0), so between
+/// the release and the gateway's bind only another test picking ports
+/// this way could take it — this process walks the range in order, from
+/// a place its id chooses. (From the ephemeral range, a port sometimes
+/// went to a connection in between, and the gateway was started again:
+/// a test watching what a start does saw it twice.) Falls back to port 0
+/// when the ephemeral range starts too low to leave room.
+fn listener_port() -> TcpListener {
+    const LOW: u32 = 10_000;
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let ephemeral_low: u32 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768);
+    if ephemeral_low > LOW + 1_000 {
+        let span = u64::from(ephemeral_low - LOW);
+        let start = u64::from(std::process::id()) * 997;
+        for _ in 0..span {
+            let port = LOW as u64 + (start + NEXT.fetch_add(1, Relaxed)) % span;
+            if let Ok(l) = TcpListener::bind(("127.0.0.1", port as u16)) {
+                return l;
+            }
+        }
+    }
+    TcpListener::bind("127.0.0.1:0").expect("free port")
 }
 
 /// A config file name no other test (or earlier run) uses.
