@@ -101,14 +101,16 @@ impl BackgroundService for CachePurges {
     }
 }
 
-/// Called on a service's runtime as it starts (to spawn tasks there).
-pub type StartHook = Box<dyn FnOnce() + Send + Sync>;
+/// Called on a service's runtime as it starts (to spawn tasks there), with
+/// the server's table of listening sockets.
+pub type StartHook = Box<dyn FnOnce(Option<ListenFds>) + Send + Sync>;
 
 /// A service that first calls `on_start` on its own runtime, then runs as
 /// `inner` would. Pingora gives each service a runtime of its own and has
 /// no start-up hook for a listening service's app; the Redis counter store
 /// is connected this way so that its connection task lives with the
-/// requests that use it (`store::lazy`).
+/// requests that use it (`store::lazy`), and the readiness systemd is told
+/// of waits there for the listeners (`systemd::ready_when_bound`).
 pub struct OnServiceRuntime<S> {
     inner: S,
     on_start: Vec<StartHook>,
@@ -124,7 +126,7 @@ impl<S: ServiceWithDependents> ServiceWithDependents for OnServiceRuntime<S> {
         ready: ServiceReadyNotifier,
     ) {
         for hook in self.on_start.drain(..) {
-            hook();
+            hook(fds.clone());
         }
         self.inner
             .start_service(fds, shutdown, listeners_per_fd, ready)
@@ -150,6 +152,15 @@ impl<S: ServiceWithDependents> ServiceWithDependents for OnServiceRuntime<S> {
     fn listen_addresses(&self) -> Option<Vec<String>> {
         self.inner.listen_addresses()
     }
+}
+
+/// The addresses `service` listens on, as Pingora's table of listening
+/// sockets names them.
+fn listen_addresses<A>(service: &Service<A>) -> Vec<String>
+where
+    A: pingora::apps::ServerApp + Send + Sync + 'static,
+{
+    pingora::services::Service::listen_addresses(service).unwrap_or_default()
 }
 
 /// Renews this instance's entry in the fleet registry (`crate::fleet`).
@@ -362,13 +373,6 @@ pub fn run_with_state(
     };
     let mut server = Server::new_with_opt_and_conf(Some(opt), conf);
     server.bootstrap();
-    // Under systemd (`Type=notify`): ready; a successor (upgrade) is the
-    // service's main process from now on.
-    if upgrade {
-        crate::systemd::notify(&format!("MAINPID={}\nREADY=1", std::process::id()));
-    } else {
-        crate::systemd::notify("READY=1");
-    }
     let conf = server.configuration.clone();
 
     let center: Arc<ConfigCenter> = Arc::new(ConfigCenter::new(
@@ -394,17 +398,15 @@ pub fn run_with_state(
         &config.listen.proxy,
         config.listen.proxy_tls.as_ref(),
     )?;
+    // Every listener's address, for the readiness systemd is told of.
+    let mut addresses = listen_addresses(&proxy);
     // The Redis counter store connects on the proxy's runtime.
     let mut on_start: Vec<StartHook> = Vec::new();
     if let Some(redis) = shared_counters {
-        on_start.push(Box::new(move || {
+        on_start.push(Box::new(move |_| {
             tokio::spawn(async move { redis.start().await });
         }));
     }
-    server.add_service(OnServiceRuntime {
-        inner: proxy,
-        on_start,
-    });
 
     // Other instances' changes (shared store only): bus messages and the
     // periodic revision check, on the config I/O runtime.
@@ -424,6 +426,7 @@ pub fn run_with_state(
             admin_addr,
             config.listen.admin_tls.as_ref(),
         )?;
+        addresses.extend(listen_addresses(&admin));
         server.add_service(admin);
     }
 
@@ -436,8 +439,18 @@ pub fn run_with_state(
             Edge::new(app, shared.clone(), true),
         );
         service.add_tcp(metrics_addr);
+        addresses.extend(listen_addresses(&service));
         server.add_service(service);
     }
+    // Under systemd (`Type=notify`): ready once every listener is bound; a
+    // successor (upgrade) is the service's main process from then on.
+    on_start.push(Box::new(move |fds| {
+        tokio::spawn(crate::systemd::ready_when_bound(fds, addresses, upgrade));
+    }));
+    server.add_service(OnServiceRuntime {
+        inner: proxy,
+        on_start,
+    });
 
     server.add_service(background_service(
         "sluice upkeep",

@@ -266,3 +266,91 @@ async fn sigusr2_starts_the_new_binary_which_reports_itself_to_systemd() {
     let _ = std::fs::remove_file(&notify);
     let _ = std::fs::remove_file(&sock);
 }
+
+/// systemd hears `READY=1` only once every listener is bound: while
+/// another process holds the proxy's port (the gateway tries it again
+/// every second), nothing; once it is free, `READY=1`, and the port
+/// answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn systemd_hears_ready_only_once_every_listener_is_bound() {
+    let m = mock("a").await;
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let tag = format!("{}-{}", std::process::id(), m.addr.port());
+    let notify = std::env::temp_dir().join(format!("sluice-ready-{tag}.sock"));
+    let config = std::env::temp_dir().join(format!("sluice-ready-{tag}.yaml"));
+    let _ = std::fs::remove_file(&notify);
+    // Read here, not by a thread: a message sent is in the socket's queue
+    // when `send` returns, so "nothing yet" below is exact.
+    let socket = std::os::unix::net::UnixDatagram::bind(&notify).unwrap();
+    socket.set_nonblocking(true).unwrap();
+    let yaml = one_mock(m.addr.port(), "")
+        .replace("{proxy}", &format!("127.0.0.1:{port}"))
+        .replace("{admin}", &format!("127.0.0.1:{}", free_port()))
+        .replace("{metrics}", &format!("127.0.0.1:{}", free_port()));
+    std::fs::write(&config, yaml).unwrap();
+    let mut child = Command::new(sluice_bin())
+        .args(["run", "-c"])
+        .arg(&config)
+        .env("RUST_LOG", "warn")
+        .env("NOTIFY_SOCKET", &notify)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let _guard = Guard(child);
+    // Its log, line by line; the first "in use" means it tried the port.
+    let (tx, lines) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let in_use = format!("127.0.0.1:{port} is in use");
+    let lines = tokio::task::spawn_blocking(move || loop {
+        let line = lines
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the gateway saying the port is in use");
+        if line.contains(&in_use) {
+            return lines;
+        }
+    })
+    .await
+    .unwrap();
+    let mut buf = [0u8; 512];
+    let early = socket.recv(&mut buf);
+    assert!(
+        early.is_err(),
+        "systemd was told {:?} before the proxy's port was bound",
+        String::from_utf8_lossy(&buf[..early.unwrap_or(0)])
+    );
+    drop(taken);
+    socket.set_nonblocking(false).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let ready = tokio::task::spawn_blocking(move || {
+        let n = socket
+            .recv(&mut buf)
+            .expect("READY=1 once the port is free");
+        String::from_utf8_lossy(&buf[..n]).to_string()
+    })
+    .await
+    .unwrap();
+    assert_eq!(ready, "READY=1");
+    // Bound by then: no retry needed.
+    let r = reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    drop(lines);
+    let _ = std::fs::remove_file(&notify);
+    let _ = std::fs::remove_file(&config);
+}
