@@ -284,10 +284,11 @@ async fn systemd_hears_ready_only_once_every_listener_is_bound() {
     // when `send` returns, so "nothing yet" below is exact.
     let socket = std::os::unix::net::UnixDatagram::bind(&notify).unwrap();
     socket.set_nonblocking(true).unwrap();
+    let free = || listener_port().local_addr().unwrap();
     let yaml = one_mock(m.addr.port(), "")
         .replace("{proxy}", &format!("127.0.0.1:{port}"))
-        .replace("{admin}", &format!("127.0.0.1:{}", free_port()))
-        .replace("{metrics}", &format!("127.0.0.1:{}", free_port()));
+        .replace("{admin}", &free().to_string())
+        .replace("{metrics}", &free().to_string());
     std::fs::write(&config, yaml).unwrap();
     let mut child = Command::new(sluice_bin())
         .args(["run", "-c"])

@@ -186,7 +186,7 @@ impl Ports {
 /// went to a connection in between, and the gateway was started again:
 /// a test watching what a start does saw it twice.) Falls back to port 0
 /// when the ephemeral range starts too low to leave room.
-fn listener_port() -> TcpListener {
+pub fn listener_port() -> TcpListener {
     const LOW: u32 = 10_000;
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let ephemeral_low: u32 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
