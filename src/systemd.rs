@@ -47,7 +47,11 @@ pub fn notify(state: &str) -> bool {
 /// process's), so it is read every 10 ms until complete.
 pub async fn ready_when_bound(fds: Option<ListenFds>, addresses: Vec<String>, upgrade: bool) {
     if let Some(fds) = fds {
-        while !addresses.iter().all(|a| fds.lock().get(a).is_some()) {
+        let bound = || {
+            let table = fds.lock();
+            addresses.iter().all(|a| table.get(a).is_some())
+        };
+        while !bound() {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
